@@ -1,0 +1,71 @@
+"""Where kc keeps fetched data, derived data, runs and submissions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace root holding `competitions/` and `submissions/`."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, root: str | Path | None = None) -> Workspace:
+        """The workspace from an explicit path, then `KC_WORKSPACE`, then the current directory."""
+        chosen = root or os.environ.get("KC_WORKSPACE") or Path.cwd()
+        return cls(Path(chosen).expanduser().resolve())
+
+    def data_dir(self, slug: str) -> Path:
+        """Raw files as Kaggle serves them: `competitions/<slug>/`."""
+        return self.root / "competitions" / slug
+
+    def cache_dir(self, slug: str) -> Path:
+        """Derived data (arrays, feature tables, PNGs)."""
+        return self.data_dir(slug) / "derived"
+
+    def runs_dir(self, slug: str) -> Path:
+        """One folder per training run."""
+        return self.data_dir(slug) / "runs"
+
+    def submissions_dir(self, slug: str) -> Path:
+        """Written submission CSVs and their log."""
+        return self.root / "submissions" / slug
+
+
+@contextmanager
+def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; swap it in for `target` only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,157 @@
+"""A fake Kaggle API server on loopback, speaking the JSON the real `kaggle` client (2.2.4) sends and expects."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SERVICE = "/api/v1/competitions.CompetitionApiService/"
+
+
+@dataclass
+class FakeKaggle:
+    """State and failure switches of the fake server; tests change these between calls."""
+
+    username: str = "kc-test"
+    key: str = "secret-key"
+    zips: dict[str, bytes] = field(default_factory=dict)  # slug -> zip bytes
+    fail: dict[str, int] = field(default_factory=dict)  # method name (or "file") -> HTTP status to answer
+    cut_downloads: int = 0  # how many file downloads to cut short (after half the bytes)
+    fail_uploads: int = 0  # how many blob uploads to refuse with HTTP 500
+    allowed_today: int = 5
+    polls_until_scored: int = 1  # list calls that still show a new submission as PENDING
+    public_score: str = "0.98765"
+    submissions: list[dict[str, Any]] = field(default_factory=list)
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL to put in kagglesdk's LOCAL endpoint."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: FakeKaggle
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self) -> bool:
+        expected = base64.b64encode(f"{self.state.username}:{self.state.key}".encode()).decode()
+        return self.headers.get("Authorization") == f"Basic {expected}"
+
+    def do_POST(self) -> None:
+        s = self.state
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if not self.path.startswith(SERVICE):
+            return self._json(404, {"code": 404, "message": "no such service"})
+        method = self.path[len(SERVICE):]
+        s.calls.append(method)
+        if not self._authorised():
+            return self._json(401, {"code": 401, "message": "Unauthenticated"})
+        if method in s.fail:
+            status = s.fail[method]
+            return self._json(status, {"code": status, "message": f"fake failure {status}"})
+        slug = body.get("competitionName", "")
+        if slug not in s.zips and method != "CreateSubmission":
+            return self._json(404, {"code": 404, "message": f"Competition {slug} not found"})
+        if method == "DownloadDataFiles":
+            self.send_response(302)
+            self.send_header("Location", f"{s.endpoint}/files/{slug}.zip")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if method == "StartSubmissionUpload":
+            token = f"blob-{len(s.uploads) + 1}"
+            s.uploads[token] = b""
+            return self._json(200, {"token": token, "createUrl": f"{s.endpoint}/upload/{token}"})
+        if method == "CreateSubmission":
+            token = body.get("blobFileTokens", "")
+            if token not in s.uploads or not s.uploads[token]:
+                return self._json(400, {"code": 400, "message": "unknown upload"})
+            ref = 1000 + len(s.submissions)
+            s.submissions.insert(0, {"ref": ref, "fileName": f"{token}.csv", "competition": slug,
+                                     "description": body.get("submissionDescription", ""), "status": "PENDING",
+                                     "polls": 0, "content": s.uploads[token]})
+            s.allowed_today -= 1
+            return self._json(200, {"message": "Successfully submitted", "ref": ref})
+        if method == "ListSubmissions":
+            items = []
+            for sub in s.submissions:
+                if sub["competition"] != slug:
+                    continue
+                sub["polls"] += 1
+                if sub["status"] == "PENDING" and sub["polls"] > s.polls_until_scored:
+                    sub["status"] = "COMPLETE"
+                item = {"ref": sub["ref"], "fileName": sub["fileName"], "description": sub["description"],
+                        "status": sub["status"]}
+                if sub["status"] == "COMPLETE":
+                    item["publicScore"] = s.public_score
+                items.append(item)
+            return self._json(200, {"submissions": items})
+        if method == "GetSubmissionLimits":
+            return self._json(200, {"numToday": 5 - s.allowed_today, "numTotal": len(s.submissions),
+                                    "numAllowedNow": max(0, s.allowed_today)})
+        return self._json(404, {"code": 404, "message": f"fake server has no {method}"})
+
+    def do_GET(self) -> None:
+        s = self.state
+        if not self.path.startswith("/files/"):
+            return self._json(404, {"code": 404, "message": "not found"})
+        if "file" in s.fail:
+            status = s.fail["file"]
+            return self._json(status, {"code": status, "message": f"fake failure {status}"})
+        data = s.zips[self.path[len("/files/"):].removesuffix(".zip")]
+        start = 0
+        if self.headers.get("Range", "").startswith("bytes="):
+            start = int(self.headers["Range"][6:].split("-")[0])
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Type", "application/zip")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", '"fake-etag"')
+        self.send_header("Last-Modified", formatdate(usegmt=True))
+        self.end_headers()
+        if s.cut_downloads > 0:
+            s.cut_downloads -= 1
+            self.wfile.write(data[start : start + (len(data) - start) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        self.wfile.write(data[start:])
+        return None
+
+    def do_PUT(self) -> None:
+        s = self.state
+        token = self.path.rsplit("/", 1)[-1]
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if s.fail_uploads > 0:
+            s.fail_uploads -= 1
+            return self._json(500, {"code": 500, "message": "upload failed"})
+        s.uploads[token] = body
+        return self._json(200, {})
+
+
+def serve(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """Start the fake server on a free loopback port; `state.port` is filled in."""
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
