@@ -1,0 +1,93 @@
+"""The one pixel convention, PNG files, contact sheets, and handwriting preprocessing.
+
+Convention everywhere in kc: digit images are `(n, 28, 28)` uint8, 0 is background, 255 is ink.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+SIDE = 28
+# MNIST's pixel statistics on the 0-1 scale, for normalising float input
+MEAN, STD = 0.1307, 0.3081
+
+
+def to_images(flat: np.ndarray) -> np.ndarray:
+    """(n, 784) uint8 pixel rows -> (n, 28, 28) uint8 images (a view, no copy)."""
+    if flat.ndim != 2 or flat.shape[1] != SIDE * SIDE or flat.dtype != np.uint8:
+        raise ValueError(f"expected (n, 784) uint8 pixel rows, got {flat.shape} {flat.dtype}")
+    return flat.reshape(-1, SIDE, SIDE)
+
+
+def to_float(images: np.ndarray, normalise: bool = True) -> np.ndarray:
+    """(n, 28, 28) uint8 -> (n, 1, 28, 28) float32, scaled to 0-1 then (optionally) MNIST-normalised."""
+    if images.dtype != np.uint8 or images.shape[1:] != (SIDE, SIDE):
+        raise ValueError(f"expected (n, 28, 28) uint8 images, got {images.shape} {images.dtype}")
+    x = images.astype(np.float32)[:, None] / 255.0
+    return (x - MEAN) / STD if normalise else x
+
+
+def _write_chunk(args: tuple[str, list[tuple[int, str]]]) -> int:
+    """Worker: write the PNGs for a chunk of (row, path) pairs from a memory-mapped array."""
+    from PIL import Image
+
+    array_path, jobs = args
+    images = np.load(array_path, mmap_mode="r")
+    for row, path in jobs:
+        Image.fromarray(np.asarray(images[row]), mode="L").save(path, optimize=False, compress_level=1)
+    return len(jobs)
+
+
+def write_pngs(array_path: Path, names: list[str], folder: Path, force: bool = False, workers: int = 0) -> int:
+    """Write image `i` of the .npy at `array_path` to `folder/names[i]`, in parallel; return how many written."""
+    jobs = []
+    for row, name in enumerate(names):
+        path = folder / name
+        if force or not path.exists():
+            jobs.append((row, str(path)))
+    for parent in {os.path.dirname(p) for _, p in jobs}:
+        os.makedirs(parent, exist_ok=True)
+    if not jobs:
+        return 0
+    workers = workers or os.cpu_count() or 1
+    size = max(1, min(2000, len(jobs) // (workers * 4) + 1))
+    chunks = [(str(array_path), jobs[i : i + size]) for i in range(0, len(jobs), size)]
+    if workers == 1 or len(chunks) == 1:
+        return sum(map(_write_chunk, chunks))
+    with ProcessPoolExecutor(workers) as pool:
+        return sum(pool.map(_write_chunk, chunks))
+
+
+def read_png(path: Path) -> np.ndarray:
+    """A 28×28 grey PNG back as a (28, 28) uint8 array."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int = 8) -> Path:
+    """Draw images in a grid with a caption over each; write the PNG to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+        ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
