@@ -76,7 +76,7 @@ def test_short_row_is_named(fetched):
 
 
 def test_not_fetched_says_which_command_to_run(workspace):
-    with pytest.raises(DataError, match="digit-recognizer is not fetched yet .*: run `kc fetch digit-recognizer` first"):
+    with pytest.raises(DataError, match="digit-recognizer is not fetched yet .*: run `kc fetch digit-recognizer`"):
         convert.convert_digits(DIGITS, Workspace(workspace))
 
 
