@@ -1,0 +1,237 @@
+"""The `kc` command line: parse options, call one library function, show the result."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipeline import competitions
+from pipeline.errors import KcError, UsageError
+from pipeline.workspace import Workspace
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
+out = Console(highlight=False, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+Slug = Annotated[str, typer.Argument(help="competition slug, e.g. titanic or digit-recognizer")]
+
+
+def handled(fn: F) -> F:
+    """Turn a KcError into one `Error:` line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KcError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Error: interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: Annotated[Path | None, typer.Option(help="workspace root (default: $KC_WORKSPACE or .)")] = None,
+) -> None:
+    ctx.obj = Workspace.resolve(workspace)
+
+
+def _ws(ctx: typer.Context) -> Workspace:
+    return ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
+
+
+def _bytes_progress(label: str) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    console = Console(stderr=True)
+    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
+
+
+@app.command()
+@handled
+def fetch(
+    ctx: typer.Context,
+    slug: Slug,
+    from_: Annotated[Path | None, typer.Option("--from", help="a zip as Kaggle serves it, or a folder of CSVs")] = None,
+    force: Annotated[bool, typer.Option(help="fetch again even if the files are there")] = False,
+) -> None:
+    """Get a competition's files: --from a zip or folder, a Kaggle notebook, the Kaggle API, or the bundled copy."""
+    from pipeline.fetch import fetch as do_fetch
+
+    comp = competitions.get(slug)
+    with _bytes_progress("extracting") as bar:
+        task = bar.add_task("extract", total=None)
+        result = do_fetch(comp, _ws(ctx), from_, force, progress=lambda done, total: bar.update(task, completed=done,
+                                                                                                   total=total))
+    where = result.folder
+    if result.skipped:
+        out.print(f"{slug}: already fetched in {where} (from {result.origin}); use --force to fetch again")
+    else:
+        out.print(f"{slug}: {', '.join(result.files)} -> {where} (from {result.origin})")
+    if result.source == "bundled" and not result.skipped:
+        what = "a SAMPLE of" if result.sample else "the full"
+        typer.echo(f"NOTE: no Kaggle credentials, so kc used {what} {slug} data bundled with kc. For Kaggle's own "
+                   "copy, save an API token from https://www.kaggle.com/settings as ~/.kaggle/kaggle.json "
+                   f"and run `kc fetch {slug} --force`.", err=True)
+
+
+@app.command()
+@handled
+def convert(
+    ctx: typer.Context,
+    slug: Slug,
+    images: Annotated[bool, typer.Option("--images", help="also write PNGs, one folder per label")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild the cache and rewrite PNGs")] = False,
+) -> None:
+    """Validate the CSVs and cache model-ready arrays (digits) or feature tables (Titanic)."""
+    import time
+
+    from pipeline import convert as conv
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    t0 = time.perf_counter()
+    result = conv.convert(comp, ws, force)
+    seconds = time.perf_counter() - t0
+    how = "loaded from cache" if result.from_cache else "converted"
+    if isinstance(result, conv.DigitArrays):
+        out.print(f"{slug}: {how} in {seconds:.2f}s: train {result.train_images.shape} uint8 + labels, "
+                  f"test {result.test_images.shape} uint8 -> {ws.cache_dir(slug)}")
+        if images:
+            t0 = time.perf_counter()
+            with out.status("writing PNGs"):
+                root, written = conv.write_digit_pngs(comp, ws, result, force)
+            out.print(f"PNGs: {written:,} written in {time.perf_counter() - t0:.1f}s (existing kept) -> {root}")
+    else:
+        if images:
+            raise UsageError(f"--images applies to image competitions; {slug} is tabular")
+        out.print(f"{slug}: {how} in {seconds:.2f}s: {len(result.train)} train and {len(result.test)} test rows, "
+                  f"{result.train.shape[1]} features -> {ws.cache_dir(slug)}")
+        out.print("features: " + ", ".join(result.train.columns))
+
+
+@app.command()
+@handled
+def show(
+    ctx: typer.Context,
+    slug: Slug,
+    label: Annotated[int | None, typer.Option(help="only digits with this label")] = None,
+    n: Annotated[int, typer.Option("-n", help="how many digits", min=1, max=400)] = 64,
+    seed: Annotated[int, typer.Option(help="which random digits")] = 0,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write")] = None,
+) -> None:
+    """Write a contact sheet of training digits with their labels, and print its path."""
+    from pipeline.convert import digit_sheet
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    path = digit_sheet(comp, ws, label, n, seed, out_path)
+    out.print(str(path))
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-p {pair!r}: expected key=value, e.g. -p k=3")
+        params[key.strip().replace("-", "_")] = value.strip()
+    return params
+
+
+@app.command()
+@handled
+def train(
+    ctx: typer.Context,
+    slug: Slug,
+    model: Annotated[str, typer.Option("--model", "-m", help="linear, knn, cnn, sk-logistic or sk-forest")],
+    epochs: Annotated[int | None, typer.Option(min=1, help="passes over the training rows")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate")] = None,
+    bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
+    valid_pct: Annotated[float, typer.Option(help="fraction held out for validation")] = 0.1,
+    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = 0,
+    cv: Annotated[int, typer.Option(help="also k-fold cross-validate (0 = off)")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="model option key=value")] = None,
+) -> None:
+    """Fit a model, score it on a validation split, and record the run."""
+    from pipeline.runs import TrainConfig
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    params: dict[str, Any] = _parse_params(param or [])
+    for key, value in (("epochs", epochs), ("lr", lr), ("bs", bs)):
+        if value is not None:
+            params[key] = value
+    cfg = TrainConfig(model=model, params=params, valid_pct=valid_pct, seed=seed, cv=cv, device=device)
+    run = train_with_progress(comp, ws, cfg)
+    m = run.metrics
+    line = f"{slug} {model}: validation accuracy {100 * m['valid_accuracy']:.2f}% ({m['valid_rows']:,} rows)"
+    if "cv_accuracy" in m:
+        line += f"; {cfg.cv}-fold CV {100 * m['cv_accuracy']:.2f}% ± {100 * m['cv_std']:.2f}"
+    out.print(line + f"; fit {m['fit_seconds']:.1f}s, predict {m['predict_seconds']:.2f}s")
+    if m["interrupted"]:
+        out.print("interrupted: kept the best weights so far")
+    out.print(f"run {run.run_id} -> {run.folder}")
+    for png in run.plots:
+        out.print(f"  {png}")
+
+
+@app.command()
+@handled
+def runs(ctx: typer.Context, slug: Slug) -> None:
+    """List the competition's runs, best validation score first."""
+    from pipeline.runs import list_runs
+
+    comp = competitions.get(slug)
+    found = list_runs(comp, _ws(ctx))
+    if not found:
+        out.print(f"no runs for {slug} yet: try `kc train {slug} --model linear`")
+        return
+    table = Table("run", "model", "valid acc", "cv acc", "fit s", "options", title=f"{slug} runs")
+    for r in found:
+        m = r.metrics
+        cv = f"{100 * m['cv_accuracy']:.2f}%" if "cv_accuracy" in m else "-"
+        options = " ".join(f"{k}={v}" for k, v in r.config["params"].items() if k not in ("seed", "device"))
+        table.add_row(r.run_id, r.config["model"], f"{100 * r.score:.2f}%", cv, f"{m['fit_seconds']:.1f}", options)
+    out.print(table)
+
+
+def train_with_progress(comp: competitions.Competition, ws: Workspace, cfg: Any) -> Any:
+    """Run `runs.train` under a live progress bar showing loss and accuracy per epoch."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from pipeline.runs import train as do_train
+
+    epochs = cfg.params.get("epochs")
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=console, transient=True,
+                  disable=not console.is_terminal) as bar:
+        task = bar.add_task("starting", total=None, status="")
+
+        def on_stage(text: str) -> None:
+            bar.update(task, description=text)
+
+        def on_epoch(r: dict[str, float]) -> None:
+            status = f"epoch {r['epoch']:g}: loss {r['train_loss']:.4f}"
+            if "valid_accuracy" in r:
+                status += f", valid acc {100 * r['valid_accuracy']:.2f}%"
+            bar.update(task, completed=r["epoch"], total=epochs, status=status)
+
+        return do_train(comp, ws, cfg, on_epoch=on_epoch, on_stage=on_stage)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

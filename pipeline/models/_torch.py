@@ -1,0 +1,39 @@
+"""Small helpers shared by the torch-based models: input tensors, devices, state files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import images
+from pipeline.errors import UsageError
+
+
+def features(X: np.ndarray) -> torch.Tensor:
+    """Model input as a 2-D float32 tensor: images go through the one pixel convention, tables pass as they are."""
+    if X.dtype == np.uint8:
+        X = images.to_float(np.asarray(X))
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), -1)
+
+
+def device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def save_state(state: dict[str, torch.Tensor], folder: Path) -> None:
+    """Write tensors as `weights.pt`."""
+    torch.save({k: v.detach().cpu() for k, v in state.items()}, folder / "weights.pt")
+
+
+def load_state(folder: Path) -> dict[str, torch.Tensor]:
+    """Read `weights.pt` safely (tensors only)."""
+    return torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
