@@ -48,6 +48,11 @@ def _root(
     ctx.obj = Workspace.resolve(workspace)
 
 
+def _show_table(table: Table) -> None:
+    """Print a table without squeezing it into 80 columns when output is not a terminal."""
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+
+
 def _ws(ctx: typer.Context) -> Workspace:
     return ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
 
@@ -204,7 +209,106 @@ def runs(ctx: typer.Context, slug: Slug) -> None:
         cv = f"{100 * m['cv_accuracy']:.2f}%" if "cv_accuracy" in m else "-"
         options = " ".join(f"{k}={v}" for k, v in r.config["params"].items() if k not in ("seed", "device"))
         table.add_row(r.run_id, r.config["model"], f"{100 * r.score:.2f}%", cv, f"{m['fit_seconds']:.1f}", options)
-    out.print(table)
+    _show_table(table)
+
+
+@app.command()
+@handled
+def submit(
+    ctx: typer.Context,
+    slug: Slug,
+    run: Annotated[str | None, typer.Option(help="run id (see `kc runs`)")] = None,
+    best: Annotated[bool, typer.Option("--best", help="use the best run (the default)")] = False,
+    upload: Annotated[bool, typer.Option("--upload", help="send it to Kaggle")] = False,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="upload description")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for Kaggle's score")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the score")] = 300.0,
+) -> None:
+    """Predict the test set with a run, write a validated submission, and optionally upload it."""
+    from pipeline import submit as sub
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    if run and best:
+        raise UsageError("give --run ID or --best, not both")
+    with out.status("predicting the test set"):
+        written = sub.predict_run(comp, ws, run)
+    _show_written(written)
+    if upload:
+        _upload(comp, ws, written, message, wait, timeout)
+
+
+def _show_written(written: Any) -> None:
+    e = written.entry
+    score = f", validation {100 * e['valid_accuracy']:.2f}%" if e["valid_accuracy"] is not None else ""
+    out.print(f"wrote {written.path} (valid format; {e['model']} run {e['run']}{score})")
+
+
+def _upload(comp: competitions.Competition, ws: Workspace, written: Any, message: str | None, wait: bool,
+            timeout: float) -> None:
+    from pipeline import submit as sub
+    from pipeline.runs import _git_commit
+
+    e = written.entry
+    score = f"valid {e['valid_accuracy']:.4f}" if e["valid_accuracy"] is not None else "valid n/a"
+    text = message or f"kc {e['run']}: {e['model']}, {score}, git {_git_commit() or 'none'}"
+    with out.status("uploading to Kaggle") as status:
+        entry = sub.upload(comp, ws, written.path, text, wait=wait, timeout=timeout, on_wait=status.update)
+    if entry["status"] == "COMPLETE":
+        out.print(f"Kaggle scored it: public score {entry['public_score']} (ref {entry['upload_ref']})")
+    elif entry["status"] == "ERROR":
+        raise KcError(f"Kaggle could not score {written.path.name}: {entry.get('error') or 'no reason given'}")
+    else:
+        out.print(f"uploaded (ref {entry['upload_ref']}); not scored yet: see `kc submissions {comp.slug}` later")
+
+
+@app.command()
+@handled
+def validate(ctx: typer.Context, slug: Slug, file: Annotated[Path, typer.Argument(help="submission CSV")]) -> None:
+    """Check any CSV against the competition's submission format."""
+    from pipeline.submit import validate_file
+
+    rows = validate_file(competitions.get(slug), _ws(ctx), file)
+    out.print(f"{file}: valid {slug} submission ({rows:,} rows)")
+
+
+@app.command()
+@handled
+def ensemble(
+    ctx: typer.Context,
+    slug: Slug,
+    run_ids: Annotated[list[str], typer.Argument(help="two or more run ids")],
+    method: Annotated[str, typer.Option(help="mean (average probabilities) or vote")] = "mean",
+) -> None:
+    """Combine runs into one submission, scored on the shared validation split when there is one."""
+    from pipeline import submit as sub
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    with out.status("predicting the test set with each run"):
+        written, score = sub.ensemble(comp, ws, run_ids, method)
+    if score is None:
+        out.print("the runs used different validation splits, so the ensemble has no validation score")
+    _show_written(written)
+
+
+@app.command()
+@handled
+def submissions(ctx: typer.Context, slug: Slug) -> None:
+    """Show the submission log, refreshed from Kaggle when online."""
+    from pipeline import submit as sub
+
+    comp, ws = competitions.get(slug), _ws(ctx)
+    entries, note = sub.refresh(comp, ws)
+    if not entries:
+        out.print(f"no submissions for {slug} yet: try `kc submit {slug}`")
+        return
+    table = Table("file", "model", "valid acc", "status", "public score", "ref", title=f"{slug} submissions")
+    for e in entries:
+        acc = f"{100 * e['valid_accuracy']:.2f}%" if e.get("valid_accuracy") is not None else "-"
+        table.add_row(e["file"], e["model"], acc, e["status"], e.get("public_score") or "-",
+                      str(e.get("upload_ref") or "-"))
+    _show_table(table)
+    if note:
+        typer.echo(f"NOTE: {note}", err=True)
 
 
 def train_with_progress(comp: competitions.Competition, ws: Workspace, cfg: Any) -> Any:

@@ -64,7 +64,10 @@ def read_titanic_csv(path: Path, spec: DataFile) -> pd.DataFrame:
 
 def drop_empty_trailing_columns(df: pd.DataFrame) -> pd.DataFrame:
     """Drop unnamed, all-empty columns at the end (trailing commas, as in Kaggle's gender_submission.csv)."""
-    while len(df.columns) and str(df.columns[-1]).startswith("Unnamed:") and df[df.columns[-1]].isna().all():
+    def empty(column: pd.Series) -> bool:
+        return bool((column.isna() | (column.astype(str).str.strip() == "")).all())
+
+    while len(df.columns) and str(df.columns[-1]).startswith("Unnamed:") and empty(df[df.columns[-1]]):
         df = df.drop(columns=df.columns[-1])
     return df
 
