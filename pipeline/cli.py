@@ -311,6 +311,33 @@ def submissions(ctx: typer.Context, slug: Slug) -> None:
         typer.echo(f"NOTE: {note}", err=True)
 
 
+@app.command()
+@handled
+def demo(ctx: typer.Context) -> None:
+    """Offline, on the bundled data: fetch, convert, train linear/knn/cnn, write validated submissions."""
+    import time
+
+    from pipeline.demo import run_demo
+
+    t0 = time.perf_counter()
+    with out.status("starting") as status:
+        result = run_demo(_ws(ctx), say=status.update)
+    table = Table("competition", "model", "validation accuracy", "5-fold CV", "time (s)",
+                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data")
+    for slug, model, score, cv, seconds in result.rows:
+        table.add_row(slug, model, f"{100 * score:.2f}%", f"{100 * cv:.2f}%" if cv is not None else "-",
+                      f"{seconds:.1f}")
+    _show_table(table)
+    for note in result.notes:
+        out.print(f"note: {note}")
+    out.print("submissions (validated):")
+    for path in result.submissions:
+        out.print(f"  {path}")
+    out.print("pictures:")
+    for path in result.pngs:
+        out.print(f"  {path}")
+
+
 def train_with_progress(comp: competitions.Competition, ws: Workspace, cfg: Any) -> Any:
     """Run `runs.train` under a live progress bar showing loss and accuracy per epoch."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn

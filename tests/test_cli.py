@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -120,3 +121,22 @@ def test_train_before_fetch(workspace):
     result = kc("train", "titanic", "--model", "linear", workspace=workspace)
     assert result.exit_code == 1
     assert result.stderr == f"Error: titanic is not fetched yet in {workspace}: run `kc fetch titanic` first\n"
+
+
+@pytest.mark.slow
+def test_demo_runs_offline_end_to_end(workspace):
+    result = kc("demo", workspace=workspace)
+    assert result.exit_code == 0, result.output
+    for slug, model in [("titanic", "linear"), ("titanic", "knn"), ("digit-recognizer", "linear"),
+                        ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
+        assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
+    from pipeline import competitions
+    from pipeline.submit import validate_file
+    from pipeline.workspace import Workspace
+
+    for slug in ("titanic", "digit-recognizer"):
+        [csv] = (workspace / "submissions" / slug).glob("*.csv")
+        assert validate_file(competitions.get(slug), Workspace(workspace), csv) > 0
+        assert str(csv) in result.stdout
+    pngs = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith(".png")]
+    assert len(pngs) >= 8 and all(Path(p).is_file() for p in pngs)

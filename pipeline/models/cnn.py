@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -127,6 +128,7 @@ class CNNModel(Model):
         from fastai.losses import LabelSmoothingCrossEntropy
         from fastai.metrics import accuracy
 
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised inside fastai
         torch.manual_seed(self.seed)
         dev = _torch.device(self.device)
         self.classes_ = np.unique(y)

@@ -1,0 +1,59 @@
+"""`kc demo`: a newcomer's first minutes, offline, on the bundled data."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import competitions, convert, fetch, runs, submit
+from pipeline.workspace import Workspace
+
+# (competition, model, params): short settings so the whole demo fits in a few minutes on 2 cores
+PLAN: tuple[tuple[str, str, dict], ...] = (
+    ("titanic", "linear", {}),
+    ("titanic", "knn", {"k": 15}),
+    ("digit-recognizer", "linear", {}),
+    ("digit-recognizer", "knn", {}),
+    ("digit-recognizer", "cnn", {"epochs": 8}),
+)
+
+
+@dataclass
+class DemoResult:
+    """What the demo did: one row per trained model, the PNGs drawn, the submissions written."""
+
+    rows: list[tuple[str, str, float, float | None, float]] = field(default_factory=list)
+    pngs: list[Path] = field(default_factory=list)
+    submissions: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_demo(ws: Workspace, say: Callable[[str], None] = lambda _: None) -> DemoResult:
+    """fetch -> convert -> train linear, knn, cnn -> validated submissions, for both competitions."""
+    result = DemoResult()
+    for slug in ("titanic", "digit-recognizer"):
+        comp = competitions.get(slug)
+        say(f"{slug}: fetch")
+        fetched = fetch.fetch(comp, ws, fetch.bundled_zip(comp))
+        if fetched.skipped and fetched.source != "bundled":
+            result.notes.append(f"{slug}: used the copy already fetched from {fetched.origin}")
+        say(f"{slug}: convert")
+        convert.convert(comp, ws)
+        if comp.task == "image":
+            result.pngs.append(convert.digit_sheet(comp, ws, None, 32, 0))
+        data = convert.load_dataset(comp, ws)
+        for plan_slug, model, params in PLAN:
+            if plan_slug != slug:
+                continue
+            say(f"{slug}: train {model}")
+            t0 = time.perf_counter()
+            cfg = runs.TrainConfig(model=model, params=dict(params), cv=5 if comp.task == "tabular" else 0)
+            run = runs.train(comp, ws, cfg, data=data)
+            cv = run.metrics.get("cv_accuracy")
+            result.rows.append((slug, model, run.score, cv, time.perf_counter() - t0))
+            result.pngs.extend(run.plots)
+        say(f"{slug}: submit the best run")
+        result.submissions.append(submit.predict_run(comp, ws, None).path)
+    return result
