@@ -311,6 +311,24 @@ def submissions(ctx: typer.Context, slug: Slug) -> None:
         typer.echo(f"NOTE: {note}", err=True)
 
 
+@app.command("predict-image")
+@handled
+def predict_image(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="PNG or JPEG photos of handwritten digits")],
+    run: Annotated[str | None, typer.Option(help="digit run id (default: the best)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (or a folder for several)")] = None,
+) -> None:
+    """Classify photos of your own handwritten digits, MNIST-style, and draw what the model saw."""
+    from pipeline.handwriting import predict_images
+
+    comp = competitions.get("digit-recognizer")
+    for r in predict_images(comp, _ws(ctx), paths, run, out_path):
+        guesses = ", ".join(f"{label} ({100 * p:.1f}%)" for label, p in r.top)
+        out.print(f"{r.path}: {guesses}")
+        out.print(f"  picture: {r.picture}")
+
+
 @app.command()
 @handled
 def demo(ctx: typer.Context) -> None:
