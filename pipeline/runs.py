@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import shutil
 import subprocess
 import tempfile
@@ -226,4 +227,9 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
 def load_model(comp: Competition, run: Run) -> Model:
     """Rebuild a run's model from its saved config and weights."""
     cls = model_class(run.config["model"], comp.task)
-    return cls.from_params(run.config["params"]).load(run.folder)
+    model = cls.from_params(run.config["params"])
+    try:
+        return model.load(run.folder)
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+        raise DataError(f"run {run.run_id}: its saved model cannot be loaded ({type(exc).__name__}); "
+                        f"train it again or pick another run") from None

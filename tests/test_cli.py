@@ -140,3 +140,16 @@ def test_demo_runs_offline_end_to_end(workspace):
         assert str(csv) in result.stdout
     pngs = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith(".png")]
     assert len(pngs) >= 8 and all(Path(p).is_file() for p in pngs)
+
+
+def test_python_dash_m_pipeline_works():
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "fetch" in out.stdout and "predict-image" in out.stdout
+
+
+def test_unwritable_workspace_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = kc("fetch", "titanic", workspace=blocker)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1

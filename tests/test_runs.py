@@ -85,3 +85,11 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
     assert len(run.metrics["history"]) == 3  # epoch 3 finished; the interrupt came as it was reported
     best = min(run.metrics["history"], key=lambda r: r["valid_loss"])
     assert run.score == pytest.approx(best["valid_accuracy"])
+
+
+def test_damaged_weights_are_a_clear_error(fetched):
+    ws = Workspace(fetched)
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 1}))
+    (run.folder / "weights.pt").write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match=f"run {run.run_id}: its saved model cannot be loaded"):
+        runs.load_model(TITANIC, runs.get_run(TITANIC, ws, run.run_id))
