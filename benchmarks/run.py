@@ -92,7 +92,11 @@ def bench_reload(root: Path) -> dict:
     t0 = time.perf_counter()
     arrays = convert.convert_digits(competitions.get("digit-recognizer"), Workspace(root))
     touched = int(np.asarray(arrays.train_images[-1]).sum())  # make sure the data is really there
-    return {"reload_s": time.perf_counter() - t0, "from_cache": arrays.from_cache, "touched": touched}
+    mapped = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    total = int(np.array(arrays.train_images).sum() + np.array(arrays.test_images).sum())  # every page read
+    return {"reload_s": mapped, "read_all_s": time.perf_counter() - t0, "from_cache": arrays.from_cache,
+            "touched": touched + total}
 
 
 def bench_pngs(root: Path) -> dict:
@@ -291,7 +295,8 @@ def main() -> None:
             f"{c['cold_s']:.2f}s); train+test parsed, validated and cached {c['both_csv_s']:.2f}s; "
             f"{c['peak_mb']:.0f} MB", "-", "-", "train.csv ≤ 1.5 s", "yes" if c["train_csv_s"] <= 1.5 else "NO")
         r = measure(bench_reload, root)
-        row("cached reload", f"{r['reload_s']:.3f}s, {r['peak_mb']:.0f} MB", "-", "-", "≤ 0.1 s",
+        row("cached reload", f"{r['reload_s']:.3f}s memory-mapped; {r['read_all_s']:.3f}s more to read every "
+            f"pixel; {r['peak_mb']:.0f} MB", "-", "-", "≤ 0.1 s",
             "yes" if r["reload_s"] <= 0.1 else "NO")
         p = measure(bench_pngs, root)
         row(f"{p['written']:,} PNGs", f"{p['pngs_s']:.1f}s, {p['peak_mb']:.0f} MB", "-", "-", "≤ 20 s",
