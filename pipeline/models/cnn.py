@@ -120,6 +120,7 @@ class CNNModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CNNModel:
         """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best weights so far."""
+        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised by fastai's imports
         from fastai.callback.core import Callback
         from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
@@ -128,7 +129,6 @@ class CNNModel(Model):
         from fastai.losses import LabelSmoothingCrossEntropy
         from fastai.metrics import accuracy
 
-        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised inside fastai
         torch.manual_seed(self.seed)
         dev = _torch.device(self.device)
         self.classes_ = np.unique(y)
