@@ -19,6 +19,9 @@ from pipeline.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
+# fastai's modules decorate with torch.jit.script, which this torch deprecates loudly at import
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
+
 
 def digit_resnet(width: int = 32, classes: int = 10) -> nn.Sequential:
     """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head."""
@@ -120,7 +123,6 @@ class CNNModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CNNModel:
         """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best weights so far."""
-        warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")  # raised by fastai's imports
         from fastai.callback.core import Callback
         from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
