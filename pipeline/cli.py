@@ -250,11 +250,11 @@ def _show_written(written: Any) -> None:
 def _upload(comp: competitions.Competition, ws: Workspace, written: Any, message: str | None, wait: bool,
             timeout: float) -> None:
     from pipeline import submit as sub
-    from pipeline.runs import _git_commit
+    from pipeline.runs import git_commit
 
     e = written.entry
     score = f"valid {e['valid_accuracy']:.4f}" if e["valid_accuracy"] is not None else "valid n/a"
-    text = message or f"kc {e['run']}: {e['model']}, {score}, git {_git_commit() or 'none'}"
+    text = message or f"kc {e['run']}: {e['model']}, {score}, git {git_commit() or 'none'}"
     with out.status("uploading to Kaggle") as status:
         entry = sub.upload(comp, ws, written.path, text, wait=wait, timeout=timeout, on_wait=status.update)
     if entry["status"] == "COMPLETE":

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline import images
 from pipeline.competitions import Competition, DataFile
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from pipeline.fetch import require_fetched
 from pipeline.workspace import Workspace, atomic_path
 
@@ -230,8 +230,6 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> DigitArray
 def digit_sheet(comp: Competition, ws: Workspace, label: int | None, n: int, seed: int,
                 out: Path | None = None) -> Path:
     """A contact sheet of `n` random training digits (optionally of one label), written as a PNG."""
-    from pipeline.errors import UsageError
-
     if comp.task != "image":
         raise UsageError(f"kc show draws image competitions; {comp.slug} is tabular")
     if label is not None and label not in comp.classes:

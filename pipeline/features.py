@@ -126,7 +126,7 @@ def build_features(
     f["CabinKnown"] = both["Cabin"].notna().astype(float)
     # ticket-group size counts test rows too: it uses no labels
     f["TicketGroupSize"] = both.groupby("Ticket")["Ticket"].transform("count").astype(float)
-    labels = pd.Series(np.where(is_train, np.r_[train["Survived"].to_numpy(float), np.full(len(test), np.nan)], np.nan))
+    labels = pd.Series(np.r_[train["Survived"].to_numpy(float), np.full(len(test), np.nan)])  # NaN: test rows
     for name in groups:
         f = pd.concat([f, GROUP_FEATURES[name](both, labels)], axis=1)
     scaled = ["Age", "SibSp", "Parch", "FamilySize", "LogFare", "TicketGroupSize"]

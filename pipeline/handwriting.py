@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.competitions import Competition
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from pipeline.workspace import Workspace
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is plenty; beyond that we refuse (decompression-bomb guard)
@@ -153,7 +153,6 @@ def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: 
                    out: Path | None = None) -> list[Prediction]:
     """Prepare each image, classify it with a digit run (default: the best), and draw a PNG beside it (or in out)."""
     from pipeline.convert import load_dataset
-    from pipeline.errors import UsageError
     from pipeline.runs import get_run, load_model
 
     if comp.task != "image":

@@ -97,7 +97,8 @@ def build_model(comp: Competition, cfg: TrainConfig) -> Model:
     return cls.from_params(params)
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """kc's short git commit, when kc runs from a checkout."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(pipeline.__file__).parent,
                              capture_output=True, text=True, timeout=5)
@@ -173,7 +174,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         "device": cfg.device,
         "data_fingerprint": data.fingerprint,
         "kc_version": pipeline.__version__,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "created": datetime.now().isoformat(timespec="seconds"),
     }
     runs = ws.runs_dir(comp.slug)

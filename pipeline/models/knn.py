@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
@@ -86,8 +87,6 @@ class KNNModel(Model):
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> KNNModel:
         """Store the (projected) training set."""
         if self.weighting not in ("distance", "uniform"):
-            from pipeline.errors import UsageError
-
             raise UsageError(f"weighting={self.weighting!r}: expected distance or uniform")
         self.components_ = self.mean_ = None
         x = self._embed(X)
