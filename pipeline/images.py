@@ -31,6 +31,13 @@ def to_float(images: np.ndarray, normalise: bool = True) -> np.ndarray:
     return (x - MEAN) / STD if normalise else x
 
 
+def flat_inputs(X: np.ndarray) -> np.ndarray:
+    """Model input as (n, features) float32: uint8 images go through `to_float`, tables pass as they are."""
+    if X.dtype == np.uint8:
+        X = to_float(np.asarray(X))
+    return np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), -1)
+
+
 def _write_chunk(args: tuple[str, list[tuple[int, str]]]) -> int:
     """Worker: write the PNGs for a chunk of (row, path) pairs from a memory-mapped array."""
     from PIL import Image

@@ -12,10 +12,8 @@ from pipeline.errors import UsageError
 
 
 def features(X: np.ndarray) -> torch.Tensor:
-    """Model input as a 2-D float32 tensor: images go through the one pixel convention, tables pass as they are."""
-    if X.dtype == np.uint8:
-        X = images.to_float(np.asarray(X))
-    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).reshape(len(X), -1)
+    """Model input as a 2-D float32 tensor (see `images.flat_inputs`)."""
+    return torch.from_numpy(images.flat_inputs(X))
 
 
 def device(name: str) -> torch.device:

@@ -13,13 +13,6 @@ from pipeline import images
 from pipeline.models.base import EpochCallback, Model
 
 
-def _flat(X: np.ndarray) -> np.ndarray:
-    """Images through the one pixel convention, flattened; tables as they are."""
-    if X.dtype == np.uint8:
-        X = images.to_float(np.asarray(X))
-    return np.asarray(X, dtype=np.float32).reshape(len(X), -1)
-
-
 @dataclasses.dataclass
 class _Sklearn(Model):
     """Wraps one scikit-learn estimator in kc's protocol. Saved as a pickle: load only runs you made."""
@@ -32,14 +25,14 @@ class _Sklearn(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> _Sklearn:
         """Fit the estimator on flattened inputs."""
-        self.estimator_ = self._make().fit(_flat(X), y)
+        self.estimator_ = self._make().fit(images.flat_inputs(X), y)
         self.classes_ = self.estimator_.classes_
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """The estimator's class probabilities."""
         self._check_fitted()
-        return self.estimator_.predict_proba(_flat(X)).astype(np.float32)
+        return self.estimator_.predict_proba(images.flat_inputs(X)).astype(np.float32)
 
     def save(self, folder: Path) -> None:
         """Pickle the fitted estimator."""
