@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import competitions, convert, fetch, runs, submit
+from pipeline import competitions, dataset, fetch, pixels, runs, submit
 from pipeline.workspace import Workspace
 
 # (competition, model, params): short settings so the whole demo fits in a few minutes on 2 cores
@@ -36,22 +36,22 @@ def run_demo(ws: Workspace, say: Callable[[str], None] = lambda _: None) -> Demo
     for slug in ("titanic", "digit-recognizer"):
         comp = competitions.get(slug)
         say(f"{slug}: fetch")
-        fetched = fetch.fetch(comp, ws, fetch.bundled_zip(comp))
+        fetched = fetch.fetch(slug, ws, fetch.bundled_zip(slug))
         if fetched.skipped and fetched.source != "bundled":
             result.notes.append(f"{slug}: used the copy already fetched from {fetched.origin}")
         say(f"{slug}: convert")
-        convert.convert(comp, ws)
-        if comp.task == "image":
-            result.pngs.append(convert.digit_sheet(comp, ws, None, 32, 0))
-        data = convert.load_dataset(comp, ws)
+        dataset.convert(comp, ws)
+        if comp.modality == "pixels":
+            result.pngs.append(pixels.sheet(comp, ws, None, 32, 0))
+        data = dataset.load_dataset(comp, ws)
         for plan_slug, model, params in PLAN:
             if plan_slug != slug:
                 continue
             say(f"{slug}: train {model}")
             t0 = time.perf_counter()
-            cfg = runs.TrainConfig(model=model, params=dict(params), cv=5 if comp.task == "tabular" else 0)
+            cfg = runs.TrainConfig(model=model, params=dict(params), folds=5 if comp.modality == "tabular" else 0)
             run = runs.train(comp, ws, cfg, data=data)
-            cv = run.metrics.get("cv_accuracy")
+            cv = run.score if run.metrics.scored_on == "oof" else None
             result.rows.append((slug, model, run.score, cv, time.perf_counter() - t0))
             result.pngs.extend(run.plots)
         say(f"{slug}: submit the best run")

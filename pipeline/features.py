@@ -8,11 +8,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.competitions import Competition, DataFile
+from pipeline.competitions import Competition
+from pipeline.csvfiles import read_table, shown
 from pipeline.errors import DataError
 
 TITLES = ("Mr", "Mrs", "Miss", "Master", "Rare")
 _TITLE_ALIASES = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "Dona": "Mrs", "Countess": "Mrs"}
+FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
+TRAIN_COLUMNS = ("PassengerId", "Survived", *FEATURE_COLUMNS)
+TEST_COLUMNS = ("PassengerId", *FEATURE_COLUMNS)
 # a group feature sees train+test rows (the frame) and the train labels (NaN for test rows)
 GroupFeature = Callable[[pd.DataFrame, pd.Series], pd.DataFrame]
 
@@ -31,13 +35,13 @@ _RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
 _NUMERIC = ("PassengerId", "Survived", "Pclass", "Age", "SibSp", "Parch", "Fare")
 
 
-def read_titanic_csv(path: Path, spec: DataFile) -> pd.DataFrame:
+def read_titanic_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     """Read and validate one Titanic CSV; fail naming the file, row and column."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    df = drop_empty_trailing_columns(df)
+    df = read_table(path, strings=True)
+    df = df.apply(lambda c: c.str.strip()).replace("", np.nan)
     text = df.copy()  # the cells as written, for error messages
-    if tuple(df.columns) != spec.columns:
-        raise DataError(f"{path.name}: header does not match {spec.name}'s columns")
+    if tuple(df.columns) != columns:
+        raise DataError(f"{path.name}: header does not match Titanic's columns ({', '.join(columns)})")
     if df.empty:
         raise DataError(f"{path.name}: no data rows")
     for column in df.columns:
@@ -47,28 +51,19 @@ def read_titanic_csv(path: Path, spec: DataFile) -> pd.DataFrame:
             bad = raw.notna() & df[column].isna()
             if bad.any():
                 row = int(np.argmax(bad.to_numpy())) + 1
-                raise DataError(f"{path.name}: row {row}, column {column}: '{raw.iloc[row - 1]}' is not a number")
+                cell = shown(raw.iloc[row - 1])
+                raise DataError(f"{path.name}: row {row}, column {column}: '{cell}' is not a number")
         if column in _RULES:
             what, rule = _RULES[column]
             ok = rule(df[column]).to_numpy()
             if not ok.all():
                 row = int(np.argmin(ok)) + 1
                 cell = text[column].iloc[row - 1]
-                problem = "missing value" if pd.isna(cell) else f"'{cell}' is not {what}"
+                problem = "missing value" if pd.isna(cell) else f"'{shown(cell)}' is not {what}"
                 raise DataError(f"{path.name}: row {row}, column {column}: {problem}")
     if df["PassengerId"].duplicated().any():
         row = int(np.argmax(df["PassengerId"].duplicated().to_numpy())) + 1
         raise DataError(f"{path.name}: row {row}, column PassengerId: duplicate id")
-    return df
-
-
-def drop_empty_trailing_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Drop unnamed, all-empty columns at the end (trailing commas, as in Kaggle's gender_submission.csv)."""
-    def empty(column: pd.Series) -> bool:
-        return bool((column.isna() | (column.astype(str).str.strip() == "")).all())
-
-    while len(df.columns) and str(df.columns[-1]).startswith("Unnamed:") and empty(df[df.columns[-1]]):
-        df = df.drop(columns=df.columns[-1])
     return df
 
 
@@ -137,4 +132,5 @@ def build_features(
 
 def load_titanic(comp: Competition, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Validated train and test frames from the fetched folder."""
-    return read_titanic_csv(folder / comp.train.name, comp.train), read_titanic_csv(folder / comp.test.name, comp.test)
+    return (read_titanic_csv(folder / comp.train_file, TRAIN_COLUMNS),
+            read_titanic_csv(folder / comp.test_file, TEST_COLUMNS))

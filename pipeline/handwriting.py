@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.competitions import Competition
 from pipeline.errors import DataError, UsageError
 from pipeline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.records import TrainConfig
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is plenty; beyond that we refuse (decompression-bomb guard)
 WORK_SIDE = 800  # big photos are shrunk to this before any per-pixel work
@@ -114,13 +118,14 @@ class Prediction:
     picture: Path
 
 
-def _neighbours(model: object, run_config: dict, X: np.ndarray, y: np.ndarray, digits: np.ndarray) -> np.ndarray:
+def _neighbours(model: object, run_config: TrainConfig, X: np.ndarray, y: np.ndarray,
+                digits: np.ndarray) -> np.ndarray:
     """(n, 3) training-row indices of the nearest digits: the run's own kNN if it is one, else a fresh search."""
     from pipeline.models.knn import KNNModel
     from pipeline.runs import split
 
     if isinstance(model, KNNModel):
-        train_idx, _ = split(y, run_config["valid_pct"], run_config["seed"])
+        train_idx, _ = split(y, run_config.valid_pct, run_config.seed)
         return train_idx[model.kneighbors(digits, k=3)[1]]
     return KNNModel(k=3).fit(X, y).kneighbors(digits, k=3)[1]
 
@@ -152,11 +157,11 @@ def _draw(original: np.ndarray, result: Prediction, X: np.ndarray, title: str) -
 def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: str | None = None,
                    out: Path | None = None) -> list[Prediction]:
     """Prepare each image, classify it with a digit run (default: the best), and draw a PNG beside it (or in out)."""
-    from pipeline.convert import load_dataset
+    from pipeline.dataset import load_dataset
     from pipeline.runs import get_run, load_model
 
-    if comp.task != "image":
-        raise UsageError(f"predict-image needs an image competition; {comp.slug} is tabular")
+    if comp.image_shape != (28, 28):
+        raise UsageError(f"predict-image reads 28×28 digits; {comp.slug} is not such a competition")
     prepared = []
     for path in paths:
         grey = load_grey(path)
@@ -182,6 +187,6 @@ def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: 
             picture = out / f"{path.stem}.kc.png"
         result = Prediction(path, digit, [(int(model.classes_[j]), float(proba[i, j])) for j in order],
                             [(int(r), int(data.y[r])) for r in near[i]], picture)
-        _draw(grey, result, data.X, f"{path.name} · {run.config['model']} run {run.run_id}")
+        _draw(grey, result, data.X, f"{path.name} · {run.model} run {run.run_id}")
         results.append(result)
     return results

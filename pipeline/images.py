@@ -1,6 +1,7 @@
 """The one pixel convention, PNG files, contact sheets, and handwriting preprocessing.
 
-Convention everywhere in kc: digit images are `(n, 28, 28)` uint8, 0 is background, 255 is ink.
+Convention everywhere in kc: images are `(n, rows, columns)` uint8, 0 is background, 255 is ink
+(digits: `(n, 28, 28)`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ SIDE = 28
 MEAN, STD = 0.1307, 0.3081
 
 
-def to_images(flat: np.ndarray) -> np.ndarray:
-    """(n, 784) uint8 pixel rows -> (n, 28, 28) uint8 images (a view, no copy)."""
-    if flat.ndim != 2 or flat.shape[1] != SIDE * SIDE or flat.dtype != np.uint8:
-        raise ValueError(f"expected (n, 784) uint8 pixel rows, got {flat.shape} {flat.dtype}")
-    return flat.reshape(-1, SIDE, SIDE)
+def to_images(flat: np.ndarray, shape: tuple[int, int] = (SIDE, SIDE)) -> np.ndarray:
+    """(n, rows * columns) uint8 pixel rows -> (n, rows, columns) uint8 images (a view, no copy)."""
+    if flat.ndim != 2 or flat.shape[1] != shape[0] * shape[1] or flat.dtype != np.uint8:
+        raise ValueError(f"expected (n, {shape[0] * shape[1]}) uint8 pixel rows, got {flat.shape} {flat.dtype}")
+    return flat.reshape(-1, *shape)
 
 
 def to_float(images: np.ndarray, normalise: bool = True) -> np.ndarray:
-    """(n, 28, 28) uint8 -> (n, 1, 28, 28) float32, scaled to 0-1 then (optionally) MNIST-normalised."""
-    if images.dtype != np.uint8 or images.shape[1:] != (SIDE, SIDE):
-        raise ValueError(f"expected (n, 28, 28) uint8 images, got {images.shape} {images.dtype}")
+    """(n, h, w) uint8 -> (n, 1, h, w) float32, scaled to 0-1 then (optionally) MNIST-normalised."""
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"expected (n, rows, columns) uint8 images, got {images.shape} {images.dtype}")
     x = images.astype(np.float32)[:, None] / 255.0
     return (x - MEAN) / STD if normalise else x
 
@@ -45,8 +46,35 @@ def _write_chunk(args: tuple[str, list[tuple[int, str]]]) -> int:
     array_path, jobs = args
     images = np.load(array_path, mmap_mode="r")
     for row, path in jobs:
-        Image.fromarray(np.asarray(images[row]), mode="L").save(path, optimize=False, compress_level=1)
+        tmp = f"{path}.{os.getpid()}.tmp"  # written whole, then renamed: a kill never leaves a truncated PNG
+        Image.fromarray(np.asarray(images[row]), mode="L").save(tmp, format="PNG", optimize=False, compress_level=1)
+        os.replace(tmp, path)
     return len(jobs)
+
+
+def _die_with_parent() -> None:
+    """Worker start-up: on Linux, ask the kernel to end this worker when kc itself dies (even by kill -9)."""
+    import contextlib
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
+
+
+def _usable(path: Path) -> bool:
+    """An existing PNG worth keeping: complete to its end chunk (kc before atomic writes could leave cut files)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def write_pngs(array_path: Path, names: list[str], folder: Path, force: bool = False, workers: int = 0) -> int:
@@ -54,10 +82,12 @@ def write_pngs(array_path: Path, names: list[str], folder: Path, force: bool = F
     jobs = []
     for row, name in enumerate(names):
         path = folder / name
-        if force or not path.exists():
+        if force or not _usable(path):
             jobs.append((row, str(path)))
     for parent in {os.path.dirname(p) for _, p in jobs}:
         os.makedirs(parent, exist_ok=True)
+    for tmp in folder.glob("**/*.png.*.tmp"):  # left by a killed run
+        tmp.unlink(missing_ok=True)
     if not jobs:
         return 0
     workers = workers or os.cpu_count() or 1
@@ -65,7 +95,7 @@ def write_pngs(array_path: Path, names: list[str], folder: Path, force: bool = F
     chunks = [(str(array_path), jobs[i : i + size]) for i in range(0, len(jobs), size)]
     if workers == 1 or len(chunks) == 1:
         return sum(map(_write_chunk, chunks))
-    with ProcessPoolExecutor(workers) as pool:
+    with ProcessPoolExecutor(workers, initializer=_die_with_parent) as pool:
         return sum(pool.map(_write_chunk, chunks))
 
 

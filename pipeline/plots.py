@@ -1,4 +1,4 @@
-"""The PNGs a run draws: learning curves and a confusion matrix."""
+"""The PNGs a run draws: learning curves, a confusion matrix, predicted against true values."""
 
 from __future__ import annotations
 
@@ -32,7 +32,14 @@ def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> 
         best = int(np.argmax(acc))
         ax_acc.annotate(f"best {acc[best]:.2f}%", (epochs[best], acc[best]), textcoords="offset points",
                         xytext=(0, -15), ha="center")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+        ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+    elif all("valid_rmse" in r for r in history):
+        rmse = [r["valid_rmse"] for r in history]
+        ax_acc.plot(epochs, rmse, "o-", color="tab:green")
+        best = int(np.argmin(rmse))
+        ax_acc.annotate(f"best {rmse[best]:.4f}", (epochs[best], rmse[best]), textcoords="offset points",
+                        xytext=(0, 10), ha="center")
+        ax_acc.set(xlabel="epoch", ylabel="validation RMSE (model scale)", title="validation RMSE")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -40,14 +47,14 @@ def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> 
     return path
 
 
-def most_confused(matrix: np.ndarray, classes: np.ndarray) -> tuple[int, int, int] | None:
+def most_confused(matrix: np.ndarray, classes: np.ndarray) -> tuple[str, str, int] | None:
     """(true, predicted, count) of the largest off-diagonal cell, or None when nothing is confused."""
     off = matrix.copy()
     np.fill_diagonal(off, 0)
     if off.max() == 0:
         return None
     i, j = np.unravel_index(np.argmax(off), off.shape)
-    return int(classes[i]), int(classes[j]), int(off[i, j])
+    return str(classes[i]), str(classes[j]), int(off[i, j])
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, path: Path, title: str) -> Path:
@@ -73,6 +80,30 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     worst = most_confused(matrix, classes)
     subtitle = f"most confused: true {worst[0]} predicted as {worst[1]} ({worst[2]}×)" if worst else "no mistakes"
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str, log: bool = False) -> Path:
+    """Each validation row's prediction against its true value, with the diagonal of perfect predictions."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.scatter(y_true, y_pred, s=8, alpha=0.5)
+    lo, hi = float(min(np.min(y_true), np.min(y_pred))), float(max(np.max(y_true), np.max(y_pred)))
+    ax.plot([lo, hi], [lo, hi], color="tab:red", linewidth=1, label="perfect")
+    if log:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set(xscale="log", yscale="log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers, no crowded minor labels
+            axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            axis.set_minor_formatter(NullFormatter())
+    ax.set(xlabel="true", ylabel="predicted")
+    ax.legend()
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,10 +1,11 @@
-"""`kc train` and `kc runs`: fit a model on a validation split, record the run, compare runs."""
+"""`kc train`: fit a model on a validation split, score it by the competition's metric, record the run."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
-import pickle
+import os
 import shutil
 import subprocess
 import tempfile
@@ -12,80 +13,71 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 import pipeline
 from pipeline.competitions import Competition
-from pipeline.convert import Dataset, load_dataset
+from pipeline.dataset import Dataset, load_dataset
 from pipeline.errors import DataError, UsageError
 from pipeline.models import model_class
-from pipeline.models.base import EpochCallback, Model, accuracy
+from pipeline.models.base import EpochCallback, Model
+from pipeline.records import (
+    Damaged,
+    Run,
+    RunMetrics,
+    TrainConfig,
+    get_run,
+    list_runs,
+    load_model,
+    load_models,
+    read_run,
+    scan,
+)
 from pipeline.workspace import Workspace
+
+__all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs", "load_model", "load_models",
+           "read_run", "scan", "train"]
 
 Stage = Callable[[str], None]
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything `kc train` needs; saved with every run."""
-
-    model: str
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
-    valid_pct: float = 0.1
-    seed: int = 0
-    cv: int = 0  # k-fold cross-validation on the training rows as well, 0 = off
-    device: str = "auto"
+def strata(comp: Competition, y: np.ndarray, bins: int = 10) -> np.ndarray:
+    """What a split stratifies on: the class codes, or the target's quantile bins for regression."""
+    if comp.is_classification:
+        return y
+    edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, y, side="right")
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """A recorded run: its id, folder, config and metrics."""
-
-    run_id: str
-    folder: Path
-    config: dict[str, Any]
-    metrics: dict[str, Any]
-
-    @property
-    def score(self) -> float:
-        """Validation accuracy."""
-        return float(self.metrics.get("valid_accuracy", float("nan")))
-
-    @property
-    def plots(self) -> list[Path]:
-        """The PNGs the run drew."""
-        return sorted(self.folder.glob("*.png"))
-
-
-def split(y: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified (train indices, valid indices), reproducible from the seed."""
-    if not 0 < valid_pct < 1:
-        raise UsageError(f"--valid-pct {valid_pct}: expected a fraction between 0 and 1, e.g. 0.1")
     rng = np.random.default_rng(seed)
     valid = []
-    for label in np.unique(y):
-        members = rng.permutation(np.flatnonzero(y == label))
-        valid.append(members[: max(1, round(valid_pct * len(members)))])
-    valid_idx = np.sort(np.concatenate(valid))
-    train_idx = np.setdiff1d(np.arange(len(y)), valid_idx)
+    for label in np.unique(groups):
+        members = rng.permutation(np.flatnonzero(groups == label))
+        take = min(len(members) - 1, max(1, round(valid_pct * len(members))))
+        valid.append(members[:take])
+    valid_idx = np.sort(np.concatenate(valid)).astype(np.int64)
+    train_idx = np.setdiff1d(np.arange(len(groups)), valid_idx)
+    if not len(valid_idx) or not len(train_idx):
+        raise UsageError(f"--valid-pct {valid_pct}: leaves no rows to {'validate' if not len(valid_idx) else 'train'}")
     return train_idx, valid_idx
 
 
-def folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+def folds(groups: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     """k stratified folds of indices."""
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[] for _ in range(k)]
-    for label in np.unique(y):
-        for i, index in enumerate(rng.permutation(np.flatnonzero(y == label))):
+    for label in np.unique(groups):
+        for i, index in enumerate(rng.permutation(np.flatnonzero(groups == label))):
             parts[i % k].append(int(index))
     return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
 def build_model(comp: Competition, cfg: TrainConfig) -> Model:
     """The configured model, with the run's seed and device filled in where the model takes them."""
-    cls = model_class(cfg.model, comp.task)
+    cls = model_class(cfg.model, comp)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     params = dict(cfg.params)
     if "seed" in names:
@@ -107,130 +99,203 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def cross_validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray) -> list[float]:
-    """Accuracy of a fresh model on each of `cfg.cv` folds."""
+def model_target(comp: Competition, y: np.ndarray) -> np.ndarray:
+    """What a model learns: class codes, or the values on the metric's scale (log prices for RMSE of logs)."""
+    return y if comp.is_classification else np.asarray(comp.scorer.to_model(y), dtype=np.float64)
+
+
+def outputs(comp: Competition, model: Model, X: np.ndarray) -> np.ndarray:
+    """A model's raw outputs: (n, classes) probabilities over all the competition's classes, or (n,) model values."""
+    if not comp.is_classification:
+        values = np.asarray(model.predict_values(X), dtype=np.float64)
+        _check_finite(model, values)
+        return values
+    proba = model.predict_proba(X)
+    _check_finite(model, proba)
+    full = np.zeros((len(proba), len(comp.classes)), np.float32)
+    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
+    return full
+
+
+def _check_finite(model: Model, out: np.ndarray) -> None:
+    if not np.isfinite(out).all():
+        raise DataError(f"the {model.name} model produced NaN or infinite outputs: training diverged; "
+                        "try a smaller --lr")
+
+
+def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
+    """Outputs as the submission wants them: class codes, or values on the target's scale."""
+    if comp.is_classification:
+        return np.argmax(out, axis=1).astype(np.int64)
+    return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
+
+
+def score(comp: Competition, y: np.ndarray, out: np.ndarray) -> float:
+    """The competition's metric of outputs against true targets (codes or values on the target's scale)."""
+    metric = comp.scorer
+    return metric.score(y, out if metric.needs == "proba" else predictions(comp, out))
+
+
+def chosen_epochs(models: list[Model]) -> int | None:
+    """The epoch count validation chose: the median best-valid-loss epoch over the models (None if not epochal)."""
+    best = [min(m.history_, key=lambda r: r.get("valid_loss", np.inf))["epoch"] for m in models
+            if m.history_ and all("valid_loss" in r for r in m.history_)]
+    return max(1, round(float(np.median(best)))) if best else None
+
+
+@dataclasses.dataclass
+class Fitted:
+    """What validation produced: the fitted models, their outputs on the validation rows, and how it was scored."""
+
+    models: list[Model]
+    valid_idx: np.ndarray  # rows scored: the held-out split, or every row (out-of-fold)
+    out: np.ndarray  # outputs for those rows
+    fold: np.ndarray  # each scored row's fold (all 0 for a split)
+    fold_scores: list[float]
+    fit_seconds: float
+    predict_seconds: float
+
+
+def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
+             stage: Stage) -> Fitted:
+    """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
+    groups = strata(comp, y)
+    target = model_target(comp, y)
+    if cfg.folds:
+        if cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
+            raise UsageError(f"--folds {cfg.folds}: more folds than rows in the smallest class; use fewer folds")
+        parts = folds(groups, cfg.folds, cfg.seed)
+    else:
+        parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]
+    models, fit_s, predict_s = [], 0.0, 0.0
+    out: np.ndarray | None = None
+    fold = np.zeros(len(y), np.int64)
     scores = []
-    parts = folds(y, cfg.cv, cfg.seed)
-    for part in parts:
+    for k, part in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(y)), part)
-        model = build_model(comp, cfg).fit(X[rest], y[rest])
-        scores.append(accuracy(y[part], model.predict(X[part])))
-    return scores
+        what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
+        stage(f"{what}training {cfg.model} on {len(rest):,} rows")
+        t0 = time.perf_counter()
+        model = build_model(comp, cfg).fit(X[rest], target[rest], X[part], target[part], on_epoch=on_epoch)
+        fit_s += time.perf_counter() - t0
+        if model.interrupted_ and cfg.folds:  # Ctrl-C in a fold stops the whole run
+            raise KeyboardInterrupt
+        t0 = time.perf_counter()
+        part_out = outputs(comp, model, X[part])
+        predict_s += time.perf_counter() - t0
+        if out is None:
+            out = np.zeros((len(y), *part_out.shape[1:]), part_out.dtype)
+        out[part], fold[part] = part_out, k
+        scores.append(score(comp, y[part], part_out))
+        models.append(model)
+    assert out is not None
+    scored = np.sort(np.concatenate(parts))
+    return Fitted(models, scored, out[scored], fold[scored], scores if cfg.folds else [], fit_s, predict_s)
 
 
-def _new_run_id(runs: Path, model: str) -> str:
+def _new_run_id(runs: Path, model: str, n: int = 1) -> str:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id, n = f"{stamp}-{model}", 2
-    while (runs / run_id).exists():
-        run_id, n = f"{stamp}-{model}-{n}", n + 1
-    return run_id
+    run_id = f"{stamp}-{model}" if n == 1 else f"{stamp}-{model}-{n}"
+    return run_id if not (runs / run_id).exists() else _new_run_id(runs, model, n + 1)
+
+
+def _publish(tmp: Path, runs: Path, model: str) -> str:
+    """Rename the finished temporary folder to a fresh run id; a name taken meanwhile moves on to the next."""
+    for _ in range(100):
+        run_id = _new_run_id(runs, model)
+        try:
+            tmp.rename(runs / run_id)
+            return run_id
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise OSError(errno.EEXIST, "no free run id", str(runs))
+
+
+def clean_leftovers(runs: Path) -> None:
+    """Remove temporary run folders of kc processes that no longer run (killed mid-write)."""
+    for tmp in runs.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 3 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCallback | None = None,
           on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
-    """Fit, score on the validation split, and write the run folder (atomically)."""
+    """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
+    stage = on_stage or (lambda _: None)
+    cfg = dataclasses.replace(cfg, competition=comp.slug).check()
+    model = build_model(comp, cfg)  # fail on bad options before any work
+    stage("loading data")
+    data = data or load_dataset(comp, ws, cfg.features)
+    X, _ = data.inputs(model.scaled)
+    y = data.y
+    fitted = validate(comp, cfg, X, y, on_epoch, stage)
+    full, full_epochs = None, None
+    if cfg.full and not fitted.models[0].interrupted_:
+        params = dict(cfg.params)
+        full_epochs = chosen_epochs(fitted.models)
+        if full_epochs is not None and "epochs" in fitted.models[0].params():
+            params["epochs"] = full_epochs
+        stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""))
+        t0 = time.perf_counter()
+        full = build_model(comp, dataclasses.replace(cfg, params=params)).fit(X, model_target(comp, y))
+        fitted.fit_seconds += time.perf_counter() - t0
+    first = fitted.models[0]
+    metrics = RunMetrics(
+        metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
+        train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
+        fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
+        scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
+        fold_scores=fitted.fold_scores, full_epochs=full_epochs if full is not None else None,
+        submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
+        data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
+        created=datetime.now().isoformat(timespec="seconds"))
+    cfg = dataclasses.replace(cfg, params=first.params())
+    return _record(comp, ws, cfg, metrics, fitted, full, data)
+
+
+def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics, fitted: Fitted,
+            full: Model | None, data: Dataset) -> Run:
+    """Write the run folder beside the others, all or nothing."""
     from pipeline import plots
 
-    stage = on_stage or (lambda _: None)
-    model = build_model(comp, cfg)  # fail on bad options before any work
-    if cfg.cv == 1 or cfg.cv < 0:
-        raise UsageError(f"--cv {cfg.cv}: expected 0 (off) or a number of folds >= 2")
-    stage("loading data")
-    data = data or load_dataset(comp, ws)
-    X, y = data.X, data.y
-    train_idx, valid_idx = split(y, cfg.valid_pct, cfg.seed)
-    cv_scores: list[float] = []
-    if cfg.cv:
-        stage(f"{cfg.cv}-fold cross-validation")
-        cv_scores = cross_validate(comp, cfg, X, y)
-    stage(f"training {cfg.model} on {len(train_idx):,} rows")
-    t0 = time.perf_counter()
-    model.fit(X[train_idx], y[train_idx], X[valid_idx], y[valid_idx], on_epoch=on_epoch)
-    fit_seconds = time.perf_counter() - t0
-    stage(f"scoring {len(valid_idx):,} validation rows")
-    t0 = time.perf_counter()
-    proba = model.predict_proba(X[valid_idx])
-    predict_seconds = time.perf_counter() - t0
-    pred = model.classes_[np.argmax(proba, 1)]
-    metrics: dict[str, Any] = {
-        "valid_accuracy": accuracy(y[valid_idx], pred),
-        "fit_seconds": round(fit_seconds, 3),
-        "predict_seconds": round(predict_seconds, 3),
-        "train_rows": len(train_idx),
-        "valid_rows": len(valid_idx),
-        "interrupted": bool(model.interrupted_),
-        "history": model.history_,
-    }
-    if cv_scores:
-        metrics |= {"cv_accuracy": float(np.mean(cv_scores)), "cv_std": float(np.std(cv_scores)),
-                    "cv_scores": cv_scores}
-    config = {
-        "competition": comp.slug,
-        "model": cfg.model,
-        "params": model.params(),
-        "valid_pct": cfg.valid_pct,
-        "seed": cfg.seed,
-        "cv": cfg.cv,
-        "device": cfg.device,
-        "data_fingerprint": data.fingerprint,
-        "kc_version": pipeline.__version__,
-        "git_commit": git_commit(),
-        "created": datetime.now().isoformat(timespec="seconds"),
-    }
     runs = ws.runs_dir(comp.slug)
     runs.mkdir(parents=True, exist_ok=True)
-    run_id = _new_run_id(runs, cfg.model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=runs))
+    clean_leftovers(runs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
     try:
-        model.save(tmp)
-        np.savez(tmp / "valid.npz", index=valid_idx, proba=proba.astype(np.float32), classes=model.classes_)
-        title = f"{comp.slug} · {cfg.model} · valid {100 * metrics['valid_accuracy']:.2f}%"
-        if model.history_:
-            plots.learning_curves(model.history_, tmp / "learning_curves.png", title)
-        plots.confusion_matrix(y[valid_idx], pred, model.classes_, tmp / "confusion_matrix.png", title)
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        tmp.rename(runs / run_id)
+        if metrics.submits_with == "fold-mean":
+            for k, m in enumerate(fitted.models):
+                (tmp / f"fold{k}").mkdir()
+                m.save(tmp / f"fold{k}")
+        else:
+            (full or fitted.models[0]).save(tmp)
+        np.savez(tmp / "valid.npz", index=fitted.valid_idx, outputs=fitted.out, fold=fitted.fold)
+        how = "OOF" if metrics.scored_on == "oof" else "valid"
+        title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
+        if metrics.history:
+            plots.learning_curves(metrics.history, tmp / "learning_curves.png", title)
+        y, pred = data.y[fitted.valid_idx], predictions(comp, fitted.out)
+        if comp.is_classification:
+            names = np.asarray(comp.display_classes)
+            plots.confusion_matrix(names[y], names[pred], names, tmp / "confusion_matrix.png", title)
+        else:
+            plots.predicted_vs_true(y, pred, tmp / "predicted_vs_true.png", title, log=comp.scorer.log_target)
+        (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
+        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
+        run_id = _publish(tmp, runs, cfg.model)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Run(run_id, runs / run_id, config, metrics)
-
-
-def _read(folder: Path) -> Run | None:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-        metrics = json.loads((folder / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return Run(folder.name, folder, config, metrics)
-
-
-def list_runs(comp: Competition, ws: Workspace) -> list[Run]:
-    """Every complete run of the competition, best validation score first."""
-    folder = ws.runs_dir(comp.slug)
-    runs = [r for d in sorted(folder.glob("[!.]*")) if d.is_dir() and (r := _read(d))] if folder.is_dir() else []
-    return sorted(runs, key=lambda r: (-r.score, r.run_id))
-
-
-def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
-    """One run by id, or the best one when no id is given."""
-    runs = list_runs(comp, ws)
-    if not runs:
-        raise DataError(f"no runs for {comp.slug} yet: run `kc train {comp.slug} --model linear` first")
-    if run_id is None:
-        return runs[0]
-    for r in runs:
-        if r.run_id == run_id:
-            return r
-    raise UsageError(f"no run '{run_id}' for {comp.slug}; see `kc runs {comp.slug}`")
-
-
-def load_model(comp: Competition, run: Run) -> Model:
-    """Rebuild a run's model from its saved config and weights."""
-    cls = model_class(run.config["model"], comp.task)
-    model = cls.from_params(run.config["params"])
-    try:
-        return model.load(run.folder)
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as exc:
-        raise DataError(f"run {run.run_id}: its saved model cannot be loaded ({type(exc).__name__}); "
-                        f"train it again or pick another run") from None
+    return Run(run_id, runs / run_id, cfg, metrics)

@@ -34,6 +34,26 @@ class Workspace:
         """One folder per training run."""
         return self.data_dir(slug) / "runs"
 
+    def competitions(self) -> list[str]:
+        """The slugs fetched into this workspace (folders holding a finished fetch)."""
+        root = self.root / "competitions"
+        found = root.glob("[!.]*/.kc-fetch.json") if root.is_dir() else []
+        return sorted(p.parent.name for p in found)
+
+    def only_competition(self) -> str:
+        """The one competition in the workspace, or a one-line error saying what to type instead."""
+        from pipeline.errors import UsageError
+
+        found = self.competitions()
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise UsageError(f"several competitions here ({', '.join(found)}): name one, e.g. `kc train {found[0]}`")
+        if not (self.root / "competitions").is_dir():
+            raise UsageError(f"no competitions/ in {self.root}: run `kc fetch titanic` here, or point "
+                             "--workspace at the folder that holds competitions/")
+        raise UsageError(f"no competition fetched in {self.root} yet: run `kc fetch titanic` first, or name one")
+
     def submissions_dir(self, slug: str) -> Path:
         """Written submission CSVs and their log."""
         return self.root / "submissions" / slug

@@ -1,15 +1,15 @@
-"""Shared fixtures: an isolated home, workspaces with fixture data, and the fake Kaggle server."""
+"""Shared fixtures: an isolated home, fetched workspaces, the `kc` command line, and the fake Kaggle server."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 # Before anything imports `kaggle`: send its calls to loopback, and keep it away from the real home.
 _HOME = Path(tempfile.mkdtemp(prefix="kc-test-home-"))
@@ -34,12 +34,43 @@ def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_zip(slug: str, dest: Path) -> Path:
-    """A Kaggle-style zip of the fixture CSVs for `slug`."""
+    """A Kaggle-style zip of the fixture files for `slug`."""
     path = dest / f"{slug}.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for csv in sorted((FIXTURES / slug).glob("*.csv")):
-            zf.write(csv, csv.name)
+        for file in sorted((FIXTURES / slug).iterdir()):
+            zf.write(file, file.name)
     return path
+
+
+def install(root: Path, slug: str) -> Path:
+    """Fetch `slug`'s fixture files into the workspace at `root`, as `kc fetch SLUG --from FOLDER` does."""
+    from pipeline.competitions import canonical
+    from pipeline.fetch import fetch
+    from pipeline.workspace import Workspace
+
+    return fetch(slug, Workspace(root), FIXTURES / canonical(slug)).folder
+
+
+def non_dot(folder: Path) -> list[str]:
+    """The names in a folder, without dot-files (fetch keeps its lock file beside the competition folders)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+
+@pytest.fixture
+def kc() -> Callable[..., Result]:
+    """The kc command line, run in-process: `kc("train", "titanic", ws=root)` -> click's Result (exit code,
+    stdout and stderr apart); `ws` becomes `--workspace ws`."""
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str | Path, ws: Path | None = None) -> Result:
+        prefix = ["--workspace", str(ws)] if ws is not None else []
+        return runner.invoke(app, [*prefix, *(str(a) for a in args)])
+
+    return invoke
 
 
 @pytest.fixture
@@ -62,8 +93,14 @@ def workspace(tmp_path: Path) -> Path:
 def fetched(workspace: Path) -> Path:
     """A workspace with both competitions' fixture files fetched."""
     for slug in SLUGS:
-        dest = workspace / "competitions" / slug
-        shutil.copytree(FIXTURES / slug, dest)
+        install(workspace, slug)
+    return workspace
+
+
+@pytest.fixture
+def titanic_only(workspace: Path) -> Path:
+    """A workspace with Titanic's fixture files fetched, and nothing else (so commands may omit the slug)."""
+    install(workspace, "titanic")
     return workspace
 
 

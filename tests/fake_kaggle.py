@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 SERVICE = "/api/v1/competitions.CompetitionApiService/"
+INTROSPECT = "/api/v1/security.OAuthService/IntrospectToken"
 
 
 @dataclass
@@ -19,10 +20,13 @@ class FakeKaggle:
 
     username: str = "kc-test"
     key: str = "secret-key"
+    token: str = "kc-test-token"  # the one API token (KAGGLE_API_TOKEN) the server accepts
     zips: dict[str, bytes] = field(default_factory=dict)  # slug -> zip bytes
     fail: dict[str, int] = field(default_factory=dict)  # method name (or "file") -> HTTP status to answer
     cut_downloads: int = 0  # how many file downloads to cut short (after half the bytes)
     fail_uploads: int = 0  # how many blob uploads to refuse with HTTP 500
+    # method names (or "file", "upload") to accept and never answer, until the server shuts down
+    stall: set[str] = field(default_factory=set)
     allowed_today: int = 5
     polls_until_scored: int = 1  # list calls that still show a new submission as PENDING
     public_score: str = "0.98765"
@@ -53,15 +57,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self) -> bool:
         expected = base64.b64encode(f"{self.state.username}:{self.state.key}".encode()).decode()
-        return self.headers.get("Authorization") == f"Basic {expected}"
+        return self.headers.get("Authorization") in (f"Basic {expected}", f"Bearer {self.state.token}")
+
+    def _stalled(self, name: str) -> bool:
+        """Hold a request named in `state.stall` without answering, until the server shuts down."""
+        if name not in self.state.stall:
+            return False
+        self.server.released.wait()  # type: ignore[attr-defined]
+        self.close_connection = True
+        return True
 
     def do_POST(self) -> None:
         s = self.state
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        if self.path == INTROSPECT:
+            s.calls.append("IntrospectToken")
+            if self._stalled("IntrospectToken"):
+                return None
+            if body.get("token") == s.token:
+                return self._json(200, {"active": True, "username": s.username})
+            return self._json(200, {"active": False})
         if not self.path.startswith(SERVICE):
             return self._json(404, {"code": 404, "message": "no such service"})
         method = self.path[len(SERVICE):]
         s.calls.append(method)
+        if self._stalled(method):
+            return None
         if not self._authorised():
             return self._json(401, {"code": 401, "message": "Unauthenticated"})
         if method in s.fail:
@@ -113,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
         s = self.state
         if not self.path.startswith("/files/"):
             return self._json(404, {"code": 404, "message": "not found"})
+        if self._stalled("file"):
+            return None
         if "file" in s.fail:
             status = s.fail["file"]
             return self._json(status, {"code": status, "message": f"fake failure {status}"})
@@ -140,6 +163,8 @@ class _Handler(BaseHTTPRequestHandler):
         s = self.state
         token = self.path.rsplit("/", 1)[-1]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self._stalled("upload"):
+            return None
         if s.fail_uploads > 0:
             s.fail_uploads -= 1
             return self._json(500, {"code": 500, "message": "upload failed"})
@@ -147,11 +172,27 @@ class _Handler(BaseHTTPRequestHandler):
         return self._json(200, {})
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server whose shutdown also releases the handlers held by `state.stall`."""
+
+    daemon_threads = True
+    block_on_close = False  # server_close() must not wait for a handler still stuck on a dead client
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.released = threading.Event()
+
+    def shutdown(self) -> None:
+        self.released.set()
+        super().shutdown()
+
+
 def serve(state: FakeKaggle) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Start the fake server on a free loopback port; `state.port` is filled in."""
     handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _Server(("127.0.0.1", 0), handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll interval, so that shutdown() returns at once rather than after up to half a second
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return server, thread

@@ -1,18 +1,11 @@
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from pipeline.cli import app
-
-runner = CliRunner()
-
-
-def kc(*args: str, workspace=None):
-    prefix = ["--workspace", str(workspace)] if workspace else []
-    return runner.invoke(app, [*prefix, *args])
+from conftest import FIXTURES, install, non_dot
 
 
 def test_help_does_not_import_heavy_packages():
@@ -23,120 +16,255 @@ def test_help_does_not_import_heavy_packages():
     assert out.stdout.strip() == "[]"
 
 
-def test_unknown_competition(workspace):
-    result = kc("fetch", "mnist", workspace=workspace)
+def test_unknown_competition(workspace, kc):
+    result = kc("train", "mnist", ws=workspace)
     assert result.exit_code == 1
-    assert result.stderr == "Error: unknown competition 'mnist'; kc knows: digit-recognizer, titanic\n"
+    assert result.stderr == ("Error: unknown competition 'mnist'; kc knows: digit-recognizer, house-prices, "
+                             "house-prices-advanced-regression-techniques, titanic. For another competition, "
+                             "`kc fetch mnist --from FILE.zip` describes it from its files\n")
+    # fetch takes any slug Kaggle could have made: it describes the competition from the files it gets
+    result = kc("fetch", "mnist", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: no Kaggle credentials and kc bundles no copy of mnist: download the data from "
+                             "https://www.kaggle.com/competitions/mnist/data and run `kc fetch mnist --from FILE.zip`, "
+                             "or save an API token from https://www.kaggle.com/settings as ~/.kaggle/kaggle.json\n")
+    result = kc("fetch", "MNIST!", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: 'MNIST!' is not a competition slug: use lowercase letters, digits and hyphens, "
+                             "as in the competition's Kaggle address\n")
 
 
-def test_fetch_missing_file(workspace, tmp_path):
-    result = kc("fetch", "titanic", "--from", str(tmp_path / "nope.zip"), workspace=workspace)
+def test_fetch_needs_a_slug(workspace, kc):
+    result = kc("fetch", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: which competition? e.g. `kc fetch titanic`\n"
+
+
+def test_fetch_missing_file(workspace, tmp_path, kc):
+    result = kc("fetch", "titanic", "--from", tmp_path / "nope.zip", ws=workspace)
     assert result.exit_code == 1
     assert result.stderr == f"Error: {tmp_path / 'nope.zip'}: no such file or folder\n"
 
 
-def test_fetch_truncated_zip_is_one_line_and_leaves_nothing(workspace, fixture_zips, tmp_path):
+def test_fetch_truncated_zip_is_one_line_and_leaves_nothing(workspace, fixture_zips, tmp_path, kc):
     broken = tmp_path / "cut.zip"
     broken.write_bytes(fixture_zips["titanic"].read_bytes()[:-100])
-    result = kc("fetch", "titanic", "--from", str(broken), workspace=workspace)
+    result = kc("fetch", "titanic", "--from", broken, ws=workspace)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {broken}: corrupt or truncated zip")
     assert result.stderr.count("\n") == 1
-    assert not (workspace / "competitions").exists() or not any((workspace / "competitions").iterdir())
+    assert non_dot(workspace / "competitions") == []
 
 
-def test_fetch_bundled_says_so_loudly(workspace):
-    result = kc("fetch", "digit-recognizer", workspace=workspace)
+def test_fetch_bundled_says_so_loudly(workspace, kc):
+    result = kc("fetch", "digit-recognizer", ws=workspace)
     assert result.exit_code == 0, result.output
     assert "NOTE: no Kaggle credentials, so kc used a SAMPLE of digit-recognizer data bundled with kc" in result.stderr
-    again = kc("fetch", "digit-recognizer", workspace=workspace)
+    again = kc("fetch", "digit-recognizer", ws=workspace)
     assert "already fetched" in again.stdout and "NOTE" not in again.stderr
 
 
-def test_fetch_through_the_fake_server(workspace, kaggle_server):
-    result = kc("fetch", "titanic", workspace=workspace)
+def test_fetch_through_the_fake_server(workspace, kaggle_server, kc):
+    result = kc("fetch", "titanic", ws=workspace)
     assert result.exit_code == 0, result.output
     assert "(from Kaggle API)" in result.stdout
 
 
-def test_fetch_rules_not_accepted(workspace, kaggle_server):
+def test_fetch_rules_not_accepted(workspace, kaggle_server, kc):
     kaggle_server.fail["DownloadDataFiles"] = 403
-    result = kc("fetch", "titanic", workspace=workspace)
+    result = kc("fetch", "titanic", ws=workspace)
     assert result.exit_code == 1
     assert result.stderr == ("Error: Kaggle refused to download titanic (403): accept the rules at "
                              "https://www.kaggle.com/competitions/titanic/rules, then run the command again\n")
 
 
-def test_convert_before_fetch(workspace):
-    result = kc("convert", "digit-recognizer", workspace=workspace)
+def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
+    result = kc("fetch", "my-titanic", "--from", FIXTURES / "titanic", "--metric", "f1", ws=workspace)
+    assert result.exit_code == 0, result.output
+    folder = workspace / "competitions/my-titanic"
+    assert result.stdout.splitlines() == [
+        f"my-titanic: train.csv, test.csv, gender_submission.csv -> {folder} (from {FIXTURES / 'titanic'})",
+        f"kc described my-titanic from its files -> {folder / 'competition.json'}",
+        "  id PassengerId (int), target Survived: binary (0, 1 written as int)",
+        "  inputs: a table; metric: f1; default model: blend",
+        '  edit competition.json to correct any of it (e.g. "metric": "f1")',
+    ]
+    trained = kc("train", "my-titanic", "--model", "sk-logistic", ws=workspace)
+    assert trained.exit_code == 0, trained.output
+    assert trained.stdout.startswith("my-titanic sk-logistic: validation F1 score ")
+
+
+def test_fetch_metric_must_fit_the_task(workspace, kc):
+    result = kc("fetch", "my-titanic", "--from", FIXTURES / "titanic", "--metric", "rmse", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: metric 'rmse' does not score binary tasks; use one of: accuracy, f1, roc-auc, " \
+                            "log-loss\n"
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_convert_before_fetch(workspace, kc):
+    result = kc("convert", "digit-recognizer", ws=workspace)
     assert result.exit_code == 1
     assert result.stderr == (f"Error: digit-recognizer is not fetched yet in {workspace}: "
                              "run `kc fetch digit-recognizer` first\n")
 
 
-def test_convert_and_show(fetched):
-    result = kc("convert", "digit-recognizer", "--images", workspace=fetched)
+def test_convert_and_show(fetched, kc):
+    result = kc("convert", "digit-recognizer", "--images", ws=fetched)
     assert result.exit_code == 0, result.output
     assert "train (300, 28, 28) uint8" in result.stdout and "PNGs: 400 written" in result.stdout
-    shown = kc("show", "digit-recognizer", "--label", "3", "-n", "9", workspace=fetched)
+    shown = kc("show", "digit-recognizer", "--label", "3", "-n", "9", ws=fetched)
     assert shown.exit_code == 0, shown.output
-    assert shown.stdout.strip().endswith("digits-3-9.png")
+    assert shown.stdout == f"{fetched / 'competitions/digit-recognizer/derived/images-3-9.png'}\n"
 
 
-def test_show_rejects_a_bad_label(fetched):
-    result = kc("show", "digit-recognizer", "--label", "11", workspace=fetched)
+def test_convert_titanic_writes_its_feature_tables(fetched, kc):
+    result = kc("convert", "titanic", ws=fetched)
+    assert result.exit_code == 0, result.output
+    derived = fetched / "competitions/titanic/derived"
+    assert re.fullmatch(rf"titanic: converted in \d+\.\d\ds: 300 train and 100 test rows, \d+ features "
+                        rf"\(titanic builder\) -> {re.escape(str(derived))}", result.stdout.splitlines()[0])
+    assert result.stdout.splitlines()[1].startswith("features: Female, Pclass1, ")
+    assert sorted(p.name for p in derived.iterdir()) == ["features.json", "features_test.parquet",
+                                                         "features_train.parquet"]
+
+
+def test_show_rejects_a_bad_label(fetched, kc):
+    result = kc("show", "digit-recognizer", "--label", "11", ws=fetched)
     assert result.exit_code == 1
     assert result.stderr == "Error: --label 11: expected one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\n"
 
 
-def test_convert_titanic_images_is_refused(fetched):
-    result = kc("convert", "titanic", "--images", workspace=fetched)
+def test_convert_titanic_images_is_refused(fetched, kc):
+    result = kc("convert", "titanic", "--images", ws=fetched)
     assert result.exit_code == 1
-    assert result.stderr == "Error: --images applies to image competitions; titanic is tabular\n"
+    assert result.stderr == "Error: --images applies to pixel competitions; titanic is tabular\n"
 
 
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--model", "forest"], "Error: unknown model 'forest'; kc knows: linear, knn, cnn, sk-logistic, sk-forest\n"),
-        (["--model", "cnn"], "Error: model 'cnn' does not handle tabular competitions; use one of: linear, knn, "
-                             "sk-logistic, sk-forest\n"),
+        (["--model", "forest"], "Error: unknown model 'forest'; kc knows: linear, knn, cnn, tabular, sk-logistic, "
+                                "sk-ridge, sk-forest, sk-gbm, blend\n"),
+        (["--model", "cnn"], "Error: model 'cnn' does not handle tabular inputs (titanic); use one of: linear, knn, "
+                             "tabular, sk-logistic, sk-forest, sk-gbm, blend\n"),
+        (["--model", "sk-ridge"], "Error: model 'sk-ridge' does not handle binary tasks (titanic); use one of: "
+                                  "linear, knn, tabular, sk-logistic, sk-forest, sk-gbm, blend\n"),
         (["--model", "knn", "--epochs", "3"], "Error: model 'knn' has no option epochs; it takes: k, weighting, "
                                               "deskew, blur, pca, batch\n"),
         (["--model", "linear", "-p", "lr=fast"], "Error: option lr='fast': expected float\n"),
         (["--model", "linear", "-p", "nonsense"], "Error: -p 'nonsense': expected key=value, e.g. -p k=3\n"),
         (["--model", "linear", "--valid-pct", "1.5"],
-         "Error: --valid-pct 1.5: expected a fraction between 0 and 1, e.g. 0.1\n"),
+         "Error: --valid-pct 1.5: expected a fraction between 0.01 and 0.5, e.g. 0.1\n"),
+        (["--model", "linear", "--valid-pct", "0.005"],
+         "Error: --valid-pct 0.005: expected a fraction between 0.01 and 0.5, e.g. 0.1\n"),
         (["--model", "linear", "--device", "cuda"], "Error: --device cuda: model 'linear' runs on the CPU only\n"),
+        (["--features", "pixels"], "Error: --features pixels: expected one of generic, titanic\n"),
     ],
 )
-def test_train_option_errors(fetched, args, error):
-    result = kc("train", "titanic", *args, workspace=fetched)
+def test_train_option_errors(fetched, kc, args, error):
+    result = kc("train", "titanic", *args, ws=fetched)
     assert result.exit_code == 1
     assert result.stderr == error
     assert not (fetched / "competitions/titanic/runs").exists()
 
 
-def test_train_before_fetch(workspace):
-    result = kc("train", "titanic", "--model", "linear", workspace=workspace)
+def test_train_before_fetch(workspace, kc):
+    result = kc("train", "titanic", "--model", "linear", ws=workspace)
     assert result.exit_code == 1
     assert result.stderr == f"Error: titanic is not fetched yet in {workspace}: run `kc fetch titanic` first\n"
 
 
+def test_one_competition_needs_no_slug(titanic_only, tmp_path, kc):
+    trained = kc("train", "--epochs", "2", ws=titanic_only)  # the competition's default model: linear
+    assert trained.exit_code == 0, trained.output
+    assert trained.stdout.startswith("titanic linear: validation accuracy ")
+    listed = kc("runs", ws=titanic_only)
+    assert listed.exit_code == 0 and "titanic runs" in listed.stdout and "linear" in listed.stdout
+    submitted = kc("submit", ws=titanic_only)
+    assert submitted.exit_code == 0, submitted.output
+    [csv] = (titanic_only / "submissions/titanic").glob("*.csv")
+    checked = kc("validate", csv, ws=titanic_only)
+    assert checked.exit_code == 0 and checked.stdout == f"{csv}: valid titanic submission (100 rows)\n"
+
+
+def test_several_competitions_need_a_slug(fetched, kc):
+    result = kc("runs", ws=fetched)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: several competitions here (digit-recognizer, titanic): name one, e.g. "
+                             "`kc train digit-recognizer`\n")
+
+
+def test_no_competitions_yet(workspace, kc):
+    result = kc("train", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no competitions/ in {workspace}: run `kc fetch titanic` here, or point "
+                             "--workspace at the folder that holds competitions/\n")
+    (workspace / "competitions").mkdir()
+    result = kc("submit", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: no competition fetched in {workspace} yet: run `kc fetch titanic` first, "
+                             "or name one\n")
+
+
+def test_runs_before_training(titanic_only, kc):
+    result = kc("runs", ws=titanic_only)
+    assert result.exit_code == 0 and result.stdout == "no runs for titanic yet: try `kc train titanic`\n"
+
+
+def test_models_lists_the_registry_or_those_fitting_a_competition(workspace, kc):
+    from pipeline.models import MODELS
+
+    def names(stdout: str) -> list[str]:
+        return [line.split()[1] for line in stdout.splitlines() if line.startswith("│")]
+
+    every = kc("models", ws=workspace)
+    assert every.exit_code == 0 and names(every.stdout) == list(MODELS)
+    titanic = kc("models", "titanic", ws=workspace)
+    assert names(titanic.stdout) == ["linear", "knn", "tabular", "sk-logistic", "sk-forest", "sk-gbm", "blend"]
+    houses = kc("models", "house-prices", ws=workspace)
+    assert names(houses.stdout) == ["linear", "knn", "tabular", "sk-ridge", "sk-forest", "sk-gbm", "blend"]
+    digits = kc("models", "digit-recognizer", ws=workspace)
+    assert names(digits.stdout) == ["linear", "knn", "cnn", "sk-logistic", "sk-forest", "sk-gbm"]
+
+
+def test_validate_takes_at_most_a_slug_and_a_file(titanic_only, kc):
+    result = kc("validate", "titanic", "a.csv", "b.csv", ws=titanic_only)
+    assert result.exit_code == 1 and result.stderr == "Error: expected [SLUG] FILE\n"
+    result = kc("validate", "nope.csv", ws=titanic_only)
+    assert result.exit_code == 1 and result.stderr == "Error: nope.csv: no such file\n"
+
+
+def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypatch, tmp_path):
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("pipeline.pixels.sheet", broken)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    result = kc("show", "digit-recognizer", ws=fetched)
+    assert result.exit_code == 2
+    [saved] = (tmp_path / "kc-tracebacks").iterdir()
+    assert result.stderr == f"Error: unexpected ZeroDivisionError: division by zero (full traceback in {saved})\n"
+    assert "Traceback" in saved.read_text() and "in broken" in saved.read_text()
+
+
 @pytest.mark.slow
-def test_demo_runs_offline_end_to_end(workspace):
-    result = kc("demo", workspace=workspace)
+def test_demo_runs_offline_end_to_end(workspace, kc):
+    result = kc("demo", ws=workspace)
     assert result.exit_code == 0, result.output
     for slug, model in [("titanic", "linear"), ("titanic", "knn"), ("digit-recognizer", "linear"),
                         ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
         assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
     from pipeline import competitions
-    from pipeline.submit import validate_file
+    from pipeline.runs import list_runs
+    from pipeline.submission import validate_file
     from pipeline.workspace import Workspace
 
     for slug in ("titanic", "digit-recognizer"):
+        comp, ws = competitions.get(slug), Workspace(workspace)
         [csv] = (workspace / "submissions" / slug).glob("*.csv")
-        assert validate_file(competitions.get(slug), Workspace(workspace), csv) > 0
+        assert csv.name == f"{list_runs(comp, ws)[0].run_id}.csv"  # the best run's
+        assert validate_file(comp, ws, csv) > 0
         assert str(csv) in result.stdout
     pngs = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith(".png")]
     assert len(pngs) >= 8 and all(Path(p).is_file() for p in pngs)
@@ -147,9 +275,20 @@ def test_python_dash_m_pipeline_works():
     assert out.returncode == 0 and "fetch" in out.stdout and "predict-image" in out.stdout
 
 
-def test_unwritable_workspace_is_one_line(tmp_path):
+def test_unwritable_workspace_is_one_line(tmp_path, kc):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = kc("fetch", "titanic", workspace=blocker)
+    result = kc("fetch", "titanic", ws=blocker)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
+
+
+def test_house_prices_end_to_end(workspace, kc):
+    install(workspace, "house-prices")
+    trained = kc("train", "--model", "sk-ridge", ws=workspace)
+    assert trained.exit_code == 0, trained.output
+    assert re.match(r"house-prices-advanced-regression-techniques sk-ridge: validation RMSE of logs 0\.\d{4} ",
+                    trained.stdout)
+    submitted = kc("submit", ws=workspace)
+    assert submitted.exit_code == 0, submitted.output
+    assert "validation RMSE of logs 0." in submitted.stdout

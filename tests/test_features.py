@@ -1,8 +1,10 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import competitions, convert, features
+from pipeline import competitions, dataset, features
 from pipeline.errors import DataError
 from pipeline.workspace import Workspace
 
@@ -70,14 +72,39 @@ def test_bad_titanic_cells_are_named(fetched, column, value, message):
     df.loc[3, column] = value
     df.to_csv(path, index=False)
     with pytest.raises(DataError) as err:
-        convert.convert_titanic(TITANIC, Workspace(fetched))
+        dataset.load_dataset(TITANIC, Workspace(fetched))
     assert str(err.value) == message
 
 
-def test_titanic_cache(fetched):
+def test_titanic_header_is_checked(fetched):
+    path = fetched / "competitions/titanic/test.csv"
+    path.write_text(path.read_text().replace("Pclass", "Class", 1))
+    with pytest.raises(DataError) as err:
+        features.read_titanic_csv(path, features.TEST_COLUMNS)
+    assert str(err.value) == ("test.csv: header does not match Titanic's columns (PassengerId, Pclass, Name, Sex, "
+                              "Age, SibSp, Parch, Ticket, Fare, Cabin, Embarked)")
+
+
+def test_titanic_dataset_and_converted_tables(fetched):
     ws = Workspace(fetched)
-    first = convert.convert_titanic(TITANIC, ws)
-    second = convert.convert_titanic(TITANIC, ws)
-    assert not first.from_cache and second.from_cache
-    assert second.train.equals(first.train) and np.array_equal(second.labels, first.labels)
-    assert list(second.test_ids[:3]) == [892, 893, 894]
+    first = dataset.load_dataset(TITANIC, ws)
+    second = dataset.load_dataset(TITANIC, ws)
+    assert first.fingerprint == second.fingerprint
+    assert np.array_equal(second.X, first.X) and np.array_equal(second.y, first.y)
+    assert first.X.shape == (300, len(first.feature_names)) and first.X.dtype == np.float32
+    assert first.y.dtype == np.int64 and set(first.y) == {0, 1}
+    assert list(first.test_ids[:3]) == [892, 893, 894] and len(first.test_ids) == 100
+    assert first.features["builder"] == "titanic"
+    train, test = features.load_titanic(TITANIC, fetched / "competitions/titanic")
+    f_train, _ = features.build_features(train, test)
+    assert first.feature_names == tuple(f_train.columns)
+    assert np.array_equal(first.y, train["Survived"].to_numpy())
+    converted = dataset.convert(TITANIC, ws)
+    derived = fetched / "competitions/titanic/derived"
+    saved = pd.read_parquet(derived / "features_train.parquet")
+    assert list(saved.columns) == list(first.feature_names)
+    assert np.array_equal(saved.to_numpy(np.float32), first.X)
+    assert len(pd.read_parquet(derived / "features_test.parquet")) == 100
+    record = json.loads((derived / "features.json").read_text())
+    assert record["builder"] == "titanic" and record["fingerprint"] == converted.fingerprint
+    assert record["columns"] == list(first.feature_names)

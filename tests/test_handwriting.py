@@ -2,10 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
-from typer.testing import CliRunner
 
-from pipeline import competitions, convert, runs
-from pipeline.cli import app
+from pipeline import competitions, dataset, runs
 from pipeline.errors import DataError
 from pipeline.handwriting import load_grey, predict_images, prepare
 from pipeline.workspace import Workspace
@@ -80,7 +78,7 @@ def knn_run(fetched):
 
 def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run, tmp_path):
     fetched, _ = knn_run
-    data = convert.load_dataset(DIGITS, Workspace(fetched))
+    data = dataset.load_dataset(DIGITS, Workspace(fetched))
     _, valid_idx = runs.split(data.y, 0.1, 0)
     hits = 0
     for row in valid_idx[:10]:  # digits the model never saw
@@ -94,25 +92,24 @@ def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run,
     assert hits >= 8
 
 
-def test_cli_predict_image(knn_run, tmp_path):
+def test_cli_predict_image(knn_run, tmp_path, kc):
     fetched, _ = knn_run
     path = tmp_path / "seven.png"
     font_digit("7").save(path)
-    result = CliRunner().invoke(app, ["--workspace", str(fetched), "predict-image", str(path), "--out",
-                                      str(tmp_path / "out.png")])
+    result = kc("predict-image", path, "--out", tmp_path / "out.png", ws=fetched)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"{path}: ") and (tmp_path / "out.png").is_file()
     assert result.stdout.count("%") == 3
 
 
-def test_cli_predict_image_errors(fetched, tmp_path):
+def test_cli_predict_image_errors(fetched, tmp_path, kc):
     path = tmp_path / "seven.png"
     font_digit("7").save(path)
-    result = CliRunner().invoke(app, ["--workspace", str(fetched), "predict-image", str(path)])
+    result = kc("predict-image", path, ws=fetched)
     assert result.exit_code == 1
-    assert result.stderr == ("Error: no runs for digit-recognizer yet: run `kc train digit-recognizer --model linear` "
-                             "first\n")
+    assert result.stderr == "Error: no runs for digit-recognizer yet: run `kc train digit-recognizer` first\n"
     blank = tmp_path / "blank.png"
     Image.new("L", (50, 50), 255).save(blank)
-    result = CliRunner().invoke(app, ["--workspace", str(fetched), "predict-image", str(blank)])
+    result = kc("predict-image", blank, ws=fetched)
+    assert result.exit_code == 1
     assert result.stderr == f"Error: {blank}: no ink found: the image is blank\n"

@@ -1,27 +1,94 @@
+import collections
+import importlib
+import os
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 
-from pipeline import competitions, convert
-from pipeline.models import model_class
+from pipeline.errors import DataError, UsageError
+from pipeline.models import MODELS, model_class
 from pipeline.models.base import NotFittedError
 from pipeline.models.knn import KNNModel, deskew
 from pipeline.models.linear import LinearModel
-from pipeline.workspace import Workspace
+from pipeline.models.sklearn_models import SkForest, SkGBM, SkLogistic, SkRidge
+from pipeline.models.tabular import TabularModel
+
+DIGITS = Path(__file__).parent / "fixtures" / "digit-recognizer"
 
 
-@pytest.fixture
-def titanic_data(fetched):
-    return convert.load_dataset(competitions.get("titanic"), Workspace(fetched))
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small data gains nothing from threads, and OpenMP spinning on a busy machine is slow (HistGradientBoosting)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
-@pytest.fixture
-def digit_data(fetched):
-    return convert.load_dataset(competitions.get("digit-recognizer"), Workspace(fetched))
+@pytest.fixture(scope="module")
+def digits():
+    """The fixture's 300 labelled digits and 100 unlabelled ones, as (n, 28, 28) uint8 and int64 labels."""
+    train = np.loadtxt(DIGITS / "train.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    test = np.loadtxt(DIGITS / "test.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    return SimpleNamespace(X=train[:, 1:].astype(np.uint8).reshape(-1, 28, 28), y=train[:, 0],
+                           X_test=test.astype(np.uint8).reshape(-1, 28, 28))
 
 
-def test_logistic_gradient_descent_matches_scikit_learn(titanic_data):
-    X, y = titanic_data.X, titanic_data.y
+def classes_table(n=300, d=6, k=2, seed=0):
+    """Standardised features and int64 class codes drawn from a softmax of a random linear map."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    logits = X @ rng.normal(size=(d, k)) * 2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=row) for row in p], dtype=np.int64)
+    return X, y
+
+
+def values_table(n=200, d=5, seed=0):
+    """Standardised features and float targets far from mean 0 / std 1: 50 + 10 (X w) + noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = 50 + 10 * (X.astype(np.float64) @ rng.normal(size=d)) + 3 * rng.normal(size=n)
+    return X, y
+
+
+def rmse(a, b):
+    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
+
+
+def comp(task, modality="tabular"):
+    return SimpleNamespace(task=task, modality=modality, slug="test")
+
+
+# --- registry -------------------------------------------------------------------------------------------
+def test_registry_matches_each_class():
+    for name, info in MODELS.items():
+        cls = getattr(importlib.import_module(info.module), info.cls)
+        assert (cls.name, cls.tasks, cls.modalities) == (name, info.tasks, info.modalities), name
+    assert not model_class("sk-gbm", comp("regression")).scaled and model_class("tabular", comp("binary")).scaled
+
+
+def test_models_refuse_the_wrong_kind_of_target():
+    X, y = values_table()
+    with pytest.raises(UsageError, match="model 'sk-logistic' classifies"):
+        SkLogistic().fit(X, y)
+    with pytest.raises(UsageError, match="model 'sk-ridge' regresses"):
+        SkRidge().fit(X, (y > 50).astype(np.int64))
+
+
+def test_predict_before_fit_is_a_clear_error():
+    with pytest.raises(NotFittedError, match="this linear model is not fitted yet"):
+        LinearModel().predict(np.zeros((2, 3), np.float32))
+
+
+# --- linear ---------------------------------------------------------------------------------------------
+def test_logistic_gradient_descent_matches_scikit_learn():
+    X, y = classes_table()
     C = 0.5
     ours = LinearModel(epochs=1500, lr=0.5, bs=len(X), momentum=0.9, weight_decay=1 / (C * len(X))).fit(X, y)
     ref = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
@@ -30,10 +97,10 @@ def test_logistic_gradient_descent_matches_scikit_learn(titanic_data):
     assert np.allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-3)
 
 
-def test_softmax_gradient_descent_matches_scikit_learn(digit_data):
+def test_softmax_gradient_descent_matches_scikit_learn(digits):
     from pipeline import images
 
-    X, y = digit_data.X[:200], digit_data.y[:200]
+    X, y = digits.X[:200], digits.y[:200]
     flat = images.to_float(X).reshape(len(X), -1)
     C = 0.01
     ours = LinearModel(epochs=1500, lr=0.1, bs=len(X), momentum=0.9, weight_decay=1 / (C * len(X))).fit(X, y)
@@ -42,49 +109,82 @@ def test_softmax_gradient_descent_matches_scikit_learn(digit_data):
     assert np.abs(ours.predict_proba(X) - ref.predict_proba(flat)).max() < 5e-3
 
 
-def test_linear_learns_and_records_history(titanic_data):
-    X, y = titanic_data.X, titanic_data.y
+@pytest.mark.parametrize("weight_decay", [0.0, 0.02])
+def test_least_squares_gradient_descent_matches_scikit_learn(weight_decay):
+    X, y = values_table()
+    ours = LinearModel(epochs=400, lr=0.1, bs=len(X), momentum=0.9, weight_decay=weight_decay).fit(X, y)
+    # on the standardised target, weight decay wd is Ridge's alpha = n wd / 2 (the MSE is a mean, not a sum)
+    ref = Ridge(alpha=len(X) * weight_decay / 2).fit(X, y) if weight_decay else LinearRegression().fit(X, y)
+    assert ours.regression_ and ours.classes_ is None
+    assert np.allclose(ours.weight_[:, 0].numpy() * ours.y_std_, ref.coef_, atol=1e-3)
+    prediction = ours.predict(X)
+    assert prediction.dtype == np.float64 and np.allclose(prediction, ref.predict(X), atol=1e-3)
+
+
+def test_linear_learns_and_records_history():
+    X, y = classes_table(n=400)
     seen = []
     model = LinearModel(epochs=5, bs=16, lr=0.05).fit(X[:250], y[:250], X[250:], y[250:], on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [1, 2, 3, 4, 5] and model.history_ == seen
+    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy"}
     assert np.mean(model.predict(X[250:]) == y[250:]) > 0.7
 
 
-def test_predict_before_fit_is_a_clear_error():
-    with pytest.raises(NotFittedError, match="this linear model is not fitted yet"):
-        LinearModel().predict(np.zeros((2, 3), np.float32))
+def test_linear_regression_keeps_the_best_epoch_and_reports_rmse_on_the_target_scale():
+    X, y = values_table(n=300)
+    model = LinearModel(epochs=8, bs=16, lr=0.02).fit(X[:200], y[:200], X[200:], y[200:])
+    assert set(model.history_[0]) == {"epoch", "train_loss", "valid_loss", "valid_rmse"}
+    best = min(model.history_, key=lambda r: r["valid_loss"])
+    assert best["valid_rmse"] == pytest.approx(rmse(model.predict(X[200:]), y[200:]), rel=1e-4)
+    assert best["valid_loss"] == pytest.approx((best["valid_rmse"] / np.std(y[:200])) ** 2, rel=1e-4)
+    assert best["valid_rmse"] < 0.5 * np.std(y[200:])
 
 
-def plain_knn(train, labels, query, k):
+# --- kNN ------------------------------------------------------------------------------------------------
+def plain_knn(train, query, k):
     out = []
     for q in query:
         d = [float(np.sum((q - t) ** 2)) for t in train]
-        order = sorted(range(len(train)), key=lambda i: (d[i], i))[:k]
-        out.append(order)
+        out.append(sorted(range(len(train)), key=lambda i: (d[i], i))[:k])
     return np.array(out)
 
 
-def test_knn_neighbours_match_a_plain_distance_loop(digit_data):
-    X, y = digit_data.X[:150], digit_data.y[:150]
-    q = digit_data.X_test[:20]
+def test_knn_neighbours_match_a_plain_distance_loop(digits):
+    X, y = digits.X[:150], digits.y[:150]
+    q = digits.X_test[:20]
     model = KNNModel(k=3, deskew=False, pca=0, batch=7).fit(X, y)
     d2, idx = model.kneighbors(q)
-    expected = plain_knn(X.reshape(150, -1) / 255.0, y, q.reshape(20, -1) / 255.0, 3)
+    expected = plain_knn(X.reshape(150, -1) / 255.0, q.reshape(20, -1) / 255.0, 3)
     assert np.array_equal(idx, expected)
     direct = ((q.reshape(20, 1, -1) / 255.0 - X.reshape(1, 150, -1) / 255.0) ** 2).sum(-1)
     assert np.allclose(d2, np.take_along_axis(direct, expected, 1), atol=1e-3)
 
 
-def test_knn_uniform_vote(digit_data):
-    X, y = digit_data.X[:150], digit_data.y[:150]
+def test_knn_uniform_vote(digits):
+    X, y = digits.X[:150], digits.y[:150]
     model = KNNModel(k=5, weighting="uniform", deskew=False, pca=0).fit(X, y)
-    _, idx = model.kneighbors(digit_data.X_test[:10])
+    _, idx = model.kneighbors(digits.X_test[:10])
     votes = np.array([np.bincount(y[row], minlength=10) for row in idx]) / 5
-    assert np.allclose(model.predict_proba(digit_data.X_test[:10]), votes)
+    assert np.allclose(model.predict_proba(digits.X_test[:10]), votes)
 
 
-def test_knn_with_pca_and_deskew_classifies_fixtures(digit_data):
-    X, y = digit_data.X, digit_data.y
+@pytest.mark.parametrize("weighting", ["distance", "uniform"])
+def test_knn_regression_matches_a_plain_weighted_mean(weighting):
+    X, y = values_table(n=120)
+    query = values_table(n=15, seed=1)[0]
+    model = KNNModel(k=4, weighting=weighting, pca=0).fit(X, y)
+    expected = []
+    for q in query.astype(np.float64):
+        dist = [float(np.sqrt(np.sum((q - t) ** 2))) for t in X.astype(np.float64)]
+        near = sorted(range(len(X)), key=lambda i: dist[i])[:4]
+        w = [1.0 if weighting == "uniform" else 1 / (dist[i] + 1e-6) for i in near]
+        expected.append(sum(wi * y[i] for wi, i in zip(w, near, strict=True)) / sum(w))
+    prediction = model.predict(query)
+    assert prediction.dtype == np.float64 and np.allclose(prediction, expected, rtol=1e-4)
+
+
+def test_knn_with_pca_and_deskew_classifies_fixtures(digits):
+    X, y = digits.X, digits.y
     model = KNNModel(pca=30).fit(X[:250], y[:250])
     assert np.mean(model.predict(X[250:]) == y[250:]) >= 0.8
 
@@ -102,30 +202,188 @@ def test_deskew_straightens_a_slanted_bar():
     assert abs((straight.sum(1) * np.arange(28)).sum() / mass - 13.5) < 1.0
 
 
-def test_save_and_load_round_trip(titanic_data, tmp_path):
-    X, y = titanic_data.X, titanic_data.y
-    for name in ("linear", "knn", "sk-logistic"):
-        cls = model_class(name, "tabular")
-        model = cls().fit(X, y)
-        folder = tmp_path / name
-        folder.mkdir()
+# --- save / load ----------------------------------------------------------------------------------------
+
+TABLE_MODELS = ("linear", "knn", "tabular", "sk-logistic", "sk-ridge", "sk-forest", "sk-gbm")
+FAST = {"tabular": {"epochs": 2}, "sk-forest": {"n_estimators": 10}, "sk-gbm": {"max_iter": 20}}
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_save_and_load_round_trip(task, tmp_path):
+    X, y = values_table(n=150) if task == "regression" else classes_table(n=150, k=2 if task == "binary" else 3)
+    names = [n for n in TABLE_MODELS if task in MODELS[n].tasks]
+    assert len(names) == 6
+    for name in names:
+        cls = model_class(name, comp(task))
+        model = cls.from_params(FAST.get(name, {})).fit(X, y)
+        folder = tmp_path / task / name
+        folder.mkdir(parents=True)
         model.save(folder)
         again = cls.from_params(model.params()).load(folder)
-        assert np.allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6), name
+        assert again.fitted_ and again.regression_ == (task == "regression"), name
+        if task == "regression":
+            assert again.classes_ is None and np.array_equal(again.predict(X), model.predict(X)), name
+        else:
+            assert np.array_equal(again.classes_, np.unique(y)), name
+            assert np.array_equal(again.predict_proba(X), model.predict_proba(X)), name
 
 
+# --- scikit-learn models: skops files and what load refuses -----------------------------------------------
+class Planted:
+    """An object whose unpickling creates a file: what a malicious estimator.pkl would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def saved_ridge(folder, **extra):
+    X, y = values_table()
+    model = SkRidge().fit(X, y)
+    for key, value in extra.items():
+        setattr(model.estimator_, key, value)
+    folder.mkdir(exist_ok=True)
+    model.save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("planted", [os.system, Planted(Path("x")), "ordered"])
+def test_load_refuses_untrusted_types(planted, tmp_path):
+    class Ordered(collections.OrderedDict):
+        pass
+
+    value = Ordered(a=1) if planted == "ordered" else planted
+    folder = saved_ridge(tmp_path / "run-7", evil=value)
+    with pytest.raises(DataError) as err:
+        SkRidge().load(folder)
+    message = str(err.value)
+    assert message.startswith("run run-7's estimator.skops holds types kc does not trust (") and "\n" not in message
+    assert message.endswith("); train it again")
+    assert {os.system: "system", "ordered": "Ordered"}.get(planted, "Planted") in message
+
+
+def test_a_planted_pickle_is_never_unpickled(tmp_path):
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(Planted(proof)))  # the plant works when unpickled...
+    assert proof.exists()
+    marker = tmp_path / "marker"
+    folder = tmp_path / "run-3"
+    folder.mkdir()
+    (folder / "estimator.pkl").write_bytes(pickle.dumps(Planted(marker)))
+    with pytest.raises(DataError, match=r"^run run-3 has no estimator.skops \(only an old pickled estimator.pkl"):
+        SkForest().load(folder)
+    assert not marker.exists()  # ...but kc never unpickles it
+
+
+def test_load_refuses_a_damaged_file_and_a_foreign_estimator(tmp_path):
+    folder = saved_ridge(tmp_path / "run-1")
+    with pytest.raises(DataError, match="holds a Ridge, not a sk-logistic estimator; train it again"):
+        SkLogistic().load(folder)
+    (folder / "estimator.skops").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match=r"^run run-1's estimator.skops cannot be read \(BadZipFile"):
+        SkRidge().load(folder)
+    X, y = values_table()
+    forest = model_class("sk-forest", comp("regression"))(n_estimators=3).fit(X, y)
+    forest.save(folder)
+    with pytest.raises(DataError, match=r"does not trust \(sklearn.tree._tree.Tree\)"):
+        SkGBM().load(folder)  # trees are trusted for forests only
+    with pytest.raises(DataError, match="has no estimator.skops; train it again"):
+        SkRidge().load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["sk-forest", "sk-gbm"])
+def test_load_refuses_trees_pointing_outside_themselves(name, tmp_path):
+    X, y = classes_table(n=150)
+    model = model_class(name, comp("binary")).from_params(FAST[name]).fit(X, y)
+    folder = tmp_path / "run-2"
+    folder.mkdir()
+    model.save(folder)
+    assert type(model).from_params(FAST[name]).load(folder).fitted_  # an honest file loads
+    if name == "sk-forest":
+        tree = model.estimator_.estimators_[0].tree_
+        state = tree.__getstate__()
+        state["nodes"]["left_child"][0] = 10**6
+        tree.__setstate__(state)
+    else:
+        model.estimator_._predictors[0][0].nodes["right"][0] = 10**6
+    model.save(folder)
+    with pytest.raises(DataError, match="holds trees whose nodes point outside them"):
+        type(model)().load(folder)
+
+
+def test_gbm_patience_stops_on_the_validation_set():
+    X, _ = values_table(n=300)
+    noise = np.random.default_rng(3).normal(size=300)  # nothing to learn: validation loss stops improving early
+    model = model_class("sk-gbm", comp("regression"))(patience=3).fit(X[:200], noise[:200], X[200:], noise[200:])
+    est = model.estimator_
+    assert est.n_iter_ < 50
+    baseline = 0.5 * np.mean((noise[200:] - noise[:200].mean()) ** 2)  # half squared error before any tree
+    assert -est.validation_score_[0] == pytest.approx(baseline, rel=1e-6)  # scored on the rows given, not a split
+
+
+# --- fastai tabular -------------------------------------------------------------------------------------
+def test_tabular_learns_values_quietly(capfd):
+    X, y = values_table(n=500)
+    seen = []
+    model = TabularModel(epochs=8, seed=1).fit(X[:400], y[:400], X[400:], y[400:], on_epoch=seen.append)
+    assert capfd.readouterr().out == ""  # no progress bars or tables
+    assert model.history_ == seen and [r["epoch"] for r in seen] == list(range(1, 9))
+    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_rmse"}
+    error = rmse(model.predict(X[400:]), y[400:])
+    assert error < 0.5 * rmse(np.mean(y[:400]), y[400:])
+    assert min(r["valid_rmse"] for r in seen) == pytest.approx(error, rel=1e-4)
+
+
+def test_tabular_keeps_the_best_epoch_when_it_overfits():
+    X, y = values_table(n=300)
+    y = y + 40 * np.random.default_rng(0).normal(size=300)  # mostly noise: 40 rows are soon learnt by heart
+    model = TabularModel(epochs=10, dropout=0.0, wd=0.0, lr=3e-2).fit(X[:40], y[:40], X[100:], y[100:])
+    losses = [r["valid_loss"] for r in model.history_]
+    assert np.argmin(losses) < len(losses) - 1  # the last epoch is not the best one...
+    best = model.history_[int(np.argmin(losses))]["valid_rmse"]
+    assert rmse(model.predict(X[100:]), y[100:]) == pytest.approx(best, rel=1e-4)  # ...and the model is the best one
+
+
+def test_tabular_learns_classes():
+    X, y = classes_table(n=500, k=3)
+    seen = []
+    model = TabularModel(epochs=8).fit(X[:400], y[:400], X[400:], y[400:], on_epoch=seen.append)
+    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy"}
+    proba = model.predict_proba(X[400:])
+    assert proba.shape == (100, 3) and proba.dtype == np.float32 and np.allclose(proba.sum(1), 1, atol=1e-5)
+    majority = np.mean(y[400:] == np.bincount(y[:400]).argmax())
+    assert np.mean(model.predict(X[400:]) == y[400:]) > majority + 0.2
+
+
+def test_tabular_same_seed_same_predictions():
+    X, y = values_table(n=200)
+    runs = [TabularModel(epochs=2, layers="16,8", seed=s).fit(X, y).predict(X) for s in (5, 5, 6)]
+    assert np.array_equal(runs[0], runs[1]) and not np.allclose(runs[0], runs[2])
+
+
+def test_tabular_rejects_bad_layers():
+    X, y = values_table(n=20)
+    with pytest.raises(UsageError, match="layers='200,x'"):
+        TabularModel(layers="200,x").fit(X, y)
+
+
+# --- cnn ------------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cnn_one_epoch_and_round_trip(digit_data, tmp_path):
+def test_cnn_one_epoch_and_round_trip(digits, tmp_path):
     from pipeline.models.cnn import CNNModel
 
-    X, y = digit_data.X, digit_data.y
+    X, y = digits.X, digits.y
     model = CNNModel(epochs=1, bs=32, width=8).fit(X[:250], y[:250], X[250:], y[250:])
-    assert len(model.history_) == 1
+    assert len(model.history_) == 1 and not model.regression_
     proba = model.predict_proba(X[250:])
     assert proba.shape == (50, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
     model.save(tmp_path)
     again = CNNModel(width=8).load(tmp_path)
     assert np.allclose(again.predict_proba(X[250:]), proba, atol=1e-5)
+    with pytest.raises(UsageError, match="model 'cnn' classifies"):
+        CNNModel().fit(X[:10], y[:10].astype(np.float64))
 
 
 def test_augmentation_never_flips():

@@ -1,10 +1,12 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
+from conftest import install
 
-from pipeline import competitions, convert, runs
+from pipeline import competitions, dataset, records, runs
 from pipeline.errors import DataError, UsageError
 from pipeline.workspace import Workspace
 
@@ -23,18 +25,66 @@ def test_split_is_stratified_and_reproducible():
 
 def test_train_records_a_complete_run(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 4}, cv=3))
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 4}))
     names = sorted(p.name for p in run.folder.iterdir())
-    assert names == ["config.json", "confusion_matrix.png", "learning_curves.png", "metrics.json", "valid.npz",
-                     "weights.pt"]
+    assert names == ["config.json", "confusion_matrix.png", "features.json", "learning_curves.png", "metrics.json",
+                     "valid.npz", "weights.pt"]
     config = json.loads((run.folder / "config.json").read_text())
     assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.01 and config["seed"] == 0
-    assert config["data_fingerprint"] and config["kc_version"]
+    assert config["model"] == "linear" and config["competition"] == "titanic"
     metrics = json.loads((run.folder / "metrics.json").read_text())
-    assert len(metrics["history"]) == 4 and len(metrics["cv_scores"]) == 3
-    assert metrics["valid_rows"] == 30
+    assert metrics["data_fingerprint"] == dataset.load_dataset(TITANIC, ws).fingerprint and metrics["kc_version"]
+    assert metrics["metric"] == "accuracy" and metrics["score"] == run.score
+    assert len(metrics["history"]) == 4 and metrics["fold_scores"] == []
+    assert metrics["valid_rows"] == 30 and metrics["train_rows"] == 270
+    assert metrics["scored_on"] == "split" and metrics["submits_with"] == "model"
+    assert json.loads((run.folder / "features.json").read_text())["builder"] == "titanic"
     state = torch.load(run.folder / "weights.pt", weights_only=True)
     assert set(state) == {"weight", "bias", "classes"}
+    assert run.plots == [run.folder / "confusion_matrix.png", run.folder / "learning_curves.png"]
+
+
+def test_folds_score_every_row_out_of_fold(fetched):
+    ws = Workspace(fetched)
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 4}, folds=3))
+    assert sorted(p.name for p in run.folder.iterdir() if p.is_dir()) == ["fold0", "fold1", "fold2"]
+    assert all((run.folder / f"fold{k}/weights.pt").is_file() for k in range(3))
+    m = run.metrics
+    assert m.scored_on == "oof" and m.submits_with == "fold-mean" and len(m.fold_scores) == 3
+    assert m.valid_rows == 300 and m.train_rows == 200
+    saved = records.read_valid(run, TITANIC, 300)
+    y = dataset.load_dataset(TITANIC, ws).y
+    assert saved["index"].tolist() == list(range(300)) and sorted(set(saved["fold"].tolist())) == [0, 1, 2]
+    # an independent count: the share of rows whose out-of-fold class is right, and each fold's share
+    right = np.argmax(saved["outputs"], axis=1) == y
+    assert run.score == pytest.approx(right.mean())
+    assert m.fold_scores == pytest.approx([right[saved["fold"] == k].mean() for k in range(3)])
+    assert m.fold_std == pytest.approx(np.std(m.fold_scores))
+    assert len(records.load_models(TITANIC, run)) == 3
+
+
+def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
+    ws = Workspace(fetched)
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True))
+    m = run.metrics
+    best = min(m.history, key=lambda r: r["valid_loss"])["epoch"]
+    assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
+    [model] = records.load_models(TITANIC, run)
+    from pipeline.models.linear import LinearModel
+
+    data = dataset.load_dataset(TITANIC, ws)
+    mine = LinearModel(epochs=best, lr=0.1, seed=0).fit(data.X, data.y)  # every row, no validation
+    assert np.allclose(model.predict_proba(data.X_test), mine.predict_proba(data.X_test), atol=1e-6)
+
+
+def test_a_saved_run_reads_back_as_typed_records(fetched):
+    ws = Workspace(fetched)
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="knn", params={"k": 7}, folds=2))
+    again = runs.get_run(TITANIC, ws, run.run_id)
+    assert again == run
+    assert isinstance(again.config, runs.TrainConfig) and isinstance(again.metrics, runs.RunMetrics)
+    assert again.config.params["k"] == 7 and again.model == "knn" and again.config.folds == 2
+    assert again.metrics.fold_std == pytest.approx(np.std(again.metrics.fold_scores))
 
 
 def test_same_seed_same_metrics(fetched):
@@ -42,7 +92,7 @@ def test_same_seed_same_metrics(fetched):
     cfg = runs.TrainConfig(model="linear", params={"epochs": 3}, seed=7)
     a, b = runs.train(TITANIC, ws, cfg), runs.train(TITANIC, ws, cfg)
     assert a.run_id != b.run_id
-    assert a.metrics["history"] == b.metrics["history"] and a.score == b.score
+    assert a.metrics.history == b.metrics.history and a.score == b.score
 
 
 @pytest.mark.slow
@@ -50,7 +100,7 @@ def test_same_seed_same_metrics_cnn(fetched):
     ws = Workspace(fetched)
     cfg = runs.TrainConfig(model="cnn", params={"epochs": 1, "width": 8, "bs": 32}, seed=1, valid_pct=0.2)
     a, b = runs.train(DIGITS, ws, cfg), runs.train(DIGITS, ws, cfg)
-    assert a.metrics["history"] == b.metrics["history"]
+    assert a.metrics.history == b.metrics.history
 
 
 def test_runs_are_listed_best_first_and_reload(fetched):
@@ -58,19 +108,34 @@ def test_runs_are_listed_best_first_and_reload(fetched):
     runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
     runs.train(TITANIC, ws, runs.TrainConfig(model="knn"))
     found = runs.list_runs(TITANIC, ws)
+    assert len(found) == 2
     assert [r.score for r in found] == sorted((r.score for r in found), reverse=True)
     best = runs.get_run(TITANIC, ws)
+    assert best == found[0]
     model = runs.load_model(TITANIC, best)
-    data = convert.load_dataset(TITANIC, ws)
-    saved = np.load(best.folder / "valid.npz")
-    assert np.allclose(model.predict_proba(data.X[saved["index"]]), saved["proba"], atol=1e-6)
-    with pytest.raises(UsageError, match="no run 'nope' for titanic; see `kc runs titanic`"):
+    data = dataset.load_dataset(TITANIC, ws)
+    saved = records.read_valid(best, TITANIC, 300)
+    assert np.allclose(model.predict_proba(data.X[saved["index"]]), saved["outputs"], atol=1e-6)
+    with pytest.raises(UsageError) as err:
         runs.get_run(TITANIC, ws, "nope")
+    assert str(err.value) == "no run 'nope' for titanic; see `kc runs titanic`"
+
+
+def test_a_regression_run_is_best_when_lowest(workspace):
+    install(workspace, "house-prices")
+    comp = competitions.get("house-prices")
+    ws = Workspace(workspace)
+    good = runs.train(comp, ws, runs.TrainConfig(model="sk-ridge"))
+    bad = runs.train(comp, ws, runs.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
+    assert good.score < bad.score
+    assert [r.run_id for r in runs.list_runs(comp, ws)] == [good.run_id, bad.run_id]
+    assert sorted(p.name for p in good.folder.glob("*.png")) == ["predicted_vs_true.png"]
 
 
 def test_no_runs_yet(fetched):
-    with pytest.raises(DataError, match=r"no runs for titanic yet: run `kc train titanic --model linear` first"):
+    with pytest.raises(DataError) as err:
         runs.get_run(TITANIC, Workspace(fetched))
+    assert str(err.value) == "no runs for titanic yet: run `kc train titanic` first"
 
 
 def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
@@ -81,9 +146,9 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
             raise KeyboardInterrupt
 
     run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 10}), on_epoch=interrupt)
-    assert run.metrics["interrupted"] is True
-    assert len(run.metrics["history"]) == 3  # epoch 3 finished; the interrupt came as it was reported
-    best = min(run.metrics["history"], key=lambda r: r["valid_loss"])
+    assert run.metrics.interrupted is True
+    assert len(run.metrics.history) == 3  # epoch 3 finished; the interrupt came as it was reported
+    best = min(run.metrics.history, key=lambda r: r["valid_loss"])
     assert run.score == pytest.approx(best["valid_accuracy"])
 
 
@@ -93,3 +158,44 @@ def test_damaged_weights_are_a_clear_error(fetched):
     (run.folder / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(DataError, match=f"run {run.run_id}: its saved model cannot be loaded"):
         runs.load_model(TITANIC, runs.get_run(TITANIC, ws, run.run_id))
+
+
+def test_damaged_run_folders_are_listed_apart(fetched):
+    ws = Workspace(fetched)
+    run = runs.train(TITANIC, ws, runs.TrainConfig(model="knn"))
+    broken = ws.runs_dir("titanic") / "20000101-000000-knn"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    no_score = ws.runs_dir("titanic") / "20000101-000001-knn"
+    no_score.mkdir()
+    (no_score / "config.json").write_text((run.folder / "config.json").read_text())
+    (no_score / "metrics.json").write_text(json.dumps({"metric": "accuracy"}))
+    good, damaged = runs.scan(TITANIC, ws)
+    assert [r.run_id for r in good] == [run.run_id]
+    assert damaged == [records.Damaged(broken.name, "config.json cannot be read (JSONDecodeError)"),
+                       records.Damaged(no_score.name, "metrics.json: missing score, valid_rows, train_rows, "
+                                                      "fit_seconds, predict_seconds")]
+    (run.folder / "valid.npz").write_bytes(b"junk")
+    with pytest.raises(DataError) as err:
+        records.read_valid(run, TITANIC, 300)
+    assert str(err.value) == f"run {run.run_id}: valid.npz cannot be read (ValueError); train the run again"
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"valid_pct": 0.0}, "--valid-pct 0.0: expected a fraction between 0.01 and 0.5, e.g. 0.1"),
+        ({"valid_pct": 0.6}, "--valid-pct 0.6: expected a fraction between 0.01 and 0.5, e.g. 0.1"),
+        ({"seed": -1}, "--seed -1: expected an integer from 0 to 4294967295"),
+        ({"folds": 1}, "--folds 1: expected 0 (one validation split) or a number from 2 to 20"),
+        ({"device": "tpu"}, "--device tpu: expected one of auto, cpu, cuda"),
+    ],
+)
+def test_config_refuses_values_no_run_could_use(fetched, change, error):
+    cfg = dataclasses.replace(runs.TrainConfig(model="linear"), **change)
+    with pytest.raises(UsageError) as err:
+        cfg.check()
+    assert str(err.value) == error
+    with pytest.raises(UsageError):
+        runs.train(TITANIC, Workspace(fetched), cfg)
+    assert not (fetched / "competitions/titanic/runs").exists()

@@ -3,30 +3,72 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.errors import UsageError
-from pipeline.models.base import Model
 
-# name -> (module, class, task kinds it supports, one-line description)
-MODELS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "linear": ("pipeline.models.linear", "LinearModel", ("tabular", "image"),
-               "gradient descent written out: logistic / softmax regression"),
-    "knn": ("pipeline.models.knn", "KNNModel", ("tabular", "image"),
-            "k nearest neighbours by matrix multiplication, optional deskew and PCA"),
-    "cnn": ("pipeline.models.cnn", "CNNModel", ("image",), "fastai Learner with a small ResNet, from scratch"),
-    "sk-logistic": ("pipeline.models.sklearn_models", "SkLogistic", ("tabular", "image"),
-                    "scikit-learn LogisticRegression baseline"),
-    "sk-forest": ("pipeline.models.sklearn_models", "SkForest", ("tabular", "image"),
-                  "scikit-learn RandomForestClassifier baseline"),
+if TYPE_CHECKING:
+    from pipeline.competitions import Competition
+    from pipeline.models.base import Model
+
+_ALL = ("binary", "multiclass", "regression")
+_CLASSES = ("binary", "multiclass")
+_BOTH = ("tabular", "pixels")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where a model lives, which tasks and inputs it takes, and what it is (without importing it)."""
+
+    module: str
+    cls: str
+    tasks: tuple[str, ...]
+    modalities: tuple[str, ...]
+    description: str
+
+
+MODELS: dict[str, ModelInfo] = {
+    "linear": ModelInfo("pipeline.models.linear", "LinearModel", _ALL, _BOTH,
+                        "gradient descent written out: logistic / softmax / least-squares regression"),
+    "knn": ModelInfo("pipeline.models.knn", "KNNModel", _ALL, _BOTH,
+                     "k nearest neighbours by matrix multiplication; votes or a weighted mean"),
+    "cnn": ModelInfo("pipeline.models.cnn", "CNNModel", _CLASSES, ("pixels",),
+                     "fastai Learner with a small ResNet, from scratch"),
+    "tabular": ModelInfo("pipeline.models.tabular", "TabularModel", _ALL, ("tabular",),
+                         "fastai's tabular learner (embeddings + MLP), from scratch"),
+    "sk-logistic": ModelInfo("pipeline.models.sklearn_models", "SkLogistic", _CLASSES, _BOTH,
+                             "scikit-learn LogisticRegression baseline"),
+    "sk-ridge": ModelInfo("pipeline.models.sklearn_models", "SkRidge", ("regression",), _BOTH,
+                          "scikit-learn Ridge regression baseline"),
+    "sk-forest": ModelInfo("pipeline.models.sklearn_models", "SkForest", _ALL, _BOTH,
+                           "scikit-learn random forest baseline"),
+    "sk-gbm": ModelInfo("pipeline.models.sklearn_models", "SkGBM", _ALL, _BOTH,
+                        "scikit-learn HistGradientBoosting"),
+    "blend": ModelInfo("pipeline.models.blend", "BlendModel", _ALL, ("tabular",),
+                       "weighted mean of several models (default sk-ridge + sk-gbm)"),
 }
 
 
-def model_class(name: str, task: str) -> type[Model]:
-    """The class registered under `name`, checked against the competition's task kind."""
-    if name not in MODELS:
+def fitting(comp: Competition) -> list[str]:
+    """The models that take this competition's task and inputs."""
+    return [n for n, m in MODELS.items() if comp.task in m.tasks and comp.modality in m.modalities]
+
+
+def model_by_name(name: str) -> type[Model]:
+    """The class registered under `name`, unchecked (for models that hold other models)."""
+    info = MODELS.get(name)
+    if info is None:
         raise UsageError(f"unknown model '{name}'; kc knows: {', '.join(MODELS)}")
-    module, cls, tasks, _ = MODELS[name]
-    if task not in tasks:
-        fits = ", ".join(n for n, m in MODELS.items() if task in m[2])
-        raise UsageError(f"model '{name}' does not handle {task} competitions; use one of: {fits}")
-    return getattr(importlib.import_module(module), cls)
+    return getattr(importlib.import_module(info.module), info.cls)
+
+
+def model_class(name: str, comp: Competition) -> type[Model]:
+    """The class registered under `name`, checked against the competition's task and modality."""
+    info = MODELS.get(name)
+    if info is None:
+        raise UsageError(f"unknown model '{name}'; kc knows: {', '.join(MODELS)}")
+    if comp.task not in info.tasks or comp.modality not in info.modalities:
+        what = f"{comp.task} tasks" if comp.task not in info.tasks else f"{comp.modality} inputs"
+        raise UsageError(f"model '{name}' does not handle {what} ({comp.slug}); use one of: {', '.join(fitting(comp))}")
+    return model_by_name(name)

@@ -35,3 +35,24 @@ def save_state(state: dict[str, torch.Tensor], folder: Path) -> None:
 def load_state(folder: Path) -> dict[str, torch.Tensor]:
     """Read `weights.pt` safely (tensors only)."""
     return torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+
+
+class Batches(torch.utils.data.Dataset):
+    """Whole batches of several aligned tensors by fancy indexing (no per-item collation)."""
+
+    def __init__(self, *tensors: torch.Tensor):
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, ...]:
+        i = torch.as_tensor(idx)
+        return tuple(t[i] for t in self.tensors)
+
+
+def loader(*tensors: torch.Tensor, bs: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
+    """A DataLoader of whole batches; shuffled ones drop the ragged last batch and follow `seed`."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(Batches(*tensors), batch_size=bs, shuffle=shuffle, drop_last=shuffle,
+                                       generator=gen, collate_fn=lambda b: b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +24,11 @@ class Model:
     """Base class: dataclass fields are hyperparameters; learned state ends in `_` and is set by `fit`."""
 
     name: ClassVar[str] = "model"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")  # the competition tasks it learns
+    modalities: ClassVar[tuple[str, ...]] = ("tabular", "pixels")  # the inputs it reads
+    scaled: ClassVar[bool] = True  # wants standardised, log-tamed table features (linear, kNN); trees do not
+    signed: ClassVar[tuple[str, ...]] = ()  # numeric options that may be negative
+    space: ClassVar[dict[str, str]] = {}  # what `kc tune` searches: option -> "low:high[:log]" or "a|b|c"
 
     def params(self) -> dict[str, Any]:
         """The hyperparameters, as saved with every run."""
@@ -39,19 +45,29 @@ class Model:
         for key, value in params.items():
             default = fields[key].default
             converted[key] = _coerce(key, value, type(default)) if isinstance(value, str) else value
+            _check_value(cls, key, converted[key])
         return cls(**converted)
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> Model:
-        """Learn from X, y (optionally watching a validation set each epoch); return self."""
+        """Learn from X, y (optionally watching a validation set each epoch); return self.
+
+        y holds int64 class codes for classification, float values for regression (see `is_regression`).
+        """
         raise NotImplementedError
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32 class probabilities."""
         raise NotImplementedError
 
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """(n,) float64 regression predictions."""
+        raise NotImplementedError
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """(n,) int64 class labels."""
+        """(n,) int64 class codes, or (n,) float64 values for a regression model."""
+        if self.regression_:
+            return self.predict_values(X)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def save(self, folder: Path) -> None:
@@ -63,12 +79,46 @@ class Model:
         raise NotImplementedError
 
     def _check_fitted(self) -> None:
-        if getattr(self, "classes_", None) is None:
+        if not self.fitted_:
             raise NotFittedError(f"this {self.name} model is not fitted yet: call fit(X, y) first")
+
+    def _start(self, y: np.ndarray) -> None:
+        """Record what `fit` learns first: regression or classes, and that it is fitted; refuse a task it lacks."""
+        self.regression_ = is_regression(y)
+        if self.regression_ and "regression" not in self.tasks:
+            raise UsageError(f"model '{self.name}' classifies; it takes int64 class codes, not float targets")
+        if not self.regression_ and self.tasks == ("regression",):
+            raise UsageError(f"model '{self.name}' regresses; it takes float targets, not class codes")
+        self.classes_ = None if self.regression_ else np.unique(y)
+        self.fitted_ = True
 
     classes_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
     history_: list[dict[str, float]] = dataclasses.field(default_factory=list, init=False, repr=False, compare=False)
     interrupted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+    regression_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+    fitted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+
+
+def is_regression(y: np.ndarray) -> bool:
+    """Float targets are values to regress; integer targets are class codes."""
+    return np.asarray(y).dtype.kind == "f"
+
+
+# options that count or scale something: zero or less makes no model
+POSITIVE = ("epochs", "bs", "lr", "k", "batch", "n_estimators", "max_iter", "width", "max_leaf_nodes",
+            "min_samples_leaf", "C", "alpha", "learning_rate")
+
+
+def _check_value(cls: type[Model], key: str, value: Any) -> None:
+    """Refuse option values no model can use: NaN or infinite numbers, non-positive counts and rates, negatives."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value):
+        raise UsageError(f"option {key}={value}: expected a finite number")
+    if key in POSITIVE and value <= 0:
+        raise UsageError(f"option {key}={value}: must be greater than 0")
+    if value < 0 and key not in cls.signed:
+        raise UsageError(f"option {key}={value}: must not be negative")
 
 
 def _coerce(key: str, value: str, kind: type) -> Any:

@@ -75,24 +75,9 @@ class Autocast(nn.Module):
             return self.net(x).float()
 
 
-class _Batches(torch.utils.data.Dataset):
-    """Whole batches by fancy indexing (no per-item collation)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        i = torch.as_tensor(idx)
-        return self.x[i], self.y[i]
-
-
 def _loader(x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(_Batches(x, y), batch_size=bs, shuffle=shuffle, drop_last=shuffle,
-                                       generator=gen, collate_fn=lambda b: b)
+    """Old name of `_torch.loader`, still imported by benchmarks/run.py."""
+    return _torch.loader(x, y, bs=bs, shuffle=shuffle, seed=seed)
 
 
 @dataclasses.dataclass
@@ -100,6 +85,10 @@ class CNNModel(Model):
     """fastai Learner, one-cycle schedule, digit-safe augmentation, label smoothing; keeps the best epoch."""
 
     name: ClassVar[str] = "cnn"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
+    modalities: ClassVar[tuple[str, ...]] = ("pixels",)
+    space: ClassVar[dict[str, str]] = {"epochs": "4:20", "lr": "1e-3:1e-2:log", "width": "16|32|48",
+                                       "weight_decay": "1e-3:0.1:log", "label_smoothing": "0:0.2", "rotate": "0:15"}
     epochs: int = 12
     lr: float = 4e-3
     bs: int = 128
@@ -133,13 +122,13 @@ class CNNModel(Model):
 
         torch.manual_seed(self.seed)
         dev = _torch.device(self.device)
-        self.classes_ = np.unique(y)
+        self._start(y)
         x, t = self._inputs(X), torch.from_numpy(np.searchsorted(self.classes_, y)).long()
         if X_valid is None or y_valid is None:  # fastai wants a validation set; a sliver of train will do
             X_valid, y_valid = X[:256], y[:256]
         xv, tv = self._inputs(X_valid), torch.from_numpy(np.searchsorted(self.classes_, y_valid)).long()
-        dls = DataLoaders(_loader(x, t, self.bs, True, self.seed), _loader(xv, tv, 512, False, self.seed),
-                          device=dev)
+        dls = DataLoaders(_torch.loader(x, t, bs=self.bs, shuffle=True, seed=self.seed),
+                          _torch.loader(xv, tv, bs=512, shuffle=False, seed=self.seed), device=dev)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
         model = self
 
@@ -209,4 +198,5 @@ class CNNModel(Model):
         self.net_ = Autocast(digit_resnet(self.width, len(self.classes_)), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.eval()
+        self.fitted_ = True
         return self

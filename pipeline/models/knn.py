@@ -52,9 +52,11 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 @dataclasses.dataclass
 class KNNModel(Model):
-    """kNN classifier; digit images may be deskewed, blurred and PCA-projected before the search."""
+    """kNN votes or weighted mean of neighbours' values; digit images may be deskewed, blurred and PCA-projected."""
 
     name: ClassVar[str] = "knn"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    space: ClassVar[dict[str, str]] = {"k": "1:40", "weighting": "distance|uniform", "pca": "0|20|50|100"}
     k: int = 4
     weighting: str = "distance"  # or "uniform"
     deskew: bool = True
@@ -66,7 +68,8 @@ class KNNModel(Model):
     components_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
     train_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
     train_sq_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
-    labels_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
+    labels_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)  # class positions
+    values_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)  # regression targets
 
     def _embed(self, X: np.ndarray) -> torch.Tensor:
         """Input -> (n, d) float32 search space (deskew, blur, PCA as configured)."""
@@ -85,7 +88,7 @@ class KNNModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> KNNModel:
-        """Store the (projected) training set."""
+        """Store the (projected) training set and its labels or values."""
         if self.weighting not in ("distance", "uniform"):
             raise UsageError(f"weighting={self.weighting!r}: expected distance or uniform")
         self.components_ = self.mean_ = None
@@ -94,19 +97,25 @@ class KNNModel(Model):
             self.mean_ = x.mean(0)
             centred = x - self.mean_
             # eigenvectors of the (d, d) covariance: cheap when n >> d
-            _, vectors = torch.linalg.eigh(centred.T @ centred)
+            # float64: float32 eigh fails to converge on some small, nearly singular covariances
+            _, vectors = torch.linalg.eigh((centred.T @ centred).double())
+            vectors = vectors.float()
             self.components_ = vectors[:, -self.pca :].flip(1).contiguous()
             x = centred @ self.components_
-        self.classes_ = np.unique(y)
+        self._start(y)
         self.train_ = x.contiguous()
         self.train_sq_ = (x * x).sum(1)
-        self.labels_ = torch.from_numpy(np.searchsorted(self.classes_, y)).long()
+        self.labels_ = self.values_ = None
+        if self.regression_:
+            self.values_ = torch.from_numpy(np.asarray(y, np.float64))
+        else:
+            self.labels_ = torch.from_numpy(np.searchsorted(self.classes_, y)).long()
         return self
 
     def kneighbors(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(n, k) squared distances and (n, k) indices into the training set, nearest first."""
         self._check_fitted()
-        k = k or self.k
+        k = min(k or self.k, len(self.train_))
         q = self._embed(X)
         dists, idxs = [], []
         n_train = len(self.train_)
@@ -125,18 +134,32 @@ class KNNModel(Model):
             idxs.append(torch.gather(torch.cat(best_i, 1), 1, j))
         return torch.cat(dists).numpy(), torch.cat(idxs).numpy()
 
+    def _weights(self, d2: np.ndarray) -> torch.Tensor:
+        """(n, k) neighbour weights: inverse distance, or all ones."""
+        if self.weighting == "uniform":
+            return torch.ones(d2.shape, dtype=torch.float64)
+        return 1.0 / (torch.from_numpy(d2).double().sqrt() + 1e-6)
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Votes of the k nearest neighbours, weighted by inverse distance or uniformly."""
         d2, idx = self.kneighbors(X)
-        votes = torch.ones(d2.shape) if self.weighting == "uniform" else 1.0 / (torch.from_numpy(d2).sqrt() + 1e-6)
-        proba = torch.zeros(len(idx), len(self.classes_))
-        proba.scatter_add_(1, self.labels_[torch.from_numpy(idx)], votes)
-        return (proba / proba.sum(1, keepdim=True)).numpy()
+        proba = torch.zeros(len(idx), len(self.classes_), dtype=torch.float64)
+        proba.scatter_add_(1, self.labels_[torch.from_numpy(idx)], self._weights(d2))
+        return (proba / proba.sum(1, keepdim=True)).float().numpy()
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """Mean of the k nearest neighbours' values, weighted by inverse distance or uniformly."""
+        d2, idx = self.kneighbors(X)
+        w = self._weights(d2)
+        return ((w * self.values_[torch.from_numpy(idx)]).sum(1) / w.sum(1)).numpy()
 
     def save(self, folder: Path) -> None:
-        """The projected training set, labels and projection."""
+        """The projected training set, labels or values, and projection."""
         self._check_fitted()
-        state = {"train": self.train_, "labels": self.labels_, "classes": torch.from_numpy(self.classes_)}
+        if self.regression_:
+            state = {"train": self.train_, "values": self.values_}
+        else:
+            state = {"train": self.train_, "labels": self.labels_, "classes": torch.from_numpy(self.classes_)}
         if self.components_ is not None:
             state |= {"mean": self.mean_, "components": self.components_}
         _torch.save_state(state, folder)
@@ -144,7 +167,10 @@ class KNNModel(Model):
     def load(self, folder: Path) -> KNNModel:
         """Restore what `save` wrote."""
         s = _torch.load_state(folder)
-        self.train_, self.labels_, self.classes_ = s["train"], s["labels"], s["classes"].numpy()
+        self.train_, self.labels_, self.values_ = s["train"], s.get("labels"), s.get("values")
+        self.regression_ = self.values_ is not None
+        self.classes_ = None if self.regression_ else s["classes"].numpy()
         self.train_sq_ = (self.train_ * self.train_).sum(1)
         self.mean_, self.components_ = s.get("mean"), s.get("components")
+        self.fitted_ = True
         return self

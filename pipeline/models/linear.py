@@ -1,4 +1,4 @@
-"""Logistic / softmax regression by gradient descent, written out the way the fast.ai lesson teaches it."""
+"""Logistic / softmax / least-squares regression by gradient descent, written out the way the fast.ai lesson does."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ from pipeline.models.base import EpochCallback, Model
 
 @dataclasses.dataclass
 class LinearModel(Model):
-    """A linear model: sigmoid for two classes, softmax for more; mini-batch SGD with momentum and weight decay."""
+    """A linear model: sigmoid for two classes, softmax for more, squared error for values.
+
+    Mini-batch SGD with momentum and weight decay. Regression targets are standardised inside, so the
+    weight decay acts like scikit-learn's `Ridge(alpha = n * weight_decay / 2)` on that scale.
+    """
 
     name: ClassVar[str] = "linear"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    space: ClassVar[dict[str, str]] = {"epochs": "5:60", "lr": "1e-3:0.3:log", "bs": "16|32|64|128",
+                                       "momentum": "0.5:0.99", "weight_decay": "1e-6:0.1:log"}
     epochs: int = 30
     lr: float = 0.01
     bs: int = 32
@@ -29,30 +36,42 @@ class LinearModel(Model):
 
     weight_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
     bias_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
+    y_mean_: float = dataclasses.field(default=0.0, init=False, repr=False)
+    y_std_: float = dataclasses.field(default=1.0, init=False, repr=False)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return x @ self.weight_ + self.bias_
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if logits.shape[1] == 1:  # binary: one logit, the log-odds of class 1
-            return F.binary_cross_entropy_with_logits(logits[:, 0], target.float())
-        return F.cross_entropy(logits, target)
+    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.regression_:  # squared error on the standardised target
+            return F.mse_loss(out[:, 0], target)
+        if out.shape[1] == 1:  # binary: one logit, the log-odds of class 1
+            return F.binary_cross_entropy_with_logits(out[:, 0], target.float())
+        return F.cross_entropy(out, target)
+
+    def _targets(self, y: np.ndarray) -> torch.Tensor:
+        """Class positions as int64, or standardised values as float32."""
+        if self.regression_:
+            return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
+        return torch.from_numpy(np.searchsorted(self.classes_, y)).long()
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> LinearModel:
         """Fit by mini-batch gradient descent; keep the weights of the best validation epoch."""
+        self._start(y)
         gen = torch.Generator().manual_seed(self.seed)
-        self.classes_ = np.unique(y)
+        if self.regression_:
+            self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y)) or 1.0
         x = _torch.features(X)  # (n, d) float32
-        target = torch.from_numpy(np.searchsorted(self.classes_, y)).long()
-        outputs = 1 if len(self.classes_) == 2 else len(self.classes_)
+        target = self._targets(y)
+        outputs = 1 if self.regression_ or len(self.classes_) == 2 else len(self.classes_)
         # parameters are plain tensors that record gradients; nothing from torch.optim
         self.weight_ = (torch.randn(x.shape[1], outputs, generator=gen) * 0.01).requires_grad_()
         self.bias_ = torch.zeros(outputs, requires_grad=True)
         params = [self.weight_, self.bias_]
         velocity = [torch.zeros_like(p) for p in params]
-        xv = _torch.features(X_valid) if X_valid is not None else None
-        tv = torch.from_numpy(np.searchsorted(self.classes_, y_valid)).long() if y_valid is not None else None
+        watch = X_valid is not None and y_valid is not None
+        xv, tv = (_torch.features(X_valid), self._targets(y_valid)) if watch else (None, None)
         best: tuple[float, list[torch.Tensor]] | None = None
         self.history_ = []
         try:
@@ -72,11 +91,8 @@ class LinearModel(Model):
                     total += loss.item() * len(idx)
                     seen += len(idx)
                 record = {"epoch": epoch + 1, "train_loss": total / seen}
-                if xv is not None and tv is not None:
-                    with torch.no_grad():
-                        logits = self._logits(xv)
-                        record["valid_loss"] = float(self._loss(logits, tv))
-                        record["valid_accuracy"] = float((self._classify(logits) == tv).float().mean())
+                if watch:
+                    record |= self._score(xv, tv)
                     if best is None or record["valid_loss"] < best[0]:
                         best = (record["valid_loss"], [p.detach().clone() for p in params])
                 self.history_.append(record)
@@ -88,6 +104,17 @@ class LinearModel(Model):
             self.weight_, self.bias_ = (copy.deepcopy(t).requires_grad_(False) for t in best[1])
         self.weight_, self.bias_ = self.weight_.detach(), self.bias_.detach()
         return self
+
+    def _score(self, xv: torch.Tensor, tv: torch.Tensor) -> dict[str, float]:
+        """Validation loss, and accuracy or RMSE on the target's own scale."""
+        with torch.no_grad():
+            out = self._logits(xv)
+            scores = {"valid_loss": float(self._loss(out, tv))}
+            if self.regression_:
+                scores["valid_rmse"] = float(((out[:, 0] - tv) ** 2).mean().sqrt()) * self.y_std_
+            else:
+                scores["valid_accuracy"] = float((self._classify(out) == tv).float().mean())
+        return scores
 
     @staticmethod
     def _classify(logits: torch.Tensor) -> torch.Tensor:
@@ -103,14 +130,32 @@ class LinearModel(Model):
                 return torch.stack([1 - p1, p1], 1).numpy()
             return torch.softmax(logits, 1).numpy()
 
-    def save(self, folder: Path) -> None:
-        """Weights, bias and classes as tensors."""
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """The fitted line, back on the target's scale."""
         self._check_fitted()
-        _torch.save_state({"weight": self.weight_, "bias": self.bias_,
-                           "classes": torch.from_numpy(self.classes_)}, folder)
+        with torch.no_grad():
+            out = self._logits(_torch.features(X))[:, 0].double().numpy()
+        return out * self.y_std_ + self.y_mean_
+
+    def save(self, folder: Path) -> None:
+        """Weights and bias as tensors, with the classes or the target's mean and std."""
+        self._check_fitted()
+        state = {"weight": self.weight_, "bias": self.bias_}
+        if self.regression_:
+            state["target"] = torch.tensor([self.y_mean_, self.y_std_], dtype=torch.float64)
+        else:
+            state["classes"] = torch.from_numpy(self.classes_)
+        _torch.save_state(state, folder)
 
     def load(self, folder: Path) -> LinearModel:
         """Restore what `save` wrote."""
         state = _torch.load_state(folder)
-        self.weight_, self.bias_, self.classes_ = state["weight"], state["bias"], state["classes"].numpy()
+        self.weight_, self.bias_ = state["weight"], state["bias"]
+        self.regression_ = "target" in state
+        if self.regression_:
+            self.classes_ = None
+            self.y_mean_, self.y_std_ = (float(v) for v in state["target"])
+        else:
+            self.classes_ = state["classes"].numpy()
+        self.fitted_ = True
         return self

@@ -1,0 +1,118 @@
+"""A blend: several kc models fitted on the same rows, their outputs averaged with fixed weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pipeline.errors import DataError, UsageError
+from pipeline.models.base import EpochCallback, Model
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+@dataclasses.dataclass
+class BlendModel(Model):
+    """Members fitted one after another on the same inputs; predictions are their weighted mean."""
+
+    name: ClassVar[str] = "blend"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
+    space: ClassVar[dict[str, str]] = {"weights": "1,1|2,1|1,2|3,1|1,3"}  # relative weights of the two members
+    members: str = ""  # model names, comma-separated, each with its default options; empty = the usual pair:
+    # sk-ridge + sk-gbm for regression, sk-logistic + sk-gbm for classes
+    weights: str = ""  # comma-separated, one per member; empty = equal weights
+    seed: int = 0
+
+    models_: list[Model] = dataclasses.field(default_factory=list, init=False, repr=False)
+
+    def _chosen(self) -> list[str]:
+        if self.members:
+            return _names(self.members)
+        return ["sk-ridge", "sk-gbm"] if self.regression_ else ["sk-logistic", "sk-gbm"]
+
+    def _weights(self) -> np.ndarray:
+        names = self._chosen()
+        if len(names) < 2:
+            raise UsageError(f"members={self.members!r}: a blend needs at least two models, e.g. sk-ridge,sk-gbm")
+        if not self.weights:
+            return np.full(len(names), 1 / len(names))
+        try:
+            w = np.array([float(v) for v in self.weights.split(",")])
+        except ValueError:
+            raise UsageError(f"weights={self.weights!r}: expected numbers, e.g. 0.5,0.5") from None
+        if len(w) != len(names) or not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+            raise UsageError(f"weights={self.weights!r}: expected {len(names)} non-negative numbers")
+        return w / w.sum()
+
+    def _member(self, name: str) -> Model:
+        from pipeline.models import model_by_name
+
+        if name == self.name:
+            raise UsageError("a blend cannot hold another blend")
+        cls = model_by_name(name)
+        fields = {f.name for f in dataclasses.fields(cls) if f.init}
+        return cls.from_params({"seed": self.seed} if "seed" in fields else {})
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
+            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> BlendModel:
+        """Fit every member on the same rows."""
+        self._start(y)
+        self._weights()
+        self.models_ = []
+        for name in self._chosen():
+            member = self._member(name).fit(X, y, X_valid, y_valid)
+            self.interrupted_ = self.interrupted_ or member.interrupted_
+            self.models_.append(member)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Weighted mean of the members' class probabilities (over this blend's classes)."""
+        self._check_fitted()
+        total = np.zeros((len(X), len(self.classes_)), np.float32)
+        for w, m in zip(self._weights(), self.models_, strict=True):
+            proba = m.predict_proba(X)
+            total[:, np.searchsorted(self.classes_, m.classes_)] += w * proba
+        return total
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """Weighted mean of the members' predictions."""
+        self._check_fitted()
+        return sum(w * m.predict_values(X) for w, m in zip(self._weights(), self.models_, strict=True))
+
+    def save(self, folder: Path) -> None:
+        """Each member in a subfolder, with the list of members and their options."""
+        self._check_fitted()
+        listing = []
+        for i, m in enumerate(self.models_):
+            sub = folder / f"member{i}-{m.name}"
+            sub.mkdir()
+            m.save(sub)
+            listing.append({"name": m.name, "params": m.params(), "folder": sub.name})
+        state = {"members": listing, "regression": self.regression_,
+                 "classes": None if self.classes_ is None else self.classes_.tolist()}
+        (folder / "blend.json").write_text(json.dumps(state, indent=2))
+
+    def load(self, folder: Path) -> BlendModel:
+        """Rebuild the members written by `save`."""
+        from pipeline.models import model_by_name
+
+        try:
+            state = json.loads((folder / "blend.json").read_text())
+            listing = state["members"]
+            self.regression_ = bool(state["regression"])
+            if [m["name"] for m in listing] != self._chosen() or any("/" in m["folder"] for m in listing):
+                raise ValueError("members do not match the run's config")
+            self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
+                            for m in listing]
+            self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{folder.name}: the blend's saved members cannot be loaded ({exc})") from None
+        self.fitted_ = True
+        return self

@@ -1,0 +1,140 @@
+"""Table competitions: validated train/test frames, targets as class codes or values, and feature matrices."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.competitions import Competition
+from pipeline.csvfiles import read_table, shown
+from pipeline.errors import DataError, UsageError
+from pipeline.fetch import require_fetched
+from pipeline.workspace import Workspace, atomic_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.dataset import Dataset
+
+BUILDERS = ("generic", "titanic")
+
+
+def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
+    """A key that changes when the data files, the builder or its code change."""
+    from pipeline import features, tabular
+
+    code = Path(features.__file__ if builder == "titanic" else tabular.__file__)
+    h = hashlib.sha256(builder.encode())
+    for p in (folder / comp.train_file, folder / comp.test_file, code):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
+    """Train targets: int64 class codes (indices into comp.classes) or float64 values; fail naming the bad row."""
+    import pandas as pd
+
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{name}: row {int(missing.argmax()) + 1}, column {comp.target_column}: missing value "
+                        "(every training row needs its target)")
+    if column.dtype.kind == "f" and comp.is_classification and (column % 1 == 0).all():
+        column = column.astype("int64")  # pandas reads 0/1 as floats when it also saw text or gaps
+    text = column.astype(str).str.strip()
+    if comp.is_classification:
+        lookup = {c: i for i, c in enumerate(comp.classes)}
+        if comp.labels == "bool":  # pandas reads True/False as booleans; kc's classes are the words
+            lookup |= {"true": 1, "false": 0, "TRUE": 1, "FALSE": 0}
+        codes = text.map(lookup)
+        bad = codes.isna().to_numpy()
+        if bad.any():
+            row = int(bad.argmax()) + 1
+            cell = "missing value" if column.isna().iloc[row - 1] else f"'{shown(text.iloc[row - 1])}'"
+            raise DataError(f"{name}: row {row}, column {comp.target_column}: {cell} is not one of "
+                            f"{', '.join(comp.classes)}")
+        return codes.to_numpy(np.int64)
+    values = pd.to_numeric(text.where(text.str.isascii()), errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if comp.scorer.log_target:
+        bad = bad | ~(values > 0)
+    if bad.any():
+        row = int(bad.argmax()) + 1
+        want = "a positive number (the metric takes logs)" if comp.scorer.log_target else "a finite number"
+        raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is not {want}")
+    return values
+
+
+def ids(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
+    """Test ids as written (int64 or str), checked: present, unique, integers when the competition's ids are."""
+    text = column.astype(str).str.strip()
+    bad = (column.isna() | (text == "")).to_numpy()
+    if comp.id_type == "int":
+        bad = bad | ~text.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+    if bad.any():
+        row = int(bad.argmax()) + 1
+        raise DataError(f"{name}: row {row}, column {comp.id_column}: '{shown(text.iloc[row - 1])}' is not a valid id"
+                        f"{' (an integer)' if comp.id_type == 'int' else ''}")
+    twice = text.duplicated().to_numpy()
+    if twice.any():
+        row = int(twice.argmax()) + 1
+        raise DataError(f"{name}: row {row}, column {comp.id_column}: id '{shown(text.iloc[row - 1])}' appears twice")
+    return text.astype(np.int64).to_numpy() if comp.id_type == "int" else text.to_numpy(dtype=object)
+
+
+def _builder(comp: Competition, features: str | None) -> str:
+    builder = features or comp.features
+    if builder not in BUILDERS:
+        raise UsageError(f"--features {builder}: expected one of {', '.join(BUILDERS)}")
+    if builder == "titanic" and comp.slug != "titanic":
+        raise UsageError(f"--features titanic is Titanic's own builder; {comp.slug} takes generic")
+    return builder
+
+
+def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
+    """Validate the CSVs and build the model-ready dataset with the competition's (or the chosen) feature builder."""
+    from pipeline.dataset import Dataset
+
+    builder = _builder(comp, features)
+    folder = require_fetched(comp, ws)
+    key = fingerprint(comp, folder, builder)
+    if builder == "titanic":
+        from pipeline import features as titanic
+
+        train, test = titanic.load_titanic(comp, folder)
+        f_train, f_test = titanic.build_features(train, test)
+        y = targets(comp, train[comp.target_column].astype("Int64"), comp.train_file)
+        X, X_test = f_train.to_numpy(np.float32), f_test.to_numpy(np.float32)
+        return Dataset(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
+                       tuple(f_train.columns), features={"builder": "titanic", "columns": list(f_train.columns)})
+    from pipeline.tabular import TableEncoder
+
+    train, test = read_table(folder / comp.train_file), read_table(folder / comp.test_file)
+    y = targets(comp, train[comp.target_column], comp.train_file)
+    test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
+        np.arange(1, len(test) + 1, dtype=np.int64)
+    drop = [comp.target_column, comp.id_column]
+    encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns])
+    record: dict[str, Any] = {"builder": "generic", "report": encoder.report(), "state": encoder.to_json()}
+    return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,
+                   encoder.names(scaled=True), encoder.transform(train, scaled=False),
+                   encoder.transform(test, scaled=False), record)
+
+
+def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:
+    """Build the feature tables and write them to `derived/` as parquet (with the builder's report) to look at."""
+    import pandas as pd
+
+    data = load(comp, ws)
+    folder = ws.cache_dir(comp.slug)
+    for name, X in (("train", data.X), ("test", data.X_test)):
+        with atomic_path(folder / f"features_{name}.parquet", suffix=".parquet") as tmp:
+            pd.DataFrame(X, columns=list(data.feature_names)).to_parquet(tmp, index=False)
+    with atomic_path(folder / "features.json") as tmp:
+        tmp.write_text(json.dumps({"fingerprint": data.fingerprint, "columns": list(data.feature_names),
+                                   **{k: v for k, v in data.features.items() if k != "state"}}, indent=2))
+    return data
