@@ -216,11 +216,12 @@ def clean_leftovers(runs: Path) -> None:
     """Remove temporary run folders of kc processes that no longer run (killed mid-write)."""
     for tmp in runs.glob(".*.tmp"):
         pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 3 else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (kc processes leave their pid on work in progress)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
