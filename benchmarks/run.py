@@ -1,6 +1,6 @@
 """Measure kc against the tools a learner would otherwise reach for, on the full competitions.
 
-    python benchmarks/run.py [--data ../shared/competitions] [--quick] [--only data,digits,titanic,cnn]
+    python benchmarks/run.py [--data ../shared/competitions] [--quick] [--only data,digits,titanic,houses,cnn]
 
 Each measurement runs in a fresh process so its peak memory (max RSS) is its own. Prints a Markdown
 table and writes it, with a description of the machine, to benchmarks/RESULTS.md.
@@ -49,13 +49,12 @@ def measure(fn: Callable[..., dict], *args: Any) -> dict:
 
 def workspace_with(data: Path, slugs: tuple[str, ...]) -> Path:
     """A fresh workspace holding the competitions fetched from the zips in `data`."""
-    from pipeline import competitions
     from pipeline.fetch import fetch
     from pipeline.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
     for slug in slugs:
-        fetch(competitions.get(slug), Workspace(root), data / f"{slug}.zip")
+        fetch(slug, Workspace(root), data / f"{slug}.zip")
     return root
 
 
@@ -65,7 +64,7 @@ def workspace_with(data: Path, slugs: tuple[str, ...]) -> Path:
 def bench_convert(root: Path) -> dict:
     import statistics
 
-    from pipeline import competitions, convert
+    from pipeline import competitions, pixels
     from pipeline.workspace import Workspace
 
     comp, ws = competitions.get("digit-recognizer"), Workspace(root)
@@ -76,21 +75,21 @@ def bench_convert(root: Path) -> dict:
         fn()
         return time.perf_counter() - t0
 
-    cold = timed(lambda: convert.read_pixel_csv(folder / "train.csv", comp.train, "label"))  # first: page cache
-    train_s = statistics.median(timed(lambda: convert.read_pixel_csv(folder / "train.csv", comp.train, "label"))
+    cold = timed(lambda: pixels.read_pixel_csv(folder / "train.csv", comp, label=True))  # first: page cache
+    train_s = statistics.median(timed(lambda: pixels.read_pixel_csv(folder / "train.csv", comp, label=True))
                                 for _ in range(3))
-    both_s = statistics.median(timed(lambda: convert.convert_digits(comp, ws, force=True)) for _ in range(3))
+    both_s = statistics.median(timed(lambda: pixels.convert(comp, ws, force=True)) for _ in range(3))
     return {"cold_s": cold, "train_csv_s": train_s, "both_csv_s": both_s}
 
 
 def bench_reload(root: Path) -> dict:
     import numpy as np
 
-    from pipeline import competitions, convert
+    from pipeline import competitions, pixels
     from pipeline.workspace import Workspace
 
     t0 = time.perf_counter()
-    arrays = convert.convert_digits(competitions.get("digit-recognizer"), Workspace(root))
+    arrays = pixels.convert(competitions.get("digit-recognizer"), Workspace(root))
     touched = int(np.asarray(arrays.train_images[-1]).sum())  # make sure the data is really there
     mapped = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -100,13 +99,13 @@ def bench_reload(root: Path) -> dict:
 
 
 def bench_pngs(root: Path) -> dict:
-    from pipeline import competitions, convert
+    from pipeline import competitions, pixels
     from pipeline.workspace import Workspace
 
     comp, ws = competitions.get("digit-recognizer"), Workspace(root)
-    arrays = convert.convert_digits(comp, ws)
+    arrays = pixels.convert(comp, ws)
     t0 = time.perf_counter()
-    _, written = convert.write_digit_pngs(comp, ws, arrays, force=True)
+    _, written = pixels.write_pngs(comp, ws, arrays, force=True)
     return {"pngs_s": time.perf_counter() - t0, "written": written}
 
 
@@ -114,10 +113,11 @@ def bench_pngs(root: Path) -> dict:
 
 
 def _digits(root: Path, limit: int) -> tuple:
-    from pipeline import competitions, convert, runs
+    from pipeline import competitions, runs
+    from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
-    data = convert.load_dataset(competitions.get("digit-recognizer"), Workspace(root))
+    data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     X, y = data.X[:limit], data.y[:limit]
     tr, va = runs.split(y, 0.1, 0)
     return X[tr], y[tr], X[va], y[va], data
@@ -129,11 +129,12 @@ def fit_score(kind: str, root: Path, limit: int, params: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
+    from pipeline import competitions
     from pipeline.models import model_class
 
     Xtr, ytr, Xva, yva, _ = _digits(root, limit)
     if kind.startswith("kc-"):
-        model = model_class(kind[3:], "image").from_params(params)
+        model = model_class(kind[3:], competitions.get("digit-recognizer")).from_params(params)
         t0 = time.perf_counter()
         model.fit(Xtr, ytr, Xva, yva)
         fit_s = time.perf_counter() - t0
@@ -157,10 +158,11 @@ def knn_full_test(kind: str, root: Path, limit: int) -> dict:
     """The issue's kNN target: fit on all train rows and predict every test row."""
     import numpy as np
 
-    from pipeline import competitions, convert
+    from pipeline import competitions
+    from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
-    data = convert.load_dataset(competitions.get("digit-recognizer"), Workspace(root))
+    data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     from sklearn.neighbors import KNeighborsClassifier
 
     from pipeline.models.knn import KNNModel
@@ -188,7 +190,7 @@ def fastai_simple_cnn(root: Path, limit: int, budget_s: float) -> dict:
     from torch import nn
 
     from pipeline import images
-    from pipeline.models.cnn import _loader
+    from pipeline.models._torch import loader as _loader
 
     def conv(ni: int, nf: int, ks: int = 3, act: bool = True) -> nn.Sequential:
         layers = [nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks // 2), nn.BatchNorm2d(nf)]
@@ -200,8 +202,8 @@ def fastai_simple_cnn(root: Path, limit: int, budget_s: float) -> dict:
 
     Xtr, ytr, Xva, yva, _ = _digits(root, limit)
     xt, xv = torch.from_numpy(images.to_float(Xtr)), torch.from_numpy(images.to_float(Xva))
-    dls = DataLoaders(_loader(xt, torch.from_numpy(ytr), 256, True, 0), _loader(xv, torch.from_numpy(yva), 512,
-                                                                                 False, 0))
+    dls = DataLoaders(_loader(xt, torch.from_numpy(ytr), bs=256, shuffle=True, seed=0),
+                      _loader(xv, torch.from_numpy(yva), bs=512, shuffle=False, seed=0))
     torch.manual_seed(0)
     probe = Learner(dls, simple_cnn(), loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
     t0 = time.perf_counter()
@@ -226,11 +228,12 @@ def titanic_cv(kind: str, root: Path) -> dict:
     """Mean 5-fold CV accuracy on Titanic train, same folds for every model."""
     import numpy as np
 
-    from pipeline import competitions, convert, runs
+    from pipeline import competitions, runs
+    from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
     comp = competitions.get("titanic")
-    data = convert.load_dataset(comp, Workspace(root))
+    data = load_dataset(comp, Workspace(root))
     X, y = data.X, data.y
     female = list(data.feature_names).index("Female")
     scores, fit_s = [], 0.0
@@ -246,10 +249,56 @@ def titanic_cv(kind: str, root: Path) -> dict:
         else:
             from pipeline.models import model_class
 
-            pred = model_class(kind[3:], "tabular")().fit(X[rest], y[rest]).predict(X[part])
+            pred = model_class(kind[3:], comp)().fit(X[rest], y[rest]).predict(X[part])
         fit_s += time.perf_counter() - t0
         scores.append(float(np.mean(pred == y[part])))
     return {"acc": float(np.mean(scores)), "std": float(np.std(scores)), "fit_s": fit_s}
+
+
+def houses_oof(kind: str, root: Path) -> dict:
+    """5-fold out-of-fold RMSE of log prices on House Prices: a kc model through `kc train --folds 5`, or a peer."""
+    import numpy as np
+
+    from pipeline import competitions, runs
+    from pipeline.dataset import load_dataset
+    from pipeline.workspace import Workspace
+
+    comp, ws = competitions.get("house-prices"), Workspace(root)
+    if kind.startswith("kc-"):
+        t0 = time.perf_counter()
+        run = runs.train(comp, ws, runs.TrainConfig(model=kind[3:], folds=5))
+        m = run.metrics
+        return {"rmse": m.score, "std": m.fold_std, "fit_s": time.perf_counter() - t0, "run": run.run_id}
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    # the peers' own textbook preprocessing (not kc's encoder), on kc's folds
+    data = load_dataset(comp, ws)
+    train = pd.read_csv(ws.data_dir(comp.slug) / "train.csv").drop(columns=["Id", "SalePrice"])
+    y = np.log(data.y)
+    parts = runs.folds(runs.strata(comp, data.y), 5, 0)
+    if kind == "sk-ridge-onehot":
+        numeric = train.select_dtypes("number")
+        X = pd.concat([np.log1p(numeric.clip(lower=0).fillna(numeric.median())), pd.get_dummies(
+            train.select_dtypes(exclude="number").fillna("NA"), dtype=float)], axis=1).to_numpy(np.float64)
+        make = lambda: Ridge(alpha=10.0)  # noqa: E731
+    else:
+        X = train.apply(lambda c: c.astype("category").cat.codes if c.dtype == object or str(c.dtype) == "str"
+                        else c).to_numpy(np.float64)
+        make = lambda: HistGradientBoostingRegressor(random_state=0)  # noqa: E731
+    oof, t0 = np.zeros(len(y)), time.perf_counter()
+    scores = []
+    for part in parts:
+        rest = np.setdiff1d(np.arange(len(y)), part)
+        Xr, Xp = X[rest], X[part]
+        if kind == "sk-ridge-onehot":
+            mean, std = Xr.mean(0), Xr.std(0) + 1e-9
+            Xr, Xp = (Xr - mean) / std, (Xp - mean) / std
+        oof[part] = make().fit(Xr, y[rest]).predict(Xp)
+        scores.append(float(np.sqrt(np.mean((oof[part] - y[part]) ** 2))))
+    return {"rmse": float(np.sqrt(np.mean((oof - y) ** 2))), "std": float(np.std(scores)),
+            "fit_s": time.perf_counter() - t0}
 
 
 # ---- report ------------------------------------------------------------------------------------------------
@@ -270,7 +319,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
     parser.add_argument("--quick", action="store_true", help="a subset that finishes in a couple of minutes")
-    parser.add_argument("--only", default="data,digits,titanic,cnn", help="comma-separated sections")
+    parser.add_argument("--only", default="data,digits,titanic,houses,cnn", help="comma-separated sections")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     sections = set(args.only.split(","))
@@ -287,7 +336,7 @@ def main() -> None:
             return f"error: {r['error']}"
         return f"{100 * r[key]:.2f}% · fit {r['fit_s']:.1f}s · predict {r['predict_s']:.2f}s · {r['peak_mb']:.0f} MB"
 
-    root = workspace_with(args.data, ("titanic", "digit-recognizer"))
+    root = workspace_with(args.data, ("titanic", "digit-recognizer", "house-prices-advanced-regression-techniques"))
     print(f"workspace {root}; {'quick' if args.quick else 'full'} run", flush=True)
     if "data" in sections:
         c = measure(bench_convert, root)
@@ -322,6 +371,18 @@ def main() -> None:
             ratio = f"{r['fit_s'] / results['sk-logistic']['fit_s']:.2f}" if kind.startswith("kc-") else "-"
             row(f"titanic {kind} (5-fold CV)", f"{100 * r['acc']:.2f}% ± {100 * r['std']:.2f}", "-", ratio, target,
                 met)
+    if "houses" in sections:
+        kinds = ("kc-blend", "kc-linear", "kc-knn", "kc-sk-ridge", "kc-sk-gbm", "kc-tabular", "sk-ridge-onehot",
+                 "sk-hgb")
+        results = {k: measure(houses_oof, k, root) for k in kinds}
+        for kind, r in results.items():
+            if "error" in r:
+                row(f"house prices {kind} (5-fold OOF RMSE of logs)", f"error: {r['error']}", "-", "-", "-", "-")
+                continue
+            default = kind == "kc-blend"
+            row(f"house prices {kind}{' (default)' if default else ''} (5-fold OOF RMSE of logs)",
+                f"{r['rmse']:.4f} ± {r['std']:.4f} · {r['fit_s']:.1f}s", "-", "-", "≤ 0.125" if default else "-",
+                ("yes" if r["rmse"] <= 0.125 else "NO") if default else "-")
     if "cnn" in sections:
         kc_cnn = measure(fit_score, "kc-cnn", root, limit, {"epochs": cnn_epochs})
         budget = kc_cnn.get("fit_s", 60.0)
