@@ -143,8 +143,6 @@ def fetch(
 
     if slug is None:
         raise UsageError("which competition? e.g. `kc fetch titanic`")
-    if warning := credentials_warning():
-        typer.echo(f"WARNING: {warning}", err=True)
     with _bytes_progress("extracting") as bar:
         task = bar.add_task("extract", total=None)
         result = do_fetch(slug, _ws(ctx), from_, force, metric=metric,
@@ -157,6 +155,8 @@ def fetch(
         out.print(f"{slug}: {', '.join(result.files)} -> {where} (from {result.origin})")
     if result.note:
         typer.echo(f"NOTE: {result.note}", err=True)
+    if result.source == "kaggle" and (warning := credentials_warning()):  # the credentials worked: guard them
+        typer.echo(f"WARNING: {warning}", err=True)
     if result.inferred and not result.skipped:
         _describe(result.competition, where)
     if result.source == "bundled" and not result.skipped:
