@@ -15,7 +15,7 @@ from pipeline import images
 from pipeline.competitions import Competition
 from pipeline.csvfiles import decode, read_header, shown
 from pipeline.errors import DataError, UsageError
-from pipeline.fetch import require_fetched
+from pipeline.fetch import locked, require_fetched
 from pipeline.workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:
@@ -156,13 +156,17 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
         return cached
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
-    paths["meta"].unlink(missing_ok=True)  # the arrays below are only trusted once the meta is rewritten
-    for name, array in (("train_images", train_images), ("train_labels", train_labels), ("test_images", test_images)):
-        with atomic_path(paths[name], suffix=".npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, array)
-    meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images)}
-    with atomic_path(paths["meta"]) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
+    with locked(folder):  # one writer of the cache at a time, so leftovers of a killed one can go
+        for leftover in ws.cache_dir(comp.slug).glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        paths["meta"].unlink(missing_ok=True)  # the arrays below are only trusted once the meta is rewritten
+        for name, array in (("train_images", train_images), ("train_labels", train_labels),
+                            ("test_images", test_images)):
+            with atomic_path(paths[name], suffix=".npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, array)
+        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images)}
+        with atomic_path(paths["meta"]) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
     return PixelArrays(train_images, train_labels, test_images, key, from_cache=False)
 
 

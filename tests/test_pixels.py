@@ -146,3 +146,17 @@ def test_any_image_shape_and_string_labels(tmp_path):
     with pytest.raises(DataError) as err:
         pixels.read_pixel_csv(train, comp, label=True)
     assert str(err.value) == "train.csv: row 2, column label: '4' is not one of 3, 7, 9"
+
+
+def test_leftovers_of_a_killed_convert_are_cleaned(fetched):
+    from pipeline import competitions, pixels
+    from pipeline.workspace import Workspace
+
+    comp, ws = competitions.get("digit-recognizer"), Workspace(fetched)
+    derived = ws.cache_dir(comp.slug)
+    derived.mkdir(parents=True, exist_ok=True)
+    leftover = derived / ".train_images.npy.abc123.npy.tmp"  # what atomic_path leaves when killed mid-write
+    leftover.write_bytes(b"half an array")
+    pixels.convert(comp, ws, force=True)
+    assert not leftover.exists()
+    assert pixels.convert(comp, ws).from_cache
