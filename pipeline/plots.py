@@ -64,14 +64,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     for t, p in zip(y_true, y_pred, strict=True):
         matrix[index[t], index[p]] += 1
-    size = 1.8 + 0.55 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    size = max(3.6, 1.8 + 0.55 * len(classes))
+    fig, ax = plt.subplots(figsize=(size + 1.4, size))
     shown = np.log1p(matrix)  # log scale so the few mistakes stay visible beside the big diagonal
-    ax.imshow(shown, cmap="Blues")
+    image = ax.imshow(shown, cmap="Blues")
     for i in range(len(classes)):
         for j in range(len(classes)):
             if matrix[i, j]:
-                light = shown[i, j] > shown.max() * 0.6
+                light = image.norm(shown[i, j]) > 0.5  # white text on the dark half of the colour map only
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if light else "black")
     ax.set_xticks(range(len(classes)), [str(c) for c in classes])
