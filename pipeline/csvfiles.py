@@ -22,6 +22,17 @@ def shown(cell: object) -> str:
     return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
 
 
+def file_key(salt: str, *paths: Path) -> str:
+    """A key that changes when `salt` or any file's name, size or modification time changes."""
+    import hashlib
+
+    h = hashlib.sha256(salt.encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
 def decode(data: bytes, name: str) -> str:
     """Text from a CSV's bytes: UTF-8 (with or without BOM) as Kaggle serves it, else Latin-1 as exports write it."""
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 
 from pipeline import images
 from pipeline.competitions import Competition
-from pipeline.csvfiles import decode, read_header, shown
+from pipeline.csvfiles import decode, file_key, read_header, shown
 from pipeline.errors import DataError, UsageError
 from pipeline.fetch import locked, require_fetched
 from pipeline.workspace import Workspace, atomic_path
@@ -25,12 +24,8 @@ CACHE_VERSION = 2
 
 
 def fingerprint(*paths: Path) -> str:
-    """A key that changes when any file's size or modification time changes."""
-    h = hashlib.sha256(f"v{CACHE_VERSION}".encode())
-    for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+    """A key that changes when any file's size or modification time changes (or the cache format)."""
+    return file_key(f"v{CACHE_VERSION}", *paths)
 
 
 def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.competitions import Competition
-from pipeline.csvfiles import read_table, shown
+from pipeline.csvfiles import file_key, read_table, shown
 from pipeline.errors import DataError, UsageError
 from pipeline.fetch import require_fetched
 from pipeline.workspace import Workspace, atomic_path
@@ -28,11 +27,7 @@ def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
     from pipeline import features, tabular
 
     code = Path(features.__file__ if builder == "titanic" else tabular.__file__)
-    h = hashlib.sha256(builder.encode())
-    for p in (folder / comp.train_file, folder / comp.test_file, code):
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
+    return file_key(builder, folder / comp.train_file, folder / comp.test_file, code)
 
 
 def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
