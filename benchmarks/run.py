@@ -49,7 +49,7 @@ def measure(fn: Callable[..., dict], *args: Any) -> dict:
 
 def workspace_with(data: Path, slugs: tuple[str, ...]) -> Path:
     """A fresh workspace holding the competitions fetched from the zips in `data`."""
-    from pipeline.fetch import fetch
+    from pipeline.fetching import fetch
     from pipeline.workspace import Workspace
 
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
@@ -113,13 +113,13 @@ def bench_pngs(root: Path) -> dict:
 
 
 def _digits(root: Path, limit: int) -> tuple:
-    from pipeline import competitions, runs
+    from pipeline import competitions, training
     from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
     data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     X, y = data.X[:limit], data.y[:limit]
-    tr, va = runs.split(y, 0.1, 0)
+    tr, va = training.split(y, 0.1, 0)
     return X[tr], y[tr], X[va], y[va], data
 
 
@@ -228,7 +228,7 @@ def titanic_cv(kind: str, root: Path) -> dict:
     """Mean 5-fold CV accuracy on Titanic train, same folds for every model."""
     import numpy as np
 
-    from pipeline import competitions, runs
+    from pipeline import competitions, training
     from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
@@ -237,7 +237,7 @@ def titanic_cv(kind: str, root: Path) -> dict:
     X, y = data.X, data.y
     female = list(data.feature_names).index("Female")
     scores, fit_s = [], 0.0
-    for part in runs.folds(y, 5, 0):
+    for part in training.folds(y, 5, 0):
         rest = np.setdiff1d(np.arange(len(y)), part)
         t0 = time.perf_counter()
         if kind == "gender":
@@ -259,14 +259,14 @@ def houses_oof(kind: str, root: Path) -> dict:
     """5-fold out-of-fold RMSE of log prices on House Prices: a kc model through `kc train --folds 5`, or a peer."""
     import numpy as np
 
-    from pipeline import competitions, runs
+    from pipeline import competitions, training
     from pipeline.dataset import load_dataset
     from pipeline.workspace import Workspace
 
     comp, ws = competitions.get("house-prices"), Workspace(root)
     if kind.startswith("kc-"):
         t0 = time.perf_counter()
-        run = runs.train(comp, ws, runs.TrainConfig(model=kind[3:], folds=5))
+        run = training.train(comp, ws, training.TrainConfig(model=kind[3:], folds=5))
         m = run.metrics
         return {"rmse": m.score, "std": m.fold_std, "fit_s": time.perf_counter() - t0, "run": run.run_id}
     import pandas as pd
@@ -277,7 +277,7 @@ def houses_oof(kind: str, root: Path) -> dict:
     data = load_dataset(comp, ws)
     train = pd.read_csv(ws.data_dir(comp.slug) / "train.csv").drop(columns=["Id", "SalePrice"])
     y = np.log(data.y)
-    parts = runs.folds(runs.strata(comp, data.y), 5, 0)
+    parts = training.folds(training.strata(comp, data.y), 5, 0)
     if kind == "sk-ridge-onehot":
         numeric = train.select_dtypes("number")
         X = pd.concat([np.log1p(numeric.clip(lower=0).fillna(numeric.median())), pd.get_dummies(

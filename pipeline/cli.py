@@ -8,22 +8,24 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer._click import exceptions as click_errors  # Typer ships its own copy of click
 
-from pipeline import competitions
+from pipeline import api, competitions
 from pipeline.errors import KcError, UsageError
+from pipeline.live import bytes_progress, out, show_table, working
 from pipeline.workspace import Workspace
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
-out = Console(highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 Slug = Annotated[str | None, typer.Argument(help="competition slug, e.g. titanic (optional with one competition)",
                                              metavar="SLUG", show_default=False)]
+# --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
+WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
+                                                   metavar="DIR", show_default=False)]
 
 
 def handled(fn: F) -> F:
@@ -87,26 +89,18 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    workspace: Annotated[Path | None, typer.Option(help="workspace root (default: $KC_WORKSPACE or .)")] = None,
+    workspace: WorkspaceOpt = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="print kc's version and exit")] = False,
 ) -> None:
     ctx.obj = Workspace.resolve(workspace)
 
 
-def _show_table(table: Table) -> None:
-    """Print a table without squeezing it into 80 columns when output is not a terminal."""
-    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
-
-
-def _ws(ctx: typer.Context) -> Workspace:
+def _ws(ctx: typer.Context, workspace: Path | None = None) -> Workspace:
+    """The workspace given after the command, else before it, else $KC_WORKSPACE or the current directory."""
+    if workspace is not None:
+        return Workspace.resolve(workspace)
     return ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
-
-
-def _comp(ctx: typer.Context, slug: str | None) -> tuple[competitions.Competition, Workspace]:
-    """The competition named, or the only one in the workspace; and the workspace."""
-    ws = _ws(ctx)
-    return competitions.get(slug or ws.only_competition(), ws.root), ws
 
 
 def _describe(comp: competitions.Competition, folder: Path) -> None:
@@ -119,34 +113,27 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     out.print("  edit competition.json to correct any of it (e.g. \"metric\": \"f1\")")
 
 
-def _bytes_progress(label: str) -> Any:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-    console = Console(stderr=True)
-    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    console=console, transient=True, disable=not console.is_terminal)
-
-
 @app.command()
 @handled
 def fetch(
     ctx: typer.Context,
     slug: Slug = None,
-    from_: Annotated[Path | None, typer.Option("--from", help="a zip as Kaggle serves it, or a folder of CSVs")] = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="a zip as Kaggle serves it, or a folder of CSVs",
+                                               metavar="PATH")] = None,
     force: Annotated[bool, typer.Option(help="fetch again even if the files are there")] = False,
     metric: Annotated[str | None, typer.Option(help="metric of a competition kc does not know (default: accuracy "
-                                                      "or rmse)")] = None,
+                                                      "or rmse)", metavar="NAME")] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Get a competition's files: --from a zip or folder, a Kaggle notebook, the Kaggle API, or the bundled copy."""
-    from pipeline.fetch import fetch as do_fetch
     from pipeline.kaggle_api import credentials_warning
 
     if slug is None:
         raise UsageError("which competition? e.g. `kc fetch titanic`")
-    with _bytes_progress("extracting") as bar:
+    with bytes_progress("extracting") as bar:
         task = bar.add_task("extract", total=None)
-        result = do_fetch(slug, _ws(ctx), from_, force, metric=metric,
-                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        result = api.fetch(slug, from_, force=force, metric=metric, workspace=_ws(ctx, workspace),
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     slug = result.competition.slug
     where = result.folder
     if result.skipped:
@@ -173,35 +160,29 @@ def convert(
     slug: Slug = None,
     images: Annotated[bool, typer.Option("--images", help="also write PNGs, one folder per label")] = False,
     force: Annotated[bool, typer.Option(help="rebuild the cache and rewrite PNGs")] = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Validate the CSVs and cache model-ready arrays (pixels) or feature tables (tables)."""
-    import time
+    from pipeline import pixels
 
-    from pipeline import dataset, pixels
-
-    comp, ws = _comp(ctx, slug)
-    if images and comp.modality != "pixels":
-        raise UsageError(f"--images applies to pixel competitions; {comp.slug} is {comp.modality}")
-    t0 = time.perf_counter()
-    result = dataset.convert(comp, ws, force)
-    seconds = time.perf_counter() - t0
-    if isinstance(result, pixels.PixelArrays):
-        how = "loaded from cache" if result.from_cache else "converted"
-        out.print(f"{comp.slug}: {how} in {seconds:.2f}s: train {result.train_images.shape} uint8 + labels, "
-                  f"test {result.test_images.shape} uint8 -> {ws.cache_dir(comp.slug)}")
-        if images:
-            t0 = time.perf_counter()
-            with out.status("writing PNGs"):
-                root, written = pixels.write_pngs(comp, ws, result, force)
-            out.print(f"PNGs: {written:,} written in {time.perf_counter() - t0:.1f}s (existing kept) -> {root}")
+    with working("converting"):
+        result = api.convert(slug, images=images, force=force, workspace=_ws(ctx, workspace))
+    comp, data = result.competition, result.data
+    if isinstance(data, pixels.PixelArrays):
+        how = "loaded from cache" if data.from_cache else "converted"
+        out.print(f"{comp.slug}: {how} in {result.seconds:.2f}s: train {data.train_images.shape} uint8 + labels, "
+                  f"test {data.test_images.shape} uint8 -> {result.folder}")
+        if result.png_folder is not None:
+            out.print(f"PNGs: {result.pngs_written:,} written in {result.png_seconds:.1f}s (existing kept) -> "
+                      f"{result.png_folder}")
         return
-    out.print(f"{comp.slug}: converted in {seconds:.2f}s: {len(result.X):,} train and {len(result.X_test):,} test "
-              f"rows, {result.X.shape[1]} features ({result.features['builder']} builder) -> {ws.cache_dir(comp.slug)}")
-    for what, columns in result.features.get("report", {}).items():
+    out.print(f"{comp.slug}: converted in {result.seconds:.2f}s: {len(data.X):,} train and {len(data.X_test):,} test "
+              f"rows, {data.X.shape[1]} features ({data.features['builder']} builder) -> {result.folder}")
+    for what, columns in data.features.get("report", {}).items():
         if columns:
             out.print(f"  {what}: {', '.join(map(str, columns))}")
-    if "report" not in result.features:
-        out.print("features: " + ", ".join(result.feature_names))
+    if "report" not in data.features:
+        out.print("features: " + ", ".join(data.feature_names))
 
 
 @app.command()
@@ -212,14 +193,11 @@ def show(
     label: Annotated[str | None, typer.Option(help="only images with this label")] = None,
     n: Annotated[int, typer.Option("-n", help="how many digits", min=1, max=400)] = 64,
     seed: Annotated[int, typer.Option(help="which random digits")] = 0,
-    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write", metavar="FILE")] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Write a contact sheet of training images with their labels, and print its path."""
-    from pipeline.pixels import sheet
-
-    comp, ws = _comp(ctx, slug)
-    path = sheet(comp, ws, label, n, seed, out_path)
-    out.print(str(path))
+    out.print(str(api.show(slug, label=label, n=n, seed=seed, out=out_path, workspace=_ws(ctx, workspace))))
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -238,7 +216,7 @@ def train(
     ctx: typer.Context,
     slug: Slug = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's "
-                                                                     "own; see `kc models`)")] = None,
+                                                                     "own; see `kc models`)", metavar="NAME")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="passes over the training rows")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate")] = None,
     bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
@@ -250,20 +228,26 @@ def train(
                                                       "submission")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables: generic, or titanic "
-                                                      "(default: the competition's own)")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="model option key=value")] = None,
+                                                      "(default: the competition's own)", metavar="NAME")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="model option key=value",
+                                                    metavar="KEY=VALUE")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard event files (needs "
+                                                                    "the tensorboard extra)")] = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
-    """Fit a model, score it on a validation split by the competition's metric, and record the run."""
-    from pipeline.runs import TrainConfig
+    """Fit a model, score it on a validation split or out-of-fold, and record the run."""
+    from pipeline.live import TrainDisplay, default_epochs, epoch_table
 
-    comp, ws = _comp(ctx, slug)
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
-    for key, value in (("epochs", epochs), ("lr", lr), ("bs", bs)):
-        if value is not None:
-            params[key] = value
-    cfg = TrainConfig(model=model or comp.default_model, params=params, valid_pct=valid_pct, seed=seed, folds=folds,
-                      full=full, device=device, features=features)
-    run = train_with_progress(comp, ws, cfg)
+    display = TrainDisplay(epochs or default_epochs(model or comp.default_model, params))
+    with display.running():
+        run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
+                        seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
+                        workspace=ws, on_epoch=display.epoch, on_stage=display.stage)
+    if (table := epoch_table(display.rows)) is not None:
+        show_table(table)
     m, metric = run.metrics, comp.scorer
     if m.fold_scores:
         line = (f"{comp.slug} {run.model}: out-of-fold {metric.title} {metric.format(m.score)} on all "
@@ -281,31 +265,31 @@ def train(
     out.print(f"run {run.run_id} -> {run.folder}")
     for png in run.plots:
         out.print(f"  {png}")
+    if tensorboard:
+        out.print(f"TensorBoard: tensorboard --logdir {ws.runs_dir(comp.slug)}")
 
 
 @app.command()
 @handled
-def models(ctx: typer.Context, slug: Slug = None) -> None:
+def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List kc's models, with the tasks each takes (only those fitting SLUG when given)."""
-    from pipeline.models import MODELS, fitting
+    from pipeline.models import MODELS
 
-    names = list(MODELS) if slug is None else fitting(competitions.get(slug, _ws(ctx).root))
     table = Table("model", "tasks", "inputs", "what it is", title="kc models")
-    for name in names:
+    for name in api.available_models(slug, _ws(ctx, workspace)):
         info = MODELS[name]
         table.add_row(name, ", ".join(info.tasks), ", ".join(info.modalities), info.description)
-    _show_table(table)
+    show_table(table)
 
 
 @app.command()
 @handled
-def runs(ctx: typer.Context, slug: Slug = None) -> None:
+def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List the competition's runs, best validation score first (by its metric)."""
-    from pipeline.runs import scan
-
-    comp, ws = _comp(ctx, slug)
-    found, damaged = scan(comp, ws)
-    if not found and not damaged:
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    found = api.runs(comp.slug, ws)
+    if not found and not found.damaged:
         out.print(f"no runs for {comp.slug} yet: try `kc train {comp.slug}`")
         return
     metric = comp.scorer
@@ -318,9 +302,15 @@ def runs(ctx: typer.Context, slug: Slug = None) -> None:
         options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
         table.add_row(r.run_id, r.model, metric.format(r.score), scored, spread, m.submits_with,
                       f"{m.fit_seconds:.1f}", options)
-    for d in damaged:
+    for d in found.damaged:
         table.add_row(d.run_id, "DAMAGED", "-", "-", "-", "-", "-", d.reason)
-    _show_table(table)
+    show_table(table)
+
+
+Upload = Annotated[bool, typer.Option("--upload", help="send it to Kaggle")]
+Message = Annotated[str | None, typer.Option("--message", "-m", help="upload description", metavar="TEXT")]
+Wait = Annotated[bool, typer.Option(help="wait for Kaggle's score")]
+Timeout = Annotated[float, typer.Option(min=0.0, help="seconds to wait for the score", metavar="SECONDS")]
 
 
 @app.command()
@@ -328,49 +318,37 @@ def runs(ctx: typer.Context, slug: Slug = None) -> None:
 def submit(
     ctx: typer.Context,
     slug: Slug = None,
-    run: Annotated[str | None, typer.Option(help="run id (see `kc runs`)")] = None,
+    run: Annotated[str | None, typer.Option(help="run id (see `kc runs`)", metavar="RUN")] = None,
     best: Annotated[bool, typer.Option("--best", help="use the best run (the default)")] = False,
-    upload: Annotated[bool, typer.Option("--upload", help="send it to Kaggle")] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="upload description")] = None,
-    wait: Annotated[bool, typer.Option(help="wait for Kaggle's score")] = True,
-    timeout: Annotated[float, typer.Option(min=0.0, help="seconds to wait for the score")] = 300.0,
+    upload: Upload = False,
+    message: Message = None,
+    wait: Wait = True,
+    timeout: Timeout = 300.0,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Predict the test set with a run, write a validated submission, and optionally upload it."""
-    from pipeline import submit as sub
-
-    comp, ws = _comp(ctx, slug)
     if run and best:
         raise UsageError("give --run ID or --best, not both")
-    with out.status("predicting the test set"):
-        written = sub.predict_run(comp, ws, run)
-    _show_written(comp, written)
-    if upload:
-        _upload(comp, ws, written, message, wait, timeout)
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    with working("predicting the test set") as bar:
+        result = api.submit(comp.slug, run, upload=upload, message=message, wait=wait, timeout=timeout,
+                            workspace=ws, on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
+    _show_submission(comp, result)
 
 
-def _show_written(comp: competitions.Competition, written: Any) -> None:
-    e = written.entry
+def _show_submission(comp: competitions.Competition, result: api.Submission) -> None:
+    e = result.entry
     score = f", validation {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
-    what = "wrote" if written.new else "already written, unchanged:"
-    out.print(f"{what} {written.path} (valid format; {e.model} run {e.run}{score})")
+    what = "wrote" if result.new else "already written, unchanged:"
+    out.print(f"{what} {result.path} (valid format; {e.model} run {e.run}{score})")
     if e.sample:
         out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
-
-
-def _upload(comp: competitions.Competition, ws: Workspace, written: Any, message: str | None, wait: bool,
-            timeout: float) -> None:
-    from pipeline import submit as sub
-    from pipeline.runs import git_commit
-
-    e = written.entry
-    score = f"valid {e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "valid n/a"
-    text = message or f"kc {e.run}: {e.model}, {score}, git {git_commit() or 'none'}"
-    with out.status("uploading to Kaggle") as status:
-        entry = sub.upload(comp, ws, written.path, text, wait=wait, timeout=timeout, on_wait=status.update)
+    entry = result.uploaded
+    if entry is None:
+        return
     if entry.status == "COMPLETE":
         out.print(f"Kaggle scored it: public score {entry.public_score} (ref {entry.upload_ref})")
-    elif entry.status == "ERROR":
-        raise KcError(f"Kaggle could not score {written.path.name}: {entry.error or 'no reason given'}")
     else:
         out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
@@ -380,15 +358,15 @@ def _upload(comp: competitions.Competition, ws: Workspace, written: Any, message
 def validate(
     ctx: typer.Context,
     args: Annotated[list[str], typer.Argument(help="[SLUG] FILE: the submission CSV to check", metavar="[SLUG] FILE")],
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Check any CSV against the competition's submission format."""
-    from pipeline.submit import validate_file
-
     if len(args) > 2:
         raise UsageError("expected [SLUG] FILE")
     slug, file = (None, args[0]) if len(args) == 1 else args
-    comp, ws = _comp(ctx, slug)
-    rows = validate_file(comp, ws, Path(file))
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    rows = api.validate(file, comp.slug, ws)
     out.print(f"{file}: valid {comp.slug} submission ({rows:,} rows)")
 
 
@@ -396,22 +374,24 @@ def validate(
 @handled
 def ensemble(
     ctx: typer.Context,
-    slug: Annotated[str, typer.Argument(help="competition slug")],
-    run_ids: Annotated[list[str], typer.Argument(help="two or more run ids")],
+    slug: Annotated[str, typer.Argument(help="competition slug", metavar="SLUG")],
+    run_ids: Annotated[list[str], typer.Argument(help="two or more run ids", metavar="RUN...")],
     method: Annotated[str, typer.Option(help="weighted (weights chosen on the runs' shared validation rows), "
                                              "mean, or vote")] = "weighted",
-    upload: Annotated[bool, typer.Option("--upload", help="send it to Kaggle")] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="upload description")] = None,
-    wait: Annotated[bool, typer.Option(help="wait for Kaggle's score")] = True,
-    timeout: Annotated[float, typer.Option(min=0.0, help="seconds to wait for the score")] = 300.0,
+    upload: Upload = False,
+    message: Message = None,
+    wait: Wait = True,
+    timeout: Timeout = 300.0,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Blend runs into one submission, with weights chosen on the validation rows they share."""
-    from pipeline.ensemble import ensemble as do_ensemble
-
-    comp, ws = _comp(ctx, slug)
-    with out.status("predicting the test set with each run"):
-        result = do_ensemble(comp, ws, run_ids, method)
-    metric = comp.scorer
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    with working("predicting the test set with each run") as bar:
+        blended = api.ensemble(comp.slug, list(run_ids), method, upload=upload, message=message, wait=wait,
+                               timeout=timeout, workspace=ws,
+                               on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
+    result, metric = blended.ensemble, comp.scorer
     if result.score is None:
         out.print("the runs were scored on different rows, so the ensemble has no validation score")
     else:
@@ -420,23 +400,20 @@ def ensemble(
         for run_id, member_score in result.members.items():
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
         table.add_row("blend", "", metric.format(result.score))
-        _show_table(table)
+        show_table(table)
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
             out.print(f"the blend is no better than its best member ({best_id}): submit that run instead")
-    _show_written(comp, result.written)
-    if upload:
-        _upload(comp, ws, result.written, message, wait, timeout)
+    _show_submission(comp, blended.submission)
 
 
 @app.command()
 @handled
-def submissions(ctx: typer.Context, slug: Slug = None) -> None:
+def submissions(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """Show the submission log, refreshed from Kaggle when online."""
-    from pipeline import submit as sub
-
-    comp, ws = _comp(ctx, slug)
-    entries, note = sub.refresh(comp, ws)
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    entries = api.submissions(comp.slug, ws)
     if not entries:
         out.print(f"no submissions for {comp.slug} yet: try `kc submit {comp.slug}`")
     else:
@@ -446,24 +423,23 @@ def submissions(ctx: typer.Context, slug: Slug = None) -> None:
             valid = f"{e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "-"
             table.add_row(e.file, e.model, valid, "SAMPLE" if e.sample else "full", e.status, e.public_score or "-",
                           str(e.upload_ref or "-"))
-        _show_table(table)
-    if note:
-        typer.echo(f"NOTE: {note}", err=True)
+        show_table(table)
+    if entries.note:
+        typer.echo(f"NOTE: {entries.note}", err=True)
 
 
 @app.command("predict-image")
 @handled
 def predict_image(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="PNG or JPEG photos of handwritten digits")],
-    run: Annotated[str | None, typer.Option(help="digit run id (default: the best)")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (or a folder for several)")] = None,
+    paths: Annotated[list[Path], typer.Argument(help="PNG or JPEG photos of handwritten digits", metavar="IMAGE...")],
+    run: Annotated[str | None, typer.Option(help="digit run id (default: the best)", metavar="RUN")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (or a folder for several)",
+                                                  metavar="PATH")] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Classify photos of your own handwritten digits, MNIST-style, and draw what the model saw."""
-    from pipeline.handwriting import predict_images
-
-    comp, ws = _comp(ctx, "digit-recognizer")
-    for r in predict_images(comp, ws, paths, run, out_path):
+    for r in api.predict_images(list(paths), run, out_path, _ws(ctx, workspace)):
         guesses = ", ".join(f"{label} ({100 * p:.1f}%)" for label, p in r.top)
         out.print(f"{r.path}: {guesses}")
         out.print(f"  picture: {r.picture}")
@@ -471,26 +447,28 @@ def predict_image(
 
 @app.command()
 @handled
-def demo(ctx: typer.Context) -> None:
+def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     """Offline, on the bundled data: fetch, convert, train linear/knn/cnn, write validated submissions."""
     import time
 
     from pipeline.demo import run_demo
 
     t0 = time.perf_counter()
-    with out.status("starting") as status:
-        result = run_demo(_ws(ctx), say=status.update)
+    with working("starting") as bar:
+        result = run_demo(_ws(ctx, workspace), say=lambda text: bar.update(bar.task_ids[0], description=text))
     table = Table("competition", "model", "validation accuracy", "5-fold OOF", "time (s)",
                   title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data")
     for slug, model, score, cv, seconds in result.rows:
         table.add_row(slug, model, f"{100 * score:.2f}%", f"{100 * cv:.2f}%" if cv is not None else "-",
                       f"{seconds:.1f}")
-    _show_table(table)
+    show_table(table)
     for note in result.notes:
         out.print(f"note: {note}")
-    out.print("submissions (validated):")
-    for path in result.submissions:
-        out.print(f"  {path}")
+    out.print("submissions (each checked against the competition's format):")
+    for path, sample, rows in result.submissions:
+        what = (f"{rows:,} rows from kc's bundled SAMPLE, not Kaggle's test set: practice only, not for upload"
+                if sample else f"{rows:,} rows, the full test set: ready to upload with `kc submit --upload`")
+        out.print(f"  {path}: {what}")
     out.print("pictures:")
     for path in result.pngs:
         out.print(f"  {path}")
@@ -520,14 +498,13 @@ def tune(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
-                                                                          "key=A|B|C; fix key=VALUE")] = None,
+                                                                          "key=A|B|C; fix key=VALUE",
+                                                    metavar="KEY=RANGE")] = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored by the metric."""
-    from pipeline import studies
-    from pipeline import tune as tuning
-    from pipeline.runs import TrainConfig
-
-    comp, ws = _comp(ctx, slug)
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
     metric = comp.scorer
 
     def options(params: dict[str, Any]) -> str:
@@ -538,18 +515,18 @@ def tune(
         out.print(f"trial {t.number}: {what}  {options(t.params)}" + (f"  (run {t.run_id})" if t.run_id else ""))
 
     if show_study:
-        result = studies.show(comp, ws, storage, study, model)
+        result = api.study(comp.slug, model, storage=storage, name=study, workspace=ws)
     elif trials is None:
         raise UsageError(f"how many trials? e.g. `kc tune {comp.slug} --trials 20` (or --show to see a study)")
     else:
-        cfg = TrainConfig(model=model or comp.default_model, params=_parse_params(param or []), valid_pct=valid_pct,
-                          seed=seed, folds=folds, device=device, features=features)
-        result = tuning.tune(comp, ws, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
+        result = api.tune(comp.slug, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
+                          study=study, valid_pct=valid_pct, seed=seed, folds=folds, device=device,
+                          features=features, params=_parse_params(param or []), workspace=ws, on_trial=on_trial)
     table = Table("trial", metric.title, "state", "run", "s", "options", title=f"{result.study}: best trials")
     for t in result.trials[:10]:
         table.add_row(str(t.number), metric.format(t.score), t.note or t.state.lower(), t.run_id or "-",
                       f"{t.seconds:.1f}" if t.seconds is not None else "-", options(t.params))
-    _show_table(table)
+    show_table(table)
     counts = ", ".join(f"{result.count(s)} {w}" for s, w in (("COMPLETE", "complete"), ("PRUNED", "pruned"),
                                                              ("FAIL", "failed"), ("RUNNING", "running")))
     out.print(f"study {result.study} in {result.storage}: {len(result.trials)} of {result.budget} trials ({counts})")
@@ -564,34 +541,6 @@ def tune(
         more = "run the same command" if len(result.trials) < (result.budget or 0) else "raise --trials"
         out.print(f"interrupted: running trials were marked failed; {more} to go on")
         raise typer.Exit(130)
-
-
-def train_with_progress(comp: competitions.Competition, ws: Workspace, cfg: Any) -> Any:
-    """Run `runs.train` under a live progress bar showing loss and accuracy per epoch."""
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from pipeline.runs import train as do_train
-
-    epochs = cfg.params.get("epochs")
-    epochs = int(epochs) if str(epochs).isdigit() else None  # -p epochs=N arrives as text
-    console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[status]}"), console=console, transient=True,
-                  disable=not console.is_terminal) as bar:
-        task = bar.add_task("starting", total=None, status="")
-
-        def on_stage(text: str) -> None:
-            bar.update(task, description=text)
-
-        def on_epoch(r: dict[str, float]) -> None:
-            status = f"epoch {r['epoch']:g}: loss {r['train_loss']:.4f}"
-            if "valid_accuracy" in r:
-                status += f", valid acc {100 * r['valid_accuracy']:.2f}%"
-            elif "valid_rmse" in r:
-                status += f", valid rmse {r['valid_rmse']:.4f}"
-            bar.update(task, completed=r["epoch"], total=epochs, status=status)
-
-        return do_train(comp, ws, cfg, on_epoch=on_epoch, on_stage=on_stage)
 
 
 def main() -> None:

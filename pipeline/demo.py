@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import competitions, dataset, fetch, pixels, runs, submit
+from pipeline import competitions, dataset, fetching, pixels, submitting, training
 from pipeline.workspace import Workspace
 
 # (competition, model, params): short settings so the whole demo fits in a few minutes on 2 cores
@@ -26,7 +26,7 @@ class DemoResult:
 
     rows: list[tuple[str, str, float, float | None, float]] = field(default_factory=list)
     pngs: list[Path] = field(default_factory=list)
-    submissions: list[Path] = field(default_factory=list)
+    submissions: list[tuple[Path, bool, int]] = field(default_factory=list)  # (file, from a SAMPLE?, rows)
     notes: list[str] = field(default_factory=list)
 
 
@@ -36,7 +36,7 @@ def run_demo(ws: Workspace, say: Callable[[str], None] = lambda _: None) -> Demo
     for slug in ("titanic", "digit-recognizer"):
         comp = competitions.get(slug)
         say(f"{slug}: fetch")
-        fetched = fetch.fetch(slug, ws, fetch.bundled_zip(slug))
+        fetched = fetching.fetch(slug, ws, fetching.bundled_zip(slug))
         if fetched.skipped and fetched.source != "bundled":
             result.notes.append(f"{slug}: used the copy already fetched from {fetched.origin}")
         say(f"{slug}: convert")
@@ -49,11 +49,13 @@ def run_demo(ws: Workspace, say: Callable[[str], None] = lambda _: None) -> Demo
                 continue
             say(f"{slug}: train {model}")
             t0 = time.perf_counter()
-            cfg = runs.TrainConfig(model=model, params=dict(params), folds=5 if comp.modality == "tabular" else 0)
-            run = runs.train(comp, ws, cfg, data=data)
+            cfg = training.TrainConfig(model=model, params=dict(params), folds=5 if comp.modality == "tabular" else 0)
+            run = training.train(comp, ws, cfg, data=data)
             cv = run.score if run.metrics.scored_on == "oof" else None
             result.rows.append((slug, model, run.score, cv, time.perf_counter() - t0))
             result.pngs.extend(run.plots)
         say(f"{slug}: submit the best run")
-        result.submissions.append(submit.predict_run(comp, ws, None).path)
+        written = submitting.predict_run(comp, ws, None)
+        rows = sum(1 for _ in written.path.open()) - 1
+        result.submissions.append((written.path, written.entry.sample, rows))
     return result

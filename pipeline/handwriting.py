@@ -122,7 +122,7 @@ def _neighbours(model: object, run_config: TrainConfig, X: np.ndarray, y: np.nda
                 digits: np.ndarray) -> np.ndarray:
     """(n, 3) training-row indices of the nearest digits: the run's own kNN if it is one, else a fresh search."""
     from pipeline.models.knn import KNNModel
-    from pipeline.runs import split
+    from pipeline.training import split
 
     if isinstance(model, KNNModel):
         train_idx, _ = split(y, run_config.valid_pct, run_config.seed)
@@ -158,7 +158,7 @@ def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: 
                    out: Path | None = None) -> list[Prediction]:
     """Prepare each image, classify it with a digit run (default: the best), and draw a PNG beside it (or in out)."""
     from pipeline.dataset import load_dataset
-    from pipeline.runs import get_run, load_model
+    from pipeline.training import get_run, load_model
 
     if comp.image_shape != (28, 28):
         raise UsageError(f"predict-image reads 28×28 digits; {comp.slug} is not such a competition")

@@ -9,8 +9,11 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from pipeline import progress
 
 SIDE = 28
 # MNIST's pixel statistics on the 0-1 scale, for normalising float input
@@ -93,10 +96,19 @@ def write_pngs(array_path: Path, names: list[str], folder: Path, force: bool = F
     workers = workers or os.cpu_count() or 1
     size = max(1, min(2000, len(jobs) // (workers * 4) + 1))
     chunks = [(str(array_path), jobs[i : i + size]) for i in range(0, len(jobs), size)]
+
+    def write_all(mapper: Any) -> int:
+        done = 0
+        for written in mapper(_write_chunk, chunks):  # in order, as chunks finish
+            done += written
+            progress.report("png", done, len(jobs))
+        return done
+
+    progress.report("png", 0, len(jobs))
     if workers == 1 or len(chunks) == 1:
-        return sum(map(_write_chunk, chunks))
+        return write_all(map)
     with ProcessPoolExecutor(workers, initializer=_die_with_parent) as pool:
-        return sum(pool.map(_write_chunk, chunks))
+        return write_all(pool.map)
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -14,7 +14,7 @@ from pipeline import images
 from pipeline.competitions import Competition
 from pipeline.csvfiles import decode, file_key, read_header, shown
 from pipeline.errors import DataError, UsageError
-from pipeline.fetch import locked, require_fetched
+from pipeline.fetching import locked, require_fetched
 from pipeline.workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:

@@ -16,30 +16,52 @@ def _pyplot():
     return plt
 
 
+def best_epoch(history: list[dict[str, float]]) -> int | None:
+    """Index of the epoch with the lowest validation loss (the one kc keeps and --full counts), if validated."""
+    if not history or not all("valid_loss" in r for r in history):
+        return None
+    return int(np.argmin([r["valid_loss"] for r in history]))
+
+
 def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> Path:
-    """Loss (train and valid) and validation accuracy per epoch."""
+    """Loss (train and valid) and the validation metric per epoch, the best epoch marked on both."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    style = "o-" if len(epochs) > 1 else "o"
+    size = 4 if len(epochs) > 1 else 9  # a lone epoch is a point, drawn big enough to see
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], style, ms=size, label="train")
     if all("valid_loss" in r for r in history):
-        ax_loss.plot(epochs, [r["valid_loss"] for r in history], "o-", label="valid")
+        ax_loss.plot(epochs, [r["valid_loss"] for r in history], style, ms=size, label="valid")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    metric = next((k for k in ("valid_accuracy", "valid_rmse") if all(k in r for r in history)), None)
+    if metric is not None:
+        scale = 100 if metric == "valid_accuracy" else 1
+        values = [scale * r[metric] for r in history]
+        ax_metric.plot(epochs, values, style, ms=size, color="tab:green")
+        what = "validation accuracy (%)" if scale == 100 else "validation RMSE (model scale)"
+        ax_metric.set(xlabel="epoch", ylabel=what, title=what.split(" (")[0])
+    else:
+        ax_metric.set_axis_off()
+    best = best_epoch(history)
+    if best is not None:
+        for ax in (ax_loss, ax_metric):
+            ax.axvline(epochs[best], color="grey", ls="--", lw=1, label=f"best valid loss (epoch {epochs[best]:g})")
+        if metric is not None:
+            shown = f"{values[best]:.2f}%" if scale == 100 else f"{values[best]:.4f}"
+            ax_metric.plot([epochs[best]], [values[best]], "*", ms=14, color="tab:red", zorder=3)
+            below = scale == 100  # accuracy peaks near the top of its panel, RMSE dips near the bottom
+            ax_metric.annotate(f"epoch {epochs[best]:g}: {shown}", (epochs[best], values[best]),
+                               textcoords="offset points", xytext=(8, -16 if below else 10), ha="left")
     ax_loss.legend()
-    if all("valid_accuracy" in r for r in history):
-        acc = [100 * r["valid_accuracy"] for r in history]
-        ax_acc.plot(epochs, acc, "o-", color="tab:green")
-        best = int(np.argmax(acc))
-        ax_acc.annotate(f"best {acc[best]:.2f}%", (epochs[best], acc[best]), textcoords="offset points",
-                        xytext=(0, -15), ha="center")
-        ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
-    elif all("valid_rmse" in r for r in history):
-        rmse = [r["valid_rmse"] for r in history]
-        ax_acc.plot(epochs, rmse, "o-", color="tab:green")
-        best = int(np.argmin(rmse))
-        ax_acc.annotate(f"best {rmse[best]:.4f}", (epochs[best], rmse[best]), textcoords="offset points",
-                        xytext=(0, 10), ha="center")
-        ax_acc.set(xlabel="epoch", ylabel="validation RMSE (model scale)", title="validation RMSE")
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) == 1:
+            ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+    if len(epochs) == 1:
+        title += " · 1 epoch: a point, not a curve"
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -31,6 +31,7 @@ class TrainConfig:
     full: bool = False  # after validating, refit on all rows (with the epochs validation chose) for submissions
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own
+    tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ folder
     competition: str = ""
 
     def check(self) -> TrainConfig:

@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.competitions import Competition
 from pipeline.csvfiles import read_table, shown
 from pipeline.errors import DataError, SubmissionError, UsageError
-from pipeline.fetch import require_fetched
+from pipeline.fetching import require_fetched
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.competitions import Competition
 from pipeline.csvfiles import file_key, read_table, shown
 from pipeline.errors import DataError, UsageError
-from pipeline.fetch import require_fetched
+from pipeline.fetching import require_fetched
 from pipeline.workspace import Workspace, atomic_path
 
 if TYPE_CHECKING:

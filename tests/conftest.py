@@ -45,7 +45,7 @@ def make_zip(slug: str, dest: Path) -> Path:
 def install(root: Path, slug: str) -> Path:
     """Fetch `slug`'s fixture files into the workspace at `root`, as `kc fetch SLUG --from FOLDER` does."""
     from pipeline.competitions import canonical
-    from pipeline.fetch import fetch
+    from pipeline.fetching import fetch
     from pipeline.workspace import Workspace
 
     return fetch(slug, Workspace(root), FIXTURES / canonical(slug)).folder

@@ -178,7 +178,11 @@ def test_train_before_fetch(workspace, kc):
 def test_one_competition_needs_no_slug(titanic_only, tmp_path, kc):
     trained = kc("train", "--epochs", "2", ws=titanic_only)  # the competition's default model: linear
     assert trained.exit_code == 0, trained.output
-    assert trained.stdout.startswith("titanic linear: validation accuracy ")
+    table, _ = trained.stdout.split("titanic linear: validation accuracy ")  # fastai's epoch table first
+    header = next(line for line in table.splitlines() if "epoch" in line and "train_loss" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃")] == ["epoch", "train_loss", "valid_loss",
+                                                                    "valid_accuracy", "time"]
+    assert len(re.findall(r"^│ [12]( \*)? ", table, re.M)) == 2  # one row per epoch, the best starred
     listed = kc("runs", ws=titanic_only)
     assert listed.exit_code == 0 and "titanic runs" in listed.stdout and "linear" in listed.stdout
     submitted = kc("submit", ws=titanic_only)
@@ -256,8 +260,8 @@ def test_demo_runs_offline_end_to_end(workspace, kc):
                         ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
         assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
     from pipeline import competitions
-    from pipeline.runs import list_runs
     from pipeline.submission import validate_file
+    from pipeline.training import list_runs
     from pipeline.workspace import Workspace
 
     for slug in ("titanic", "digit-recognizer"):

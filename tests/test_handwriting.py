@@ -3,7 +3,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from pipeline import competitions, dataset, runs
+from pipeline import competitions, dataset, training
 from pipeline.errors import DataError
 from pipeline.handwriting import load_grey, predict_images, prepare
 from pipeline.workspace import Workspace
@@ -72,14 +72,14 @@ def test_not_an_image_and_too_large(tmp_path, monkeypatch):
 @pytest.fixture
 def knn_run(fetched):
     ws = Workspace(fetched)
-    run = runs.train(DIGITS, ws, runs.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
+    run = training.train(DIGITS, ws, training.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
     return fetched, run
 
 
 def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run, tmp_path):
     fetched, _ = knn_run
     data = dataset.load_dataset(DIGITS, Workspace(fetched))
-    _, valid_idx = runs.split(data.y, 0.1, 0)
+    _, valid_idx = training.split(data.y, 0.1, 0)
     hits = 0
     for row in valid_idx[:10]:  # digits the model never saw
         photo = Image.fromarray(255 - data.X[row]).resize((280, 280), Image.Resampling.BICUBIC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES
 
-from pipeline import competitions, fetch, kaggle_api
+from pipeline import competitions, fetching, kaggle_api
 from pipeline.errors import KaggleError, UsageError
 from pipeline.workspace import Workspace
 
@@ -147,10 +147,10 @@ def test_a_refused_upload_names_the_file(kaggle_server, tmp_path):
 
 def test_forced_fetch_from_a_silent_server_keeps_the_copy_there_is(workspace, kaggle_server, fast):
     ws = Workspace(workspace)
-    fetch.fetch("titanic", ws, FIXTURES / "titanic")
+    fetching.fetch("titanic", ws, FIXTURES / "titanic")
     kaggle_server.stall = {"DownloadDataFiles"}
-    result, elapsed = call_within(PATIENCE, lambda: fetch.fetch("titanic", ws, force=True))
-    assert isinstance(result, fetch.FetchResult) and elapsed < PATIENCE
+    result, elapsed = call_within(PATIENCE, lambda: fetching.fetch("titanic", ws, force=True))
+    assert isinstance(result, fetching.FetchResult) and elapsed < PATIENCE
     assert result.skipped and result.source == "file"
     assert result.note == ("kept the file copy: Kaggle did not answer within 1 s while trying to download titanic: "
                            "check your network and try again, or use `kc fetch titanic --from FILE.zip` with a "

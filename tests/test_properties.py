@@ -19,7 +19,7 @@ from conftest import FIXTURES, install
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import competitions, dataset, fetch
+from pipeline import competitions, dataset, fetching
 from pipeline.errors import KcError
 from pipeline.pixels import PixelArrays
 from pipeline.submission import validate_file
@@ -212,9 +212,9 @@ def test_validate_of_random_bytes_ends_in_a_kc_error(template, content):
 # --- fetch ----------------------------------------------------------------------------------------------------------
 
 
-def fetched_or_refused(slug: str, source: Path, root: Path) -> fetch.FetchResult | None:
+def fetched_or_refused(slug: str, source: Path, root: Path) -> fetching.FetchResult | None:
     try:
-        return fetch.fetch(slug, Workspace(root), source)
+        return fetching.fetch(slug, Workspace(root), source)
     except KcError:
         return None
 

@@ -26,6 +26,7 @@ class Model:
     name: ClassVar[str] = "model"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")  # the competition tasks it learns
     modalities: ClassVar[tuple[str, ...]] = ("tabular", "pixels")  # the inputs it reads
+    fastai: ClassVar[bool] = False  # trains a fastai Learner (which logs TensorBoard events through its callback)
     scaled: ClassVar[bool] = True  # wants standardised, log-tamed table features (linear, kNN); trees do not
     signed: ClassVar[tuple[str, ...]] = ()  # numeric options that may be negative
     space: ClassVar[dict[str, str]] = {}  # what `kc tune` searches: option -> "low:high[:log]" or "a|b|c"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline import images
+from pipeline import images, progress, tracking
 from pipeline.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
@@ -86,6 +86,7 @@ class CNNModel(Model):
 
     name: ClassVar[str] = "cnn"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
+    fastai: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("pixels",)
     space: ClassVar[dict[str, str]] = {"epochs": "4:20", "lr": "1e-3:1e-2:log", "width": "16|32|48",
                                        "weight_decay": "1e-3:0.1:log", "label_smoothing": "0:0.2", "rotate": "0:15"}
@@ -141,6 +142,10 @@ class CNNModel(Model):
                     xb = augment(xb, aug_gen, model.rotate, model.zoom, model.shift)
                 self.learn.xb, self.learn.yb = (xb,), (self.yb[0].to(dev),)
 
+            def after_batch(self) -> None:
+                if self.training:
+                    progress.report("batch", self.iter + 1, self.n_iter)
+
             def after_epoch(self) -> None:
                 train_loss, valid_loss, acc = self.recorder.values[-1][:3]
                 record = {"epoch": self.epoch + 1, "train_loss": float(train_loss),
@@ -159,7 +164,7 @@ class CNNModel(Model):
         net = Autocast(digit_resnet(self.width, len(self.classes_)), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
         learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
-                        metrics=accuracy, wd=self.weight_decay, cbs=[watch])
+                        metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
         self.history_ = []
         try:
             with learn.no_bar(), learn.no_logging():

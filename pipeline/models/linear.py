@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline import progress
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
@@ -90,6 +91,7 @@ class LinearModel(Model):
                             p.grad.zero_()  # zero the gradients
                     total += loss.item() * len(idx)
                     seen += len(idx)
+                    progress.report("batch", start // self.bs + 1, -(-len(x) // self.bs))
                 record = {"epoch": epoch + 1, "train_loss": total / seen}
                 if watch:
                     record |= self._score(xv, tv)

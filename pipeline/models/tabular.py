@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline import progress, tracking
 from pipeline.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
@@ -52,6 +53,7 @@ class TabularModel(Model):
 
     name: ClassVar[str] = "tabular"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    fastai: ClassVar[bool] = True
     modalities: ClassVar[tuple[str, ...]] = ("tabular",)
     space: ClassVar[dict[str, str]] = {"epochs": "5:40", "lr": "1e-3:3e-2:log", "bs": "32|64|128",
                                        "layers": "100|200,100|400,200", "wd": "1e-4:0.1:log", "dropout": "0:0.5"}
@@ -114,6 +116,10 @@ class TabularModel(Model):
                 self.learn.xb = tuple(b.to(dev) for b in self.xb)
                 self.learn.yb = tuple(b.to(dev) for b in self.yb)
 
+            def after_batch(self) -> None:
+                if self.training:
+                    progress.report("batch", self.iter + 1, self.n_iter)
+
             def after_epoch(self) -> None:
                 values = self.recorder.values[-1]
                 record = {"epoch": self.epoch + 1, "train_loss": float(values[0])}
@@ -134,7 +140,7 @@ class TabularModel(Model):
         n_out = 1 if self.regression_ else len(self.classes_)
         net = tabular_net(x.shape[1], n_out, sizes, self.dropout).to(dev)
         learn = Learner(dls, net, loss_func=self._loss, metrics=[] if self.regression_ else accuracy,
-                        wd=self.wd, cbs=[watcher])
+                        wd=self.wd, cbs=[watcher, *tracking.fastai_callbacks()])
         self.history_ = []
         try:
             with learn.no_bar(), learn.no_logging():

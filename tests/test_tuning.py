@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 from PIL import Image
 
-from pipeline import competitions, studies, tune
+from pipeline import competitions, studies, tuning
 from pipeline.errors import UsageError
 from pipeline.models import MODELS, model_by_name
 from pipeline.records import TrainConfig, read_run
@@ -126,7 +126,7 @@ def test_bad_ranges_say_what_to_write(model, param, message):
 def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
     seen = []
     comp, ws = _titanic(titanic_only)
-    result = tune.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=5, on_trial=seen.append, sampler_seed=1)
+    result = tuning.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=5, on_trial=seen.append, sampler_seed=1)
     study = _load(titanic_only, "titanic-knn")
     real = _check_exactly(study, 5, titanic_only)
     assert sorted(t.number for t in seen) == list(range(5))
@@ -152,7 +152,7 @@ def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
 
 def test_folds_score_each_trial_out_of_fold(titanic_only):
     comp, ws = _titanic(titanic_only)
-    result = tune.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}, folds=3), trials=2)
+    result = tuning.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}, folds=3), trials=2)
     for t in result.trials:
         run = read_run(titanic_only / "competitions/titanic/runs" / t.run_id)
         assert run.metrics.scored_on == "oof" and run.metrics.valid_rows == 300 and run.score == t.score
@@ -161,7 +161,7 @@ def test_folds_score_each_trial_out_of_fold(titanic_only):
 def test_timeout_stops_starting_trials(titanic_only):
     comp, ws = _titanic(titanic_only)
     t0 = time.monotonic()
-    result = tune.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=10_000, timeout=2)
+    result = tuning.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=10_000, timeout=2)
     assert 1 <= len(result.trials) < 200 and time.monotonic() - t0 < 30
     assert all(t.state == "COMPLETE" for t in result.trials) and result.budget == 10_000
 
@@ -169,7 +169,7 @@ def test_timeout_stops_starting_trials(titanic_only):
 def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(titanic_only):
     comp, ws = _titanic(titanic_only)
     never = optuna.pruners.ThresholdPruner(lower=0.99)  # titanic's accuracy never gets there
-    result = tune.tune(comp, ws, TrainConfig("linear", {"epochs": "20"}), trials=2, pruner=never)
+    result = tuning.tune(comp, ws, TrainConfig("linear", {"epochs": "20"}), trials=2, pruner=never)
     assert [(t.state, t.note, t.run_id) for t in result.trials] == [("PRUNED", "pruned at epoch 1", None)] * 2
     # the model reported one epoch and stopped there; no run was recorded
     assert [list(t.intermediate_values) for t in _load(titanic_only, "titanic-linear").trials] == [[1], [1]]
@@ -180,7 +180,7 @@ def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(titanic_only):
 def test_pruning_reaches_into_the_fastai_training_loop(titanic_only):
     comp, ws = _titanic(titanic_only)
     never = optuna.pruners.ThresholdPruner(lower=0.99)
-    result = tune.tune(comp, ws, TrainConfig("tabular", {"epochs": "4", "lr": "1e-3:1e-2"}, device="cpu"),
+    result = tuning.tune(comp, ws, TrainConfig("tabular", {"epochs": "4", "lr": "1e-3:1e-2"}, device="cpu"),
                        trials=1, pruner=never)
     assert [(t.state, t.note) for t in result.trials] == [("PRUNED", "pruned at epoch 1")]
     assert list(_load(titanic_only, "titanic-tabular").trials[0].intermediate_values) == [1]
@@ -188,15 +188,15 @@ def test_pruning_reaches_into_the_fastai_training_loop(titanic_only):
 
 def test_a_trial_numbered_past_the_budget_closes_without_training(titanic_only):
     comp, ws = _titanic(titanic_only)
-    tune.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=1)
+    tuning.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=1)
     # another worker's ask landed just as this one's: it holds trial number 1 of a budget of 1
     cls = model_by_name("knn")
     dims, _ = search_space(cls, {"k": "3:9"})
     url = studies.storage_url(comp, ws, None)
-    job = tune._Job(ws.root, "titanic", TrainConfig("knn", competition="titanic"), dims, 1, None, url, "titanic-knn")
+    job = tuning._Job(ws.root, "titanic", TrainConfig("knn", competition="titanic"), dims, 1, None, url, "titanic-knn")
     study = _load(titanic_only, "titanic-knn")
-    with pytest.raises(tune._OverBudget):
-        study.optimize(tune._Objective(job, comp, ws, data=None), n_trials=1)
+    with pytest.raises(tuning._OverBudget):
+        study.optimize(tuning._Objective(job, comp, ws, data=None), n_trials=1)
     assert study.trials[1].state == TrialState.FAIL and study.trials[1].user_attrs["over_budget"]
     _check_exactly(study, 1, titanic_only)
     assert [t.number for t in studies.show(comp, ws, model="knn").trials] == [0]
@@ -345,7 +345,7 @@ def test_a_killed_worker_leaves_the_study_usable(titanic_only, kc, tmp_path, kin
 
 def test_show_prints_the_best_trials_and_draws_the_study(titanic_only, kc):
     comp, ws = _titanic(titanic_only)
-    result = tune.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=4)
+    result = tuning.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=4)
     shown = kc("tune", "titanic", "--show", ws=titanic_only)
     assert shown.exit_code == 0, shown.output
     assert f"best: trial {result.best.number}, accuracy " in shown.stdout

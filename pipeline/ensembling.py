@@ -50,7 +50,7 @@ class _Scorer:
         self.higher_is_better = comp.scorer.higher_is_better
 
     def __call__(self, out: np.ndarray) -> float:
-        from pipeline.runs import score
+        from pipeline.training import score
 
         return score(self.comp, self.y, out)
 
@@ -71,8 +71,8 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     """Combine runs, scored on their shared validation rows; write the submission."""
     from pipeline.dataset import load_dataset
     from pipeline.records import read_valid
-    from pipeline.runs import get_run, predictions, score
-    from pipeline.submit import test_outputs, write
+    from pipeline.submitting import test_outputs, write
+    from pipeline.training import get_run, predictions, score
 
     if method not in METHODS:
         raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")

@@ -28,9 +28,9 @@ from pipeline.competitions import Competition
 from pipeline.errors import KcError, UsageError
 from pipeline.models import model_class
 from pipeline.records import TrainConfig
-from pipeline.runs import alive
 from pipeline.space import Dimension, search_space
 from pipeline.studies import HEARTBEAT, TrialResult, TuneResult, open_storage, shown, storage_url, summary, trial_result
+from pipeline.training import alive
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class _Objective:
         self.job, self.comp, self.ws, self.data = job, comp, ws, data
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from pipeline import runs
+        from pipeline import training
 
         trial.set_user_attr("worker", _worker_id())
         if trial.number >= self.job.budget:  # trial numbers are the storage's tickets: this one is past the budget
@@ -153,7 +153,7 @@ class _Objective:
         cfg = dataclasses.replace(self.job.cfg, params=params)
         reporter = _Reporter(trial, self.comp.scorer.higher_is_better)
         try:
-            run = runs.train(self.comp, self.ws, cfg, on_epoch=reporter, data=self.data)
+            run = training.train(self.comp, self.ws, cfg, on_epoch=reporter, data=self.data)
         except KcError as exc:
             trial.set_user_attr("error", str(exc))
             raise

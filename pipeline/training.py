@@ -10,13 +10,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 import pipeline
+from pipeline import tracking
 from pipeline.competitions import Competition
 from pipeline.dataset import Dataset, load_dataset
 from pipeline.errors import DataError, UsageError
@@ -156,8 +158,32 @@ class Fitted:
     predict_seconds: float
 
 
+@contextmanager
+def _events(events: Path | None, name: str, model: Model,
+            on_epoch: EpochCallback | None) -> Iterator[EpochCallback | None]:
+    """One fit's epoch callback; with `events`, TensorBoard files go to events/name (fastai's callback, or ours)."""
+    if events is None:
+        yield on_epoch
+        return
+    with tracking.logging_to(events / name):
+        if model.fastai:
+            yield on_epoch
+            return
+        writer = tracking.EpochWriter(events / name)
+
+        def both(record: dict[str, float]) -> None:
+            writer(record)
+            if on_epoch:
+                on_epoch(record)
+
+        try:
+            yield both
+        finally:
+            writer.close()
+
+
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
-             stage: Stage) -> Fitted:
+             stage: Stage, events: Path | None = None) -> Fitted:
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
     groups = strata(comp, y)
     target = model_target(comp, y)
@@ -176,7 +202,9 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
         stage(f"{what}training {cfg.model} on {len(rest):,} rows")
         t0 = time.perf_counter()
-        model = build_model(comp, cfg).fit(X[rest], target[rest], X[part], target[part], on_epoch=on_epoch)
+        model = build_model(comp, cfg)
+        with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
+            model.fit(X[rest], target[rest], X[part], target[part], on_epoch=watch)
         fit_s += time.perf_counter() - t0
         if model.interrupted_ and cfg.folds:  # Ctrl-C in a fold stops the whole run
             raise KeyboardInterrupt
@@ -240,8 +268,23 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     stage("loading data")
     data = data or load_dataset(comp, ws, cfg.features)
     X, _ = data.inputs(model.scaled)
+    events = None
+    if cfg.tensorboard:  # events are written while training, beside the runs, and moved into the run at the end
+        tracking.check_available()
+        runs = ws.runs_dir(comp.slug)
+        runs.mkdir(parents=True, exist_ok=True)
+        events = Path(tempfile.mkdtemp(prefix=f".tensorboard.{os.getpid()}.", suffix=".tmp", dir=runs))
+    try:
+        return _train(comp, ws, cfg, X, data, on_epoch, stage, events)
+    finally:
+        if events is not None:
+            shutil.rmtree(events, ignore_errors=True)
+
+
+def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None) -> Run:
     y = data.y
-    fitted = validate(comp, cfg, X, y, on_epoch, stage)
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events)
     full, full_epochs = None, None
     if cfg.full and not fitted.models[0].interrupted_:
         params = dict(cfg.params)
@@ -250,7 +293,9 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
             params["epochs"] = full_epochs
         stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""))
         t0 = time.perf_counter()
-        full = build_model(comp, dataclasses.replace(cfg, params=params)).fit(X, model_target(comp, y))
+        full = build_model(comp, dataclasses.replace(cfg, params=params))
+        with _events(events, "full", full, on_epoch) as watch:
+            full.fit(X, model_target(comp, y), on_epoch=watch)
         fitted.fit_seconds += time.perf_counter() - t0
     first = fitted.models[0]
     metrics = RunMetrics(
@@ -263,11 +308,11 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"))
     cfg = dataclasses.replace(cfg, params=first.params())
-    return _record(comp, ws, cfg, metrics, fitted, full, data)
+    return _record(comp, ws, cfg, metrics, fitted, full, data, events)
 
 
 def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics, fitted: Fitted,
-            full: Model | None, data: Dataset) -> Run:
+            full: Model | None, data: Dataset, events: Path | None = None) -> Run:
     """Write the run folder beside the others, all or nothing."""
     from pipeline import plots
 
@@ -296,6 +341,8 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
         (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
         (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
+        if events is not None:
+            shutil.move(events, tmp / "tensorboard")
         run_id = _publish(tmp, runs, cfg.model)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import install
 
-from pipeline import competitions, dataset, ensemble, records, runs, submit
+from pipeline import competitions, dataset, ensembling, records, submitting, training
 from pipeline.errors import UsageError
 from pipeline.workspace import Workspace
 
@@ -13,15 +13,15 @@ TITANIC = competitions.get("titanic")
 def three(fetched):
     """Three different models on one validation split of Titanic."""
     ws = Workspace(fetched)
-    cfgs = [runs.TrainConfig(model="linear", params={"epochs": 3}), runs.TrainConfig(model="knn"),
-            runs.TrainConfig(model="sk-logistic")]
-    return ws, [runs.train(TITANIC, ws, cfg) for cfg in cfgs]
+    cfgs = [training.TrainConfig(model="linear", params={"epochs": 3}), training.TrainConfig(model="knn"),
+            training.TrainConfig(model="sk-logistic")]
+    return ws, [training.train(TITANIC, ws, cfg) for cfg in cfgs]
 
 
 def test_vote_is_scored_on_the_shared_split(three, kc):
     ws, members = three
     ids = [r.run_id for r in members]
-    result = ensemble.ensemble(TITANIC, ws, ids, "vote")
+    result = ensembling.ensemble(TITANIC, ws, ids, "vote")
     # an independent count: the majority of the three runs' classes on the validation rows
     saved = [records.read_valid(r, TITANIC, 300) for r in members]
     y = dataset.load_dataset(TITANIC, ws).y[saved[0]["index"]]
@@ -31,13 +31,13 @@ def test_vote_is_scored_on_the_shared_split(three, kc):
     assert result.scored_on == "split" and result.weights == {i: pytest.approx(1 / 3) for i in ids}
     assert result.members == {r.run_id: pytest.approx(r.score) for r in members}
     assert result.written.path.name == "ensemble-vote-3.csv"
-    log = submit.read_log(TITANIC, ws)
+    log = submitting.read_log(TITANIC, ws)
     assert log[-1].model == "linear+knn+sk-logistic" and log[-1].valid_score == result.score
 
 
 def test_weighted_is_at_least_as_good_as_its_best_member(three):
     ws, members = three
-    result = ensemble.ensemble(TITANIC, ws, [r.run_id for r in members])
+    result = ensembling.ensemble(TITANIC, ws, [r.run_id for r in members])
     assert sum(result.weights.values()) == pytest.approx(1.0)
     assert all(w >= 0 for w in result.weights.values())
     assert result.score >= max(r.score for r in members)
@@ -45,14 +45,14 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
 
 def test_the_same_model_twice_scores_as_that_model(fetched):
     ws = Workspace(fetched)
-    a = runs.train(TITANIC, ws, runs.TrainConfig(model="knn", params={"k": 5}))
-    b = runs.train(TITANIC, ws, runs.TrainConfig(model="knn", params={"k": 5}))
-    assert ensemble.ensemble(TITANIC, ws, [a.run_id, b.run_id], "mean").score == pytest.approx(a.score)
-    c = runs.train(TITANIC, ws, runs.TrainConfig(model="knn", params={"k": 5}, seed=1))  # another split
-    other = ensemble.ensemble(TITANIC, ws, [a.run_id, c.run_id], "mean")
+    a = training.train(TITANIC, ws, training.TrainConfig(model="knn", params={"k": 5}))
+    b = training.train(TITANIC, ws, training.TrainConfig(model="knn", params={"k": 5}))
+    assert ensembling.ensemble(TITANIC, ws, [a.run_id, b.run_id], "mean").score == pytest.approx(a.score)
+    c = training.train(TITANIC, ws, training.TrainConfig(model="knn", params={"k": 5}, seed=1))  # another split
+    other = ensembling.ensemble(TITANIC, ws, [a.run_id, c.run_id], "mean")
     assert other.score is None and other.scored_on == "" and other.written.path.is_file()
     with pytest.raises(UsageError) as err:
-        ensemble.ensemble(TITANIC, ws, [a.run_id, c.run_id], "weighted")
+        ensembling.ensemble(TITANIC, ws, [a.run_id, c.run_id], "weighted")
     assert str(err.value) == ("--method weighted needs runs scored on the same rows (same --folds/--valid-pct and "
                               "--seed); use --method mean")
 
@@ -71,7 +71,7 @@ def test_greedy_weights_pick_the_better_member():
         def better(self, a, b):
             return a > b
 
-    assert ensemble.greedy_weights([bad, good], Accuracy()).tolist() == [0.0, 1.0]
+    assert ensembling.greedy_weights([bad, good], Accuracy()).tolist() == [0.0, 1.0]
 
 
 @pytest.mark.parametrize(

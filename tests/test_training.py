@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import install
 
-from pipeline import competitions, dataset, records, runs
+from pipeline import competitions, dataset, records, training
 from pipeline.errors import DataError, UsageError
 from pipeline.workspace import Workspace
 
@@ -16,16 +16,16 @@ DIGITS = competitions.get("digit-recognizer")
 
 def test_split_is_stratified_and_reproducible():
     y = np.array([0] * 80 + [1] * 20)
-    tr, va = runs.split(y, 0.1, seed=3)
+    tr, va = training.split(y, 0.1, seed=3)
     assert len(va) == 10 and np.sum(y[va] == 1) == 2
     assert not set(tr) & set(va) and len(tr) + len(va) == 100
-    assert np.array_equal(runs.split(y, 0.1, seed=3)[1], va)
-    assert not np.array_equal(runs.split(y, 0.1, seed=4)[1], va)
+    assert np.array_equal(training.split(y, 0.1, seed=3)[1], va)
+    assert not np.array_equal(training.split(y, 0.1, seed=4)[1], va)
 
 
 def test_train_records_a_complete_run(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 4}))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 4}))
     names = sorted(p.name for p in run.folder.iterdir())
     assert names == ["config.json", "confusion_matrix.png", "features.json", "learning_curves.png", "metrics.json",
                      "valid.npz", "weights.pt"]
@@ -46,7 +46,7 @@ def test_train_records_a_complete_run(fetched):
 
 def test_folds_score_every_row_out_of_fold(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 4}, folds=3))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 4}, folds=3))
     assert sorted(p.name for p in run.folder.iterdir() if p.is_dir()) == ["fold0", "fold1", "fold2"]
     assert all((run.folder / f"fold{k}/weights.pt").is_file() for k in range(3))
     m = run.metrics
@@ -65,7 +65,7 @@ def test_folds_score_every_row_out_of_fold(fetched):
 
 def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True))
     m = run.metrics
     best = min(m.history, key=lambda r: r["valid_loss"])["epoch"]
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
@@ -79,18 +79,18 @@ def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
 
 def test_a_saved_run_reads_back_as_typed_records(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="knn", params={"k": 7}, folds=2))
-    again = runs.get_run(TITANIC, ws, run.run_id)
+    run = training.train(TITANIC, ws, training.TrainConfig(model="knn", params={"k": 7}, folds=2))
+    again = training.get_run(TITANIC, ws, run.run_id)
     assert again == run
-    assert isinstance(again.config, runs.TrainConfig) and isinstance(again.metrics, runs.RunMetrics)
+    assert isinstance(again.config, training.TrainConfig) and isinstance(again.metrics, training.RunMetrics)
     assert again.config.params["k"] == 7 and again.model == "knn" and again.config.folds == 2
     assert again.metrics.fold_std == pytest.approx(np.std(again.metrics.fold_scores))
 
 
 def test_same_seed_same_metrics(fetched):
     ws = Workspace(fetched)
-    cfg = runs.TrainConfig(model="linear", params={"epochs": 3}, seed=7)
-    a, b = runs.train(TITANIC, ws, cfg), runs.train(TITANIC, ws, cfg)
+    cfg = training.TrainConfig(model="linear", params={"epochs": 3}, seed=7)
+    a, b = training.train(TITANIC, ws, cfg), training.train(TITANIC, ws, cfg)
     assert a.run_id != b.run_id
     assert a.metrics.history == b.metrics.history and a.score == b.score
 
@@ -98,26 +98,26 @@ def test_same_seed_same_metrics(fetched):
 @pytest.mark.slow
 def test_same_seed_same_metrics_cnn(fetched):
     ws = Workspace(fetched)
-    cfg = runs.TrainConfig(model="cnn", params={"epochs": 1, "width": 8, "bs": 32}, seed=1, valid_pct=0.2)
-    a, b = runs.train(DIGITS, ws, cfg), runs.train(DIGITS, ws, cfg)
+    cfg = training.TrainConfig(model="cnn", params={"epochs": 1, "width": 8, "bs": 32}, seed=1, valid_pct=0.2)
+    a, b = training.train(DIGITS, ws, cfg), training.train(DIGITS, ws, cfg)
     assert a.metrics.history == b.metrics.history
 
 
 def test_runs_are_listed_best_first_and_reload(fetched):
     ws = Workspace(fetched)
-    runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
-    runs.train(TITANIC, ws, runs.TrainConfig(model="knn"))
-    found = runs.list_runs(TITANIC, ws)
+    training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
+    training.train(TITANIC, ws, training.TrainConfig(model="knn"))
+    found = training.list_runs(TITANIC, ws)
     assert len(found) == 2
     assert [r.score for r in found] == sorted((r.score for r in found), reverse=True)
-    best = runs.get_run(TITANIC, ws)
+    best = training.get_run(TITANIC, ws)
     assert best == found[0]
-    model = runs.load_model(TITANIC, best)
+    model = training.load_model(TITANIC, best)
     data = dataset.load_dataset(TITANIC, ws)
     saved = records.read_valid(best, TITANIC, 300)
     assert np.allclose(model.predict_proba(data.X[saved["index"]]), saved["outputs"], atol=1e-6)
     with pytest.raises(UsageError) as err:
-        runs.get_run(TITANIC, ws, "nope")
+        training.get_run(TITANIC, ws, "nope")
     assert str(err.value) == "no run 'nope' for titanic; see `kc runs titanic`"
 
 
@@ -125,16 +125,16 @@ def test_a_regression_run_is_best_when_lowest(workspace):
     install(workspace, "house-prices")
     comp = competitions.get("house-prices")
     ws = Workspace(workspace)
-    good = runs.train(comp, ws, runs.TrainConfig(model="sk-ridge"))
-    bad = runs.train(comp, ws, runs.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
+    good = training.train(comp, ws, training.TrainConfig(model="sk-ridge"))
+    bad = training.train(comp, ws, training.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
     assert good.score < bad.score
-    assert [r.run_id for r in runs.list_runs(comp, ws)] == [good.run_id, bad.run_id]
+    assert [r.run_id for r in training.list_runs(comp, ws)] == [good.run_id, bad.run_id]
     assert sorted(p.name for p in good.folder.glob("*.png")) == ["predicted_vs_true.png"]
 
 
 def test_no_runs_yet(fetched):
     with pytest.raises(DataError) as err:
-        runs.get_run(TITANIC, Workspace(fetched))
+        training.get_run(TITANIC, Workspace(fetched))
     assert str(err.value) == "no runs for titanic yet: run `kc train titanic` first"
 
 
@@ -145,7 +145,7 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
         if record["epoch"] == 3:
             raise KeyboardInterrupt
 
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 10}), on_epoch=interrupt)
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 10}), on_epoch=interrupt)
     assert run.metrics.interrupted is True
     assert len(run.metrics.history) == 3  # epoch 3 finished; the interrupt came as it was reported
     best = min(run.metrics.history, key=lambda r: r["valid_loss"])
@@ -154,15 +154,15 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
 
 def test_damaged_weights_are_a_clear_error(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 1}))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 1}))
     (run.folder / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(DataError, match=f"run {run.run_id}: its saved model cannot be loaded"):
-        runs.load_model(TITANIC, runs.get_run(TITANIC, ws, run.run_id))
+        training.load_model(TITANIC, training.get_run(TITANIC, ws, run.run_id))
 
 
 def test_damaged_run_folders_are_listed_apart(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="knn"))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="knn"))
     broken = ws.runs_dir("titanic") / "20000101-000000-knn"
     broken.mkdir()
     (broken / "config.json").write_text("{")
@@ -170,7 +170,7 @@ def test_damaged_run_folders_are_listed_apart(fetched):
     no_score.mkdir()
     (no_score / "config.json").write_text((run.folder / "config.json").read_text())
     (no_score / "metrics.json").write_text(json.dumps({"metric": "accuracy"}))
-    good, damaged = runs.scan(TITANIC, ws)
+    good, damaged = training.scan(TITANIC, ws)
     assert [r.run_id for r in good] == [run.run_id]
     assert damaged == [records.Damaged(broken.name, "config.json cannot be read (JSONDecodeError)"),
                        records.Damaged(no_score.name, "metrics.json: missing score, valid_rows, train_rows, "
@@ -192,10 +192,10 @@ def test_damaged_run_folders_are_listed_apart(fetched):
     ],
 )
 def test_config_refuses_values_no_run_could_use(fetched, change, error):
-    cfg = dataclasses.replace(runs.TrainConfig(model="linear"), **change)
+    cfg = dataclasses.replace(training.TrainConfig(model="linear"), **change)
     with pytest.raises(UsageError) as err:
         cfg.check()
     assert str(err.value) == error
     with pytest.raises(UsageError):
-        runs.train(TITANIC, Workspace(fetched), cfg)
+        training.train(TITANIC, Workspace(fetched), cfg)
     assert not (fetched / "competitions/titanic/runs").exists()

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from conftest import FIXTURES, install
 
-from pipeline import competitions, runs, submission, submit
+from pipeline import competitions, submission, submitting, training
 from pipeline.errors import KcError, SubmissionError, UsageError
-from pipeline.fetch import bundled_zip, fetch
+from pipeline.fetching import bundled_zip, fetch
 from pipeline.workspace import Workspace
 
 TITANIC = competitions.get("titanic")
@@ -20,7 +20,7 @@ SUMMARY = {3: ",survived,152,,% Survival,36.36363636", 4: ",Total,418,,% Death,6
 @pytest.fixture
 def trained(fetched):
     ws = Workspace(fetched)
-    run = runs.train(TITANIC, ws, runs.TrainConfig(model="linear", params={"epochs": 3}))
+    run = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 3}))
     return fetched, run
 
 
@@ -50,20 +50,20 @@ def test_submit_writes_a_valid_file_and_logs_it(trained, kc):
     df = pd.read_csv(ws_root / "submissions/titanic" / name)
     assert list(df.columns) == ["PassengerId", "Survived"] and len(df) == 100
     assert df["PassengerId"].tolist() == list(range(892, 992)) and set(df["Survived"]) <= {0, 1}
-    [entry] = submit.read_log(TITANIC, Workspace(ws_root))
-    assert isinstance(entry, submit.LogEntry)
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))
+    assert isinstance(entry, submitting.LogEntry)
     assert entry.file == name and entry.run == run.run_id and entry.status == "written"
     assert entry.model == "linear" and entry.metric == "accuracy" and entry.valid_score == run.score
-    assert entry.sha256 == submit.sha256(ws_root / "submissions/titanic" / name)
+    assert entry.sha256 == submitting.sha256(ws_root / "submissions/titanic" / name)
     assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / name} (valid format; linear run ")
 
 
 def test_an_identical_submission_is_not_written_again(trained, kc):
     ws_root, run = trained
-    first = submit.predict_run(TITANIC, Workspace(ws_root), None)
-    second = submit.predict_run(TITANIC, Workspace(ws_root), run.run_id)
+    first = submitting.predict_run(TITANIC, Workspace(ws_root), None)
+    second = submitting.predict_run(TITANIC, Workspace(ws_root), run.run_id)
     assert first.new and not second.new and second.path == first.path
-    assert len(submit.read_log(TITANIC, Workspace(ws_root))) == 1
+    assert len(submitting.read_log(TITANIC, Workspace(ws_root))) == 1
     result = kc("submit", "titanic", ws=ws_root)
     assert result.exit_code == 0 and result.stdout.startswith(f"already written, unchanged: {first.path} ")
     assert submission_files(ws_root) == [f"{run.run_id}.csv"]
@@ -71,8 +71,8 @@ def test_an_identical_submission_is_not_written_again(trained, kc):
 
 def test_submit_digits_uses_image_ids(fetched):
     ws = Workspace(fetched)
-    runs.train(DIGITS, ws, runs.TrainConfig(model="knn", params={"pca": 0}))
-    written = submit.predict_run(DIGITS, ws, None)
+    training.train(DIGITS, ws, training.TrainConfig(model="knn", params={"pca": 0}))
+    written = submitting.predict_run(DIGITS, ws, None)
     df = pd.read_csv(written.path)
     assert list(df.columns) == ["ImageId", "Label"] and df["ImageId"].tolist() == list(range(1, 101))
     assert set(df["Label"]) <= set(range(10))
@@ -82,8 +82,8 @@ def test_submit_house_prices_writes_positive_prices(workspace):
     install(workspace, "house-prices")
     houses = competitions.get("house-prices")
     ws = Workspace(workspace)
-    runs.train(houses, ws, runs.TrainConfig(model="sk-ridge"))
-    written = submit.predict_run(houses, ws, None)
+    training.train(houses, ws, training.TrainConfig(model="sk-ridge"))
+    written = submitting.predict_run(houses, ws, None)
     df = pd.read_csv(written.path)
     sample = pd.read_csv(FIXTURES / houses.slug / "sample_submission.csv")
     assert list(df.columns) == ["Id", "SalePrice"] and df["Id"].tolist() == sample["Id"].tolist()
@@ -188,7 +188,7 @@ def test_invalid_predictions_are_never_written(trained, kc, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr == "Error: the model returned 99 predictions for 100 test rows\n"
     assert submission_files(ws_root) == []
-    assert submit.read_log(TITANIC, Workspace(ws_root)) == []
+    assert submitting.read_log(TITANIC, Workspace(ws_root)) == []
 
 
 @pytest.mark.parametrize("bad", [2, -1])
@@ -205,7 +205,7 @@ def test_nan_outputs_are_never_written(trained, monkeypatch):
 
     monkeypatch.setattr(LinearModel, "predict_proba", lambda self, X: np.full((len(X), 2), np.nan, np.float32))
     with pytest.raises(KcError):
-        submit.predict_run(TITANIC, Workspace(ws_root), None)
+        submitting.predict_run(TITANIC, Workspace(ws_root), None)
     assert submission_files(ws_root) == []
 
 
@@ -219,7 +219,7 @@ def test_upload_polls_for_the_score_and_logs_it(trained, kaggle_server, kc):
     assert sub["description"].startswith(f"kc {run.run_id}: linear, valid ")
     [name] = submission_files(ws_root)
     assert sub["content"] == (ws_root / "submissions/titanic" / name).read_bytes()
-    [entry] = submit.read_log(TITANIC, Workspace(ws_root))
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))
     assert entry.status == "COMPLETE" and entry.public_score == "0.98765" and entry.upload_ref == 1000
     assert kaggle_server.calls.count("ListSubmissions") >= 2
 
@@ -229,12 +229,12 @@ def test_upload_without_waiting_then_refresh(trained, kaggle_server, kc):
     result = kc("submit", "titanic", "--upload", "--no-wait", "-m", "first try", ws=ws_root)
     assert result.exit_code == 0, result.output
     assert "not scored yet" in result.stdout and kaggle_server.submissions[0]["description"] == "first try"
-    [entry] = submit.read_log(TITANIC, Workspace(ws_root))
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))
     assert entry.status == "PENDING" and entry.message == "first try"
     kaggle_server.polls_until_scored = 0  # some time later, Kaggle has scored it
     shown = kc("submissions", "titanic", ws=ws_root)
     assert shown.exit_code == 0 and "0.98765" in shown.stdout and "COMPLETE" in shown.stdout
-    [entry] = submit.read_log(TITANIC, Workspace(ws_root))
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))
     assert entry.status == "COMPLETE" and entry.public_score == "0.98765"
 
 
@@ -254,7 +254,7 @@ def test_a_failed_upload_is_an_error_not_a_success(trained, kaggle_server, kc):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: Kaggle did not accept the upload of ")
     assert "Could not submit to competition" in result.stderr
-    [entry] = submit.read_log(TITANIC, Workspace(ws_root))
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))
     assert entry.status == "written" and entry.upload_ref is None
 
 
@@ -263,12 +263,12 @@ def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
         assert fetch("digit-recognizer", ws).sample
-    runs.train(DIGITS, ws, runs.TrainConfig(model="knn", params={"pca": 0}))
-    written = submit.predict_run(DIGITS, ws, None)
+    training.train(DIGITS, ws, training.TrainConfig(model="knn", params={"pca": 0}))
+    written = submitting.predict_run(DIGITS, ws, None)
     assert written.entry.sample
     with pytest.raises(UsageError, match=f"^{written.path.name} was predicted from kc's bundled SAMPLE of "
                                          "digit-recognizer, not Kaggle's data"):
-        submit.upload(DIGITS, ws, written.path, "try")
+        submitting.upload(DIGITS, ws, written.path, "try")
     assert kaggle_server.submissions == []
 
 
@@ -304,4 +304,4 @@ def test_submissions_offline_shows_the_log(trained, kc):
     assert result.exit_code == 0 and "written" in result.stdout
     assert result.stderr == f"NOTE: 1 unreadable line(s) of {log} kept as they are\n"
     assert json.loads(log.read_text().splitlines()[0])["status"] == "written"
-    assert len(submit.read_log(TITANIC, Workspace(ws_root))) == 1
+    assert len(submitting.read_log(TITANIC, Workspace(ws_root))) == 1

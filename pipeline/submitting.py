@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import kaggle_api
+from pipeline import kaggle_api, progress
 from pipeline.competitions import Competition
 from pipeline.errors import KaggleError, UsageError
-from pipeline.fetch import read_marker
+from pipeline.fetching import read_marker
 from pipeline.submission import frame, validate_file
 from pipeline.workspace import Workspace, atomic_path
+
+PREDICT_CHUNK = 4096  # test rows predicted at a time, so progress can be shown
 
 __all__ = ["LogEntry", "Written", "predict_run", "read_log", "refresh", "upload", "validate_file", "write"]
 
@@ -134,7 +136,7 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
     """Predict the test set with a run (default: the best) and write the submission."""
     from pipeline.dataset import load_dataset
     from pipeline.errors import DataError
-    from pipeline.runs import get_run
+    from pipeline.training import get_run
 
     run = get_run(comp, ws, run_id)
     data = load_dataset(comp, ws, run.config.features)
@@ -146,15 +148,24 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
 
 def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values)."""
-    from pipeline.runs import load_models, outputs
+    from pipeline.training import load_models, outputs
 
     models = load_models(comp, run)
-    return np.mean([outputs(comp, m, data.inputs(m.scaled)[1]) for m in models], axis=0)
+    total = len(models) * len(data.test_ids)
+    parts = []
+    for k, m in enumerate(models):
+        X = data.inputs(m.scaled)[1]
+        chunks = []
+        for start in range(0, len(X), PREDICT_CHUNK):
+            chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            progress.report("predict", k * len(X) + min(start + PREDICT_CHUNK, len(X)), total)
+        parts.append(np.concatenate(chunks))
+    return np.mean(parts, axis=0)
 
 
 def test_predictions(comp: Competition, run: Any, data: Any) -> np.ndarray:
     """A run's test predictions as the submission writes them (class codes or values)."""
-    from pipeline.runs import predictions
+    from pipeline.training import predictions
 
     return predictions(comp, test_outputs(comp, run, data))
 

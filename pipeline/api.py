@@ -1,0 +1,260 @@
+"""kc as a library: the CLI's verbs as functions that return typed values, raise KcError and print nothing.
+
+`import pipeline as kc` gives these names; `kc.train("titanic", folds=5).score` is the notebook way of working.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline import competitions
+from pipeline.competitions import Competition
+from pipeline.errors import KaggleError, UsageError
+from pipeline.workspace import Workspace
+
+if TYPE_CHECKING:
+    from pipeline.ensembling import Ensemble
+    from pipeline.fetching import FetchResult
+    from pipeline.handwriting import Prediction
+    from pipeline.models.base import EpochCallback
+    from pipeline.records import Damaged, Run
+    from pipeline.studies import TrialResult, TuneResult
+    from pipeline.submitting import LogEntry, Written
+
+WorkspaceLike = Workspace | str | Path | None
+
+
+def _space(root: WorkspaceLike = None) -> Workspace:
+    """The workspace at `root`, else $KC_WORKSPACE, else the current directory."""
+    return root if isinstance(root, Workspace) else Workspace.resolve(root)
+
+
+def competition(slug: str | None = None, workspace: WorkspaceLike = None) -> Competition:
+    """A competition's description: the one named, or the only one fetched into the workspace."""
+    space = _space(workspace)
+    return competitions.get(slug or space.only_competition(), space.root)
+
+
+def fetch(slug: str, source: str | Path | None = None, *, force: bool = False, metric: str | None = None,
+          workspace: WorkspaceLike = None, progress: Callable[[int, int], None] | None = None) -> FetchResult:
+    """Get a competition's files: from `source` (a zip or folder), a Kaggle notebook, the Kaggle API, or kc's copy."""
+    from pipeline.fetching import fetch as do_fetch
+
+    return do_fetch(slug, _space(workspace), Path(source) if source is not None else None, force, progress=progress,
+                    metric=metric)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What `convert` cached (pixel arrays or a feature table), how long it took, and any PNGs written."""
+
+    competition: Competition
+    data: Any  # pixels.PixelArrays or tables.TableData
+    seconds: float
+    folder: Path
+    png_folder: Path | None = None
+    pngs_written: int = 0
+    png_seconds: float = 0.0
+
+
+def convert(slug: str | None = None, *, images: bool = False, force: bool = False,
+            workspace: WorkspaceLike = None) -> Converted:
+    """Validate the CSVs and cache model-ready arrays or feature tables; `images` also writes PNGs (pixels only)."""
+    from pipeline import dataset, pixels
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    if images and comp.modality != "pixels":
+        raise UsageError(f"--images applies to pixel competitions; {comp.slug} is {comp.modality}")
+    t0 = time.perf_counter()
+    data = dataset.convert(comp, space, force)
+    result = Converted(comp, data, time.perf_counter() - t0, space.cache_dir(comp.slug))
+    if not images:
+        return result
+    t0 = time.perf_counter()
+    root, written = pixels.write_pngs(comp, space, data, force)
+    return Converted(comp, data, result.seconds, result.folder, root, written, time.perf_counter() - t0)
+
+
+def show(slug: str | None = None, *, label: str | None = None, n: int = 64, seed: int = 0,
+         out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
+    """Draw a contact sheet of training images with their labels; return the PNG's path."""
+    from pipeline.pixels import sheet
+
+    space = _space(workspace)
+    return sheet(competition(slug, space), space, label, n, seed, Path(out) if out is not None else None)
+
+
+def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -> list[str]:
+    """kc's model names; with a slug, only those that fit its task and inputs."""
+    from pipeline.models import MODELS, fitting
+
+    return list(MODELS) if slug is None else fitting(competitions.get(slug, _space(workspace).root))
+
+
+def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, full: bool = False,
+          epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
+          seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
+          tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
+          on_stage: Callable[[str], None] | None = None) -> Run:
+    """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run."""
+    from pipeline.training import TrainConfig
+    from pipeline.training import train as do_train
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    options = dict(params or {})
+    for key, value in (("epochs", epochs), ("lr", lr), ("bs", bs)):
+        if value is not None:
+            options[key] = value
+    cfg = TrainConfig(model=model or comp.default_model, params=options, valid_pct=valid_pct, seed=seed,
+                      folds=folds, full=full, device=device, features=features, tensorboard=tensorboard)
+    return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
+
+
+class RunList(list):
+    """A competition's runs, best first; `.damaged` lists run folders that could not be read."""
+
+    damaged: list[Damaged]
+
+
+def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
+    """The competition's recorded runs, best score first by its metric."""
+    from pipeline.training import scan
+
+    space = _space(workspace)
+    found, damaged = scan(competition(slug, space), space)
+    result = RunList(found)
+    result.damaged = damaged
+    return result
+
+
+def run(slug: str | None = None, run_id: str | None = None, workspace: WorkspaceLike = None) -> Run:
+    """One recorded run by id (default: the best)."""
+    from pipeline.training import get_run
+
+    space = _space(workspace)
+    return get_run(competition(slug, space), space, run_id)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A written, validated submission; and Kaggle's answer when it was uploaded."""
+
+    path: Path
+    entry: LogEntry  # the log line as written
+    new: bool  # False: an identical file was already written, so it was not written again
+    uploaded: LogEntry | None = None  # the log line after uploading (status, public score)
+
+
+def submit(slug: str | None = None, run: Run | str | None = None, *, upload: bool = False,
+           message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
+           on_wait: Callable[[str], None] | None = None) -> Submission:
+    """Predict the test set with a run (default: the best), write a validated submission, optionally upload it."""
+    from pipeline import submitting
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    written = submitting.predict_run(comp, space, run if isinstance(run, str | None) else run.run_id)
+    return _maybe_upload(comp, space, written, upload, message, wait, timeout, on_wait)
+
+
+def _maybe_upload(comp: Competition, space: Workspace, written: Written, upload: bool, message: str | None,
+                  wait: bool, timeout: float, on_wait: Callable[[str], None] | None) -> Submission:
+    from pipeline import submitting
+    from pipeline.training import git_commit
+
+    if not upload:
+        return Submission(written.path, written.entry, written.new)
+    e = written.entry
+    score = f"valid {e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "valid n/a"
+    text = message or f"kc {e.run}: {e.model}, {score}, git {git_commit() or 'none'}"
+    entry = submitting.upload(comp, space, written.path, text, wait=wait, timeout=timeout, on_wait=on_wait)
+    if entry.status == "ERROR":
+        raise KaggleError(f"Kaggle could not score {written.path.name}: {entry.error or 'no reason given'}")
+    return Submission(written.path, written.entry, written.new, entry)
+
+
+def validate(file: str | Path, slug: str | None = None, workspace: WorkspaceLike = None) -> int:
+    """Check a CSV against the competition's submission format; return its row count."""
+    from pipeline.submitting import validate_file
+
+    space = _space(workspace)
+    return validate_file(competition(slug, space), space, Path(file))
+
+
+@dataclass(frozen=True)
+class Blended:
+    """An ensemble (weights, member scores, blend score) and its submission."""
+
+    ensemble: Ensemble
+    submission: Submission
+
+
+def ensemble(slug: str | None, run_ids: list[str | Run], method: str = "weighted", *, upload: bool = False,
+             message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
+             on_wait: Callable[[str], None] | None = None) -> Blended:
+    """Blend runs into one submission, weights chosen on the validation rows they share; optionally upload it."""
+    from pipeline.ensembling import ensemble as do_ensemble
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    ids = [r if isinstance(r, str) else r.run_id for r in run_ids]
+    result = do_ensemble(comp, space, ids, method)
+    return Blended(result, _maybe_upload(comp, space, result.written, upload, message, wait, timeout, on_wait))
+
+
+class LogList(list):
+    """The submission log, oldest first; `.note` says what could not be refreshed or read, if anything."""
+
+    note: str | None
+
+
+def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> LogList:
+    """The submission log, with pending uploads refreshed from Kaggle when credentials allow."""
+    from pipeline import submitting
+
+    space = _space(workspace)
+    entries, note = submitting.refresh(competition(slug, space), space)
+    result = LogList(entries)
+    result.note = note
+    return result
+
+
+def tune(slug: str | None = None, model: str | None = None, *, trials: int, timeout: float | None = None,
+         workers: int = 1, storage: str | None = None, study: str | None = None, valid_pct: float = 0.1,
+         seed: int = 0, folds: int = 0, device: str = "auto", features: str | None = None,
+         params: dict[str, Any] | None = None, workspace: WorkspaceLike = None,
+         on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
+    """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""
+    from pipeline import tuning
+    from pipeline.training import TrainConfig
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    cfg = TrainConfig(model=model or comp.default_model, params=dict(params or {}), valid_pct=valid_pct, seed=seed,
+                      folds=folds, device=device, features=features)
+    return tuning.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
+
+
+def study(slug: str | None = None, model: str | None = None, *, storage: str | None = None,
+          name: str | None = None, workspace: WorkspaceLike = None) -> TuneResult:
+    """A tuning study's trials, best first, with its PNGs drawn."""
+    from pipeline import studies
+
+    space = _space(workspace)
+    return studies.show(competition(slug, space), space, storage, name, model)
+
+
+def predict_images(paths: list[str | Path], run_id: str | None = None, out: str | Path | None = None,
+                   workspace: WorkspaceLike = None) -> list[Prediction]:
+    """Classify photos of handwritten digits with a digit-recognizer run, drawing what the model saw."""
+    from pipeline.handwriting import predict_images as predict
+
+    space = _space(workspace)
+    comp = competitions.get("digit-recognizer", space.root)
+    return predict(comp, space, [Path(p) for p in paths], run_id, Path(out) if out is not None else None)
