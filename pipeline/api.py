@@ -258,3 +258,11 @@ def predict_images(paths: list[str | Path], run_id: str | None = None, out: str 
     space = _space(workspace)
     comp = competitions.get("digit-recognizer", space.root)
     return predict(comp, space, [Path(p) for p in paths], run_id, Path(out) if out is not None else None)
+
+
+def report(slug: str | None = None, *, out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
+    """Write one self-contained HTML page of the runs, their pictures and the submission log; return its path."""
+    from pipeline.reports import write_report
+
+    space = _space(workspace)
+    return write_report(competition(slug, space), space, Path(out) if out is not None else None)

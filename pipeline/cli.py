@@ -147,7 +147,11 @@ def fetch(
     if result.inferred and not result.skipped:
         _describe(result.competition, where)
     if result.source == "bundled" and not result.skipped:
-        what = "a SAMPLE of" if result.sample else "the full"
+        what = "the full"
+        if result.sample:
+            train_rows, test_rows = result.rows()
+            what = (f"a SAMPLE ({train_rows:,} train rows, {test_rows:,} test rows: submissions from it are "
+                    "practice only and cannot be uploaded) of")
         typer.echo(f"NOTE: no Kaggle credentials, so kc used {what} {slug} data bundled with kc. For Kaggle's own "
                    "copy, save an API token from https://www.kaggle.com/settings as ~/.kaggle/kaggle.json "
                    f"and run `kc fetch {slug} --force`.", err=True)
@@ -426,6 +430,22 @@ def submissions(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt =
         show_table(table)
     if entries.note:
         typer.echo(f"NOTE: {entries.note}", err=True)
+
+
+@app.command()
+@handled
+def report(
+    ctx: typer.Context,
+    slug: Slug = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: "
+                                                                "competitions/SLUG/report.html)",
+                                                  metavar="FILE")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write one self-contained HTML page: runs (sortable), their pictures, submissions, validation vs leaderboard."""
+    path = api.report(slug, out=out_path, workspace=_ws(ctx, workspace)).resolve()
+    out.print(f"wrote {path}")
+    out.print(f"open it in a browser: {path.as_uri()}")
 
 
 @app.command("predict-image")

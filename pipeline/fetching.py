@@ -46,6 +46,16 @@ class FetchResult:
     inferred: bool = False  # the description was read from the files (competition.json written)
     note: str = ""  # something the user should know, e.g. why the bundled copy was kept
 
+    def rows(self) -> tuple[int, int]:
+        """(train rows, test rows) of the fetched files (data lines, header excluded)."""
+        comp = self.competition
+
+        def count(name: str) -> int:
+            with (self.folder / name).open("rb") as f:
+                return max(0, sum(1 for line in f if line.strip()) - 1)
+
+        return count(comp.train_file), count(comp.test_file)
+
 
 def bundled_zip(slug: str) -> Path | None:
     """The copy of the competition shipped inside the package, if kc ships one."""

@@ -125,7 +125,7 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title:
             axis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="true", ylabel="predicted")
     ax.legend()
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title.replace(" · ", "\n", 1) if len(title) > 60 else title, fontsize=10)  # long slugs wrap
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -59,7 +59,8 @@ def test_fetch_truncated_zip_is_one_line_and_leaves_nothing(workspace, fixture_z
 def test_fetch_bundled_says_so_loudly(workspace, kc):
     result = kc("fetch", "digit-recognizer", ws=workspace)
     assert result.exit_code == 0, result.output
-    assert "NOTE: no Kaggle credentials, so kc used a SAMPLE of digit-recognizer data bundled with kc" in result.stderr
+    assert ("NOTE: no Kaggle credentials, so kc used a SAMPLE (5,000 train rows, 1,000 test rows: submissions from it "
+            "are practice only and cannot be uploaded) of digit-recognizer data bundled with kc") in result.stderr
     again = kc("fetch", "digit-recognizer", ws=workspace)
     assert "already fetched" in again.stdout and "NOTE" not in again.stderr
 
@@ -269,7 +270,12 @@ def test_demo_runs_offline_end_to_end(workspace, kc):
         [csv] = (workspace / "submissions" / slug).glob("*.csv")
         assert csv.name == f"{list_runs(comp, ws)[0].run_id}.csv"  # the best run's
         assert validate_file(comp, ws, csv) > 0
-        assert str(csv) in result.stdout
+        said = next(line for line in result.stdout.splitlines() if str(csv) in line)
+        if slug == "titanic":  # kc bundles Titanic whole, and digits as a 1,000-row test sample
+            assert said.endswith(f"{csv}: 418 rows, the full test set: ready to upload with `kc submit --upload`")
+        else:
+            assert said.endswith(f"{csv}: 1,000 rows from kc's bundled SAMPLE, not Kaggle's test set: practice only, "
+                                 "not for upload")
     pngs = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith(".png")]
     assert len(pngs) >= 8 and all(Path(p).is_file() for p in pngs)
 
