@@ -231,8 +231,11 @@ def train(
     full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
                                                       "submission")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    features: Annotated[str | None, typer.Option(help="feature builder for tables: generic, or titanic "
-                                                      "(default: the competition's own)", metavar="NAME")] = None,
+    features: Annotated[str | None, typer.Option(help="feature builder for tables: generic; houses for House "
+                                                      "Prices; titanic (woman-child groups, computed inside each "
+                                                      "fold) or titanic-plain for Titanic (default: the "
+                                                      "competition's own)",
+                                                 metavar="NAME")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="model option key=value",
                                                     metavar="KEY=VALUE")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard event files (needs "

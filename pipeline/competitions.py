@@ -15,7 +15,7 @@ TASKS = ("binary", "multiclass", "regression")
 LABELS = ("int", "bool", "float")  # how a submission writes its labels
 ID_TYPES = ("int", "str")
 MODALITIES = ("tabular", "pixels")
-FEATURES = ("generic", "titanic", "pixels")  # feature builders
+FEATURES = ("generic", "titanic", "pixels", "houses")  # feature builders
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 DESCRIPTION = "competition.json"  # a competition kc inferred, in `competitions/<slug>/`
 
@@ -220,7 +220,7 @@ HOUSE_PRICES = Competition(
     task="regression",
     metric="rmse-log",
     labels="float",
-    features="generic",
+    features="houses",
     default_model="blend",
     extra_files=("data_description.txt",),
     aliases=("house-prices",),

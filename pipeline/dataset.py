@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +29,24 @@ class Dataset:
     X_raw: np.ndarray | None = None  # tables: unscaled features for tree models (None: same as X)
     X_test_raw: np.ndarray | None = None
     features: dict[str, Any] = field(default_factory=dict)  # the feature builder's record, saved with each run
+    # columns computed from labels (Titanic's group features) are X's last g columns, valued as for a fit on all
+    # train rows; fit_columns(rows) -> (n, g) recomputes them for a model fitted on `rows`, from those labels only
+    fit_columns: Callable[[np.ndarray], np.ndarray] | None = None
 
     def inputs(self, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
         """(train, test) inputs in the form a model wants: scaled for linear/kNN, raw for trees."""
         if scaled or self.X_raw is None or self.X_test_raw is None:
             return self.X, self.X_test
         return self.X_raw, self.X_test_raw
+
+    def for_fit(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Train inputs X (scaled or raw) for a model fitted on `rows`: its label columns from those rows' labels."""
+        if self.fit_columns is None:
+            return X
+        block = self.fit_columns(rows)  # (n, g)
+        out = X.copy()
+        out[:, X.shape[1] - block.shape[1]:] = block
+        return out
 
 
 def reader(comp: Competition) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ _TITLE_ALIASES = {"Mlle": "Miss", "Ms": "Miss", "Mme": "Mrs", "Lady": "Mrs", "Do
 FEATURE_COLUMNS = ("Pclass", "Name", "Sex", "Age", "SibSp", "Parch", "Ticket", "Fare", "Cabin", "Embarked")
 TRAIN_COLUMNS = ("PassengerId", "Survived", *FEATURE_COLUMNS)
 TEST_COLUMNS = ("PassengerId", *FEATURE_COLUMNS)
-# a group feature sees train+test rows (the frame) and the train labels (NaN for test rows)
+# a group feature sees train+test rows (the frame) and the labels a fit may read (NaN: test and held-out rows)
 GroupFeature = Callable[[pd.DataFrame, pd.Series], pd.DataFrame]
 
 _RULES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
@@ -86,7 +87,75 @@ def ticket_group_survival(frame: pd.DataFrame, labels: pd.Series) -> pd.DataFram
     return pd.DataFrame({"TicketGroupSurvival": rate, "TicketGroupKnown": (others_count > 0).astype(float)})
 
 
-GROUP_FEATURES: dict[str, GroupFeature] = {"ticket-survival": ticket_group_survival}
+def surname_of(name: str) -> str:
+    """The surname, from 'Surname, Title. Given names'."""
+    return name.split(",", 1)[0].strip()
+
+
+def woman_child_groups(frame: pd.DataFrame) -> pd.Series:
+    """Each row's woman-child group ('' for none): the women and boys of one family, found without labels."""
+    # a family: one surname, class, ticket bar its last character, fare and port (Chris Deotte's key), with two
+    # or more women or boys (title Master) in train+test; a lone woman or boy joins the group of a ticket-mate
+    title = frame["Name"].map(title_of)
+    wc = (frame["Sex"] == "female") | (title == "Master")
+    ticket = frame["Ticket"].fillna("").astype(str)  # "" (no ticket) joins nobody
+    key = (frame["Name"].map(surname_of) + "|" + frame["Pclass"].astype(str) + "|" + ticket.str[:-1]
+           + "|" + frame["Fare"].astype(str) + "|" + frame["Embarked"].astype(str))
+    group = key.where(wc, "")
+    group = group.where(group.map(group.value_counts()) > 1, "")
+    grouped = group != ""
+    mates = grouped & (ticket != "")
+    by_ticket = pd.Series(group[mates].to_numpy(), index=ticket[mates].to_numpy())
+    by_ticket = by_ticket[~by_ticket.index.duplicated()]
+    joins = ticket.map(by_ticket).fillna("")
+    return group.where(~(wc & ~grouped), joins)
+
+
+def woman_child_survival(frame: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """How the OTHER labelled members of one's woman-child group fared (leave-one-out); zeros when none are known."""
+    group = woman_child_groups(frame)
+    known = labels.notna() & (group != "")
+    lived = labels.where(known, 0)
+    key = group.where(group != "")  # NaN keys (no group) are left out of the sums
+    others_lived = (lived.groupby(key).transform("sum").fillna(0) - lived).to_numpy()
+    others = (known.astype(int).groupby(key).transform("sum").fillna(0) - known.astype(int)).to_numpy()
+    has = others > 0
+    rate = np.divide(others_lived, others, out=np.zeros(len(frame)), where=has)
+    return pd.DataFrame({"WCGKnown": has.astype(float), "WCGSurvival": rate,
+                         "WCGAllDied": (has & (others_lived == 0)).astype(float),
+                         "WCGAllLived": (has & (others_lived == others)).astype(float)})
+
+
+GROUP_FEATURES: dict[str, GroupFeature] = {"ticket-survival": ticket_group_survival,
+                                           "woman-child": woman_child_survival}
+# Titanic's builders by name: the group features each adds (computed from labels, so again for every fit)
+BUILDERS: dict[str, tuple[str, ...]] = {"titanic": ("woman-child",), "titanic-plain": ()}
+
+
+def group_columns(frame: pd.DataFrame, labels: pd.Series, groups: Sequence[str]) -> pd.DataFrame:
+    """The chosen group features of every row of `frame`, from the labels given (NaN: unknown to this fit)."""
+    blocks = [GROUP_FEATURES[name](frame, labels) for name in groups]
+    return pd.concat(blocks, axis=1) if blocks else pd.DataFrame(index=frame.index)
+
+
+@dataclass(frozen=True, eq=False)
+class FitGroups:
+    """The label-dependent columns of the train rows for a model fitted on some of them (picklable)."""
+
+    frame: pd.DataFrame  # train rows then test rows, no labels
+    labels: np.ndarray  # (n_train,) float, the train labels
+    groups: tuple[str, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the columns it computes."""
+        return list(group_columns(self.frame.head(1), pd.Series([np.nan]), self.groups).columns)
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """(n_train, g) group features computed from the labels of `rows` only: no other row's label is read."""
+        seen = np.full(len(self.frame), np.nan)
+        seen[rows] = self.labels[rows]
+        return group_columns(self.frame, pd.Series(seen), self.groups).to_numpy(np.float32)[: len(self.labels)]
 
 
 def build_features(
@@ -122,8 +191,7 @@ def build_features(
     # ticket-group size counts test rows too: it uses no labels
     f["TicketGroupSize"] = both.groupby("Ticket")["Ticket"].transform("count").astype(float)
     labels = pd.Series(np.r_[train["Survived"].to_numpy(float), np.full(len(test), np.nan)])  # NaN: test rows
-    for name in groups:
-        f = pd.concat([f, GROUP_FEATURES[name](both, labels)], axis=1)
+    f = pd.concat([f, group_columns(both, labels, groups)], axis=1)  # last, so that a fit can replace them
     scaled = ["Age", "SibSp", "Parch", "FamilySize", "LogFare", "TicketGroupSize"]
     mean, std = f.loc[is_train, scaled].mean(), f.loc[is_train, scaled].std().replace(0, 1)
     f[scaled] = (f[scaled] - mean) / std

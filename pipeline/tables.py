@@ -19,15 +19,17 @@ if TYPE_CHECKING:
 
     from pipeline.dataset import Dataset
 
-BUILDERS = ("generic", "titanic")
+BUILDERS = ("generic", "titanic", "titanic-plain", "houses")  # titanic: with woman-child group features
 
 
 def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
     """A key that changes when the data files, the builder or its code change."""
-    from pipeline import features, tabular
+    from pipeline import features, houses, tabular
 
-    code = Path(features.__file__ if builder == "titanic" else tabular.__file__)
-    return file_key(builder, folder / comp.train_file, folder / comp.test_file, code)
+    code = [Path(features.__file__)] if builder.startswith("titanic") else [Path(tabular.__file__)]
+    if builder == "houses":
+        code.append(Path(houses.__file__))
+    return file_key(builder, folder / comp.train_file, folder / comp.test_file, *code)
 
 
 def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
@@ -85,8 +87,8 @@ def _builder(comp: Competition, features: str | None) -> str:
     builder = features or comp.features
     if builder not in BUILDERS:
         raise UsageError(f"--features {builder}: expected one of {', '.join(BUILDERS)}")
-    if builder == "titanic" and comp.slug != "titanic":
-        raise UsageError(f"--features titanic is Titanic's own builder; {comp.slug} takes generic")
+    if builder.startswith("titanic") and comp.slug != "titanic":
+        raise UsageError(f"--features {builder} is Titanic's own builder; {comp.slug} takes generic")
     return builder
 
 
@@ -97,27 +99,46 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     builder = _builder(comp, features)
     folder = require_fetched(comp, ws)
     key = fingerprint(comp, folder, builder)
-    if builder == "titanic":
-        from pipeline import features as titanic
-
-        train, test = titanic.load_titanic(comp, folder)
-        f_train, f_test = titanic.build_features(train, test)
-        y = targets(comp, train[comp.target_column].astype("Int64"), comp.train_file)
-        X, X_test = f_train.to_numpy(np.float32), f_test.to_numpy(np.float32)
-        return Dataset(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
-                       tuple(f_train.columns), features={"builder": "titanic", "columns": list(f_train.columns)})
+    if builder.startswith("titanic"):
+        return _titanic(comp, folder, builder, key)
     from pipeline.tabular import TableEncoder
 
     train, test = read_table(folder / comp.train_file), read_table(folder / comp.test_file)
+    if builder == "houses":  # row-by-row columns only: no statistics, no labels
+        from pipeline import houses
+
+        train, test = houses.build(train), houses.build(test)
     y = targets(comp, train[comp.target_column], comp.train_file)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
     drop = [comp.target_column, comp.id_column]
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns])
-    record: dict[str, Any] = {"builder": "generic", "report": encoder.report(), "state": encoder.to_json()}
+    record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
     return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,
                    encoder.names(scaled=True), encoder.transform(train, scaled=False),
                    encoder.transform(test, scaled=False), record)
+
+
+def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:
+    """Titanic's dataset: X and X_test hold the group features of a fit on all train rows; each fit redoes them."""
+    import pandas as pd
+
+    from pipeline import features as titanic
+    from pipeline.dataset import Dataset
+
+    train, test = titanic.load_titanic(comp, folder)
+    groups = titanic.BUILDERS[builder]
+    f_train, f_test = titanic.build_features(train, test, groups)
+    y = targets(comp, train[comp.target_column].astype("Int64"), comp.train_file)
+    X, X_test = f_train.to_numpy(np.float32), f_test.to_numpy(np.float32)
+    frame = pd.concat([train.drop(columns=[comp.target_column]), test], ignore_index=True)
+    fit = titanic.FitGroups(frame, y.astype(np.float64), groups) if groups else None
+    record = {"builder": builder, "columns": list(f_train.columns), "groups": list(groups),
+              "fit_columns": fit.names if fit else [],
+              "fit": "fit_columns are recomputed for every fit from its training rows' labels (leave-one-out); "
+                     "test rows use all train labels"}
+    return Dataset(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
+                   tuple(f_train.columns), features=record, fit_columns=fit)
 
 
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -183,8 +184,10 @@ def _events(events: Path | None, name: str, model: Model,
 
 
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
-             stage: Stage, events: Path | None = None) -> Fitted:
+             stage: Stage, events: Path | None = None,
+             for_fit: Callable[[np.ndarray], np.ndarray] | None = None) -> Fitted:
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
+    # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels
     groups = strata(comp, y)
     target = model_target(comp, y)
     if cfg.folds:
@@ -203,13 +206,14 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         stage(f"{what}training {cfg.model} on {len(rest):,} rows")
         t0 = time.perf_counter()
         model = build_model(comp, cfg)
+        Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
-            model.fit(X[rest], target[rest], X[part], target[part], on_epoch=watch)
+            model.fit(Xk[rest], target[rest], Xk[part], target[part], on_epoch=watch)
         fit_s += time.perf_counter() - t0
         if model.interrupted_ and cfg.folds:  # Ctrl-C in a fold stops the whole run
             raise KeyboardInterrupt
         t0 = time.perf_counter()
-        part_out = outputs(comp, model, X[part])
+        part_out = outputs(comp, model, Xk[part])
         predict_s += time.perf_counter() - t0
         if out is None:
             out = np.zeros((len(y), *part_out.shape[1:]), part_out.dtype)
@@ -284,7 +288,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
 def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
            on_epoch: EpochCallback | None, stage: Stage, events: Path | None) -> Run:
     y = data.y
-    fitted = validate(comp, cfg, X, y, on_epoch, stage, events)
+    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit)  # --full and test: X, X_test as built
     full, full_epochs = None, None
     if cfg.full and not fitted.models[0].interrupted_:
         params = dict(cfg.params)

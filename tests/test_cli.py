@@ -160,7 +160,8 @@ def test_convert_titanic_images_is_refused(fetched, kc):
         (["--model", "linear", "--valid-pct", "0.005"],
          "Error: --valid-pct 0.005: expected a fraction between 0.01 and 0.5, e.g. 0.1\n"),
         (["--model", "linear", "--device", "cuda"], "Error: --device cuda: model 'linear' runs on the CPU only\n"),
-        (["--features", "pixels"], "Error: --features pixels: expected one of generic, titanic\n"),
+        (["--features", "pixels"],
+         "Error: --features pixels: expected one of generic, titanic, titanic-plain, houses\n"),
     ],
 )
 def test_train_option_errors(fetched, kc, args, error):

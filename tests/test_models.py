@@ -397,3 +397,85 @@ def test_augmentation_never_flips():
     cols = torch.arange(28.0)
     centre = (out.sum((1, 2)) * cols).sum(1) / out.sum((1, 2, 3))
     assert (centre < 11).all()  # still on the left: shifted a little, never mirrored
+
+
+# --- sk-ridge as a robust lasso, and the blend's default members -----------------------------------------
+def test_ridge_l1_ratio_is_the_lasso_and_elastic_net_on_ridges_scale():
+    from sklearn.linear_model import ElasticNet, Lasso
+
+    X, _ = values_table(n=200, d=8)
+    y = 50 + 10 * X[:, 0] - 5 * X[:, 1] + 3 * np.random.default_rng(1).normal(size=200)  # 6 columns of noise
+    lasso = SkRidge(alpha=300.0, l1_ratio=1.0).fit(X, y)
+    # Ridge's alpha weighs the sum of squared errors; scikit-learn's Lasso weighs their mean: alpha / n
+    expected = Lasso(alpha=300.0 / 200, max_iter=10_000).fit(X, y)
+    np.testing.assert_allclose(lasso.predict(X), expected.predict(X), rtol=1e-6)
+    assert (lasso.estimator_.coef_[2:] == 0).all() and (lasso.estimator_.coef_[:2] != 0).all()  # L1 drops noise
+    net = SkRidge(alpha=30.0, l1_ratio=0.5).fit(X, y)
+    np.testing.assert_allclose(net.predict(X), ElasticNet(alpha=0.15, l1_ratio=0.5, max_iter=10_000).fit(X, y)
+                               .predict(X), rtol=1e-6)
+    with pytest.raises(UsageError, match=r"option l1_ratio=1.5: expected a number from 0 \(ridge\) to 1 \(lasso\)"):
+        SkRidge(l1_ratio=1.5).fit(X, y)
+
+
+def test_ridge_trim_refits_without_the_rows_a_first_fit_missed_by_far():
+    from scipy.stats import median_abs_deviation
+
+    X, y = values_table(n=200)
+    y = y.copy()
+    y[[3, 50, 120]] += [400.0, -300.0, 250.0]  # three sales nothing in X explains
+    first = Ridge(alpha=1.0).fit(X, y)
+    residuals = y - first.predict(X)
+    spread = median_abs_deviation(residuals, scale="normal")  # 1.4826 x MAD, from scipy
+    keep = np.abs(residuals - np.median(residuals)) <= 4 * spread
+    assert not keep[[3, 50, 120]].any() and keep.sum() == 197
+    trimmed = SkRidge(alpha=1.0, trim=4.0).fit(X, y)
+    np.testing.assert_allclose(trimmed.estimator_.coef_, Ridge(alpha=1.0).fit(X[keep], y[keep]).coef_, rtol=1e-6)
+    clean = rmse(trimmed.predict(X)[keep], y[keep])
+    assert clean < rmse(SkRidge(alpha=1.0).fit(X, y).predict(X)[keep], y[keep])  # the outliers no longer pull
+    assert np.array_equal(SkRidge(alpha=1.0, trim=0.0).fit(X, y).predict(X), first.predict(X))  # 0 = off
+
+
+def test_ridge_clip_never_runs_past_the_rows_it_fitted(tmp_path):
+    X, y = values_table(n=200)
+    model = SkRidge(alpha=1.0, trim=4.0, clip=True).fit(X, y)
+    far = X[:5] * 100  # far outside the range of every column
+    inside = np.clip(far, X.min(0), X.max(0))
+    np.testing.assert_allclose(model.predict(far), model.estimator_.predict(inside), rtol=1e-6)
+    np.testing.assert_allclose(model.predict(X), model.estimator_.predict(X), rtol=1e-6)  # inside: unchanged
+    model.save(tmp_path)
+    again = SkRidge(alpha=1.0, trim=4.0, clip=True).load(tmp_path)
+    assert np.array_equal(again.predict(far), model.predict(far))
+    np.savez(tmp_path / "range.npz", low=np.zeros(2), high=np.ones(2))
+    with pytest.raises(DataError, match="range.npz does not match its estimator; train it again"):
+        SkRidge(clip=True).load(tmp_path)
+    (tmp_path / "range.npz").unlink()
+    with pytest.raises(DataError, match=r"range.npz cannot be read \(FileNotFoundError"):
+        SkRidge(clip=True).load(tmp_path)
+
+
+def test_gbm_max_features_samples_features_and_is_checked():
+    X, y = values_table(n=200)
+    some = SkGBM(max_iter=20, max_features=0.4).fit(X, y)
+    assert some.estimator_.max_features == 0.4
+    assert not np.array_equal(some.predict(X), SkGBM(max_iter=20).fit(X, y).predict(X))
+    with pytest.raises(UsageError, match="option max_features=1.5: expected a share above 0, at most 1"):
+        SkGBM(max_features=1.5).fit(X, y)
+
+
+def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monkeypatch):
+    from pipeline.models import blend
+
+    fast = dict(blend.DEFAULTS["regression"][1][1], max_iter=20)
+    monkeypatch.setitem(blend.DEFAULTS, "regression", (blend.DEFAULTS["regression"][0], ("sk-gbm", fast)))
+    X, y = values_table(n=200)
+    model = blend.BlendModel(seed=3).fit(X, y)
+    lasso, gbm = model.models_
+    assert lasso.params() == {"alpha": 0.4, "l1_ratio": 1.0, "trim": 4.0, "clip": True}
+    assert type(lasso.estimator_).__name__ == "ElasticNet"  # saved with skops, loaded through the allow-list below
+    assert gbm.params() == {**SkGBM().params(), **fast, "seed": 3}
+    expected = (lasso.predict(X) + gbm.predict(X)) / 2  # equal weights, fixed: nothing tuned on the scored rows
+    np.testing.assert_allclose(model.predict(X), expected)
+    model.save(tmp_path)
+    assert np.array_equal(blend.BlendModel(seed=3).load(tmp_path).predict(X), model.predict(X))
+    named = blend.BlendModel(members="sk-ridge,sk-gbm").fit(X, y)  # named members keep their own defaults
+    assert named.models_[0].params() == SkRidge().params()

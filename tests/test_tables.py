@@ -72,7 +72,12 @@ def test_feature_builder_choices(fetched):
     assert generic.test_ids.tolist() == list(range(892, 992))
     with pytest.raises(UsageError) as err:
         dataset.load_dataset(TITANIC, ws, features="deep")
-    assert str(err.value) == "--features deep: expected one of generic, titanic"
+    assert str(err.value) == "--features deep: expected one of generic, titanic, titanic-plain, houses"
+    plain, groups = (dataset.load_dataset(TITANIC, ws, features=f) for f in ("titanic-plain", "titanic"))
+    assert plain.fit_columns is None and groups.fit_columns is not None
+    assert groups.feature_names == (*plain.feature_names, "WCGKnown", "WCGSurvival", "WCGAllDied", "WCGAllLived")
+    assert np.array_equal(groups.X[:, : plain.X.shape[1]], plain.X)  # the label-free columns are the same
+    assert plain.fingerprint != groups.fingerprint
 
 
 def test_house_prices_loads_with_the_generic_builder(workspace):
@@ -87,3 +92,7 @@ def test_house_prices_loads_with_the_generic_builder(workspace):
     with pytest.raises(UsageError) as err:
         dataset.load_dataset(HOUSES, ws, features="titanic")
     assert str(err.value) == (f"--features titanic is Titanic's own builder; {HOUSES.slug} takes generic")
+    with pytest.raises(UsageError) as err:
+        dataset.load_dataset(HOUSES, ws, features="titanic-plain")
+    assert str(err.value) == (f"--features titanic-plain is Titanic's own builder; {HOUSES.slug} takes generic")
+    assert data.fit_columns is None  # the generic builder computes nothing from labels

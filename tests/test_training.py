@@ -115,7 +115,8 @@ def test_runs_are_listed_best_first_and_reload(fetched):
     model = training.load_model(TITANIC, best)
     data = dataset.load_dataset(TITANIC, ws)
     saved = records.read_valid(best, TITANIC, 300)
-    assert np.allclose(model.predict_proba(data.X[saved["index"]]), saved["outputs"], atol=1e-6)
+    X = data.for_fit(data.X, np.setdiff1d(np.arange(300), saved["index"]))  # the split's group features
+    assert np.allclose(model.predict_proba(X[saved["index"]]), saved["outputs"], atol=1e-6)
     with pytest.raises(UsageError) as err:
         training.get_run(TITANIC, ws, "nope")
     assert str(err.value) == "no run 'nope' for titanic; see `kc runs titanic`"
@@ -199,3 +200,42 @@ def test_config_refuses_values_no_run_could_use(fetched, change, error):
     with pytest.raises(UsageError):
         training.train(TITANIC, Workspace(fetched), cfg)
     assert not (fetched / "competitions/titanic/runs").exists()
+
+
+def _flip_fold(data: dataset.Dataset, rows: np.ndarray) -> dataset.Dataset:
+    """The same dataset with the labels of `rows` flipped, in its targets and in its group features alike."""
+    y = data.y.copy()
+    y[rows] = 1 - y[rows]
+    return dataclasses.replace(data, y=y, fit_columns=dataclasses.replace(data.fit_columns, labels=y.astype(float)))
+
+
+def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
+    data = dataset.load_dataset(TITANIC, Workspace(fetched))
+    parts = training.folds(data.y, 5, 0)
+    monkeypatch.setattr(training, "folds", lambda *_: parts)  # the same folds whatever the labels
+    flipped = _flip_fold(data, parts[0])
+    cfg = training.TrainConfig(model="sk-logistic", folds=5)  # it fits on the training rows alone
+
+    def oof(d: dataset.Dataset, per_fit: bool) -> np.ndarray:
+        hook = (lambda rows: d.for_fit(d.X, rows)) if per_fit else None
+        X = d.X if per_fit else d.for_fit(d.X, np.arange(len(d.y)))  # without the hook: labels of every row
+        return training.validate(TITANIC, cfg, X, d.y, None, lambda _: None, None, hook).out
+
+    a, b = oof(data, True), oof(flipped, True)
+    fold0 = parts[0]
+    assert np.array_equal(a[fold0], b[fold0])  # fold 0's predictions ignore fold 0's labels
+    assert not np.array_equal(a, b)  # other folds train on those labels
+    # features built once from every label (a cached table) let fold 0's labels into its own predictions
+    leaky, leaky_flipped = oof(data, False), oof(flipped, False)
+    assert not np.array_equal(leaky[fold0], leaky_flipped[fold0])
+
+
+def test_titanic_runs_record_their_group_features(fetched):
+    ws = Workspace(fetched)
+    run = training.train(TITANIC, ws, training.TrainConfig(model="sk-logistic", folds=3))
+    record = json.loads((run.folder / "features.json").read_text())
+    assert record["groups"] == ["woman-child"] and record["fit_columns"][0] == "WCGKnown"
+    plain = training.train(TITANIC, ws, training.TrainConfig(model="sk-logistic", features="titanic-plain"))
+    record = json.loads((plain.folder / "features.json").read_text())
+    assert record["builder"] == "titanic-plain" and record["groups"] == record["fit_columns"] == []
+    assert not any(c.startswith("WCG") for c in record["columns"])

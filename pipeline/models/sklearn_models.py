@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline import images
-from pipeline.errors import DataError
+from pipeline.errors import DataError, UsageError
 from pipeline.models.base import EpochCallback, Model
 
 ESTIMATOR = "estimator.skops"
+RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on
 TREE = "sklearn.tree._tree.Tree"
 TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
@@ -155,18 +156,79 @@ class SkLogistic(_Sklearn):
 
 @dataclasses.dataclass
 class SkRidge(_Sklearn):
-    """scikit-learn Ridge: least squares with an L2 penalty `alpha` on the weights."""
+    """scikit-learn Ridge (or ElasticNet): least squares with a penalty `alpha` on the weights.
+
+    The penalty is alpha * ((1 - l1_ratio) * |w|^2 + 2 * l1_ratio * |w|_1) on the sum of squared errors, so
+    `l1_ratio` 0 is Ridge(alpha) and 1 the lasso, Lasso(alpha / n_rows), on the same scale. With `trim`, a second
+    fit leaves out the training rows the first one misses by more than `trim` robust standard deviations; with
+    `clip`, inputs are clipped into the range of the rows fitted, so the line never runs past what it saw.
+    """
 
     name: ClassVar[str] = "sk-ridge"
     tasks: ClassVar[tuple[str, ...]] = ("regression",)
-    estimators: ClassVar[tuple[str, ...]] = ("Ridge",)
-    space: ClassVar[dict[str, str]] = {"alpha": "1e-3:1000:log"}
+    estimators: ClassVar[tuple[str, ...]] = ("Ridge", "ElasticNet")
+    space: ClassVar[dict[str, str]] = {"alpha": "1e-3:1000:log", "l1_ratio": "0|0.5|1", "trim": "0|3|4|6"}
     alpha: float = 1.0
+    l1_ratio: float = 0.0  # 0: Ridge; up to 1: ElasticNet, 1 = lasso
+    trim: float = 0.0  # 0: one fit on every row
+    clip: bool = False
 
-    def _make(self) -> Any:
-        from sklearn.linear_model import Ridge
+    low_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)  # (d,) range of rows fitted
+    high_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)
 
-        return Ridge(alpha=self.alpha)
+    def _make(self, rows: int = 1) -> Any:
+        from sklearn.linear_model import ElasticNet, Ridge
+
+        if not 0 <= self.l1_ratio <= 1:
+            raise UsageError(f"option l1_ratio={self.l1_ratio}: expected a number from 0 (ridge) to 1 (lasso)")
+        if self.l1_ratio == 0:
+            return Ridge(alpha=self.alpha)
+        return ElasticNet(alpha=self.alpha / rows, l1_ratio=self.l1_ratio, max_iter=10_000)
+
+    def _fit(self, est: Any, x: np.ndarray, y: np.ndarray, xv: np.ndarray | None, yv: np.ndarray | None) -> Any:
+        est = self._make(len(x)).fit(x, y)
+        if self.trim > 0:
+            keep = inliers(y - est.predict(x), self.trim)
+            x, y = x[keep], y[keep]
+            est = self._make(len(x)).fit(x, y)
+        self.low_, self.high_ = (x.min(0), x.max(0)) if self.clip else (None, None)
+        return est
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """The fitted line's values, with inputs clipped into the fitted rows' range when `clip` is on."""
+        self._check_fitted()
+        x = images.flat_inputs(X)
+        if self.clip:
+            x = np.clip(x, self.low_, self.high_)
+        return np.asarray(self.estimator_.predict(x), dtype=np.float64)
+
+    def save(self, folder: Path) -> None:
+        """The estimator (skops), and the fitted rows' range as plain arrays when `clip` is on."""
+        super().save(folder)
+        if self.clip:
+            np.savez(folder / RANGE, low=self.low_, high=self.high_)
+
+    def load(self, folder: Path) -> SkRidge:
+        """Read what `save` wrote; arrays only, never pickles."""
+        super().load(folder)
+        if self.clip:
+            try:
+                with np.load(folder / RANGE, allow_pickle=False) as saved:
+                    self.low_, self.high_ = saved["low"], saved["high"]
+            except (OSError, KeyError, ValueError) as e:
+                raise DataError(f"run {folder.name}'s {RANGE} cannot be read ({_first_line(e)}); train it again") \
+                    from None
+            d = self.estimator_.n_features_in_
+            if self.low_.shape != (d,) or self.high_.shape != (d,):
+                raise DataError(f"run {folder.name}'s {RANGE} does not match its estimator; train it again")
+        return self
+
+
+def inliers(residuals: np.ndarray, k: float) -> np.ndarray:
+    """(n,) bool: residuals within k robust standard deviations (1.4826 x median absolute deviation) of their median."""
+    centre = np.median(residuals)
+    spread = 1.4826 * np.median(np.abs(residuals - centre))
+    return np.abs(residuals - centre) <= k * spread if spread > 0 else np.ones(len(residuals), bool)
 
 
 @dataclasses.dataclass
@@ -208,22 +270,26 @@ class SkGBM(_Sklearn):
     estimators: ClassVar[tuple[str, ...]] = ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
     space: ClassVar[dict[str, str]] = {"learning_rate": "0.01:0.3:log", "max_iter": "50:500:log",
                                        "max_leaf_nodes": "7:63:log", "min_samples_leaf": "2:50:log",
-                                       "l2_regularization": "1e-3:10:log"}
+                                       "l2_regularization": "1e-3:10:log", "max_features": "0.1:1"}
     learning_rate: float = 0.05
     max_iter: int = 500  # boosting rounds
     max_leaf_nodes: int = 15
     min_samples_leaf: int = 10
     l2_regularization: float = 1.0
+    max_features: float = 1.0  # share of the features each split may look at, drawn afresh at every node
     patience: int = 0  # stop after this many rounds without validation gain; 0 = run all max_iter
     seed: int = 0
 
     def _make(self) -> Any:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+        if not 0 < self.max_features <= 1:
+            raise UsageError(f"option max_features={self.max_features}: expected a share above 0, at most 1")
         cls = HistGradientBoostingRegressor if self.regression_ else HistGradientBoostingClassifier
         return cls(learning_rate=self.learning_rate, max_iter=self.max_iter, max_leaf_nodes=self.max_leaf_nodes,
                    min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
-                   early_stopping=self.patience > 0, n_iter_no_change=max(self.patience, 1), random_state=self.seed)
+                   max_features=self.max_features, early_stopping=self.patience > 0,
+                   n_iter_no_change=max(self.patience, 1), random_state=self.seed)
 
     def _fit(self, est: Any, x: np.ndarray, y: np.ndarray, xv: np.ndarray | None, yv: np.ndarray | None) -> Any:
         # with patience, stop on the run's own validation set when there is one (else 10% held out of train)
