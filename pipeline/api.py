@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pipeline.models.base import EpochCallback
     from pipeline.records import Damaged, Run
     from pipeline.studies import TrialResult, TuneResult
-    from pipeline.submitting import LogEntry, Written
+    from pipeline.submitting import LogEntry
 
 WorkspaceLike = Workspace | str | Path | None
 
@@ -154,32 +154,51 @@ class Submission:
 def submit(slug: str | None = None, run: Run | str | None = None, *, upload: bool = False,
            message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
            on_wait: Callable[[str], None] | None = None) -> Submission:
-    """Predict the test set with a run (default: the best), write a validated submission, optionally upload it."""
+    """Predict the test set with a run (default: the best), write a validated submission, optionally upload it.
+
+    With `upload`, a failed upload raises after the file is written and logged; `submit` then `upload` keeps both.
+    """
     from pipeline import submitting
 
     space = _space(workspace)
     comp = competition(slug, space)
     written = submitting.predict_run(comp, space, run if isinstance(run, str | None) else run.run_id)
-    return _maybe_upload(comp, space, written, upload, message, wait, timeout, on_wait)
+    result = Submission(written.path, written.entry, written.new)
+    if not upload:
+        return result
+    return Submission(written.path, written.entry, written.new, _upload(comp, space, written.path, written.entry,
+                                                                        message, wait, timeout, on_wait))
 
 
-def _maybe_upload(comp: Competition, space: Workspace, written: Written, upload: bool, message: str | None,
-                  wait: bool, timeout: float, on_wait: Callable[[str], None] | None) -> Submission:
+def upload(slug: str | None, submission: Submission | str | Path, *, message: str | None = None, wait: bool = True,
+           timeout: float = 300.0, workspace: WorkspaceLike = None,
+           on_wait: Callable[[str], None] | None = None) -> LogEntry:
+    """Upload a submission kc wrote (its path or the `submit` result) and, with `wait`, return Kaggle's score."""
+    from pipeline import submitting
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    path = Path(submission.path if isinstance(submission, Submission) else submission)
+    entry = next((e for e in submitting.read_log(comp, space) if e.file == path.name), None)
+    if entry is None or path.resolve().parent != space.submissions_dir(comp.slug).resolve():
+        raise UsageError(f"{path} is not a submission kc wrote for {comp.slug}: write one with `kc submit`")
+    return _upload(comp, space, path, entry, message, wait, timeout, on_wait)
+
+
+def _upload(comp: Competition, space: Workspace, path: Path, entry: LogEntry, message: str | None, wait: bool,
+            timeout: float, on_wait: Callable[[str], None] | None) -> LogEntry:
     from pipeline import submitting
     from pipeline.training import git_commit
 
-    if not upload:
-        return Submission(written.path, written.entry, written.new)
-    e = written.entry
-    score = f"valid {e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "valid n/a"
-    text = message or f"kc {e.run}: {e.model}, {score}, git {git_commit() or 'none'}"
-    entry = submitting.upload(comp, space, written.path, text, wait=wait, timeout=timeout, on_wait=on_wait)
-    if entry.status == "ERROR":
-        raise KaggleError(f"Kaggle could not score {written.path.name}: {entry.error or 'no reason given'}")
-    return Submission(written.path, written.entry, written.new, entry)
+    score = f"valid {entry.metric} {entry.valid_score:.4f}" if entry.valid_score is not None else "valid n/a"
+    text = message or f"kc {entry.run}: {entry.model}, {score}, git {git_commit() or 'none'}"
+    done = submitting.upload(comp, space, path, text, wait=wait, timeout=timeout, on_wait=on_wait)
+    if done.status == "ERROR":
+        raise KaggleError(f"Kaggle could not score {path.name}: {done.error or 'no reason given'}")
+    return done
 
 
-def validate(file: str | Path, slug: str | None = None, workspace: WorkspaceLike = None) -> int:
+def validate(file: str | Path, *, slug: str | None = None, workspace: WorkspaceLike = None) -> int:
     """Check a CSV against the competition's submission format; return its row count."""
     from pipeline.submitting import validate_file
 
@@ -203,9 +222,13 @@ def ensemble(slug: str | None, run_ids: list[str | Run], method: str = "weighted
 
     space = _space(workspace)
     comp = competition(slug, space)
+    if isinstance(run_ids, str | Path) or not all(isinstance(r, str) or hasattr(r, "run_id") for r in run_ids):
+        raise UsageError("ensemble takes a list of runs or run ids, e.g. kc.ensemble(\"titanic\", [run_a, run_b])")
     ids = [r if isinstance(r, str) else r.run_id for r in run_ids]
     result = do_ensemble(comp, space, ids, method)
-    return Blended(result, _maybe_upload(comp, space, result.written, upload, message, wait, timeout, on_wait))
+    written = result.written
+    uploaded = _upload(comp, space, written.path, written.entry, message, wait, timeout, on_wait) if upload else None
+    return Blended(result, Submission(written.path, written.entry, written.new, uploaded))
 
 
 class LogList(list):
@@ -250,14 +273,15 @@ def study(slug: str | None = None, model: str | None = None, *, storage: str | N
     return studies.show(competition(slug, space), space, storage, name, model)
 
 
-def predict_images(paths: list[str | Path], run_id: str | None = None, out: str | Path | None = None,
+def predict_images(paths: list[str | Path] | str | Path, run_id: str | None = None, out: str | Path | None = None,
                    workspace: WorkspaceLike = None) -> list[Prediction]:
     """Classify photos of handwritten digits with a digit-recognizer run, drawing what the model saw."""
     from pipeline.handwriting import predict_images as predict
 
     space = _space(workspace)
     comp = competitions.get("digit-recognizer", space.root)
-    return predict(comp, space, [Path(p) for p in paths], run_id, Path(out) if out is not None else None)
+    files = [paths] if isinstance(paths, str | Path) else paths  # one photo, or several
+    return predict(comp, space, [Path(p) for p in files], run_id, Path(out) if out is not None else None)
 
 
 def report(slug: str | None = None, *, out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:

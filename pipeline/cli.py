@@ -338,10 +338,22 @@ def submit(
         raise UsageError("give --run ID or --best, not both")
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    with working("predicting the test set") as bar:
-        result = api.submit(comp.slug, run, upload=upload, message=message, wait=wait, timeout=timeout,
-                            workspace=ws, on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
-    _show_submission(comp, result)
+    with working("predicting the test set"):
+        result = api.submit(comp.slug, run, workspace=ws)
+    _show_submission(comp, result)  # shown before uploading: an upload that fails leaves the file written
+    if upload:
+        _upload(comp, ws, result, message, wait, timeout)
+
+
+def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submission, message: str | None, wait: bool,
+            timeout: float) -> None:
+    with working("uploading to Kaggle") as bar:
+        entry = api.upload(comp.slug, result, message=message, wait=wait, timeout=timeout, workspace=ws,
+                           on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
+    if entry.status == "COMPLETE":
+        out.print(f"Kaggle scored it: public score {entry.public_score} (ref {entry.upload_ref})")
+    else:
+        out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
 
 def _show_submission(comp: competitions.Competition, result: api.Submission) -> None:
@@ -351,13 +363,6 @@ def _show_submission(comp: competitions.Competition, result: api.Submission) -> 
     out.print(f"{what} {result.path} (valid format; {e.model} run {e.run}{score})")
     if e.sample:
         out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
-    entry = result.uploaded
-    if entry is None:
-        return
-    if entry.status == "COMPLETE":
-        out.print(f"Kaggle scored it: public score {entry.public_score} (ref {entry.upload_ref})")
-    else:
-        out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
 
 @app.command()
@@ -373,7 +378,7 @@ def validate(
     slug, file = (None, args[0]) if len(args) == 1 else args
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    rows = api.validate(file, comp.slug, ws)
+    rows = api.validate(file, slug=comp.slug, workspace=ws)
     out.print(f"{file}: valid {comp.slug} submission ({rows:,} rows)")
 
 
@@ -394,10 +399,8 @@ def ensemble(
     """Blend runs into one submission, with weights chosen on the validation rows they share."""
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    with working("predicting the test set with each run") as bar:
-        blended = api.ensemble(comp.slug, list(run_ids), method, upload=upload, message=message, wait=wait,
-                               timeout=timeout, workspace=ws,
-                               on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
+    with working("predicting the test set with each run"):
+        blended = api.ensemble(comp.slug, list(run_ids), method, workspace=ws)
     result, metric = blended.ensemble, comp.scorer
     if result.score is None:
         out.print("the runs were scored on different rows, so the ensemble has no validation score")
@@ -412,6 +415,8 @@ def ensemble(
         if not metric.better(result.score, result.members[best_id]):
             out.print(f"the blend is no better than its best member ({best_id}): submit that run instead")
     _show_submission(comp, blended.submission)
+    if upload:
+        _upload(comp, ws, blended.submission, message, wait, timeout)
 
 
 @app.command()

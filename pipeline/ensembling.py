@@ -71,7 +71,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     """Combine runs, scored on their shared validation rows; write the submission."""
     from pipeline.dataset import load_dataset
     from pipeline.records import read_valid
-    from pipeline.submitting import test_outputs, write
+    from pipeline.submitting import check_same_data, test_outputs, write
     from pipeline.training import get_run, predictions, score
 
     if method not in METHODS:
@@ -105,6 +105,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     test, data = [], None
     for r in runs:
         data = load_dataset(comp, ws, r.config.features)
+        check_same_data(comp, r, data)
         test.append(test_outputs(comp, r, data))
     assert data is not None
     name = f"ensemble-{method}-{len(runs)}"

@@ -48,8 +48,9 @@ def build(table: pd.DataFrame) -> pd.DataFrame:
     for column, ranks in RANKS.items():
         words = out[column].astype(object).map(lambda v: str(v).strip(), na_action="ignore")
         out[f"{column}_rank"] = words.map(ranks).fillna(MISSING_RANK.get(column, 0)).astype(np.float64)
-    for column in CODES:
-        out[column] = column + out[column].astype(object).map(str, na_action="ignore")
+    for column in CODES:  # as whole numbers: a blank cell elsewhere in the column must not turn 20 into "20.0"
+        codes = pd.to_numeric(out[column], errors="coerce").astype("Int64")
+        out[column] = (column + codes.astype(str)).where(codes.notna(), None)
 
     def number(column: str) -> pd.Series:
         return pd.to_numeric(out[column], errors="coerce")
@@ -62,7 +63,8 @@ def build(table: pd.DataFrame) -> pd.DataFrame:
     out["PorchSF"] = sum(zero(c) for c in PORCHES)
     out["Age"] = number("YrSold") - number("YearBuilt")
     out["RemodAge"] = number("YrSold") - number("YearRemodAdd")
-    out["Remodelled"] = (number("YearRemodAdd") != number("YearBuilt")).astype(np.float64)
+    both = number("YearRemodAdd").notna() & number("YearBuilt").notna()  # unknown years: not known remodelled
+    out["Remodelled"] = (both & (number("YearRemodAdd") != number("YearBuilt"))).astype(np.float64)
     out["QualSF"] = number("OverallQual") * out["TotalSF"]
     out["QualLiving"] = number("OverallQual") * zero("GrLivArea")
     out["Sold"] = number("YrSold") + (number("MoSold") - 1) / 12  # years, with the month as a fraction

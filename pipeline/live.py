@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,6 +81,8 @@ class TrainDisplay:
     def stage(self, text: str) -> None:
         """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts."""
         self.fit = text.split(":")[0] if text.startswith("fold ") else ("refit" if text.startswith("refit") else "")
+        if self.fit == "refit" and (chosen := re.search(r" for (\d+) epochs", text)):  # the epochs validation chose
+            self.epochs = int(chosen.group(1))
         self._last = time.perf_counter()
         self.bar.update(self.task, description=text, completed=0, total=None, status="")
 

@@ -192,6 +192,8 @@ def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int
         raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
     if label is not None and label not in comp.classes:
         raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
+    if not isinstance(n, int) or not 1 <= n <= 400:
+        raise UsageError(f"-n {n}: expected a number of images from 1 to 400")
     arrays = convert(comp, ws)
     code = None if label is None else comp.classes.index(label)
     rows = np.arange(len(arrays.train_labels)) if code is None else np.flatnonzero(arrays.train_labels == code)

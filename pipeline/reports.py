@@ -218,7 +218,9 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
         where = "OOF" if m.scored_on == "oof" else "split"
         spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
         options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
-        link = f'<td class="nowrap" data-sort="{_e(r.run_id)}"><a href="#run-{i}"><code>{_e(r.run_id)}</code></a></td>'
+        name = f"<code>{_e(r.run_id)}</code>"
+        name = f'<a href="#run-{i}">{name}</a>' if i < PICTURED else name  # only pictured runs have an anchor
+        link = f'<td class="nowrap" data-sort="{_e(r.run_id)}">{name}</td>'
         cells = [link, _td(r.model, cls="nowrap"), _td(score, r.score if own else "", "num"),
                  _td(f"{where}, {m.valid_rows:,} rows", f"{where} {m.valid_rows:09d}", "nowrap"),
                  _td(spread, m.fold_std if m.fold_scores else "", "num"), _td(m.submits_with),
@@ -234,6 +236,14 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
             + f"\n</tbody>{tail}\n</table></div>")
 
 
+def _own_png(path: Path) -> bool:
+    """A real PNG inside its run folder: never a link to elsewhere (a shared run folder must not leak files)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     what = path.stem.replace("_", " ")
@@ -246,7 +256,8 @@ def _pictures(metric: Metric, runs: list[Run]) -> str:
         return ""
     parts = ["<h2>Pictures</h2>"]
     for i, r in enumerate(runs[:PICTURED]):
-        pngs = sorted(r.plots, key=lambda p: (PICTURE_ORDER.index(p.name) if p.name in PICTURE_ORDER else 9, p.name))
+        order = {name: k for k, name in enumerate(PICTURE_ORDER)}
+        pngs = sorted(filter(_own_png, r.plots), key=lambda p: (order.get(p.name, 9), p.name))
         figures = "".join(_img(p) for p in pngs) or '<p class="note">This run drew no pictures.</p>'
         title = f"<code>{_e(r.run_id)}</code> · {_e(r.model)} · {_e(metric.title)} {_e(metric.format(r.score))}"
         parts.append(f'<details id="run-{i}"{" open" if i == 0 else ""}><summary>{title}</summary>'

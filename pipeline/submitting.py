@@ -135,15 +135,21 @@ def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
 def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written:
     """Predict the test set with a run (default: the best) and write the submission."""
     from pipeline.dataset import load_dataset
-    from pipeline.errors import DataError
     from pipeline.training import get_run
 
     run = get_run(comp, ws, run_id)
     data = load_dataset(comp, ws, run.config.features)
-    if run.metrics.data_fingerprint and run.metrics.data_fingerprint != data.fingerprint:
-        raise DataError(f"run {run.run_id} was trained on other data than {comp.slug}'s current files: "
-                        f"train again with `kc train {comp.slug} --model {run.model}`")
+    check_same_data(comp, run, data)
     return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+
+
+def check_same_data(comp: Competition, run: Any, data: Any) -> None:
+    """Refuse a run trained on other data or features than the current ones (its inputs would not fit)."""
+    from pipeline.errors import DataError
+
+    if run.metrics.data_fingerprint and run.metrics.data_fingerprint != data.fingerprint:
+        raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones: "
+                        f"train again with `kc train {comp.slug} --model {run.model}`")
 
 
 def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.errors import UsageError
 
 _log_dir: ContextVar[Path | None] = ContextVar("kc_tensorboard", default=None)
+_made: ContextVar[list[Any] | None] = ContextVar("kc_tensorboard_callbacks", default=None)
 
 
 def check_available() -> None:
@@ -27,10 +28,15 @@ def check_available() -> None:
 @contextmanager
 def logging_to(folder: Path | None) -> Iterator[None]:
     """Models fitted in the block write their TensorBoard events into `folder` (None: no events)."""
-    token = _log_dir.set(folder)
+    token, made = _log_dir.set(folder), _made.set([])
     try:
         yield
     finally:
+        for callback in _made.get() or []:  # fastai skips after_fit on Ctrl-C: close the writers it left open
+            writer = getattr(callback, "writer", None)
+            if writer is not None:
+                writer.close()
+        _made.reset(made)
         _log_dir.reset(token)
 
 
@@ -42,7 +48,11 @@ def fastai_callbacks() -> list[Any]:
     from fastai.callback.tensorboard import TensorBoardCallback
 
     # no graph tracing (the nets run under autocast) and no sample pictures (kc's loaders are plain torch ones)
-    return [TensorBoardCallback(log_dir=str(folder), trace_model=False, log_preds=False)]
+    callback = TensorBoardCallback(log_dir=str(folder), trace_model=False, log_preds=False)
+    made = _made.get()
+    if made is not None:
+        made.append(callback)
+    return [callback]
 
 
 class EpochWriter:

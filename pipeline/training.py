@@ -269,12 +269,18 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     stage = on_stage or (lambda _: None)
     cfg = dataclasses.replace(cfg, competition=comp.slug).check()
     model = build_model(comp, cfg)  # fail on bad options before any work
+    if cfg.tensorboard:
+        tracking.check_available()
+        if "epochs" not in model.params():
+            raise UsageError(f"--tensorboard: model '{cfg.model}' trains in one go, with no epochs to log; "
+                             "use it with linear, cnn or tabular")
     stage("loading data")
     data = data or load_dataset(comp, ws, cfg.features)
     X, _ = data.inputs(model.scaled)
     events = None
+    if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
+        cfg = dataclasses.replace(cfg, features=data.features["builder"])
     if cfg.tensorboard:  # events are written while training, beside the runs, and moved into the run at the end
-        tracking.check_available()
         runs = ws.runs_dir(comp.slug)
         runs.mkdir(parents=True, exist_ok=True)
         events = Path(tempfile.mkdtemp(prefix=f".tensorboard.{os.getpid()}.", suffix=".tmp", dir=runs))

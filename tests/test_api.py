@@ -69,3 +69,25 @@ def test_errors_are_kc_errors(titanic_only):
         kc.submit("titanic", workspace=titanic_only)
     with pytest.raises(kc.KcError, match="unknown competition"):
         kc.competition("mnist", workspace=titanic_only)
+
+
+def test_a_failed_upload_keeps_the_written_submission_in_hand(titanic_only, kaggle_server):
+    run = kc.train("titanic", model="knn", workspace=titanic_only)
+    written = kc.submit("titanic", run, workspace=titanic_only)
+    kaggle_server.allowed_today = 0
+    with pytest.raises(kc.KaggleError, match="no titanic submissions left today"):
+        kc.upload("titanic", written, workspace=titanic_only)
+    kaggle_server.allowed_today = 5
+    entry = kc.upload("titanic", written.path, workspace=titanic_only)  # a path works as well as the result
+    assert entry.status == "COMPLETE" and entry.upload_ref is not None
+    with pytest.raises(kc.UsageError, match="is not a submission kc wrote for titanic"):
+        kc.upload("titanic", titanic_only / "elsewhere.csv", workspace=titanic_only)
+
+
+def test_library_inputs_are_checked_like_the_cli_checks_them(fetched):
+    with pytest.raises(kc.UsageError, match="-n 0: expected a number of images from 1 to 400"):
+        kc.show("digit-recognizer", n=0, workspace=fetched)
+    with pytest.raises(kc.UsageError, match="a list of runs or run ids"):
+        kc.ensemble("titanic", "some-run-id", workspace=fetched)
+    with pytest.raises(kc.UsageError, match="no epochs to log"):
+        kc.train("titanic", model="knn", tensorboard=True, workspace=fetched)

@@ -3,7 +3,7 @@ import pytest
 from conftest import install
 
 from pipeline import competitions, dataset, ensembling, records, submitting, training
-from pipeline.errors import UsageError
+from pipeline.errors import DataError, UsageError
 from pipeline.workspace import Workspace
 
 TITANIC = competitions.get("titanic")
@@ -95,3 +95,12 @@ def test_vote_is_refused_for_a_regression(workspace, kc):
     assert result.exit_code == 1
     assert result.stderr == ("Error: --method vote: house-prices-advanced-regression-techniques is a regression; "
                              "use weighted or mean\n")
+
+
+def test_runs_trained_on_other_features_are_refused_not_crashed(three):
+    ws, runs = three
+    old = runs[0].folder / "metrics.json"  # as if trained before Titanic's builder gained its group columns
+    old.write_text(old.read_text().replace(runs[0].metrics.data_fingerprint, "an-older-table"))
+    with pytest.raises(DataError, match=f"run {runs[0].run_id} was trained on other data or features than titanic's"):
+        ensembling.ensemble(TITANIC, ws, [r.run_id for r in runs], "mean")
+    assert runs[0].config.features == "titanic"  # what "the default builder" meant is recorded with the run

@@ -302,3 +302,16 @@ def test_screenshot(chromium, titanic, tmp_path):
     with Image.open(shot) as image:
         assert image.size == (1280, 2000)
         assert len(image.convert("RGB").getcolors(1 << 20) or []) > 100  # text, tables and pictures, not a blank page
+
+
+def test_only_real_pngs_of_the_run_are_embedded(titanic_only, tmp_path):
+    ws = Workspace(titanic_only)
+    run = training.train(competitions.get("titanic"), ws, training.TrainConfig(model="knn"))
+    secret = tmp_path / "kaggle.json"
+    secret.write_text('{"key": "hunter2"}')
+    (run.folder / "zz_linked.png").symlink_to(secret)  # a shared run folder must not leak files into the page
+    (run.folder / "zz_fake.png").write_text('{"key": "hunter3"}')
+    text = reports.write_report(competitions.get("titanic"), ws).read_text()
+    for leaked in ("hunter2", "hunter3"):
+        assert base64.b64encode(f'{{"key": "{leaked}"}}'.encode()).decode() not in text
+    assert text.count("data:image/png") == 1  # the run's own confusion matrix

@@ -245,6 +245,8 @@ def test_no_submissions_left_today(trained, kaggle_server, kc):
     assert result.exit_code == 1
     assert result.stderr == "Error: no titanic submissions left today (5 made): try again tomorrow (UTC)\n"
     assert kaggle_server.submissions == [] and "StartSubmissionUpload" not in kaggle_server.calls
+    [entry] = submitting.read_log(TITANIC, Workspace(ws_root))  # the file was written, and the user was told where
+    assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / entry.file} (valid format; ")
 
 
 def test_a_failed_upload_is_an_error_not_a_success(trained, kaggle_server, kc):

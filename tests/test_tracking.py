@@ -52,3 +52,4 @@ def test_without_tensorboard_installed_it_says_how(monkeypatch, titanic_only):
         training.train(TITANIC, Workspace(titanic_only), cfg)
     assert not (titanic_only / "competitions/titanic/runs").exists() or not list(
         (titanic_only / "competitions/titanic/runs").iterdir())
+
