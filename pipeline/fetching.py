@@ -57,6 +57,13 @@ class FetchResult:
         return count(comp.train_file), count(comp.test_file)
 
 
+def _is_sample(slug: str, source: str, path: Path | None) -> bool:
+    """Whether the files are kc's bundled sample (fetched as such, or named by --from), not Kaggle's full data."""
+    bundled = bundled_zip(slug)
+    named = path is not None and bundled is not None and Path(path).resolve() == bundled.resolve()
+    return slug in SAMPLED and (source == "bundled" or named)
+
+
 def bundled_zip(slug: str) -> Path | None:
     """The copy of the competition shipped inside the package, if kc ships one."""
     path = Path(str(resources.files("pipeline") / "data" / f"{slug}.zip"))
@@ -285,7 +292,7 @@ def fetch(
             if builtin is None:
                 (unpacked / competitions.DESCRIPTION).write_text(json.dumps(comp.to_json(), indent=2) + "\n")
                 names = (*names, competitions.DESCRIPTION)
-            record = {"source": source, "origin": origin, "sample": source == "bundled" and slug in SAMPLED,
+            record = {"source": source, "origin": origin, "sample": _is_sample(slug, source, path),
                       "files": list(names), "fetched_at": datetime.now(UTC).isoformat(timespec="seconds")}
             _install(names, unpacked, folder, record)
         finally:
