@@ -23,6 +23,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 Slug = Annotated[str | None, typer.Argument(help="competition slug, e.g. titanic (optional with one competition)",
                                              metavar="SLUG", show_default=False)]
+# options `kc train` and `kc tune` share
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's own; "
+                                                                    "see `kc models`)", metavar="NAME")]
+ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
+Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 # --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
 WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
                                                    metavar="DIR", show_default=False)]
@@ -219,18 +225,17 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
 def train(
     ctx: typer.Context,
     slug: Slug = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's "
-                                                                     "own; see `kc models`)", metavar="NAME")] = None,
+    model: ModelOpt = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="passes over the training rows")] = None,
     lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate")] = None,
     bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
-    valid_pct: Annotated[float, typer.Option(help="fraction held out for validation")] = 0.1,
-    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = 0,
+    valid_pct: ValidPct = 0.1,
+    seed: Seed = 0,
     folds: Annotated[int, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
                                             "(0 = one validation split)")] = 0,
     full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
                                                       "submission")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    device: Device = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables: generic; houses for House "
                                                       "Prices; titanic (woman-child groups, computed inside each "
                                                       "fold) or titanic-plain for Titanic (default: the "
@@ -507,8 +512,7 @@ def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
 def tune(
     ctx: typer.Context,
     slug: Slug = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's "
-                                                                     "own; see `kc models`)")] = None,
+    model: ModelOpt = None,
     trials: Annotated[int | None, typer.Option(min=1, help="the study's trial budget, shared by all its workers on "
                                                            "every machine")] = None,
     timeout: Annotated[float | None, typer.Option(min=0.0, help="seconds after which a worker starts no new "
@@ -520,10 +524,10 @@ def tune(
     study: Annotated[str | None, typer.Option(help="the study to create or join (default: SLUG-MODEL)")] = None,
     show_study: Annotated[bool, typer.Option("--show", help="print the study's best trials and draw its "
                                                             "PNGs")] = False,
-    valid_pct: Annotated[float, typer.Option(help="fraction held out for validation")] = 0.1,
-    seed: Annotated[int, typer.Option(help="seed for the split and the model")] = 0,
+    valid_pct: ValidPct = 0.1,
+    seed: Seed = 0,
     folds: Annotated[int, typer.Option(help="score each trial out-of-fold on K folds (0 = one split)")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    device: Device = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
                                                                           "key=A|B|C; fix key=VALUE",
