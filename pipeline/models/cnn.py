@@ -82,7 +82,7 @@ def _loader(x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool, seed: int)
 
 @dataclasses.dataclass
 class CNNModel(Model):
-    """fastai Learner, one-cycle schedule, digit-safe augmentation, label smoothing; keeps the best epoch."""
+    """fastai Learner, one-cycle schedule, digit-safe augmentation, label smoothing; keeps the last epoch."""
 
     name: ClassVar[str] = "cnn"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")

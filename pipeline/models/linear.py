@@ -58,7 +58,7 @@ class LinearModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> LinearModel:
-        """Fit by mini-batch gradient descent; keep the weights of the best validation epoch."""
+        """Fit by mini-batch gradient descent for every epoch; Ctrl-C keeps the best validation epoch so far."""
         self._start(y)
         gen = torch.Generator().manual_seed(self.seed)
         if self.regression_:
@@ -102,7 +102,7 @@ class LinearModel(Model):
                     on_epoch(record)
         except KeyboardInterrupt:
             self.interrupted_ = True
-        if best is not None:
+        if self.interrupted_ and best is not None:  # validation rows only watch a full run: they choose nothing
             self.weight_, self.bias_ = (copy.deepcopy(t).requires_grad_(False) for t in best[1])
         self.weight_, self.bias_ = self.weight_.detach(), self.bias_.detach()
         return self

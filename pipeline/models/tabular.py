@@ -85,7 +85,7 @@ class TabularModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> TabularModel:
-        """Train with `fit_one_cycle`; report each epoch; keep the best validation epoch (also on Ctrl-C)."""
+        """Train with `fit_one_cycle`; report each epoch; Ctrl-C keeps the best validation epoch so far."""
         from fastai.callback.core import Callback
         from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
@@ -147,7 +147,7 @@ class TabularModel(Model):
                 learn.fit_one_cycle(self.epochs, self.lr)
         except KeyboardInterrupt:
             self.interrupted_ = True
-        if watcher.best is not None:
+        if self.interrupted_ and watcher.best is not None:  # validation rows only watch a full run
             net.load_state_dict(watcher.best[1])
         self.net_ = net.eval()
         return self
