@@ -115,7 +115,8 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
     out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
     out.print(f"  id {comp.id_column} ({comp.id_type}), target {comp.target_column}: {what}")
-    out.print(f"  inputs: {inputs}; metric: {comp.metric}; default model: {comp.default_model}")
+    out.print(f"  inputs: {inputs}; metric: {comp.metric}; default model: "
+              f"{' '.join((comp.default_model, *comp.default_options))}")
     out.print("  edit competition.json to correct any of it (e.g. \"metric\": \"f1\")")
 
 

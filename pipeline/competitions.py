@@ -37,6 +37,7 @@ class Competition:
     image_shape: tuple[int, int] | None = None  # pixels: (rows, columns) of each image
     features: str = "generic"  # one of FEATURES
     default_model: str = "linear"
+    default_options: tuple[str, ...] = ()  # "key=value" options the default model trains with unless given others
     train_file: str = "train.csv"
     test_file: str = "test.csv"
     sample_file: str = "sample_submission.csv"
@@ -85,6 +86,12 @@ class Competition:
             return ()
         return tuple(f"pixel{i}" for i in range(self.image_shape[0] * self.image_shape[1]))
 
+    def options_for(self, model: str) -> dict[str, str]:
+        """The competition's own options for `model` (its default model's), as `-p key=value` would give them."""
+        if model != self.default_model:
+            return {}
+        return dict(pair.partition("=")[::2] for pair in self.default_options)
+
     @property
     def display_classes(self) -> tuple[str, ...]:
         """Class names for pictures: the readable names when given, else the labels as written."""
@@ -108,7 +115,7 @@ class Competition:
             raise DataError(f"{origin}: missing field {', '.join(missing)}")
         values = dict(data)
         try:
-            for name in ("classes", "extra_files", "aliases", "class_names"):
+            for name in ("classes", "extra_files", "aliases", "class_names", "default_options"):
                 if name in values:
                     values[name] = tuple(_strings(name, values[name]))
             if values.get("image_shape") is not None:
@@ -143,6 +150,9 @@ def _problems(c: Competition) -> list[str]:
             out.append(f"{name} is {getattr(c, name)!r}, expected one of {', '.join(allowed)}")
     if out:
         return out
+    for pair in c.default_options:
+        if not isinstance(pair, str) or not pair.partition("=")[0].strip() or "=" not in pair:
+            out.append(f"default_options must be key=value strings, not {pair!r}")
     if not isinstance(c.test_has_ids, bool):
         out.append("test_has_ids must be true or false")
     metric = metrics.METRICS.get(c.metric)
@@ -193,6 +203,8 @@ TITANIC = Competition(
     class_names=("died", "survived"),
     features="titanic",
     default_model="linear",
+    # 30 epochs of 23 batches stop short of the optimum at lr 0.01; 0.08 reaches it (benchmarks/RESULTS.md)
+    default_options=("lr=0.08",),
     sample_file="gender_submission.csv",
 )
 

@@ -267,7 +267,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
           on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
     """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
     stage = on_stage or (lambda _: None)
-    cfg = dataclasses.replace(cfg, competition=comp.slug).check()
+    cfg = dataclasses.replace(cfg, competition=comp.slug, params={**comp.options_for(cfg.model), **cfg.params}).check()
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
         tracking.check_available()

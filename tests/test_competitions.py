@@ -69,6 +69,8 @@ def test_saved_description_is_found_in_the_workspace(tmp_path):
         ({"classes": ["0", "1", "2"]}, "a binary task needs exactly 2 classes"),
         ({"colour": "red"}, "unknown field colour; fields are: "),
         ({"image_shape": [28]}, "image_shape must be [rows, columns] or null"),
+        ({"default_options": ["lr"]}, "default_options must be key=value strings, not 'lr'"),
+        ({"default_options": "lr=0.1"}, "default_options must be a list of strings"),
     ],
 )
 def test_a_damaged_description_names_the_file_and_the_problem(tmp_path, change, problem):

@@ -8,6 +8,7 @@ from conftest import install
 
 from pipeline import competitions, dataset, records, training
 from pipeline.errors import DataError, UsageError
+from pipeline.models.tabular import TabularModel
 from pipeline.workspace import Workspace
 
 TITANIC = competitions.get("titanic")
@@ -30,7 +31,7 @@ def test_train_records_a_complete_run(fetched):
     assert names == ["config.json", "confusion_matrix.png", "features.json", "learning_curves.png", "metrics.json",
                      "valid.npz", "weights.pt"]
     config = json.loads((run.folder / "config.json").read_text())
-    assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.01 and config["seed"] == 0
+    assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.08 and config["seed"] == 0  # titanic's
     assert config["model"] == "linear" and config["competition"] == "titanic"
     metrics = json.loads((run.folder / "metrics.json").read_text())
     assert metrics["data_fingerprint"] == dataset.load_dataset(TITANIC, ws).fingerprint and metrics["kc_version"]
@@ -228,6 +229,15 @@ def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
     # features built once from every label (a cached table) let fold 0's labels into its own predictions
     leaky, leaky_flipped = oof(data, False), oof(flipped, False)
     assert not np.array_equal(leaky[fold0], leaky_flipped[fold0])
+
+
+def test_the_competitions_own_options_apply_to_its_default_model_and_yield_to_the_users(fetched):
+    ws = Workspace(fetched)
+    assert TITANIC.default_model == "linear" and TITANIC.options_for("linear") == {"lr": "0.08"}
+    given = training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 2, "lr": "0.02"}))
+    assert given.config.params["lr"] == 0.02 and given.config.params["epochs"] == 2
+    other = training.train(TITANIC, ws, training.TrainConfig(model="tabular", params={"epochs": 1}))
+    assert other.config.params["lr"] == TabularModel.lr != 0.08  # another model keeps its own default
 
 
 def test_titanic_runs_record_their_group_features(fetched):
