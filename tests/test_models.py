@@ -481,3 +481,20 @@ def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monk
     assert np.array_equal(blend.BlendModel(seed=3).load(tmp_path).predict(X), model.predict(X))
     named = blend.BlendModel(members="sk-ridge,sk-gbm").fit(X, y)  # named members keep their own defaults
     assert named.models_[0].params() == SkRidge().params()
+
+
+@pytest.mark.parametrize("make", [lambda: LinearModel(epochs=2), lambda: TabularModel(epochs=2)])
+def test_small_tables_train_on_one_thread_and_give_the_threads_back(make, monkeypatch):
+    import torch
+
+    from pipeline.models import _torch
+
+    X, y = classes_table(n=200)
+    torch.set_num_threads(2)
+    seen = []
+    make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
+    assert seen == [1, 1] and torch.get_num_threads() == 2
+    monkeypatch.setattr(_torch, "SMALL_TABLE", X.size)  # this table is no longer small: threads are left alone
+    seen.clear()
+    make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
+    assert seen == [2, 2] and torch.get_num_threads() == 2

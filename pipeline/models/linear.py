@@ -56,6 +56,7 @@ class LinearModel(Model):
             return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
         return torch.from_numpy(np.searchsorted(self.classes_, y)).long()
 
+    @_torch.small_tables_on_one_thread
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> LinearModel:
         """Fit by mini-batch gradient descent for every epoch; Ctrl-C keeps the best validation epoch so far."""

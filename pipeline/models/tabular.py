@@ -83,6 +83,7 @@ class TabularModel(Model):
     def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(out[:, 0], target) if self.regression_ else F.cross_entropy(out, target)
 
+    @_torch.small_tables_on_one_thread
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> TabularModel:
         """Train with `fit_one_cycle`; report each epoch; Ctrl-C keeps the best validation epoch so far."""
