@@ -3,7 +3,7 @@
     python benchmarks/run.py [--data ../shared/competitions] [--quick] [--only data,digits,titanic,houses,cnn]
 
 Each measurement runs in a fresh process so its peak memory (max RSS) is its own. Prints a Markdown
-table and writes it, with a description of the machine, to benchmarks/RESULTS.md.
+table; `--out FILE` also writes it with a description of the machine (benchmarks/RESULTS.md is kept by hand).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from tables_oof import HOUSES_KINDS, TITANIC_KINDS, houses_oof, titanic_oof  # noqa: E402
 
 
 def _in_child(fn: Callable[..., dict], args: tuple, queue: Any) -> None:
@@ -224,133 +226,6 @@ def fastai_simple_cnn(root: Path, limit: int, budget_s: float) -> dict:
             "epochs": epochs, "rows": len(Xtr)}
 
 
-TITANIC_KINDS = ("kc-linear", "kc-sk-logistic", "kc-sk-gbm", "kc-sk-forest", "kc-knn", "sk-logistic", "sk-hgb",
-                 "wcg-rule", "gender", "kc-linear-plain", "kc-sk-logistic-plain", "kc-linear-leaky",
-                 "kc-sk-logistic-leaky")
-
-
-def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict:
-    """5-fold OOF accuracy on all 891 Titanic rows per fold seed: a kc model, a scikit-learn peer or a rule."""
-    import numpy as np
-
-    from pipeline import competitions, training
-    from pipeline.dataset import load_dataset
-    from pipeline.workspace import Workspace
-
-    comp, ws = competitions.get("titanic"), Workspace(root)
-    features = "titanic-plain" if kind.endswith("-plain") else None
-    data = load_dataset(comp, ws, features)
-    y, names = data.y, list(data.feature_names)
-    accs, stds, fits = [], [], []
-    for seed in seeds:
-        model = kind[3:].removesuffix("-plain").removesuffix("-leaky")
-        cfg = training.TrainConfig(model=model, folds=5, seed=seed, features=features)
-        if kind.startswith("kc-") and not kind.endswith("-leaky"):  # `kc train titanic --model M --folds 5`
-            m = training.train(comp, ws, cfg).metrics
-            accs.append(m.score), stds.append(m.fold_std), fits.append(m.fit_seconds)
-            continue
-        if kind.endswith("-leaky"):  # for comparison: group features of a table built once from every label
-            fitted = training.validate(comp, cfg, data.X, y, None, lambda _: None)
-            accs.append(float(np.mean(np.argmax(fitted.out, axis=1) == y)))
-            stds.append(float(np.std(fitted.fold_scores))), fits.append(fitted.fit_seconds)
-            continue
-        parts = training.folds(training.strata(comp, y), 5, seed)
-        oof, fit_s = np.zeros(len(y), np.int64), 0.0
-        for part in parts:
-            rest = np.setdiff1d(np.arange(len(y)), part)
-            t0 = time.perf_counter()
-            X = data.for_fit(data.X, rest)  # group features from this fold's training rows only
-            column = {name: X[part, i] == 1 for i, name in enumerate(names)}
-            if kind == "gender":
-                oof[part] = column["Female"]
-            elif kind == "wcg-rule":
-                # Deotte's rule: women live and men die, except women of all-died groups and boys of all-lived ones
-                oof[part] = (column["Female"] & ~column["WCGAllDied"]) | (column["TitleMaster"] & column["WCGAllLived"])
-            else:
-                from sklearn.ensemble import HistGradientBoostingClassifier
-                from sklearn.linear_model import LogisticRegression
-
-                peer = LogisticRegression(max_iter=1000) if kind == "sk-logistic" else \
-                    HistGradientBoostingClassifier(random_state=seed)
-                oof[part] = peer.fit(X[rest], y[rest]).predict(X[part])
-            fit_s += time.perf_counter() - t0
-        accs.append(float(np.mean(oof == y))), fits.append(fit_s)
-        stds.append(float(np.std([np.mean(oof[p] == y[p]) for p in parts])))
-    # seed 0's figures; the mean over fold seeds shows they were not picked on one split; median time (warm)
-    return {"acc": accs[0], "std": stds[0], "fit_s": float(np.median(fits)), "seeds_acc": float(np.mean(accs))}
-
-
-# the default blend's members, each alone with the options the blend gives it: index in blend.DEFAULTS
-HOUSES_MEMBERS = {"kc-sk-ridge-lasso": 0, "kc-sk-gbm-blend": 1}
-HOUSES_KINDS = ("kc-blend", "kc-blend-generic", *HOUSES_MEMBERS, "kc-linear", "kc-knn", "kc-sk-ridge", "kc-sk-forest",
-                "kc-sk-gbm", "kc-tabular", "sk-ridge-onehot", "sk-hgb")
-HOUSES_OUTLIERS = (524, 1299)  # Kaggle's known huge houses sold cheaply; scored in every figure, also shown without
-
-
-def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dict:
-    """5-fold OOF RMSE of log prices on all 1,460 rows per fold seed: a kc model via `kc train --folds 5`, or a peer."""
-    import numpy as np
-    import pandas as pd
-
-    from pipeline import competitions, training
-    from pipeline.dataset import load_dataset
-    from pipeline.models.blend import DEFAULTS
-    from pipeline.workspace import Workspace
-
-    comp, ws = competitions.get("house-prices"), Workspace(root)
-    train = pd.read_csv(ws.data_dir(comp.slug) / "train.csv")
-    y = np.log(train["SalePrice"].to_numpy(np.float64))
-    usual = ~train["Id"].isin(HOUSES_OUTLIERS).to_numpy()
-    scores, stds, usual_scores, fits = [], [], [], []
-    for seed in seeds:
-        if kind.startswith("kc-"):
-            features = "generic" if kind.endswith("-generic") else None
-            model = kind[3:].removesuffix("-generic").removesuffix("-lasso").removesuffix("-blend")
-            params = DEFAULTS["regression"][HOUSES_MEMBERS[kind]][1] if kind in HOUSES_MEMBERS else {}
-            cfg = training.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
-            run = training.train(comp, ws, cfg)
-            saved = np.load(run.folder / "valid.npz")
-            oof = np.empty(len(y))
-            oof[saved["index"]] = saved["outputs"]
-            scores.append(run.metrics.score), stds.append(run.metrics.fold_std), fits.append(run.metrics.fit_seconds)
-        else:
-            oof, std, fit_s = _houses_peer(kind, train.drop(columns=["Id", "SalePrice"]), y,
-                                           training.folds(training.strata(comp, load_dataset(comp, ws).y), 5, seed))
-            scores.append(float(np.sqrt(np.mean((oof - y) ** 2)))), stds.append(std), fits.append(fit_s)
-        usual_scores.append(float(np.sqrt(np.mean((oof[usual] - y[usual]) ** 2))))
-    # seed 0's figures; the mean over fold seeds shows they were not picked on one split; median time
-    return {"rmse": scores[0], "std": stds[0], "usual": usual_scores[0], "seeds_rmse": float(np.mean(scores)),
-            "seeds_usual": float(np.mean(usual_scores)), "fit_s": float(np.median(fits))}
-
-
-def _houses_peer(kind: str, train: Any, y: Any, parts: list) -> tuple[Any, float, float]:
-    """A scikit-learn peer with its own textbook preprocessing (not kc's encoder) on kc's folds: OOF, spread, time."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.linear_model import Ridge
-
-    if kind == "sk-ridge-onehot":
-        numeric = train.select_dtypes("number")
-        X = pd.concat([np.log1p(numeric.clip(lower=0).fillna(numeric.median())), pd.get_dummies(
-            train.select_dtypes(exclude="number").fillna("NA"), dtype=float)], axis=1).to_numpy(np.float64)
-        make = lambda: Ridge(alpha=10.0)  # noqa: E731
-    else:
-        X = train.apply(lambda c: c.astype("category").cat.codes if c.dtype == object or str(c.dtype) == "str"
-                        else c).to_numpy(np.float64)
-        make = lambda: HistGradientBoostingRegressor(random_state=0)  # noqa: E731
-    oof, scores, t0 = np.zeros(len(y)), [], time.perf_counter()
-    for part in parts:
-        rest = np.setdiff1d(np.arange(len(y)), part)
-        Xr, Xp = X[rest], X[part]
-        if kind == "sk-ridge-onehot":
-            mean, std = Xr.mean(0), Xr.std(0) + 1e-9
-            Xr, Xp = (Xr - mean) / std, (Xp - mean) / std
-        oof[part] = make().fit(Xr, y[rest]).predict(Xp)
-        scores.append(float(np.sqrt(np.mean((oof[part] - y[part]) ** 2))))
-    return oof, float(np.std(scores)), time.perf_counter() - t0
-
-
 # ---- report ------------------------------------------------------------------------------------------------
 
 
@@ -370,7 +245,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
     parser.add_argument("--quick", action="store_true", help="a subset that finishes in a couple of minutes")
     parser.add_argument("--only", default="data,digits,titanic,houses,cnn", help="comma-separated sections")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table and the machine here")
     args = parser.parse_args()
     sections = set(args.only.split(","))
     limit = 6000 if args.quick else 42000
@@ -452,8 +327,9 @@ def main() -> None:
     text = (f"# kc benchmarks\n\n`python benchmarks/run.py{' --quick' if args.quick else ''}` on {mode}, "
             f"{time.strftime('%Y-%m-%d %H:%M')}.\n\nMachine: {machine()}\n\n{table}")
     print("\n" + table)
-    args.out.write_text(text)
-    print(f"written to {args.out}")
+    if args.out:
+        args.out.write_text(text)
+        print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
