@@ -12,6 +12,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import queue as queue_module
 import resource
 import sys
 import tempfile
@@ -44,7 +45,14 @@ def measure(fn: Callable[..., dict], *args: Any) -> dict:
     queue = ctx.Queue()
     proc = ctx.Process(target=_in_child, args=(fn, args, queue))
     proc.start()
-    result = queue.get()
+    while True:  # a child that dies without reporting (killed, out of memory) must not hang the run
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                result = {"error": f"the measuring process died (exit code {proc.exitcode})"}
+                break
     proc.join()
     return result
 

@@ -498,3 +498,17 @@ def test_small_tables_train_on_one_thread_and_give_the_threads_back(make, monkey
     seen.clear()
     make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
     assert seen == [2, 2] and torch.get_num_threads() == 2
+
+
+def test_tabular_clips_inputs_into_the_range_it_was_trained_on(tmp_path):
+    # a network extrapolates wildly: a house ten times larger than any it saw is priced as the largest it saw
+    X, y = values_table(n=200)
+    model = TabularModel(epochs=2).fit(X, y)
+    far = X[:5].copy()
+    far[:, 0] = 1000 * np.abs(X[:, 0]).max()
+    edge = far.copy()
+    edge[:, 0] = X[:, 0].max()
+    assert np.array_equal(model.predict(far), model.predict(edge))
+    model.save(tmp_path)
+    loaded = TabularModel(epochs=2).load(tmp_path)
+    assert np.array_equal(loaded.predict(far), model.predict(edge))

@@ -49,7 +49,7 @@ def _no_cats(n: int) -> torch.Tensor:
 
 @dataclasses.dataclass
 class TabularModel(Model):
-    """fastai Learner with a one-cycle schedule; cross-entropy for classes, MSE on a standardised target for values."""
+    """fastai Learner, one-cycle schedule; cross-entropy for classes, MSE on a standardised target; clipped inputs."""
 
     name: ClassVar[str] = "tabular"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
@@ -69,11 +69,15 @@ class TabularModel(Model):
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
     y_mean_: float = dataclasses.field(default=0.0, init=False, repr=False)
     y_std_: float = dataclasses.field(default=1.0, init=False, repr=False)
+    # the range of the training inputs: rows to predict are clipped into it, since a network extrapolates wildly
+    low_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
+    high_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
         if X.ndim != 2:
             raise UsageError("the tabular model takes an (n, features) table, not images")
-        return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        x = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        return x if self.low_ is None else torch.clamp(x, self.low_, self.high_)
 
     def _targets(self, y: np.ndarray) -> torch.Tensor:
         if self.regression_:
@@ -100,7 +104,9 @@ class TabularModel(Model):
         dev = _torch.device(self.device)
         if self.regression_:
             self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y)) or 1.0
+        self.low_ = self.high_ = None
         x, t = self._inputs(X), self._targets(y)
+        self.low_, self.high_ = (x.min(0).values, x.max(0).values) if len(x) else (None, None)
         watch = X_valid is not None and y_valid is not None
         # fastai wants a validation set; without one a sliver of train stands in, and nothing is picked by it
         xv, tv = (self._inputs(X_valid), self._targets(y_valid)) if watch else (x[:256], t[:256])
@@ -177,6 +183,8 @@ class TabularModel(Model):
         """The network's state_dict, its input width, and the classes or the target's mean and std."""
         self._check_fitted()
         state = dict(self.net_.state_dict()) | {"n_in": torch.tensor(self.net_.n_cont)}
+        if self.low_ is not None:
+            state |= {"input_low": self.low_, "input_high": self.high_}
         if self.regression_:
             state["target"] = torch.tensor([self.y_mean_, self.y_std_], dtype=torch.float64)
         else:
@@ -187,6 +195,7 @@ class TabularModel(Model):
         """Rebuild the network from the hyperparameters and load the weights."""
         state = _torch.load_state(folder)
         n_in = int(state.pop("n_in"))
+        self.low_, self.high_ = state.pop("input_low", None), state.pop("input_high", None)  # older runs: none
         self.regression_ = "target" in state
         if self.regression_:
             self.classes_ = None
