@@ -9,6 +9,7 @@ table; `--out FILE` also writes it with a description of the machine (benchmarks
 from __future__ import annotations
 
 import argparse
+import collections
 import multiprocessing as mp
 import os
 import platform
@@ -51,9 +52,15 @@ def measure(fn: Callable[..., dict], *args: Any) -> dict:
             break
         except queue_module.Empty:
             if not proc.is_alive():
-                result = {"error": f"the measuring process died (exit code {proc.exitcode})"}
+                try:  # it may have reported just before it ended
+                    result = queue.get(timeout=1)
+                except queue_module.Empty:
+                    result = {"error": f"the measuring process died (exit code {proc.exitcode})"}
                 break
     proc.join()
+    if "error" in result:  # a failed measurement reads as NaN figures, so the other rows still get written
+        print(f"{getattr(fn, '__name__', fn)}{args[:1]}: {result['error']}", file=sys.stderr, flush=True)
+        result = collections.defaultdict(lambda: float("nan"), result)
     return result
 
 

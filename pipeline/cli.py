@@ -254,7 +254,8 @@ def train(
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
-    display = TrainDisplay(epochs or default_epochs(model or comp.default_model, params))
+    chosen = model or comp.default_model
+    display = TrainDisplay(epochs or default_epochs(chosen, {**comp.options_for(chosen), **params}))
     with display.running():
         run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,

@@ -90,7 +90,7 @@ class Competition:
         """The competition's own options for `model` (its default model's), as `-p key=value` would give them."""
         if model != self.default_model:
             return {}
-        return dict(pair.partition("=")[::2] for pair in self.default_options)
+        return {key.strip(): value.strip() for key, _, value in (p.partition("=") for p in self.default_options)}
 
     @property
     def display_classes(self) -> tuple[str, ...]:

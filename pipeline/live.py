@@ -142,7 +142,7 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
         cells = [f"{100 * r.record[k]:.2f}%" if k.endswith("accuracy") else f"{r.record[k]:.4f}" for k in keys]
         table.add_row(f"{r.record['epoch']:g}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
     if "valid_loss" in first[best].record:
-        table.caption = "* best validation loss"
+        table.caption = "* best validation loss; the model keeps the last epoch"
     return table
 
 

@@ -102,3 +102,11 @@ def test_missing_and_broken_json(tmp_path):
     path.write_text("{")
     with pytest.raises(DataError, match=r"not valid JSON \(Expecting property name"):
         competitions.load(path)
+
+
+def test_default_options_are_read_as_key_value_pairs_for_the_default_model_only():
+    import dataclasses
+
+    comp = dataclasses.replace(competitions.TITANIC, default_options=(" lr = 0.08 ", "epochs=40"))
+    assert comp.options_for("linear") == {"lr": "0.08", "epochs": "40"}
+    assert comp.options_for("knn") == {}

@@ -490,17 +490,30 @@ def test_small_tables_train_on_one_thread_and_give_the_threads_back(make, monkey
     from pipeline.models import _torch
 
     X, y = classes_table(n=200)
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    seen = []
-    make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
-    assert seen == [1, 1] and torch.get_num_threads() == 2
-    monkeypatch.setattr(_torch, "SMALL_TABLE", X.size)  # this table is no longer small: threads are left alone
-    seen.clear()
-    make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
-    assert seen == [2, 2] and torch.get_num_threads() == 2
+    try:
+        seen = []
+        make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [1, 1] and torch.get_num_threads() == 2
+
+        def fail(_):
+            raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):  # a fit that fails still gives the threads back
+            make().fit(X, y, X[:50], y[:50], on_epoch=fail)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(_torch, "SMALL_TABLE", X.size)  # this table is no longer small: threads are left alone
+        seen.clear()
+        make().fit(X, y, X[:50], y[:50], on_epoch=lambda _: seen.append(torch.get_num_threads()))
+        assert seen == [2, 2] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_tabular_clips_inputs_into_the_range_it_was_trained_on(tmp_path):
+    import torch
+
     # a network extrapolates wildly: a house ten times larger than any it saw is priced as the largest it saw
     X, y = values_table(n=200)
     model = TabularModel(epochs=2).fit(X, y)
@@ -512,3 +525,9 @@ def test_tabular_clips_inputs_into_the_range_it_was_trained_on(tmp_path):
     model.save(tmp_path)
     loaded = TabularModel(epochs=2).load(tmp_path)
     assert np.array_equal(loaded.predict(far), model.predict(edge))
+
+    state = torch.load(tmp_path / "weights.pt", weights_only=True)  # a run saved before inputs were clipped
+    del state["input_low"], state["input_high"]
+    torch.save(state, tmp_path / "weights.pt")
+    old = TabularModel(epochs=2).load(tmp_path)
+    assert old.low_ is None and not np.array_equal(old.predict(far), old.predict(edge))

@@ -106,7 +106,9 @@ class TabularModel(Model):
             self.y_mean_, self.y_std_ = float(np.mean(y)), float(np.std(y)) or 1.0
         self.low_ = self.high_ = None
         x, t = self._inputs(X), self._targets(y)
-        self.low_, self.high_ = (x.min(0).values, x.max(0).values) if len(x) else (None, None)
+        if len(x):  # a column with a NaN in it is left unclipped
+            self.low_ = torch.nan_to_num(x.min(0).values, nan=-torch.inf)
+            self.high_ = torch.nan_to_num(x.max(0).values, nan=torch.inf)
         watch = X_valid is not None and y_valid is not None
         # fastai wants a validation set; without one a sliver of train stands in, and nothing is picked by it
         xv, tv = (self._inputs(X_valid), self._targets(y_valid)) if watch else (x[:256], t[:256])
