@@ -308,6 +308,9 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         with _events(events, "full", full, on_epoch) as watch:
             full.fit(X, model_target(comp, y), on_epoch=watch)
         fitted.fit_seconds += time.perf_counter() - t0
+        if full.interrupted_:  # Ctrl-C in the refit: a half-trained model must not submit
+            stage("refit stopped: submissions use the validated model")
+            full = None
     first = fitted.models[0]
     metrics = RunMetrics(
         metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),

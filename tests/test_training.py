@@ -249,3 +249,16 @@ def test_titanic_runs_record_their_group_features(fetched):
     record = json.loads((plain.folder / "features.json").read_text())
     assert record["builder"] == "titanic-plain" and record["groups"] == record["fit_columns"] == []
     assert not any(c.startswith("WCG") for c in record["columns"])
+
+
+def test_a_refit_stopped_by_ctrl_c_is_not_what_submits(fetched):
+    seen = []
+
+    def stop_in_the_refit(record):
+        seen.append(record["epoch"])
+        if len(seen) > 3:  # the validation fit's 3 epochs are done: this is the refit
+            raise KeyboardInterrupt
+
+    cfg = training.TrainConfig(model="linear", params={"epochs": 3}, full=True)
+    run = training.train(TITANIC, Workspace(fetched), cfg, on_epoch=stop_in_the_refit)
+    assert seen == [1, 2, 3, 1] and run.metrics.submits_with == "model" and run.metrics.full_epochs is None
