@@ -1,6 +1,6 @@
 """Digits CNNs on the full data: `--full` (refit on all rows) and an ensemble of CNNs that differ, with CPU time.
 
-    python benchmarks/digits_cnn.py [--data ../shared/competitions] [--epochs 12]
+    python benchmarks/digits_cnn.py [--data ../shared/competitions] [--epochs 12] [--workspace DIR --runs ID,ID]
 
 Every run uses the same 90/10 split (seed 0 for the split), so the members' validation rows are shared and
 `kc ensemble` can weigh them. Prints a Markdown table: validation accuracy on the 4,200 held-out rows, wall and
@@ -35,12 +35,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--workspace", type=Path, default=None, help="reuse a workspace (default: a fresh one)")
+    parser.add_argument("--runs", default="", help="blend these finished runs of --workspace instead of training")
     args = parser.parse_args()
     ws = args.workspace or Path(tempfile.mkdtemp(prefix="kc-bench-cnn-"))
-    kc.fetch("digit-recognizer", args.data / "digit-recognizer.zip", workspace=ws)
-    kc.convert("digit-recognizer", workspace=ws)
-    rows, runs = [], []
-    for name, params, full in MEMBERS:
+    rows, runs = [], [kc.run("digit-recognizer", r, workspace=ws) for r in filter(None, args.runs.split(","))]
+    for run in runs:  # reused: their fit wall time as recorded (CPU time is measured only when trained here)
+        rows.append((f"{run.run_id} ({run.config.params.get('width')} wide)", f"{100 * run.score:.2f}%",
+                     f"{run.metrics.fit_seconds:.0f}", "-", run.metrics.submits_with))
+    if not runs:
+        kc.fetch("digit-recognizer", args.data / "digit-recognizer.zip", workspace=ws)
+        kc.convert("digit-recognizer", workspace=ws)
+    for name, params, full in () if runs else MEMBERS:
         wall, cpu = time.perf_counter(), time.process_time()
         run = kc.train("digit-recognizer", "cnn", epochs=args.epochs, full=full, params=params, workspace=ws)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -57,7 +62,7 @@ def main() -> None:
         blended = kc.ensemble("digit-recognizer", runs, method, workspace=ws)
         e = blended.ensemble
         weights = ", ".join(f"{w:.2f}" for w in e.weights.values())
-        rows.append((f"ensemble A+B+C, {method}" + (f" (weights {weights})" if method == "weighted" else ""),
+        rows.append((f"ensemble of {len(runs)}, {method}" + (f" (weights {weights})" if method == "weighted" else ""),
                      f"{100 * e.score:.2f}%", f"{time.perf_counter() - t0:.0f}", "-", "the members' submit models"))
     print()
     print("| run | validation accuracy (4,200 rows) | wall s | CPU s | submits with |")
@@ -65,7 +70,7 @@ def main() -> None:
     for cells in rows:
         print("| " + " | ".join(cells) + " |")
     union, common = set.union(*wrong), set.intersection(*wrong)
-    print(f"\nwrong in any member: {len(union)}; in all three: {len(common)}; "
+    print(f"\nwrong in any member: {len(union)}; in all of them: {len(common)}; "
           f"in at least two: {sum(sum(i in w for w in wrong) >= 2 for i in union)}")
     print(f"workspace: {ws}")
 
