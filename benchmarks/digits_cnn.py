@@ -76,8 +76,8 @@ def main() -> None:
 
 
 def _labels(kc: object, ws: Path) -> np.ndarray:
-    from pipeline import competitions, dataset
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions, dataset
+    from pipeline.core.workspace import Workspace
 
     return dataset.load_dataset(competitions.get("digit-recognizer"), Workspace(ws)).y
 

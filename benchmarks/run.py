@@ -66,8 +66,8 @@ def measure(fn: Callable[..., dict], *args: Any) -> dict:
 
 def workspace_with(data: Path, slugs: tuple[str, ...]) -> Path:
     """A fresh workspace holding the competitions fetched from the zips in `data`."""
-    from pipeline.fetching import fetch
-    from pipeline.workspace import Workspace
+    from pipeline.core.workspace import Workspace
+    from pipeline.ingest.sources import fetch
 
     root = Path(tempfile.mkdtemp(prefix="kc-bench-"))
     for slug in slugs:
@@ -81,8 +81,9 @@ def workspace_with(data: Path, slugs: tuple[str, ...]) -> Path:
 def bench_convert(root: Path) -> dict:
     import statistics
 
-    from pipeline import competitions, pixels
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.workspace import Workspace
+    from pipeline.pixels import arrays
 
     comp, ws = competitions.get("digit-recognizer"), Workspace(root)
     folder = ws.data_dir(comp.slug)
@@ -92,37 +93,39 @@ def bench_convert(root: Path) -> dict:
         fn()
         return time.perf_counter() - t0
 
-    cold = timed(lambda: pixels.read_pixel_csv(folder / "train.csv", comp, label=True))  # first: page cache
-    train_s = statistics.median(timed(lambda: pixels.read_pixel_csv(folder / "train.csv", comp, label=True))
+    cold = timed(lambda: arrays.read_pixel_csv(folder / "train.csv", comp, label=True))  # first: page cache
+    train_s = statistics.median(timed(lambda: arrays.read_pixel_csv(folder / "train.csv", comp, label=True))
                                 for _ in range(3))
-    both_s = statistics.median(timed(lambda: pixels.convert(comp, ws, force=True)) for _ in range(3))
+    both_s = statistics.median(timed(lambda: arrays.convert(comp, ws, force=True)) for _ in range(3))
     return {"cold_s": cold, "train_csv_s": train_s, "both_csv_s": both_s}
 
 
 def bench_reload(root: Path) -> dict:
     import numpy as np
 
-    from pipeline import competitions, pixels
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.workspace import Workspace
+    from pipeline.pixels import arrays
 
     t0 = time.perf_counter()
-    arrays = pixels.convert(competitions.get("digit-recognizer"), Workspace(root))
-    touched = int(np.asarray(arrays.train_images[-1]).sum())  # make sure the data is really there
+    cached = arrays.convert(competitions.get("digit-recognizer"), Workspace(root))
+    touched = int(np.asarray(cached.train_images[-1]).sum())  # make sure the data is really there
     mapped = time.perf_counter() - t0
     t0 = time.perf_counter()
-    total = int(np.array(arrays.train_images).sum() + np.array(arrays.test_images).sum())  # every page read
-    return {"reload_s": mapped, "read_all_s": time.perf_counter() - t0, "from_cache": arrays.from_cache,
+    total = int(np.array(cached.train_images).sum() + np.array(cached.test_images).sum())  # every page read
+    return {"reload_s": mapped, "read_all_s": time.perf_counter() - t0, "from_cache": cached.from_cache,
             "touched": touched + total}
 
 
 def bench_pngs(root: Path) -> dict:
-    from pipeline import competitions, pixels
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.workspace import Workspace
+    from pipeline.pixels import arrays
 
     comp, ws = competitions.get("digit-recognizer"), Workspace(root)
-    arrays = pixels.convert(comp, ws)
+    cached = arrays.convert(comp, ws)
     t0 = time.perf_counter()
-    _, written = pixels.write_pngs(comp, ws, arrays, force=True)
+    _, written = arrays.write_pngs(comp, ws, cached, force=True)
     return {"pngs_s": time.perf_counter() - t0, "written": written}
 
 
@@ -130,13 +133,14 @@ def bench_pngs(root: Path) -> dict:
 
 
 def _digits(root: Path, limit: int) -> tuple:
-    from pipeline import competitions, training
-    from pipeline.dataset import load_dataset
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.dataset import load_dataset
+    from pipeline.core.workspace import Workspace
+    from pipeline.training import trainer
 
     data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     X, y = data.X[:limit], data.y[:limit]
-    tr, va = training.split(y, 0.1, 0)
+    tr, va = trainer.split(y, 0.1, 0)
     return X[tr], y[tr], X[va], y[va], data
 
 
@@ -146,7 +150,7 @@ def fit_score(kind: str, root: Path, limit: int, params: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
-    from pipeline import competitions
+    from pipeline.core import competitions
     from pipeline.models import model_class
 
     Xtr, ytr, Xva, yva, _ = _digits(root, limit)
@@ -175,9 +179,9 @@ def knn_full_test(kind: str, root: Path, limit: int) -> dict:
     """The issue's kNN target: fit on all train rows and predict every test row."""
     import numpy as np
 
-    from pipeline import competitions
-    from pipeline.dataset import load_dataset
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.dataset import load_dataset
+    from pipeline.core.workspace import Workspace
 
     data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     from sklearn.neighbors import KNeighborsClassifier
@@ -206,8 +210,8 @@ def fastai_simple_cnn(root: Path, limit: int, budget_s: float) -> dict:
     from fastai.metrics import accuracy
     from torch import nn
 
-    from pipeline import images
     from pipeline.models._torch import loader as _loader
+    from pipeline.pixels import images
 
     def conv(ni: int, nf: int, ks: int = 3, act: bool = True) -> nn.Sequential:
         layers = [nn.Conv2d(ni, nf, stride=2, kernel_size=ks, padding=ks // 2), nn.BatchNorm2d(nf)]

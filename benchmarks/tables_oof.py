@@ -18,9 +18,10 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
     """5-fold OOF accuracy on all 891 Titanic rows per fold seed: a kc model, a scikit-learn peer or a rule."""
     import numpy as np
 
-    from pipeline import competitions, training
-    from pipeline.dataset import load_dataset
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.dataset import load_dataset
+    from pipeline.core.workspace import Workspace
+    from pipeline.training import trainer
 
     comp, ws = competitions.get("titanic"), Workspace(root)
     features = "titanic-plain" if kind.endswith("-plain") else None
@@ -29,18 +30,18 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
     accs, stds, fits = [], [], []
     for seed in seeds:
         model = kind[3:].removesuffix("-plain").removesuffix("-leaky")
-        cfg = training.TrainConfig(model=model, folds=5, seed=seed, features=features,
+        cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features,
                                    params=comp.options_for(model))  # as `kc train` would
         if kind.startswith("kc-") and not kind.endswith("-leaky"):  # `kc train titanic --model M --folds 5`
-            m = training.train(comp, ws, cfg).metrics
+            m = trainer.train(comp, ws, cfg).metrics
             accs.append(m.score), stds.append(m.fold_std), fits.append(m.fit_seconds)
             continue
         if kind.endswith("-leaky"):  # for comparison: group features of a table built once from every label
-            fitted = training.validate(comp, cfg, data.X, y, None, lambda _: None)
+            fitted = trainer.validate(comp, cfg, data.X, y, None, lambda _: None)
             accs.append(float(np.mean(np.argmax(fitted.out, axis=1) == y)))
             stds.append(float(np.std(fitted.fold_scores))), fits.append(fitted.fit_seconds)
             continue
-        parts = training.folds(training.strata(comp, y), 5, seed)
+        parts = trainer.folds(trainer.strata(comp, y), 5, seed)
         oof, fit_s = np.zeros(len(y), np.int64), 0.0
         for part in parts:
             rest = np.setdiff1d(np.arange(len(y)), part)
@@ -78,10 +79,11 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
     import numpy as np
     import pandas as pd
 
-    from pipeline import competitions, training
-    from pipeline.dataset import load_dataset
+    from pipeline.core import competitions
+    from pipeline.core.dataset import load_dataset
+    from pipeline.core.workspace import Workspace
     from pipeline.models.blend import DEFAULTS
-    from pipeline.workspace import Workspace
+    from pipeline.training import trainer
 
     comp, ws = competitions.get("house-prices"), Workspace(root)
     train = pd.read_csv(ws.data_dir(comp.slug) / "train.csv")
@@ -93,15 +95,15 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
             features = "generic" if kind.endswith("-generic") else None
             model = kind[3:].removesuffix("-generic").removesuffix("-lasso").removesuffix("-blend")
             params = DEFAULTS["regression"][HOUSES_MEMBERS[kind]][1] if kind in HOUSES_MEMBERS else {}
-            cfg = training.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
-            run = training.train(comp, ws, cfg)
+            cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
+            run = trainer.train(comp, ws, cfg)
             saved = np.load(run.folder / "valid.npz")
             oof = np.empty(len(y))
             oof[saved["index"]] = saved["outputs"]
             scores.append(run.metrics.score), stds.append(run.metrics.fold_std), fits.append(run.metrics.fit_seconds)
         else:
             oof, std, fit_s = _houses_peer(kind, train.drop(columns=["Id", "SalePrice"]), y,
-                                           training.folds(training.strata(comp, load_dataset(comp, ws).y), 5, seed))
+                                           trainer.folds(trainer.strata(comp, load_dataset(comp, ws).y), 5, seed))
             scores.append(float(np.sqrt(np.mean((oof - y) ** 2)))), stds.append(std), fits.append(fit_s)
         usual_scores.append(float(np.sqrt(np.mean((oof[usual] - y[usual]) ** 2))))
     # seed 0's figures; the mean over fold seeds shows they were not picked on one split; median time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.errors import DataError, KaggleError, KcError, SubmissionError, UsageError
+from pipeline.core.errors import DataError, KaggleError, KcError, SubmissionError, UsageError
 
 __version__ = "0.1.0"
 

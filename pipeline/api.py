@@ -11,19 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import competitions
-from pipeline.competitions import Competition
-from pipeline.errors import KaggleError, UsageError
-from pipeline.workspace import Workspace
+from pipeline.core import competitions
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import KaggleError, UsageError
+from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from pipeline.ensembling import Ensemble
-    from pipeline.fetching import FetchResult
     from pipeline.handwriting import Prediction
+    from pipeline.ingest.sources import FetchResult
     from pipeline.models.base import EpochCallback
-    from pipeline.records import Damaged, Run
-    from pipeline.studies import TrialResult, TuneResult
-    from pipeline.submitting import LogEntry
+    from pipeline.submitting.ensembles import Ensemble
+    from pipeline.submitting.ledger import LogEntry
+    from pipeline.training.records import Damaged, Run
+    from pipeline.tuning.studies import TrialResult, TuneResult
 
 WorkspaceLike = Workspace | str | Path | None
 
@@ -42,7 +42,7 @@ def competition(slug: str | None = None, workspace: WorkspaceLike = None) -> Com
 def fetch(slug: str, source: str | Path | None = None, *, force: bool = False, metric: str | None = None,
           workspace: WorkspaceLike = None, progress: Callable[[int, int], None] | None = None) -> FetchResult:
     """Get a competition's files: from `source` (a zip or folder), a Kaggle notebook, the Kaggle API, or kc's copy."""
-    from pipeline.fetching import fetch as do_fetch
+    from pipeline.ingest.sources import fetch as do_fetch
 
     return do_fetch(slug, _space(workspace), Path(source) if source is not None else None, force, progress=progress,
                     metric=metric)
@@ -53,7 +53,7 @@ class Converted:
     """What `convert` cached (pixel arrays or a feature table), how long it took, and any PNGs written."""
 
     competition: Competition
-    data: Any  # pixels.PixelArrays or tables.TableData
+    data: Any  # arrays.PixelArrays or tables.TableData
     seconds: float
     folder: Path
     png_folder: Path | None = None
@@ -64,7 +64,8 @@ class Converted:
 def convert(slug: str | None = None, *, images: bool = False, force: bool = False,
             workspace: WorkspaceLike = None) -> Converted:
     """Validate the CSVs and cache model-ready arrays or feature tables; `images` also writes PNGs (pixels only)."""
-    from pipeline import dataset, pixels
+    from pipeline.core import dataset
+    from pipeline.pixels import arrays
 
     space = _space(workspace)
     comp = competition(slug, space)
@@ -76,14 +77,14 @@ def convert(slug: str | None = None, *, images: bool = False, force: bool = Fals
     if not images:
         return result
     t0 = time.perf_counter()
-    root, written = pixels.write_pngs(comp, space, data, force)
+    root, written = arrays.write_pngs(comp, space, data, force)
     return Converted(comp, data, result.seconds, result.folder, root, written, time.perf_counter() - t0)
 
 
 def show(slug: str | None = None, *, label: str | None = None, n: int = 64, seed: int = 0,
          out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
     """Draw a contact sheet of training images with their labels; return the PNG's path."""
-    from pipeline.pixels import sheet
+    from pipeline.pixels.arrays import sheet
 
     space = _space(workspace)
     return sheet(competition(slug, space), space, label, n, seed, Path(out) if out is not None else None)
@@ -102,8 +103,8 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, 
           tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
           on_stage: Callable[[str], None] | None = None) -> Run:
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run."""
-    from pipeline.training import TrainConfig
-    from pipeline.training import train as do_train
+    from pipeline.training.trainer import TrainConfig
+    from pipeline.training.trainer import train as do_train
 
     space = _space(workspace)
     comp = competition(slug, space)
@@ -124,7 +125,7 @@ class RunList(list):
 
 def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
     """The competition's recorded runs, best score first by its metric."""
-    from pipeline.training import scan
+    from pipeline.training.trainer import scan
 
     space = _space(workspace)
     found, damaged = scan(competition(slug, space), space)
@@ -135,7 +136,7 @@ def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
 
 def run(slug: str | None = None, run_id: str | None = None, workspace: WorkspaceLike = None) -> Run:
     """One recorded run by id (default: the best)."""
-    from pipeline.training import get_run
+    from pipeline.training.trainer import get_run
 
     space = _space(workspace)
     return get_run(competition(slug, space), space, run_id)
@@ -158,11 +159,11 @@ def submit(slug: str | None = None, run: Run | str | None = None, *, upload: boo
 
     With `upload`, a failed upload raises after the file is written and logged; `submit` then `upload` keeps both.
     """
-    from pipeline import submitting
+    from pipeline.submitting import ledger
 
     space = _space(workspace)
     comp = competition(slug, space)
-    written = submitting.predict_run(comp, space, run if isinstance(run, str | None) else run.run_id)
+    written = ledger.predict_run(comp, space, run if isinstance(run, str | None) else run.run_id)
     result = Submission(written.path, written.entry, written.new)
     if not upload:
         return result
@@ -174,12 +175,12 @@ def upload(slug: str | None, submission: Submission | str | Path, *, message: st
            timeout: float = 300.0, workspace: WorkspaceLike = None,
            on_wait: Callable[[str], None] | None = None) -> LogEntry:
     """Upload a submission kc wrote (its path or the `submit` result) and, with `wait`, return Kaggle's score."""
-    from pipeline import submitting
+    from pipeline.submitting import ledger
 
     space = _space(workspace)
     comp = competition(slug, space)
     path = Path(submission.path if isinstance(submission, Submission) else submission)
-    entry = next((e for e in submitting.read_log(comp, space) if e.file == path.name), None)
+    entry = next((e for e in ledger.read_log(comp, space) if e.file == path.name), None)
     if entry is None or path.resolve().parent != space.submissions_dir(comp.slug).resolve():
         raise UsageError(f"{path} is not a submission kc wrote for {comp.slug}: write one with `kc submit`")
     return _upload(comp, space, path, entry, message, wait, timeout, on_wait)
@@ -187,12 +188,12 @@ def upload(slug: str | None, submission: Submission | str | Path, *, message: st
 
 def _upload(comp: Competition, space: Workspace, path: Path, entry: LogEntry, message: str | None, wait: bool,
             timeout: float, on_wait: Callable[[str], None] | None) -> LogEntry:
-    from pipeline import submitting
-    from pipeline.training import git_commit
+    from pipeline.submitting import ledger
+    from pipeline.training.trainer import git_commit
 
     score = f"valid {entry.metric} {entry.valid_score:.4f}" if entry.valid_score is not None else "valid n/a"
     text = message or f"kc {entry.run}: {entry.model}, {score}, git {git_commit() or 'none'}"
-    done = submitting.upload(comp, space, path, text, wait=wait, timeout=timeout, on_wait=on_wait)
+    done = ledger.upload(comp, space, path, text, wait=wait, timeout=timeout, on_wait=on_wait)
     if done.status == "ERROR":
         raise KaggleError(f"Kaggle could not score {path.name}: {done.error or 'no reason given'}")
     return done
@@ -200,7 +201,7 @@ def _upload(comp: Competition, space: Workspace, path: Path, entry: LogEntry, me
 
 def validate(file: str | Path, *, slug: str | None = None, workspace: WorkspaceLike = None) -> int:
     """Check a CSV against the competition's submission format; return its row count."""
-    from pipeline.submitting import validate_file
+    from pipeline.submitting.ledger import validate_file
 
     space = _space(workspace)
     return validate_file(competition(slug, space), space, Path(file))
@@ -218,7 +219,7 @@ def ensemble(slug: str | None, run_ids: list[str | Run], method: str = "weighted
              message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
              on_wait: Callable[[str], None] | None = None) -> Blended:
     """Blend runs into one submission, weights chosen on the validation rows they share; optionally upload it."""
-    from pipeline.ensembling import ensemble as do_ensemble
+    from pipeline.submitting.ensembles import ensemble as do_ensemble
 
     space = _space(workspace)
     comp = competition(slug, space)
@@ -239,10 +240,10 @@ class LogList(list):
 
 def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> LogList:
     """The submission log, with pending uploads refreshed from Kaggle when credentials allow."""
-    from pipeline import submitting
+    from pipeline.submitting import ledger
 
     space = _space(workspace)
-    entries, note = submitting.refresh(competition(slug, space), space)
+    entries, note = ledger.refresh(competition(slug, space), space)
     result = LogList(entries)
     result.note = note
     return result
@@ -254,20 +255,20 @@ def tune(slug: str | None = None, model: str | None = None, *, trials: int, time
          params: dict[str, Any] | None = None, workspace: WorkspaceLike = None,
          on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
     """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""
-    from pipeline import tuning
-    from pipeline.training import TrainConfig
+    from pipeline.training.trainer import TrainConfig
+    from pipeline.tuning import search
 
     space = _space(workspace)
     comp = competition(slug, space)
     cfg = TrainConfig(model=model or comp.default_model, params=dict(params or {}), valid_pct=valid_pct, seed=seed,
                       folds=folds, device=device, features=features)
-    return tuning.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
+    return search.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
 
 
 def study(slug: str | None = None, model: str | None = None, *, storage: str | None = None,
           name: str | None = None, workspace: WorkspaceLike = None) -> TuneResult:
     """A tuning study's trials, best first, with its PNGs drawn."""
-    from pipeline import studies
+    from pipeline.tuning import studies
 
     space = _space(workspace)
     return studies.show(competition(slug, space), space, storage, name, model)

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import competitions, dataset, fetching, pixels, submitting, training
-from pipeline.workspace import Workspace
+from pipeline.core import competitions, dataset
+from pipeline.core.workspace import Workspace
+from pipeline.ingest import sources
+from pipeline.pixels import arrays
+from pipeline.submitting import ledger
+from pipeline.training import trainer
 
 # (competition, model, params): short settings so the whole demo fits in a few minutes on 2 cores
 PLAN: tuple[tuple[str, str, dict], ...] = (
@@ -36,26 +40,26 @@ def run_demo(ws: Workspace, say: Callable[[str], None] = lambda _: None) -> Demo
     for slug in ("titanic", "digit-recognizer"):
         comp = competitions.get(slug)
         say(f"{slug}: fetch")
-        fetched = fetching.fetch(slug, ws, fetching.bundled_zip(slug))
+        fetched = sources.fetch(slug, ws, sources.bundled_zip(slug))
         if fetched.skipped and fetched.source != "bundled":
             result.notes.append(f"{slug}: used the copy already fetched from {fetched.origin}")
         say(f"{slug}: convert")
         dataset.convert(comp, ws)
         if comp.modality == "pixels":
-            result.pngs.append(pixels.sheet(comp, ws, None, 32, 0))
+            result.pngs.append(arrays.sheet(comp, ws, None, 32, 0))
         data = dataset.load_dataset(comp, ws)
         for plan_slug, model, params in PLAN:
             if plan_slug != slug:
                 continue
             say(f"{slug}: train {model}")
             t0 = time.perf_counter()
-            cfg = training.TrainConfig(model=model, params=dict(params), folds=5 if comp.modality == "tabular" else 0)
-            run = training.train(comp, ws, cfg, data=data)
+            cfg = trainer.TrainConfig(model=model, params=dict(params), folds=5 if comp.modality == "tabular" else 0)
+            run = trainer.train(comp, ws, cfg, data=data)
             cv = run.score if run.metrics.scored_on == "oof" else None
             result.rows.append((slug, model, run.score, cv, time.perf_counter() - t0))
             result.pngs.extend(run.plots)
         say(f"{slug}: submit the best run")
-        written = submitting.predict_run(comp, ws, None)
+        written = ledger.predict_run(comp, ws, None)
         rows = sum(1 for _ in written.path.open()) - 1
         result.submissions.append((written.path, written.entry.sample, rows))
     return result

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.competitions import Competition
-from pipeline.errors import DataError, UsageError
-from pipeline.workspace import Workspace
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from pipeline.records import TrainConfig
+    from pipeline.training.records import TrainConfig
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is plenty; beyond that we refuse (decompression-bomb guard)
 WORK_SIDE = 800  # big photos are shrunk to this before any per-pixel work
@@ -122,7 +122,7 @@ def _neighbours(model: object, run_config: TrainConfig, X: np.ndarray, y: np.nda
                 digits: np.ndarray) -> np.ndarray:
     """(n, 3) training-row indices of the nearest digits: the run's own kNN if it is one, else a fresh search."""
     from pipeline.models.knn import KNNModel
-    from pipeline.training import split
+    from pipeline.training.trainer import split
 
     if isinstance(model, KNNModel):
         train_idx, _ = split(y, run_config.valid_pct, run_config.seed)
@@ -157,8 +157,8 @@ def _draw(original: np.ndarray, result: Prediction, X: np.ndarray, title: str) -
 def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: str | None = None,
                    out: Path | None = None) -> list[Prediction]:
     """Prepare each image, classify it with a digit run (default: the best), and draw a PNG beside it (or in out)."""
-    from pipeline.dataset import load_dataset
-    from pipeline.training import get_run, load_model
+    from pipeline.core.dataset import load_dataset
+    from pipeline.training.trainer import get_run, load_model
 
     if comp.image_shape != (28, 28):
         raise UsageError(f"predict-image reads 28×28 digits; {comp.slug} is not such a competition")

@@ -9,11 +9,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pipeline
-from pipeline.competitions import Competition
-from pipeline.metrics import Metric
-from pipeline.records import Damaged, Run, scan
-from pipeline.submitting import LogEntry, read_log
-from pipeline.workspace import Workspace, atomic_path
+from pipeline.core.competitions import Competition
+from pipeline.core.metrics import Metric
+from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.submitting.ledger import LogEntry, read_log
+from pipeline.training.records import Damaged, Run, scan
 
 PICTURED = 50  # runs whose PNGs are embedded, best first: each adds ~100 KB to the page
 PICTURE_ORDER = ("learning_curves.png", "confusion_matrix.png", "predicted_vs_true.png")

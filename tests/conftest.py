@@ -44,9 +44,9 @@ def make_zip(slug: str, dest: Path) -> Path:
 
 def install(root: Path, slug: str) -> Path:
     """Fetch `slug`'s fixture files into the workspace at `root`, as `kc fetch SLUG --from FOLDER` does."""
-    from pipeline.competitions import canonical
-    from pipeline.fetching import fetch
-    from pipeline.workspace import Workspace
+    from pipeline.core.competitions import canonical
+    from pipeline.core.workspace import Workspace
+    from pipeline.ingest.sources import fetch
 
     return fetch(slug, Workspace(root), FIXTURES / canonical(slug)).folder
 
@@ -62,7 +62,7 @@ def kc() -> Callable[..., Result]:
     stdout and stderr apart); `ws` becomes `--workspace ws`."""
     from typer.testing import CliRunner
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     runner = CliRunner()
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import pipeline as kc
-from pipeline.records import Run
+from pipeline.training.records import Run
 
 FIXTURE = "tests/fixtures/titanic"
 

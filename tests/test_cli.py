@@ -9,7 +9,7 @@ from conftest import FIXTURES, install, non_dot
 
 
 def test_help_does_not_import_heavy_packages():
-    code = "import sys; from pipeline.cli import app; " \
+    code = "import sys; from pipeline.cli.app import app; " \
            "from typer.testing import CliRunner; CliRunner().invoke(app, ['--help']); " \
            "print(sorted(m for m in ('torch', 'fastai', 'kaggle', 'pandas', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -245,7 +245,7 @@ def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypat
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("pipeline.pixels.sheet", broken)
+    monkeypatch.setattr("pipeline.pixels.arrays.sheet", broken)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     result = kc("show", "digit-recognizer", ws=fetched)
     assert result.exit_code == 2
@@ -261,10 +261,10 @@ def test_demo_runs_offline_end_to_end(workspace, kc):
     for slug, model in [("titanic", "linear"), ("titanic", "knn"), ("digit-recognizer", "linear"),
                         ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
         assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
-    from pipeline import competitions
-    from pipeline.submission import validate_file
-    from pipeline.training import list_runs
-    from pipeline.workspace import Workspace
+    from pipeline.core import competitions
+    from pipeline.core.workspace import Workspace
+    from pipeline.submitting.checks import validate_file
+    from pipeline.training.trainer import list_runs
 
     for slug in ("titanic", "digit-recognizer"):
         comp, ws = competitions.get(slug), Workspace(workspace)

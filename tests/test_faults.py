@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, install
 
-from pipeline import competitions, fetching, kaggle_api
-from pipeline.errors import KcError
-from pipeline.workspace import Workspace
+from pipeline.core import competitions
+from pipeline.core.errors import KcError
+from pipeline.core.workspace import Workspace
+from pipeline.ingest import kaggle_api, sources
 
 TITANIC = competitions.get("titanic")
 DIGITS = competitions.get("digit-recognizer")
@@ -135,7 +136,7 @@ def train_option(*names: str) -> str:
     """The first of `names` that `kc train` takes (its k-fold option was `--cv`, now `--folds`)."""
     from typer.main import get_command
 
-    from pipeline.cli import app
+    from pipeline.cli.app import app
 
     command = get_command(app).commands["train"]  # type: ignore[attr-defined]
     taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
@@ -157,7 +158,7 @@ def _tracebacks_in_tmp(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A workspace with both competitions fetched and a few quick runs trained; copied by `trained`."""
-    from pipeline.training import TrainConfig, train
+    from pipeline.training.trainer import TrainConfig, train
 
     root = tmp_path_factory.mktemp("template") / "ws"
     root.mkdir()
@@ -266,8 +267,8 @@ def test_two_first_fetches_at_once_one_of_them_bad_keep_the_good_data(tmp_path, 
     folder = root / "competitions/titanic"
     for name, content in fixture_bytes("titanic").items():
         assert (folder / name).read_bytes() == content
-    assert fetching.read_marker(folder)["origin"] == str(good)
-    assert not list(folder.glob(f"{fetching.STAGING}*"))
+    assert sources.read_marker(folder)["origin"] == str(good)
+    assert not list(folder.glob(f"{sources.STAGING}*"))
 
 
 def test_force_without_credentials_keeps_the_real_data(workspace, fixture_zips, kc):
@@ -277,7 +278,7 @@ def test_force_without_credentials_keeps_the_real_data(workspace, fixture_zips, 
     line = one_error(kc("fetch", "digit-recognizer", "--force", ws=workspace))
     assert "--force" in line and "--from" in line  # says how to replace it anyway
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
-    assert fetching.read_marker(folder)["sample"] is False
+    assert sources.read_marker(folder)["sample"] is False
 
 
 @pytest.mark.slow
@@ -287,7 +288,7 @@ def test_two_trainings_at_once_both_succeed_with_distinct_run_ids(titanic_only):
     assert all(code == 0 for code, _, _ in results), results
     ids = [next(line.split()[1] for line in out.splitlines() if line.startswith("run ")) for _, out, _ in results]
     assert ids[0] != ids[1]
-    from pipeline.training import scan
+    from pipeline.training.trainer import scan
 
     good, damaged = scan(TITANIC, Workspace(titanic_only))
     assert sorted(r.run_id for r in good) == sorted(ids) and not damaged
@@ -310,10 +311,10 @@ def test_a_kill_after_the_first_rename_leaves_not_fetched_then_a_full_install(wo
         calls.append(dst)
         real(src, dst)
 
-    monkeypatch.setattr(fetching.os, "replace", dies_after_one)
+    monkeypatch.setattr(sources.os, "replace", dies_after_one)
     with pytest.raises(Killed):
-        fetching.fetch("titanic", Workspace(workspace), newer_zip, force=True)
-    monkeypatch.setattr(fetching.os, "replace", real)
+        sources.fetch("titanic", Workspace(workspace), newer_zip, force=True)
+    monkeypatch.setattr(sources.os, "replace", real)
     assert len(calls) == 1
     assert "titanic is not fetched yet" in one_error(kc("convert", "titanic", ws=workspace))
     out = succeeded(kc("fetch", "titanic", "--from", newer_zip, ws=workspace))
@@ -366,7 +367,7 @@ def test_a_zip_bomb_is_refused_before_it_fills_the_disk(workspace, tmp_path, kc,
     written = []
     t0 = time.perf_counter()
     with pytest.raises(KcError):
-        fetching.fetch("titanic", Workspace(workspace), bomb, progress=lambda done, total: written.append(done))
+        sources.fetch("titanic", Workspace(workspace), bomb, progress=lambda done, total: written.append(done))
     assert time.perf_counter() - t0 < 10
     assert max(written, default=0) <= 2 << 20  # stopped within a couple of MB
     line = one_error(kc("fetch", "titanic", "--from", bomb, ws=workspace))
@@ -701,7 +702,7 @@ def test_usage_errors_are_one_line(workspace, kc, args):
 
 def test_staging_leftovers_are_cleaned_by_the_next_fetch(titanic_only, fixture_zips, kc):
     folder = titanic_only / "competitions/titanic"
-    left = folder / f"{fetching.STAGING}killed"
+    left = folder / f"{sources.STAGING}killed"
     (left / "files").mkdir(parents=True)
     (left / "files/train.csv").write_bytes(b"half a file")
     out = succeeded(kc("fetch", "titanic", "--from", fixture_zips["titanic"], ws=titanic_only))
@@ -753,7 +754,7 @@ def test_a_failing_kaggle_keeps_the_bundled_copy_and_says_so(workspace, kaggle_s
         m.delenv("KAGGLE_USERNAME")
         succeeded(kc("fetch", "titanic", ws=workspace))
     folder = workspace / "competitions/titanic"
-    assert fetching.read_marker(folder)["source"] == "bundled"
+    assert sources.read_marker(folder)["source"] == "bundled"
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     monkeypatch.setattr("time.sleep", lambda s: None)  # the client backs off between retries
     if failure == "500":
@@ -774,10 +775,10 @@ def test_a_failing_kaggle_keeps_the_bundled_copy_and_says_so(workspace, kaggle_s
 
 @pytest.mark.parametrize("message", ["plain", "multi-line"])
 @pytest.mark.parametrize(("target", "args"), [
-    ("pipeline.submitting.validate_file", ("validate", "titanic", "x.csv")),
-    ("pipeline.training.scan", ("runs", "titanic")),
-    ("pipeline.fetching.fetch", ("fetch", "titanic")),
-    ("pipeline.training.train", ("train", "titanic")),
+    ("pipeline.submitting.ledger.validate_file", ("validate", "titanic", "x.csv")),
+    ("pipeline.training.trainer.scan", ("runs", "titanic")),
+    ("pipeline.ingest.sources.fetch", ("fetch", "titanic")),
+    ("pipeline.training.trainer.train", ("train", "titanic")),
 ], ids=["validate", "runs", "fetch", "train"])
 def test_an_unexpected_exception_is_one_line_with_the_traceback_saved(titanic_only, kc, monkeypatch, target, args,
                                                                        message):

@@ -3,10 +3,11 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from pipeline import competitions, dataset, training
-from pipeline.errors import DataError
+from pipeline.core import competitions, dataset
+from pipeline.core.errors import DataError
+from pipeline.core.workspace import Workspace
 from pipeline.handwriting import load_grey, predict_images, prepare
-from pipeline.workspace import Workspace
+from pipeline.training import trainer
 
 DIGITS = competitions.get("digit-recognizer")
 
@@ -72,14 +73,14 @@ def test_not_an_image_and_too_large(tmp_path, monkeypatch):
 @pytest.fixture
 def knn_run(fetched):
     ws = Workspace(fetched)
-    run = training.train(DIGITS, ws, training.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
+    run = trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
     return fetched, run
 
 
 def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run, tmp_path):
     fetched, _ = knn_run
     data = dataset.load_dataset(DIGITS, Workspace(fetched))
-    _, valid_idx = training.split(data.y, 0.1, 0)
+    _, valid_idx = trainer.split(data.y, 0.1, 0)
     hits = 0
     for row in valid_idx[:10]:  # digits the model never saw
         photo = Image.fromarray(255 - data.X[row]).resize((280, 280), Image.Resampling.BICUBIC)

@@ -19,11 +19,12 @@ from conftest import FIXTURES, install
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import competitions, dataset, fetching
-from pipeline.errors import KcError
-from pipeline.pixels import PixelArrays
-from pipeline.submission import validate_file
-from pipeline.workspace import Workspace
+from pipeline.core import competitions, dataset
+from pipeline.core.errors import KcError
+from pipeline.core.workspace import Workspace
+from pipeline.ingest import sources
+from pipeline.pixels.arrays import PixelArrays
+from pipeline.submitting.checks import validate_file
 
 HOUSES = "house-prices-advanced-regression-techniques"
 SLUGS = ("titanic", "digit-recognizer", HOUSES)
@@ -212,9 +213,9 @@ def test_validate_of_random_bytes_ends_in_a_kc_error(template, content):
 # --- fetch ----------------------------------------------------------------------------------------------------------
 
 
-def fetched_or_refused(slug: str, source: Path, root: Path) -> fetching.FetchResult | None:
+def fetched_or_refused(slug: str, source: Path, root: Path) -> sources.FetchResult | None:
     try:
-        return fetching.fetch(slug, Workspace(root), source)
+        return sources.fetch(slug, Workspace(root), source)
     except KcError:
         return None
 

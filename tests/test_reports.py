@@ -16,8 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import install
 
-from pipeline import competitions, reports, submitting, training
-from pipeline.workspace import Workspace
+from pipeline import reports
+from pipeline.core import competitions
+from pipeline.core.workspace import Workspace
+from pipeline.submitting import ledger
+from pipeline.training import trainer
 
 TITANIC = competitions.get("titanic")
 HOUSES = competitions.get("house-prices")
@@ -83,7 +86,7 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("report") / "ws"
     install(root, "titanic")
     ws = Workspace(root)
-    made = [training.train(TITANIC, ws, training.TrainConfig(**cfg)) for cfg in (
+    made = [trainer.train(TITANIC, ws, trainer.TrainConfig(**cfg)) for cfg in (
         {"model": "linear", "params": {"epochs": 3}}, {"model": "sk-logistic"},
         {"model": "linear", "params": {"epochs": 2}, "folds": 3})]
     copy = shutil.copytree(made[1].folder, ws.runs_dir("titanic") / HOSTILE_RUN)
@@ -91,15 +94,15 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (copy / "metrics.json").write_text(json.dumps({**metrics, "fit_seconds": SLOW_FIT}))
     (ws.runs_dir("titanic") / "broken-run").mkdir()
     (ws.runs_dir("titanic") / "broken-run" / "metrics.json").write_text("{")
-    log = [submitting.LogEntry("2026-01-02T10:00:00", "a.csv", "x", made[0].run_id, "linear", "accuracy",
+    log = [ledger.LogEntry("2026-01-02T10:00:00", "a.csv", "x", made[0].run_id, "linear", "accuracy",
                                made[0].score, status="COMPLETE", public_score="0.76794", upload_ref=1,
                                message="first try"),
-           submitting.LogEntry("2026-01-02T11:00:00", HOSTILE_FILE, "y", HOSTILE_RUN, "sk-logistic", "accuracy",
+           ledger.LogEntry("2026-01-02T11:00:00", HOSTILE_FILE, "y", HOSTILE_RUN, "sk-logistic", "accuracy",
                                made[1].score, status="COMPLETE", public_score="0.7799", upload_ref=2,
                                message=HOSTILE_MESSAGE),
-           submitting.LogEntry("2026-01-02T12:00:00", "c.csv", "z", made[2].run_id, "linear", "accuracy",
+           ledger.LogEntry("2026-01-02T12:00:00", "c.csv", "z", made[2].run_id, "linear", "accuracy",
                                made[2].score, sample=True),
-           submitting.LogEntry("2026-01-02T13:00:00", "d.csv", "w", made[2].run_id, "linear", "accuracy",
+           ledger.LogEntry("2026-01-02T13:00:00", "d.csv", "w", made[2].run_id, "linear", "accuracy",
                                made[2].score, status="ERROR", upload_ref=3, error="bad rows")]
     path = ws.submissions_dir("titanic") / "log.jsonl"
     path.parent.mkdir(parents=True)
@@ -125,7 +128,7 @@ def test_the_page_lists_every_run_best_first(titanic):
 def test_lower_is_better_puts_the_smallest_error_first(workspace):
     install(workspace, "house-prices")
     ws = Workspace(workspace)
-    runs = [training.train(HOUSES, ws, training.TrainConfig(**cfg))
+    runs = [trainer.train(HOUSES, ws, trainer.TrainConfig(**cfg))
             for cfg in ({"model": "sk-ridge"}, {"model": "linear", "params": {"epochs": 3}})]
     assert runs[0].score != runs[1].score
     text = reports.write_report(HOUSES, ws).read_text()
@@ -182,7 +185,7 @@ def test_the_submission_log_and_the_chart(titanic):
 
 def test_kc_report_after_a_real_upload(titanic_only, kaggle_server, kc, tmp_path):
     ws = Workspace(titanic_only)
-    training.train(TITANIC, ws, training.TrainConfig(model="linear", params={"epochs": 2}))
+    trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 2}))
     uploaded = kc("submit", "--upload", "-m", HOSTILE_MESSAGE, ws=titanic_only)
     assert uploaded.exit_code == 0, uploaded.output
     result = kc("report", ws=titanic_only)
@@ -306,7 +309,7 @@ def test_screenshot(chromium, titanic, tmp_path):
 
 def test_only_real_pngs_of_the_run_are_embedded(titanic_only, tmp_path):
     ws = Workspace(titanic_only)
-    run = training.train(competitions.get("titanic"), ws, training.TrainConfig(model="knn"))
+    run = trainer.train(competitions.get("titanic"), ws, trainer.TrainConfig(model="knn"))
     secret = tmp_path / "kaggle.json"
     secret.write_text('{"key": "hunter2"}')
     (run.folder / "zz_linked.png").symlink_to(secret)  # a shared run folder must not leak files into the page

@@ -6,10 +6,10 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from pipeline.competitions import Competition
+    from pipeline.core.competitions import Competition
     from pipeline.models.base import Model
 
 _ALL = ("binary", "multiclass", "regression")

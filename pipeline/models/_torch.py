@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import images
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
+from pipeline.pixels import images
 
 
 def features(X: np.ndarray) -> torch.Tensor:

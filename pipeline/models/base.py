@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 
 EpochCallback = Callable[[dict[str, float]], None]
 

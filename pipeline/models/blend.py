@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.errors import DataError, UsageError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.models.base import EpochCallback, Model
 
 

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline import images, progress, tracking
-from pipeline.errors import UsageError
+from pipeline.core import progress, tracking
+from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
+from pipeline.pixels import images
 
 # fastai's modules decorate with torch.jit.script, which this torch deprecates loudly at import
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import UsageError
+from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 

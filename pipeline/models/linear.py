@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline import progress
+from pipeline.core import progress
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 

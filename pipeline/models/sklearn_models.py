@@ -15,9 +15,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline import images
-from pipeline.errors import DataError, UsageError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.models.base import EpochCallback, Model
+from pipeline.pixels import images
 
 ESTIMATOR = "estimator.skops"
 RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on

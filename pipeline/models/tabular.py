@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline import progress, tracking
-from pipeline.errors import UsageError
+from pipeline.core import progress, tracking
+from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 

@@ -1,0 +1,1 @@
+"""The `kc` command line: the only layer that parses options and prints."""

@@ -1,0 +1,583 @@
+"""The `kc` command line: parse options, call one library function, show the result."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+from typer._click import exceptions as click_errors  # Typer ships its own copy of click
+
+from pipeline import api
+from pipeline.cli.live import bytes_progress, out, show_table, working
+from pipeline.core import competitions
+from pipeline.core.errors import KcError, UsageError
+from pipeline.core.workspace import Workspace
+
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
+                  help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
+F = TypeVar("F", bound=Callable[..., Any])
+
+Slug = Annotated[str | None, typer.Argument(help="competition slug, e.g. titanic (optional with one competition)",
+                                             metavar="SLUG", show_default=False)]
+# options `kc train` and `kc tune` share
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's own; "
+                                                                    "see `kc models`)", metavar="NAME")]
+ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
+Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
+Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+# --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
+WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
+                                                   metavar="DIR", show_default=False)]
+
+
+def handled(fn: F) -> F:
+    """Turn a KcError into one `Error:` line on stderr and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KcError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("Error: interrupted", err=True)
+            raise typer.Exit(130) from None
+        except OSError as exc:  # disk full, permissions, a folder where a file should be
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"Error: {where}{(exc.strerror or str(exc)).lower()}", err=True)
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, click_errors.ClickException):
+            raise
+        except Exception as exc:  # a bug in kc: one line, with the full story saved for a bug report
+            saved = _save_traceback()
+            text = " ".join(str(exc).split())[:200]
+            typer.echo(f"Error: unexpected {type(exc).__name__}: {text} (full traceback in {saved})",
+                       err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _save_traceback() -> Path:
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    folder = Path(tempfile.gettempdir()) / "kc-tracebacks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.txt"
+    path.write_text(traceback.format_exc())
+    return path
+
+
+def _one_line_usage_error(self: click_errors.UsageError, file: Any = None) -> None:
+    """Usage errors as one `Error:` line that says where help is (click prints a usage block by default)."""
+    where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
+    typer.echo(f"Error: {self.format_message()}{where}", err=True, file=file)
+
+
+click_errors.UsageError.show = _one_line_usage_error  # type: ignore[method-assign]
+
+
+def _version(value: bool) -> None:
+    if value:
+        import pipeline
+
+        typer.echo(f"kc {pipeline.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print kc's version and exit")] = False,
+) -> None:
+    ctx.obj = Workspace.resolve(workspace)
+
+
+def _ws(ctx: typer.Context, workspace: Path | None = None) -> Workspace:
+    """The workspace given after the command, else before it, else $KC_WORKSPACE or the current directory."""
+    if workspace is not None:
+        return Workspace.resolve(workspace)
+    return ctx.obj if isinstance(ctx.obj, Workspace) else Workspace.resolve()
+
+
+def _describe(comp: competitions.Competition, folder: Path) -> None:
+    """Print an inferred description in a few lines."""
+    what = comp.task + (f" ({', '.join(comp.classes)} written as {comp.labels})" if comp.classes else " (values)")
+    inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
+    out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
+    out.print(f"  id {comp.id_column} ({comp.id_type}), target {comp.target_column}: {what}")
+    out.print(f"  inputs: {inputs}; metric: {comp.metric}; default model: "
+              f"{' '.join((comp.default_model, *comp.default_options))}")
+    out.print("  edit competition.json to correct any of it (e.g. \"metric\": \"f1\")")
+
+
+@app.command()
+@handled
+def fetch(
+    ctx: typer.Context,
+    slug: Slug = None,
+    from_: Annotated[Path | None, typer.Option("--from", help="a zip as Kaggle serves it, or a folder of CSVs",
+                                               metavar="PATH")] = None,
+    force: Annotated[bool, typer.Option(help="fetch again even if the files are there")] = False,
+    metric: Annotated[str | None, typer.Option(help="metric of a competition kc does not know (default: accuracy "
+                                                      "or rmse)", metavar="NAME")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Get a competition's files: --from a zip or folder, a Kaggle notebook, the Kaggle API, or the bundled copy."""
+    from pipeline.ingest.kaggle_api import credentials_warning
+
+    if slug is None:
+        raise UsageError("which competition? e.g. `kc fetch titanic`")
+    with bytes_progress("extracting") as bar:
+        task = bar.add_task("extract", total=None)
+        result = api.fetch(slug, from_, force=force, metric=metric, workspace=_ws(ctx, workspace),
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    slug = result.competition.slug
+    where = result.folder
+    if result.skipped:
+        out.print(f"{slug}: already fetched in {where} (from {result.origin}); use --force to fetch again")
+    else:
+        out.print(f"{slug}: {', '.join(result.files)} -> {where} (from {result.origin})")
+    if result.note:
+        typer.echo(f"NOTE: {result.note}", err=True)
+    if result.source == "kaggle" and (warning := credentials_warning()):  # the credentials worked: guard them
+        typer.echo(f"WARNING: {warning}", err=True)
+    if result.inferred and not result.skipped:
+        _describe(result.competition, where)
+    if result.source == "bundled" and not result.skipped:
+        what = "the full"
+        if result.sample:
+            train_rows, test_rows = result.rows()
+            what = (f"a SAMPLE ({train_rows:,} train rows, {test_rows:,} test rows: submissions from it are "
+                    "practice only and cannot be uploaded) of")
+        typer.echo(f"NOTE: no Kaggle credentials, so kc used {what} {slug} data bundled with kc. For Kaggle's own "
+                   "copy, save an API token from https://www.kaggle.com/settings as ~/.kaggle/kaggle.json "
+                   f"and run `kc fetch {slug} --force`.", err=True)
+
+
+@app.command()
+@handled
+def convert(
+    ctx: typer.Context,
+    slug: Slug = None,
+    images: Annotated[bool, typer.Option("--images", help="also write PNGs, one folder per label")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild the cache and rewrite PNGs")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Validate the CSVs and cache model-ready arrays (pixels) or feature tables (tables)."""
+    from pipeline.pixels import arrays
+
+    with working("converting"):
+        result = api.convert(slug, images=images, force=force, workspace=_ws(ctx, workspace))
+    comp, data = result.competition, result.data
+    if isinstance(data, arrays.PixelArrays):
+        how = "loaded from cache" if data.from_cache else "converted"
+        out.print(f"{comp.slug}: {how} in {result.seconds:.2f}s: train {data.train_images.shape} uint8 + labels, "
+                  f"test {data.test_images.shape} uint8 -> {result.folder}")
+        if result.png_folder is not None:
+            out.print(f"PNGs: {result.pngs_written:,} written in {result.png_seconds:.1f}s (existing kept) -> "
+                      f"{result.png_folder}")
+        return
+    out.print(f"{comp.slug}: converted in {result.seconds:.2f}s: {len(data.X):,} train and {len(data.X_test):,} test "
+              f"rows, {data.X.shape[1]} features ({data.features['builder']} builder) -> {result.folder}")
+    for what, columns in data.features.get("report", {}).items():
+        if columns:
+            out.print(f"  {what}: {', '.join(map(str, columns))}")
+    if "report" not in data.features:
+        out.print("features: " + ", ".join(data.feature_names))
+
+
+@app.command()
+@handled
+def show(
+    ctx: typer.Context,
+    slug: Slug = None,
+    label: Annotated[str | None, typer.Option(help="only images with this label")] = None,
+    n: Annotated[int, typer.Option("-n", help="how many digits", min=1, max=400)] = 64,
+    seed: Annotated[int, typer.Option(help="which random digits")] = 0,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write", metavar="FILE")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write a contact sheet of training images with their labels, and print its path."""
+    out.print(str(api.show(slug, label=label, n=n, seed=seed, out=out_path, workspace=_ws(ctx, workspace))))
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-p {pair!r}: expected key=value, e.g. -p k=3")
+        params[key.strip().replace("-", "_")] = value.strip()
+    return params
+
+
+@app.command()
+@handled
+def train(
+    ctx: typer.Context,
+    slug: Slug = None,
+    model: ModelOpt = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="passes over the training rows")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="learning rate")] = None,
+    bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
+    valid_pct: ValidPct = 0.1,
+    seed: Seed = 0,
+    folds: Annotated[int, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
+                                            "(0 = one validation split)")] = 0,
+    full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
+                                                      "submission")] = False,
+    device: Device = "auto",
+    features: Annotated[str | None, typer.Option(help="feature builder for tables: generic; houses for House "
+                                                      "Prices; titanic (woman-child groups, computed inside each "
+                                                      "fold) or titanic-plain for Titanic (default: the "
+                                                      "competition's own)",
+                                                 metavar="NAME")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="model option key=value",
+                                                    metavar="KEY=VALUE")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard event files (needs "
+                                                                    "the tensorboard extra)")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Fit a model, score it on a validation split or out-of-fold, and record the run."""
+    from pipeline.cli.live import TrainDisplay, default_epochs, epoch_table
+
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    params: dict[str, Any] = _parse_params(param or [])
+    chosen = model or comp.default_model
+    display = TrainDisplay(epochs or default_epochs(chosen, {**comp.options_for(chosen), **params}))
+    with display.running():
+        run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
+                        seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
+                        workspace=ws, on_epoch=display.epoch, on_stage=display.stage)
+    if (table := epoch_table(display.rows)) is not None:
+        show_table(table)
+    m, metric = run.metrics, comp.scorer
+    if m.fold_scores:
+        line = (f"{comp.slug} {run.model}: out-of-fold {metric.title} {metric.format(m.score)} on all "
+                f"{m.valid_rows:,} rows ({len(m.fold_scores)} folds, spread ± {metric.format(m.fold_std)})")
+    else:
+        line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
+    out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
+    if m.submits_with == "full":
+        epochs = f" for {m.full_epochs} epochs" if m.full_epochs else ""
+        out.print(f"refit on all rows{epochs}: submissions use that model")
+    elif m.submits_with == "fold-mean":
+        out.print(f"submissions average the {len(m.fold_scores)} fold models")
+    if m.interrupted:
+        out.print("interrupted: kept the best weights so far")
+    out.print(f"run {run.run_id} -> {run.folder}")
+    for png in run.plots:
+        out.print(f"  {png}")
+    if tensorboard:
+        out.print(f"TensorBoard: tensorboard --logdir {ws.runs_dir(comp.slug)}")
+
+
+@app.command()
+@handled
+def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
+    """List kc's models, with the tasks each takes (only those fitting SLUG when given)."""
+    from pipeline.models import MODELS
+
+    table = Table("model", "tasks", "inputs", "what it is", title="kc models")
+    for name in api.available_models(slug, _ws(ctx, workspace)):
+        info = MODELS[name]
+        table.add_row(name, ", ".join(info.tasks), ", ".join(info.modalities), info.description)
+    show_table(table)
+
+
+@app.command()
+@handled
+def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
+    """List the competition's runs, best validation score first (by its metric)."""
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    found = api.runs(comp.slug, ws)
+    if not found and not found.damaged:
+        out.print(f"no runs for {comp.slug} yet: try `kc train {comp.slug}`")
+        return
+    metric = comp.scorer
+    table = Table("run", "model", metric.title, "scored on", "spread", "submits with", "fit s", "options",
+                  title=f"{comp.slug} runs")
+    for r in found:
+        m = r.metrics
+        scored = f"OOF, {m.valid_rows:,} rows" if m.scored_on == "oof" else f"split, {m.valid_rows:,} rows"
+        spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
+        options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
+        table.add_row(r.run_id, r.model, metric.format(r.score), scored, spread, m.submits_with,
+                      f"{m.fit_seconds:.1f}", options)
+    for d in found.damaged:
+        table.add_row(d.run_id, "DAMAGED", "-", "-", "-", "-", "-", d.reason)
+    show_table(table)
+
+
+Upload = Annotated[bool, typer.Option("--upload", help="send it to Kaggle")]
+Message = Annotated[str | None, typer.Option("--message", "-m", help="upload description", metavar="TEXT")]
+Wait = Annotated[bool, typer.Option(help="wait for Kaggle's score")]
+Timeout = Annotated[float, typer.Option(min=0.0, help="seconds to wait for the score", metavar="SECONDS")]
+
+
+@app.command()
+@handled
+def submit(
+    ctx: typer.Context,
+    slug: Slug = None,
+    run: Annotated[str | None, typer.Option(help="run id (see `kc runs`)", metavar="RUN")] = None,
+    best: Annotated[bool, typer.Option("--best", help="use the best run (the default)")] = False,
+    upload: Upload = False,
+    message: Message = None,
+    wait: Wait = True,
+    timeout: Timeout = 300.0,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Predict the test set with a run, write a validated submission, and optionally upload it."""
+    if run and best:
+        raise UsageError("give --run ID or --best, not both")
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    with working("predicting the test set"):
+        result = api.submit(comp.slug, run, workspace=ws)
+    _show_submission(comp, result)  # shown before uploading: an upload that fails leaves the file written
+    if upload:
+        _upload(comp, ws, result, message, wait, timeout)
+
+
+def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submission, message: str | None, wait: bool,
+            timeout: float) -> None:
+    with working("uploading to Kaggle") as bar:
+        entry = api.upload(comp.slug, result, message=message, wait=wait, timeout=timeout, workspace=ws,
+                           on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
+    if entry.status == "COMPLETE":
+        out.print(f"Kaggle scored it: public score {entry.public_score} (ref {entry.upload_ref})")
+    else:
+        out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
+
+
+def _show_submission(comp: competitions.Competition, result: api.Submission) -> None:
+    e = result.entry
+    score = f", validation {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
+    what = "wrote" if result.new else "already written, unchanged:"
+    out.print(f"{what} {result.path} (valid format; {e.model} run {e.run}{score})")
+    if e.sample:
+        out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
+
+
+@app.command()
+@handled
+def validate(
+    ctx: typer.Context,
+    args: Annotated[list[str], typer.Argument(help="[SLUG] FILE: the submission CSV to check", metavar="[SLUG] FILE")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Check any CSV against the competition's submission format."""
+    if len(args) > 2:
+        raise UsageError("expected [SLUG] FILE")
+    slug, file = (None, args[0]) if len(args) == 1 else args
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    rows = api.validate(file, slug=comp.slug, workspace=ws)
+    out.print(f"{file}: valid {comp.slug} submission ({rows:,} rows)")
+
+
+@app.command()
+@handled
+def ensemble(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="competition slug", metavar="SLUG")],
+    run_ids: Annotated[list[str], typer.Argument(help="two or more run ids", metavar="RUN...")],
+    method: Annotated[str, typer.Option(help="weighted (weights chosen on the runs' shared validation rows), "
+                                             "mean, or vote")] = "weighted",
+    upload: Upload = False,
+    message: Message = None,
+    wait: Wait = True,
+    timeout: Timeout = 300.0,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Blend runs into one submission, with weights chosen on the validation rows they share."""
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    with working("predicting the test set with each run"):
+        blended = api.ensemble(comp.slug, list(run_ids), method, workspace=ws)
+    result, metric = blended.ensemble, comp.scorer
+    if result.score is None:
+        out.print("the runs were scored on different rows, so the ensemble has no validation score")
+    else:
+        where = "out-of-fold" if result.scored_on == "oof" else "on the shared validation split"
+        table = Table("run", "weight", metric.title, title=f"ensemble, scored {where}")
+        for run_id, member_score in result.members.items():
+            table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
+        table.add_row("blend", "", metric.format(result.score))
+        show_table(table)
+        best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
+        if not metric.better(result.score, result.members[best_id]):
+            out.print(f"the blend is no better than its best member ({best_id}): submit that run instead")
+    _show_submission(comp, blended.submission)
+    if upload:
+        _upload(comp, ws, blended.submission, message, wait, timeout)
+
+
+@app.command()
+@handled
+def submissions(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
+    """Show the submission log, refreshed from Kaggle when online."""
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    entries = api.submissions(comp.slug, ws)
+    if not entries:
+        out.print(f"no submissions for {comp.slug} yet: try `kc submit {comp.slug}`")
+    else:
+        table = Table("file", "model", "valid score", "data", "status", "public score", "ref",
+                      title=f"{comp.slug} submissions")
+        for e in entries:
+            valid = f"{e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "-"
+            table.add_row(e.file, e.model, valid, "SAMPLE" if e.sample else "full", e.status, e.public_score or "-",
+                          str(e.upload_ref or "-"))
+        show_table(table)
+    if entries.note:
+        typer.echo(f"NOTE: {entries.note}", err=True)
+
+
+@app.command()
+@handled
+def report(
+    ctx: typer.Context,
+    slug: Slug = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: "
+                                                                "competitions/SLUG/report.html)",
+                                                  metavar="FILE")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Write one self-contained HTML page: runs (sortable), their pictures, submissions, validation vs leaderboard."""
+    path = api.report(slug, out=out_path, workspace=_ws(ctx, workspace)).resolve()
+    out.print(f"wrote {path}")
+    out.print(f"open it in a browser: {path.as_uri()}")
+
+
+@app.command("predict-image")
+@handled
+def predict_image(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="PNG or JPEG photos of handwritten digits", metavar="IMAGE...")],
+    run: Annotated[str | None, typer.Option(help="digit run id (default: the best)", metavar="RUN")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="PNG to write (or a folder for several)",
+                                                  metavar="PATH")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Classify photos of your own handwritten digits, MNIST-style, and draw what the model saw."""
+    for r in api.predict_images(list(paths), run, out_path, _ws(ctx, workspace)):
+        guesses = ", ".join(f"{label} ({100 * p:.1f}%)" for label, p in r.top)
+        out.print(f"{r.path}: {guesses}")
+        out.print(f"  picture: {r.picture}")
+
+
+@app.command()
+@handled
+def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
+    """Offline, on the bundled data: fetch, convert, train linear/knn/cnn, write validated submissions."""
+    import time
+
+    from pipeline.demo import run_demo
+
+    t0 = time.perf_counter()
+    with working("starting") as bar:
+        result = run_demo(_ws(ctx, workspace), say=lambda text: bar.update(bar.task_ids[0], description=text))
+    table = Table("competition", "model", "validation accuracy", "5-fold OOF", "time (s)",
+                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data")
+    for slug, model, score, cv, seconds in result.rows:
+        table.add_row(slug, model, f"{100 * score:.2f}%", f"{100 * cv:.2f}%" if cv is not None else "-",
+                      f"{seconds:.1f}")
+    show_table(table)
+    for note in result.notes:
+        out.print(f"note: {note}")
+    out.print("submissions (each checked against the competition's format):")
+    for path, sample, rows in result.submissions:
+        what = (f"{rows:,} rows from kc's bundled SAMPLE, not Kaggle's test set: practice only, not for upload"
+                if sample else f"{rows:,} rows, the full test set: ready to upload with `kc submit --upload`")
+        out.print(f"  {path}: {what}")
+    out.print("pictures:")
+    for path in result.pngs:
+        out.print(f"  {path}")
+
+
+@app.command()
+@handled
+def tune(
+    ctx: typer.Context,
+    slug: Slug = None,
+    model: ModelOpt = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="the study's trial budget, shared by all its workers on "
+                                                           "every machine")] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.0, help="seconds after which a worker starts no new "
+                                                                "trial")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes on this machine")] = 1,
+    storage: Annotated[str | None, typer.Option(help="any Optuna storage: postgresql://USER@HOST/DB, mysql://..., "
+                                                     "sqlite:///FILE or journal:FILE (default: "
+                                                     "competitions/SLUG/tune.db)")] = None,
+    study: Annotated[str | None, typer.Option(help="the study to create or join (default: SLUG-MODEL)")] = None,
+    show_study: Annotated[bool, typer.Option("--show", help="print the study's best trials and draw its "
+                                                            "PNGs")] = False,
+    valid_pct: ValidPct = 0.1,
+    seed: Seed = 0,
+    folds: Annotated[int, typer.Option(help="score each trial out-of-fold on K folds (0 = one split)")] = 0,
+    device: Device = "auto",
+    features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
+                                                                          "key=A|B|C; fix key=VALUE",
+                                                    metavar="KEY=RANGE")] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored by the metric."""
+    ws = _ws(ctx, workspace)
+    comp = api.competition(slug, ws)
+    metric = comp.scorer
+
+    def options(params: dict[str, Any]) -> str:
+        return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+    def on_trial(t: Any) -> None:
+        what = f"{metric.title} {metric.format(t.score)}" if t.state == "COMPLETE" else t.note
+        out.print(f"trial {t.number}: {what}  {options(t.params)}" + (f"  (run {t.run_id})" if t.run_id else ""))
+
+    if show_study:
+        result = api.study(comp.slug, model, storage=storage, name=study, workspace=ws)
+    elif trials is None:
+        raise UsageError(f"how many trials? e.g. `kc tune {comp.slug} --trials 20` (or --show to see a study)")
+    else:
+        result = api.tune(comp.slug, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
+                          study=study, valid_pct=valid_pct, seed=seed, folds=folds, device=device,
+                          features=features, params=_parse_params(param or []), workspace=ws, on_trial=on_trial)
+    table = Table("trial", metric.title, "state", "run", "s", "options", title=f"{result.study}: best trials")
+    for t in result.trials[:10]:
+        table.add_row(str(t.number), metric.format(t.score), t.note or t.state.lower(), t.run_id or "-",
+                      f"{t.seconds:.1f}" if t.seconds is not None else "-", options(t.params))
+    show_table(table)
+    counts = ", ".join(f"{result.count(s)} {w}" for s, w in (("COMPLETE", "complete"), ("PRUNED", "pruned"),
+                                                             ("FAIL", "failed"), ("RUNNING", "running")))
+    out.print(f"study {result.study} in {result.storage}: {len(result.trials)} of {result.budget} trials ({counts})")
+    if result.best is not None and result.best.run_id:
+        out.print(f"best: trial {result.best.number}, {metric.title} {metric.format(result.best.score)}; submit it "
+                  f"with `kc submit {comp.slug} --run {result.best.run_id}`")
+    for path in result.plots:
+        out.print(f"  {path}")
+    for problem in result.problems:
+        typer.echo(f"NOTE: {problem}", err=True)
+    if result.interrupted:
+        more = "run the same command" if len(result.trials) < (result.budget or 0) else "raise --trials"
+        out.print(f"interrupted: running trials were marked failed; {more} to go on")
+        raise typer.Exit(130)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

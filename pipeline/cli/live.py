@@ -1,0 +1,171 @@
+"""What the CLI shows while work runs (bars, epoch lines on stderr) and the tables it prints after (stdout)."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from pipeline.core import progress
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+MAX_ROWS = 25  # an epoch table longer than this shows a sample of epochs, always with the best and the last
+SLOW_EPOCH = 1.0  # seconds: epochs at least this slow also get a line of their own on stderr
+
+WHAT = {"batch": "batches", "predict": "test rows predicted", "png": "PNGs written"}
+
+
+def show_table(table: Table) -> None:
+    """Print a table on stdout without squeezing it into 80 columns when output is not a terminal."""
+    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+
+
+def bytes_progress(label: str) -> Progress:
+    """A byte-counting bar on stderr (terminals only)."""
+    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+                    transient=True, disable=not err.is_terminal)
+
+
+@contextmanager
+def working(text: str) -> Iterator[Progress]:
+    """A spinner with `text`, turned into a bar with ETA by `progress.report` calls from the work (terminals only)."""
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   console=err, transient=True, disable=not err.is_terminal)
+    task = bar.add_task(text, total=None, unit="")
+
+    def listen(what: str, done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total, unit=WHAT.get(what, what))
+
+    with bar, progress.listening(listen):
+        yield bar
+
+
+@dataclass
+class EpochRow:
+    """One epoch as the table shows it."""
+
+    fit: str  # "" for a single fit, "fold 2/5", "refit"
+    record: dict[str, float]
+    seconds: float
+
+
+@dataclass
+class TrainDisplay:
+    """Live training progress: stage and epoch i/N with loss and metric, a per-batch bar with ETA, epoch lines."""
+
+    epochs: int | None
+    metric_key: str = ""
+    rows: list[EpochRow] = field(default_factory=list)
+    fit: str = ""
+    _last: float = field(default_factory=time.perf_counter)
+
+    def stage(self, text: str) -> None:
+        """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts."""
+        self.fit = text.split(":")[0] if text.startswith("fold ") else ("refit" if text.startswith("refit") else "")
+        if self.fit == "refit" and (chosen := re.search(r" for (\d+) epochs", text)):  # the epochs validation chose
+            self.epochs = int(chosen.group(1))
+        self._last = time.perf_counter()
+        self.bar.update(self.task, description=text, completed=0, total=None, status="")
+
+    def epoch(self, record: dict[str, float]) -> None:
+        """An epoch ended: keep its row, show it in the bar, and on its own line when epochs are slow."""
+        now = time.perf_counter()
+        row = EpochRow(self.fit, dict(record), now - self._last)
+        self._last = now
+        self.rows.append(row)
+        of = f"/{self.epochs}" if self.epochs else ""
+        text = f"{self.fit + ' · ' if self.fit else ''}epoch {record['epoch']:g}{of}: {epoch_figures(record)}"
+        self.bar.update(self.task, status=text)
+        if row.seconds >= SLOW_EPOCH:
+            err.print(f"{text} ({row.seconds:.0f}s)")
+
+    def batch(self, what: str, done: int, total: int) -> None:
+        """A batch ended: move the bar (its ETA is rich's, from the pace so far)."""
+        self.bar.update(self.task, completed=done, total=total)
+
+    @contextmanager
+    def running(self) -> Iterator[TrainDisplay]:
+        """Show the bar on stderr (terminals only) while the block trains."""
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                            TextColumn("{task.fields[status]}"), console=err, transient=True,
+                            disable=not err.is_terminal)
+        self.task = self.bar.add_task("starting", total=None, status="")
+        with self.bar, progress.listening(self.batch):
+            yield self
+
+
+def epoch_figures(record: dict[str, float]) -> str:
+    """`train_loss 0.1234, valid_loss 0.1111, valid_accuracy 98.10%` from an epoch record."""
+    parts = []
+    for key, value in record.items():
+        if key == "epoch":
+            continue
+        parts.append(f"{key} {100 * value:.2f}%" if key.endswith("accuracy") else f"{key} {value:.4f}")
+    return ", ".join(parts)
+
+
+def epoch_table(rows: list[EpochRow]) -> Table | None:
+    """fastai's end-of-training table (epoch, losses, metric, time) for the first fit; None when nothing was epochal."""
+    first = [r for r in rows if r.fit == rows[0].fit] if rows else []
+    if not first:
+        return None
+    keys = [k for k in first[0].record if k != "epoch"]
+    best = min(range(len(first)), key=lambda i: first[i].record.get("valid_loss", float("inf")))
+    keep = _sample(len(first), best)
+    title = "epochs" + (f" ({first[0].fit})" if first[0].fit else "")
+    if len(keep) < len(first):
+        title += f": {len(keep)} of {len(first)} shown"
+    table = Table("epoch", *keys, "time", title=title)
+    for i in keep:
+        r = first[i]
+        mark = " *" if i == best and "valid_loss" in r.record else ""
+        cells = [f"{100 * r.record[k]:.2f}%" if k.endswith("accuracy") else f"{r.record[k]:.4f}" for k in keys]
+        table.add_row(f"{r.record['epoch']:g}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
+    if "valid_loss" in first[best].record:
+        table.caption = "* best validation loss; the model keeps the last epoch"
+    return table
+
+
+def _sample(n: int, best: int) -> list[int]:
+    """Row indices to show: all of them, or an even sample that keeps the first, the best and the last."""
+    if n <= MAX_ROWS:
+        return list(range(n))
+    step = n / (MAX_ROWS - 2)
+    return sorted({0, best, n - 1, *(round(i * step) for i in range(MAX_ROWS - 2))} - {n})
+
+
+def default_epochs(model: str, params: dict[str, Any]) -> int | None:
+    """The epoch count a model will train for, from its options or its default (None if it has no epochs)."""
+    import dataclasses
+
+    from pipeline.core.errors import UsageError
+    from pipeline.models import model_by_name
+
+    if "epochs" in params and str(params["epochs"]).isdigit():
+        return int(params["epochs"])
+    try:
+        fields = {f.name: f.default for f in dataclasses.fields(model_by_name(model))}
+    except UsageError:  # an unknown model: training will say so
+        return None
+    value = fields.get("epochs")
+    return value if isinstance(value, int) else None

@@ -1,0 +1,1 @@
+"""The base layer: errors, the competition description, metrics, the workspace, datasets, progress."""

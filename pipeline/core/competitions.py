@@ -1,0 +1,304 @@
+"""The competition description: each competition described once, as data, built in or read from its folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.errors import DataError, UsageError
+
+TASKS = ("binary", "multiclass", "regression")
+LABELS = ("int", "bool", "float")  # how a submission writes its labels
+ID_TYPES = ("int", "str")
+MODALITIES = ("tabular", "pixels")
+FEATURES = ("generic", "titanic", "pixels", "houses")  # feature builders
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+DESCRIPTION = "competition.json"  # a competition kc inferred, in `competitions/<slug>/`
+
+
+@dataclass(frozen=True)
+class Competition:
+    """Everything kc needs to know about one competition."""
+
+    slug: str
+    title: str
+    id_column: str  # the id in the submission
+    target_column: str
+    task: str  # one of TASKS
+    metric: str  # a name in pipeline.core.metrics
+    id_type: str = "int"  # one of ID_TYPES
+    labels: str = "int"  # one of LABELS
+    classes: tuple[str, ...] = ()  # classification: labels as written, in class-code order
+    modality: str = "tabular"  # one of MODALITIES
+    image_shape: tuple[int, int] | None = None  # pixels: (rows, columns) of each image
+    features: str = "generic"  # one of FEATURES
+    default_model: str = "linear"
+    default_options: tuple[str, ...] = ()  # "key=value" options the default model trains with unless given others
+    train_file: str = "train.csv"
+    test_file: str = "test.csv"
+    sample_file: str = "sample_submission.csv"
+    extra_files: tuple[str, ...] = ()  # shipped beside the CSVs, e.g. data_description.txt
+    test_has_ids: bool = True  # False: test rows carry no id; ids are row numbers 1..n (Digit Recognizer)
+    aliases: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()  # readable names for the classes in pictures, e.g. died/survived
+    label_column: str = ""  # the submission's name for the target when it differs (digits: Label vs label)
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file `kc fetch` must produce."""
+        return (self.train_file, self.test_file, self.sample_file, *self.extra_files)
+
+    @property
+    def submission_columns(self) -> tuple[str, str]:
+        """The submission's header, in order."""
+        return (self.id_column, self.label_column or self.target_column)
+
+    @property
+    def rules_url(self) -> str:
+        """Where a user accepts the competition's rules."""
+        return f"https://www.kaggle.com/competitions/{self.slug}/rules"
+
+    @property
+    def is_classification(self) -> bool:
+        """Whether the target is a class (binary or multiclass) rather than a value."""
+        return self.task != "regression"
+
+    @property
+    def scorer(self) -> Any:
+        """The competition's metric (a `pipeline.core.metrics.Metric`)."""
+        from pipeline.core import metrics
+
+        return metrics.get(self.metric, self.task)
+
+    @property
+    def pixel_columns(self) -> tuple[str, ...]:
+        """pixel0 ... pixelN-1 for a pixel competition; empty otherwise."""
+        if self.image_shape is None:
+            return ()
+        return tuple(f"pixel{i}" for i in range(self.image_shape[0] * self.image_shape[1]))
+
+    def options_for(self, model: str) -> dict[str, str]:
+        """The competition's own options for `model` (its default model's), as `-p key=value` would give them."""
+        if model != self.default_model:
+            return {}
+        return {key.strip(): value.strip() for key, _, value in (p.partition("=") for p in self.default_options)}
+
+    @property
+    def display_classes(self) -> tuple[str, ...]:
+        """Class names for pictures: the readable names when given, else the labels as written."""
+        return self.class_names or self.classes
+
+    def to_json(self) -> dict[str, Any]:
+        """The description as JSON-ready data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, origin: str) -> Competition:
+        """Rebuild a description, failing with one line that names the file and the problem."""
+        if not isinstance(data, dict):
+            raise DataError(f"{origin}: expected a JSON object of competition fields")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise DataError(f"{origin}: unknown field {', '.join(unknown)}; fields are: {', '.join(fields)}")
+        missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING and n not in data]
+        if missing:
+            raise DataError(f"{origin}: missing field {', '.join(missing)}")
+        values = dict(data)
+        try:
+            for name in ("classes", "extra_files", "aliases", "class_names", "default_options"):
+                if name in values:
+                    values[name] = tuple(_strings(name, values[name]))
+            if values.get("image_shape") is not None:
+                shape = values["image_shape"]
+                if not (isinstance(shape, list) and len(shape) == 2 and all(type(v) is int for v in shape)):
+                    raise ValueError("image_shape must be [rows, columns] or null")
+                values["image_shape"] = tuple(shape)
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{origin}: {exc}") from None
+
+
+def _strings(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a list of strings")
+    return value
+
+
+def _problems(c: Competition) -> list[str]:
+    """What is wrong with a description, as short phrases (empty when it is sound)."""
+    from pipeline.core import metrics
+
+    out = []
+    for name in ("slug", "title", "id_column", "target_column", "default_model", "train_file", "test_file",
+                 "sample_file"):
+        value = getattr(c, name)
+        if not isinstance(value, str) or not value.strip():
+            out.append(f"{name} must be a non-empty string")
+    for name, allowed in (("task", TASKS), ("labels", LABELS), ("id_type", ID_TYPES), ("modality", MODALITIES),
+                          ("features", FEATURES)):
+        if getattr(c, name) not in allowed:
+            out.append(f"{name} is {getattr(c, name)!r}, expected one of {', '.join(allowed)}")
+    if out:
+        return out
+    for pair in c.default_options:
+        if not isinstance(pair, str) or not pair.partition("=")[0].strip() or "=" not in pair:
+            out.append(f"default_options must be key=value strings, not {pair!r}")
+    if not isinstance(c.test_has_ids, bool):
+        out.append("test_has_ids must be true or false")
+    metric = metrics.METRICS.get(c.metric)
+    if metric is None:
+        out.append(f"metric {c.metric!r} is unknown; kc knows: {', '.join(metrics.METRICS)}")
+    elif c.task not in metric.tasks:
+        out.append(f"metric {c.metric!r} does not score {c.task} tasks")
+    if c.task == "regression":
+        if c.labels != "float" or c.classes:
+            out.append("a regression task writes float labels and has no classes")
+    else:
+        want = 2 if c.task == "binary" else 3
+        if len(c.classes) < want or (c.task == "binary" and len(c.classes) != 2):
+            out.append(f"a {c.task} task needs {'exactly 2' if c.task == 'binary' else 'at least 3'} classes")
+        if len(set(c.classes)) != len(c.classes):
+            out.append("classes must be distinct")
+        if c.labels == "bool" and tuple(c.classes) != ("False", "True"):
+            out.append("bool labels have classes [\"False\", \"True\"]")
+        if c.labels == "int" and not all(_is_int(v) for v in c.classes):
+            out.append("int labels need integer classes, e.g. [\"0\", \"1\"]")
+        if c.labels == "float":
+            out.append("float labels are for regression tasks")
+        if c.class_names and len(c.class_names) != len(c.classes):
+            out.append("class_names must name every class")
+    if (c.modality == "pixels") != (c.image_shape is not None):
+        out.append("pixels modality needs image_shape, and only it has one")
+    if (c.modality == "pixels") != (c.features == "pixels"):
+        out.append("the pixels feature builder goes with the pixels modality")
+    if c.image_shape is not None and min(c.image_shape) < 1:
+        out.append("image_shape must be positive")
+    if len({c.train_file, c.test_file, c.sample_file, *c.extra_files}) != 3 + len(c.extra_files):
+        out.append("file names must be distinct")
+    return out
+
+
+def _is_int(text: str) -> bool:
+    return text.isascii() and text.lstrip("-").isdigit()
+
+
+TITANIC = Competition(
+    slug="titanic",
+    title="Titanic - Machine Learning from Disaster",
+    id_column="PassengerId",
+    target_column="Survived",
+    task="binary",
+    metric="accuracy",
+    classes=("0", "1"),
+    class_names=("died", "survived"),
+    features="titanic",
+    default_model="linear",
+    # 30 epochs of 23 batches stop short of the optimum at lr 0.01; 0.08 reaches it (benchmarks/RESULTS.md)
+    default_options=("lr=0.08",),
+    sample_file="gender_submission.csv",
+)
+
+DIGIT_RECOGNIZER = Competition(
+    slug="digit-recognizer",
+    title="Digit Recognizer",
+    id_column="ImageId",
+    target_column="label",
+    task="multiclass",
+    metric="accuracy",
+    classes=tuple(str(d) for d in range(10)),
+    modality="pixels",
+    image_shape=(28, 28),
+    features="pixels",
+    default_model="cnn",
+    test_has_ids=False,
+    label_column="Label",
+)
+
+HOUSE_PRICES = Competition(
+    slug="house-prices-advanced-regression-techniques",
+    title="House Prices - Advanced Regression Techniques",
+    id_column="Id",
+    target_column="SalePrice",
+    task="regression",
+    metric="rmse-log",
+    labels="float",
+    features="houses",
+    default_model="blend",
+    extra_files=("data_description.txt",),
+    aliases=("house-prices",),
+)
+
+REGISTRY: dict[str, Competition] = {c.slug: c for c in (TITANIC, DIGIT_RECOGNIZER, HOUSE_PRICES)}
+_ALIASES = {alias: c.slug for c in REGISTRY.values() for alias in c.aliases}
+
+
+def canonical(slug: str) -> str:
+    """The registry's slug for an alias (house-prices -> house-prices-advanced-regression-techniques)."""
+    return _ALIASES.get(slug, slug)
+
+
+def known(slug: str) -> Competition | None:
+    """The built-in description of a slug or alias, if kc has one."""
+    return REGISTRY.get(canonical(slug))
+
+
+def description_path(root: Path, slug: str) -> Path:
+    """Where an inferred competition's description lives: `competitions/<slug>/competition.json`."""
+    return root / "competitions" / slug / DESCRIPTION
+
+
+def load(path: Path) -> Competition:
+    """Read and validate a `competition.json`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    comp = Competition.from_json(data, str(path))
+    if comp.slug != path.parent.name:
+        raise DataError(f"{path}: slug is '{comp.slug}' but the folder is '{path.parent.name}'")
+    return comp
+
+
+def save(comp: Competition, root: Path) -> Path:
+    """Write an inferred description beside its data (atomically); return the path."""
+    from pipeline.core.workspace import atomic_path
+
+    path = description_path(root, comp.slug)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(comp.to_json(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def check_slug(slug: str) -> str:
+    """The slug itself, when it is one Kaggle could have made (lowercase letters, digits, hyphens)."""
+    if not _SLUG.fullmatch(slug):
+        raise UsageError(f"'{slug}' is not a competition slug: use lowercase letters, digits and hyphens, "
+                         "as in the competition's Kaggle address")
+    return slug
+
+
+def get(slug: str, root: Path | None = None) -> Competition:
+    """A competition by slug or alias: built in, or described by `competition.json` in the workspace at `root`."""
+    check_slug(slug)
+    comp = known(slug)
+    if comp is not None:
+        return comp
+    if root is not None:
+        path = description_path(root, slug)
+        if path.is_file():
+            return load(path)
+    names = ", ".join(sorted([*REGISTRY, *_ALIASES]))
+    raise UsageError(f"unknown competition '{slug}'; kc knows: {names}. For another competition, "
+                     f"`kc fetch {slug} --from FILE.zip` describes it from its files")

@@ -1,0 +1,64 @@
+"""The dataset every model reads, built by the competition's modality (pixels or tables)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.workspace import Workspace
+
+# modality -> the module that reads it; each has `load(comp, ws, features) -> Dataset` and `convert(comp, ws, force)`
+READERS = {"pixels": "pipeline.pixels.arrays", "tabular": "pipeline.tables.frames"}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What every model eats: training inputs and targets, test inputs and the ids a submission needs."""
+
+    X: np.ndarray  # pixels: (n, h, w) uint8; tables: (n, features) float32, scaled for linear models and kNN
+    y: np.ndarray  # (n,) int64 class codes (indices into comp.classes), or float64 values for regression
+    X_test: np.ndarray
+    test_ids: np.ndarray  # (m,) int64 or str ids, one per test row
+    fingerprint: str
+    feature_names: tuple[str, ...] = ()
+    X_raw: np.ndarray | None = None  # tables: unscaled features for tree models (None: same as X)
+    X_test_raw: np.ndarray | None = None
+    features: dict[str, Any] = field(default_factory=dict)  # the feature builder's record, saved with each run
+    # columns computed from labels (Titanic's group features) are X's last g columns, valued as for a fit on all
+    # train rows; fit_columns(rows) -> (n, g) recomputes them for a model fitted on `rows`, from those labels only
+    fit_columns: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def inputs(self, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) inputs in the form a model wants: scaled for linear/kNN, raw for trees."""
+        if scaled or self.X_raw is None or self.X_test_raw is None:
+            return self.X, self.X_test
+        return self.X_raw, self.X_test_raw
+
+    def for_fit(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Train inputs X (scaled or raw) for a model fitted on `rows`: its label columns from those rows' labels."""
+        if self.fit_columns is None:
+            return X
+        block = self.fit_columns(rows)  # (n, g)
+        out = X.copy()
+        out[:, X.shape[1] - block.shape[1]:] = block
+        return out
+
+
+def reader(comp: Competition) -> Any:
+    """The module that reads this competition's modality."""
+    return importlib.import_module(READERS[comp.modality])
+
+
+def load_dataset(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
+    """Convert (or reuse the cache) and return the model-ready dataset; `features` overrides the builder."""
+    return reader(comp).load(comp, ws, features)
+
+
+def convert(comp: Competition, ws: Workspace, force: bool = False) -> Any:
+    """Validate the fetched CSVs and write the derived data for whichever modality this is."""
+    return reader(comp).convert(comp, ws, force)

@@ -1,0 +1,130 @@
+"""The CSV rules fetch, convert and validate share: headers, text encodings, and reading tables safely."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_CELL = 60  # characters of a cell echoed in an error message
+
+
+def shown(cell: object) -> str:
+    """A cell as an error message quotes it: cut to MAX_CELL characters."""
+    text = str(cell)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
+
+
+def file_key(salt: str, *paths: Path) -> str:
+    """A key that changes when `salt` or any file's name, size or modification time changes."""
+    import hashlib
+
+    h = hashlib.sha256(salt.encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
+def decode(data: bytes, name: str) -> str:
+    """Text from a CSV's bytes: UTF-8 (with or without BOM) as Kaggle serves it, else Latin-1 as exports write it."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data:
+        raise DataError(f"{name}: binary data, not a CSV text file")
+    return data.decode("cp1252", errors="strict") if _cp1252_ok(data) else data.decode("latin-1")
+
+
+def _cp1252_ok(data: bytes) -> bool:
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_header(path: Path) -> tuple[str, ...]:
+    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+    with open(path, "rb") as f:
+        first = f.readline(1 << 20)
+    if not first:
+        raise DataError(f"{path.name}: the file is empty")
+    lines = decode(first, path.name).splitlines()  # also splits old-Mac \r-only line endings
+    try:
+        found = [c.strip() for c in next(csv.reader(lines[:1]), [])]
+    except csv.Error as exc:
+        raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
+    while found and not found[-1]:
+        found.pop()
+    return tuple(found)
+
+
+def check_headers(comp: Competition, folder: Path) -> None:
+    """Fail unless train, test and sample submission have the columns the description says, naming the first gap."""
+    train, test, sample = (read_header(folder / name) for name in (comp.train_file, comp.test_file, comp.sample_file))
+    if sample != comp.submission_columns:
+        raise DataError(f"{comp.sample_file}: header is {','.join(sample) or '(empty)'}, expected "
+                        f"{','.join(comp.submission_columns)}")
+    if comp.target_column not in train:
+        raise DataError(f"{comp.train_file}: no '{comp.target_column}' column (the target)")
+    for name, header in ((comp.train_file, train), (comp.test_file, test)):
+        if comp.test_has_ids and comp.id_column not in header:
+            raise DataError(f"{name}: no '{comp.id_column}' column (the id)")
+        if len(set(header)) != len(header):
+            twice = next(c for c in header if header.count(c) > 1)
+            raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
+    features = tuple(c for c in train if c != comp.target_column)
+    for name, header in ((comp.train_file, features), (comp.test_file, test)):
+        if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:
+            raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
+                            + (f" beside {comp.target_column}" if name == comp.train_file else ""))
+    if features != test:
+        extra = [c for c in test if c not in features]
+        gone = [c for c in features if c not in test]
+        if gone:
+            what = f"column '{shown(gone[0])}' is missing"
+        elif extra:
+            what = f"column '{shown(extra[0])}' is not in train"
+        else:
+            what = "the columns are in another order than train's"
+        raise DataError(f"{comp.test_file}: {what}; test must have train's columns without the target, in order")
+
+
+def read_table(path: Path, strings: bool = False) -> pd.DataFrame:
+    """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed."""
+    import pandas as pd
+
+    try:
+        text = decode(path.read_bytes(), path.name)
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a CSV file") from None
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    options: dict = {"dtype": str, "keep_default_na": False} if strings else {}
+    try:
+        df = pd.read_csv(io.StringIO(text), **options)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path.name}: the file is empty") from None
+    except (pd.errors.ParserError, ValueError, csv.Error) as exc:
+        raise DataError(f"{path.name}: not a readable CSV ({shown(str(exc).splitlines()[0])})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return drop_empty_trailing_columns(df)
+
+
+def drop_empty_trailing_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """Drop unnamed, all-empty columns at the end (trailing commas of a spreadsheet export)."""
+    def empty(column: pd.Series) -> bool:
+        return bool((column.isna() | (column.astype(str).str.strip() == "")).all())
+
+    while len(df.columns) and str(df.columns[-1]).startswith("Unnamed:") and empty(df[df.columns[-1]]):
+        df = df.drop(columns=df.columns[-1])
+    return df

@@ -1,0 +1,216 @@
+"""Pixel competitions: CSV rows of pixels -> validated, cached uint8 image arrays, PNG folders, contact sheets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.ingest.csvfiles import decode, file_key, read_header, shown
+from pipeline.ingest.sources import locked, require_fetched
+from pipeline.pixels import images
+
+if TYPE_CHECKING:
+    from pipeline.core.dataset import Dataset
+
+CACHE_VERSION = 2
+
+
+def fingerprint(*paths: Path) -> str:
+    """A key that changes when any file's size or modification time changes (or the cache format)."""
+    return file_key(f"v{CACHE_VERSION}", *paths)
+
+
+def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...]) -> str:
+    """Scan the CSV slowly to name the first bad row and column (only called after the fast path fails)."""
+    text = decode(path.read_bytes(), path.name)
+    try:
+        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes)
+    except csv.Error as exc:
+        return f"{path.name}: malformed CSV ({shown(str(exc))}); is a cell unreasonably long or a quote unclosed?"
+
+
+def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | None,
+                classes: tuple[str, ...]) -> str:
+    """The first bad cell's row and column, read with the csv module."""
+    header = tuple(c.strip() for c in next(reader, ()))
+    if not header:
+        return f"{path.name}: the file is empty"
+    pixels = {c for c in columns if c.startswith("pixel")}
+    for row, fields in enumerate(reader, start=1):
+        if len(fields) != len(columns):
+            return f"{path.name}: row {row} has {len(fields)} values, expected {len(columns)}"
+        for name, value in zip(columns, fields, strict=True):
+            cell = value.strip()
+            if cell == "":
+                return f"{path.name}: row {row}, column {name}: missing value"
+            if name == label:
+                if cell not in classes:
+                    return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not one of {', '.join(classes)}"
+            elif name in pixels and (not (cell.isascii() and cell.isdigit()) or int(cell) > 255):
+                return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not an integer 0-255"
+    return f"{path.name}: could not be parsed as integers 0-255 (row and column not found)"
+
+
+def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Parse a pixel CSV fast -> ((n, h, w) uint8 images, (n,) int64 class codes or None), naming any bad cell."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    assert comp.image_shape is not None
+    columns = read_header(path)
+    pixel_types = {name: pa.uint8() for name in comp.pixel_columns}  # out-of-range values fail the parse
+    text_types = {c: pa.string() for c in columns if c not in pixel_types}  # the label and any id
+
+    def bad() -> DataError:
+        return DataError(_locate_bad_cell(path, columns, comp.target_column if label else None, comp.classes))
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            convert_options=pacsv.ConvertOptions(column_types=pixel_types | text_types, include_columns=list(columns),
+                                                 strings_can_be_null=True),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, KeyError, UnicodeDecodeError) as exc:
+        raise bad() from exc
+    if any(col.null_count for col in table.columns):
+        raise bad()
+    if table.num_rows == 0:
+        raise DataError(f"{path.name}: no data rows")
+    codes = None
+    if label:
+        text = np.asarray(table.column(comp.target_column).to_pylist(), dtype=object)
+        lookup = {c: i for i, c in enumerate(comp.classes)}
+        codes = np.fromiter((lookup.get(str(v).strip(), -1) for v in text), np.int64, len(text))
+        if (codes < 0).any():
+            raise bad()
+    pixels = table.select(list(comp.pixel_columns))
+    # columns -> rows, one record batch at a time: a contiguous transpose is far faster than a strided stack
+    out = np.empty((pixels.num_rows, pixels.num_columns), np.uint8)
+    start = 0
+    for batch in pixels.to_batches():
+        block = np.empty((batch.num_columns, batch.num_rows), np.uint8)
+        for j, column in enumerate(batch.columns):
+            block[j] = column.to_numpy()
+        out[start : start + batch.num_rows] = block.T
+        start += batch.num_rows
+    return images.to_images(np.ascontiguousarray(out), comp.image_shape), codes
+
+
+@dataclass(frozen=True)
+class PixelArrays:
+    """Cached pixel arrays: images (n, h, w) uint8 and class codes (n,) int64 (memory-mapped)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    fingerprint: str
+    from_cache: bool
+
+
+def _cache_paths(comp: Competition, ws: Workspace) -> dict[str, Path]:
+    d = ws.cache_dir(comp.slug)
+    return {
+        "train_images": d / "train_images.npy",
+        "train_labels": d / "train_labels.npy",
+        "test_images": d / "test_images.npy",
+        "meta": d / "arrays.json",
+    }
+
+
+def _cached(paths: dict[str, Path], key: str) -> PixelArrays | None:
+    """The cache when its meta names this fingerprint and its arrays load; None for any damage."""
+    try:
+        meta = json.loads(paths["meta"].read_text())
+        if not isinstance(meta, dict) or meta.get("fingerprint") != key:
+            return None
+        arrays = [np.load(paths[k], mmap_mode="r", allow_pickle=False)
+                  for k in ("train_images", "train_labels", "test_images")]
+    except (OSError, ValueError, EOFError):
+        return None
+    if arrays[0].ndim != 3 or arrays[2].ndim != 3 or arrays[0].dtype != np.uint8 or len(arrays[1]) != len(arrays[0]):
+        return None
+    return PixelArrays(*arrays, fingerprint=key, from_cache=True)
+
+
+def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArrays:
+    """Parse and validate train/test CSVs into cached .npy arrays; reuse the cache when the CSVs are unchanged."""
+    folder = require_fetched(comp, ws)
+    sources = [folder / comp.train_file, folder / comp.test_file]
+    key = fingerprint(*sources)
+    paths = _cache_paths(comp, ws)
+    if not force and (cached := _cached(paths, key)) is not None:
+        return cached
+    train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
+    test_images, _ = read_pixel_csv(sources[1], comp, label=False)
+    with locked(folder):  # one writer of the cache at a time, so leftovers of a killed one can go
+        for leftover in ws.cache_dir(comp.slug).glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        paths["meta"].unlink(missing_ok=True)  # the arrays below are only trusted once the meta is rewritten
+        for name, array in (("train_images", train_images), ("train_labels", train_labels),
+                            ("test_images", test_images)):
+            with atomic_path(paths[name], suffix=".npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, array)
+        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images)}
+        with atomic_path(paths["meta"]) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2))
+    return PixelArrays(train_images, train_labels, test_images, key, from_cache=False)
+
+
+def test_ids(comp: Competition, ws: Workspace, n: int) -> np.ndarray:
+    """The test rows' ids: the id column when test.csv has one, else the row numbers 1..n."""
+    if not comp.test_has_ids:
+        return np.arange(1, n + 1, dtype=np.int64)
+    from pipeline.ingest.csvfiles import read_table
+
+    ids = read_table(require_fetched(comp, ws) / comp.test_file, strings=True)[comp.id_column].str.strip()
+    return ids.astype(np.int64).to_numpy() if comp.id_type == "int" else ids.to_numpy(dtype=object)
+
+
+def write_pngs(comp: Competition, ws: Workspace, arrays: PixelArrays, force: bool = False) -> tuple[Path, int]:
+    """PNGs in the folder-per-class layout: `png/train/<label>/<row>.png` and `png/test/<row>.png`."""
+    root = ws.cache_dir(comp.slug) / "png"
+    paths = _cache_paths(comp, ws)
+    train_names = [f"train/{comp.classes[code]}/{row}.png" for row, code in enumerate(arrays.train_labels)]
+    test_names = [f"test/{i}.png" for i in range(1, len(arrays.test_images) + 1)]
+    written = images.write_pngs(paths["train_images"], train_names, root, force)
+    written += images.write_pngs(paths["test_images"], test_names, root, force)
+    return root, written
+
+
+def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int, out: Path | None = None) -> Path:
+    """A contact sheet of `n` random training images (optionally of one label), written as a PNG."""
+    if comp.modality != "pixels":
+        raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
+    if label is not None and label not in comp.classes:
+        raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
+    if not isinstance(n, int) or not 1 <= n <= 400:
+        raise UsageError(f"-n {n}: expected a number of images from 1 to 400")
+    arrays = convert(comp, ws)
+    code = None if label is None else comp.classes.index(label)
+    rows = np.arange(len(arrays.train_labels)) if code is None else np.flatnonzero(arrays.train_labels == code)
+    if not len(rows):
+        raise UsageError(f"--label {label}: no training images carry it")
+    chosen = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, len(rows)), replace=False))
+    captions = [f"{comp.classes[arrays.train_labels[r]]} (row {r})" for r in chosen]
+    name = f"images-{'all' if label is None else label}-{len(chosen)}.png"
+    return images.contact_sheet(arrays.train_images[chosen], captions, out or ws.cache_dir(comp.slug) / name)
+
+
+def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
+    """The model-ready dataset of a pixel competition (images stay uint8; models scale them)."""
+    from pipeline.core.dataset import Dataset
+
+    if features not in (None, "pixels"):
+        raise UsageError(f"--features {features}: {comp.slug} is a pixel competition; its features are the pixels")
+    a = convert(comp, ws)
+    return Dataset(np.asarray(a.train_images), np.asarray(a.train_labels), np.asarray(a.test_images),
+                   test_ids(comp, ws, len(a.test_images)), a.fingerprint, features={"builder": "pixels"})

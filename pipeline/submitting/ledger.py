@@ -1,0 +1,227 @@
+"""`kc submit`, `kc ensemble`, `kc submissions`: validated files, uploads, and their log."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core import progress
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import KaggleError, UsageError
+from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.ingest import kaggle_api
+from pipeline.ingest.sources import read_marker
+from pipeline.submitting.checks import frame, validate_file
+
+PREDICT_CHUNK = 4096  # test rows predicted at a time, so progress can be shown
+
+__all__ = ["LogEntry", "Written", "predict_run", "read_log", "refresh", "upload", "validate_file", "write"]
+
+
+@dataclass
+class LogEntry:
+    """One written (and perhaps uploaded) submission, as a line of `submissions/<slug>/log.jsonl`."""
+
+    time: str
+    file: str
+    sha256: str
+    run: str
+    model: str
+    metric: str = ""
+    valid_score: float | None = None  # the run's validation score, by `metric`
+    sample: bool = False  # predicted from the bundled sample data, not Kaggle's full data
+    upload_ref: int | None = None
+    status: str = "written"  # written, PENDING, COMPLETE or ERROR
+    public_score: str | None = None
+    message: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_line(cls, line: str) -> LogEntry | None:
+        """Parse one log line; None when it is not a log entry kc can read."""
+        try:
+            data = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            entry = cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError:
+            return None
+        return entry if isinstance(entry.file, str) and isinstance(entry.status, str) else None
+
+
+def sha256(path: Path) -> str:
+    """Hex digest of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _log_path(comp: Competition, ws: Workspace) -> Path:
+    return ws.submissions_dir(comp.slug) / "log.jsonl"
+
+
+def _lines(comp: Competition, ws: Workspace) -> list[tuple[str, LogEntry | None]]:
+    """Each log line with its entry (None for a line kc cannot read, kept as it is)."""
+    path = _log_path(comp, ws)
+    if not path.exists():
+        return []
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return [(line, LogEntry.from_line(line)) for line in text.splitlines() if line.strip()]
+
+
+def read_log(comp: Competition, ws: Workspace) -> list[LogEntry]:
+    """Every readable logged submission, oldest first."""
+    return [entry for _, entry in _lines(comp, ws) if entry is not None]
+
+
+def _write_log(comp: Competition, ws: Workspace, lines: list[tuple[str, LogEntry | None]]) -> None:
+    with atomic_path(_log_path(comp, ws)) as tmp:
+        tmp.write_text("".join((json.dumps(dataclasses.asdict(e)) if e else raw) + "\n" for raw, e in lines))
+
+
+def _update_log(comp: Competition, ws: Workspace, file: str, **changes: Any) -> LogEntry:
+    lines = _lines(comp, ws)
+    for _, entry in lines:
+        if entry is not None and entry.file == file:
+            for key, value in changes.items():
+                setattr(entry, key, value)
+            _write_log(comp, ws, lines)
+            return entry
+    raise UsageError(f"{file} is not in the {comp.slug} submission log; write it with `kc submit {comp.slug}`")
+
+
+@dataclass(frozen=True)
+class Written:
+    """A validated submission file and its log entry."""
+
+    path: Path
+    entry: LogEntry
+    new: bool = True  # False: an identical file was already written and logged
+
+
+def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.ndarray, source: str,
+          model: str, valid_score: float | None) -> Written:
+    """Validate predictions against the sample submission, then write the CSV atomically and log it."""
+    df = frame(comp, ws, ids, predictions)
+    content = df.to_csv(index=False).encode()
+    digest = hashlib.sha256(content).hexdigest()
+    for entry in read_log(comp, ws):
+        existing = ws.submissions_dir(comp.slug) / entry.file
+        if entry.sha256 == digest and entry.run == source and existing.is_file() and sha256(existing) == digest:
+            return Written(existing, entry, new=False)
+    folder = ws.submissions_dir(comp.slug)
+    path, n = folder / f"{source}.csv", 2
+    while path.exists():
+        path, n = folder / f"{source}-{n}.csv", n + 1
+    with atomic_path(path, suffix=".csv") as tmp:
+        tmp.write_bytes(content)
+    marker = read_marker(ws.data_dir(comp.slug)) or {}
+    entry = LogEntry(time=datetime.now().isoformat(timespec="seconds"), file=path.name, sha256=digest, run=source,
+                     model=model, metric=comp.metric, valid_score=valid_score, sample=bool(marker.get("sample")))
+    _write_log(comp, ws, [*_lines(comp, ws), ("", entry)])
+    return Written(path, entry)
+
+
+def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written:
+    """Predict the test set with a run (default: the best) and write the submission."""
+    from pipeline.core.dataset import load_dataset
+    from pipeline.training.trainer import get_run
+
+    run = get_run(comp, ws, run_id)
+    data = load_dataset(comp, ws, run.config.features)
+    check_same_data(comp, run, data)
+    return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+
+
+def check_same_data(comp: Competition, run: Any, data: Any) -> None:
+    """Refuse a run trained on other data or features than the current ones (its inputs would not fit)."""
+    from pipeline.core.errors import DataError
+
+    if run.metrics.data_fingerprint and run.metrics.data_fingerprint != data.fingerprint:
+        raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones: "
+                        f"train again with `kc train {comp.slug} --model {run.model}`")
+
+
+def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
+    """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values)."""
+    from pipeline.training.trainer import load_models, outputs
+
+    models = load_models(comp, run)
+    total = len(models) * len(data.test_ids)
+    parts = []
+    for k, m in enumerate(models):
+        X = data.inputs(m.scaled)[1]
+        chunks = []
+        for start in range(0, len(X), PREDICT_CHUNK):
+            chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            progress.report("predict", k * len(X) + min(start + PREDICT_CHUNK, len(X)), total)
+        parts.append(np.concatenate(chunks))
+    return np.mean(parts, axis=0)
+
+
+def test_predictions(comp: Competition, run: Any, data: Any) -> np.ndarray:
+    """A run's test predictions as the submission writes them (class codes or values)."""
+    from pipeline.training.trainer import predictions
+
+    return predictions(comp, test_outputs(comp, run, data))
+
+
+def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: bool = True,
+           timeout: float = 300.0, poll: float = 5.0, on_wait: Callable[[str], None] | None = None) -> LogEntry:
+    """Upload a logged submission, then (optionally) poll Kaggle until it is scored; return its log entry."""
+    entry = next((e for e in read_log(comp, ws) if e.file == written.name), None)
+    if entry is not None and entry.sample:
+        raise UsageError(f"{written.name} was predicted from kc's bundled SAMPLE of {comp.slug}, not Kaggle's data: "
+                         f"fetch the full data (`kc fetch {comp.slug} --force` with credentials), train, submit again")
+    limits = kaggle_api.submission_limits(comp)
+    if limits.allowed_now <= 0:
+        raise KaggleError(f"no {comp.slug} submissions left today ({limits.today} made): try again tomorrow (UTC)")
+    validate_file(comp, ws, written)  # the file may have been edited since it was written
+    ref = kaggle_api.submit(comp, written, message)
+    entry = _update_log(comp, ws, written.name, upload_ref=ref, status="PENDING", message=message)
+    if not wait:
+        return entry
+    deadline = time.monotonic() + timeout
+    while True:
+        for remote in kaggle_api.list_submissions(comp):
+            if remote.ref == ref and remote.status != "PENDING":
+                return _update_log(comp, ws, written.name, status=remote.status,
+                                   public_score=remote.public_score or None, error=remote.error or None)
+        if time.monotonic() >= deadline:
+            return entry
+        if on_wait:
+            on_wait("waiting for Kaggle to score the submission")
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def refresh(comp: Competition, ws: Workspace) -> tuple[list[LogEntry], str | None]:
+    """The log, with pending uploads refreshed from Kaggle when possible; and a note when that failed."""
+    lines = _lines(comp, ws)
+    entries = [e for _, e in lines if e is not None]
+    pending = [e for e in entries if e.upload_ref and e.status == "PENDING"]
+    note = None
+    if len(entries) < len(lines):
+        note = f"{len(lines) - len(entries)} unreadable line(s) of {_log_path(comp, ws)} kept as they are"
+    if not pending or not kaggle_api.credentials_configured():
+        return entries, note
+    try:
+        remote = {s.ref: s for s in kaggle_api.list_submissions(comp)}
+    except KaggleError as exc:
+        return entries, f"could not refresh from Kaggle: {exc}"
+    for entry in pending:
+        found = remote.get(entry.upload_ref)
+        if found is not None and found.status != "PENDING":
+            entry.status, entry.public_score = found.status, found.public_score or None
+    _write_log(comp, ws, lines)
+    return entries, note

@@ -1,0 +1,1 @@
+"""Table competitions: validated frames, the generic feature encoder, and the Titanic and House Prices builders."""

@@ -1,0 +1,264 @@
+"""Generic features for any Kaggle table: types read from the data, statistics fitted on train rows only."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.errors import DataError, UsageError
+
+# normalised spellings of the two values of a boolean-like text column; the first of each pair means 1
+_BOOLEAN_PAIRS = (("true", "false"), ("yes", "no"), ("y", "n"), ("t", "f"), ("1", "0"))
+_TRUE = frozenset(pair[0] for pair in _BOOLEAN_PAIRS)
+MISSING = "<missing>"  # the category of missing text cells (one-hot column, frequency table key)
+
+
+def numbers(values: pd.Series) -> np.ndarray:
+    """(n,) float64: the cells as numbers, NaN where missing, unparseable or infinite."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        out = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        out = pd.to_numeric(text(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
+def text(values: pd.Series) -> pd.Series:
+    """The cells as stripped strings (object dtype), NaN where missing or blank."""
+    out = values.astype(object).map(lambda v: str(v).strip(), na_action="ignore").astype(object)
+    return out.where(out.notna() & (out != ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Numeric:
+    """A number column: median-imputed, optionally flagged; scaled variant logged if skewed, then standardised."""
+
+    kind: ClassVar[str] = "numeric"
+    column: str
+    median: float
+    flag: bool  # train had missing values: add a 0/1 `<column>_missing` column
+    low: float  # the train range: the scaled variant clips numbers into it
+    high: float
+    log: bool
+    mean: float  # of the (logged) imputed train values, for the scaled variant
+    std: float
+
+    def names(self, scaled: bool) -> list[str]:
+        value = f"log1p({self.column})" if scaled and self.log else self.column
+        return [value, f"{self.column}_missing"] if self.flag else [value]
+
+    def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
+        x = numbers(values)
+        missing = np.isnan(x)
+        x = np.where(missing, self.median, x)
+        if scaled:  # clipped into the train range so one extreme test row cannot dominate a linear model
+            x = np.clip(x, self.low, self.high)
+            if self.log:
+                x = np.log1p(np.maximum(x, 0.0))
+            x = (x - self.mean) / self.std
+        return np.column_stack([x, missing]) if self.flag else x[:, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Boolean:
+    """A two-valued column (True/False, yes/no, 0/1 text): one 0/1 column, missing -> the train mode, flagged."""
+
+    kind: ClassVar[str] = "boolean"
+    column: str
+    fill: float  # 0 or 1, the more common train value; also used for unseen spellings
+    flag: bool
+
+    def names(self, scaled: bool) -> list[str]:
+        return [self.column, f"{self.column}_missing"] if self.flag else [self.column]
+
+    def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
+        words = text(values).map(str.lower, na_action="ignore")
+        known = words.isin(_TRUE | {pair[1] for pair in _BOOLEAN_PAIRS}).to_numpy()
+        x = np.where(known, words.isin(_TRUE).to_numpy(), self.fill).astype(np.float64)
+        return np.column_stack([x, words.isna().to_numpy()]) if self.flag else x[:, None]
+
+
+@dataclasses.dataclass(frozen=True)
+class _OneHot:
+    """Low-cardinality text: one 0/1 column per train category (missing is a category); unseen -> all zeros."""
+
+    kind: ClassVar[str] = "onehot"
+    column: str
+    categories: tuple[str, ...]  # MISSING stands for missing cells
+
+    def names(self, scaled: bool) -> list[str]:
+        return [f"{self.column}={category}" for category in self.categories]
+
+    def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
+        cells = text(values).fillna(MISSING).to_numpy()
+        return (cells[:, None] == np.array(self.categories, dtype=object)[None, :]).astype(np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Frequency:
+    """High-cardinality text that repeats: the share of train rows holding the value (or missing); unseen -> 0."""
+
+    kind: ClassVar[str] = "frequency"
+    column: str
+    shares: dict[str, float]  # at most max_frequency most common values (MISSING too); rarer ones count as unseen
+
+    def names(self, scaled: bool) -> list[str]:
+        return [f"{self.column}_frequency"]
+
+    def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
+        return text(values).fillna(MISSING).map(self.shares).fillna(0.0).to_numpy(dtype=np.float64)[:, None]
+
+
+_KINDS: dict[str, type] = {kind.kind: kind for kind in (_Numeric, _Boolean, _OneHot, _Frequency)}
+Encoding = _Numeric | _Boolean | _OneHot | _Frequency
+
+
+@dataclasses.dataclass
+class TableEncoder:
+    """Generic features for any table, fitted on train rows only."""
+
+    max_onehot: int = 30  # text columns with <= this many distinct train values are one-hot encoded
+    max_frequency: int = 500  # with more: frequency-encoded (the table keeps this many most common values)...
+    min_repeat: float = 0.1  # ...unless fewer than this share of their train rows hold a repeated value: dropped
+    skew: float = 0.75  # skewness above which a numeric column >= 0 is log1p-transformed (scaled variant only)
+    numeric_share: float = 0.9  # a text column is numeric if this share of its non-missing train cells parse
+
+    encodings_: list[Encoding] | None = dataclasses.field(default=None, init=False, repr=False)
+    dropped_: dict[str, str] = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def fit(self, train: pd.DataFrame, drop: Sequence[str] = ()) -> TableEncoder:
+        """Decide each column's encoding and learn its statistics from the train rows; return self."""
+        if train.empty:
+            raise DataError("the train table has no rows or no columns: nothing to learn features from")
+        absent = [name for name in drop if name not in train.columns]
+        if absent:
+            raise DataError(f"the train table has no column {absent[0]!r} to drop; its columns: {', '.join(train)}")
+        encodings, dropped = [], {}
+        for column in train.columns:
+            if column in drop:
+                continue
+            encoding = self._fit_column(str(column), train[column])
+            if isinstance(encoding, str):
+                dropped[str(column)] = encoding
+            else:
+                encodings.append(encoding)
+        if not encodings:
+            why = "; ".join(f"{name}: {reason}" for name, reason in dropped.items()) or "all were dropped by request"
+            raise DataError(f"the train table has no usable feature columns ({why})")
+        self.encodings_, self.dropped_ = encodings, dropped
+        return self
+
+    def transform(self, frame: pd.DataFrame, scaled: bool) -> np.ndarray:
+        """(n, d) float32 features for `frame` (train or test rows); no NaN or inf."""
+        encodings = self._fitted()
+        absent = [e.column for e in encodings if e.column not in frame.columns]
+        if absent:
+            raise DataError(f"the table lacks column {absent[0]!r}, which the features were fitted with")
+        blocks = [e.encode(frame[e.column], scaled) for e in encodings]
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def names(self, scaled: bool) -> tuple[str, ...]:
+        """The feature names, one per column of `transform(frame, scaled)`."""
+        return tuple(name for e in self._fitted() for name in e.names(scaled))
+
+    def report(self) -> dict[str, list[str]]:
+        """Which source column went where: numeric, imputed, log, boolean, onehot, frequency, dropped (with why)."""
+        encodings = self._fitted()
+        out: dict[str, list[str]] = {k: [] for k in ("numeric", "imputed", "log", "boolean", "onehot", "frequency")}
+        for e in encodings:
+            out[e.kind].append(e.column)
+            if isinstance(e, _Numeric | _Boolean) and e.flag:
+                out["imputed"].append(e.column)
+            if isinstance(e, _Numeric) and e.log:
+                out["log"].append(e.column)
+        out["dropped"] = [f"{name}: {reason}" for name, reason in self.dropped_.items()]
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings and fitted state as plain JSON types."""
+        encodings = [{"kind": e.kind, **dataclasses.asdict(e)} for e in self._fitted()]
+        for e in encodings:
+            if "categories" in e:
+                e["categories"] = list(e["categories"])
+        settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {"settings": settings, "encodings": encodings, "dropped": dict(self.dropped_)}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TableEncoder:
+        """Rebuild a fitted encoder from `to_json` output."""
+        try:
+            encoder = cls(**d["settings"])
+            encodings = []
+            for item in d["encodings"]:
+                fields = {key: value for key, value in item.items() if key != "kind"}
+                if "categories" in fields:
+                    fields["categories"] = tuple(fields["categories"])
+                encodings.append(_KINDS[item["kind"]](**fields))
+            encoder.encodings_, encoder.dropped_ = encodings, dict(d["dropped"])
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"the saved feature encoder is malformed ({exc!r}): train the run again") from exc
+        return encoder
+
+    def _fitted(self) -> list[Encoding]:
+        if self.encodings_ is None:
+            raise UsageError("this TableEncoder is not fitted yet: call fit(train) first")
+        return self.encodings_
+
+    def _fit_column(self, column: str, values: pd.Series) -> Encoding | str:
+        """The column's encoding, or the reason it is dropped."""
+        if values.isna().all():
+            return "empty in train"
+        if values.nunique(dropna=False) == 1:
+            return f"constant in train (every row is {values.iloc[0]})"
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            x = numbers(values)  # fast path: no text to look at
+            return self._fit_numeric(column, x) if np.isfinite(x).any() else "no finite numbers in train"
+        cells = text(values)
+        present = cells.dropna()
+        if present.empty or cells.nunique(dropna=False) == 1:
+            return "empty or constant in train, once blanks and spaces are ignored"
+        if _is_boolean(values, present):
+            return _fit_boolean(column, present.map(str.lower), flag=len(present) < len(cells))
+        x = numbers(values)
+        finite = int(np.isfinite(x).sum())
+        if finite and finite >= self.numeric_share * len(present):
+            return self._fit_numeric(column, x)
+        counts = present.value_counts()
+        if len(counts) <= self.max_onehot:
+            missing = (MISSING,) if len(present) < len(cells) else ()
+            return _OneHot(column, tuple(sorted(counts.index)) + missing)
+        repeated = counts[counts > 1].sum() / len(present)
+        if repeated < self.min_repeat:
+            return f"nearly unique ({len(counts)} distinct values in {len(present)} rows; {repeated:.0%} repeat)"
+        # most common first, ties by value, so the table is the same whatever the row order
+        counts = cells.fillna(MISSING).value_counts()
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[: self.max_frequency]
+        return _Frequency(column, {value: float(count / len(cells)) for value, count in ranked})
+
+    def _fit_numeric(self, column: str, x: np.ndarray) -> _Numeric:
+        seen = x[~np.isnan(x)]
+        median = float(np.median(seen))
+        filled = np.where(np.isnan(x), median, x)
+        skewness = float(pd.Series(seen).skew()) if len(seen) > 2 else 0.0
+        # only a long right tail: log1p would stretch a left-skewed column further
+        log = bool(seen.min() >= 0 and len(np.unique(seen)) > 2 and skewness > self.skew)
+        scaled = np.log1p(filled) if log else filled
+        std = float(scaled.std())
+        flag, low, high = bool(np.isnan(x).any()), float(seen.min()), float(seen.max())
+        return _Numeric(column, median, flag, low, high, log, float(scaled.mean()), std if std > 0 else 1.0)
+
+
+def _is_boolean(values: pd.Series, present: pd.Series) -> bool:
+    """A bool column, or text whose values are one pair of True/False-like spellings."""
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    words = set(present.map(str.lower))
+    return any(words <= set(pair) for pair in _BOOLEAN_PAIRS)
+
+
+def _fit_boolean(column: str, words: pd.Series, flag: bool) -> _Boolean:
+    share_true = float(words.isin(_TRUE).mean())
+    return _Boolean(column, 1.0 if share_true > 0.5 else 0.0, flag)

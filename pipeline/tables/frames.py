@@ -1,0 +1,156 @@
+"""Table competitions: validated train/test frames, targets as class codes or values, and feature matrices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.ingest.csvfiles import file_key, read_table, shown
+from pipeline.ingest.sources import require_fetched
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pipeline.core.dataset import Dataset
+
+BUILDERS = ("generic", "titanic", "titanic-plain", "houses")  # titanic: with woman-child group features
+
+
+def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
+    """A key that changes when the data files, the builder or its code change."""
+    from pipeline.tables import encoder, houses, titanic
+
+    code = [Path(titanic.__file__)] if builder.startswith("titanic") else [Path(encoder.__file__)]
+    if builder == "houses":
+        code.append(Path(houses.__file__))
+    return file_key(builder, folder / comp.train_file, folder / comp.test_file, *code)
+
+
+def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
+    """Train targets: int64 class codes (indices into comp.classes) or float64 values; fail naming the bad row."""
+    import pandas as pd
+
+    missing = column.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"{name}: row {int(missing.argmax()) + 1}, column {comp.target_column}: missing value "
+                        "(every training row needs its target)")
+    if column.dtype.kind == "f" and comp.is_classification and (column % 1 == 0).all():
+        column = column.astype("int64")  # pandas reads 0/1 as floats when it also saw text or gaps
+    text = column.astype(str).str.strip()
+    if comp.is_classification:
+        lookup = {c: i for i, c in enumerate(comp.classes)}
+        if comp.labels == "bool":  # pandas reads True/False as booleans; kc's classes are the words
+            lookup |= {"true": 1, "false": 0, "TRUE": 1, "FALSE": 0}
+        codes = text.map(lookup)
+        bad = codes.isna().to_numpy()
+        if bad.any():
+            row = int(bad.argmax()) + 1
+            cell = "missing value" if column.isna().iloc[row - 1] else f"'{shown(text.iloc[row - 1])}'"
+            raise DataError(f"{name}: row {row}, column {comp.target_column}: {cell} is not one of "
+                            f"{', '.join(comp.classes)}")
+        return codes.to_numpy(np.int64)
+    values = pd.to_numeric(text.where(text.str.isascii()), errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if comp.scorer.log_target:
+        bad = bad | ~(values > 0)
+    if bad.any():
+        row = int(bad.argmax()) + 1
+        want = "a positive number (the metric takes logs)" if comp.scorer.log_target else "a finite number"
+        raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is not {want}")
+    return values
+
+
+def ids(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
+    """Test ids as written (int64 or str), checked: present, unique, integers when the competition's ids are."""
+    text = column.astype(str).str.strip()
+    bad = (column.isna() | (text == "")).to_numpy()
+    if comp.id_type == "int":
+        bad = bad | ~text.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+    if bad.any():
+        row = int(bad.argmax()) + 1
+        raise DataError(f"{name}: row {row}, column {comp.id_column}: '{shown(text.iloc[row - 1])}' is not a valid id"
+                        f"{' (an integer)' if comp.id_type == 'int' else ''}")
+    twice = text.duplicated().to_numpy()
+    if twice.any():
+        row = int(twice.argmax()) + 1
+        raise DataError(f"{name}: row {row}, column {comp.id_column}: id '{shown(text.iloc[row - 1])}' appears twice")
+    return text.astype(np.int64).to_numpy() if comp.id_type == "int" else text.to_numpy(dtype=object)
+
+
+def _builder(comp: Competition, features: str | None) -> str:
+    builder = features or comp.features
+    if builder not in BUILDERS:
+        raise UsageError(f"--features {builder}: expected one of {', '.join(BUILDERS)}")
+    if builder.startswith("titanic") and comp.slug != "titanic":
+        raise UsageError(f"--features {builder} is Titanic's own builder; {comp.slug} takes generic")
+    return builder
+
+
+def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
+    """Validate the CSVs and build the model-ready dataset with the competition's (or the chosen) feature builder."""
+    from pipeline.core.dataset import Dataset
+
+    builder = _builder(comp, features)
+    folder = require_fetched(comp, ws)
+    key = fingerprint(comp, folder, builder)
+    if builder.startswith("titanic"):
+        return _titanic(comp, folder, builder, key)
+    from pipeline.tables.encoder import TableEncoder
+
+    train, test = read_table(folder / comp.train_file), read_table(folder / comp.test_file)
+    if builder == "houses":  # row-by-row columns only: no statistics, no labels
+        from pipeline.tables import houses
+
+        train, test = houses.build(train), houses.build(test)
+    y = targets(comp, train[comp.target_column], comp.train_file)
+    test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
+        np.arange(1, len(test) + 1, dtype=np.int64)
+    drop = [comp.target_column, comp.id_column]
+    encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns])
+    record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
+    return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,
+                   encoder.names(scaled=True), encoder.transform(train, scaled=False),
+                   encoder.transform(test, scaled=False), record)
+
+
+def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:
+    """Titanic's dataset: X and X_test hold the group features of a fit on all train rows; each fit redoes them."""
+    import pandas as pd
+
+    from pipeline.core.dataset import Dataset
+    from pipeline.tables import titanic as titanic
+
+    train, test = titanic.load_titanic(comp, folder)
+    groups = titanic.BUILDERS[builder]
+    f_train, f_test = titanic.build_features(train, test, groups)
+    y = targets(comp, train[comp.target_column].astype("Int64"), comp.train_file)
+    X, X_test = f_train.to_numpy(np.float32), f_test.to_numpy(np.float32)
+    frame = pd.concat([train.drop(columns=[comp.target_column]), test], ignore_index=True)
+    fit = titanic.FitGroups(frame, y.astype(np.float64), groups) if groups else None
+    record = {"builder": builder, "columns": list(f_train.columns), "groups": list(groups),
+              "fit_columns": fit.names if fit else [],
+              "fit": "fit_columns are recomputed for every fit from its training rows' labels (leave-one-out); "
+                     "test rows use all train labels"}
+    return Dataset(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
+                   tuple(f_train.columns), features=record, fit_columns=fit)
+
+
+def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:
+    """Build the feature tables and write them to `derived/` as parquet (with the builder's report) to look at."""
+    import pandas as pd
+
+    data = load(comp, ws)
+    folder = ws.cache_dir(comp.slug)
+    for name, X in (("train", data.X), ("test", data.X_test)):
+        with atomic_path(folder / f"features_{name}.parquet", suffix=".parquet") as tmp:
+            pd.DataFrame(X, columns=list(data.feature_names)).to_parquet(tmp, index=False)
+    with atomic_path(folder / "features.json") as tmp:
+        tmp.write_text(json.dumps({"fingerprint": data.fingerprint, "columns": list(data.feature_names),
+                                   **{k: v for k, v in data.features.items() if k != "state"}}, indent=2))
+    return data

@@ -1,0 +1,234 @@
+"""Saved runs as typed records: the config read back is a TrainConfig, the metrics a RunMetrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `kc train` needs; saved with every run as config.json and rebuilt from it."""
+
+    model: str
+    params: dict[str, Any] = field(default_factory=dict)
+    valid_pct: float = 0.1
+    seed: int = 0
+    folds: int = 0  # K > 1: K models on K stratified folds, scored out-of-fold on every row; 0 = one split
+    full: bool = False  # after validating, refit on all rows (with the epochs validation chose) for submissions
+    device: str = "auto"
+    features: str | None = None  # the feature builder; None = the competition's own
+    tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ folder
+    competition: str = ""
+
+    def check(self) -> TrainConfig:
+        """Refuse values no run could use, with the option to fix; return self."""
+        if not isinstance(self.valid_pct, float | int) or not 0.01 <= self.valid_pct <= 0.5:
+            raise UsageError(f"--valid-pct {self.valid_pct}: expected a fraction between 0.01 and 0.5, e.g. 0.1")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise UsageError(f"--seed {self.seed}: expected an integer from 0 to 4294967295")
+        if not isinstance(self.folds, int) or self.folds == 1 or not 0 <= self.folds <= 20:
+            raise UsageError(f"--folds {self.folds}: expected 0 (one validation split) or a number from 2 to 20")
+        if self.device not in DEVICES:
+            raise UsageError(f"--device {self.device}: expected one of {', '.join(DEVICES)}")
+        return self
+
+    @classmethod
+    def from_json(cls, data: Any, origin: str) -> TrainConfig:
+        """Rebuild a saved config (nanoGPT-style `TrainConfig(**saved)`), failing with one line when damaged."""
+        return _rebuild(cls, data, origin)
+
+
+@dataclass
+class RunMetrics:
+    """How a run scored, how long it took, and where it came from; saved as metrics.json."""
+
+    metric: str
+    score: float  # the competition's metric on the validation rows (out-of-fold: every training row)
+    valid_rows: int
+    train_rows: int
+    fit_seconds: float
+    predict_seconds: float
+    scored_on: str = "split"  # "split": one held-out split; "oof": out-of-fold over K folds
+    interrupted: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    fold_scores: list[float] = field(default_factory=list)  # each fold's score, when scored out-of-fold
+    full_epochs: int | None = None  # the refit on all rows (--full) trained this many epochs
+    submits_with: str = "model"  # "model", "fold-mean" (the K fold models averaged) or "full" (the refit)
+    data_fingerprint: str = ""
+    kc_version: str = ""
+    git_commit: str | None = None
+    created: str = ""
+
+    @property
+    def fold_std(self) -> float | None:
+        """Spread of the per-fold scores, when scored out-of-fold."""
+        return float(np.std(self.fold_scores)) if self.fold_scores else None
+
+    @classmethod
+    def from_json(cls, data: Any, origin: str) -> RunMetrics:
+        """Rebuild saved metrics, failing with one line when damaged."""
+        if isinstance(data, dict) and "metric" not in data and "valid_accuracy" in data:  # kc 0.1 runs
+            data = {**data, "metric": "accuracy", "score": data["valid_accuracy"]}
+        metrics = _rebuild(cls, data, origin)
+        numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers) or \
+                not isinstance(metrics.history, list) or not all(isinstance(r, dict) for r in metrics.history):
+            raise DataError(f"{origin}: scores must be numbers and history a list of epochs")
+        return metrics
+
+
+def _rebuild(cls: Any, data: Any, origin: str) -> Any:
+    if not isinstance(data, dict):
+        raise DataError(f"{origin}: expected a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING and n not in data]
+    if missing:
+        raise DataError(f"{origin}: missing {', '.join(missing)}")
+    try:
+        value = cls(**{k: v for k, v in data.items() if k in fields})
+    except TypeError as exc:
+        raise DataError(f"{origin}: {exc}") from None
+    if hasattr(value, "params") and not isinstance(value.params, dict):
+        raise DataError(f"{origin}: params must be a JSON object")
+    return value
+
+
+@dataclass(frozen=True)
+class Run:
+    """A recorded run: its id, folder, config and metrics."""
+
+    run_id: str
+    folder: Path
+    config: TrainConfig
+    metrics: RunMetrics
+
+    @property
+    def score(self) -> float:
+        """The competition's metric on the validation split."""
+        return self.metrics.score
+
+    @property
+    def model(self) -> str:
+        """The model's registry name."""
+        return self.config.model
+
+    @property
+    def plots(self) -> list[Path]:
+        """The PNGs the run drew."""
+        return sorted(self.folder.glob("*.png"))
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A run folder kc cannot read, and why."""
+
+    run_id: str
+    reason: str
+
+
+def read_run(folder: Path) -> Run:
+    """One run folder as a Run, or DataError saying what is damaged."""
+    values = []
+    for name, cls in (("config.json", TrainConfig), ("metrics.json", RunMetrics)):
+        try:
+            data = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"run {folder.name}: {name} cannot be read ({type(exc).__name__})") from None
+        values.append(cls.from_json(data, f"run {folder.name}: {name}"))
+    config, metrics = values
+    if not isinstance(metrics.score, int | float) or math.isinf(metrics.score):
+        raise DataError(f"run {folder.name}: metrics.json has no usable score")
+    return Run(folder.name, folder, config, metrics)
+
+
+def scan(comp: Competition, ws: Workspace) -> tuple[list[Run], list[Damaged]]:
+    """Every run of the competition, best score first (by its metric), and the damaged ones beside them."""
+    folder = ws.runs_dir(comp.slug)
+    good, damaged = [], []
+    for d in sorted(folder.glob("[!.]*")) if folder.is_dir() else []:
+        if not d.is_dir():
+            continue
+        try:
+            good.append(read_run(d))
+        except DataError as exc:
+            damaged.append(Damaged(d.name, str(exc).removeprefix(f"run {d.name}: ")))
+    metric = comp.scorer
+    good.sort(key=lambda r: (r.metrics.metric != comp.metric, metric.sort_key(r.score), r.run_id))
+    return good, damaged
+
+
+def list_runs(comp: Competition, ws: Workspace) -> list[Run]:
+    """Every readable run of the competition, best score first."""
+    return scan(comp, ws)[0]
+
+
+def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
+    """One run by id, or the best one when no id is given."""
+    if run_id is not None:
+        folder = ws.runs_dir(comp.slug) / run_id
+        if "/" in run_id or run_id.startswith(".") or not folder.is_dir():
+            raise UsageError(f"no run '{run_id}' for {comp.slug}; see `kc runs {comp.slug}`")
+        return read_run(folder)
+    runs = list_runs(comp, ws)
+    if not runs:
+        raise DataError(f"no runs for {comp.slug} yet: run `kc train {comp.slug}` first")
+    return runs[0]
+
+
+def load_models(comp: Competition, run: Run) -> list[Any]:
+    """The models a run submits with: its one model, its refit on all rows, or its K fold models."""
+    if run.metrics.submits_with == "fold-mean":
+        return [_load(comp, run, run.folder / f"fold{k}") for k in range(len(run.metrics.fold_scores))]
+    return [_load(comp, run, run.folder)]
+
+
+def load_model(comp: Competition, run: Run) -> Any:
+    """Rebuild a run's (first) model from its saved config and weights."""
+    return load_models(comp, run)[0]
+
+
+def _load(comp: Competition, run: Run, folder: Path) -> Any:
+    from pipeline.models import model_class
+
+    cls = model_class(run.config.model, comp)
+    model = cls.from_params(run.config.params)
+    try:
+        return model.load(folder)
+    except DataError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as exc:
+        raise DataError(f"run {run.run_id}: its saved model cannot be loaded ({type(exc).__name__}); "
+                        f"train it again or pick another run") from None
+
+
+def read_valid(run: Run, comp: Competition, rows: int) -> dict[str, np.ndarray]:
+    """The run's validation predictions (index, outputs, fold), checked against `rows` training rows, or DataError."""
+    try:
+        with np.load(run.folder / "valid.npz", allow_pickle=False) as saved:
+            out = {"index": saved["index"], "outputs": saved["outputs" if "outputs" in saved else "proba"],
+                   "fold": saved["fold"] if "fold" in saved else np.zeros(len(saved["index"]), np.int64)}
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise DataError(f"run {run.run_id}: valid.npz cannot be read ({type(exc).__name__}); "
+                        "train the run again") from None
+    index, outputs = out["index"], out["outputs"]
+    shape = (len(index), len(comp.classes)) if comp.is_classification else (len(index),)
+    if index.ndim != 1 or index.dtype.kind not in "iu" or len(out["fold"]) != len(index) \
+            or (len(index) and (index.min() < 0 or index.max() >= rows)) or outputs.shape != shape \
+            or outputs.dtype.kind != "f" or not np.isfinite(outputs).all():
+        raise DataError(f"run {run.run_id}: valid.npz is damaged or from other data; train the run again")
+    return out

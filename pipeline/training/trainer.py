@@ -1,0 +1,363 @@
+"""`kc train`: fit a model on a validation split, score it by the competition's metric, record the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+import pipeline
+from pipeline.core import tracking
+from pipeline.core.competitions import Competition
+from pipeline.core.dataset import Dataset, load_dataset
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.models import model_class
+from pipeline.models.base import EpochCallback, Model
+from pipeline.training.records import (
+    Damaged,
+    Run,
+    RunMetrics,
+    TrainConfig,
+    get_run,
+    list_runs,
+    load_model,
+    load_models,
+    read_run,
+    scan,
+)
+
+__all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs", "load_model", "load_models",
+           "read_run", "scan", "train"]
+
+Stage = Callable[[str], None]
+
+
+def strata(comp: Competition, y: np.ndarray, bins: int = 10) -> np.ndarray:
+    """What a split stratifies on: the class codes, or the target's quantile bins for regression."""
+    if comp.is_classification:
+        return y
+    edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
+    return np.searchsorted(edges, y, side="right")
+
+
+def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train indices, valid indices), reproducible from the seed."""
+    rng = np.random.default_rng(seed)
+    valid = []
+    for label in np.unique(groups):
+        members = rng.permutation(np.flatnonzero(groups == label))
+        take = min(len(members) - 1, max(1, round(valid_pct * len(members))))
+        valid.append(members[:take])
+    valid_idx = np.sort(np.concatenate(valid)).astype(np.int64)
+    train_idx = np.setdiff1d(np.arange(len(groups)), valid_idx)
+    if not len(valid_idx) or not len(train_idx):
+        raise UsageError(f"--valid-pct {valid_pct}: leaves no rows to {'validate' if not len(valid_idx) else 'train'}")
+    return train_idx, valid_idx
+
+
+def folds(groups: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """k stratified folds of indices."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in range(k)]
+    for label in np.unique(groups):
+        for i, index in enumerate(rng.permutation(np.flatnonzero(groups == label))):
+            parts[i % k].append(int(index))
+    return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
+
+
+def build_model(comp: Competition, cfg: TrainConfig) -> Model:
+    """The configured model, with the run's seed and device filled in where the model takes them."""
+    cls = model_class(cfg.model, comp)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    params = dict(cfg.params)
+    if "seed" in names:
+        params.setdefault("seed", cfg.seed)
+    if "device" in names:
+        params.setdefault("device", cfg.device)
+    elif cfg.device == "cuda":
+        raise UsageError(f"--device cuda: model '{cfg.model}' runs on the CPU only")
+    return cls.from_params(params)
+
+
+def git_commit() -> str | None:
+    """kc's short git commit, when kc runs from a checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(pipeline.__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def model_target(comp: Competition, y: np.ndarray) -> np.ndarray:
+    """What a model learns: class codes, or the values on the metric's scale (log prices for RMSE of logs)."""
+    return y if comp.is_classification else np.asarray(comp.scorer.to_model(y), dtype=np.float64)
+
+
+def outputs(comp: Competition, model: Model, X: np.ndarray) -> np.ndarray:
+    """A model's raw outputs: (n, classes) probabilities over all the competition's classes, or (n,) model values."""
+    if not comp.is_classification:
+        values = np.asarray(model.predict_values(X), dtype=np.float64)
+        _check_finite(model, values)
+        return values
+    proba = model.predict_proba(X)
+    _check_finite(model, proba)
+    full = np.zeros((len(proba), len(comp.classes)), np.float32)
+    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
+    return full
+
+
+def _check_finite(model: Model, out: np.ndarray) -> None:
+    if not np.isfinite(out).all():
+        raise DataError(f"the {model.name} model produced NaN or infinite outputs: training diverged; "
+                        "try a smaller --lr")
+
+
+def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
+    """Outputs as the submission wants them: class codes, or values on the target's scale."""
+    if comp.is_classification:
+        return np.argmax(out, axis=1).astype(np.int64)
+    return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
+
+
+def score(comp: Competition, y: np.ndarray, out: np.ndarray) -> float:
+    """The competition's metric of outputs against true targets (codes or values on the target's scale)."""
+    metric = comp.scorer
+    return metric.score(y, out if metric.needs == "proba" else predictions(comp, out))
+
+
+def chosen_epochs(models: list[Model]) -> int | None:
+    """The epoch count validation chose: the median best-valid-loss epoch over the models (None if not epochal)."""
+    best = [min(m.history_, key=lambda r: r.get("valid_loss", np.inf))["epoch"] for m in models
+            if m.history_ and all("valid_loss" in r for r in m.history_)]
+    return max(1, round(float(np.median(best)))) if best else None
+
+
+@dataclasses.dataclass
+class Fitted:
+    """What validation produced: the fitted models, their outputs on the validation rows, and how it was scored."""
+
+    models: list[Model]
+    valid_idx: np.ndarray  # rows scored: the held-out split, or every row (out-of-fold)
+    out: np.ndarray  # outputs for those rows
+    fold: np.ndarray  # each scored row's fold (all 0 for a split)
+    fold_scores: list[float]
+    fit_seconds: float
+    predict_seconds: float
+
+
+@contextmanager
+def _events(events: Path | None, name: str, model: Model,
+            on_epoch: EpochCallback | None) -> Iterator[EpochCallback | None]:
+    """One fit's epoch callback; with `events`, TensorBoard files go to events/name (fastai's callback, or ours)."""
+    if events is None:
+        yield on_epoch
+        return
+    with tracking.logging_to(events / name):
+        if model.fastai:
+            yield on_epoch
+            return
+        writer = tracking.EpochWriter(events / name)
+
+        def both(record: dict[str, float]) -> None:
+            writer(record)
+            if on_epoch:
+                on_epoch(record)
+
+        try:
+            yield both
+        finally:
+            writer.close()
+
+
+def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
+             stage: Stage, events: Path | None = None,
+             for_fit: Callable[[np.ndarray], np.ndarray] | None = None) -> Fitted:
+    """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
+    # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels
+    groups = strata(comp, y)
+    target = model_target(comp, y)
+    if cfg.folds:
+        if cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
+            raise UsageError(f"--folds {cfg.folds}: more folds than rows in the smallest class; use fewer folds")
+        parts = folds(groups, cfg.folds, cfg.seed)
+    else:
+        parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]
+    models, fit_s, predict_s = [], 0.0, 0.0
+    out: np.ndarray | None = None
+    fold = np.zeros(len(y), np.int64)
+    scores = []
+    for k, part in enumerate(parts):
+        rest = np.setdiff1d(np.arange(len(y)), part)
+        what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
+        stage(f"{what}training {cfg.model} on {len(rest):,} rows")
+        t0 = time.perf_counter()
+        model = build_model(comp, cfg)
+        Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
+        with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
+            model.fit(Xk[rest], target[rest], Xk[part], target[part], on_epoch=watch)
+        fit_s += time.perf_counter() - t0
+        if model.interrupted_ and cfg.folds:  # Ctrl-C in a fold stops the whole run
+            raise KeyboardInterrupt
+        t0 = time.perf_counter()
+        part_out = outputs(comp, model, Xk[part])
+        predict_s += time.perf_counter() - t0
+        if out is None:
+            out = np.zeros((len(y), *part_out.shape[1:]), part_out.dtype)
+        out[part], fold[part] = part_out, k
+        scores.append(score(comp, y[part], part_out))
+        models.append(model)
+    assert out is not None
+    scored = np.sort(np.concatenate(parts))
+    return Fitted(models, scored, out[scored], fold[scored], scores if cfg.folds else [], fit_s, predict_s)
+
+
+def _new_run_id(runs: Path, model: str, n: int = 1) -> str:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_id = f"{stamp}-{model}" if n == 1 else f"{stamp}-{model}-{n}"
+    return run_id if not (runs / run_id).exists() else _new_run_id(runs, model, n + 1)
+
+
+def _publish(tmp: Path, runs: Path, model: str) -> str:
+    """Rename the finished temporary folder to a fresh run id; a name taken meanwhile moves on to the next."""
+    for _ in range(100):
+        run_id = _new_run_id(runs, model)
+        try:
+            tmp.rename(runs / run_id)
+            return run_id
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise OSError(errno.EEXIST, "no free run id", str(runs))
+
+
+def clean_leftovers(runs: Path) -> None:
+    """Remove temporary run folders of kc processes that no longer run (killed mid-write)."""
+    for tmp in runs.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 3)[-3] if tmp.name.count(".") >= 3 else ""
+        if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (kc processes leave their pid on work in progress)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCallback | None = None,
+          on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
+    """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
+    stage = on_stage or (lambda _: None)
+    cfg = dataclasses.replace(cfg, competition=comp.slug, params={**comp.options_for(cfg.model), **cfg.params}).check()
+    model = build_model(comp, cfg)  # fail on bad options before any work
+    if cfg.tensorboard:
+        tracking.check_available()
+        if "epochs" not in model.params():
+            raise UsageError(f"--tensorboard: model '{cfg.model}' trains in one go, with no epochs to log; "
+                             "use it with linear, cnn or tabular")
+    stage("loading data")
+    data = data or load_dataset(comp, ws, cfg.features)
+    X, _ = data.inputs(model.scaled)
+    events = None
+    if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
+        cfg = dataclasses.replace(cfg, features=data.features["builder"])
+    if cfg.tensorboard:  # events are written while training, beside the runs, and moved into the run at the end
+        runs = ws.runs_dir(comp.slug)
+        runs.mkdir(parents=True, exist_ok=True)
+        events = Path(tempfile.mkdtemp(prefix=f".tensorboard.{os.getpid()}.", suffix=".tmp", dir=runs))
+    try:
+        return _train(comp, ws, cfg, X, data, on_epoch, stage, events)
+    finally:
+        if events is not None:
+            shutil.rmtree(events, ignore_errors=True)
+
+
+def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None) -> Run:
+    y = data.y
+    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit)  # --full and test: X, X_test as built
+    full, full_epochs = None, None
+    if cfg.full and not fitted.models[0].interrupted_:
+        params = dict(cfg.params)
+        full_epochs = chosen_epochs(fitted.models)
+        if full_epochs is not None and "epochs" in fitted.models[0].params():
+            params["epochs"] = full_epochs
+        stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""))
+        t0 = time.perf_counter()
+        full = build_model(comp, dataclasses.replace(cfg, params=params))
+        with _events(events, "full", full, on_epoch) as watch:
+            full.fit(X, model_target(comp, y), on_epoch=watch)
+        fitted.fit_seconds += time.perf_counter() - t0
+        if full.interrupted_:  # Ctrl-C in the refit: a half-trained model must not submit
+            stage("refit stopped: submissions use the validated model")
+            full = None
+    first = fitted.models[0]
+    metrics = RunMetrics(
+        metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
+        train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
+        fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
+        scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
+        fold_scores=fitted.fold_scores, full_epochs=full_epochs if full is not None else None,
+        submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
+        data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
+        created=datetime.now().isoformat(timespec="seconds"))
+    cfg = dataclasses.replace(cfg, params=first.params())
+    return _record(comp, ws, cfg, metrics, fitted, full, data, events)
+
+
+def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics, fitted: Fitted,
+            full: Model | None, data: Dataset, events: Path | None = None) -> Run:
+    """Write the run folder beside the others, all or nothing."""
+    from pipeline.training import plots
+
+    runs = ws.runs_dir(comp.slug)
+    runs.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(runs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
+    try:
+        if metrics.submits_with == "fold-mean":
+            for k, m in enumerate(fitted.models):
+                (tmp / f"fold{k}").mkdir()
+                m.save(tmp / f"fold{k}")
+        else:
+            (full or fitted.models[0]).save(tmp)
+        np.savez(tmp / "valid.npz", index=fitted.valid_idx, outputs=fitted.out, fold=fitted.fold)
+        how = "OOF" if metrics.scored_on == "oof" else "valid"
+        title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
+        if metrics.history:
+            plots.learning_curves(metrics.history, tmp / "learning_curves.png", title)
+        y, pred = data.y[fitted.valid_idx], predictions(comp, fitted.out)
+        if comp.is_classification:
+            names = np.asarray(comp.display_classes)
+            plots.confusion_matrix(names[y], names[pred], names, tmp / "confusion_matrix.png", title)
+        else:
+            plots.predicted_vs_true(y, pred, tmp / "predicted_vs_true.png", title, log=comp.scorer.log_target)
+        (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
+        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
+        if events is not None:
+            shutil.move(events, tmp / "tensorboard")
+        run_id = _publish(tmp, runs, cfg.model)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Run(run_id, runs / run_id, cfg, metrics)

@@ -1,0 +1,112 @@
+import dataclasses
+import json
+
+import pytest
+
+from pipeline.core import competitions
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError, UsageError
+
+
+def test_registry_knows_the_built_in_competitions():
+    assert set(competitions.REGISTRY) == {"titanic", "digit-recognizer", "house-prices-advanced-regression-techniques"}
+    digits = competitions.get("digit-recognizer")
+    assert digits.target_column == "label" and digits.image_shape == (28, 28)
+    assert digits.pixel_columns[0] == "pixel0" and len(digits.pixel_columns) == 784
+    assert digits.classes == tuple("0123456789") and digits.task == "multiclass"
+    assert digits.submission_columns == ("ImageId", "Label")
+    titanic = competitions.get("titanic")
+    assert titanic.submission_columns == ("PassengerId", "Survived") and titanic.classes == ("0", "1")
+    assert titanic.files == ("train.csv", "test.csv", "gender_submission.csv")
+    houses = competitions.get("house-prices")
+    assert houses is competitions.get("house-prices-advanced-regression-techniques")
+    assert houses.task == "regression" and houses.metric == "rmse-log" and houses.classes == ()
+    assert houses.files == ("train.csv", "test.csv", "sample_submission.csv", "data_description.txt")
+
+
+def test_unknown_slug_lists_the_known_ones():
+    with pytest.raises(UsageError) as err:
+        competitions.get("mnist")
+    assert str(err.value) == ("unknown competition 'mnist'; kc knows: digit-recognizer, house-prices, "
+                              "house-prices-advanced-regression-techniques, titanic. For another competition, "
+                              "`kc fetch mnist --from FILE.zip` describes it from its files")
+
+
+def test_a_slug_kaggle_could_not_have_made_is_refused():
+    with pytest.raises(UsageError) as err:
+        competitions.get("../titanic")
+    assert str(err.value) == ("'../titanic' is not a competition slug: use lowercase letters, digits and hyphens, "
+                              "as in the competition's Kaggle address")
+
+
+def test_entries_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        competitions.get("titanic").slug = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("comp", list(competitions.REGISTRY.values()), ids=list(competitions.REGISTRY))
+def test_description_round_trips_through_json(comp):
+    data = json.loads(json.dumps(comp.to_json()))
+    assert Competition.from_json(data, "competition.json") == comp
+
+
+def test_saved_description_is_found_in_the_workspace(tmp_path):
+    mine = dataclasses.replace(competitions.TITANIC, slug="my-titanic", title="Mine", aliases=())
+    path = competitions.save(mine, tmp_path)
+    assert path == tmp_path / "competitions/my-titanic/competition.json"
+    assert competitions.load(path) == mine
+    assert competitions.get("my-titanic", tmp_path) == mine
+    with pytest.raises(UsageError, match="^unknown competition 'my-titanic'"):
+        competitions.get("my-titanic")  # without the workspace, kc does not know it
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"task": "ranking"}, "task is 'ranking', expected one of binary, multiclass, regression"),
+        ({"metric": "auc"}, "metric 'auc' is unknown; kc knows: accuracy, f1, roc-auc, log-loss, rmse, rmse-log, mae"),
+        ({"metric": "rmse"}, "metric 'rmse' does not score binary tasks"),
+        ({"classes": ["0", "1", "2"]}, "a binary task needs exactly 2 classes"),
+        ({"colour": "red"}, "unknown field colour; fields are: "),
+        ({"image_shape": [28]}, "image_shape must be [rows, columns] or null"),
+        ({"default_options": ["lr"]}, "default_options must be key=value strings, not 'lr'"),
+        ({"default_options": "lr=0.1"}, "default_options must be a list of strings"),
+    ],
+)
+def test_a_damaged_description_names_the_file_and_the_problem(tmp_path, change, problem):
+    data = {**competitions.TITANIC.to_json(), **change}
+    path = tmp_path / "competitions/titanic/competition.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as err:
+        competitions.load(path)
+    assert str(err.value).startswith(f"{path}: {problem}")
+
+
+def test_description_in_the_wrong_folder_is_refused(tmp_path):
+    path = tmp_path / "competitions/other/competition.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(competitions.TITANIC.to_json()))
+    with pytest.raises(DataError) as err:
+        competitions.load(path)
+    assert str(err.value) == f"{path}: slug is 'titanic' but the folder is 'other'"
+
+
+def test_missing_and_broken_json(tmp_path):
+    path = tmp_path / "competitions/titanic/competition.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"slug": "titanic"}))
+    with pytest.raises(DataError) as err:
+        competitions.load(path)
+    assert str(err.value) == f"{path}: missing field title, id_column, target_column, task, metric"
+    path.write_text("{")
+    with pytest.raises(DataError, match=r"not valid JSON \(Expecting property name"):
+        competitions.load(path)
+
+
+def test_default_options_are_read_as_key_value_pairs_for_the_default_model_only():
+    import dataclasses
+
+    comp = dataclasses.replace(competitions.TITANIC, default_options=(" lr = 0.08 ", "epochs=40"))
+    assert comp.options_for("linear") == {"lr": "0.08", "epochs": "40"}
+    assert comp.options_for("knn") == {}

@@ -1,0 +1,56 @@
+"""The metric registry against scikit-learn's implementations, and its direction rules."""
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+
+from pipeline.core import metrics
+from pipeline.core.errors import UsageError
+
+rng = np.random.default_rng(0)
+Y2 = rng.integers(0, 2, 200)
+P2 = np.clip(Y2 * 0.6 + rng.random(200) * 0.5, 0.01, 0.99)
+PROBA2 = np.stack([1 - P2, P2], 1)
+Y3 = rng.integers(0, 3, 200)
+PROBA3 = rng.dirichlet([1, 1, 1], 200)
+VALUES = rng.uniform(50_000, 500_000, 200)
+PRED = VALUES * rng.lognormal(0, 0.1, 200)
+
+
+@pytest.mark.parametrize(
+    ("name", "y", "prediction", "expected"),
+    [
+        ("accuracy", Y3, PROBA3.argmax(1), sk.accuracy_score(Y3, PROBA3.argmax(1))),
+        ("f1", Y2, (P2 > 0.5).astype(int), sk.f1_score(Y2, (P2 > 0.5).astype(int))),
+        ("roc-auc", Y2, PROBA2, sk.roc_auc_score(Y2, P2)),
+        ("log-loss", Y2, PROBA2, sk.log_loss(Y2, PROBA2)),
+        ("log-loss", Y3, PROBA3, sk.log_loss(Y3, PROBA3)),
+        ("rmse", VALUES, PRED, sk.root_mean_squared_error(VALUES, PRED)),
+        ("rmse-log", VALUES, PRED, sk.root_mean_squared_error(np.log(VALUES), np.log(PRED))),
+        ("mae", VALUES, PRED, sk.mean_absolute_error(VALUES, PRED)),
+    ],
+)
+def test_metrics_agree_with_scikit_learn(name, y, prediction, expected):
+    assert metrics.get(name).score(y, prediction) == pytest.approx(expected, rel=1e-9)
+
+
+def test_direction_and_ordering():
+    acc, rmse = metrics.get("accuracy"), metrics.get("rmse")
+    assert acc.better(0.9, 0.8) and not acc.better(0.8, 0.9)
+    assert rmse.better(0.1, 0.2) and not rmse.better(0.2, 0.1)
+    assert sorted([0.2, float("nan"), 0.1], key=rmse.sort_key)[:2] == [0.1, 0.2]
+    assert acc.format(0.8123) == "81.23%" and rmse.format(0.12345) == "0.1235" and rmse.format(None) == "-"
+
+
+def test_log_metric_learns_logs_and_writes_values():
+    m = metrics.get("rmse-log")
+    assert m.log_target and np.allclose(m.from_model(m.to_model(VALUES)), VALUES)
+    assert not metrics.get("rmse").log_target
+
+
+def test_unknown_or_unfitting_metric_lists_choices():
+    with pytest.raises(UsageError, match="unknown metric 'r2'; kc knows: accuracy, f1, roc-auc"):
+        metrics.get("r2")
+    with pytest.raises(UsageError, match="metric 'rmse' does not score binary tasks; use one of: accuracy, f1, "
+                                         "roc-auc, log-loss"):
+        metrics.get("rmse", "binary")

@@ -1,0 +1,179 @@
+"""Competitions kc has never seen: described from their files, then run end to end through the CLI."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core import competitions
+from pipeline.core.errors import DataError, UsageError
+from pipeline.ingest import describe
+
+
+def spaceship(folder: Path, n: int = 120, m: int = 40) -> Path:
+    """A small Spaceship-Titanic-like competition: string ids like 0013_01, True/False target."""
+    rng = np.random.default_rng(0)
+
+    def rows(count: int, start: int) -> pd.DataFrame:
+        age = rng.integers(1, 80, count).astype(float)
+        age[rng.random(count) < 0.1] = np.nan
+        return pd.DataFrame({
+            "PassengerId": [f"{start + i:04d}_01" for i in range(count)],
+            "HomePlanet": rng.choice(["Earth", "Mars", "Europa"], count),
+            "CryoSleep": rng.choice(["True", "False"], count),
+            "Age": age,
+            "Spend": rng.exponential(300, count).round(1),
+        })
+
+    train, test = rows(n, 1), rows(m, 5000)
+    train["Transported"] = np.where((train["Spend"] < 200) | (train["HomePlanet"] == "Europa"), "True", "False")
+    return _zip(folder, "spaceship-mini", train, test, "PassengerId", "Transported", "False")
+
+
+def prices(folder: Path, n: int = 150, m: int = 30) -> Path:
+    """A small house-price-like competition: integer ids, a positive float target."""
+    rng = np.random.default_rng(1)
+
+    def rows(count: int, start: int) -> pd.DataFrame:
+        return pd.DataFrame({
+            "Id": np.arange(start, start + count),
+            "Area": rng.uniform(50, 300, count).round(1),
+            "Rooms": rng.integers(1, 7, count),
+            "Town": rng.choice(["north", "south", "east"], count),
+        })
+
+    train, test = rows(n, 1), rows(m, 1000)
+    bonus = train["Town"].map({"north": 1.3, "south": 1.0, "east": 0.8})
+    train["Price"] = (1000 * train["Area"] * bonus + 5000 * train["Rooms"] + rng.normal(0, 2000, n)).round(2)
+    return _zip(folder, "prices-mini", train, test, "Id", "Price", "100000.0")
+
+
+def _zip(folder: Path, slug: str, train: pd.DataFrame, test: pd.DataFrame, id_col: str, target: str,
+         fill: str) -> Path:
+    path = folder / f"{slug}.zip"
+    sample = pd.DataFrame({id_col: test[id_col], target: fill})
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("train.csv", train.to_csv(index=False))
+        zf.writestr("test.csv", test.to_csv(index=False))
+        zf.writestr("sample_submission.csv", sample.to_csv(index=False))
+        zf.writestr("notes.txt", "what the columns mean\n")
+    return path
+
+
+@pytest.mark.parametrize("make", [spaceship, prices])
+def test_unknown_competition_end_to_end(kc, workspace, tmp_path, make):
+    zipped = make(tmp_path)
+    slug = zipped.stem
+    fetched = kc("fetch", slug, "--from", zipped, ws=workspace)
+    assert fetched.exit_code == 0, fetched.output
+    assert f"kc described {slug} from its files" in fetched.stdout
+    comp = competitions.get(slug, workspace)
+    assert comp.extra_files == ("notes.txt",)
+    for step in (["convert"], ["train", "--model", "linear"], ["train", "--model", "knn"], ["runs"], ["submit"]):
+        result = kc(*step, ws=workspace)  # the only competition in the workspace: no slug needed
+        assert result.exit_code == 0, (step, result.output)
+    [csv] = (workspace / "submissions" / slug).glob("*.csv")
+    assert kc("validate", slug, csv, ws=workspace).exit_code == 0
+    written = pd.read_csv(csv, dtype=str)
+    sample = pd.read_csv(workspace / "competitions" / slug / "sample_submission.csv", dtype=str)
+    assert list(written.columns) == list(sample.columns)
+    assert written.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()  # ids exactly as the sample, in order
+    if comp.task == "binary":
+        assert set(written.iloc[:, 1]) <= {"True", "False"}
+    else:
+        assert (written.iloc[:, 1].astype(float) > 0).all()
+
+
+def test_spaceship_is_described_as_binary_with_string_ids(tmp_path):
+    zipped = spaceship(tmp_path)
+    folder = tmp_path / "files"
+    zipfile.ZipFile(zipped).extractall(folder)
+    comp = describe.infer("spaceship-mini", folder)
+    assert (comp.id_column, comp.id_type, comp.target_column) == ("PassengerId", "str", "Transported")
+    assert (comp.task, comp.labels, comp.classes, comp.metric) == ("binary", "bool", ("False", "True"), "accuracy")
+    assert comp.modality == "tabular" and comp.features == "generic"
+
+
+def test_prices_is_regression_scored_by_rmse_unless_told(tmp_path):
+    zipped = prices(tmp_path)
+    folder = tmp_path / "files"
+    zipfile.ZipFile(zipped).extractall(folder)
+    assert describe.infer("prices-mini", folder).metric == "rmse"
+    comp = describe.infer("prices-mini", folder, metric="rmse-log")
+    assert (comp.task, comp.labels, comp.id_type, comp.metric) == ("regression", "float", "int", "rmse-log")
+    with pytest.raises(UsageError, match="metric 'accuracy' does not score regression tasks; use one of: rmse"):
+        describe.infer("prices-mini", folder, metric="accuracy")
+
+
+def test_pixel_columns_make_a_pixel_competition(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = [f"pixel{i}" for i in range(16)]
+    train = pd.DataFrame(rng.integers(0, 256, (30, 16)), columns=pixels)
+    train.insert(0, "label", rng.integers(0, 3, 30))
+    (tmp_path / "train.csv").write_text(train.to_csv(index=False))
+    (tmp_path / "test.csv").write_text(train.drop(columns="label").head(5).to_csv(index=False))
+    (tmp_path / "sample_submission.csv").write_text("ImageId,Label\n" + "".join(f"{i},0\n" for i in range(1, 6)))
+    comp = describe.infer("tiny-pixels", tmp_path)
+    assert (comp.modality, comp.image_shape, comp.task, comp.classes) == ("pixels", (4, 4), "multiclass",
+                                                                          ("0", "1", "2"))
+    assert (comp.target_column, comp.submission_columns, comp.test_has_ids) == ("label", ("ImageId", "Label"), False)
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"sample_submission.csv": "Id,A,B\n1,0,0\n"},
+         "sample_submission.csv has 3 columns (Id, A, B); kc handles one id and one target column"),
+        ({"sample_submission.csv": None}, "no sample submission (a CSV named like sample_submission.csv)"),
+        ({"sample_submission.csv": "Id,Missing\n1000,1\n"},
+         "train.csv has no 'Missing' column, the target named by sample_submission.csv"),
+        ({"train.csv": None}, "no train.csv among the files"),
+    ],
+)
+def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    for name, text in change.items():
+        if text is None:
+            (folder / name).unlink()
+        else:
+            (folder / name).write_text(text)
+    with pytest.raises(DataError) as err:
+        describe.infer("prices-mini", folder)
+    assert str(err.value).startswith(error)
+
+
+def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
+    assert kc("fetch", "prices-mini", "--from", prices(tmp_path), ws=workspace).exit_code == 0
+    path = workspace / "competitions/prices-mini/competition.json"
+    data = json.loads(path.read_text())
+    data["metric"] = "mae"
+    path.write_text(json.dumps(data))
+    assert competitions.get("prices-mini", workspace).metric == "mae"
+    result = kc("train", "prices-mini", "--model", "knn", ws=workspace)
+    assert result.exit_code == 0 and "validation MAE" in result.stdout
+    for edit, message in [({"metric": "accuracy"}, "metric 'accuracy' does not score regression tasks"),
+                          ({"task": "ternary"}, "task is 'ternary', expected one of binary, multiclass, regression"),
+                          ({"colour": "red"}, "unknown field colour")]:
+        path.write_text(json.dumps(data | edit))
+        result = kc("runs", "prices-mini", ws=workspace)
+        assert result.exit_code == 1
+        assert result.stderr.startswith(f"Error: {path}: ") and message in result.stderr
+        assert result.stderr.count("\n") == 1
+    path.write_text("{not json")
+    result = kc("runs", "prices-mini", ws=workspace)
+    assert result.stderr == f"Error: {path}: not valid JSON (Expecting property name enclosed in double quotes at " \
+                            "line 1)\n"
+
+
+def test_an_unknown_slug_without_files_says_what_to_do(kc, workspace):
+    result = kc("fetch", "spaceship-titanic", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: no Kaggle credentials and kc bundles no copy of spaceship-titanic: "
+                                    "download the data from https://www.kaggle.com/competitions/spaceship-titanic/data")
+    result = kc("train", "spaceship-titanic", ws=workspace)
+    assert result.exit_code == 1 and "unknown competition 'spaceship-titanic'" in result.stderr
+    assert kc("fetch", "../etc", ws=workspace).stderr.startswith("Error: '../etc' is not a competition slug")

@@ -1,0 +1,320 @@
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import FIXTURES, non_dot
+
+from pipeline.core import competitions
+from pipeline.core.errors import DataError, KaggleError, UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.ingest import sources
+from pipeline.ingest.csvfiles import check_headers
+
+TITANIC = competitions.get("titanic")
+DIGITS = competitions.get("digit-recognizer")
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def zip_of(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def fixture_bytes(slug: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (FIXTURES / slug).iterdir()}
+
+
+@pytest.mark.parametrize("slug", ["titanic", "digit-recognizer"])
+def test_fetch_from_zip_produces_the_three_csvs(workspace, fixture_zips, slug):
+    comp = competitions.get(slug)
+    result = sources.fetch(slug, Workspace(workspace), fixture_zips[slug])
+    assert result.source == "file" and not result.skipped and not result.inferred
+    assert result.competition is comp and result.files == comp.files
+    folder = workspace / "competitions" / slug
+    assert result.folder == folder
+    assert files_in(folder) == sorted([*comp.files, sources.MARKER])
+    check_headers(comp, folder)
+    marker = json.loads((folder / sources.MARKER).read_text())
+    assert marker["source"] == "file" and marker["origin"] == str(fixture_zips[slug]) and marker["sample"] is False
+
+
+def test_fetch_from_folder(workspace):
+    src = FIXTURES / "titanic"
+    result = sources.fetch("titanic", Workspace(workspace), src)
+    assert result.source == "file"
+    assert (workspace / "competitions/titanic/train.csv").read_bytes() == (src / "train.csv").read_bytes()
+
+
+def test_an_alias_fetches_into_the_registry_slug(workspace):
+    house_prices = FIXTURES / "house-prices-advanced-regression-techniques"
+    result = sources.fetch("house-prices", Workspace(workspace), house_prices)
+    assert result.competition.slug == "house-prices-advanced-regression-techniques"
+    assert non_dot(workspace / "competitions") == ["house-prices-advanced-regression-techniques"]
+    assert (result.folder / "data_description.txt").is_file()
+
+
+def test_second_fetch_is_a_no_op_unless_forced(workspace, fixture_zips):
+    ws = Workspace(workspace)
+    sources.fetch("titanic", ws, fixture_zips["titanic"])
+    assert sources.fetch("titanic", ws, fixture_zips["titanic"]).skipped
+    assert not sources.fetch("titanic", ws, fixture_zips["titanic"], force=True).skipped
+
+
+def test_truncated_zip_leaves_nothing_behind(workspace, fixture_zips, tmp_path):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(fixture_zips["digit-recognizer"].read_bytes()[:5000])
+    with pytest.raises(DataError, match="corrupt or truncated zip"):
+        sources.fetch("digit-recognizer", Workspace(workspace), broken)
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_corrupt_zip_keeps_the_previous_good_copy(workspace, fixture_zips, tmp_path):
+    ws = Workspace(workspace)
+    sources.fetch("digit-recognizer", ws, fixture_zips["digit-recognizer"])
+    folder = workspace / "competitions/digit-recognizer"
+    before = {name: (folder / name).read_bytes() for name in (*DIGITS.files, sources.MARKER)}
+    data = bytearray(fixture_zips["digit-recognizer"].read_bytes())
+    data[200:260] = b"\x00" * 60  # damage the first entry's compressed bytes; the directory stays readable
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="damaged.zip: corrupt or truncated zip"):
+        sources.fetch("digit-recognizer", ws, damaged, force=True)
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    assert not [p for p in folder.iterdir() if p.name.startswith(sources.STAGING)]
+
+
+def test_a_killed_fetch_leaves_nothing_counted_and_its_staging_is_cleaned(workspace, fixture_zips, monkeypatch):
+    ws = Workspace(workspace)
+    sources.fetch("titanic", ws, fixture_zips["titanic"])
+    folder = workspace / "competitions/titanic"
+    real = os.replace
+    moved = []
+
+    def killed_after_one(src, dst):
+        if moved:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C half-way through installing
+        moved.append(dst)
+        real(src, dst)
+
+    monkeypatch.setattr(sources.os, "replace", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        sources.fetch("titanic", ws, FIXTURES / "titanic", force=True)
+    monkeypatch.setattr(sources.os, "replace", real)
+    assert sources.read_marker(folder) is None  # a mixed set of files never counts as fetched
+    with pytest.raises(DataError, match="titanic is not fetched yet"):
+        sources.require_fetched(TITANIC, ws)
+    (folder / f"{sources.STAGING}left-by-a-killed-kc").mkdir()
+    again = sources.fetch("titanic", ws, fixture_zips["titanic"])
+    assert not again.skipped
+    assert files_in(folder) == sorted([*TITANIC.files, sources.MARKER])
+
+
+def test_zip_entries_escaping_the_folder_are_refused(workspace, tmp_path):
+    evil = zip_of(tmp_path / "evil.zip", {"../../train.csv": b"label\n"})
+    with pytest.raises(DataError, match=r"refusing unsafe zip entry '\.\./\.\./train\.csv'"):
+        sources.fetch("digit-recognizer", Workspace(workspace), evil)
+    assert not (tmp_path / "train.csv").exists()
+
+
+def test_top_level_entries_are_preferred_and_same_depth_duplicates_refused(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    nested = {f"old/{name}": b"stale" for name in files}
+    ws = Workspace(workspace)
+    sources.fetch("titanic", ws, zip_of(tmp_path / "both.zip", {**nested, **files}))
+    assert (workspace / "competitions/titanic/train.csv").read_bytes() == files["train.csv"]
+    twice = zip_of(tmp_path / "twice.zip", {**{f"a/{n}": d for n, d in files.items()},
+                                            **{f"b/{n}": d for n, d in files.items()}})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", ws, twice, force=True)
+    assert str(err.value) == f"{twice}: two entries named train.csv (a/train.csv, b/train.csv); keep one and try again"
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(workspace, tmp_path, monkeypatch):
+    # deflate packs at most ~1000:1, so a real bomb nests zips or lies; a lower limit shows the check at work
+    monkeypatch.setattr(sources, "MAX_RATIO", 100)
+    bomb = zip_of(tmp_path / "bomb.zip", {**fixture_bytes("titanic"), "train.csv": b"0" * (8 << 20)})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), bomb)
+    assert str(err.value).startswith(f"{bomb}: the zip claims to unpack to 0.0 GB from 0.0 MB; refusing it as a "
+                                     "likely zip bomb")
+    monkeypatch.setattr(sources, "MAX_RATIO", 1000)
+    monkeypatch.setattr(sources, "MAX_UNPACKED", 1 << 20)
+    with pytest.raises(DataError, match="refusing it as a likely zip bomb"):
+        sources.fetch("titanic", Workspace(workspace), bomb)
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_a_header_that_is_no_csv_header_is_one_error(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    odd = zip_of(tmp_path / "odd.zip", {**files, "train.csv": b"x" * 200_000 + b"\n1\n"})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), odd)
+    assert str(err.value) == "train.csv: the header line cannot be read (field larger than field limit (131072))"
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_a_full_disk_is_refused_before_unpacking(workspace, fixture_zips, monkeypatch):
+    monkeypatch.setattr(sources.shutil, "disk_usage", lambda _: SimpleNamespace(free=1000))
+    with pytest.raises(DataError, match=r"titanic.zip: unpacking needs 0\.00 GB but only 0\.00 GB is free "
+                                        r"\(no space left on device\)"):
+        sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"])
+
+
+def test_wrong_header_is_named(workspace, tmp_path):
+    from pipeline.tables.titanic import TRAIN_COLUMNS
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.csv").write_text(",".join(TRAIN_COLUMNS) + "\n")
+    (src / "gender_submission.csv").write_text("PassengerId,Survived\n")
+    (src / "test.csv").write_text("PassengerId,Class\n1,3\n")
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), src)
+    assert str(err.value) == ("test.csv: column 'Pclass' is missing; test must have train's columns without the "
+                              "target, in order")
+    (src / "test.csv").write_text(",".join(c for c in TRAIN_COLUMNS if c != "Survived") + "\n")
+    (src / "gender_submission.csv").write_text("PassengerId,Survived,Name\n")
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), src)
+    assert str(err.value) == "gender_submission.csv: header is PassengerId,Survived,Name, expected PassengerId,Survived"
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_zip_of_another_competition_is_refused(workspace, fixture_zips):
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), fixture_zips["digit-recognizer"])
+    other = fixture_zips["digit-recognizer"]
+    assert str(err.value) == f"{other}: no gender_submission.csv in the zip; is it titanic's data?"
+
+
+def test_metric_of_a_built_in_competition_cannot_change(workspace, fixture_zips):
+    with pytest.raises(UsageError) as err:
+        sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"], metric="f1")
+    assert str(err.value) == "--metric: titanic is built in and scored by accuracy"
+
+
+def test_without_credentials_the_bundled_copy_is_used(workspace):
+    result = sources.fetch("digit-recognizer", Workspace(workspace))
+    assert result.source == "bundled" and result.sample
+    marker = json.loads((workspace / "competitions/digit-recognizer" / sources.MARKER).read_text())
+    assert marker["sample"] is True
+    titanic = sources.fetch("titanic", Workspace(workspace))
+    assert titanic.source == "bundled" and not titanic.sample
+    assert len((workspace / "competitions/titanic/train.csv").read_text().splitlines()) == 892
+    # Kaggle's own two-column sample, not a spreadsheet export of it
+    sample = workspace / "competitions/titanic/gender_submission.csv"
+    assert sample.stat().st_size == 3258
+    assert sample.read_text().splitlines()[:2] == ["PassengerId,Survived", "892,0"]
+
+
+def test_without_credentials_force_keeps_real_data(workspace):
+    ws = Workspace(workspace)
+    sources.fetch("titanic", ws, FIXTURES / "titanic")
+    before = (workspace / "competitions/titanic/train.csv").read_bytes()
+    with pytest.raises(KaggleError) as err:
+        sources.fetch("titanic", ws, force=True)
+    bundled = sources.bundled_zip("titanic")
+    assert str(err.value) == ("no Kaggle credentials, and kc will not replace the file copy of titanic with its "
+                              f"bundled sample; to do so anyway: `kc fetch titanic --from {bundled} --force`")
+    assert (workspace / "competitions/titanic/train.csv").read_bytes() == before
+
+
+def test_without_credentials_or_a_bundled_copy(workspace):
+    with pytest.raises(KaggleError) as err:
+        sources.fetch("house-prices", Workspace(workspace))
+    slug = "house-prices-advanced-regression-techniques"
+    assert str(err.value) == (f"no Kaggle credentials and kc bundles no copy of {slug}: download the data from "
+                              f"https://www.kaggle.com/competitions/{slug}/data and run `kc fetch {slug} --from "
+                              "FILE.zip`, or save an API token from https://www.kaggle.com/settings as "
+                              "~/.kaggle/kaggle.json")
+
+
+def test_kaggle_notebook_input_is_used(workspace, monkeypatch, tmp_path):
+    notebook_input = tmp_path / "kaggle-input"
+    shutil.copytree(FIXTURES / "titanic", notebook_input / "titanic")
+    monkeypatch.setattr(sources, "KAGGLE_INPUT", notebook_input)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert sources.fetch("titanic", Workspace(workspace)).source == "notebook"
+
+
+@pytest.mark.parametrize("slug", ["titanic", "digit-recognizer"])
+def test_real_client_downloads_from_the_fake_server(workspace, kaggle_server, slug):
+    result = sources.fetch(slug, Workspace(workspace))
+    assert result.source == "kaggle" and result.origin == "Kaggle API"
+    assert "DownloadDataFiles" in kaggle_server.calls
+    fixture = FIXTURES / slug / "train.csv"
+    assert (workspace / "competitions" / slug / "train.csv").read_bytes() == fixture.read_bytes()
+
+
+def test_bundled_copy_is_replaced_once_credentials_exist(workspace, kaggle_server, monkeypatch):
+    ws = Workspace(workspace)
+    with monkeypatch.context() as m:
+        m.delenv("KAGGLE_USERNAME")
+        assert sources.fetch("digit-recognizer", ws).source == "bundled"
+    assert sources.fetch("digit-recognizer", ws).source == "kaggle"
+
+
+def test_a_failed_download_keeps_the_copy_there_is(workspace, kaggle_server):
+    ws = Workspace(workspace)
+    sources.fetch("titanic", ws, FIXTURES / "titanic")
+    kaggle_server.fail["DownloadDataFiles"] = 429
+    result = sources.fetch("titanic", ws, force=True)
+    assert result.skipped and result.source == "file"
+    assert result.note.startswith("kept the file copy: Kaggle is rate-limiting you (429)")
+
+
+def test_a_cut_download_is_resumed_by_the_client(workspace, kaggle_server):
+    kaggle_server.cut_downloads = 1
+    result = sources.fetch("titanic", Workspace(workspace), retries=1)
+    assert result.source == "kaggle"
+    assert (workspace / "competitions/titanic/gender_submission.csv").exists()
+
+
+def test_a_download_cut_every_time_fails_cleanly(workspace, kaggle_server, monkeypatch):
+    kaggle_server.cut_downloads = 10
+    monkeypatch.setattr("time.sleep", lambda s: None)  # the client backs off between retries
+    with pytest.raises(KaggleError, match="while trying to download titanic|cannot reach Kaggle"):
+        sources.fetch("titanic", Workspace(workspace), retries=1)
+    assert non_dot(workspace / "competitions") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (401, "Kaggle rejected your credentials (401) while trying to download titanic: create a new API token"),
+        (403, "Kaggle refused to download titanic (403): accept the rules at "
+              "https://www.kaggle.com/competitions/titanic/rules, then run the command again"),
+        (404, "Kaggle has no competition 'titanic' (404) to download titanic: check the slug"),
+        (429, "Kaggle is rate-limiting you (429) while trying to download titanic: wait a few minutes"),
+    ],
+)
+def test_server_errors_become_one_line_messages(workspace, kaggle_server, status, message):
+    kaggle_server.fail["DownloadDataFiles"] = status
+    with pytest.raises(KaggleError) as err:
+        sources.fetch("titanic", Workspace(workspace))
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+    assert non_dot(workspace / "competitions") == []
+
+
+def test_wrong_key_is_a_401(workspace, kaggle_server):
+    kaggle_server.key = "another-key"
+    with pytest.raises(KaggleError, match=r"rejected your credentials \(401\)"):
+        sources.fetch("titanic", Workspace(workspace))
+
+
+def test_network_failure_is_one_line(workspace, kaggle_server, monkeypatch):
+    from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
+
+    monkeypatch.setitem(_env_to_endpoint, KaggleEnv.LOCAL, "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(KaggleError, match=r"cannot reach Kaggle to download titanic \(ConnectionError\)"):
+        sources.fetch("titanic", Workspace(workspace))

@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from conftest import install
+
+from pipeline.core import competitions, dataset
+from pipeline.core.errors import DataError, UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.submitting import ensembles, ledger
+from pipeline.training import records, trainer
+
+TITANIC = competitions.get("titanic")
+
+
+@pytest.fixture
+def three(fetched):
+    """Three different models on one validation split of Titanic."""
+    ws = Workspace(fetched)
+    cfgs = [trainer.TrainConfig(model="linear", params={"epochs": 3}), trainer.TrainConfig(model="knn"),
+            trainer.TrainConfig(model="sk-logistic")]
+    return ws, [trainer.train(TITANIC, ws, cfg) for cfg in cfgs]
+
+
+def test_vote_is_scored_on_the_shared_split(three, kc):
+    ws, members = three
+    ids = [r.run_id for r in members]
+    result = ensembles.ensemble(TITANIC, ws, ids, "vote")
+    # an independent count: the majority of the three runs' classes on the validation rows
+    saved = [records.read_valid(r, TITANIC, 300) for r in members]
+    y = dataset.load_dataset(TITANIC, ws).y[saved[0]["index"]]
+    votes = np.stack([np.argmax(s["outputs"], axis=1) for s in saved])
+    majority = (votes.sum(axis=0) >= 2).astype(int)  # two classes, three voters: no ties
+    assert result.score == pytest.approx(np.mean(majority == y))
+    assert result.scored_on == "split" and result.weights == {i: pytest.approx(1 / 3) for i in ids}
+    assert result.members == {r.run_id: pytest.approx(r.score) for r in members}
+    assert result.written.path.name == "ensemble-vote-3.csv"
+    log = ledger.read_log(TITANIC, ws)
+    assert log[-1].model == "linear+knn+sk-logistic" and log[-1].valid_score == result.score
+
+
+def test_weighted_is_at_least_as_good_as_its_best_member(three):
+    ws, members = three
+    result = ensembles.ensemble(TITANIC, ws, [r.run_id for r in members])
+    assert sum(result.weights.values()) == pytest.approx(1.0)
+    assert all(w >= 0 for w in result.weights.values())
+    assert result.score >= max(r.score for r in members)
+
+
+def test_the_same_model_twice_scores_as_that_model(fetched):
+    ws = Workspace(fetched)
+    a = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
+    b = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
+    assert ensembles.ensemble(TITANIC, ws, [a.run_id, b.run_id], "mean").score == pytest.approx(a.score)
+    c = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}, seed=1))  # another split
+    other = ensembles.ensemble(TITANIC, ws, [a.run_id, c.run_id], "mean")
+    assert other.score is None and other.scored_on == "" and other.written.path.is_file()
+    with pytest.raises(UsageError) as err:
+        ensembles.ensemble(TITANIC, ws, [a.run_id, c.run_id], "weighted")
+    assert str(err.value) == ("--method weighted needs runs scored on the same rows (same --folds/--valid-pct and "
+                              "--seed); use --method mean")
+
+
+def test_greedy_weights_pick_the_better_member():
+    y = np.array([0, 1, 1, 0])
+    good = np.eye(2)[y].astype(np.float64)  # right on every row
+    bad = 1 - good  # wrong on every row
+
+    class Accuracy:
+        higher_is_better = True
+
+        def __call__(self, out):
+            return float(np.mean(np.argmax(out, 1) == y))
+
+        def better(self, a, b):
+            return a > b
+
+    assert ensembles.greedy_weights([bad, good], Accuracy()).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["one"], "Error: an ensemble needs at least two runs\n"),
+        (["one", "one"], "Error: run one is named twice; an ensemble needs different runs\n"),
+        (["one", "two", "--method", "median"], "Error: --method median: expected one of weighted, mean, vote\n"),
+        (["one", "two"], "Error: no run 'one' for titanic; see `kc runs titanic`\n"),
+    ],
+)
+def test_ensemble_errors(fetched, kc, args, error):
+    result = kc("ensemble", "titanic", *args, ws=fetched)
+    assert result.exit_code == 1 and result.stderr == error
+    assert not (fetched / "submissions").exists()
+
+
+def test_vote_is_refused_for_a_regression(workspace, kc):
+    install(workspace, "house-prices")
+    result = kc("ensemble", "house-prices", "a", "b", "--method", "vote", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: --method vote: house-prices-advanced-regression-techniques is a regression; "
+                             "use weighted or mean\n")
+
+
+def test_runs_trained_on_other_features_are_refused_not_crashed(three):
+    ws, runs = three
+    old = runs[0].folder / "metrics.json"  # as if trained before Titanic's builder gained its group columns
+    old.write_text(old.read_text().replace(runs[0].metrics.data_fingerprint, "an-older-table"))
+    with pytest.raises(DataError, match=f"run {runs[0].run_id} was trained on other data or features than titanic's"):
+        ensembles.ensemble(TITANIC, ws, [r.run_id for r in runs], "mean")
+    assert runs[0].config.features == "titanic"  # what "the default builder" meant is recorded with the run

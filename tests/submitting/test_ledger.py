@@ -1,0 +1,311 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import FIXTURES, install
+
+from pipeline.core import competitions
+from pipeline.core.errors import KcError, SubmissionError, UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.ingest.sources import bundled_zip, fetch
+from pipeline.submitting import checks, ledger
+from pipeline.training import trainer
+
+TITANIC = competitions.get("titanic")
+DIGITS = competitions.get("digit-recognizer")
+# the spreadsheet summary Kaggle's gender_submission.csv once carried in six extra columns (rows 3 and 4)
+SUMMARY = {3: ",survived,152,,% Survival,36.36363636", 4: ",Total,418,,% Death,63.63636364"}
+
+
+@pytest.fixture
+def trained(fetched):
+    ws = Workspace(fetched)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 3}))
+    return fetched, run
+
+
+def good_titanic(ws_root: Path) -> pd.DataFrame:
+    sample = pd.read_csv(ws_root / "competitions/titanic/gender_submission.csv")
+    return sample.assign(Survived=(sample["PassengerId"] % 2).astype(int))
+
+
+def as_spreadsheet_export(path: Path, summary: dict[int, str]) -> None:
+    """Rewrite a two-column CSV the way a spreadsheet exports it: six more columns, empty but for `summary` rows."""
+    lines = path.read_text().splitlines()
+    out = [lines[0] + ",,,,,,"] + [line + "," + summary.get(row, ",,,,,") for row, line in enumerate(lines[1:], 1)]
+    path.write_text("\r\n".join(out) + "\r\n")
+
+
+def submission_files(ws_root: Path) -> list[str]:
+    folder = ws_root / "submissions/titanic"
+    return sorted(p.name for p in folder.glob("*.csv")) if folder.exists() else []
+
+
+def test_submit_writes_a_valid_file_and_logs_it(trained, kc):
+    ws_root, run = trained
+    result = kc("submit", "titanic", ws=ws_root)
+    assert result.exit_code == 0, result.output
+    [name] = submission_files(ws_root)
+    assert name == f"{run.run_id}.csv"
+    df = pd.read_csv(ws_root / "submissions/titanic" / name)
+    assert list(df.columns) == ["PassengerId", "Survived"] and len(df) == 100
+    assert df["PassengerId"].tolist() == list(range(892, 992)) and set(df["Survived"]) <= {0, 1}
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))
+    assert isinstance(entry, ledger.LogEntry)
+    assert entry.file == name and entry.run == run.run_id and entry.status == "written"
+    assert entry.model == "linear" and entry.metric == "accuracy" and entry.valid_score == run.score
+    assert entry.sha256 == ledger.sha256(ws_root / "submissions/titanic" / name)
+    assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / name} (valid format; linear run ")
+
+
+def test_an_identical_submission_is_not_written_again(trained, kc):
+    ws_root, run = trained
+    first = ledger.predict_run(TITANIC, Workspace(ws_root), None)
+    second = ledger.predict_run(TITANIC, Workspace(ws_root), run.run_id)
+    assert first.new and not second.new and second.path == first.path
+    assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+    result = kc("submit", "titanic", ws=ws_root)
+    assert result.exit_code == 0 and result.stdout.startswith(f"already written, unchanged: {first.path} ")
+    assert submission_files(ws_root) == [f"{run.run_id}.csv"]
+
+
+def test_submit_digits_uses_image_ids(fetched):
+    ws = Workspace(fetched)
+    trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
+    written = ledger.predict_run(DIGITS, ws, None)
+    df = pd.read_csv(written.path)
+    assert list(df.columns) == ["ImageId", "Label"] and df["ImageId"].tolist() == list(range(1, 101))
+    assert set(df["Label"]) <= set(range(10))
+
+
+def test_submit_house_prices_writes_positive_prices(workspace):
+    install(workspace, "house-prices")
+    houses = competitions.get("house-prices")
+    ws = Workspace(workspace)
+    trainer.train(houses, ws, trainer.TrainConfig(model="sk-ridge"))
+    written = ledger.predict_run(houses, ws, None)
+    df = pd.read_csv(written.path)
+    sample = pd.read_csv(FIXTURES / houses.slug / "sample_submission.csv")
+    assert list(df.columns) == ["Id", "SalePrice"] and df["Id"].tolist() == sample["Id"].tolist()
+    assert (df["SalePrice"] > 1000).all()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error"),
+    [
+        (lambda d: d.iloc[:-1], "418 rows expected, got 417; missing PassengerId 1309"),
+        (lambda d: d.drop(index=152), "418 rows expected, got 417; missing PassengerId 1044"),
+        (lambda d: d.rename(columns={"Survived": "survived"}),
+         "columns must be PassengerId,Survived in that order; got PassengerId,survived"),
+        (lambda d: d[["Survived", "PassengerId"]],
+         "columns must be PassengerId,Survived in that order; got Survived,PassengerId"),
+        (lambda d: d.assign(Survived=d["Survived"].astype(float) * 0.5), "row 1: Survived '0.0' is not one of 0, 1"),
+        (lambda d: d.assign(Survived=d["Survived"].where(d.index != 4, 2)), "row 5: Survived '2' is not one of 0, 1"),
+        (lambda d: d.assign(Survived=d["Survived"].astype(object).where(d.index != 6, "")), "row 7: Survived is empty"),
+        (lambda d: d.iloc[::-1], "ids must follow the sample submission's order; row 1 has PassengerId 1309, "
+                                 "expected 892"),
+        (lambda d: d.assign(PassengerId=d["PassengerId"].where(d.index != 3, 892)),
+         "row 4: PassengerId 892 appears twice"),
+        (lambda d: d.assign(PassengerId=d["PassengerId"].astype(object).where(d.index != 2, "x9")),
+         "row 3: PassengerId 'x9' is not an integer id"),
+    ],
+)
+def test_validate_names_the_problem(tmp_path, kc, mutate, error):
+    ws_root = tmp_path / "ws"
+    fetch("titanic", Workspace(ws_root), bundled_zip("titanic"))
+    path = tmp_path / "mine.csv"
+    mutate(good_titanic(ws_root)).to_csv(path, index=False)
+    result = kc("validate", "titanic", path, ws=ws_root)
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: mine.csv: {error}\n"
+
+
+def test_validate_accepts_a_good_file(fetched, tmp_path, kc):
+    path = tmp_path / "ok.csv"
+    good_titanic(fetched).to_csv(path, index=False)
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 0 and result.stdout == f"{path}: valid titanic submission (100 rows)\n"
+    assert checks.validate_file(TITANIC, Workspace(fetched), path) == 100
+
+
+def test_validate_accepts_kaggles_own_sample(fetched, kc):
+    result = kc("validate", "titanic", fetched / "competitions/titanic/gender_submission.csv", ws=fetched)
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_reads_trailing_empty_columns_and_names_a_stray_cell(fetched, tmp_path, kc):
+    path = tmp_path / "gender_submission.csv"
+    path.write_bytes((FIXTURES / "titanic/gender_submission.csv").read_bytes())
+    as_spreadsheet_export(path, {})
+    assert path.read_text().splitlines()[1] == "892,0,,,,,,"
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 0, result.output
+    path.write_bytes((FIXTURES / "titanic/gender_submission.csv").read_bytes())
+    as_spreadsheet_export(path, SUMMARY)
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: gender_submission.csv: 8 columns, expected 2 (PassengerId,Survived); "
+                             "row 3, column 4 holds 'survived'\n")
+
+
+def test_kaggles_old_quirky_sample_still_fetches_and_submits(workspace, tmp_path, kc):
+    src = tmp_path / "titanic"
+    src.mkdir()
+    for name in TITANIC.files:
+        (src / name).write_bytes((FIXTURES / "titanic" / name).read_bytes())
+    as_spreadsheet_export(src / "gender_submission.csv", SUMMARY)
+    assert kc("fetch", "titanic", "--from", src, ws=workspace).exit_code == 0
+    assert kc("train", "--model", "knn", ws=workspace).exit_code == 0
+    result = kc("submit", ws=workspace)
+    assert result.exit_code == 0, result.output
+    [name] = submission_files(workspace)
+    assert pd.read_csv(workspace / "submissions/titanic" / name)["PassengerId"].tolist() == list(range(892, 992))
+
+
+def test_validate_not_a_csv(fetched, tmp_path, kc):
+    path = tmp_path / "junk.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 1 and result.stderr == "Error: junk.csv: binary data, not a CSV text file\n"
+
+
+def test_validate_refuses_a_huge_file_before_reading_it(fetched, tmp_path, kc):
+    path = tmp_path / "huge.csv"
+    path.write_bytes(b"PassengerId,Survived\n" + b"892,0\n" * 400_000)
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: huge.csv: 2.4 MB, far larger than a titanic submission (the sample is 0.00 MB); "
+                             "is it the right file?\n")
+
+
+def test_invalid_predictions_are_never_written(trained, kc, monkeypatch):
+    ws_root, _ = trained
+    from pipeline.models.linear import LinearModel
+
+    real = LinearModel.predict_proba
+    monkeypatch.setattr(LinearModel, "predict_proba", lambda self, X: real(self, X)[:-1])
+    result = kc("submit", "titanic", ws=ws_root)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the model returned 99 predictions for 100 test rows\n"
+    assert submission_files(ws_root) == []
+    assert ledger.read_log(TITANIC, Workspace(ws_root)) == []
+
+
+@pytest.mark.parametrize("bad", [2, -1])
+def test_class_codes_outside_the_classes_are_refused(fetched, bad):
+    codes = np.zeros(100, np.int64)
+    codes[41] = bad
+    with pytest.raises(SubmissionError, match="^row 42: "):
+        checks.frame(TITANIC, Workspace(fetched), np.arange(892, 992), codes)
+
+
+def test_nan_outputs_are_never_written(trained, monkeypatch):
+    ws_root, _ = trained
+    from pipeline.models.linear import LinearModel
+
+    monkeypatch.setattr(LinearModel, "predict_proba", lambda self, X: np.full((len(X), 2), np.nan, np.float32))
+    with pytest.raises(KcError):
+        ledger.predict_run(TITANIC, Workspace(ws_root), None)
+    assert submission_files(ws_root) == []
+
+
+def test_upload_polls_for_the_score_and_logs_it(trained, kaggle_server, kc):
+    ws_root, run = trained
+    kaggle_server.polls_until_scored = 2
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 0, result.output
+    assert "Kaggle scored it: public score 0.98765 (ref 1000)" in result.stdout
+    [sub] = kaggle_server.submissions
+    assert sub["description"].startswith(f"kc {run.run_id}: linear, valid ")
+    [name] = submission_files(ws_root)
+    assert sub["content"] == (ws_root / "submissions/titanic" / name).read_bytes()
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))
+    assert entry.status == "COMPLETE" and entry.public_score == "0.98765" and entry.upload_ref == 1000
+    assert kaggle_server.calls.count("ListSubmissions") >= 2
+
+
+def test_upload_without_waiting_then_refresh(trained, kaggle_server, kc):
+    ws_root, _ = trained
+    result = kc("submit", "titanic", "--upload", "--no-wait", "-m", "first try", ws=ws_root)
+    assert result.exit_code == 0, result.output
+    assert "not scored yet" in result.stdout and kaggle_server.submissions[0]["description"] == "first try"
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))
+    assert entry.status == "PENDING" and entry.message == "first try"
+    kaggle_server.polls_until_scored = 0  # some time later, Kaggle has scored it
+    shown = kc("submissions", "titanic", ws=ws_root)
+    assert shown.exit_code == 0 and "0.98765" in shown.stdout and "COMPLETE" in shown.stdout
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))
+    assert entry.status == "COMPLETE" and entry.public_score == "0.98765"
+
+
+def test_no_submissions_left_today(trained, kaggle_server, kc):
+    ws_root, _ = trained
+    kaggle_server.allowed_today = 0
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: no titanic submissions left today (5 made): try again tomorrow (UTC)\n"
+    assert kaggle_server.submissions == [] and "StartSubmissionUpload" not in kaggle_server.calls
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))  # the file was written, and the user was told where
+    assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / entry.file} (valid format; ")
+
+
+def test_a_failed_upload_is_an_error_not_a_success(trained, kaggle_server, kc):
+    ws_root, _ = trained
+    kaggle_server.fail_uploads = 1
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: Kaggle did not accept the upload of ")
+    assert "Could not submit to competition" in result.stderr
+    [entry] = ledger.read_log(TITANIC, Workspace(ws_root))
+    assert entry.status == "written" and entry.upload_ref is None
+
+
+def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_server, monkeypatch):
+    ws = Workspace(workspace)
+    with monkeypatch.context() as m:
+        m.delenv("KAGGLE_USERNAME")
+        assert fetch("digit-recognizer", ws).sample
+    trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
+    written = ledger.predict_run(DIGITS, ws, None)
+    assert written.entry.sample
+    with pytest.raises(UsageError, match=f"^{written.path.name} was predicted from kc's bundled SAMPLE of "
+                                         "digit-recognizer, not Kaggle's data"):
+        ledger.upload(DIGITS, ws, written.path, "try")
+    assert kaggle_server.submissions == []
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "error"),
+    [
+        ("StartSubmissionUpload", 403,
+         "Error: Kaggle refused to submit to titanic (403): accept the rules at "
+         "https://www.kaggle.com/competitions/titanic/rules, then run the command again\n"),
+        ("GetSubmissionLimits", 401, "Error: Kaggle rejected your credentials (401) while trying to read the "
+                                     "submission limits of titanic: create a new API token at "
+                                     "https://www.kaggle.com/settings and save it as ~/.kaggle/kaggle.json\n"),
+        ("CreateSubmission", 429, "Error: Kaggle is rate-limiting you (429) while trying to submit to titanic: "
+                                  "wait a few minutes, then try again\n"),
+        ("CreateSubmission", 404, "Error: Kaggle has no competition 'titanic' (404) to submit to titanic: "
+                                  "check the slug\n"),
+    ],
+)
+def test_upload_server_errors(trained, kaggle_server, kc, method, status, error):
+    ws_root, _ = trained
+    kaggle_server.fail[method] = status
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 1
+    assert result.stderr == error
+
+
+def test_submissions_offline_shows_the_log(trained, kc):
+    ws_root, _ = trained
+    kc("submit", "titanic", ws=ws_root)
+    log = ws_root / "submissions/titanic/log.jsonl"
+    log.write_text(log.read_text() + "not json\n")
+    result = kc("submissions", "titanic", ws=ws_root)
+    assert result.exit_code == 0 and "written" in result.stdout
+    assert result.stderr == f"NOTE: 1 unreadable line(s) of {log} kept as they are\n"
+    assert json.loads(log.read_text().splitlines()[0])["status"] == "written"
+    assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
