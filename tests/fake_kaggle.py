@@ -22,6 +22,7 @@ class FakeKaggle:
     key: str = "secret-key"
     token: str = "kc-test-token"  # the one API token (KAGGLE_API_TOKEN) the server accepts
     zips: dict[str, bytes] = field(default_factory=dict)  # slug -> zip bytes
+    metrics: dict[str, str] = field(default_factory=dict)  # slug -> the evaluation metric GetCompetition names
     fail: dict[str, int] = field(default_factory=dict)  # method name (or "file") -> HTTP status to answer
     cut_downloads: int = 0  # how many file downloads to cut short (after half the bytes)
     fail_uploads: int = 0  # how many blob uploads to refuse with HTTP 500
@@ -125,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
                     item["publicScore"] = s.public_score
                 items.append(item)
             return self._json(200, {"submissions": items})
+        if method == "GetCompetition":
+            return self._json(200, {"ref": slug, "title": slug, "evaluationMetric": s.metrics.get(slug, "")})
         if method == "GetSubmissionLimits":
             return self._json(200, {"numToday": 5 - s.allowed_today, "numTotal": len(s.submissions),
                                     "numAllowedNow": max(0, s.allowed_today)})

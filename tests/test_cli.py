@@ -86,8 +86,9 @@ def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
     assert result.stdout.splitlines() == [
         f"my-titanic: train.csv, test.csv, gender_submission.csv -> {folder} (from {FIXTURES / 'titanic'})",
         f"kc described my-titanic from its files -> {folder / 'competition.json'}",
-        "  id PassengerId (int), target Survived: binary (0, 1 written as int)",
-        "  inputs: a table; metric: f1; default model: blend",
+        "  id PassengerId (int); target Survived: binary, 2 classes (0, 1) written as int",
+        "  submission: one label per row in Survived",
+        "  inputs: a table; metric: f1 (--metric); default model: blend",
         '  edit competition.json to correct any of it (e.g. "metric": "f1")',
     ]
     trained = kc("train", "my-titanic", "--model", "sk-logistic", ws=workspace)
@@ -98,8 +99,8 @@ def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
 def test_fetch_metric_must_fit_the_task(workspace, kc):
     result = kc("fetch", "my-titanic", "--from", FIXTURES / "titanic", "--metric", "rmse", ws=workspace)
     assert result.exit_code == 1
-    assert result.stderr == "Error: metric 'rmse' does not score binary tasks; use one of: accuracy, f1, roc-auc, " \
-                            "log-loss\n"
+    assert result.stderr == "Error: metric 'rmse' does not score binary tasks; use one of: accuracy, f1, f1-macro, " \
+                            "f1-micro, mcc, qwk, roc-auc, log-loss\n"
     assert non_dot(workspace / "competitions") == []
 
 

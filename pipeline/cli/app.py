@@ -112,13 +112,46 @@ def _ws(ctx: typer.Context, workspace: Path | None = None) -> Workspace:
 
 def _describe(comp: competitions.Competition, folder: Path) -> None:
     """Print an inferred description in a few lines."""
-    what = comp.task + (f" ({', '.join(comp.classes)} written as {comp.labels})" if comp.classes else " (values)")
-    inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
     out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
-    out.print(f"  id {comp.id_column} ({comp.id_type}), target {comp.target_column}: {what}")
-    out.print(f"  inputs: {inputs}; metric: {comp.metric}; default model: "
-              f"{' '.join((comp.default_model, *comp.default_options))}")
+    for line in describe_lines(comp):
+        out.print("  " + line)
     out.print("  edit competition.json to correct any of it (e.g. \"metric\": \"f1\")")
+
+
+def describe_lines(comp: competitions.Competition) -> list[str]:
+    """An inferred description as a few short lines: ids, target and task, submission, metric, columns, files."""
+    def listed(names: tuple[str, ...], most: int = 8) -> str:
+        shown = ", ".join(names[:most])
+        return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+    if comp.classes:
+        what = f"{comp.task}, {len(comp.classes)} classes ({listed(comp.classes)}) written as {comp.labels}"
+    else:
+        what = "regression (values)"
+    ids = f"id {comp.id_column} ({comp.id_type})"
+    if not comp.test_has_ids:
+        ids += ", test rows numbered 1..n"
+    elif not comp.id_in_train:
+        ids += ", in test and the sample only"
+    if comp.id_column in comp.date_columns:
+        ids += ", a date: also used as a feature"
+    if comp.writes_proba:
+        writes = (f"one probability per class ({listed(comp.proba_columns)})" if comp.proba_columns
+                  else f"the probability of {comp.classes[1]} in {comp.value_columns[0]}")
+    else:
+        writes = f"one {'label' if comp.classes else 'value'} per row in {comp.value_columns[0]}"
+    inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
+    lines = [f"{ids}; target {comp.target_column}: {what}",
+             f"submission: {writes}",
+             f"inputs: {inputs}; metric: {comp.metric} ({comp.metric_source}); default model: "
+             f"{' '.join((comp.default_model, *comp.default_options))}"]
+    if comp.dropped_columns:
+        lines.append(f"left out (in train only, not in test): {listed(comp.dropped_columns)}")
+    if comp.date_columns:
+        lines.append(f"dates, turned into year, month, day, weekday, hour...: {listed(comp.date_columns)}")
+    if comp.extra_files:
+        lines.append(f"other files, ignored: {listed(comp.extra_files)}")
+    return lines
 
 
 @app.command()
@@ -129,8 +162,9 @@ def fetch(
     from_: Annotated[Path | None, typer.Option("--from", help="a zip as Kaggle serves it, or a folder of CSVs",
                                                metavar="PATH")] = None,
     force: Annotated[bool, typer.Option(help="fetch again even if the files are there")] = False,
-    metric: Annotated[str | None, typer.Option(help="metric of a competition kc does not know (default: accuracy "
-                                                      "or rmse)", metavar="NAME")] = None,
+    metric: Annotated[str | None, typer.Option(help="metric of a competition kc does not know, by kc's name or "
+                                                      "Kaggle's (default: accuracy, log-loss or rmse)",
+                                                 metavar="NAME")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Get a competition's files: --from a zip or folder, a Kaggle notebook, the Kaggle API, or the bundled copy."""

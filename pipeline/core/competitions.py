@@ -12,7 +12,9 @@ from typing import Any
 from pipeline.core.errors import DataError, UsageError
 
 TASKS = ("binary", "multiclass", "regression")
-LABELS = ("int", "bool", "float")  # how a submission writes its labels
+LABELS = ("int", "bool", "float", "str")  # how a submission writes its labels (str: exactly as train spells them)
+SUBMISSIONS = ("labels", "proba")  # a submission holds one label or value per row, or class probabilities
+METRIC_SOURCES = ("built in", "default", "--metric", "Kaggle API")
 ID_TYPES = ("int", "str")
 MODALITIES = ("tabular", "pixels")
 FEATURES = ("generic", "titanic", "pixels", "houses")  # feature builders
@@ -46,6 +48,14 @@ class Competition:
     aliases: tuple[str, ...] = ()
     class_names: tuple[str, ...] = ()  # readable names for the classes in pictures, e.g. died/survived
     label_column: str = ""  # the submission's name for the target when it differs (digits: Label vs label)
+    submission: str = "labels"  # one of SUBMISSIONS
+    # proba with one column per class: the sample's class columns in its order (each one of `classes`); empty for
+    # labels, and for a binary target whose one column holds the probability of classes[1] (e.g. Santander)
+    proba_columns: tuple[str, ...] = ()
+    id_in_train: bool = True  # False: train has no id column (Kannada-MNIST: only test and the sample have ids)
+    dropped_columns: tuple[str, ...] = ()  # in train, not in test and not the target: left out of the features
+    date_columns: tuple[str, ...] = ()  # text columns holding dates, turned into year, month, ... (as described)
+    metric_source: str = "built in"  # one of METRIC_SOURCES: where the metric came from
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -58,14 +68,19 @@ class Competition:
         return (self.train_file, self.test_file, self.sample_file, *self.extra_files)
 
     @property
-    def submission_columns(self) -> tuple[str, str]:
+    def submission_columns(self) -> tuple[str, ...]:
         """The submission's header, in order."""
-        return (self.id_column, self.label_column or self.target_column)
+        return (self.id_column, *(self.proba_columns or (self.label_column or self.target_column,)))
 
     @property
-    def rules_url(self) -> str:
-        """Where a user accepts the competition's rules."""
-        return f"https://www.kaggle.com/competitions/{self.slug}/rules"
+    def value_columns(self) -> tuple[str, ...]:
+        """The submission's columns after the id: one label or value, or class probabilities."""
+        return self.submission_columns[1:]
+
+    @property
+    def writes_proba(self) -> bool:
+        """Whether the submission holds probabilities rather than labels or values."""
+        return self.submission == "proba"
 
     @property
     def is_classification(self) -> bool:
@@ -115,7 +130,8 @@ class Competition:
             raise DataError(f"{origin}: missing field {', '.join(missing)}")
         values = dict(data)
         try:
-            for name in ("classes", "extra_files", "aliases", "class_names", "default_options"):
+            for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
+                         "dropped_columns", "date_columns"):
                 if name in values:
                     values[name] = tuple(_strings(name, values[name]))
             if values.get("image_shape") is not None:
@@ -145,7 +161,7 @@ def _problems(c: Competition) -> list[str]:
         if not isinstance(value, str) or not value.strip():
             out.append(f"{name} must be a non-empty string")
     for name, allowed in (("task", TASKS), ("labels", LABELS), ("id_type", ID_TYPES), ("modality", MODALITIES),
-                          ("features", FEATURES)):
+                          ("features", FEATURES), ("submission", SUBMISSIONS), ("metric_source", METRIC_SOURCES)):
         if getattr(c, name) not in allowed:
             out.append(f"{name} is {getattr(c, name)!r}, expected one of {', '.join(allowed)}")
     if out:
@@ -153,8 +169,9 @@ def _problems(c: Competition) -> list[str]:
     for pair in c.default_options:
         if not isinstance(pair, str) or not pair.partition("=")[0].strip() or "=" not in pair:
             out.append(f"default_options must be key=value strings, not {pair!r}")
-    if not isinstance(c.test_has_ids, bool):
-        out.append("test_has_ids must be true or false")
+    for name in ("test_has_ids", "id_in_train"):
+        if not isinstance(getattr(c, name), bool):
+            out.append(f"{name} must be true or false")
     metric = metrics.METRICS.get(c.metric)
     if metric is None:
         out.append(f"metric {c.metric!r} is unknown; kc knows: {', '.join(metrics.METRICS)}")
@@ -177,6 +194,7 @@ def _problems(c: Competition) -> list[str]:
             out.append("float labels are for regression tasks")
         if c.class_names and len(c.class_names) != len(c.classes):
             out.append("class_names must name every class")
+    out += _submission_problems(c)
     if (c.modality == "pixels") != (c.image_shape is not None):
         out.append("pixels modality needs image_shape, and only it has one")
     if (c.modality == "pixels") != (c.features == "pixels"):
@@ -185,6 +203,23 @@ def _problems(c: Competition) -> list[str]:
         out.append("image_shape must be positive")
     if len({c.train_file, c.test_file, c.sample_file, *c.extra_files}) != 3 + len(c.extra_files):
         out.append("file names must be distinct")
+    return out
+
+
+def _submission_problems(c: Competition) -> list[str]:
+    """What is wrong with how the description says submissions are written."""
+    out = []
+    if c.submission == "proba" and not c.is_classification:
+        out.append("probability submissions are for classification tasks")
+    if c.proba_columns:
+        if c.submission != "proba":
+            out.append("proba_columns go with \"submission\": \"proba\"")
+        if sorted(c.proba_columns) != sorted(c.classes):
+            out.append("proba_columns must be the classes, each once (in the sample's order)")
+    elif c.submission == "proba" and c.task != "binary":
+        out.append("a multiclass probability submission names its columns in proba_columns")
+    if c.id_column in c.dropped_columns or c.target_column in c.dropped_columns:
+        out.append("dropped_columns cannot hold the id or the target")
     return out
 
 

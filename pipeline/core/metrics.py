@@ -23,6 +23,16 @@ def _f1(y: np.ndarray, pred: np.ndarray) -> float:
     return 2 * tp / max(1.0, float(np.sum(y) + np.sum(pred)))
 
 
+def _sk(name: str, **options: object) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A scikit-learn metric by name, called with `options` (imported when first used)."""
+    def fn(y: np.ndarray, pred: np.ndarray) -> float:
+        from sklearn import metrics
+
+        return float(getattr(metrics, name)(y, pred, **options))
+
+    return fn
+
+
 def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
@@ -30,7 +40,10 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
-    p = np.clip(proba[np.arange(len(y)), np.asarray(y, dtype=np.int64)], 1e-15, 1.0)
+    """Kaggle's (multi-class) log loss: rows rescaled to sum to 1, then clipped to [1e-15, 1 - 1e-15]."""
+    p = np.asarray(proba, np.float64)
+    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-15, None)
+    p = np.clip(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)], 1e-15, 1 - 1e-15)
     return float(-np.mean(np.log(p)))
 
 
@@ -42,8 +55,33 @@ def _rmse_log(y: np.ndarray, pred: np.ndarray) -> float:
     return _rmse(np.log(np.asarray(y, np.float64)), np.log(np.clip(np.asarray(pred, np.float64), 1e-12, None)))
 
 
+def _rmsle(y: np.ndarray, pred: np.ndarray) -> float:
+    """RMSE of log1p: zero-safe, predictions below zero count as zero."""
+    return _rmse(np.log1p(np.asarray(y, np.float64)), np.log1p(np.clip(np.asarray(pred, np.float64), 0, None)))
+
+
 def _mae(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(pred, np.float64) - np.asarray(y, np.float64))))
+
+
+def _mape(y: np.ndarray, pred: np.ndarray) -> float:
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    return float(np.mean(np.abs(pred - y) / np.maximum(np.abs(y), np.finfo(np.float64).eps)))
+
+
+def _smape(y: np.ndarray, pred: np.ndarray) -> float:
+    """Kaggle's SMAPE in percent: 100 * mean(2|p - y| / (|y| + |p|)), a row where both are 0 counting 0."""
+    y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
+    denominator = np.abs(y) + np.abs(pred)
+    ratio = np.where(denominator == 0, 0.0, 2 * np.abs(pred - y) / np.where(denominator == 0, 1, denominator))
+    return float(100 * np.mean(ratio))
+
+
+def _map_at_3(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean average precision at 3 with one true class per row: 1, 1/2 or 1/3 when it is ranked 1st, 2nd or 3rd."""
+    top = np.argsort(-np.asarray(proba), axis=1, kind="stable")[:, :3]
+    hits = top == np.asarray(y, dtype=np.int64)[:, None]
+    return float(np.mean((hits / np.arange(1, 4)[None, : top.shape[1]]).sum(axis=1)))
 
 
 @dataclass(frozen=True)
@@ -58,6 +96,8 @@ class Metric:
     fn: Callable[[np.ndarray, np.ndarray], float]
     log_target: bool = False  # models learn log(y): the metric compares logs, so errors are relative
     percent: bool = False  # shown as a percentage
+    kaggle: tuple[str, ...] = ()  # Kaggle's names for it (matched ignoring case, spaces, hyphens and underscores)
+    log1p_target: bool = False  # models learn log1p(y): targets must be >= 0 (RMSLE)
 
     def score(self, y_true: np.ndarray, prediction: np.ndarray) -> float:
         """Score predictions on the target's own scale (labels as class codes, probabilities as (n, k))."""
@@ -81,28 +121,90 @@ class Metric:
 
     def to_model(self, y: np.ndarray) -> np.ndarray:
         """The target a regression model should learn for this metric (log prices for RMSE of logs)."""
+        if self.log1p_target:
+            return np.log1p(y)
         return np.log(y) if self.log_target else y
 
     def from_model(self, values: np.ndarray) -> np.ndarray:
         """Model outputs back on the target's scale."""
+        if self.log1p_target:
+            return np.clip(np.expm1(values), 0, None)
         return np.exp(values) if self.log_target else values
+
+    def valid_values(self, values: np.ndarray) -> np.ndarray:
+        """(n,) bool: which regression values this metric can score (finite; positive or >= 0 where it takes logs)."""
+        values = np.asarray(values, np.float64)
+        ok = np.isfinite(values)
+        if self.log_target:
+            ok &= values > 0
+        if self.log1p_target:
+            ok &= values >= 0
+        return ok
+
+    @property
+    def value_rule(self) -> str:
+        """What `valid_values` accepts, as an error message says it."""
+        if self.log_target:
+            return "a positive number (the metric takes logs)"
+        if self.log1p_target:
+            return "a number >= 0 (the metric takes log(1 + value))"
+        return "a finite number"
 
 
 _CLASSES = ("binary", "multiclass")
+_VALUES = ("regression",)
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", "accuracy", True, "labels", _CLASSES, _accuracy, percent=True),
-    Metric("f1", "F1 score", True, "labels", ("binary",), _f1),
-    Metric("roc-auc", "ROC AUC", True, "proba", ("binary",), _roc_auc),
-    Metric("log-loss", "log loss", False, "proba", _CLASSES, _log_loss),
-    Metric("rmse", "RMSE", False, "values", ("regression",), _rmse),
-    Metric("rmse-log", "RMSE of logs", False, "values", ("regression",), _rmse_log, log_target=True),
-    Metric("mae", "MAE", False, "values", ("regression",), _mae),
+    Metric("accuracy", "accuracy", True, "labels", _CLASSES, _accuracy, percent=True,
+           kaggle=("CategorizationAccuracy", "Categorization Accuracy", "Accuracy Score")),
+    Metric("f1", "F1 score", True, "labels", ("binary",), _f1, kaggle=("F1 Score", "F-Score", "FScore", "F1Score")),
+    Metric("f1-macro", "macro F1", True, "labels", _CLASSES, _sk("f1_score", average="macro"),
+           kaggle=("Macro F1", "MacroFScore", "F1 Macro", "Mean F1")),
+    Metric("f1-micro", "micro F1", True, "labels", _CLASSES, _sk("f1_score", average="micro"),
+           kaggle=("Micro F1", "MicroFScore", "F1 Micro")),
+    Metric("mcc", "Matthews correlation", True, "labels", _CLASSES, _sk("matthews_corrcoef"),
+           kaggle=("Matthews Correlation Coefficient", "MatthewsCorrelationCoefficient", "MCC")),
+    Metric("qwk", "quadratic weighted kappa", True, "labels", _CLASSES, _sk("cohen_kappa_score", weights="quadratic"),
+           kaggle=("Quadratic Weighted Kappa", "QuadraticWeightedKappa", "Kappa", "QWK")),
+    Metric("roc-auc", "ROC AUC", True, "proba", ("binary",), _roc_auc,
+           kaggle=("AUC", "ROC AUC", "AUCROC", "Area Under Receiver Operating Characteristic Curve", "RocAuc")),
+    Metric("log-loss", "log loss", False, "proba", _CLASSES, _log_loss,
+           kaggle=("LogLoss", "Log Loss", "Binary Log Loss", "MulticlassLoss", "Multi Class Log Loss",
+                   "Multiclass Logarithmic Loss", "Multi-class logarithmic loss", "MultiLogLoss", "mlogloss")),
+    Metric("map@3", "MAP@3", True, "proba", ("multiclass",), _map_at_3,
+           kaggle=("MAP@3", "Mean Average Precision @ 3", "MeanAveragePrecisionAt3", "MAP@K")),
+    Metric("rmse", "RMSE", False, "values", _VALUES, _rmse, kaggle=("Root Mean Squared Error", "RootMeanSquaredError")),
+    Metric("rmse-log", "RMSE of logs", False, "values", _VALUES, _rmse_log, log_target=True,
+           kaggle=("RMSE of logs", "Root Mean Squared Error of logs")),
+    Metric("rmsle", "RMSLE", False, "values", _VALUES, _rmsle, log1p_target=True,
+           kaggle=("Root Mean Squared Logarithmic Error", "RootMeanSquaredLogarithmicError")),
+    Metric("mae", "MAE", False, "values", _VALUES, _mae, kaggle=("Mean Absolute Error", "MeanAbsoluteError")),
+    Metric("mape", "MAPE", False, "values", _VALUES, _mape,
+           kaggle=("Mean Absolute Percentage Error", "MeanAbsolutePercentageError")),
+    Metric("smape", "SMAPE", False, "values", _VALUES, _smape,
+           kaggle=("Symmetric Mean Absolute Percentage Error", "SymmetricMeanAbsolutePercentageError")),
+    Metric("r2", "R²", True, "values", _VALUES, _sk("r2_score"),
+           kaggle=("R2", "R-squared", "R2 Score", "Coefficient of Determination")),
 )}
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum() or ch == "@")
+
+
+_BY_KAGGLE_NAME = {_key(alias): m.name for m in METRICS.values() for alias in (m.name, m.title, *m.kaggle)}
+
+
+def canonical(name: str) -> str | None:
+    """kc's name for a metric given by kc's short name or Kaggle's own ("Root Mean Squared Logarithmic Error")."""
+    if name in METRICS:
+        return name
+    return _BY_KAGGLE_NAME.get(_key(name))
 
 
 def get(name: str, task: str | None = None) -> Metric:
     """A metric by name, checked against the task when given; unknown or unfitting names list the choices."""
-    metric = METRICS.get(name)
+    known = canonical(name) if isinstance(name, str) else None
+    metric = METRICS.get(known) if known else None
     if metric is None:
         raise UsageError(f"unknown metric '{name}'; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
@@ -111,6 +213,8 @@ def get(name: str, task: str | None = None) -> Metric:
     return metric
 
 
-def default_for(task: str) -> str:
-    """The metric kc assumes when a competition does not say: accuracy for classes, RMSE for values."""
-    return "rmse" if task == "regression" else "accuracy"
+def default_for(task: str, proba: bool = False) -> str:
+    """The metric kc assumes when a competition does not say: accuracy (log loss for probabilities), or RMSE."""
+    if task == "regression":
+        return "rmse"
+    return "log-loss" if proba else "accuracy"

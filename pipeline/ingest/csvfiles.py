@@ -72,35 +72,50 @@ def check_headers(comp: Competition, folder: Path) -> None:
     """Fail unless train, test and sample submission have the columns the description says, naming the first gap."""
     train, test, sample = (read_header(folder / name) for name in (comp.train_file, comp.test_file, comp.sample_file))
     if sample != comp.submission_columns:
-        raise DataError(f"{comp.sample_file}: header is {','.join(sample) or '(empty)'}, expected "
-                        f"{','.join(comp.submission_columns)}")
+        raise DataError(f"{comp.sample_file}: header is {shown(','.join(sample)) or '(empty)'}, expected "
+                        f"{shown(','.join(comp.submission_columns))}")
     if comp.target_column not in train:
-        raise DataError(f"{comp.train_file}: no '{comp.target_column}' column (the target)")
-    for name, header in ((comp.train_file, train), (comp.test_file, test)):
-        if comp.test_has_ids and comp.id_column not in header:
-            raise DataError(f"{name}: no '{comp.id_column}' column (the id)")
+        raise DataError(f"{comp.train_file}: no '{shown(comp.target_column)}' column (the target)")
+    absent = [c for c in comp.dropped_columns if c not in train]
+    if absent:
+        raise DataError(f"{comp.train_file}: no '{shown(absent[0])}' column, which competition.json lists in "
+                        "dropped_columns")
+    for name, header, needs_id in ((comp.train_file, train, comp.id_in_train), (comp.test_file, test, True)):
+        if comp.test_has_ids and needs_id and comp.id_column not in header:
+            raise DataError(f"{name}: no '{shown(comp.id_column)}' column (the id)")
         if len(set(header)) != len(header):
             twice = next(c for c in header if header.count(c) > 1)
             raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
-    features = tuple(c for c in train if c != comp.target_column)
-    for name, header in ((comp.train_file, features), (comp.test_file, test)):
-        if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:
+    left_out = {comp.target_column, comp.id_column, *comp.dropped_columns}
+    features = tuple(c for c in train if c not in left_out)
+    test_features = tuple(c for c in test if c != comp.id_column)
+    for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
+        if comp.pixel_columns and header != comp.pixel_columns:
             raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
                             + (f" beside {comp.target_column}" if name == comp.train_file else ""))
-    if features != test:
-        extra = [c for c in test if c not in features]
-        gone = [c for c in features if c not in test]
+    if features != test_features:
+        extra = [c for c in test_features if c not in features]
+        gone = [c for c in features if c not in test_features]
         if gone:
-            what = f"column '{shown(gone[0])}' is missing"
+            what = (f"column '{shown(gone[0])}' is missing; test must have train's columns without the target "
+                    f"(or list it in dropped_columns in competition.json)")
         elif extra:
-            what = f"column '{shown(extra[0])}' is not in train"
+            what = f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target"
         else:
             what = "the columns are in another order than train's"
-        raise DataError(f"{comp.test_file}: {what}; test must have train's columns without the target, in order")
+        raise DataError(f"{comp.test_file}: {what}")
 
 
-def read_table(path: Path, strings: bool = False) -> pd.DataFrame:
-    """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed."""
+# pandas' default missing-value spellings, applied to every column but the `as_written` ones of `read_table`
+NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
+
+    Columns named in `as_written` are read as written: ids like 0061 keep their zeros, and NA or null are ids, not gaps.
+    """
     import pandas as pd
 
     try:
@@ -110,6 +125,11 @@ def read_table(path: Path, strings: bool = False) -> pd.DataFrame:
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     options: dict = {"dtype": str, "keep_default_na": False} if strings else {}
+    if as_written and not strings:
+        header = list(pd.read_csv(io.StringIO(text.split("\n", 1)[0]), nrows=0).columns)
+        as_text = [c for c in header if str(c).strip() in as_written]
+        options = {"dtype": dict.fromkeys(as_text, str), "keep_default_na": False,
+                   "na_values": {c: list(NA_STRINGS) for c in header if c not in as_text}}
     try:
         df = pd.read_csv(io.StringIO(text), **options)
     except pd.errors.EmptyDataError:

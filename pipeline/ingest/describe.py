@@ -8,10 +8,11 @@ from pathlib import Path
 
 from pipeline.core import metrics
 from pipeline.core.competitions import Competition
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.ingest.csvfiles import read_header, read_table, shown
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
+MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
 _PIXEL = re.compile(r"pixel(\d+)")
 _TRUE, _FALSE = {"true", "True", "TRUE"}, {"false", "False", "FALSE"}
 
@@ -27,31 +28,29 @@ def sample_file(names: list[str]) -> str:
     return found[0]
 
 
-def infer(slug: str, folder: Path, metric: str | None = None) -> Competition:
+def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str = "--metric") -> Competition:
     """A description of the competition whose files are in `folder`, read from the files themselves."""
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     for name in ("train.csv", "test.csv"):
         if name not in names:
-            raise DataError(f"no {name} among the files ({', '.join(names) or 'none'}); kc needs train.csv and "
+            raise DataError(f"no {name} among the files ({shown(', '.join(names)) or 'none'}); kc needs train.csv and "
                             "test.csv as Kaggle names them")
     sample = sample_file(names)
     columns = read_header(folder / sample)
-    if len(columns) != 2:
-        raise DataError(f"{sample} has {len(columns)} columns ({', '.join(map(shown, columns))}); kc handles one id "
-                        "and one target column: describe the competition by hand in competition.json")
+    if len(columns) < 2:
+        raise DataError(f"{sample} has {len(columns)} column(s); a sample submission has an id column and at least "
+                        "one value column")
     if not all(columns):
         raise DataError(f"{sample}: a header cell is empty; the sample submission names its id and target columns")
-    id_column, label_column = columns
-    train_header = read_header(folder / "train.csv")
-    # Kaggle's headers may differ in case between train and sample (Digit Recognizer: label vs Label)
-    target = next((c for c in train_header if c.lower() == label_column.lower()), label_column) \
-        if label_column not in train_header else label_column
-    if target not in train_header:
-        raise DataError(f"train.csv has no '{shown(target)}' column, the target named by {sample}; is the sample "
-                        "submission from this competition?")
-    test_header = read_header(folder / "test.csv")
+    id_column, values = columns[0], list(columns[1:])
+    train_header, test_header = read_header(folder / "train.csv"), read_header(folder / "test.csv")
     train = read_table(folder / "train.csv", strings=True)
+    target, proba_columns = _target(values, train, train_header, test_header, id_column, sample)
     task, labels, classes = _target_kind(train[target].str.strip(), target)
+    if proba_columns and set(proba_columns) != set(classes):
+        unseen = sorted(set(proba_columns) - set(classes)) or sorted(set(classes) - set(proba_columns))
+        raise DataError(f"{sample}: its class columns and the classes of train.csv's '{shown(target)}' differ "
+                        f"('{shown(unseen[0])}' is in one only)")
     ids = read_table(folder / sample, strings=True)[id_column].str.strip()
     # ints only when written canonically: ids like 0013 keep their zeros as text
     id_type = "int" if ids.str.fullmatch(r"-?[1-9][0-9]{0,17}|0").all() else "str"
@@ -60,8 +59,9 @@ def infer(slug: str, folder: Path, metric: str | None = None) -> Competition:
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
     shape = _image_shape([c for c in test_header if c != id_column])
-    chosen = metric or metrics.default_for(task)
-    metrics.get(chosen, task)  # an unknown or unfitting --metric is a usage error listing the choices
+    chosen, source = _metric(metric, metric_source, task, bool(proba_columns))
+    proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
+    dropped = tuple(c for c in train_header if c not in test_header and c not in (target, id_column))
     return Competition(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -79,8 +79,66 @@ def infer(slug: str, folder: Path, metric: str | None = None) -> Competition:
         sample_file=sample,
         extra_files=tuple(n for n in names if n not in ("train.csv", "test.csv", sample)),
         test_has_ids=test_has_ids,
-        label_column="" if label_column == target else label_column,
+        label_column="" if proba_columns or values[0] == target else values[0],
+        submission="proba" if proba else "labels",
+        proba_columns=tuple(proba_columns),
+        id_in_train=id_column in train_header,
+        dropped_columns=dropped,
+        date_columns=() if shape is not None else _dates(train, [c for c in train_header if c not in dropped]),
+        metric_source=source,
     )
+
+
+def _target(values: list[str], train: object, train_header: tuple[str, ...], test_header: tuple[str, ...],
+            id_column: str, sample: str) -> tuple[str, list[str]]:
+    """(train's target column, the sample's class columns when it has one probability column per class)."""
+    if len(values) == 1:
+        label = values[0]
+        # Kaggle's headers may differ in case between train and sample (Digit Recognizer: label vs Label)
+        target = label if label in train_header else \
+            next((c for c in train_header if c.lower() == label.lower()), label)
+        if target not in train_header:
+            raise DataError(f"train.csv has no '{shown(target)}' column, the target named by {sample}; is the sample "
+                            "submission from this competition?")
+        return target, []
+    import pandas as pd
+
+    assert isinstance(train, pd.DataFrame)
+    wanted = set(values)
+    for column in (c for c in train_header if c not in test_header and c != id_column):
+        if set(train[column].str.strip().unique()) & wanted:
+            return column, values
+    if wanted <= set(train_header):
+        raise DataError(f"{sample} has {len(values)} target columns ({shown(', '.join(values))}): kc trains one "
+                        "target per competition; it cannot run several yet")
+    raise DataError(f"{sample} has {len(values)} value columns ({shown(', '.join(values))}) that are neither class "
+                    "names found in a train.csv column nor train.csv columns: describe the competition by hand in "
+                    "competition.json")
+
+
+def _metric(metric: str | None, source: str, task: str, proba: bool) -> tuple[str, str]:
+    """(kc's metric name, where it came from): the one given (by --metric or Kaggle), else the task's default."""
+    if metric is None:
+        return metrics.default_for(task, proba), "default"
+    if source == "Kaggle API":  # Kaggle's word is used when kc can score it on this task, never an error
+        known = metrics.METRICS.get(metrics.canonical(metric) or "")
+        if known is None or task not in known.tasks or (proba and known.needs != "proba"):
+            return metrics.default_for(task, proba), "default"
+    chosen = metrics.get(metric, task).name  # unknown or unfitting names are usage errors listing the choices
+    if proba and metrics.METRICS[chosen].needs != "proba":
+        raise UsageError(f"metric '{metric}' scores labels, but the sample submission asks for one probability "
+                         "column per class; use log-loss")
+    return chosen, source
+
+
+def _dates(train: object, columns: list[str]) -> tuple[str, ...]:
+    """The text columns of train whose values are dates."""
+    import pandas as pd
+
+    from pipeline.core.dates import date_format
+
+    assert isinstance(train, pd.DataFrame)
+    return tuple(c for c in columns if date_format(train[c].head(5000)) is not None)
 
 
 def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]]:
@@ -101,11 +159,25 @@ def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]
             raise DataError(f"train.csv: the target '{shown(target)}' has one value only; nothing to learn")
         return ("binary" if len(classes) == 2 else "multiclass"), "int", classes
     numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.isna().any() or not numbers.map(math.isfinite).all():
-        row = int(numbers.isna().to_numpy().argmax()) + 1 if numbers.isna().any() else 1
-        raise DataError(f"train.csv: row {row}, column {shown(target)}: '{shown(values.iloc[row - 1])}' is neither a "
-                        f"class kc understands (integers, True/False) nor a number")
-    return "regression", "float", ()
+    if not numbers.isna().any() and numbers.map(math.isfinite).all():
+        return "regression", "float", ()
+    if numbers.notna().mean() >= 0.5:  # mostly numbers: a value target with a few bad cells
+        row = int((numbers.isna() | ~numbers.map(math.isfinite, na_action="ignore").fillna(False).astype(bool))
+                  .to_numpy().argmax()) + 1
+        raise DataError(f"train.csv: row {row}, column {shown(target)}: '{shown(values.iloc[row - 1])}' is not a "
+                        "finite number, though the target's other values are")
+    if len(distinct) > MAX_TEXT_CLASSES:
+        raise DataError(f"train.csv: the target '{shown(target)}' has {len(distinct):,} distinct text values; kc "
+                        f"treats text targets of at most {MAX_TEXT_CLASSES} values as classes")
+    if len(distinct) < 2:
+        raise DataError(f"train.csv: the target '{shown(target)}' has one value only; nothing to learn")
+    classes = tuple(sorted(distinct, key=_natural))
+    return ("binary" if len(classes) == 2 else "multiclass"), "str", classes
+
+
+def _natural(text: str) -> list[object]:
+    """Sort key that puts Class_2 before Class_10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
 def _image_shape(columns: list[str]) -> tuple[int, int] | None:

@@ -343,6 +343,18 @@ def download(slug: str, dest: Path, retries: int = 5) -> Path:
     return outfile
 
 
+def evaluation_metric(slug: str) -> str | None:
+    """The competition's evaluation metric as Kaggle names it ("MulticlassLoss"), or None when Kaggle does not say."""
+    api = _api()
+    from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
+
+    with _calling(f"read the evaluation metric of {slug}", slug), api.build_kaggle_client() as client:
+        request = ApiGetCompetitionRequest()
+        request.competition_name = slug
+        found = client.competitions.competition_api_client.get_competition(request)
+    return (getattr(found, "evaluation_metric", "") or "").strip() or None
+
+
 @dataclass(frozen=True)
 class Limits:
     """How many submissions the user may still make today."""

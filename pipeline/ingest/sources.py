@@ -287,7 +287,12 @@ def fetch(
                 _copy_folder(path, builtin, unpacked, progress)
             else:
                 _extract(path, builtin, unpacked, progress)
-            comp = builtin or describe.infer(slug, unpacked, metric or (current.metric if current else None))
+            metric_source = "--metric"
+            if builtin is None and metric is None and current is not None:  # a refetch keeps the metric it had
+                metric, metric_source = current.metric, current.metric_source
+            elif builtin is None and metric is None and source == "kaggle":
+                metric, metric_source = _kaggle_metric(slug), "Kaggle API"
+            comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
             check_headers(comp, unpacked)
             names = comp.files
             if builtin is None:
@@ -301,6 +306,17 @@ def fetch(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when a failed first fetch left it empty
     return FetchResult(comp, source, origin, folder, comp.files, record["sample"], inferred=builtin is None)
+
+
+def _kaggle_metric(slug: str) -> str | None:
+    """The competition's metric as kc names it, read from the Kaggle API; None when Kaggle's is one kc lacks."""
+    from pipeline.core import metrics
+
+    try:
+        named = kaggle_api.evaluation_metric(slug)
+    except KaggleError:
+        return None  # the data came; a default metric (said as such) is better than no fetch
+    return metrics.canonical(named) if named else None
 
 
 def _described(ws: Workspace, slug: str) -> Competition | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,14 +41,13 @@ def _label_ok(comp: Competition, text: str) -> bool:
         return text in comp.classes
     if not _FLOAT.fullmatch(text):
         return False
-    value = float(text)
-    return math.isfinite(value) and (value > 0 or not comp.scorer.log_target)
+    return bool(comp.scorer.valid_values(np.array([float(text)]))[0])
 
 
 def _expected_label(comp: Competition) -> str:
     if comp.is_classification:
         return "one of " + ", ".join(comp.classes)
-    return "a positive number (the metric takes logs)" if comp.scorer.log_target else "a finite number"
+    return comp.scorer.value_rule
 
 
 def _ids_text(values: list[str], id_col: str) -> str:
@@ -60,7 +58,7 @@ def _ids_text(values: list[str], id_col: str) -> str:
 def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     """Raise SubmissionError naming the first problem; `df` holds the CSV's cells as strings."""
     expected = list(comp.submission_columns)
-    id_col, label_col = expected
+    id_col = expected[0]
     if list(df.columns[: len(expected)]) == expected and len(df.columns) > len(expected):
         extra = df.iloc[:, len(expected):].astype(str).apply(lambda c: c.str.strip() != "")
         row, col = map(int, np.argwhere(extra.to_numpy())[0]) if extra.to_numpy().any() else (0, 0)
@@ -98,9 +96,36 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
         row = next(i for i, (a, b) in enumerate(zip(want, got, strict=True)) if a != b)
         raise SubmissionError(f"ids must follow the sample submission's order; row {row + 1} has {id_col} "
                               f"{shown(got[row])}, expected {shown(want[row])}")
+    if comp.writes_proba:
+        _check_proba(comp, cells)
+        return
+    label_col = expected[1]
     for row, text in enumerate(cells[label_col]):
         if not _label_ok(comp, text):
             raise SubmissionError(f"row {row + 1}: {label_col} '{shown(text)}' is not {_expected_label(comp)}")
+
+
+PROBA_SUM_TOLERANCE = 0.01  # a row of class probabilities may sum to 1 within this (kc writes them to 6 digits)
+
+
+def _check_proba(comp: Competition, cells: dict[str, pd.Series]) -> None:
+    """Every probability a number in [0, 1]; with one column per class, each row summing to 1."""
+    import pandas as pd
+
+    columns = comp.value_columns
+    values = np.column_stack([pd.to_numeric(cells[c].where(cells[c].str.isascii()), errors="coerce")
+                              .to_numpy(np.float64) for c in columns])
+    bad = ~((values >= 0) & (values <= 1))  # NaN (unreadable) fails too
+    if bad.any():
+        row, col = map(int, np.argwhere(bad)[0])
+        raise SubmissionError(f"row {row + 1}: {columns[col]} '{shown(cells[columns[col]].iloc[row])}' is not a "
+                              "probability (a number from 0 to 1)")
+    if len(columns) > 1:
+        off = np.abs(values.sum(axis=1) - 1) > PROBA_SUM_TOLERANCE
+        if off.any():
+            row = int(off.argmax())
+            raise SubmissionError(f"row {row + 1}: the probabilities of {', '.join(columns)} sum to "
+                                  f"{values[row].sum():.4g}, not 1")
 
 
 def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
@@ -127,11 +152,38 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
 
 
 def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.ndarray) -> pd.DataFrame:
-    """Predictions (class codes or values) for the test ids, as the submission's cells in the sample's order."""
+    """Predictions for the test ids as the submission's cells in the sample's order.
+
+    `predictions` holds class codes or values (n,), or for a probability submission (n, classes) probabilities over
+    `comp.classes` (binary with one column: the probability of classes[1] is written).
+    """
     import pandas as pd
 
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
+    columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
+    by_id = {key: row for row, key in enumerate(_id_key(comp, str(i)) or str(i) for i in ids)}
+    want = sample_ids(comp, ws)
+    missing = [i for i in want if i not in by_id]
+    if missing:
+        raise SubmissionError(f"test.csv has no row for {_ids_text(missing, comp.id_column)} of the sample submission")
+    order = np.fromiter((by_id[i] for i in want), dtype=np.int64, count=len(want))
+    df = pd.DataFrame({comp.id_column: want, **{name: cells[order] for name, cells in columns.items()}})
+    check(comp, want, df)
+    return df
+
+
+def _value_cells(comp: Competition, predictions: np.ndarray) -> dict[str, np.ndarray]:
+    """The submission's value columns as text, one (n,) object array each, in the sample's column order."""
+    if comp.writes_proba:
+        proba = np.asarray(predictions, np.float64)
+        if proba.ndim != 2 or proba.shape[1] != len(comp.classes) or not np.isfinite(proba).all():
+            raise SubmissionError(f"the model returned {proba.shape} outputs, not finite probabilities over "
+                                  f"{len(comp.classes)} classes")
+        if not comp.proba_columns:  # binary, one column: the positive class
+            return {comp.value_columns[0]: np.char.mod("%.6g", proba[:, 1]).astype(object)}
+        index = {c: i for i, c in enumerate(comp.classes)}
+        return {name: np.char.mod("%.6g", proba[:, index[name]]).astype(object) for name in comp.proba_columns}
     if comp.is_classification:
         codes = np.asarray(predictions)
         bad = (codes.dtype.kind not in "iu") or ((codes < 0) | (codes >= len(comp.classes))).any()
@@ -139,15 +191,5 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
             row = int(np.argmax((codes < 0) | (codes >= len(comp.classes)))) + 1 if codes.dtype.kind in "iu" else 1
             raise SubmissionError(f"row {row}: the model returned class code {codes[row - 1]}; {comp.slug} has "
                                   f"codes 0-{len(comp.classes) - 1} ({', '.join(comp.classes)})")
-        labels = np.asarray(comp.classes, dtype=object)[codes.astype(np.int64)]
-    else:
-        labels = np.array([repr(float(v)) for v in predictions], dtype=object)
-    by_id = dict(zip((_id_key(comp, str(i)) or str(i) for i in ids), labels, strict=True))
-    want = sample_ids(comp, ws)
-    missing = [i for i in want if i not in by_id]
-    if missing:
-        raise SubmissionError(f"test.csv has no row for {_ids_text(missing, comp.id_column)} of the sample submission")
-    id_col, label_col = comp.submission_columns
-    df = pd.DataFrame({id_col: want, label_col: [by_id[i] for i in want]})
-    check(comp, want, df)
-    return df
+        return {comp.value_columns[0]: np.asarray(comp.classes, dtype=object)[codes.astype(np.int64)]}
+    return {comp.value_columns[0]: np.array([repr(float(v)) for v in predictions], dtype=object)}

@@ -72,7 +72,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     from pipeline.core.dataset import load_dataset
     from pipeline.submitting.ledger import check_same_data, test_outputs, write
     from pipeline.training.records import read_valid
-    from pipeline.training.trainer import get_run, predictions, score
+    from pipeline.training.trainer import get_run, score, submitted
 
     if method not in METHODS:
         raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")
@@ -109,6 +109,6 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
         test.append(test_outputs(comp, r, data))
     assert data is not None
     name = f"ensemble-{method}-{len(runs)}"
-    written = write(comp, ws, data.test_ids, predictions(comp, _combine(test, weights, method, len(comp.classes))),
+    written = write(comp, ws, data.test_ids, submitted(comp, _combine(test, weights, method, len(comp.classes))),
                     name, "+".join(r.model for r in runs), blend_score)
     return Ensemble(written, blend_score, members, dict(zip(run_ids, map(float, weights), strict=True)), scored_on)

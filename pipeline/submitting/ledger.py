@@ -171,10 +171,10 @@ def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
 
 
 def test_predictions(comp: Competition, run: Any, data: Any) -> np.ndarray:
-    """A run's test predictions as the submission writes them (class codes or values)."""
-    from pipeline.training.trainer import predictions
+    """A run's test predictions as the submission writes them (class codes, values, or probabilities)."""
+    from pipeline.training.trainer import submitted
 
-    return predictions(comp, test_outputs(comp, run, data))
+    return submitted(comp, test_outputs(comp, run, data))
 
 
 def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: bool = True,

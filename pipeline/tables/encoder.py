@@ -112,8 +112,61 @@ class _Frequency:
         return text(values).fillna(MISSING).map(self.shares).fillna(0.0).to_numpy(dtype=np.float64)[:, None]
 
 
-_KINDS: dict[str, type] = {kind.kind: kind for kind in (_Numeric, _Boolean, _OneHot, _Frequency)}
-Encoding = _Numeric | _Boolean | _OneHot | _Frequency
+DATE_PARTS = ("year", "month", "day", "weekday", "dayofyear", "hour", "minute")
+_DAY_NS = 86_400 * 10**9
+
+
+def date_parts(values: pd.Series, fmt: str) -> dict[str, np.ndarray]:
+    """(n,) float64 arrays: each of DATE_PARTS and `elapsed` (days since 1970), NaN where a cell is no date."""
+    from pipeline.core.dates import parse
+
+    when = parse(values, fmt)
+    missing = when.isna().to_numpy()
+    out = {part: getattr(when.dt, part).to_numpy(dtype=np.float64, na_value=np.nan) for part in DATE_PARTS}
+    elapsed = when.to_numpy(dtype="datetime64[ns]").astype(np.int64) / _DAY_NS
+    out["elapsed"] = np.where(missing, np.nan, elapsed)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Date:
+    """Dates and times: year, month, day, weekday, day of year, hour and minute (when train has them), elapsed days."""
+
+    kind: ClassVar[str] = "date"
+    column: str
+    format: str  # strptime format or "ISO8601"
+    parts: tuple[str, ...]  # the parts kept: those that vary in train, plus `elapsed`
+    medians: tuple[float, ...]  # per part, for missing or unparseable cells
+    means: tuple[float, ...]
+    stds: tuple[float, ...]
+    flag: bool  # train had missing or unparseable cells: add `<column>_missing`
+
+    def names(self, scaled: bool) -> list[str]:
+        names = [f"{self.column}_{part}" for part in self.parts]
+        return [*names, f"{self.column}_missing"] if self.flag else names
+
+    def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
+        found = date_parts(values, self.format)
+        x = np.column_stack([found[part] for part in self.parts])
+        missing = np.isnan(x[:, -1])
+        x = np.where(np.isnan(x), np.asarray(self.medians)[None, :], x)
+        if scaled:
+            x = (x - np.asarray(self.means)[None, :]) / np.asarray(self.stds)[None, :]
+        return np.column_stack([x, missing]) if self.flag else x
+
+
+def _fit_date(column: str, values: pd.Series, fmt: str) -> _Date:
+    found = date_parts(values, fmt)
+    seen = ~np.isnan(found["elapsed"])
+    parts = (*(p for p in DATE_PARTS if len(np.unique(found[p][seen])) > 1), "elapsed")
+    x = np.column_stack([found[p] for p in parts])[seen]
+    std = x.std(axis=0)
+    return _Date(column, fmt, parts, tuple(map(float, np.median(x, axis=0))), tuple(map(float, x.mean(axis=0))),
+                 tuple(float(v) if v > 0 else 1.0 for v in std), bool((~seen).any()))
+
+
+_KINDS: dict[str, type] = {kind.kind: kind for kind in (_Numeric, _Boolean, _OneHot, _Frequency, _Date)}
+Encoding = _Numeric | _Boolean | _OneHot | _Frequency | _Date
 
 
 @dataclasses.dataclass
@@ -167,10 +220,11 @@ class TableEncoder:
     def report(self) -> dict[str, list[str]]:
         """Which source column went where: numeric, imputed, log, boolean, onehot, frequency, dropped (with why)."""
         encodings = self._fitted()
-        out: dict[str, list[str]] = {k: [] for k in ("numeric", "imputed", "log", "boolean", "onehot", "frequency")}
+        out: dict[str, list[str]] = {k: [] for k in ("numeric", "imputed", "log", "boolean", "onehot", "frequency",
+                                                     "date")}
         for e in encodings:
             out[e.kind].append(e.column)
-            if isinstance(e, _Numeric | _Boolean) and e.flag:
+            if isinstance(e, _Numeric | _Boolean | _Date) and e.flag:
                 out["imputed"].append(e.column)
             if isinstance(e, _Numeric) and e.log:
                 out["log"].append(e.column)
@@ -181,8 +235,9 @@ class TableEncoder:
         """The settings and fitted state as plain JSON types."""
         encodings = [{"kind": e.kind, **dataclasses.asdict(e)} for e in self._fitted()]
         for e in encodings:
-            if "categories" in e:
-                e["categories"] = list(e["categories"])
+            for key in ("categories", "parts", "medians", "means", "stds"):
+                if key in e:
+                    e[key] = list(e[key])
         settings = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         return {"settings": settings, "encodings": encodings, "dropped": dict(self.dropped_)}
 
@@ -194,8 +249,9 @@ class TableEncoder:
             encodings = []
             for item in d["encodings"]:
                 fields = {key: value for key, value in item.items() if key != "kind"}
-                if "categories" in fields:
-                    fields["categories"] = tuple(fields["categories"])
+                for key in ("categories", "parts", "medians", "means", "stds"):
+                    if key in fields:
+                        fields[key] = tuple(fields[key])
                 encodings.append(_KINDS[item["kind"]](**fields))
             encoder.encodings_, encoder.dropped_ = encodings, dict(d["dropped"])
         except (KeyError, TypeError) as exc:
@@ -222,6 +278,11 @@ class TableEncoder:
             return "empty or constant in train, once blanks and spaces are ignored"
         if _is_boolean(values, present):
             return _fit_boolean(column, present.map(str.lower), flag=len(present) < len(cells))
+        from pipeline.core.dates import date_format
+
+        fmt = date_format(present)
+        if fmt is not None:  # dates become parts models can use; the raw text never becomes a category
+            return _fit_date(column, values, fmt)
         x = numbers(values)
         finite = int(np.isfinite(x).sum())
         if finite and finite >= self.numeric_share * len(present):

@@ -56,13 +56,11 @@ def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
                             f"{', '.join(comp.classes)}")
         return codes.to_numpy(np.int64)
     values = pd.to_numeric(text.where(text.str.isascii()), errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(values)
-    if comp.scorer.log_target:
-        bad = bad | ~(values > 0)
+    bad = ~comp.scorer.valid_values(values)
     if bad.any():
         row = int(bad.argmax()) + 1
-        want = "a positive number (the metric takes logs)" if comp.scorer.log_target else "a finite number"
-        raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is not {want}")
+        raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is not "
+                        f"{comp.scorer.value_rule}")
     return values
 
 
@@ -103,7 +101,8 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
         return _titanic(comp, folder, builder, key)
     from pipeline.tables.encoder import TableEncoder
 
-    train, test = read_table(folder / comp.train_file), read_table(folder / comp.test_file)
+    ids_as_text = (comp.id_column,) if comp.id_type == "str" else ()
+    train, test = (read_table(folder / name, as_written=ids_as_text) for name in (comp.train_file, comp.test_file))
     if builder == "houses":  # row-by-row columns only: no statistics, no labels
         from pipeline.tables import houses
 
@@ -111,7 +110,9 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     y = targets(comp, train[comp.target_column], comp.train_file)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
-    drop = [comp.target_column, comp.id_column]
+    # the id is no feature, unless it is a date (Bike Sharing's `datetime`); train-only columns are left out
+    id_is_feature = comp.id_column in comp.date_columns
+    drop = [comp.target_column, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns])
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
     return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,

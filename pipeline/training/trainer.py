@@ -133,6 +133,18 @@ def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
     return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
 
 
+PROBA_FLOOR = 1e-6  # written probabilities stay this far from 0 and 1: one confident miss costs log loss ~14, not 35
+
+
+def submitted(comp: Competition, out: np.ndarray) -> np.ndarray:
+    """Outputs as the submission writes them: labels or values, or clipped probabilities whose rows sum to 1."""
+    if not comp.writes_proba:
+        return predictions(comp, out)
+    proba = np.clip(np.asarray(out, np.float64), PROBA_FLOOR, None)
+    proba /= proba.sum(axis=1, keepdims=True)
+    return np.clip(proba, PROBA_FLOOR, 1 - PROBA_FLOOR)
+
+
 def score(comp: Competition, y: np.ndarray, out: np.ndarray) -> float:
     """The competition's metric of outputs against true targets (codes or values on the target's scale)."""
     metric = comp.scorer

@@ -28,6 +28,16 @@ PRED = VALUES * rng.lognormal(0, 0.1, 200)
         ("rmse", VALUES, PRED, sk.root_mean_squared_error(VALUES, PRED)),
         ("rmse-log", VALUES, PRED, sk.root_mean_squared_error(np.log(VALUES), np.log(PRED))),
         ("mae", VALUES, PRED, sk.mean_absolute_error(VALUES, PRED)),
+        ("f1-macro", Y3, PROBA3.argmax(1), sk.f1_score(Y3, PROBA3.argmax(1), average="macro")),
+        ("f1-micro", Y3, PROBA3.argmax(1), sk.f1_score(Y3, PROBA3.argmax(1), average="micro")),
+        ("mcc", Y3, PROBA3.argmax(1), sk.matthews_corrcoef(Y3, PROBA3.argmax(1))),
+        ("qwk", Y3, PROBA3.argmax(1), sk.cohen_kappa_score(Y3, PROBA3.argmax(1), weights="quadratic")),
+        ("rmsle", VALUES, PRED, sk.root_mean_squared_log_error(VALUES, PRED)),
+        ("mape", VALUES, PRED, sk.mean_absolute_percentage_error(VALUES, PRED)),
+        ("r2", VALUES, PRED, sk.r2_score(VALUES, PRED)),
+        ("map@3", Y3, PROBA3, sk.top_k_accuracy_score(Y3, PROBA3, k=1) + 0.5 * (
+            sk.top_k_accuracy_score(Y3, PROBA3, k=2) - sk.top_k_accuracy_score(Y3, PROBA3, k=1)) + (
+            sk.top_k_accuracy_score(Y3, PROBA3, k=3) - sk.top_k_accuracy_score(Y3, PROBA3, k=2)) / 3),
     ],
 )
 def test_metrics_agree_with_scikit_learn(name, y, prediction, expected):
@@ -49,8 +59,29 @@ def test_log_metric_learns_logs_and_writes_values():
 
 
 def test_unknown_or_unfitting_metric_lists_choices():
-    with pytest.raises(UsageError, match="unknown metric 'r2'; kc knows: accuracy, f1, roc-auc"):
-        metrics.get("r2")
+    with pytest.raises(UsageError, match="unknown metric 'r3'; kc knows: accuracy, f1, f1-macro"):
+        metrics.get("r3")
     with pytest.raises(UsageError, match="metric 'rmse' does not score binary tasks; use one of: accuracy, f1, "
-                                         "roc-auc, log-loss"):
+                                         "f1-macro, f1-micro, mcc, qwk, roc-auc, log-loss"):
         metrics.get("rmse", "binary")
+
+
+def test_smape_and_rmsle_on_worked_examples():
+    # SMAPE, Kaggle's definition: rows (100, 110) -> 2*10/210, (0, 0) -> 0, (50, 0) -> 2 -> mean * 100
+    assert metrics.get("smape").score(np.array([100.0, 0, 50]), np.array([110.0, 0, 0])) == \
+        pytest.approx(100 * (20 / 210 + 0 + 2) / 3)
+    # RMSLE is zero-safe (log1p) and differs from RMSE of logs: y=0 is fine, and negative predictions count as 0
+    rmsle = metrics.get("rmsle")
+    assert rmsle.score(np.array([0.0, np.e - 1]), np.array([-5.0, np.e - 1])) == pytest.approx(np.sqrt(0.5 * 0))
+    assert rmsle.score(np.array([0.0]), np.array([np.e - 1])) == pytest.approx(1.0)
+    assert np.allclose(rmsle.from_model(rmsle.to_model(VALUES)), VALUES)
+    assert rmsle.valid_values(np.array([0.0, -1.0, np.inf])).tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize(("kaggle", "ours"), [
+    ("Root Mean Squared Logarithmic Error", "rmsle"), ("MulticlassLoss", "log-loss"), ("AUC", "roc-auc"),
+    ("CategorizationAccuracy", "accuracy"), ("Quadratic Weighted Kappa", "qwk"), ("RMSE", "rmse"),
+    ("Mean Absolute Error", "mae"), ("SMAPE", "smape"), ("MAP@3", "map@3"), ("MatthewsCorrelationCoefficient", "mcc"),
+])
+def test_kaggle_metric_names(kaggle, ours):
+    assert metrics.get(kaggle).name == ours

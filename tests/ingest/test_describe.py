@@ -126,7 +126,8 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
     ("change", "error"),
     [
         ({"sample_submission.csv": "Id,A,B\n1,0,0\n"},
-         "sample_submission.csv has 3 columns (Id, A, B); kc handles one id and one target column"),
+         "sample_submission.csv has 2 value columns (A, B) that are neither class names found in a train.csv column "
+         "nor train.csv columns"),
         ({"sample_submission.csv": None}, "no sample submission (a CSV named like sample_submission.csv)"),
         ({"sample_submission.csv": "Id,Missing\n1000,1\n"},
          "train.csv has no 'Missing' column, the target named by sample_submission.csv"),

@@ -180,7 +180,7 @@ def test_wrong_header_is_named(workspace, tmp_path):
     with pytest.raises(DataError) as err:
         sources.fetch("titanic", Workspace(workspace), src)
     assert str(err.value) == ("test.csv: column 'Pclass' is missing; test must have train's columns without the "
-                              "target, in order")
+                              "target (or list it in dropped_columns in competition.json)")
     (src / "test.csv").write_text(",".join(c for c in TRAIN_COLUMNS if c != "Survived") + "\n")
     (src / "gender_submission.csv").write_text("PassengerId,Survived,Name\n")
     with pytest.raises(DataError) as err:

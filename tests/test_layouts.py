@@ -1,0 +1,235 @@
+"""Kaggle's layouts, each run end to end (fetch -> train -> submit -> validate) from a small replica of real data.
+
+The replicas in tests/fixtures/layouts/ are cut from real tables (build.py says from which): Bike-Sharing-like dates
+and train-only columns (weather), text classes (penguins), one probability column per class (otto), a binary target
+scored by AUC from one probability column (santander), and a pixel competition whose ids are in test only (kannada).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core import competitions
+from pipeline.core.errors import DataError, SubmissionError, UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.ingest import describe
+
+LAYOUTS = Path(__file__).parent / "fixtures" / "layouts"
+
+
+def fetch(kc, ws: Path, name: str, *extra: str, source: Path | None = None) -> competitions.Competition:
+    """`kc fetch NAME --from FOLDER` and the description it wrote."""
+    result = kc("fetch", name, "--from", source or LAYOUTS / name, *extra, ws=ws)
+    assert result.exit_code == 0, result.output
+    return competitions.get(name, ws)
+
+
+def run_through(kc, ws: Path, name: str, model: str) -> pd.DataFrame:
+    """Train `model`, submit, validate the written file; return it as text cells."""
+    trained = kc("train", name, "--model", model, ws=ws)
+    assert trained.exit_code == 0, trained.output
+    submitted = kc("submit", name, ws=ws)
+    assert submitted.exit_code == 0, submitted.output
+    written = sorted((ws / "submissions" / name).glob("*.csv"))[-1]
+    checked = kc("validate", name, str(written), ws=ws)
+    assert checked.exit_code == 0, checked.output
+    return pd.read_csv(written, dtype=str, keep_default_na=False)
+
+
+@pytest.mark.slow
+def test_dates_and_train_only_columns(kc, workspace):
+    comp = fetch(kc, workspace, "weather", "--metric", "Root Mean Squared Logarithmic Error")
+    assert (comp.metric, comp.metric_source) == ("rmsle", "--metric")
+    assert comp.dropped_columns == ("temp_min",) and comp.date_columns == ("datetime",)
+    assert comp.id_type == "str"  # date-time ids are text, written back exactly as the sample has them
+    out = run_through(kc, workspace, "weather", "sk-ridge")
+    sample = pd.read_csv(LAYOUTS / "weather/sampleSubmission.csv", dtype=str)
+    assert out["datetime"].tolist() == sample["datetime"].tolist()
+    assert (out["temp_max"].astype(float) >= 0).all()
+    run = next((workspace / "competitions/weather/runs").iterdir())
+    features = json.loads((run / "features.json").read_text()) if (run / "features.json").exists() else \
+        json.loads((run / "config.json").read_text())
+    text = json.dumps(features)
+    assert "datetime_dayofyear" in text or "datetime" in text
+    assert "temp_min" not in text  # a train-only column never becomes a feature
+
+
+def test_text_classes_are_written_back_exactly(kc, workspace):
+    comp = fetch(kc, workspace, "penguins")
+    assert comp.labels == "str" and comp.classes[0] == "Adelie Penguin (Pygoscelis adeliae)"
+    assert comp.extra_files == ("data_description.txt", "extra.parquet")
+    assert comp.date_columns == ("Date Egg",)
+    out = run_through(kc, workspace, "penguins", "sk-logistic")
+    assert set(out["Species"]) <= set(comp.classes) and len(out) == 104
+
+
+def test_one_probability_column_per_class(kc, workspace):
+    comp = fetch(kc, workspace, "otto")
+    assert comp.writes_proba and comp.metric == "log-loss" and comp.proba_columns[0] == "Class_1"
+    assert comp.classes == tuple(f"Class_{k}" for k in range(1, 10))  # Class_2 before Class_10-style names
+    out = run_through(kc, workspace, "otto", "sk-logistic")
+    assert list(out.columns) == ["id", *comp.proba_columns]
+    proba = out[list(comp.proba_columns)].astype(float).to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1, atol=1e-4) and proba.min() > 0 and proba.max() < 1
+
+
+def test_binary_probabilities_for_auc(kc, workspace):
+    comp = fetch(kc, workspace, "santander", "--metric", "AUC")
+    assert (comp.metric, comp.writes_proba, comp.id_type) == ("roc-auc", True, "str")
+    out = run_through(kc, workspace, "santander", "sk-logistic")
+    assert list(out.columns) == ["ID_code", "target"] and out["ID_code"].iloc[0] == "test_0"
+    p = out["target"].astype(float)
+    assert p.between(0, 1).all() and p.nunique() > 10  # probabilities, not 0/1 labels
+
+
+def test_pixels_with_ids_in_test_only_and_an_extra_labelled_csv(kc, workspace):
+    comp = fetch(kc, workspace, "kannada")
+    assert comp.modality == "pixels" and not comp.id_in_train and comp.extra_files == ("Dig-MNIST.csv",)
+    out = run_through(kc, workspace, "kannada", "knn")
+    assert out["id"].tolist() == [str(i) for i in range(40)]
+
+
+def test_repeated_ids_in_train_do_not_break_a_split(kc, workspace, tmp_path):
+    source = tmp_path / "penguins"
+    shutil.copytree(LAYOUTS / "penguins", source)
+    train = pd.read_csv(source / "train.csv")
+    train["id"] = train["id"] // 3  # several rows per entity, as in a time series
+    train.to_csv(source / "train.csv", index=False)
+    fetch(kc, workspace, "penguins", source=source)
+    trained = kc("train", "penguins", "--model", "sk-logistic", "--folds", "3", ws=workspace)
+    assert trained.exit_code == 0, trained.output
+
+
+# ---- bad input, one line each ----------------------------------------------------------------------------------
+
+
+def _otto_submission(ws: Path, change) -> Path:
+    sample = pd.read_csv(LAYOUTS / "otto/sampleSubmission.csv")
+    sample = sample.astype({c: float for c in sample.columns[1:]})
+    sample.iloc[:, 1:] = 1 / 9
+    change(sample)
+    path = ws / "mine.csv"
+    sample.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    (lambda s: s.__setitem__("Class_3", 1.5), "row 1: Class_3 '1.5' is not a probability (a number from 0 to 1)"),
+    (lambda s: s.__setitem__("Class_3", -0.1), "row 1: Class_3 '-0.1' is not a probability"),
+    (lambda s: s.__setitem__("Class_3", 0.5), "row 1: the probabilities of Class_1, Class_2"),
+    (lambda s: s.drop(columns=["Class_9"], inplace=True), "columns must be id,Class_1"),
+])
+def test_bad_probability_submissions_are_named(workspace, change, error):
+    from pipeline.submitting.checks import validate_file
+
+    comp = competitions.get("otto", workspace) if (workspace / "competitions/otto").exists() else None
+    if comp is None:
+        from pipeline.ingest.sources import fetch as do_fetch
+
+        comp = do_fetch("otto", Workspace(workspace), LAYOUTS / "otto").competition
+    with pytest.raises(SubmissionError) as err:
+        validate_file(comp, Workspace(workspace), _otto_submission(workspace, change))
+    assert error in str(err.value)
+
+
+def test_a_class_not_in_train_is_refused(kc, workspace, tmp_path):
+    fetch(kc, workspace, "penguins")
+    bad = pd.read_csv(LAYOUTS / "penguins/sample_submission.csv")
+    bad.loc[3, "Species"] = "Emperor penguin"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    result = kc("validate", "penguins", str(tmp_path / "bad.csv"), ws=workspace)
+    assert result.exit_code == 1
+    assert "row 4: Species 'Emperor penguin' is not one of Adelie Penguin" in result.stderr
+
+
+def test_a_sample_class_column_missing_from_train_is_refused(tmp_path):
+    folder = tmp_path / "otto"
+    shutil.copytree(LAYOUTS / "otto", folder)
+    sample = pd.read_csv(folder / "sampleSubmission.csv").rename(columns={"Class_9": "Class_10"})
+    sample.to_csv(folder / "sampleSubmission.csv", index=False)
+    with pytest.raises(DataError) as err:
+        describe.infer("otto", folder)
+    assert "its class columns and the classes of train.csv's 'target' differ" in str(err.value)
+
+
+def test_several_target_columns_are_a_one_line_refusal(tmp_path):
+    folder = tmp_path / "two"
+    shutil.copytree(LAYOUTS / "weather", folder)
+    sample = pd.read_csv(folder / "sampleSubmission.csv").assign(temp_min=0)
+    sample.to_csv(folder / "sampleSubmission.csv", index=False)
+    with pytest.raises(DataError) as err:
+        describe.infer("two", folder)
+    assert str(err.value).startswith("sampleSubmission.csv has 2 target columns (temp_max, temp_min)")
+
+
+def test_a_label_metric_for_a_probability_sample_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError) as err:
+        describe.infer("otto", LAYOUTS / "otto", "accuracy")
+    assert "use log-loss" in str(err.value)
+
+
+def test_unparseable_dates_are_missing_values_not_categories():
+    from pipeline.tables.encoder import TableEncoder
+
+    when = [str(pd.Timestamp("2011-01-01") + pd.Timedelta(hours=7 * i)) for i in range(40)] + ["soon", None]
+    encoder = TableEncoder().fit(pd.DataFrame({"when": when, "x": range(42)}))
+    names = encoder.names(scaled=False)
+    assert "when_hour" in names and "when_missing" in names and not any("=" in n for n in names)
+    X = encoder.transform(pd.DataFrame({"when": ["2011-01-02 05:00:00", "garbage"], "x": [1, 2]}), scaled=False)
+    assert X[0, names.index("when_hour")] == 5 and X[1, names.index("when_missing")] == 1
+    assert X[0, names.index("when_day")] == 2
+
+
+def _zip_of(folder: Path, dest: Path) -> bytes:
+    import zipfile
+
+    path = dest / f"{folder.name}.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for file in sorted(folder.iterdir()):
+            zf.write(file, file.name)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("kaggle_says", "metric", "source"), [
+    ("MulticlassLoss", "log-loss", "Kaggle API"),
+    ("Quadratic Weighted Kappa", "qwk", "Kaggle API"),
+    ("Some Metric kc Lacks", "log-loss", "default"),  # never an error: the default, said as such
+    ("", "log-loss", "default"),
+])
+def test_the_metric_comes_from_the_kaggle_api(kc, workspace, tmp_path, kaggle_server, kaggle_says, metric, source):
+    kaggle_server.zips["otto"] = _zip_of(LAYOUTS / "otto", tmp_path)
+    kaggle_server.metrics["otto"] = kaggle_says
+    if metric == "qwk":  # a label metric for a probability sample falls back too
+        metric, source = "log-loss", "default"
+    result = kc("fetch", "otto", ws=workspace)
+    assert result.exit_code == 0, result.output
+    comp = competitions.get("otto", workspace)
+    assert (comp.metric, comp.metric_source) == (metric, source)
+    assert f"metric: {metric} ({source})" in result.stdout
+    assert "GetCompetition" in kaggle_server.calls
+
+
+def test_the_kaggle_api_metric_is_used_for_labels(kc, workspace, tmp_path, kaggle_server):
+    kaggle_server.zips["penguins"] = _zip_of(LAYOUTS / "penguins", tmp_path)
+    kaggle_server.metrics["penguins"] = "Macro F1"
+    assert kc("fetch", "penguins", ws=workspace).exit_code == 0
+    comp = competitions.get("penguins", workspace)
+    assert (comp.metric, comp.metric_source) == ("f1-macro", "Kaggle API")
+
+
+def test_text_ids_are_kept_as_written(kc, workspace, tmp_path):
+    source = tmp_path / "padded"
+    source.mkdir()
+    rows = "".join(f"{i:04d},{i % 7}.5,{i % 2}\n" for i in range(1, 41))
+    (source / "train.csv").write_text("id,x,y\n" + rows)
+    (source / "test.csv").write_text("id,x\n0061,1\nNA,2\nnull,3\n")
+    (source / "sample_submission.csv").write_text("id,y\n0061,0\nNA,0\nnull,0\n")
+    fetch(kc, workspace, "padded", source=source)
+    out = run_through(kc, workspace, "padded", "sk-logistic")
+    assert out["id"].tolist() == ["0061", "NA", "null"]  # zeros kept; NA and null are ids here, not gaps
