@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,28 @@ def small_tables_on_one_thread(fit: Callable) -> Callable:
             torch.set_num_threads(before)
 
     return wrapper
+
+
+def idle_cores(load: float | None = None) -> int:
+    """Torch threads worth using now: the cores not already busy (1-minute load), at least 1, at most torch's own.
+
+    On a busy CPU a second thread only spins waiting for a core: on 2 shared cores (load 13) one thread trained
+    the digits CNN in a third of the CPU time of two, and faster by the clock too.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else (load or 0.0)
+    return max(1, min(torch.get_num_threads(), cores - round(busy)))
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run the block on `n` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def device(name: str) -> torch.device:

@@ -49,6 +49,10 @@ class Model:
             _check_value(cls, key, converted[key])
         return cls(**converted)
 
+    def plan(self) -> str:
+        """A short note on how `fit` will run on this machine (the CNN's precision and threads); "" for most."""
+        return ""
+
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> Model:
         """Learn from X, y (optionally watching a validation set each epoch); return self.
@@ -96,6 +100,7 @@ class Model:
     classes_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
     history_: list[dict[str, float]] = dataclasses.field(default_factory=list, init=False, repr=False, compare=False)
     interrupted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+    compute_: str = dataclasses.field(default="", init=False, repr=False, compare=False)  # how fit ran here
     regression_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     fitted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 

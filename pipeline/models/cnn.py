@@ -24,14 +24,18 @@ from pipeline.pixels import images
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
 
 
-def digit_resnet(width: int = 32, classes: int = 10) -> nn.Sequential:
-    """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head."""
+def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = False) -> nn.Sequential:
+    """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head.
+
+    `full_res` adds a residual block at 28×28, the older default: it holds the largest activations, so it cost
+    about a fifth of each step's CPU time on a CPU without bfloat16.
+    """
     from fastai.layers import ConvLayer, ResBlock
 
     w = width
     return nn.Sequential(
         ConvLayer(1, w, ks=3),  # (n, w, 28, 28)
-        ResBlock(1, w, w),
+        *([ResBlock(1, w, w)] if full_res else []),
         ResBlock(1, w, 2 * w, stride=2),  # (n, 2w, 14, 14)
         ResBlock(1, 2 * w, 2 * w),
         ResBlock(1, 2 * w, 4 * w, stride=2),  # (n, 4w, 7, 7)
@@ -60,6 +64,18 @@ def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, s
 def bf16_ok(dev: torch.device) -> bool:
     """Whether this CPU runs bfloat16 convolutions natively (about 3x faster than float32 here)."""
     return dev.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def compute_note(dev: torch.device, bf16: bool, threads: int) -> str:
+    """A short note on the path chosen: "fp32 channels-last, 1 thread (no native bfloat16 on this CPU)"."""
+    if dev.type != "cpu":
+        return f"{'bf16 autocast' if bf16 else 'fp32'} on {dev.type}"
+    native = bf16_ok(dev)
+    why = "" if bf16 == native else (" (no native bfloat16 on this CPU: emulated, slow)" if bf16 else " (asked for)")
+    if not bf16 and not native:
+        why = " (no native bfloat16 on this CPU)"
+    kind = "bf16 autocast" if bf16 else "fp32"
+    return f"{kind} channels-last, {threads} thread{'s' if threads > 1 else ''}{why}"
 
 
 class Autocast(nn.Module):
@@ -103,6 +119,8 @@ class CNNModel(Model):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto (bfloat16 where the CPU has it), bf16 or fp32
+    full_res: bool = False  # a residual block at 28×28 too (the older, slower network)
+    threads: int = 0  # torch threads; 0: the cores not busy when training starts
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
 
@@ -159,16 +177,15 @@ class CNNModel(Model):
 
         watch = Watch()
         watch.best = None
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise UsageError(f"precision={self.precision!r}: expected auto, bf16 or fp32")
-        use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_ok(dev))
-        net = Autocast(digit_resnet(self.width, len(self.classes_)), use_bf16)
+        use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
+        self.compute_ = compute_note(dev, use_bf16, n_threads)
+        net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
         learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
                         metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
         self.history_ = []
         try:
-            with learn.no_bar(), learn.no_logging():
+            with learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
                 learn.fit_one_cycle(self.epochs, self.lr)
         except KeyboardInterrupt:
             self.interrupted_ = True
@@ -176,6 +193,16 @@ class CNNModel(Model):
             net.load_state_dict(watch.best)
         self.net_ = net.eval()
         return self
+
+    def _use_bf16(self, dev: torch.device) -> bool:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise UsageError(f"precision={self.precision!r}: expected auto, bf16 or fp32")
+        return self.precision == "bf16" or (self.precision == "auto" and bf16_ok(dev))
+
+    def plan(self) -> str:
+        """How training will run here: precision, memory layout and threads (the CPU decides under `auto`)."""
+        dev = _torch.device(self.device)
+        return compute_note(dev, self._use_bf16(dev), self.threads or _torch.idle_cores())
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax of the network's outputs, in batches."""
@@ -185,7 +212,7 @@ class CNNModel(Model):
         x = self._inputs(X)
         dev = next(self.net_.parameters()).device
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), _torch.threads(self.threads or _torch.idle_cores()):
             for start in range(0, len(x), 1024):
                 out.append(torch.softmax(self.net_(x[start : start + 1024].to(dev)), 1).cpu())
         return torch.cat(out).numpy()
@@ -200,8 +227,9 @@ class CNNModel(Model):
         """Rebuild the network from the hyperparameters and load the weights."""
         state = _torch.load_state(folder)
         self.classes_ = state.pop("classes").numpy()
-        use_bf16 = self.precision == "bf16" or (self.precision == "auto" and bf16_ok(torch.device("cpu")))
-        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_)), use_bf16)
+        full_res = "net.9.weight" in state  # runs saved before `full_res` existed have the 28×28 block
+        use_bf16 = self._use_bf16(torch.device("cpu"))
+        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.eval()
         self.fitted_ = True

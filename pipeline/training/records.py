@@ -66,6 +66,7 @@ class RunMetrics:
     interrupted: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
     fold_scores: list[float] = field(default_factory=list)  # each fold's score, when scored out-of-fold
+    compute: str = ""  # how the model ran here, when it chose ("fp32 channels-last, 1 thread (no native bfloat16…)")
     full_epochs: int | None = None  # the refit on all rows (--full) trained this many epochs
     submits_with: str = "model"  # "model", "fold-mean" (the K fold models averaged) or "full" (the refit)
     data_fingerprint: str = ""

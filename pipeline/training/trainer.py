@@ -215,9 +215,10 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     for k, part in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(y)), part)
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
-        stage(f"{what}training {cfg.model} on {len(rest):,} rows")
-        t0 = time.perf_counter()
         model = build_model(comp, cfg)
+        note = model.plan()
+        stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""))
+        t0 = time.perf_counter()
         Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
             model.fit(Xk[rest], target[rest], Xk[part], target[part], on_epoch=watch)
@@ -329,7 +330,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
         fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
         scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
-        fold_scores=fitted.fold_scores, full_epochs=full_epochs if full is not None else None,
+        fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"))

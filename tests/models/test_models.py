@@ -371,36 +371,6 @@ def test_tabular_rejects_bad_layers():
         TabularModel(layers="200,x").fit(X, y)
 
 
-# --- cnn ------------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_cnn_one_epoch_and_round_trip(digits, tmp_path):
-    from pipeline.models.cnn import CNNModel
-
-    X, y = digits.X, digits.y
-    model = CNNModel(epochs=1, bs=32, width=8).fit(X[:250], y[:250], X[250:], y[250:])
-    assert len(model.history_) == 1 and not model.regression_
-    proba = model.predict_proba(X[250:])
-    assert proba.shape == (50, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
-    model.save(tmp_path)
-    again = CNNModel(width=8).load(tmp_path)
-    assert np.allclose(again.predict_proba(X[250:]), proba, atol=1e-5)
-    with pytest.raises(UsageError, match="model 'cnn' classifies"):
-        CNNModel().fit(X[:10], y[:10].astype(np.float64))
-
-
-def test_augmentation_never_flips():
-    import torch
-
-    from pipeline.models.cnn import augment
-
-    x = torch.zeros(64, 1, 28, 28)
-    x[:, :, 4:24, 6:9] = 1.0  # ink on the left
-    out = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2)
-    cols = torch.arange(28.0)
-    centre = (out.sum((1, 2)) * cols).sum(1) / out.sum((1, 2, 3))
-    assert (centre < 11).all()  # still on the left: shifted a little, never mirrored
-
-
 # --- sk-ridge as a robust lasso, and the blend's default members -----------------------------------------
 def test_ridge_l1_ratio_is_the_lasso_and_elastic_net_on_ridges_scale():
     from sklearn.linear_model import ElasticNet, Lasso

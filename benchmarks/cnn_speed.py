@@ -1,0 +1,153 @@
+"""Digits CNN speed: seconds per epoch on this CPU, kc's fastai loop against a plain PyTorch loop of the same network.
+
+    python benchmarks/cnn_speed.py [--data ../shared/competitions] [--rows 8000] [--epochs 1] [--threads 0]
+        [--loops kc,plain] [--precisions fp32,bf16] [--widths 32] [--full-res 0,1] [--valid 0]
+
+Trains on the first `--rows` rows of the 90 % side of kc's 10 % split (seed 0) and, with `--valid 1`, scores
+the 4,200 held-out rows. Reports wall and CPU seconds (`time.process_time`, all threads) per epoch, the 1-minute
+load before each run and the CPU's name, as a Markdown table. bf16 is measured only where the CPU has it natively
+(emulated bf16 is several times slower than fp32 and no path kc would pick), unless `--force-bf16`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+warnings.filterwarnings("ignore")
+
+
+def digits(zip_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 28, 28) uint8 images and labels from Kaggle's train.csv, cached beside the temp folder."""
+    cache = Path(tempfile.gettempdir()) / "kc-bench-digits.npz"
+    if not cache.exists():
+        import pandas as pd
+
+        with zipfile.ZipFile(zip_path) as z:
+            frame = pd.read_csv(z.open("train.csv"))
+        y = frame.pop("label").to_numpy()
+        np.savez(cache, X=frame.to_numpy().astype(np.uint8).reshape(-1, 28, 28), y=y)
+    saved = np.load(cache)
+    return saved["X"], saved["y"]
+
+
+def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
+               Xv: np.ndarray | None) -> tuple[list[float], np.ndarray | None]:
+    """The same network, optimiser, schedule, loss and augmentation as kc's default, in a bare PyTorch loop."""
+    import torch
+    import torch.nn.functional as F
+
+    from pipeline.models import _torch
+    from pipeline.models.cnn import Autocast, CNNModel, augment, digit_resnet
+    from pipeline.pixels import images
+
+    m = CNNModel()
+    torch.manual_seed(0)
+    net = Autocast(digit_resnet(width, 10, full_res), bf16).to(memory_format=torch.channels_last)
+    x, t = torch.from_numpy(images.to_float(X)), torch.from_numpy(y).long()
+    batches = _torch.loader(x, t, bs=m.bs, shuffle=True, seed=0)
+    opt = torch.optim.AdamW(net.parameters(), lr=m.lr, weight_decay=m.weight_decay, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, m.lr, total_steps=epochs * len(batches), pct_start=0.25,
+                                                base_momentum=0.85, max_momentum=0.95)
+    gen, times = torch.Generator().manual_seed(1), []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        net.train()
+        for xb, yb in batches:
+            xb = augment(xb, gen, m.rotate, m.zoom, m.shift)
+            loss = F.cross_entropy(net(xb), yb, label_smoothing=m.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        times.append(time.perf_counter() - start)
+    if Xv is None:
+        return times, None
+    net.eval()
+    with torch.no_grad():
+        xv = torch.from_numpy(images.to_float(Xv))
+        out = torch.cat([net(xv[i : i + 1024]) for i in range(0, len(xv), 1024)])
+    return times, out.argmax(1).numpy()
+
+
+def kc_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
+            Xv: np.ndarray | None) -> tuple[list[float], np.ndarray | None]:
+    """kc's CNNModel.fit (fastai Learner, callbacks, a validation pass per epoch)."""
+    import torch
+
+    from pipeline.models.cnn import CNNModel
+
+    times, last = [], [time.perf_counter()]
+
+    def on_epoch(record: dict) -> None:
+        times.append(time.perf_counter() - last[0])
+        last[0] = time.perf_counter()
+
+    model = CNNModel(epochs=epochs, width=width, full_res=full_res, precision="bf16" if bf16 else "fp32",
+                     threads=torch.get_num_threads())
+    model.fit(X, y, on_epoch=on_epoch)
+    return times, None if Xv is None else model.predict(Xv)
+
+
+def main() -> None:
+    import torch
+
+    from pipeline.models.cnn import bf16_ok
+    from pipeline.training import trainer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
+    parser.add_argument("--rows", type=int, default=8000)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: what kc picks)")
+    parser.add_argument("--loops", default="kc,plain")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--widths", default="32")
+    parser.add_argument("--full-res", default="0", help="0 (kc's default network), 1 (the older, with a 28×28 block)")
+    parser.add_argument("--valid", type=int, default=0, help="1: score the 4,200 held-out rows")
+    parser.add_argument("--force-bf16", action="store_true", help="measure bf16 even where it is emulated")
+    args = parser.parse_args()
+    from pipeline.models import _torch
+
+    threads = args.threads or _torch.idle_cores()
+    torch.set_num_threads(threads)
+    X, y = digits(args.data / "digit-recognizer.zip")
+    train, valid = trainer.split(y, 0.1, 0)
+    train = train[: args.rows]
+    native = bf16_ok(torch.device("cpu"))
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    print(f"CPU: {cpu}, {os.cpu_count()} cores, native bf16: {native}, torch {torch.__version__}, "
+          f"{threads} threads; {len(train)} training rows\n")
+    print("| loop | precision | width | 28×28 block | epoch wall s | epoch CPU s | load | valid acc |")
+    print("|---|---|---|---|---|---|---|---|")
+    loops = {"kc": kc_loop, "plain": plain_loop}
+    for width in map(int, args.widths.split(",")):
+        for full_res in (bool(int(f)) for f in args.full_res.split(",")):
+            for precision in args.precisions.split(","):
+                if precision == "bf16" and not (native or args.force_bf16):
+                    continue
+                for name in args.loops.split(","):
+                    load = os.getloadavg()[0]
+                    cpu0 = time.process_time()
+                    times, pred = loops[name](X[train], y[train], args.epochs, width, full_res, precision == "bf16",
+                                              X[valid] if args.valid else None)
+                    cpu_s = (time.process_time() - cpu0) / args.epochs
+                    acc = f"{100 * np.mean(pred == y[valid]):.2f}%" if pred is not None else "-"
+                    print(f"| {name} | {precision} | {width} | {'yes' if full_res else 'no'} | "
+                          f"{np.mean(times):.0f} | {cpu_s:.0f} | {load:.1f} | {acc} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The digits CNN: its network, augmentation, the precision and threads it picks, a short fit and reload."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pipeline.core.errors import UsageError
+
+DIGITS = Path(__file__).parents[1] / "fixtures" / "digit-recognizer"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The fixture's 300 labelled digits as (n, 28, 28) uint8 and int64 labels."""
+    train = np.loadtxt(DIGITS / "train.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    return SimpleNamespace(X=train[:, 1:].astype(np.uint8).reshape(-1, 28, 28), y=train[:, 0])
+
+
+@pytest.mark.slow
+def test_cnn_one_epoch_and_round_trip(digits, tmp_path):
+    import torch
+
+    from pipeline.models.cnn import CNNModel, bf16_ok
+
+    X, y = digits.X, digits.y
+    model = CNNModel(epochs=1, bs=32, width=8, threads=1).fit(X[:250], y[:250], X[250:], y[250:])
+    assert len(model.history_) == 1 and not model.regression_
+    native = bf16_ok(torch.device("cpu"))
+    assert model.net_.enabled == native and model.compute_ == model.plan()  # fp32 where bf16 would be emulated
+    assert model.compute_.startswith(("bf16 autocast" if native else "fp32") + " channels-last, 1 thread")
+    proba = model.predict_proba(X[250:])
+    assert proba.shape == (50, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
+    model.save(tmp_path)
+    again = CNNModel(width=8).load(tmp_path)
+    assert np.allclose(again.predict_proba(X[250:]), proba, atol=1e-5)
+    older = CNNModel(epochs=1, bs=32, width=8, full_res=True, threads=1).fit(X[:100], y[:100])
+    older.save(tmp_path)  # a run saved with the 28×28 block loads under the new default options
+    assert np.allclose(CNNModel(width=8).load(tmp_path).predict_proba(X[250:]), older.predict_proba(X[250:]), atol=1e-5)
+    with pytest.raises(UsageError, match="model 'cnn' classifies"):
+        CNNModel().fit(X[:10], y[:10].astype(np.float64))
+
+
+def test_augmentation_never_flips():
+    import torch
+
+    from pipeline.models.cnn import augment
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 4:24, 6:9] = 1.0  # ink on the left
+    out = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2)
+    cols = torch.arange(28.0)
+    centre = (out.sum((1, 2)) * cols).sum(1) / out.sum((1, 2, 3))
+    assert (centre < 11).all()  # still on the left: shifted a little, never mirrored
+    assert out.shape == x.shape and out.dtype == x.dtype and not torch.equal(out[0], out[1])  # each its own draw
+
+
+def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
+    import torch
+
+    from pipeline.models.cnn import CNNModel, bf16_ok, compute_note
+
+    cpu = torch.device("cpu")
+    assert compute_note(cpu, False, 1).startswith("fp32 channels-last, 1 thread")
+    assert compute_note(cpu, True, 2).startswith("bf16 autocast channels-last, 2 threads")
+    auto = CNNModel(threads=3).plan()
+    assert auto.startswith("bf16 autocast" if bf16_ok(cpu) else "fp32") and "3 threads" in auto
+    assert CNNModel(precision="fp32", threads=1).plan().startswith("fp32 channels-last")
+    with pytest.raises(UsageError, match="precision='fp16': expected auto, bf16 or fp32"):
+        CNNModel(precision="fp16").plan()
+
+
+def test_idle_cores_leaves_busy_cores_alone():
+    import torch
+
+    from pipeline.models import _torch
+
+    assert _torch.idle_cores(load=1000.0) == 1  # a saturated machine: one thread, never zero
+    assert _torch.idle_cores(load=0.0) == torch.get_num_threads()  # an idle one: what torch would use
+    before = torch.get_num_threads()
+    with _torch.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_digit_resnet_full_res_adds_one_block_at_28x28():
+    import torch
+
+    from pipeline.models.cnn import digit_resnet
+
+    x = torch.zeros(2, 1, 28, 28)
+    small, older = digit_resnet(8), digit_resnet(8, full_res=True)
+    assert small(x).shape == older(x).shape == (2, 10)
+    extra = sum(p.numel() for p in older.parameters()) - sum(p.numel() for p in small.parameters())
+    assert extra == 2 * (8 * 8 * 9 + 2 * 8)  # two 3×3 convolutions of 8 channels, each with its batch norm
