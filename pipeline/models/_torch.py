@@ -40,14 +40,20 @@ def small_tables_on_one_thread(fit: Callable) -> Callable:
 
 
 def idle_cores(load: float | None = None) -> int:
-    """Torch threads worth using now: the cores not already busy (1-minute load), at least 1, at most torch's own.
+    """Torch threads worth using: the cores not fully busy (1-minute load), at least 1, at most torch's own.
 
     On a busy CPU a second thread only spins waiting for a core: on 2 shared cores (load 13) one thread trained
-    the digits CNN in a third of the CPU time of two, and faster by the clock too.
+    the digits CNN in a third of the CPU time of two, and faster by the clock too. Without `load`, the load seen
+    by the first call of the process decides, so this process's own training (folds, a refit) never counts.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = os.getloadavg()[0] if load is None and hasattr(os, "getloadavg") else (load or 0.0)
-    return max(1, min(torch.get_num_threads(), cores - round(busy)))
+    busy = _load_at_start() if load is None else load
+    return max(1, min(torch.get_num_threads(), cores - int(busy)))  # a core counts as busy when fully so
+
+
+@functools.cache
+def _load_at_start() -> float:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 @contextlib.contextmanager
