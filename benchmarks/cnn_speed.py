@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--loops", default="kc,plain")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--widths", default="32")
-    parser.add_argument("--full-res", default="0", help="0 (kc's default network), 1 (the older, with a 28×28 block)")
+    parser.add_argument("--full-res", default="1", help="1: kc's default network (a 28×28 block), 0: without it")
     parser.add_argument("--valid", type=int, default=0, help="1: score the 4,200 held-out rows")
     parser.add_argument("--force-bf16", action="store_true", help="measure bf16 even where it is emulated")
     args = parser.parse_args()

@@ -24,11 +24,11 @@ from pipeline.pixels import images
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
 
 
-def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = False) -> nn.Sequential:
+def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True) -> nn.Sequential:
     """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head.
 
-    `full_res` adds a residual block at 28×28, the older default: it holds the largest activations, so it cost
-    about a fifth of each step's CPU time on a CPU without bfloat16.
+    `full_res` keeps a residual block at 28×28: it holds the largest activations and cost about a quarter more CPU
+    per epoch without bfloat16, for 98.50 % against 98.31 % in a short check (one seed), so it stays the default.
     """
     from fastai.layers import ConvLayer, ResBlock
 
@@ -119,7 +119,7 @@ class CNNModel(Model):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto (bfloat16 where the CPU has it), bf16 or fp32
-    full_res: bool = False  # a residual block at 28×28 too (the older, slower network)
+    full_res: bool = True  # a residual block at 28×28 too; False: about a quarter cheaper per epoch
     threads: int = 0  # torch threads; 0: the cores not busy when training starts
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
@@ -227,7 +227,7 @@ class CNNModel(Model):
         """Rebuild the network from the hyperparameters and load the weights."""
         state = _torch.load_state(folder)
         self.classes_ = state.pop("classes").numpy()
-        full_res = "net.9.weight" in state  # runs saved before `full_res` existed have the 28×28 block
+        full_res = "net.9.weight" in state  # the saved weights say which network they fit, whatever the options
         use_bf16 = self._use_bf16(torch.device("cpu"))
         self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res), use_bf16)
         self.net_.load_state_dict(state)
