@@ -13,7 +13,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
-    from pipeline.training.records import TrainConfig
+    from pipeline.training.records import Run
 
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is plenty; beyond that we refuse (decompression-bomb guard)
 WORK_SIDE = 800  # big photos are shrunk to this before any per-pixel work
@@ -118,15 +118,14 @@ class Prediction:
     picture: Path
 
 
-def _neighbours(model: object, run_config: TrainConfig, X: np.ndarray, y: np.ndarray,
-                digits: np.ndarray) -> np.ndarray:
+def nearest_rows(model: object, run: Run, X: np.ndarray, y: np.ndarray, digits: np.ndarray) -> np.ndarray:
     """(n, 3) training-row indices of the nearest digits: the run's own kNN if it is one, else a fresh search."""
     from pipeline.models.knn import KNNModel
-    from pipeline.training.trainer import split
+    from pipeline.training.records import load_train_rows
 
-    if isinstance(model, KNNModel):
-        train_idx, _ = split(y, run_config.valid_pct, run_config.seed)
-        return train_idx[model.kneighbors(digits, k=3)[1]]
+    fitted_on = load_train_rows(run, len(y)) if isinstance(model, KNNModel) else None
+    if isinstance(model, KNNModel) and fitted_on is not None:  # the model's own neighbours, as rows of X
+        return fitted_on[0][model.kneighbors(digits, k=3)[1]]
     return KNNModel(k=3).fit(X, y).kneighbors(digits, k=3)[1]
 
 
@@ -174,7 +173,7 @@ def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: 
     data = load_dataset(comp, ws)
     digits = np.stack([d for _, _, d in prepared])
     proba = model.predict_proba(digits)
-    near = _neighbours(model, run.config, data.X, data.y, digits)
+    near = nearest_rows(model, run, data.X, data.y, digits)
     results = []
     for i, (path, grey, digit) in enumerate(prepared):
         order = np.argsort(-proba[i])[:3]

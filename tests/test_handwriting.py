@@ -6,8 +6,8 @@ from scipy import ndimage
 from pipeline.core import competitions, dataset
 from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
-from pipeline.handwriting import load_grey, predict_images, prepare
-from pipeline.training import trainer
+from pipeline.handwriting import load_grey, nearest_rows, predict_images, prepare
+from pipeline.training import records, trainer
 
 DIGITS = competitions.get("digit-recognizer")
 
@@ -114,3 +114,18 @@ def test_cli_predict_image_errors(fetched, tmp_path, kc):
     result = kc("predict-image", blank, ws=fetched)
     assert result.exit_code == 1
     assert result.stderr == f"Error: {blank}: no ink found: the image is blank\n"
+
+
+@pytest.mark.parametrize("how", [{}, {"full": True}, {"folds": 3}], ids=["split", "full", "folds"])
+def test_drawn_nearest_digit_of_a_training_image_is_that_image(fetched, how):
+    ws = Workspace(fetched)
+    run = trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}, **how))
+    data = dataset.load_dataset(DIGITS, ws)
+    [fitted_on] = records.load_train_rows(run, len(data.y))[:1]
+    n = len(data.y)
+    assert len(fitted_on) == (n if how.get("full") else n - n // 3 if how.get("folds") else n - run.metrics.valid_rows)
+    model = trainer.load_model(DIGITS, run)
+    seen = fitted_on[:: len(fitted_on) // 8][:8]  # images the model was fitted on
+    drawn = nearest_rows(model, run, data.X, data.y, data.X[seen])[:, 0]
+    distance = np.abs(data.X[drawn].astype(int) - data.X[seen].astype(int)).sum(axis=(1, 2))
+    assert distance.tolist() == [0] * len(seen)

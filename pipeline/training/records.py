@@ -17,6 +17,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 
 DEVICES = ("auto", "cpu", "cuda")
+TRAIN_ROWS = "train_rows.npy"  # beside each saved model: the training rows it was fitted on, (n,) int64
 
 
 @dataclass
@@ -193,14 +194,35 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
 
 def load_models(comp: Competition, run: Run) -> list[Any]:
     """The models a run submits with: its one model, its refit on all rows, or its K fold models."""
-    if run.metrics.submits_with == "fold-mean":
-        return [_load(comp, run, run.folder / f"fold{k}") for k in range(len(run.metrics.fold_scores))]
-    return [_load(comp, run, run.folder)]
+    return [_load(comp, run, folder) for folder in _model_folders(run)]
 
 
 def load_model(comp: Competition, run: Run) -> Any:
     """Rebuild a run's (first) model from its saved config and weights."""
     return load_models(comp, run)[0]
+
+
+def _model_folders(run: Run) -> list[Path]:
+    if run.metrics.submits_with == "fold-mean":
+        return [run.folder / f"fold{k}" for k in range(len(run.metrics.fold_scores))]
+    return [run.folder]
+
+
+def load_train_rows(run: Run, rows: int) -> list[np.ndarray] | None:
+    """The training rows each of `load_models`' models was fitted on (None for runs from before kc recorded them)."""
+    found = []
+    for folder in _model_folders(run):
+        try:
+            index = np.load(folder / TRAIN_ROWS, allow_pickle=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError) as exc:
+            raise DataError(f"run {run.run_id}: {TRAIN_ROWS} cannot be read ({type(exc).__name__}); "
+                            "train the run again") from None
+        if index.ndim != 1 or index.dtype.kind not in "iu" or (len(index) and (index.min() < 0 or index.max() >= rows)):
+            raise DataError(f"run {run.run_id}: {TRAIN_ROWS} is damaged or from other data; train the run again")
+        found.append(index)
+    return found
 
 
 def _load(comp: Competition, run: Run, folder: Path) -> Any:

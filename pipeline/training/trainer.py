@@ -27,6 +27,7 @@ from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model
 from pipeline.training.records import (
+    TRAIN_ROWS,
     Damaged,
     Run,
     RunMetrics,
@@ -163,6 +164,7 @@ class Fitted:
     """What validation produced: the fitted models, their outputs on the validation rows, and how it was scored."""
 
     models: list[Model]
+    train_rows: list[np.ndarray]  # the rows each model was fitted on
     valid_idx: np.ndarray  # rows scored: the held-out split, or every row (out-of-fold)
     out: np.ndarray  # outputs for those rows
     fold: np.ndarray  # each scored row's fold (all 0 for a split)
@@ -208,7 +210,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         parts = folds(groups, cfg.folds, cfg.seed)
     else:
         parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]
-    models, fit_s, predict_s = [], 0.0, 0.0
+    models, rows, fit_s, predict_s = [], [], 0.0, 0.0
     out: np.ndarray | None = None
     fold = np.zeros(len(y), np.int64)
     scores = []
@@ -233,9 +235,10 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         out[part], fold[part] = part_out, k
         scores.append(score(comp, y[part], part_out))
         models.append(model)
+        rows.append(rest)
     assert out is not None
     scored = np.sort(np.concatenate(parts))
-    return Fitted(models, scored, out[scored], fold[scored], scores if cfg.folds else [], fit_s, predict_s)
+    return Fitted(models, rows, scored, out[scored], fold[scored], scores if cfg.folds else [], fit_s, predict_s)
 
 
 def _new_run_id(runs: Path, model: str, n: int = 1) -> str:
@@ -349,11 +352,13 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
     try:
         if metrics.submits_with == "fold-mean":
-            for k, m in enumerate(fitted.models):
+            for k, (m, rows) in enumerate(zip(fitted.models, fitted.train_rows, strict=True)):
                 (tmp / f"fold{k}").mkdir()
                 m.save(tmp / f"fold{k}")
+                np.save(tmp / f"fold{k}" / TRAIN_ROWS, rows)
         else:
             (full or fitted.models[0]).save(tmp)
+            np.save(tmp / TRAIN_ROWS, np.arange(len(data.y)) if full else fitted.train_rows[0])
         np.savez(tmp / "valid.npz", index=fitted.valid_idx, outputs=fitted.out, fold=fitted.fold)
         how = "OOF" if metrics.scored_on == "oof" else "valid"
         title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
