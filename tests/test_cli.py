@@ -8,10 +8,12 @@ import pytest
 from conftest import FIXTURES, install, non_dot
 
 
-def test_help_does_not_import_heavy_packages():
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_import_no_heavy_packages(option):
     code = "import sys; from pipeline.cli.app import app; " \
-           "from typer.testing import CliRunner; CliRunner().invoke(app, ['--help']); " \
-           "print(sorted(m for m in ('torch', 'fastai', 'kaggle', 'pandas', 'sklearn') if m in sys.modules))"
+           f"from typer.testing import CliRunner; r = CliRunner().invoke(app, ['{option}']); " \
+           "assert r.exit_code == 0; " \
+           "print(sorted(m for m in ('numpy', 'pandas', 'torch', 'fastai', 'kaggle', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UsageError
+
+if TYPE_CHECKING:  # numpy is imported where a metric runs, so `kc --help` (which reads this registry) stays light
+    import numpy as np
 
 # what a metric scores: class labels, class probabilities, or regression values
 NEEDS = ("labels", "proba", "values")
 
 
 def _accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.mean(np.asarray(y) == np.asarray(pred)))
 
 
 def _f1(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     y, pred = np.asarray(y) == 1, np.asarray(pred) == 1  # class code 1 is the positive class
     tp = float(np.sum(y & pred))
     return 2 * tp / max(1.0, float(np.sum(y) + np.sum(pred)))
@@ -41,6 +47,8 @@ def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     """Kaggle's (multi-class) log loss: rows rescaled to sum to 1, then clipped to [1e-15, 1 - 1e-15]."""
+    import numpy as np
+
     p = np.asarray(proba, np.float64)
     p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-15, None)
     p = np.clip(p[np.arange(len(y)), np.asarray(y, dtype=np.int64)], 1e-15, 1 - 1e-15)
@@ -48,29 +56,41 @@ def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - np.asarray(y, np.float64)) ** 2)))
 
 
 def _rmse_log(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     return _rmse(np.log(np.asarray(y, np.float64)), np.log(np.clip(np.asarray(pred, np.float64), 1e-12, None)))
 
 
 def _rmsle(y: np.ndarray, pred: np.ndarray) -> float:
     """RMSE of log1p: zero-safe, predictions below zero count as zero."""
+    import numpy as np
+
     return _rmse(np.log1p(np.asarray(y, np.float64)), np.log1p(np.clip(np.asarray(pred, np.float64), 0, None)))
 
 
 def _mae(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     return float(np.mean(np.abs(np.asarray(pred, np.float64) - np.asarray(y, np.float64))))
 
 
 def _mape(y: np.ndarray, pred: np.ndarray) -> float:
+    import numpy as np
+
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     return float(np.mean(np.abs(pred - y) / np.maximum(np.abs(y), np.finfo(np.float64).eps)))
 
 
 def _smape(y: np.ndarray, pred: np.ndarray) -> float:
     """Kaggle's SMAPE in percent: 100 * mean(2|p - y| / (|y| + |p|)), a row where both are 0 counting 0."""
+    import numpy as np
+
     y, pred = np.asarray(y, np.float64), np.asarray(pred, np.float64)
     denominator = np.abs(y) + np.abs(pred)
     ratio = np.where(denominator == 0, 0.0, 2 * np.abs(pred - y) / np.where(denominator == 0, 1, denominator))
@@ -79,6 +99,8 @@ def _smape(y: np.ndarray, pred: np.ndarray) -> float:
 
 def _map_at_3(y: np.ndarray, proba: np.ndarray) -> float:
     """Mean average precision at 3 with one true class per row: 1, 1/2 or 1/3 when it is ranked 1st, 2nd or 3rd."""
+    import numpy as np
+
     top = np.argsort(-np.asarray(proba), axis=1, kind="stable")[:, :3]
     hits = top == np.asarray(y, dtype=np.int64)[:, None]
     return float(np.mean((hits / np.arange(1, 4)[None, : top.shape[1]]).sum(axis=1)))
@@ -121,18 +143,24 @@ class Metric:
 
     def to_model(self, y: np.ndarray) -> np.ndarray:
         """The target a regression model should learn for this metric (log prices for RMSE of logs)."""
+        import numpy as np
+
         if self.log1p_target:
             return np.log1p(y)
         return np.log(y) if self.log_target else y
 
     def from_model(self, values: np.ndarray) -> np.ndarray:
         """Model outputs back on the target's scale."""
+        import numpy as np
+
         if self.log1p_target:
             return np.clip(np.expm1(values), 0, None)
         return np.exp(values) if self.log_target else values
 
     def valid_values(self, values: np.ndarray) -> np.ndarray:
         """(n,) bool: which regression values this metric can score (finite; positive or >= 0 where it takes logs)."""
+        import numpy as np
+
         values = np.asarray(values, np.float64)
         ok = np.isfinite(values)
         if self.log_target:
