@@ -5,7 +5,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import typer
 from conftest import FIXTURES, install, non_dot
+
+from pipeline.cli.app import handled
+from pipeline.core.errors import DataError, KaggleError, KcError, SubmissionError, UsageError
 
 
 @pytest.mark.parametrize("option", ["--help", "--version"])
@@ -242,6 +246,25 @@ def test_validate_takes_at_most_a_slug_and_a_file(titanic_only, kc):
     assert result.exit_code == 1 and result.stderr == "Error: expected [SLUG] FILE\n"
     result = kc("validate", "nope.csv", ws=titanic_only)
     assert result.exit_code == 1 and result.stderr == "Error: nope.csv: no such file\n"
+
+
+@pytest.mark.parametrize("error", [UsageError, DataError, KaggleError, SubmissionError, type("Odd", (KcError,),
+                                                                                          {"exit_code": 3})])
+def test_a_kc_error_exits_with_its_own_code(error):
+    @handled
+    def command() -> None:
+        raise error("what to do next")
+
+    with pytest.raises(typer.Exit) as stop:
+        command()
+    assert stop.value.exit_code == error.exit_code == (3 if error.__name__ == "Odd" else 1)
+
+
+def test_a_usage_error_is_clicks_own_block_ending_in_one_error_line(titanic_only, kc):
+    result = kc("train", "--zzz", ws=titanic_only)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: No such option: --zzz"
+    assert "Try 'root train -h' for help." in result.stderr
 
 
 def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypatch, tmp_path):

@@ -9,7 +9,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
-from typer._click import exceptions as click_errors  # Typer ships its own copy of click
 
 from pipeline import api
 from pipeline.cli.live import bytes_progress, out, show_table, working
@@ -36,7 +35,7 @@ WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspac
 
 
 def handled(fn: F) -> F:
-    """Turn a KcError into one `Error:` line on stderr and exit code 1."""
+    """Turn a KcError into one `Error:` line on stderr and the error's exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -44,7 +43,7 @@ def handled(fn: F) -> F:
             return fn(*args, **kwargs)
         except KcError as exc:
             typer.echo(f"Error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("Error: interrupted", err=True)
             raise typer.Exit(130) from None
@@ -52,7 +51,7 @@ def handled(fn: F) -> F:
             where = f"{exc.filename}: " if exc.filename else ""
             typer.echo(f"Error: {where}{(exc.strerror or str(exc)).lower()}", err=True)
             raise typer.Exit(1) from None
-        except (typer.Exit, typer.Abort, click_errors.ClickException):
+        except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:  # a bug in kc: one line, with the full story saved for a bug report
             saved = _save_traceback()
@@ -74,15 +73,6 @@ def _save_traceback() -> Path:
     path = folder / f"{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.txt"
     path.write_text(traceback.format_exc())
     return path
-
-
-def _one_line_usage_error(self: click_errors.UsageError, file: Any = None) -> None:
-    """Usage errors as one `Error:` line that says where help is (click prints a usage block by default)."""
-    where = f" (see `{self.ctx.command_path} --help`)" if self.ctx is not None else ""
-    typer.echo(f"Error: {self.format_message()}{where}", err=True, file=file)
-
-
-click_errors.UsageError.show = _one_line_usage_error  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
@@ -305,8 +295,8 @@ def train(
         line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
     if m.submits_with == "full":
-        epochs = f" for {m.full_epochs} epochs" if m.full_epochs else ""
-        out.print(f"refit on all rows{epochs}: submissions use that model")
+        how_long = f" for {m.full_epochs} epochs" if m.full_epochs else ""
+        out.print(f"refit on all rows{how_long}: submissions use that model")
     elif m.submits_with == "fold-mean":
         out.print(f"submissions average the {len(m.fold_scores)} fold models")
     if m.interrupted:

@@ -4,6 +4,8 @@
 class KcError(Exception):
     """Base of every error a user can cause or fix; its message says what to do next."""
 
+    exit_code = 1  # what the CLI exits with (click's way: the exception carries its code)
+
 
 class UsageError(KcError):
     """A bad option value or an unknown name."""
