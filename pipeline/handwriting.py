@@ -24,11 +24,11 @@ def load_grey(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise DataError(f"{path}: image is too large ({im.width}×{im.height} pixels; at most "
+        with Image.open(path) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
+                raise DataError(f"{path}: image is too large ({opened.width}×{opened.height} pixels; at most "
                                 f"{MAX_PIXELS // 1_000_000} megapixels)")
-            im = ImageOps.exif_transpose(im)
+            im = ImageOps.exif_transpose(opened)
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -303,8 +303,9 @@ def _log_table(metric: Metric, log: list[LogEntry]) -> str:
 
 
 def _chart(comp: Competition, metric: Metric, log: list[LogEntry]) -> str:
-    points = [(n, e, e.valid_score, _public(e)) for n, e in enumerate(log, 1)
-              if e.valid_score is not None and e.metric in ("", comp.metric) and _public(e) is not None]
+    points = [(n, e, valid, public) for n, e in enumerate(log, 1)
+              if (valid := e.valid_score) is not None and e.metric in ("", comp.metric)
+              and (public := _public(e)) is not None]
     title = "<h2>Validation against the leaderboard</h2>"
     if not points:
         return (f"{title}\n<p>No submission has both a validation score and a public leaderboard score yet: "

@@ -178,7 +178,8 @@ def _timeout_adapter() -> type:
     class TimeoutAdapter(HTTPAdapter):
         """Adds kc's (connect, read) timeout to each request sent without one (redirects included)."""
 
-        def send(self, request: Any, stream: bool = False, timeout: Any = None, **kwargs: Any) -> Any:
+        def send(self, request: Any, stream: bool = False, timeout: Any = None,  # type: ignore[override]
+                 **kwargs: Any) -> Any:
             return super().send(request, stream=stream, timeout=timeouts() if timeout is None else timeout, **kwargs)
 
     return TimeoutAdapter

@@ -305,7 +305,7 @@ def fetch(
             shutil.rmtree(staged, ignore_errors=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when a failed first fetch left it empty
-    return FetchResult(comp, source, origin, folder, comp.files, record["sample"], inferred=builtin is None)
+    return FetchResult(comp, source, origin, folder, comp.files, bool(record["sample"]), inferred=builtin is None)
 
 
 def _kaggle_metric(slug: str) -> str | None:

@@ -138,7 +138,8 @@ def _cached(paths: dict[str, Path], key: str) -> PixelArrays | None:
         return None
     if arrays[0].ndim != 3 or arrays[2].ndim != 3 or arrays[0].dtype != np.uint8 or len(arrays[1]) != len(arrays[0]):
         return None
-    return PixelArrays(*arrays, fingerprint=key, from_cache=True)
+    images, labels, test = arrays
+    return PixelArrays(images, labels, test, fingerprint=key, from_cache=True)
 
 
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArrays:
@@ -150,6 +151,7 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     if not force and (cached := _cached(paths, key)) is not None:
         return cached
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
+    assert train_labels is not None  # label=True: the label column is read
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
     with locked(folder):  # one writer of the cache at a time, so leftovers of a killed one can go
         for leftover in ws.cache_dir(comp.slug).glob(".*.tmp"):

@@ -61,13 +61,13 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     id_col = expected[0]
     if list(df.columns[: len(expected)]) == expected and len(df.columns) > len(expected):
         extra = df.iloc[:, len(expected):].astype(str).apply(lambda c: c.str.strip() != "")
-        row, col = map(int, np.argwhere(extra.to_numpy())[0]) if extra.to_numpy().any() else (0, 0)
-        col += len(expected)
+        at_row, at_col = map(int, np.argwhere(extra.to_numpy())[0]) if extra.to_numpy().any() else (0, 0)
+        at_col += len(expected)
         raise SubmissionError(f"{len(df.columns)} columns, expected {len(expected)} ({','.join(expected)}); "
-                              f"row {row + 1}, column {col + 1} holds '{shown(df.iloc[row, col])}'")
+                              f"row {at_row + 1}, column {at_col + 1} holds '{shown(df.iloc[at_row, at_col])}'")
     if list(df.columns) != expected:
-        got = ",".join(shown(c) for c in df.columns)
-        raise SubmissionError(f"columns must be {','.join(expected)} in that order; got {shown(got)}")
+        header = ",".join(shown(c) for c in df.columns)
+        raise SubmissionError(f"columns must be {','.join(expected)} in that order; got {shown(header)}")
     cells = {col: df[col].astype(str).str.strip() for col in expected}
     for col in expected:
         empty = (cells[col] == "").to_numpy()

@@ -220,7 +220,7 @@ def refresh(comp: Competition, ws: Workspace) -> tuple[list[LogEntry], str | Non
     except KaggleError as exc:
         return entries, f"could not refresh from Kaggle: {exc}"
     for entry in pending:
-        found = remote.get(entry.upload_ref)
+        found = remote.get(entry.upload_ref) if entry.upload_ref is not None else None
         if found is not None and found.status != "PENDING":
             entry.status, entry.public_score = found.status, found.public_score or None
     _write_log(comp, ws, lines)

@@ -143,16 +143,17 @@ class Damaged:
     reason: str
 
 
+def _read_json(folder: Path, name: str) -> Any:
+    try:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"run {folder.name}: {name} cannot be read ({type(exc).__name__})") from None
+
+
 def read_run(folder: Path) -> Run:
     """One run folder as a Run, or DataError saying what is damaged."""
-    values = []
-    for name, cls in (("config.json", TrainConfig), ("metrics.json", RunMetrics)):
-        try:
-            data = json.loads((folder / name).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"run {folder.name}: {name} cannot be read ({type(exc).__name__})") from None
-        values.append(cls.from_json(data, f"run {folder.name}: {name}"))
-    config, metrics = values
+    config = TrainConfig.from_json(_read_json(folder, "config.json"), f"run {folder.name}: config.json")
+    metrics = RunMetrics.from_json(_read_json(folder, "metrics.json"), f"run {folder.name}: metrics.json")
     if not isinstance(metrics.score, int | float) or math.isinf(metrics.score):
         raise DataError(f"run {folder.name}: metrics.json has no usable score")
     return Run(folder.name, folder, config, metrics)

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.core import competitions
 from pipeline.core.competitions import Competition
@@ -85,7 +85,7 @@ def _open(job: _Job, comp: Competition) -> optuna.Study:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=job.sampler_seed, constant_liar=True)
     pruner = job.pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    direction = "maximize" if comp.scorer.higher_is_better else "minimize"
+    direction: Literal["maximize", "minimize"] = "maximize" if comp.scorer.higher_is_better else "minimize"
     study = optuna.create_study(storage=storage, study_name=job.study, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
     wanted = _spec(comp, job.cfg, job.dims)
@@ -293,8 +293,9 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
                heartbeat, sampler_seed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = _open(job, comp)  # fail here, once, on a bad storage or a study that searches something else
+    problems: list[str] = []
     if workers == 1:
-        interrupted, problems = _work(job, on_trial, opened), []
+        interrupted = _work(job, on_trial, opened)
     else:
         load_dataset(comp, ws, cfg.features)  # build the feature cache once, not in every worker at the same time
         interrupted, problems = _workers(job, workers, opened, on_trial)

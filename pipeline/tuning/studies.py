@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -106,7 +107,7 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT) -> Any:
         extra = " (pip install 'kc[postgres]')" if scheme.startswith("postgres") else ""
         raise UsageError(f"--storage {shown(url)}: needs the database driver {name}; install it{extra}") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        why = str(exc.orig if getattr(exc, "orig", None) else exc).strip().splitlines()[0]
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise KcError(f"storage {shown(url)} cannot be opened ({why}); check the URL and that the database runs") \
             from None
 
@@ -164,7 +165,8 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str) -> tuple[li
     from optuna.visualization import matplotlib as figures
 
     written, problems = [], []
-    charts = [("history", figures.plot_optimization_history), ("importance", figures.plot_param_importances)]
+    charts: list[tuple[str, Callable[..., Any]]] = [("history", figures.plot_optimization_history),
+                                                    ("importance", figures.plot_param_importances)]
     if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
         charts, problems = charts[:1], ["no importance plot: it needs two complete trials"]
     for what, draw in charts:
