@@ -74,8 +74,3 @@ class EpochWriter:
     def close(self) -> None:
         """Finish the event file."""
         self.writer.close()
-
-
-def current() -> Path | None:
-    """The folder events go to in this block, if any."""
-    return _log_dir.get()

@@ -139,8 +139,3 @@ def _coerce(key: str, value: str, kind: type) -> Any:
         return kind(value)
     except ValueError:
         raise UsageError(f"option {key}={value!r}: expected {kind.__name__}") from None
-
-
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Fraction of labels predicted right."""
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))

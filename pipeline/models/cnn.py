@@ -92,11 +92,6 @@ class Autocast(nn.Module):
             return self.net(x).float()
 
 
-def _loader(x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool, seed: int) -> torch.utils.data.DataLoader:
-    """Old name of `_torch.loader`, still imported by benchmarks/run.py."""
-    return _torch.loader(x, y, bs=bs, shuffle=shuffle, seed=seed)
-
-
 @dataclasses.dataclass
 class CNNModel(Model):
     """fastai Learner, one-cycle schedule, digit-safe augmentation, label smoothing; keeps the last epoch."""
