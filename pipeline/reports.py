@@ -13,8 +13,10 @@ from pipeline.core.competitions import Competition
 from pipeline.core.metrics import Metric
 from pipeline.core.workspace import Workspace, atomic_path
 from pipeline.submitting.ledger import LogEntry, read_log
+from pipeline.training import listing
 from pipeline.training.records import Damaged, Run, scan
 
+_NOWRAP = {"model": "nowrap", "scored": "nowrap"}  # runs-table columns kept on one line
 PICTURED = 50  # runs whose PNGs are embedded, best first: each adds ~100 KB to the page
 PICTURE_ORDER = ("learning_curves.png", "confusion_matrix.png", "predicted_vs_true.png")
 # no request may leave the page: the browser refuses anything but inline styles, scripts and data: images
@@ -207,27 +209,23 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
     if not runs and not damaged:
         return f"<h2>Runs</h2>\n<p>No runs yet: train one with <code>kc train {_e(comp.slug)}</code>.</p>"
     best_dir = "desc" if metric.higher_is_better else "asc"
-    head = "".join((_th("run", "run"), _th("model", "model"), _th("score", metric.title, "num", best_dir, True),
-                    _th("scored", "scored on"), _th("spread", "spread", "num"), _th("submits", "submits with"),
-                    _th("fit", "fit s", "num"), _th("options", "options")))
+    cols = listing.columns(comp)
+    head = "".join(_th(c.key, c.label, "num" if c.numeric else "text", best_dir if c.key == "score" else "asc",
+                       c.key == "score") for c in cols)
+
+    def tds(cells: list[listing.Cell]) -> str:
+        return "".join(_td(cell.text, cell.sort, "num" if col.numeric else _NOWRAP.get(col.key, ""))
+                       for col, cell in zip(cols[1:], cells[1:], strict=True))
+
     rows = []
     for i, r in enumerate(runs):
-        m = r.metrics
-        own = m.metric == comp.metric  # a run scored by another metric (the description changed) sorts last
-        score = metric.format(r.score) if own else f"{r.score:.4f} ({m.metric})"
-        where = "OOF" if m.scored_on == "oof" else "split"
-        spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
-        options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
         name = f"<code>{_e(r.run_id)}</code>"
         name = f'<a href="#run-{i}">{name}</a>' if i < PICTURED else name  # only pictured runs have an anchor
         link = f'<td class="nowrap" data-sort="{_e(r.run_id)}">{name}</td>'
-        cells = [link, _td(r.model, cls="nowrap"), _td(score, r.score if own else "", "num"),
-                 _td(f"{where}, {m.valid_rows:,} rows", f"{where} {m.valid_rows:09d}", "nowrap"),
-                 _td(spread, m.fold_std if m.fold_scores else "", "num"), _td(m.submits_with),
-                 _td(f"{m.fit_seconds:.1f}", m.fit_seconds, "num"), _td(options)]
-        rows.append(("<tr class=\"best\">" if i == 0 and own else "<tr>") + "".join(cells) + "</tr>")
-    broken = [f'<tr class="damaged">{_td(d.run_id, cls="nowrap", code=True)}{_td("DAMAGED")}{_td("-", "", "num")}'
-              f'{_td("-")}{_td("-", "", "num")}{_td("-")}{_td("-", "", "num")}{_td(d.reason)}</tr>' for d in damaged]
+        best = i == 0 and r.metrics.metric == comp.metric
+        rows.append(("<tr class=\"best\">" if best else "<tr>") + link + tds(listing.run_cells(comp, r)) + "</tr>")
+    broken = [f'<tr class="damaged">{_td(d.run_id, cls="nowrap", code=True)}{tds(listing.damaged_cells(comp, d))}</tr>'
+              for d in damaged]
     # damaged runs sit in a second body, which sorting leaves alone, so they stay at the bottom
     tail = f"\n<tbody>{''.join(broken)}</tbody>" if broken else ""
     note = "Click a heading to sort by it; click again to reverse."

@@ -331,18 +331,12 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     if not found and not found.damaged:
         out.print(f"no runs for {comp.slug} yet: try `kc train {comp.slug}`")
         return
-    metric = comp.scorer
-    table = Table("run", "model", metric.title, "scored on", "spread", "submits with", "fit s", "options",
-                  title=f"{comp.slug} runs")
-    for r in found:
-        m = r.metrics
-        scored = f"OOF, {m.valid_rows:,} rows" if m.scored_on == "oof" else f"split, {m.valid_rows:,} rows"
-        spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
-        options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
-        table.add_row(r.run_id, r.model, metric.format(r.score), scored, spread, m.submits_with,
-                      f"{m.fit_seconds:.1f}", options)
-    for d in found.damaged:
-        table.add_row(d.run_id, "DAMAGED", "-", "-", "-", "-", "-", d.reason)
+    from pipeline.training import listing
+
+    table = Table(*(c.label for c in listing.columns(comp)), title=f"{comp.slug} runs")
+    rows = [*(listing.run_cells(comp, r) for r in found), *(listing.damaged_cells(comp, d) for d in found.damaged)]
+    for cells in rows:
+        table.add_row(*(c.text for c in cells))
     show_table(table)
 
 

@@ -1,0 +1,50 @@
+"""The runs table is declared once: `kc runs` and `kc report` show the same columns and cells."""
+
+import dataclasses
+import json
+
+from pipeline import reports
+from pipeline.core import competitions
+from pipeline.core.workspace import Workspace
+from pipeline.training import listing
+from pipeline.training.records import RunMetrics, TrainConfig, scan
+
+TITANIC = competitions.get("titanic")
+
+
+def _write_run(ws: Workspace, run_id: str, metric: str, score: float, folds: int = 0) -> None:
+    folder = ws.runs_dir("titanic") / run_id
+    folder.mkdir(parents=True)
+    config = TrainConfig(model="knn", params={"k": 7, "seed": 0}, folds=folds)
+    metrics = RunMetrics(metric=metric, score=score, valid_rows=90, train_rows=801, fit_seconds=1.25,
+                         predict_seconds=0.1, scored_on="oof" if folds else "split",
+                         fold_scores=[score - 0.01, score + 0.01] if folds else [])
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (folder / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics)))
+
+
+def test_cli_and_report_show_the_same_runs_table(tmp_path, kc):
+    ws = Workspace(tmp_path)
+    _write_run(ws, "20260101-000000-knn", "accuracy", 0.8125, folds=2)
+    _write_run(ws, "20260102-000000-knn", "f1", 0.5)  # scored before the description's metric changed
+    (ws.runs_dir("titanic") / "20260103-000000-knn").mkdir()  # damaged: no config.json
+    runs, damaged = scan(TITANIC, ws)
+    rows = [*(listing.run_cells(TITANIC, r) for r in runs), *(listing.damaged_cells(TITANIC, d) for d in damaged)]
+    assert [len(cells) for cells in rows] == [len(listing.columns(TITANIC))] * 3
+    assert [c.text for c in rows[0][2:5]] == ["81.25%", "OOF, 90 rows", "± 1.00%"]
+    assert rows[1][2].text == "0.5000 (f1)" and rows[1][2].sort == ""  # another metric's score sorts last
+    assert rows[2][1].text == "DAMAGED" and rows[2][-1].text.startswith("config.json cannot be read")
+
+    result = kc("runs", "titanic", ws=tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if "run" in line and "options" in line)
+    assert [h.strip() for h in header.strip("│┃ ").split("┃")] == [c.label for c in listing.columns(TITANIC)]
+    for cells in rows:
+        [line] = [line for line in lines if cells[0].text in line]
+        assert [s.strip() for s in line.strip("│ ").split("│")] == [c.text for c in cells]
+
+    page = reports.render(TITANIC, runs, damaged, [], "now")
+    for cells in rows:
+        for cell in cells:
+            assert f">{reports._e(cell.text)}<" in page or cell is cells[0]
