@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import UsageError
+from pipeline.core.metrics import Metric
 from pipeline.core.workspace import Workspace
 
 METHODS = ("weighted", "mean", "vote")
@@ -26,36 +29,21 @@ class Ensemble:
     scored_on: str  # "oof", "split", or "" when the runs share no validation rows
 
 
-def greedy_weights(outs: list[np.ndarray], scorer: Any, rounds: int = ROUNDS) -> np.ndarray:
+def greedy_weights(outs: list[np.ndarray], score: Callable[[np.ndarray], float], metric: Metric,
+                   rounds: int = ROUNDS) -> np.ndarray:
     """Caruana's ensemble selection: add (with replacement) whichever member most improves the blend's score."""
     counts = np.zeros(len(outs))
     total = np.zeros_like(outs[0], dtype=np.float64)
     best_score = None
     for _ in range(rounds):
-        trials = [scorer((total + o) / (counts.sum() + 1)) for o in outs]
-        pick = int(np.argmin([s if not scorer.higher_is_better else -s for s in trials]))
-        if best_score is not None and not scorer.better(trials[pick], best_score) and counts.sum() >= 1:
+        trials = [score((total + o) / (counts.sum() + 1)) for o in outs]
+        pick = min(range(len(outs)), key=lambda i: metric.sort_key(trials[i]))
+        if best_score is not None and not metric.better(trials[pick], best_score) and counts.sum() >= 1:
             break
         counts[pick] += 1
         total += outs[pick]
         best_score = trials[pick]
     return counts / counts.sum()
-
-
-class _Scorer:
-    """The competition's metric on fixed validation rows, called with blended outputs."""
-
-    def __init__(self, comp: Competition, y: np.ndarray) -> None:
-        self.comp, self.y = comp, y
-        self.higher_is_better = comp.scorer.higher_is_better
-
-    def __call__(self, out: np.ndarray) -> float:
-        from pipeline.training.trainer import score
-
-        return score(self.comp, self.y, out)
-
-    def better(self, a: float, b: float) -> bool:
-        return self.comp.scorer.better(a, b)
 
 
 def _combine(outs: list[np.ndarray], weights: np.ndarray, method: str, classes: int) -> np.ndarray:
@@ -99,7 +87,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
         outs = [s["outputs"].astype(np.float64) for s in saved]
         members = {r.run_id: score(comp, y, o) for r, o in zip(runs, outs, strict=True)}
         if method == "weighted":
-            weights = greedy_weights(outs, _Scorer(comp, y))
+            weights = greedy_weights(outs, partial(score, comp, y), comp.scorer)
         blend_score = score(comp, y, _combine(outs, weights, method, len(comp.classes)))
         scored_on = runs[0].metrics.scored_on
     test, data = [], None

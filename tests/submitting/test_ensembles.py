@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from conftest import install
 
-from pipeline.core import competitions, dataset
+from pipeline.core import competitions, dataset, metrics
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.submitting import ensembles, ledger
@@ -59,21 +59,18 @@ def test_the_same_model_twice_scores_as_that_model(fetched):
                               "--seed); use --method mean")
 
 
-def test_greedy_weights_pick_the_better_member():
+@pytest.mark.parametrize("name", ["accuracy", "log-loss"])  # higher is better, then lower is better
+def test_greedy_weights_pick_the_better_member_by_the_metric(name):
     y = np.array([0, 1, 1, 0])
-    good = np.eye(2)[y].astype(np.float64)  # right on every row
+    good = np.eye(2)[y] * 0.8 + 0.1  # right on every row
     bad = 1 - good  # wrong on every row
+    metric = metrics.get(name)
 
-    class Accuracy:
-        higher_is_better = True
+    def score(out):
+        return metric.score(y, out if metric.needs == "proba" else out.argmax(1))
 
-        def __call__(self, out):
-            return float(np.mean(np.argmax(out, 1) == y))
-
-        def better(self, a, b):
-            return a > b
-
-    assert ensembles.greedy_weights([bad, good], Accuracy()).tolist() == [0.0, 1.0]
+    assert ensembles.greedy_weights([bad, good], score, metric).tolist() == [0.0, 1.0]
+    assert ensembles.greedy_weights([good, bad], score, metric).tolist() == [1.0, 0.0]
 
 
 @pytest.mark.parametrize(
