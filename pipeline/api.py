@@ -101,7 +101,7 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, 
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
           tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
-          on_stage: Callable[[str], None] | None = None) -> Run:
+          on_stage: Callable[[str, int | None], None] | None = None) -> Run:
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train

@@ -267,6 +267,18 @@ def test_a_usage_error_is_clicks_own_block_ending_in_one_error_line(titanic_only
     assert "Try 'root train -h' for help." in result.stderr
 
 
+def test_the_live_display_counts_the_refits_epochs_from_the_number_it_is_given():
+    from pipeline.cli.live import TrainDisplay
+
+    display = TrainDisplay(epochs=12)
+    with display.running():
+        display.stage("training linear on 801 rows", None)
+        display.epoch({"epoch": 1, "train_loss": 0.5})
+        display.stage("refitting linear on all 891 rows", 7)
+        display.epoch({"epoch": 1, "train_loss": 0.4})
+    assert display.epochs == 7 and [r.fit for r in display.rows] == ["", "refit"]
+
+
 def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypatch, tmp_path):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")

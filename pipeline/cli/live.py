@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -78,11 +77,11 @@ class TrainDisplay:
     fit: str = ""
     _last: float = field(default_factory=time.perf_counter)
 
-    def stage(self, text: str) -> None:
-        """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts."""
+    def stage(self, text: str, epochs: int | None = None) -> None:
+        """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts, for `epochs` when it says."""
         self.fit = text.split(":")[0] if text.startswith("fold ") else ("refit" if text.startswith("refit") else "")
-        if self.fit == "refit" and (chosen := re.search(r" for (\d+) epochs", text)):  # the epochs validation chose
-            self.epochs = int(chosen.group(1))
+        if epochs is not None:  # the refit's: the epochs validation chose
+            self.epochs = epochs
         self._last = time.perf_counter()
         self.bar.update(self.task, description=text, completed=0, total=None, status="")
 

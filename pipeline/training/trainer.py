@@ -43,7 +43,7 @@ from pipeline.training.records import (
 __all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs", "load_model", "load_models",
            "read_run", "scan", "train"]
 
-Stage = Callable[[str], None]
+Stage = Callable[[str, int | None], None]  # (what starts now, the epochs this fit trains when validation chose them)
 
 
 def strata(comp: Competition, y: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -219,7 +219,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
         model = build_model(comp, cfg)
         note = model.plan()
-        stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""))
+        stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""), None)
         t0 = time.perf_counter()
         Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
@@ -282,7 +282,7 @@ def alive(pid: int) -> bool:
 def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCallback | None = None,
           on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
     """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
-    stage = on_stage or (lambda _: None)
+    stage = on_stage or (lambda _text, _epochs: None)
     cfg = dataclasses.replace(cfg, competition=comp.slug, params={**comp.options_for(cfg.model), **cfg.params}).check()
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
@@ -290,7 +290,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         if "epochs" not in model.params():
             raise UsageError(f"--tensorboard: model '{cfg.model}' trains in one go, with no epochs to log; "
                              "use it with linear, cnn or tabular")
-    stage("loading data")
+    stage("loading data", None)
     data = data or load_dataset(comp, ws, cfg.features)
     X, _ = data.inputs(model.scaled)
     events = None
@@ -318,14 +318,15 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         full_epochs = chosen_epochs(fitted.models)
         if full_epochs is not None and "epochs" in fitted.models[0].params():
             params["epochs"] = full_epochs
-        stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""))
+        stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""),
+              full_epochs)
         t0 = time.perf_counter()
         full = build_model(comp, dataclasses.replace(cfg, params=params))
         with _events(events, "full", full, on_epoch) as watch:
             full.fit(X, model_target(comp, y), on_epoch=watch)
         fitted.fit_seconds += time.perf_counter() - t0
         if full.interrupted_:  # Ctrl-C in the refit: a half-trained model must not submit
-            stage("refit stopped: submissions use the validated model")
+            stage("refit stopped: submissions use the validated model", None)
             full = None
     first = fitted.models[0]
     metrics = RunMetrics(

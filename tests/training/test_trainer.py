@@ -30,7 +30,8 @@ def test_train_records_a_complete_run(fetched):
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 4}))
     names = sorted(p.name for p in run.folder.iterdir())
     assert names == ["config.json", "confusion_matrix.png", "features.json", "learning_curves.png", "metrics.json",
-                     "valid.npz", "weights.pt"]
+                     "train_rows.npy", "valid.npz", "weights.pt"]
+    assert len(np.load(run.folder / "train_rows.npy")) == run.metrics.train_rows
     config = json.loads((run.folder / "config.json").read_text())
     assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.08 and config["seed"] == 0  # titanic's
     assert config["model"] == "linear" and config["competition"] == "titanic"
@@ -67,10 +68,14 @@ def test_folds_score_every_row_out_of_fold(fetched):
 
 def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     ws = Workspace(fetched)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True))
+    stages = []
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True),
+                        on_stage=lambda text, epochs: stages.append((text, epochs)))
     m = run.metrics
     best = min(m.history, key=lambda r: r["valid_loss"])["epoch"]
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
+    assert json.loads((run.folder / "metrics.json").read_text())["full_epochs"] == best
+    assert stages[-1] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
     [model] = records.load_models(TITANIC, run)
     from pipeline.models.linear import LinearModel
 
