@@ -274,13 +274,12 @@ def train(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
-    from pipeline.cli.live import TrainDisplay, default_epochs, epoch_table
+    from pipeline.cli.live import TrainDisplay, epoch_table
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
-    chosen = model or comp.default_model
-    display = TrainDisplay(epochs or default_epochs(chosen, {**comp.options_for(chosen), **params}))
+    display = TrainDisplay(epochs=None)  # each fit's stage says how many epochs it trains
     with display.running():
         run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,

@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -78,10 +77,9 @@ class TrainDisplay:
     _last: float = field(default_factory=time.perf_counter)
 
     def stage(self, text: str, epochs: int | None = None) -> None:
-        """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts, for `epochs` when it says."""
+        """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts, for `epochs` (None: not epochal)."""
         self.fit = text.split(":")[0] if text.startswith("fold ") else ("refit" if text.startswith("refit") else "")
-        if epochs is not None:  # the refit's: the epochs validation chose
-            self.epochs = epochs
+        self.epochs = epochs
         self._last = time.perf_counter()
         self.bar.update(self.task, description=text, completed=0, total=None, status="")
 
@@ -151,20 +149,3 @@ def _sample(n: int, best: int) -> list[int]:
         return list(range(n))
     step = n / (MAX_ROWS - 2)
     return sorted({0, best, n - 1, *(round(i * step) for i in range(MAX_ROWS - 2))} - {n})
-
-
-def default_epochs(model: str, params: dict[str, Any]) -> int | None:
-    """The epoch count a model will train for, from its options or its default (None if it has no epochs)."""
-    import dataclasses
-
-    from pipeline.core.errors import UsageError
-    from pipeline.models import model_by_name
-
-    if "epochs" in params and str(params["epochs"]).isdigit():
-        return int(params["epochs"])
-    try:
-        fields = {f.name: f.default for f in dataclasses.fields(model_by_name(model))}
-    except UsageError:  # an unknown model: training will say so
-        return None
-    value = fields.get("epochs")
-    return value if isinstance(value, int) else None

@@ -33,7 +33,6 @@ class TrainConfig:
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own
     tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ folder
-    competition: str = ""
 
     def check(self) -> TrainConfig:
         """Refuse values no run could use, with the option to fix; return self."""

@@ -43,7 +43,7 @@ from pipeline.training.records import (
 __all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs", "load_model", "load_models",
            "read_run", "scan", "train"]
 
-Stage = Callable[[str, int | None], None]  # (what starts now, the epochs this fit trains when validation chose them)
+Stage = Callable[[str, int | None], None]  # (what starts now, the epochs a fit starting now trains, if epochal)
 
 
 def strata(comp: Competition, y: np.ndarray, bins: int = 10) -> np.ndarray:
@@ -219,7 +219,8 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
         model = build_model(comp, cfg)
         note = model.plan()
-        stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""), None)
+        stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""),
+              model.params().get("epochs"))
         t0 = time.perf_counter()
         Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
@@ -283,7 +284,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
           on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
     """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
     stage = on_stage or (lambda _text, _epochs: None)
-    cfg = dataclasses.replace(cfg, competition=comp.slug, params={**comp.options_for(cfg.model), **cfg.params}).check()
+    cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
         tracking.check_available()

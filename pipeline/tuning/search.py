@@ -287,7 +287,7 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
         raise UsageError("--trials and --workers must be at least 1")
     cls = model_class(cfg.model, comp)
     dims, fixed = search_space(cls, cfg.params)
-    cfg = dataclasses.replace(cfg, params=fixed, competition=comp.slug).check()
+    cfg = dataclasses.replace(cfg, params=fixed).check()
     url = storage_url(comp, ws, storage)
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,
                heartbeat, sampler_seed)

@@ -34,7 +34,7 @@ def test_train_records_a_complete_run(fetched):
     assert len(np.load(run.folder / "train_rows.npy")) == run.metrics.train_rows
     config = json.loads((run.folder / "config.json").read_text())
     assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.08 and config["seed"] == 0  # titanic's
-    assert config["model"] == "linear" and config["competition"] == "titanic"
+    assert config["model"] == "linear" and "competition" not in config  # the run's folder says which
     metrics = json.loads((run.folder / "metrics.json").read_text())
     assert metrics["data_fingerprint"] == dataset.load_dataset(TITANIC, ws).fingerprint and metrics["kc_version"]
     assert metrics["metric"] == "accuracy" and metrics["score"] == run.score
@@ -76,6 +76,7 @@ def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
     assert json.loads((run.folder / "metrics.json").read_text())["full_epochs"] == best
     assert stages[-1] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
+    assert [epochs for _, epochs in stages] == [None, 12, best]  # loading data, validation, refit
     [model] = records.load_models(TITANIC, run)
     from pipeline.models.linear import LinearModel
 

@@ -194,7 +194,7 @@ def test_a_trial_numbered_past_the_budget_closes_without_training(titanic_only):
     cls = model_by_name("knn")
     dims, _ = search_space(cls, {"k": "3:9"})
     url = studies.storage_url(comp, ws, None)
-    job = search._Job(ws.root, "titanic", TrainConfig("knn", competition="titanic"), dims, 1, None, url, "titanic-knn")
+    job = search._Job(ws.root, "titanic", TrainConfig("knn"), dims, 1, None, url, "titanic-knn")
     study = _load(titanic_only, "titanic-knn")
     with pytest.raises(search._OverBudget):
         study.optimize(search._Objective(job, comp, ws, data=None), n_trials=1)
