@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
 from pipeline import api
 from pipeline.cli.live import bytes_progress, out, show_table, working
@@ -16,7 +18,38 @@ from pipeline.core import competitions
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 
-app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+# click's UsageError: Typer exports only its subclass BadParameter (its click is a private copy); same attributes
+_CLICK_USAGE_ERROR = cast("type[typer.BadParameter]", typer.BadParameter.__base__)
+
+
+@contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """A usage error as one `Error:` line that says where help is (click prints a usage block first)."""
+    try:
+        yield
+    except _CLICK_USAGE_ERROR as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `kc` alone shows the help
+            raise
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        typer.echo(f"Error: {exc.format_message()}{where}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+class KcGroup(TyperGroup):
+    """kc's command group: parsing the command line, and usage errors on one line."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        """Parse kc's own options (`--workspace`, `--version`)."""
+        with _one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Find the command and parse its options, then run it."""
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(cls=KcGroup, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
 F = TypeVar("F", bound=Callable[..., Any])
