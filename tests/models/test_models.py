@@ -65,11 +65,44 @@ def comp(task, modality="tabular"):
     return SimpleNamespace(task=task, modality=modality, slug="test")
 
 
-# --- registry -------------------------------------------------------------------------------------------
-def test_registry_matches_each_class():
-    for name, info in MODELS.items():
-        cls = getattr(importlib.import_module(info.module), info.cls)
-        assert (cls.name, cls.tasks, cls.modalities) == (name, info.tasks, info.modalities), name
+# --- the common suite: every registered model runs the same checks, one test id each ----------------------
+TABLE_CASES = [pytest.param(name, task, id=f"{name}-{task}", marks=[pytest.mark.slow] if name == "blend" else [])
+               for name, info in MODELS.items() if "tabular" in info.modalities for task in info.tasks]
+FAST = {"tabular": {"epochs": 2}, "sk-forest": {"n_estimators": 10}, "sk-gbm": {"max_iter": 20}}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_registry_entry_matches_its_class(name):
+    info = MODELS[name]
+    cls = getattr(importlib.import_module(info.module), info.cls)
+    assert (cls.name, cls.tasks, cls.modalities) == (name, info.tasks, info.modalities)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_predict_before_fit_is_a_clear_error(name):
+    model = model_class(name, comp(MODELS[name].tasks[0], MODELS[name].modalities[0]))()
+    X = np.zeros((2, 3), np.float32) if "tabular" in MODELS[name].modalities else np.zeros((2, 28, 28), np.uint8)
+    with pytest.raises(NotFittedError, match=f"this {name} model is not fitted yet"):
+        model.predict(X)
+
+
+@pytest.mark.parametrize(("name", "task"), TABLE_CASES)
+def test_fit_returns_itself_and_a_saved_model_loads_back_the_same(name, task, tmp_path):
+    X, y = values_table(n=150) if task == "regression" else classes_table(n=150, k=2 if task == "binary" else 3)
+    cls = model_class(name, comp(task))
+    model = cls.from_params(FAST.get(name, {}))
+    assert model.fit(X, y) is model and model.fitted_
+    model.save(tmp_path)
+    again = cls.from_params(model.params()).load(tmp_path)
+    assert again.fitted_ and again.regression_ == (task == "regression")
+    if task == "regression":
+        assert again.classes_ is None and np.array_equal(again.predict(X), model.predict(X))
+    else:
+        assert np.array_equal(again.classes_, np.unique(y))
+        assert np.array_equal(again.predict_proba(X), model.predict_proba(X))
+
+
+def test_scaled_inputs_go_to_the_models_that_need_them():
     assert not model_class("sk-gbm", comp("regression")).scaled and model_class("tabular", comp("binary")).scaled
 
 
@@ -79,11 +112,6 @@ def test_models_refuse_the_wrong_kind_of_target():
         SkLogistic().fit(X, y)
     with pytest.raises(UsageError, match="model 'sk-ridge' regresses"):
         SkRidge().fit(X, (y > 50).astype(np.int64))
-
-
-def test_predict_before_fit_is_a_clear_error():
-    with pytest.raises(NotFittedError, match="this linear model is not fitted yet"):
-        LinearModel().predict(np.zeros((2, 3), np.float32))
 
 
 # --- linear ---------------------------------------------------------------------------------------------
@@ -215,30 +243,6 @@ def test_deskew_straightens_a_slanted_bar():
 
 
 # --- save / load ----------------------------------------------------------------------------------------
-
-TABLE_MODELS = ("linear", "knn", "tabular", "sk-logistic", "sk-ridge", "sk-forest", "sk-gbm")
-FAST = {"tabular": {"epochs": 2}, "sk-forest": {"n_estimators": 10}, "sk-gbm": {"max_iter": 20}}
-
-
-@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
-def test_save_and_load_round_trip(task, tmp_path):
-    X, y = values_table(n=150) if task == "regression" else classes_table(n=150, k=2 if task == "binary" else 3)
-    names = [n for n in TABLE_MODELS if task in MODELS[n].tasks]
-    assert len(names) == 6
-    for name in names:
-        cls = model_class(name, comp(task))
-        model = cls.from_params(FAST.get(name, {})).fit(X, y)
-        folder = tmp_path / task / name
-        folder.mkdir(parents=True)
-        model.save(folder)
-        again = cls.from_params(model.params()).load(folder)
-        assert again.fitted_ and again.regression_ == (task == "regression"), name
-        if task == "regression":
-            assert again.classes_ is None and np.array_equal(again.predict(X), model.predict(X)), name
-        else:
-            assert np.array_equal(again.classes_, np.unique(y)), name
-            assert np.array_equal(again.predict_proba(X), model.predict_proba(X)), name
-
 
 # --- scikit-learn models: skops files and what load refuses -----------------------------------------------
 class Planted:
