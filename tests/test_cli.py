@@ -71,6 +71,7 @@ def test_fetch_bundled_says_so_loudly(workspace, kc):
     assert "already fetched" in again.stdout and "NOTE" not in again.stderr
 
 
+@pytest.mark.slow
 def test_fetch_through_the_fake_server(workspace, kaggle_server, kc):
     result = kc("fetch", "titanic", ws=workspace)
     assert result.exit_code == 0, result.output
@@ -85,6 +86,7 @@ def test_fetch_rules_not_accepted(workspace, kaggle_server, kc):
                              "https://www.kaggle.com/competitions/titanic/rules, then run the command again\n")
 
 
+@pytest.mark.slow
 def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
     result = kc("fetch", "my-titanic", "--from", FIXTURES / "titanic", "--metric", "f1", ws=workspace)
     assert result.exit_code == 0, result.output
@@ -117,6 +119,7 @@ def test_convert_before_fetch(workspace, kc):
                              "run `kc fetch digit-recognizer` first\n")
 
 
+@pytest.mark.slow
 def test_convert_and_show(fetched, kc):
     result = kc("convert", "digit-recognizer", "--images", ws=fetched)
     assert result.exit_code == 0, result.output
@@ -184,6 +187,7 @@ def test_train_before_fetch(workspace, kc):
     assert result.stderr == f"Error: titanic is not fetched yet in {workspace}: run `kc fetch titanic` first\n"
 
 
+@pytest.mark.slow
 def test_one_competition_needs_no_slug(titanic_only, tmp_path, kc):
     trained = kc("train", "--epochs", "2", ws=titanic_only)  # the competition's default model: linear
     assert trained.exit_code == 0, trained.output
@@ -333,6 +337,7 @@ def test_unwritable_workspace_is_one_line(tmp_path, kc):
     assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_house_prices_end_to_end(workspace, kc):
     install(workspace, "house-prices")
     trained = kc("train", "--model", "sk-ridge", ws=workspace)

@@ -223,6 +223,7 @@ def poison(root: Path, ids: dict[str, str], how: str, digits: bool, marker: Path
     return folder.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "how"), [
     (command, how) for command in ("submit", "ensemble", "predict-image") for how in POISONS
     if not (command == "predict-image" and how == POISONS[0])])  # no real sk-logistic digit run: config-switched
@@ -245,6 +246,7 @@ def test_a_planted_pickle_is_never_executed(trained, kc, tmp_path, command, how)
 # --- data loss and wrong data --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad_first", [True, False])
 def test_two_first_fetches_at_once_one_of_them_bad_keep_the_good_data(tmp_path, fixture_zips, bad_first):
     root = tmp_path / "ws"
@@ -335,6 +337,7 @@ def test_a_top_level_file_wins_over_an_older_copy_and_same_depth_twins_are_refus
     assert (workspace / "competitions/titanic/train.csv").read_bytes() == files["train.csv"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_a_damaged_png_from_an_interrupted_convert_is_rewritten(fetched, kc, damage):
     succeeded(kc("convert", "digit-recognizer", "--images", ws=fetched))
@@ -502,6 +505,7 @@ def test_a_64mb_header_field_is_one_error_at_fetch(workspace, tmp_path, kc):
     assert "train.csv" in line and len(line) < 300
 
 
+@pytest.mark.slow
 def test_a_64mb_name_in_titanic_is_no_traceback(titanic_only, kc):
     path = titanic_only / "competitions/titanic/train.csv"
     path.write_bytes(path.read_bytes().replace(b"Braund, Mr. Owen Harris", b"N" * (64 << 20), 1))
@@ -527,6 +531,7 @@ def test_test_columns_in_another_order_are_one_error(workspace, tmp_path, kc):
     assert "test.csv" in line and "order" in line
 
 
+@pytest.mark.slow
 def test_a_latin1_titanic_just_works(workspace, tmp_path, kc):
     src = tmp_path / "src"
     shutil.copytree(FIXTURES / "titanic", src)
@@ -565,6 +570,7 @@ DAMAGES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_a_damaged_run_is_listed_as_damaged_and_never_replaced_by_another(trained, kc, damage):
     root, ids = trained
@@ -582,6 +588,7 @@ def test_a_damaged_run_is_listed_as_damaged_and_never_replaced_by_another(traine
     assert bad in line or "no-such-model" in line or "epochs" in line
 
 
+@pytest.mark.slow
 def test_a_config_without_params_is_no_traceback(trained, kc):
     root, ids = trained
     rewrite_json(run_dir(root, TITANIC, ids["linear"]) / "config.json",
@@ -615,6 +622,7 @@ VALID_NPZ = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("garbage", list(VALID_NPZ))
 def test_garbage_valid_npz_is_one_error(trained, kc, garbage):
     root, ids = trained
@@ -640,6 +648,7 @@ BAD_LOG_LINES = ["not json at all", "[]", '{"file": 3}', '"just a string"', "\ud
                  '{"file": "y.csv", "status": "PENDING", "upload_ref": "abc"}']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", BAD_LOG_LINES)
 def test_a_bad_log_line_does_not_stop_a_submission(trained, kc, bad):
     root, ids = trained
@@ -669,6 +678,7 @@ def test_bad_train_options_are_one_error(titanic_only, kc, args):
     assert not list(Workspace(titanic_only).runs_dir("titanic").glob("[!.]*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", [
     pytest.param(("titanic", "-m", "knn", "-p", "k=100000"), id="titanic-knn-k-100000"),
     pytest.param(("titanic", "-m", "linear", "-p", "epochs=1"), id="titanic-linear-p-epochs-1"),
@@ -680,6 +690,7 @@ def test_extreme_but_legal_train_options_train(fetched, kc, args):
     assert json.loads((run / "metrics.json").read_text())["score"] > 0
 
 
+@pytest.mark.slow
 def test_an_ensemble_naming_a_run_twice_is_one_error(trained, kc):
     root, ids = trained
     line = one_error(kc("ensemble", "titanic", ids["knn"], ids["knn"], ws=root))
@@ -708,6 +719,7 @@ def test_staging_leftovers_are_cleaned_by_the_next_fetch(titanic_only, fixture_z
     assert not left.exists()
 
 
+@pytest.mark.slow
 def test_temporary_run_folders_of_dead_processes_are_cleaned_by_the_next_train(titanic_only, kc):
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -746,6 +758,7 @@ def test_a_malformed_kaggle_json_is_named(workspace, kc, content):
     assert not (workspace / "competitions/titanic").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", ["500", "refused"])
 def test_a_failing_kaggle_keeps_the_bundled_copy_and_says_so(workspace, kaggle_server, kc, monkeypatch, failure):
     with monkeypatch.context() as m:

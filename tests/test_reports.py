@@ -110,6 +110,7 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, reports.write_report(TITANIC, ws)
 
 
+@pytest.mark.slow
 def test_the_page_lists_every_run_best_first(titanic):
     root, path = titanic
     assert path == root / "competitions/titanic/report.html"
@@ -125,6 +126,7 @@ def test_the_page_lists_every_run_best_first(titanic):
     assert "DAMAGED" in path.read_text() and "config.json cannot be read" in path.read_text()
 
 
+@pytest.mark.slow
 def test_lower_is_better_puts_the_smallest_error_first(workspace):
     install(workspace, "house-prices")
     ws = Workspace(workspace)
@@ -140,6 +142,7 @@ def test_lower_is_better_puts_the_smallest_error_first(workspace):
     assert '<svg id="chart"' not in text
 
 
+@pytest.mark.slow
 def test_user_text_is_escaped(titanic):
     _, path = titanic
     text = path.read_text()
@@ -151,6 +154,7 @@ def test_user_text_is_escaped(titanic):
         len(list(d.glob("*.png"))) for d in (path.parent / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_the_page_needs_nothing_outside_itself(titanic):
     _, path = titanic
     text = path.read_text()
@@ -163,6 +167,7 @@ def test_the_page_needs_nothing_outside_itself(titanic):
         assert outside not in text
 
 
+@pytest.mark.slow
 def test_pictures_are_embedded(titanic):
     root, path = titanic
     text = path.read_text()
@@ -173,6 +178,7 @@ def test_pictures_are_embedded(titanic):
     assert text.count("<details") == 4 and text.count("<details id=\"run-0\" open>") == 1
 
 
+@pytest.mark.slow
 def test_the_submission_log_and_the_chart(titanic):
     _, path = titanic
     text = path.read_text()
@@ -183,6 +189,7 @@ def test_the_submission_log_and_the_chart(titanic):
     assert "#1 a.csv: validation" in chart and "#3" not in chart
 
 
+@pytest.mark.slow
 def test_kc_report_after_a_real_upload(titanic_only, kaggle_server, kc, tmp_path):
     ws = Workspace(titanic_only)
     trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 2}))
@@ -244,6 +251,7 @@ def dom(chromium: str, url: str, profile: Path) -> tuple[Page, list[str]]:
     return Page(out), console
 
 
+@pytest.mark.slow
 def test_the_page_runs_in_a_browser_without_errors(chromium, titanic, tmp_path):
     root, path = titanic
     page, console = dom(chromium, path.as_uri(), tmp_path / "profile")
@@ -254,6 +262,7 @@ def test_the_page_runs_in_a_browser_without_errors(chromium, titanic, tmp_path):
     assert HOSTILE_RUN in [r["id"] for r in page.runs()]  # shown as text, not made an element
 
 
+@pytest.mark.slow
 def test_a_run_link_opens_its_pictures(chromium, titanic, tmp_path):
     _, path = titanic
     assert '<details id="run-2">' in path.read_text()  # closed until asked for
@@ -262,6 +271,7 @@ def test_a_run_link_opens_its_pictures(chromium, titanic, tmp_path):
     assert console == [] and re.search(r'<details id="run-2" open(="")?>', out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("hash_", "sorted_", "key", "descending"), [
     ("#sort=fit", "fit:asc", "fit", False),
     ("#sort=score:asc", "score:asc", "score", False),  # a click on the sorted score column reverses it: worst first
@@ -283,6 +293,7 @@ def test_sorting_runs_the_page_script_in_a_browser(chromium, titanic, tmp_path, 
     assert page.damaged() == ["broken-run"]  # damaged runs stay at the bottom
 
 
+@pytest.mark.slow
 def test_the_browser_checks_catch_errors_and_outside_requests(chromium, titanic, tmp_path):
     _, path = titanic
     broken = tmp_path / "broken.html"
@@ -294,6 +305,7 @@ def test_the_browser_checks_catch_errors_and_outside_requests(chromium, titanic,
     assert any("Content Security Policy" in line and "example.invalid" in line for line in console)
 
 
+@pytest.mark.slow
 def test_screenshot(chromium, titanic, tmp_path):
     from PIL import Image
 

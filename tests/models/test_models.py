@@ -125,6 +125,7 @@ def test_logistic_gradient_descent_matches_scikit_learn():
     assert np.allclose(ours.predict_proba(X), ref.predict_proba(X), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_softmax_gradient_descent_matches_scikit_learn(digits):
     from pipeline.pixels import images
 
@@ -168,6 +169,7 @@ def test_linear_regression_keeps_the_last_epoch_and_reports_rmse_on_the_target_s
     assert last["valid_rmse"] < 0.5 * np.std(y[200:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: LinearModel(epochs=6, bs=16, lr=0.05),
                                   lambda: TabularModel(epochs=6, dropout=0.0, wd=0.0, lr=3e-2)])
 def test_validation_labels_choose_nothing(make):
@@ -438,6 +440,7 @@ def test_gbm_max_features_samples_features_and_is_checked():
         SkGBM(max_features=1.5).fit(X, y)
 
 
+@pytest.mark.slow
 def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monkeypatch):
     from pipeline.models import blend
 
@@ -457,6 +460,7 @@ def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monk
     assert named.models_[0].params() == SkRidge().params()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: LinearModel(epochs=2), lambda: TabularModel(epochs=2)])
 def test_small_tables_train_on_one_thread_and_give_the_threads_back(make, monkeypatch):
     import torch
