@@ -37,7 +37,7 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
             accs.append(m.score), stds.append(m.fold_std), fits.append(m.fit_seconds)
             continue
         if kind.endswith("-leaky"):  # for comparison: group features of a table built once from every label
-            fitted = trainer.validate(comp, cfg, data.X, y, None, lambda _: None)
+            fitted = trainer.validate(comp, cfg, data.X, y, None, lambda _text, _epochs: None)
             accs.append(float(np.mean(np.argmax(fitted.out, axis=1) == y)))
             stds.append(float(np.std(fitted.fold_scores))), fits.append(fitted.fit_seconds)
             continue

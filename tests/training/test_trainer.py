@@ -227,7 +227,7 @@ def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
     def oof(d: dataset.Dataset, per_fit: bool) -> np.ndarray:
         hook = (lambda rows: d.for_fit(d.X, rows)) if per_fit else None
         X = d.X if per_fit else d.for_fit(d.X, np.arange(len(d.y)))  # without the hook: labels of every row
-        return trainer.validate(TITANIC, cfg, X, d.y, None, lambda _: None, None, hook).out
+        return trainer.validate(TITANIC, cfg, X, d.y, None, lambda _text, _epochs: None, None, hook).out
 
     a, b = oof(data, True), oof(flipped, True)
     fold0 = parts[0]
