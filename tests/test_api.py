@@ -36,6 +36,7 @@ def test_import_is_light():
     assert done.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_notebook_session_end_to_end_prints_nothing(workspace, capfd):
     fetched = kc.fetch("titanic", FIXTURE, workspace=workspace)
     assert fetched.competition.slug == "titanic" and fetched.source == "file"
@@ -71,6 +72,7 @@ def test_errors_are_kc_errors(titanic_only):
         kc.competition("mnist", workspace=titanic_only)
 
 
+@pytest.mark.slow
 def test_a_failed_upload_keeps_the_written_submission_in_hand(titanic_only, kaggle_server):
     run = kc.train("titanic", model="knn", workspace=titanic_only)
     written = kc.submit("titanic", run, workspace=titanic_only)

@@ -77,6 +77,7 @@ def knn_run(fetched):
     return fetched, run
 
 
+@pytest.mark.slow
 def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run, tmp_path):
     fetched, _ = knn_run
     data = dataset.load_dataset(DIGITS, Workspace(fetched))
@@ -93,6 +94,7 @@ def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run,
     assert hits >= 8
 
 
+@pytest.mark.slow
 def test_cli_predict_image(knn_run, tmp_path, kc):
     fetched, _ = knn_run
     path = tmp_path / "seven.png"

@@ -20,6 +20,7 @@ def three(fetched):
     return ws, [trainer.train(TITANIC, ws, cfg) for cfg in cfgs]
 
 
+@pytest.mark.slow
 def test_vote_is_scored_on_the_shared_split(three, kc):
     ws, members = three
     ids = [r.run_id for r in members]
@@ -37,6 +38,7 @@ def test_vote_is_scored_on_the_shared_split(three, kc):
     assert log[-1].model == "linear+knn+sk-logistic" and log[-1].valid_score == result.score
 
 
+@pytest.mark.slow
 def test_weighted_is_at_least_as_good_as_its_best_member(three):
     ws, members = three
     result = ensembles.ensemble(TITANIC, ws, [r.run_id for r in members])
@@ -45,6 +47,7 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
     assert result.score >= max(r.score for r in members)
 
 
+@pytest.mark.slow
 def test_the_same_model_twice_scores_as_that_model(fetched):
     ws = Workspace(fetched)
     a = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
@@ -96,6 +99,7 @@ def test_vote_is_refused_for_a_regression(workspace, kc):
                              "use weighted or mean\n")
 
 
+@pytest.mark.slow
 def test_runs_trained_on_other_features_are_refused_not_crashed(three):
     ws, runs = three
     old = runs[0].folder / "metrics.json"  # as if trained before Titanic's builder gained its group columns

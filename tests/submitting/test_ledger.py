@@ -43,6 +43,7 @@ def submission_files(ws_root: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*.csv")) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_submit_writes_a_valid_file_and_logs_it(trained, kc):
     ws_root, run = trained
     result = kc("submit", "titanic", ws=ws_root)
@@ -60,6 +61,7 @@ def test_submit_writes_a_valid_file_and_logs_it(trained, kc):
     assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / name} (valid format; linear run ")
 
 
+@pytest.mark.slow
 def test_an_identical_submission_is_not_written_again(trained, kc):
     ws_root, run = trained
     first = ledger.predict_run(TITANIC, Workspace(ws_root), None)
@@ -71,6 +73,7 @@ def test_an_identical_submission_is_not_written_again(trained, kc):
     assert submission_files(ws_root) == [f"{run.run_id}.csv"]
 
 
+@pytest.mark.slow
 def test_submit_digits_uses_image_ids(fetched):
     ws = Workspace(fetched)
     trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
@@ -80,6 +83,7 @@ def test_submit_digits_uses_image_ids(fetched):
     assert set(df["Label"]) <= set(range(10))
 
 
+@pytest.mark.slow
 def test_submit_house_prices_writes_positive_prices(workspace):
     install(workspace, "house-prices")
     houses = competitions.get("house-prices")
@@ -150,6 +154,7 @@ def test_validate_reads_trailing_empty_columns_and_names_a_stray_cell(fetched, t
                              "row 3, column 4 holds 'survived'\n")
 
 
+@pytest.mark.slow
 def test_kaggles_old_quirky_sample_still_fetches_and_submits(workspace, tmp_path, kc):
     src = tmp_path / "titanic"
     src.mkdir()
@@ -211,6 +216,7 @@ def test_nan_outputs_are_never_written(trained, monkeypatch):
     assert submission_files(ws_root) == []
 
 
+@pytest.mark.slow
 def test_upload_polls_for_the_score_and_logs_it(trained, kaggle_server, kc):
     ws_root, run = trained
     kaggle_server.polls_until_scored = 2
@@ -226,6 +232,7 @@ def test_upload_polls_for_the_score_and_logs_it(trained, kaggle_server, kc):
     assert kaggle_server.calls.count("ListSubmissions") >= 2
 
 
+@pytest.mark.slow
 def test_upload_without_waiting_then_refresh(trained, kaggle_server, kc):
     ws_root, _ = trained
     result = kc("submit", "titanic", "--upload", "--no-wait", "-m", "first try", ws=ws_root)
@@ -240,6 +247,7 @@ def test_upload_without_waiting_then_refresh(trained, kaggle_server, kc):
     assert entry.status == "COMPLETE" and entry.public_score == "0.98765"
 
 
+@pytest.mark.slow
 def test_no_submissions_left_today(trained, kaggle_server, kc):
     ws_root, _ = trained
     kaggle_server.allowed_today = 0
@@ -251,6 +259,7 @@ def test_no_submissions_left_today(trained, kaggle_server, kc):
     assert result.stdout.startswith(f"wrote {ws_root / 'submissions/titanic' / entry.file} (valid format; ")
 
 
+@pytest.mark.slow
 def test_a_failed_upload_is_an_error_not_a_success(trained, kaggle_server, kc):
     ws_root, _ = trained
     kaggle_server.fail_uploads = 1
@@ -262,6 +271,7 @@ def test_a_failed_upload_is_an_error_not_a_success(trained, kaggle_server, kc):
     assert entry.status == "written" and entry.upload_ref is None
 
 
+@pytest.mark.slow
 def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_server, monkeypatch):
     ws = Workspace(workspace)
     with monkeypatch.context() as m:
@@ -276,6 +286,7 @@ def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_
     assert kaggle_server.submissions == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "status", "error"),
     [

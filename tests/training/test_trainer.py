@@ -47,6 +47,7 @@ def test_train_records_a_complete_run(fetched):
     assert run.plots == [run.folder / "confusion_matrix.png", run.folder / "learning_curves.png"]
 
 
+@pytest.mark.slow
 def test_folds_score_every_row_out_of_fold(fetched):
     ws = Workspace(fetched)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 4}, folds=3))
@@ -95,6 +96,7 @@ def test_a_saved_run_reads_back_as_typed_records(fetched):
     assert again.metrics.fold_std == pytest.approx(np.std(again.metrics.fold_scores))
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(fetched):
     ws = Workspace(fetched)
     cfg = trainer.TrainConfig(model="linear", params={"epochs": 3}, seed=7)
@@ -111,6 +113,7 @@ def test_same_seed_same_metrics_cnn(fetched):
     assert a.metrics.history == b.metrics.history
 
 
+@pytest.mark.slow
 def test_runs_are_listed_best_first_and_reload(fetched):
     ws = Workspace(fetched)
     trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 1, "lr": 1e-6}))
@@ -130,6 +133,7 @@ def test_runs_are_listed_best_first_and_reload(fetched):
     assert str(err.value) == "no run 'nope' for titanic; see `kc runs titanic`"
 
 
+@pytest.mark.slow
 def test_a_regression_run_is_best_when_lowest(workspace):
     install(workspace, "house-prices")
     comp = competitions.get("house-prices")
@@ -147,6 +151,7 @@ def test_no_runs_yet(fetched):
     assert str(err.value) == "no runs for titanic yet: run `kc train titanic` first"
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
     ws = Workspace(fetched)
 
@@ -161,6 +166,7 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
     assert run.score == pytest.approx(best["valid_accuracy"])
 
 
+@pytest.mark.slow
 def test_damaged_weights_are_a_clear_error(fetched):
     ws = Workspace(fetched)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 1}))
@@ -238,6 +244,7 @@ def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
     assert not np.array_equal(leaky[fold0], leaky_flipped[fold0])
 
 
+@pytest.mark.slow
 def test_the_competitions_own_options_apply_to_its_default_model_and_yield_to_the_users(fetched):
     ws = Workspace(fetched)
     assert TITANIC.default_model == "linear" and TITANIC.options_for("linear") == {"lr": "0.08"}
@@ -247,6 +254,7 @@ def test_the_competitions_own_options_apply_to_its_default_model_and_yield_to_th
     assert other.config.params["lr"] == TabularModel.lr != 0.08  # another model keeps its own default
 
 
+@pytest.mark.slow
 def test_titanic_runs_record_their_group_features(fetched):
     ws = Workspace(fetched)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-logistic", folds=3))

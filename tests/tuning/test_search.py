@@ -124,6 +124,7 @@ def test_bad_ranges_say_what_to_write(model, param, message):
 
 # --- one worker -----------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
     seen = []
     comp, ws = _titanic(titanic_only)
@@ -151,6 +152,7 @@ def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
     _check_exactly(_load(titanic_only, "titanic-knn"), 6, titanic_only)
 
 
+@pytest.mark.slow
 def test_folds_score_each_trial_out_of_fold(titanic_only):
     comp, ws = _titanic(titanic_only)
     result = search.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}, folds=3), trials=2)
@@ -159,6 +161,7 @@ def test_folds_score_each_trial_out_of_fold(titanic_only):
         assert run.metrics.scored_on == "oof" and run.metrics.valid_rows == 300 and run.score == t.score
 
 
+@pytest.mark.slow
 def test_timeout_stops_starting_trials(titanic_only):
     comp, ws = _titanic(titanic_only)
     t0 = time.monotonic()
@@ -167,6 +170,7 @@ def test_timeout_stops_starting_trials(titanic_only):
     assert all(t.state == "COMPLETE" for t in result.trials) and result.budget == 10_000
 
 
+@pytest.mark.slow
 def test_pruning_stops_a_hopeless_trial_after_its_first_epoch(titanic_only):
     comp, ws = _titanic(titanic_only)
     never = optuna.pruners.ThresholdPruner(lower=0.99)  # titanic's accuracy never gets there
@@ -205,6 +209,7 @@ def test_a_trial_numbered_past_the_budget_closes_without_training(titanic_only):
 
 # --- many workers ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_two_worker_processes_on_sqlite_run_exactly_the_budget(titanic_only, kc):
     result = kc("tune", "titanic", "--model", "knn", "--trials", "6", "--workers", "2", ws=titanic_only)
     assert result.exit_code == 0, result.output
@@ -214,6 +219,7 @@ def test_two_worker_processes_on_sqlite_run_exactly_the_budget(titanic_only, kc)
                   if line.startswith("trial ")) == list(range(6))
 
 
+@pytest.mark.slow
 def test_two_machines_share_a_journal_file(titanic_only, tmp_path):
     journal = f"journal:{tmp_path / 'shared' / 'kc.log'}"
     args = ["tune", "titanic", "--model", "knn", "--trials", "6", "--storage", journal, "--study", "shared"]
@@ -271,6 +277,7 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_on_postgresql_run_exactly_the_budget(titanic_only, kc, postgres_url):
     result = kc("tune", "titanic", "--model", "knn", "--trials", "6", "--workers", "2", "--storage", postgres_url,
                 ws=titanic_only)
@@ -308,6 +315,7 @@ def _prepare(root: Path, storage: str | None = None) -> None:
     studies.open_storage(studies.storage_url(comp, ws, storage))
 
 
+@pytest.mark.slow
 def test_ctrl_c_marks_the_running_trial_and_keeps_its_run(titanic_only):
     _prepare(titanic_only)
     # far more epochs than the test waits for: a fast trial must not finish before the signal arrives
@@ -326,6 +334,7 @@ def test_ctrl_c_marks_the_running_trial_and_keeps_its_run(titanic_only):
     assert run.metrics.interrupted and 1 <= len(run.metrics.history) < 50000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_a_killed_worker_leaves_the_study_usable(titanic_only, kc, tmp_path, kind):
     storage = f"journal:{tmp_path / 'kc.log'}" if kind == "journal" else None
@@ -348,6 +357,7 @@ def test_a_killed_worker_leaves_the_study_usable(titanic_only, kc, tmp_path, kin
 
 # --- showing --------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_show_prints_the_best_trials_and_draws_the_study(titanic_only, kc):
     comp, ws = _titanic(titanic_only)
     result = search.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=4)
@@ -363,6 +373,7 @@ def test_show_prints_the_best_trials_and_draws_the_study(titanic_only, kc):
             assert image.format == "PNG" and image.size == (800, 500)
 
 
+@pytest.mark.slow
 def test_show_names_the_studies_it_has(titanic_only, kc):
     result = kc("tune", "titanic", "--show", "--study", "nope", ws=titanic_only)
     assert result.exit_code == 1
@@ -370,6 +381,7 @@ def test_show_names_the_studies_it_has(titanic_only, kc):
                              "holds none yet); run `kc tune titanic --trials 20` first, or name one with --study\n")
 
 
+@pytest.mark.slow
 def test_a_study_refuses_workers_that_search_something_else(titanic_only, kc):
     first = kc("tune", "titanic", "--model", "knn", "--trials", "1", "-p", "k=3:9", ws=titanic_only)
     assert first.exit_code == 0, first.output
