@@ -146,6 +146,7 @@ def convert_edited(template: Path, slug: str, edits: dict[str, list[tuple]]) -> 
         converted(slug, ws)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(edits=file_edits("digit-recognizer"))
 @example(edits={"train.csv": [("header", 0, "")]})
@@ -160,6 +161,7 @@ def test_convert_titanic_tables_ends_in_features_or_a_kc_error(template, edits):
     convert_edited(template, "titanic", edits)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(edits=file_edits(HOUSES))
 @example(edits={"train.csv": [("truncate", 1)]})

@@ -78,6 +78,7 @@ def test_house_prices_loads_with_its_own_builder(workspace):
     assert np.isfinite(data.X).all() and np.isfinite(data.X_test).all()
 
 
+@pytest.mark.slow
 def test_the_default_blend_never_sees_the_labels_it_is_scored_on(workspace, monkeypatch):
     """Out-of-fold: changing the prices of one fold's houses leaves that fold's predictions exactly as they were.
 
