@@ -86,11 +86,11 @@ def check_headers(comp: Competition, folder: Path) -> None:
         if len(set(header)) != len(header):
             twice = next(c for c in header if header.count(c) > 1)
             raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
-    left_out = {comp.target_column, comp.id_column, *comp.dropped_columns}
-    features = tuple(c for c in train if c not in left_out)
-    test_features = tuple(c for c in test if c != comp.id_column)
+    # test holds train's columns without the target (and the train-only ones), in order; the id where train has it
+    features = tuple(c for c in train if c not in {comp.target_column, *comp.dropped_columns})
+    test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
     for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
-        if comp.pixel_columns and header != comp.pixel_columns:
+        if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:
             raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
                             + (f" beside {comp.target_column}" if name == comp.train_file else ""))
     if features != test_features:
