@@ -112,7 +112,7 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, 
     for key, value in (("epochs", epochs), ("lr", lr), ("bs", bs)):
         if value is not None:
             options[key] = value
-    cfg = TrainConfig(model=model or comp.default_model, params=options, valid_pct=valid_pct, seed=seed,
+    cfg = TrainConfig(model=(model or comp.default_model).lower(), params=options, valid_pct=valid_pct, seed=seed,
                       folds=folds, full=full, device=device, features=features, tensorboard=tensorboard)
     return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
 
@@ -260,8 +260,8 @@ def tune(slug: str | None = None, model: str | None = None, *, trials: int, time
 
     space = _space(workspace)
     comp = competition(slug, space)
-    cfg = TrainConfig(model=model or comp.default_model, params=dict(params or {}), valid_pct=valid_pct, seed=seed,
-                      folds=folds, device=device, features=features)
+    cfg = TrainConfig(model=(model or comp.default_model).lower(), params=dict(params or {}), valid_pct=valid_pct,
+                      seed=seed, folds=folds, device=device, features=features)
     return search.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
 
 
@@ -271,7 +271,7 @@ def study(slug: str | None = None, model: str | None = None, *, storage: str | N
     from pipeline.tuning import studies
 
     space = _space(workspace)
-    return studies.show(competition(slug, space), space, storage, name, model)
+    return studies.show(competition(slug, space), space, storage, name, model.lower() if model else None)
 
 
 def predict_images(paths: list[str | Path] | str | Path, run_id: str | None = None, out: str | Path | None = None,

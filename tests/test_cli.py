@@ -304,3 +304,18 @@ def test_house_prices_end_to_end(workspace, kc):
     submitted = kc("submit", ws=workspace)
     assert submitted.exit_code == 0, submitted.output
     assert "validation RMSE of logs 0." in submitted.stdout
+
+
+def test_help_gives_whole_summaries_on_a_wide_terminal():
+    wide = {**__import__("os").environ, "COLUMNS": "160"}
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, env=wide)
+    assert "..." not in out.stdout.split("Commands:")[1]
+    assert "  tune           Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored " \
+           "by the metric.\n" in out.stdout
+
+
+def test_model_names_are_case_insensitive(titanic_only, kc):
+    trained = kc("train", "-m", "Linear", "--epochs", "1", ws=titanic_only)
+    assert trained.exit_code == 0, trained.output
+    assert "titanic linear: validation accuracy" in trained.stdout
+    assert [p.name.endswith("-linear") for p in (titanic_only / "competitions/titanic/runs").iterdir()] == [True]

@@ -18,7 +18,7 @@ from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]},
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 160},
                   help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -289,7 +289,7 @@ def train(
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
-    chosen = model or comp.default_model
+    chosen = (model or comp.default_model).lower()
     display = TrainDisplay(epochs or default_epochs(chosen, {**comp.options_for(chosen), **params}))
     with display.running():
         run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
@@ -610,6 +610,10 @@ def tune(
         more = "run the same command" if len(result.trials) < (result.budget or 0) else "raise --trials"
         out.print(f"interrupted: running trials were marked failed; {more} to go on")
         raise typer.Exit(130)
+
+
+for _info in app.registered_commands:  # whole summaries in `kc --help` (click cuts them at ~45 characters)
+    _info.short_help = _info.short_help or (_info.callback.__doc__ or "").strip().splitlines()[0]
 
 
 def main() -> None:
