@@ -25,7 +25,7 @@ from pipeline.core.dataset import Dataset, load_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
-from pipeline.models.base import EpochCallback, Model
+from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
 from pipeline.training.records import (
     Damaged,
     Run,
@@ -83,6 +83,7 @@ def build_model(comp: Competition, cfg: TrainConfig) -> Model:
     cls = model_class(cfg.model, comp)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     params = dict(cfg.params)
+    check_inputs(cls, params, comp.modality)
     if "seed" in names:
         params.setdefault("seed", cfg.seed)
     if "device" in names:
@@ -334,7 +335,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"))
-    cfg = dataclasses.replace(cfg, params=first.params())
+    cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
     return _record(comp, ws, cfg, metrics, fitted, full, data, events)
 
 

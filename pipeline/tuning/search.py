@@ -286,7 +286,7 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     if trials < 1 or workers < 1:
         raise UsageError("--trials and --workers must be at least 1")
     cls = model_class(cfg.model, comp)
-    dims, fixed = search_space(cls, cfg.params)
+    dims, fixed = search_space(cls, cfg.params, comp.modality)
     cfg = dataclasses.replace(cfg, params=fixed, competition=comp.slug).check()
     url = storage_url(comp, ws, storage)
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,
