@@ -521,13 +521,18 @@ def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     """Offline, on the bundled data: fetch, convert, train linear/knn/cnn, write validated submissions."""
     import time
 
-    from pipeline.demo import run_demo
+    from pipeline.cli.live import TrainDisplay
+    from pipeline.demo import DemoWatch, run_demo
 
     t0 = time.perf_counter()
-    with working("starting") as bar:
-        result = run_demo(_ws(ctx, workspace), say=lambda text: bar.update(bar.task_ids[0], description=text))
+    display = TrainDisplay(None)
+    with display.running():
+        watch = DemoWatch(say=display.ticker.say, on_model=display.model, on_epoch=display.epoch,
+                          on_stage=display.stage)
+        result = run_demo(_ws(ctx, workspace), watch)
     table = Table("competition", "model", "validation accuracy", "5-fold OOF", "time (s)",
-                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data")
+                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data, {result.threads} "
+                        f"thread{'s' if result.threads > 1 else ''}")
     for slug, model, score, cv, seconds in result.rows:
         table.add_row(slug, model, f"{100 * score:.2f}%", f"{100 * cv:.2f}%" if cv is not None else "-",
                       f"{seconds:.1f}")

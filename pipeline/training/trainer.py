@@ -326,6 +326,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
             stage("refit stopped: submissions use the validated model")
             full = None
     first = fitted.models[0]
+    stage("saving the run and drawing its pictures")
     metrics = RunMetrics(
         metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
         train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
