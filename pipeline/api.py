@@ -97,12 +97,14 @@ def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -
     return list(MODELS) if slug is None else fitting(competitions.get(slug, _space(workspace).root))
 
 
-def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, full: bool = False,
+def train(slug: str | None = None, model: str | None = None, *, folds: int | None = None, full: bool = False,
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
           tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
           on_stage: Callable[[str], None] | None = None) -> Run:
-    """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run."""
+    """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
+
+    `folds` None: 5 folds for a table under 5,000 rows, else one split."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train
 
@@ -251,7 +253,7 @@ def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> Log
 
 def tune(slug: str | None = None, model: str | None = None, *, trials: int, timeout: float | None = None,
          workers: int = 1, storage: str | None = None, study: str | None = None, valid_pct: float = 0.1,
-         seed: int = 0, folds: int = 0, device: str = "auto", features: str | None = None,
+         seed: int = 0, folds: int | None = None, device: str = "auto", features: str | None = None,
          params: dict[str, Any] | None = None, workspace: WorkspaceLike = None,
          on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
     """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""

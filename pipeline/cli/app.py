@@ -267,8 +267,9 @@ def train(
     bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
     valid_pct: ValidPct = 0.1,
     seed: Seed = 0,
-    folds: Annotated[int, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
-                                            "(0 = one validation split)")] = 0,
+    folds: Annotated[int | None, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
+                                                   "(0 = one validation split; default: 5 for tables under 5,000 "
+                                                   "rows, else 0)", show_default=False)] = None,
     full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
                                                       "submission")] = False,
     device: Device = "auto",
@@ -285,6 +286,7 @@ def train(
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
     from pipeline.cli.live import TrainDisplay, default_epochs, epoch_table
+    from pipeline.training.honesty import few_rows_note
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
@@ -304,6 +306,8 @@ def train(
     else:
         line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
+    if (note := few_rows_note(m)) is not None:
+        typer.echo(f"WARNING: {note}", err=True)
     if m.submits_with == "full":
         epochs = f" for {m.full_epochs} epochs" if m.full_epochs else ""
         out.print(f"refit on all rows{epochs}: submissions use that model")
@@ -568,7 +572,9 @@ def tune(
                                                             "PNGs")] = False,
     valid_pct: ValidPct = 0.1,
     seed: Seed = 0,
-    folds: Annotated[int, typer.Option(help="score each trial out-of-fold on K folds (0 = one split)")] = 0,
+    folds: Annotated[int | None, typer.Option(help="score each trial out-of-fold on K folds (0 = one split; "
+                                                   "default: 5 for tables under 5,000 rows, else 0)",
+                                              show_default=False)] = None,
     device: Device = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "

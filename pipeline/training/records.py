@@ -27,7 +27,7 @@ class TrainConfig:
     params: dict[str, Any] = field(default_factory=dict)
     valid_pct: float = 0.1
     seed: int = 0
-    folds: int = 0  # K > 1: K models on K stratified folds, scored out-of-fold on every row; 0 = one split
+    folds: int | None = 0  # K > 1: K models on K folds, scored out-of-fold; 0 = one split; None = 5 on small tables
     full: bool = False  # after validating, refit on all rows (with the epochs validation chose) for submissions
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own
@@ -40,7 +40,8 @@ class TrainConfig:
             raise UsageError(f"--valid-pct {self.valid_pct}: expected a fraction between 0.01 and 0.5, e.g. 0.1")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise UsageError(f"--seed {self.seed}: expected an integer from 0 to 4294967295")
-        if not isinstance(self.folds, int) or self.folds == 1 or not 0 <= self.folds <= 20:
+        if self.folds is not None and (not isinstance(self.folds, int) or self.folds == 1  # None: the trainer picks
+                                       or not 0 <= self.folds <= 20):
             raise UsageError(f"--folds {self.folds}: expected 0 (one validation split) or a number from 2 to 20")
         if self.device not in DEVICES:
             raise UsageError(f"--device {self.device}: expected one of {', '.join(DEVICES)}")

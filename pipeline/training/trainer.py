@@ -26,6 +26,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
+from pipeline.training.honesty import auto_folds
 from pipeline.training.records import (
     Damaged,
     Run,
@@ -290,6 +291,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
                              "use it with linear, cnn or tabular")
     stage("loading data")
     data = data or load_dataset(comp, ws, cfg.features)
+    if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
+        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, len(data.y)))
     X, _ = data.inputs(model.scaled)
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
