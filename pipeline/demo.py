@@ -116,7 +116,8 @@ def _one(slug: str, ws: Workspace, watch: DemoWatch, result: DemoResult) -> None
         run = trainer.train(comp, ws, cfg, data=data, on_epoch=watch.on_epoch, on_stage=watch.on_stage)
         cv = run.score if run.metrics.scored_on == "oof" else None
         seconds = time.perf_counter() - t0
-        result.rows.append((slug, model, run.score, cv, seconds))
+        result.rows.append((slug, model + (" (interrupted)" if run.metrics.interrupted else ""), run.score, cv,
+                            seconds))
         how = f"out-of-fold on {folds} folds" if folds else f"on a {run.metrics.valid_rows:,}-row split"
         say(f"{slug} {model}: {comp.scorer.title} {comp.scorer.format(run.score)} {how} ({seconds:.0f} s)")
         result.pngs.extend(run.plots)

@@ -13,6 +13,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.metrics import Metric
 from pipeline.core.workspace import Workspace, atomic_path
 from pipeline.submitting.ledger import LogEntry, read_log
+from pipeline.training import listing
 from pipeline.training.records import Damaged, Run, scan
 
 PICTURED = 50  # runs whose PNGs are embedded, best first: each adds ~100 KB to the page
@@ -217,11 +218,11 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
         score = metric.format(r.score) if own else f"{r.score:.4f} ({m.metric})"
         where = "OOF" if m.scored_on == "oof" else "split"
         spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
-        options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
+        options = listing.options_text(r, comp)
         name = f"<code>{_e(r.run_id)}</code>"
         name = f'<a href="#run-{i}">{name}</a>' if i < PICTURED else name  # only pictured runs have an anchor
         link = f'<td class="nowrap" data-sort="{_e(r.run_id)}">{name}</td>'
-        cells = [link, _td(r.model, cls="nowrap"), _td(score, r.score if own else "", "num"),
+        cells = [link, _td(listing.model_text(r), cls="nowrap"), _td(score, r.score if own else "", "num"),
                  _td(f"{where}, {m.valid_rows:,} rows", f"{where} {m.valid_rows:09d}", "nowrap"),
                  _td(spread, m.fold_std if m.fold_scores else "", "num"), _td(m.submits_with),
                  _td(f"{m.fit_seconds:.1f}", m.fit_seconds, "num"), _td(options)]

@@ -339,6 +339,8 @@ def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None
 @handled
 def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List the competition's runs, best validation score first (by its metric)."""
+    from pipeline.training import listing
+
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     found = api.runs(comp.slug, ws)
@@ -352,9 +354,8 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
         m = r.metrics
         scored = f"OOF, {m.valid_rows:,} rows" if m.scored_on == "oof" else f"split, {m.valid_rows:,} rows"
         spread = f"± {metric.format(m.fold_std)}" if m.fold_scores else "-"
-        options = " ".join(f"{k}={v}" for k, v in r.config.params.items() if k not in ("seed", "device"))
-        table.add_row(r.run_id, r.model, metric.format(r.score), scored, spread, m.submits_with,
-                      f"{m.fit_seconds:.1f}", options)
+        table.add_row(r.run_id, listing.model_text(r), metric.format(r.score), scored, spread, m.submits_with,
+                      f"{m.fit_seconds:.1f}", listing.options_text(r, comp))
     for d in found.damaged:
         table.add_row(d.run_id, "DAMAGED", "-", "-", "-", "-", "-", d.reason)
     show_table(table)

@@ -180,7 +180,7 @@ def list_runs(comp: Competition, ws: Workspace) -> list[Run]:
 
 
 def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
-    """One run by id, or the best one when no id is given."""
+    """One run by id, or the best one that finished when no id is given."""
     if run_id is not None:
         folder = ws.runs_dir(comp.slug) / run_id
         if "/" in run_id or run_id.startswith(".") or not folder.is_dir():
@@ -189,7 +189,11 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
     runs = list_runs(comp, ws)
     if not runs:
         raise DataError(f"no runs for {comp.slug} yet: run `kc train {comp.slug}` first")
-    return runs[0]
+    finished = [r for r in runs if not r.metrics.interrupted]  # a half-trained model is used only when named
+    if not finished:
+        raise UsageError(f"every run of {comp.slug} was interrupted: name one with --run {runs[0].run_id}, or train "
+                         f"again with `kc train {comp.slug}`")
+    return finished[0]
 
 
 def load_models(comp: Competition, run: Run) -> list[Any]:
