@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import notebook
 from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KaggleError, UsageError
@@ -101,10 +102,11 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
           tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
-          on_stage: Callable[[str], None] | None = None) -> Run:
+          on_stage: Callable[[str], None] | None = None, progress: bool | None = None) -> Run:
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
 
-    `folds` None: 5 folds for a table under 5,000 rows, else one split."""
+    `folds` None: 5 folds for a table under 5,000 rows, else one split. `progress` (default: in Jupyter) shows a
+    fastprogress bar."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train
 
@@ -116,13 +118,33 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
             options[key] = value
     cfg = TrainConfig(model=(model or comp.default_model).lower(), params=options, valid_pct=valid_pct, seed=seed,
                       folds=folds, full=full, device=device, features=features, tensorboard=tensorboard)
-    return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
+    if not (progress if progress is not None else notebook.in_notebook()):
+        return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
+    with notebook.progress_bar(epochs or _int(options.get("epochs"))) as bar:
+        def epoch(record: dict[str, float]) -> None:
+            bar.epoch(record)
+            if on_epoch:
+                on_epoch(record)
+
+        def stage(text: str) -> None:
+            bar.stage(text)
+            if on_stage:
+                on_stage(text)
+
+        return do_train(comp, space, cfg, on_epoch=epoch, on_stage=stage)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if str(value).isdigit() else None
 
 
 class RunList(list):
     """A competition's runs, best first; `.damaged` lists run folders that could not be read."""
 
     damaged: list[Damaged]
+
+    def _repr_html_(self) -> str:
+        return notebook.runs_html(self)
 
 
 def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
@@ -152,6 +174,9 @@ class Submission:
     entry: LogEntry  # the log line as written
     new: bool  # False: an identical file was already written, so it was not written again
     uploaded: LogEntry | None = None  # the log line after uploading (status, public score)
+
+    def _repr_html_(self) -> str:
+        return notebook.submission_html(self)
 
 
 def submit(slug: str | None = None, run: Run | str | None = None, *, upload: bool = False,
@@ -293,3 +318,7 @@ def report(slug: str | None = None, *, out: str | Path | None = None, workspace:
 
     space = _space(workspace)
     return write_report(competition(slug, space), space, Path(out) if out is not None else None)
+
+
+if notebook.in_notebook():  # runs, competitions and fetches display as HTML in Jupyter
+    notebook.register()

@@ -134,6 +134,13 @@ class Run:
         """The PNGs the run drew."""
         return sorted(self.folder.glob("*.png"))
 
+    def show(self) -> None:
+        """Draw the run's pictures inline (in Jupyter)."""
+        from IPython.display import Image, display
+
+        for png in self.plots:
+            display(Image(filename=str(png)))
+
 
 @dataclass(frozen=True)
 class Damaged:
