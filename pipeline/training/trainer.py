@@ -363,7 +363,8 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
         how = "OOF" if metrics.scored_on == "oof" else "valid"
         title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
         if metrics.history:
-            plots.learning_curves(metrics.history, tmp / "learning_curves.png", title)
+            plots.learning_curves([m.history_ for m in fitted.models] or [metrics.history],
+                                  tmp / "learning_curves.png", title)
         y, pred = data.y[fitted.valid_idx], predictions(comp, fitted.out)
         if comp.is_classification:
             names = np.asarray(comp.display_classes)
