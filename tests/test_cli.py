@@ -179,7 +179,7 @@ def test_train_before_fetch(workspace, kc):
 
 
 def test_one_competition_needs_no_slug(titanic_only, tmp_path, kc):
-    trained = kc("train", "--epochs", "2", ws=titanic_only)  # the competition's default model: linear
+    trained = kc("train", "--epochs", "2", "--folds", "0", ws=titanic_only)  # the competition's default model: linear
     assert trained.exit_code == 0, trained.output
     table, _ = trained.stdout.split("titanic linear: validation accuracy ")  # fastai's epoch table first
     header = next(line for line in table.splitlines() if "epoch" in line and "train_loss" in line)
@@ -259,6 +259,9 @@ def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypat
 def test_demo_runs_offline_end_to_end(workspace, kc):
     result = kc("demo", ws=workspace)
     assert result.exit_code == 0, result.output
+    # not a terminal: each finished model says its score on stderr (and a progress line comes every ~10 s)
+    assert re.search(r"^titanic linear: accuracy \d+\.\d\d% out-of-fold on 5 folds \(\d+ s\)$", result.stderr, re.M)
+    assert re.search(r"^digit-recognizer cnn: accuracy \d+\.\d\d% on a 500-row split \(\d+ s\)$", result.stderr, re.M)
     for slug, model in [("titanic", "linear"), ("titanic", "knn"), ("digit-recognizer", "linear"),
                         ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
         assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
@@ -297,7 +300,7 @@ def test_unwritable_workspace_is_one_line(tmp_path, kc):
 
 def test_house_prices_end_to_end(workspace, kc):
     install(workspace, "house-prices")
-    trained = kc("train", "--model", "sk-ridge", ws=workspace)
+    trained = kc("train", "--model", "sk-ridge", "--folds", "0", ws=workspace)
     assert trained.exit_code == 0, trained.output
     assert re.match(r"house-prices-advanced-regression-techniques sk-ridge: validation RMSE of logs 0\.\d{4} ",
                     trained.stdout)
@@ -315,7 +318,7 @@ def test_help_gives_whole_summaries_on_a_wide_terminal():
 
 
 def test_model_names_are_case_insensitive(titanic_only, kc):
-    trained = kc("train", "-m", "Linear", "--epochs", "1", ws=titanic_only)
+    trained = kc("train", "-m", "Linear", "--epochs", "1", "--folds", "0", ws=titanic_only)
     assert trained.exit_code == 0, trained.output
     assert "titanic linear: validation accuracy" in trained.stdout
     assert [p.name.endswith("-linear") for p in (titanic_only / "competitions/titanic/runs").iterdir()] == [True]
