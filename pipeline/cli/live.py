@@ -157,8 +157,8 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
     best = min(range(len(first)), key=lambda i: first[i].record.get("valid_loss", float("inf")))
     keep = _sample(len(first), best)
     title = "epochs" + (f" ({first[0].fit})" if first[0].fit else "")
-    if len(keep) < len(first):
-        title += f": {len(keep)} of {len(first)} shown"
+    if len(keep) < len(first):  # say why rows are missing: a long table would push the result off the screen
+        title += f": {len(keep)} of {len(first)} shown (first, best, last and evenly between)"
     table = Table("epoch", *keys, "time", title=title)
     for i in keep:
         r = first[i]

@@ -81,3 +81,12 @@ def test_kc_with_output_to_a_file_is_never_silent(titanic_only, tmp_path):
                      re.M), text
     assert re.search(r"^fold 1/2: valid_accuracy \d+\.\d\d%, valid_loss [\d.]+ after 300 epochs", text, re.M), text
     assert re.search(r"^fold 2/2: valid_accuracy", text, re.M), text
+
+
+def test_an_epoch_table_too_long_to_show_says_which_epochs_it_shows():
+    from pipeline.cli.live import EpochRow, epoch_table
+
+    rows = [EpochRow("", {"epoch": i + 1, "train_loss": 1.0, "valid_loss": 1.0 / (i + 1)}, 1.0) for i in range(40)]
+    table = epoch_table(rows)
+    assert table.title == "epochs: 24 of 40 shown (first, best, last and evenly between)"
+    assert epoch_table(rows[:10]).title == "epochs"
