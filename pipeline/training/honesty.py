@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.core.competitions import Competition
 from pipeline.training.records import RunMetrics
 
@@ -10,10 +12,15 @@ AUTO_FOLDS = 5
 FEW_ROWS = 200  # a score on fewer rows than this moves by several points with the split
 
 
-def auto_folds(comp: Competition, rows: int) -> int:
-    """The folds `--folds` means when not given: 5 for a table under 5,000 rows (a 10% split of it is a few
-    dozen rows), else 0 (one validation split)."""
-    return AUTO_FOLDS if comp.modality == "tabular" and rows < SMALL_TABLE_ROWS else 0
+def auto_folds(comp: Competition, y: np.ndarray) -> int:
+    """The folds `--folds` means when not given: 5 for a table under 5,000 rows (a 10% split of it is a few dozen
+    rows), fewer when the smallest class has fewer rows, else 0 (one validation split)."""
+    if comp.modality != "tabular" or len(y) >= SMALL_TABLE_ROWS:
+        return 0
+    if comp.is_classification:
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
+    return AUTO_FOLDS
 
 
 def few_rows_note(metrics: RunMetrics) -> str | None:

@@ -292,7 +292,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     stage("loading data")
     data = data or load_dataset(comp, ws, cfg.features)
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
-        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, len(data.y)))
+        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X, _ = data.inputs(model.scaled)
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant

@@ -289,7 +289,7 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     cls = model_class(cfg.model, comp)
     dims, fixed = search_space(cls, cfg.params, comp.modality)
     if cfg.folds is None:  # small tables: every trial scored out-of-fold, not on a few dozen held-out rows
-        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, len(load_dataset(comp, ws, cfg.features).y)))
+        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, load_dataset(comp, ws, cfg.features).y))
     cfg = dataclasses.replace(cfg, params=fixed, competition=comp.slug).check()
     url = storage_url(comp, ws, storage)
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from pipeline.core import competitions
 from pipeline.core.workspace import Workspace
 from pipeline.training import trainer
@@ -13,8 +15,13 @@ DIGITS = competitions.get("digit-recognizer")
 
 
 def test_small_tables_get_five_folds_and_others_one_split():
-    assert auto_folds(TITANIC, 891) == 5 and auto_folds(TITANIC, 4_999) == 5
-    assert auto_folds(TITANIC, 5_000) == 0 and auto_folds(DIGITS, 300) == 0
+    def labels(n: int, smallest: int = 100) -> np.ndarray:
+        return np.r_[np.zeros(n - smallest, np.int64), np.ones(smallest, np.int64)]
+
+    assert auto_folds(TITANIC, labels(891)) == 5 and auto_folds(TITANIC, labels(4_999)) == 5
+    assert auto_folds(TITANIC, labels(5_000)) == 0 and auto_folds(DIGITS, labels(300)) == 0
+    assert auto_folds(TITANIC, labels(300, smallest=3)) == 3  # as many folds as the rarest class can fill
+    assert auto_folds(TITANIC, labels(300, smallest=1)) == 0
 
 
 def test_a_run_without_folds_on_a_small_table_is_scored_out_of_fold(titanic_only):
