@@ -532,8 +532,11 @@ def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     t0 = time.perf_counter()
     display = TrainDisplay(None)
     with display.running():
-        watch = DemoWatch(say=display.ticker.say, on_model=display.model, on_epoch=display.epoch,
-                          on_stage=display.stage)
+        def say(text: str) -> None:  # a line that stays, and the live line's label until the next step
+            display.ticker.say(text)
+            display.status.new_fit(text)
+
+        watch = DemoWatch(say=say, on_model=display.model, on_epoch=display.epoch, on_stage=display.stage)
         result = run_demo(_ws(ctx, workspace), watch)
     table = Table("competition", "model", "validation accuracy", "5-fold OOF", "time (s)",
                   title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data, {result.threads} "
