@@ -69,12 +69,13 @@ class Status:
         batch = f"batch {self.batch}/{self.batches}" if self.batches else ""
         left = self.eta(now)
         timing = f"{clock(now - self.start)} elapsed" + (f", eta {clock(left)}" if left is not None else "")
-        parts = [p for p in (self.figures, epoch, batch, timing) if p]
-        text = " · ".join([*parts, self.label])
-        if width is not None and len(text) > width:
-            text = " · ".join(parts)
-            text = text if len(text) <= width else text[: max(0, width - 1)] + "…"
-        return text
+        metric_only = self.figures.split(", ")[0]
+        # the widest that fits: everything; without the stage text; the metric alone of the figures; cut
+        for figures, label in ((self.figures, self.label), (self.figures, ""), (metric_only, "")):
+            text = " · ".join(p for p in (figures, epoch, batch, timing, label) if p)
+            if width is None or len(text) <= width:
+                return text
+        return text[: max(0, width - 1)] + "…"
 
 
 class Ticker:

@@ -23,6 +23,7 @@ def test_the_line_puts_the_metric_first_and_fits_the_width():
     for width in (120, 80, 40):
         cut = s.line(width, now=100.0)
         assert len(cut) <= width and cut.startswith("valid_accuracy 98.10%")
+    assert s.line(79, now=100.0).endswith(" · epoch 4/12 · batch 12/35 · 1:40 elapsed, eta 22:16")  # the ETA stays
 
 
 def test_a_stage_without_batches_shows_no_epoch():
