@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,20 +29,9 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
 )
 
 
-def free_cores() -> int:
-    """Cores not already busy by the 1-minute load average, at least one: more threads than that spin on a shared
-    machine (the demo's 8-epoch CNN took 929-1,753 s with 2 threads on 2 busy cores)."""
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # no load average on this platform
-        load = 0.0
-    return max(1, min(cores, round(cores - load)))
-
-
 @contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Run the block with torch and the BLAS/OpenMP pools on `n` threads."""
+    """Run the block with torch and the BLAS/OpenMP pools on `n` threads (linear and kNN use BLAS too)."""
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -80,7 +68,9 @@ class DemoWatch:
 
 def run_demo(ws: Workspace, watch: DemoWatch | None = None) -> DemoResult:
     """fetch -> convert -> train linear, knn, cnn -> validated submissions, for both competitions."""
-    result = DemoResult(threads=free_cores())
+    from pipeline.models import _torch
+
+    result = DemoResult(threads=_torch.idle_cores())
     with threads(result.threads):
         for slug in ("titanic", "digit-recognizer"):
             _one(slug, ws, watch or DemoWatch(), result)
