@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import notebook
 from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KaggleError, UsageError
@@ -97,12 +98,15 @@ def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -
     return list(MODELS) if slug is None else fitting(competitions.get(slug, _space(workspace).root))
 
 
-def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, full: bool = False,
+def train(slug: str | None = None, model: str | None = None, *, folds: int | None = None, full: bool = False,
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
           tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
-          on_stage: Callable[[str, int | None], None] | None = None) -> Run:
-    """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run."""
+          on_stage: Callable[[str, int | None], None] | None = None, progress: bool | None = None) -> Run:
+    """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
+
+    `folds` None: 5 folds for a table under 5,000 rows, else one split. `progress` (default: in Jupyter) shows a
+    fastprogress bar."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train
 
@@ -112,15 +116,35 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int = 0, 
     for key, value in (("epochs", epochs), ("lr", lr), ("bs", bs)):
         if value is not None:
             options[key] = value
-    cfg = TrainConfig(model=model or comp.default_model, params=options, valid_pct=valid_pct, seed=seed,
+    cfg = TrainConfig(model=(model or comp.default_model).lower(), params=options, valid_pct=valid_pct, seed=seed,
                       folds=folds, full=full, device=device, features=features, tensorboard=tensorboard)
-    return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
+    if not (progress if progress is not None else notebook.in_notebook()):
+        return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
+    with notebook.progress_bar(epochs or _int(options.get("epochs"))) as bar:
+        def epoch(record: dict[str, float]) -> None:
+            bar.epoch(record)
+            if on_epoch:
+                on_epoch(record)
+
+        def stage(text: str, epochs: int | None = None) -> None:
+            bar.stage(text)
+            if on_stage:
+                on_stage(text, epochs)
+
+        return do_train(comp, space, cfg, on_epoch=epoch, on_stage=stage)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if str(value).isdigit() else None
 
 
 class RunList(list):
     """A competition's runs, best first; `.damaged` lists run folders that could not be read."""
 
     damaged: list[Damaged]
+
+    def _repr_html_(self) -> str:
+        return notebook.runs_html(self)
 
 
 def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
@@ -150,6 +174,9 @@ class Submission:
     entry: LogEntry  # the log line as written
     new: bool  # False: an identical file was already written, so it was not written again
     uploaded: LogEntry | None = None  # the log line after uploading (status, public score)
+
+    def _repr_html_(self) -> str:
+        return notebook.submission_html(self)
 
 
 def submit(slug: str | None = None, run: Run | str | None = None, *, upload: bool = False,
@@ -251,7 +278,7 @@ def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> Log
 
 def tune(slug: str | None = None, model: str | None = None, *, trials: int, timeout: float | None = None,
          workers: int = 1, storage: str | None = None, study: str | None = None, valid_pct: float = 0.1,
-         seed: int = 0, folds: int = 0, device: str = "auto", features: str | None = None,
+         seed: int = 0, folds: int | None = None, device: str = "auto", features: str | None = None,
          params: dict[str, Any] | None = None, workspace: WorkspaceLike = None,
          on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
     """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""
@@ -260,8 +287,8 @@ def tune(slug: str | None = None, model: str | None = None, *, trials: int, time
 
     space = _space(workspace)
     comp = competition(slug, space)
-    cfg = TrainConfig(model=model or comp.default_model, params=dict(params or {}), valid_pct=valid_pct, seed=seed,
-                      folds=folds, device=device, features=features)
+    cfg = TrainConfig(model=(model or comp.default_model).lower(), params=dict(params or {}), valid_pct=valid_pct,
+                      seed=seed, folds=folds, device=device, features=features)
     return search.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
 
 
@@ -271,7 +298,7 @@ def study(slug: str | None = None, model: str | None = None, *, storage: str | N
     from pipeline.tuning import studies
 
     space = _space(workspace)
-    return studies.show(competition(slug, space), space, storage, name, model)
+    return studies.show(competition(slug, space), space, storage, name, model.lower() if model else None)
 
 
 def predict_images(paths: list[str | Path] | str | Path, run_id: str | None = None, out: str | Path | None = None,
@@ -291,3 +318,7 @@ def report(slug: str | None = None, *, out: str | Path | None = None, workspace:
 
     space = _space(workspace)
     return write_report(competition(slug, space), space, Path(out) if out is not None else None)
+
+
+if notebook.in_notebook():  # runs, competitions and fetches display as HTML in Jupyter
+    notebook.register()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -144,7 +145,14 @@ def write_report(comp: Competition, ws: Workspace, out: Path | None = None) -> P
     page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"))
     with atomic_path(path, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a page to open and share gets the mode any file would
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def render(comp: Competition, runs: list[Run], damaged: list[Damaged], log: list[LogEntry], when: str) -> str:

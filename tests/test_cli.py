@@ -99,7 +99,7 @@ def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
         "  inputs: a table; metric: f1 (--metric); default model: blend",
         '  edit competition.json to correct any of it (e.g. "metric": "f1")',
     ]
-    trained = kc("train", "my-titanic", "--model", "sk-logistic", ws=workspace)
+    trained = kc("train", "my-titanic", "--model", "sk-logistic", "--folds", "0", ws=workspace)
     assert trained.exit_code == 0, trained.output
     assert trained.stdout.startswith("my-titanic sk-logistic: validation F1 score ")
 
@@ -189,7 +189,7 @@ def test_train_before_fetch(workspace, kc):
 
 @pytest.mark.slow
 def test_one_competition_needs_no_slug(titanic_only, tmp_path, kc):
-    trained = kc("train", "--epochs", "2", ws=titanic_only)  # the competition's default model: linear
+    trained = kc("train", "--epochs", "2", "--folds", "0", ws=titanic_only)  # the competition's default model: linear
     assert trained.exit_code == 0, trained.output
     table, _ = trained.stdout.split("titanic linear: validation accuracy ")  # fastai's epoch table first
     header = next(line for line in table.splitlines() if "epoch" in line and "train_loss" in line)
@@ -301,6 +301,9 @@ def test_a_bug_in_kc_is_one_line_with_the_traceback_saved(fetched, kc, monkeypat
 def test_demo_runs_offline_end_to_end(workspace, kc):
     result = kc("demo", ws=workspace)
     assert result.exit_code == 0, result.output
+    # not a terminal: each finished model says its score on stderr (and a progress line comes every ~10 s)
+    assert re.search(r"^titanic linear: accuracy \d+\.\d\d% out-of-fold on 5 folds \(\d+ s\)$", result.stderr, re.M)
+    assert re.search(r"^digit-recognizer cnn: accuracy \d+\.\d\d% on a 500-row split \(\d+ s\)$", result.stderr, re.M)
     for slug, model in [("titanic", "linear"), ("titanic", "knn"), ("digit-recognizer", "linear"),
                         ("digit-recognizer", "knn"), ("digit-recognizer", "cnn")]:
         assert any(line.split()[:2] == ["│", slug] and model in line for line in result.stdout.splitlines()), model
@@ -340,10 +343,35 @@ def test_unwritable_workspace_is_one_line(tmp_path, kc):
 @pytest.mark.slow
 def test_house_prices_end_to_end(workspace, kc):
     install(workspace, "house-prices")
-    trained = kc("train", "--model", "sk-ridge", ws=workspace)
+    trained = kc("train", "--model", "sk-ridge", "--folds", "0", ws=workspace)
     assert trained.exit_code == 0, trained.output
     assert re.match(r"house-prices-advanced-regression-techniques sk-ridge: validation RMSE of logs 0\.\d{4} ",
                     trained.stdout)
     submitted = kc("submit", ws=workspace)
     assert submitted.exit_code == 0, submitted.output
     assert "validation RMSE of logs 0." in submitted.stdout
+
+
+def test_help_gives_whole_summaries_on_a_wide_terminal():
+    wide = {**__import__("os").environ, "COLUMNS": "160"}
+    out = subprocess.run([sys.executable, "-m", "pipeline", "--help"], capture_output=True, text=True, env=wide)
+    assert "..." not in out.stdout.split("Commands:")[1]
+    assert "  tune           Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored " \
+           "by the metric.\n" in out.stdout
+
+
+def test_model_names_are_case_insensitive(titanic_only, kc):
+    trained = kc("train", "-m", "Linear", "--epochs", "1", "--folds", "0", ws=titanic_only)
+    assert trained.exit_code == 0, trained.output
+    assert "titanic linear: validation accuracy" in trained.stdout
+    assert [p.name.endswith("-linear") for p in (titanic_only / "competitions/titanic/runs").iterdir()] == [True]
+
+
+def test_make_demo_installs_kc_without_the_test_and_server_extras(tmp_path):
+    repo = Path(__file__).parent.parent
+    for name in ("Makefile", "pyproject.toml"):
+        (tmp_path / name).write_bytes((repo / name).read_bytes())
+    demo = subprocess.run(["make", "-n", "demo"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    test = subprocess.run(["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "pip install --quiet -e .\n" in demo and "[" not in demo
+    assert "pip install --quiet -e '.[test,postgres,tensorboard]'" in test

@@ -330,3 +330,14 @@ def test_only_real_pngs_of_the_run_are_embedded(titanic_only, tmp_path):
     for leaked in ("hunter2", "hunter3"):
         assert base64.b64encode(f'{{"key": "{leaked}"}}'.encode()).decode() not in text
     assert text.count("data:image/png") == 1  # the run's own confusion matrix
+
+
+def test_the_report_is_written_with_the_umask_mode_not_0600(titanic_only):
+    import stat
+
+    before = os.umask(0o022)
+    try:
+        path = reports.write_report(TITANIC, Workspace(titanic_only))
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # a page to open in a browser or share, like any file

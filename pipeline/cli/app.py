@@ -50,7 +50,7 @@ class KcGroup(TyperGroup):
 
 
 app = typer.Typer(cls=KcGroup, no_args_is_help=True, rich_markup_mode=None,
-                  context_settings={"help_option_names": ["-h", "--help"]},
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 160},
                   help="kc: run Kaggle competitions end to end (fetch, convert, train, submit).")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -290,8 +290,9 @@ def train(
     bs: Annotated[int | None, typer.Option(min=1, help="batch size")] = None,
     valid_pct: ValidPct = 0.1,
     seed: Seed = 0,
-    folds: Annotated[int, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
-                                            "(0 = one validation split)")] = 0,
+    folds: Annotated[int | None, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
+                                                   "(0 = one validation split; default: 5 for tables under 5,000 "
+                                                   "rows, else 0)", show_default=False)] = None,
     full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
                                                       "submission")] = False,
     device: Device = "auto",
@@ -308,6 +309,7 @@ def train(
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
     from pipeline.cli.live import TrainDisplay, epoch_table
+    from pipeline.training.honesty import few_rows_note
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
@@ -326,6 +328,8 @@ def train(
     else:
         line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
+    if (note := few_rows_note(m)) is not None:
+        typer.echo(f"WARNING: {note}", err=True)
     if m.submits_with == "full":
         how_long = f" for {m.full_epochs} epochs" if m.full_epochs else ""
         out.print(f"refit on all rows{how_long}: submissions use that model")
@@ -357,13 +361,14 @@ def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None
 @handled
 def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List the competition's runs, best validation score first (by its metric)."""
+    from pipeline.training import listing
+
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     found = api.runs(comp.slug, ws)
     if not found and not found.damaged:
         out.print(f"no runs for {comp.slug} yet: try `kc train {comp.slug}`")
         return
-    from pipeline.training import listing
 
     table = Table(*(c.label for c in listing.columns(comp)), title=f"{comp.slug} runs")
     rows = [*(listing.run_cells(comp, r) for r in found), *(listing.damaged_cells(comp, d) for d in found.damaged)]
@@ -537,13 +542,21 @@ def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
     """Offline, on the bundled data: fetch, convert, train linear/knn/cnn, write validated submissions."""
     import time
 
-    from pipeline.demo import run_demo
+    from pipeline.cli.live import TrainDisplay
+    from pipeline.demo import DemoWatch, run_demo
 
     t0 = time.perf_counter()
-    with working("starting") as bar:
-        result = run_demo(_ws(ctx, workspace), say=lambda text: bar.update(bar.task_ids[0], description=text))
+    display = TrainDisplay(None)
+    with display.running():
+        def say(text: str) -> None:  # a line that stays, and the live line's label until the next step
+            display.ticker.say(text)
+            display.status.new_fit(text)
+
+        watch = DemoWatch(say=say, on_model=display.model, on_epoch=display.epoch, on_stage=display.stage)
+        result = run_demo(_ws(ctx, workspace), watch)
     table = Table("competition", "model", "validation accuracy", "5-fold OOF", "time (s)",
-                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data")
+                  title=f"kc demo: {time.perf_counter() - t0:.0f} s on the bundled data, {result.threads} "
+                        f"thread{'s' if result.threads > 1 else ''}")
     for slug, model, score, cv, seconds in result.rows:
         table.add_row(slug, model, f"{100 * score:.2f}%", f"{100 * cv:.2f}%" if cv is not None else "-",
                       f"{seconds:.1f}")
@@ -579,7 +592,9 @@ def tune(
                                                             "PNGs")] = False,
     valid_pct: ValidPct = 0.1,
     seed: Seed = 0,
-    folds: Annotated[int, typer.Option(help="score each trial out-of-fold on K folds (0 = one split)")] = 0,
+    folds: Annotated[int | None, typer.Option(help="score each trial out-of-fold on K folds (0 = one split; "
+                                                   "default: 5 for tables under 5,000 rows, else 0)",
+                                              show_default=False)] = None,
     device: Device = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
@@ -626,6 +641,10 @@ def tune(
         more = "run the same command" if len(result.trials) < (result.budget or 0) else "raise --trials"
         out.print(f"interrupted: running trials were marked failed; {more} to go on")
         raise typer.Exit(130)
+
+
+for _info in app.registered_commands:  # whole summaries in `kc --help` (click cuts them at ~45 characters)
+    _info.short_help = _info.short_help or (_info.callback.__doc__ or "").strip().splitlines()[0]
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline.cli.status import Status, Ticker, clock, headline
 from pipeline.core import progress
 
 out = Console(highlight=False, soft_wrap=True)
@@ -68,47 +69,70 @@ class EpochRow:
 
 @dataclass
 class TrainDisplay:
-    """Live training progress: stage and epoch i/N with loss and metric, a per-batch bar with ETA, epoch lines."""
+    """Live training progress (see `status.Ticker`): stage, epoch i/N, batches, ETA; a line per finished fit."""
 
     epochs: int | None
     metric_key: str = ""
     rows: list[EpochRow] = field(default_factory=list)
     fit: str = ""
+    status: Status = field(default_factory=Status)
     _last: float = field(default_factory=time.perf_counter)
+    _told: bool = False
+
+    def model(self, label: str, epochs: int | None) -> None:
+        """A new model starts training (the demo trains several)."""
+        self._finish()
+        self.epochs, self.fit, self._told = epochs, "", False
+        self.status.new_fit(label, epochs)
+        self.status.epochs = epochs
 
     def stage(self, text: str, epochs: int | None = None) -> None:
         """A new stage ("fold 2/5: training cnn on 37,800 rows"): a new fit starts, for `epochs` (None: not epochal)."""
+        self._finish()
         self.fit = text.split(":")[0] if text.startswith("fold ") else ("refit" if text.startswith("refit") else "")
         self.epochs = epochs
         self._last = time.perf_counter()
-        self.bar.update(self.task, description=text, completed=0, total=None, status="")
+        self.status.new_fit(text, self.epochs)
+
+    def _finish(self) -> None:
+        """Say how the fit that just ended scored, when it had epochs."""
+        if self.status.epoch and self.status.figures:
+            what = self.status.label.split(":")[0]
+            self.ticker.say(f"{what}: {self.status.figures} after {self.status.epoch} epochs "
+                            f"({clock(time.perf_counter() - self.status.fit_start)})")
+            self.status.epoch = 0
 
     def epoch(self, record: dict[str, float]) -> None:
-        """An epoch ended: keep its row, show it in the bar, and on its own line when epochs are slow."""
+        """An epoch ended: keep its row, show it in the live line, and on its own line when epochs are slow."""
         now = time.perf_counter()
         row = EpochRow(self.fit, dict(record), now - self._last)
         self._last = now
         self.rows.append(row)
-        of = f"/{self.epochs}" if self.epochs else ""
-        text = f"{self.fit + ' · ' if self.fit else ''}epoch {record['epoch']:g}{of}: {epoch_figures(record)}"
-        self.bar.update(self.task, status=text)
+        self.status.epoch = int(record["epoch"])
+        self.status.figures = headline(record)
         if row.seconds >= SLOW_EPOCH:
-            err.print(f"{text} ({row.seconds:.0f}s)")
+            of = f"/{self.epochs}" if self.epochs else ""
+            self.ticker.say(f"{self.fit + ' · ' if self.fit else ''}epoch {record['epoch']:g}{of}: "
+                            f"{epoch_figures(record)} ({row.seconds:.0f}s)")
 
     def batch(self, what: str, done: int, total: int) -> None:
-        """A batch ended: move the bar (its ETA is rich's, from the pace so far)."""
-        self.bar.update(self.task, completed=done, total=total)
+        """A batch ended: move the line; once a fit's pace is known, say about how long it will take."""
+        if what != "batch":
+            return
+        self.status.batch, self.status.batches = done, total
+        elapsed = time.perf_counter() - self.status.fit_start
+        if not self._told and elapsed > 5 and (left := self.status.eta()) is not None:
+            self._told = True
+            if left > 60:
+                self.ticker.say(f"{self.status.label}: {self.epochs} epochs, about {clock(elapsed + left)} here")
 
     @contextmanager
     def running(self) -> Iterator[TrainDisplay]:
-        """Show the bar on stderr (terminals only) while the block trains."""
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            TextColumn("{task.fields[status]}"), console=err, transient=True,
-                            disable=not err.is_terminal)
-        self.task = self.bar.add_task("starting", total=None, status="")
-        with self.bar, progress.listening(self.batch):
+        """Show the live line on stderr (a plain line every ~10 s when not a terminal) while the block trains."""
+        self.status.epochs = self.epochs
+        with Ticker(err, self.status) as self.ticker, progress.listening(self.batch):
             yield self
+            self._finish()
 
 
 def epoch_figures(record: dict[str, float]) -> str:
@@ -130,8 +154,8 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
     best = min(range(len(first)), key=lambda i: first[i].record.get("valid_loss", float("inf")))
     keep = _sample(len(first), best)
     title = "epochs" + (f" ({first[0].fit})" if first[0].fit else "")
-    if len(keep) < len(first):
-        title += f": {len(keep)} of {len(first)} shown"
+    if len(keep) < len(first):  # say why rows are missing: a long table would push the result off the screen
+        title += f": {len(keep)} of {len(first)} shown (first, best, last and evenly between)"
     table = Table("epoch", *keys, "time", title=title)
     for i in keep:
         r = first[i]

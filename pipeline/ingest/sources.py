@@ -258,6 +258,11 @@ def fetch(
         clean_leftovers(folder)
         previous = read_marker(folder)
         current = builtin or _described(ws, slug)
+        kept = previous is not None and previous.get("source") != "bundled"
+        if not force and from_path is None and kept and current is not None and _is_complete(current, folder):
+            assert previous is not None  # a real copy is kept without asking for a source (none may be left)
+            return FetchResult(current, previous["source"], previous.get("origin", ""), folder, current.files,
+                               previous.get("sample", False), True)
         source, path = _choose_source(slug, from_path, force, previous)
         # a bundled copy is replaced as soon as a real source is available
         upgrade = previous is not None and previous.get("source") == "bundled" and source != "bundled"

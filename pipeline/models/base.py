@@ -30,6 +30,7 @@ class Model:
     scaled: ClassVar[bool] = True  # wants standardised, log-tamed table features (linear, kNN); trees do not
     signed: ClassVar[tuple[str, ...]] = ()  # numeric options that may be negative
     space: ClassVar[dict[str, str]] = {}  # what `kc tune` searches: option -> "low:high[:log]" or "a|b|c"
+    images_only: ClassVar[tuple[str, ...]] = ()  # options that act on (n, h, w) images only: not for tables
 
     def params(self) -> dict[str, Any]:
         """The hyperparameters, as saved with every run."""
@@ -103,6 +104,18 @@ class Model:
     compute_: str = dataclasses.field(default="", init=False, repr=False, compare=False)  # how fit ran here
     regression_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     fitted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+
+
+def for_inputs(cls: type[Model], params: dict[str, Any], modality: str) -> dict[str, Any]:
+    """`params` without the options that act on images only, when the inputs are a table (what a run records)."""
+    return params if modality == "pixels" else {k: v for k, v in params.items() if k not in cls.images_only}
+
+
+def check_inputs(cls: type[Model], params: dict[str, Any], modality: str) -> None:
+    """Refuse an images-only option given for a table: it would do nothing."""
+    if modality != "pixels" and (given := [k for k in params if k in cls.images_only]):
+        raise UsageError(f"model '{cls.name}': {', '.join(given)} act(s) on digit images only; drop "
+                         f"{' '.join('-p ' + k for k in given)} for a table")
 
 
 def is_regression(y: np.ndarray) -> bool:

@@ -57,11 +57,12 @@ class KNNModel(Model):
     name: ClassVar[str] = "knn"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     space: ClassVar[dict[str, str]] = {"k": "1:40", "weighting": "distance|uniform", "pca": "0|20|50|100"}
+    images_only: ClassVar[tuple[str, ...]] = ("deskew", "blur", "pca")
     k: int = 4
     weighting: str = "distance"  # or "uniform"
     deskew: bool = True
     blur: float = 0.0  # Gaussian sigma in pixels, 0 = off (images only)
-    pca: int = 50  # components, 0 = off
+    pca: int = 50  # components, 0 = off (images only: a table's few encoded columns are searched as they are)
     batch: int = 2048
 
     mean_: torch.Tensor | None = dataclasses.field(default=None, init=False, repr=False)
@@ -93,7 +94,7 @@ class KNNModel(Model):
             raise UsageError(f"weighting={self.weighting!r}: expected distance or uniform")
         self.components_ = self.mean_ = None
         x = self._embed(X)
-        if 0 < self.pca < x.shape[1]:
+        if 0 < self.pca < x.shape[1] and np.asarray(X).ndim == 3:
             self.mean_ = x.mean(0)
             centred = x - self.mean_
             # eigenvectors of the (d, d) covariance: cheap when n >> d

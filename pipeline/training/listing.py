@@ -37,8 +37,8 @@ def run_cells(comp: Competition, run: Run) -> list[Cell]:
     m, metric = run.metrics, comp.scorer
     own = m.metric == comp.metric  # a run scored by another metric (the description changed) sorts last
     where = "OOF" if m.scored_on == "oof" else "split"
-    options = " ".join(f"{k}={v}" for k, v in run.config.params.items() if k not in ("seed", "device"))
-    return [Cell(run.run_id), Cell(run.model),
+    options = options_text(run, comp)
+    return [Cell(run.run_id), Cell(model_text(run)),
             Cell(metric.format(run.score) if own else f"{run.score:.4f} ({m.metric})", run.score if own else ""),
             Cell(f"{where}, {m.valid_rows:,} rows", f"{where} {m.valid_rows:09d}"),
             Cell(f"± {metric.format(m.fold_std)}" if m.fold_scores else "-", m.fold_std if m.fold_scores else ""),
@@ -49,3 +49,26 @@ def damaged_cells(comp: Competition, damaged: Damaged) -> list[Cell]:
     """A damaged run's row: its id, DAMAGED, and why in the last column."""
     blank = [Cell("-", "" if c.numeric else None) for c in columns(comp)[2:-1]]
     return [Cell(damaged.run_id), Cell("DAMAGED"), *blank, Cell(damaged.reason)]
+
+
+HIDDEN = ("seed", "device")  # options every run has, set by --seed and --device
+
+
+def model_text(run: Run) -> str:
+    """The model's name, marked `(interrupted)` when Ctrl-C stopped its training."""
+    return run.model + (" (interrupted)" if run.metrics.interrupted else "")
+
+
+def options_text(run: Run, comp: Competition) -> str:
+    """`key=value` pairs; a blend's members and weights as it used them, not the empty defaults it was given."""
+    params = {k: v for k, v in run.config.params.items() if k not in HIDDEN}
+    if run.model == "blend":
+        from pipeline.models.blend import DEFAULTS, _names
+
+        plan = _names(str(params.get("members", ""))) or [
+            name for name, _ in DEFAULTS["regression" if comp.task == "regression" else "classes"]]
+        given = [float(w) for w in str(params.get("weights", "")).split(",") if w.strip()]
+        weights = given if len(given) == len(plan) and sum(given) > 0 else [1.0] * len(plan)
+        params["members"] = ",".join(plan)
+        params["weights"] = ",".join(f"{w / sum(weights):.2f}" for w in weights)
+    return " ".join(f"{k}={v}" for k, v in params.items())

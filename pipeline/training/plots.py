@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,51 +17,70 @@ def _pyplot():
     return plt
 
 
-def best_epoch(history: list[dict[str, float]]) -> int | None:
-    """Index of the epoch with the lowest validation loss (the one kc keeps and --full counts), if validated."""
-    if not history or not all("valid_loss" in r for r in history):
-        return None
-    return int(np.argmin([r["valid_loss"] for r in history]))
+def fold_lines(histories: list[list[dict[str, float]]], key: str, scale: float = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, epochs) values of `key` over the epochs every fit reached, and their mean per epoch."""
+    n = min(len(h) for h in histories)
+    rows = np.array([[scale * r[key] for r in h[:n]] for h in histories])
+    return rows, rows.mean(0)
 
 
-def learning_curves(history: list[dict[str, float]], path: Path, title: str) -> Path:
-    """Loss (train and valid) and the validation metric per epoch, the best epoch marked on both."""
+def _metric_key(histories: list[list[dict[str, float]]]) -> str | None:
+    return next((k for k in ("valid_accuracy", "valid_rmse") if all(k in r for h in histories for r in h)), None)
+
+
+def learning_curves(histories: list[list[dict[str, float]]], path: Path, title: str) -> Path:
+    """Loss and the validation metric per epoch: one thin line per fold and a bold mean when there are several
+    fits, one line otherwise; the epoch the model keeps (the last) is marked."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
-    epochs = [r["epoch"] for r in history]
+    histories = [h for h in histories if h]
+    n = min(len(h) for h in histories)  # the epochs every fit reached (Ctrl-C may cut one short)
+    epochs = [r["epoch"] for r in histories[0][:n]]
+    several = len(histories) > 1
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
-    style = "o-" if len(epochs) > 1 else "o"
-    size = 4 if len(epochs) > 1 else 9  # a lone epoch is a point, drawn big enough to see
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], style, ms=size, label="train")
-    if all("valid_loss" in r for r in history):
-        ax_loss.plot(epochs, [r["valid_loss"] for r in history], style, ms=size, label="valid")
+    style = "o-" if n > 1 else "o"
+    size = 4 if n > 1 else 9  # a lone epoch is a point, drawn big enough to see
+
+    def draw(ax: Any, key: str, scale: float, color: str, label: str) -> list[float] | None:
+        if not all(key in r for h in histories for r in h[:n]):
+            return None
+        rows, mean = fold_lines(histories, key, scale)  # (fits, epochs), (epochs,)
+        if several:
+            for k, row in enumerate(rows):
+                ax.plot(epochs, row, "-", lw=0.8, alpha=0.45, color=color, label=f"{label}, each fold" if k == 0
+                        else None)
+        ax.plot(epochs, mean, style, ms=size, lw=2.4 if several else 1.5, color=color,
+                label=f"{label}, mean of {len(rows)} folds" if several else label)
+        return list(mean)
+
+    draw(ax_loss, "train_loss", 1, "tab:blue", "train")
+    draw(ax_loss, "valid_loss", 1, "tab:orange", "valid")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    metric = next((k for k in ("valid_accuracy", "valid_rmse") if all(k in r for r in history)), None)
+    metric = _metric_key([h[:n] for h in histories])
     if metric is not None:
         scale = 100 if metric == "valid_accuracy" else 1
-        values = [scale * r[metric] for r in history]
-        ax_metric.plot(epochs, values, style, ms=size, color="tab:green")
         what = "validation accuracy (%)" if scale == 100 else "validation RMSE (model scale)"
-        ax_metric.set(xlabel="epoch", ylabel=what, title=what.split(" (")[0])
+        values = draw(ax_metric, metric, scale, "tab:green", what.split(" (")[0])
+        ax_metric.set(xlabel="epoch", ylabel=what, title=what.split(" (")[0] + (" per fold" if several else ""))
+        assert values is not None
+        shown = f"{values[-1]:.2f}%" if scale == 100 else f"{values[-1]:.4f}"
+        ax_metric.plot([epochs[-1]], [values[-1]], "*", ms=14, color="tab:red", zorder=3,
+                       label=f"kept: the last epoch ({epochs[-1]:g})")
+        below = scale == 100  # accuracy peaks near the top of its panel, RMSE dips near the bottom
+        ax_metric.annotate(shown, (epochs[-1], values[-1]), textcoords="offset points",
+                           xytext=(-8, -16 if below else 10), ha="right")
+        ax_metric.legend(fontsize=8)
     else:
         ax_metric.set_axis_off()
-    best = best_epoch(history)
-    if best is not None:
-        for ax in (ax_loss, ax_metric):
-            ax.axvline(epochs[best], color="grey", ls="--", lw=1, label=f"best valid loss (epoch {epochs[best]:g})")
-        if metric is not None:
-            shown = f"{values[best]:.2f}%" if scale == 100 else f"{values[best]:.4f}"
-            ax_metric.plot([epochs[best]], [values[best]], "*", ms=14, color="tab:red", zorder=3)
-            below = scale == 100  # accuracy peaks near the top of its panel, RMSE dips near the bottom
-            ax_metric.annotate(f"epoch {epochs[best]:g}: {shown}", (epochs[best], values[best]),
-                               textcoords="offset points", xytext=(8, -16 if below else 10), ha="left")
-    ax_loss.legend()
+    ax_loss.legend(fontsize=8)
     for ax in (ax_loss, ax_metric):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if len(epochs) == 1:
+        if n == 1:
             ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
-    if len(epochs) == 1:
+    if several:
+        title += f" · curves of the {len(histories)} fold models"
+    if n == 1:
         title += " · 1 epoch: a point, not a curve"
     fig.suptitle(title)
     fig.tight_layout()

@@ -28,7 +28,7 @@ class TrainConfig:
     params: dict[str, Any] = field(default_factory=dict)
     valid_pct: float = 0.1
     seed: int = 0
-    folds: int = 0  # K > 1: K models on K stratified folds, scored out-of-fold on every row; 0 = one split
+    folds: int | None = 0  # K > 1: K models on K folds, scored out-of-fold; 0 = one split; None = 5 on small tables
     full: bool = False  # after validating, refit on all rows (with the epochs validation chose) for submissions
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own
@@ -40,7 +40,8 @@ class TrainConfig:
             raise UsageError(f"--valid-pct {self.valid_pct}: expected a fraction between 0.01 and 0.5, e.g. 0.1")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise UsageError(f"--seed {self.seed}: expected an integer from 0 to 4294967295")
-        if not isinstance(self.folds, int) or self.folds == 1 or not 0 <= self.folds <= 20:
+        if self.folds is not None and (not isinstance(self.folds, int) or self.folds == 1  # None: the trainer picks
+                                       or not 0 <= self.folds <= 20):
             raise UsageError(f"--folds {self.folds}: expected 0 (one validation split) or a number from 2 to 20")
         if self.device not in DEVICES:
             raise UsageError(f"--device {self.device}: expected one of {', '.join(DEVICES)}")
@@ -133,6 +134,13 @@ class Run:
         """The PNGs the run drew."""
         return sorted(self.folder.glob("*.png"))
 
+    def show(self) -> None:
+        """Draw the run's pictures inline (in Jupyter)."""
+        from IPython.display import Image, display
+
+        for png in self.plots:
+            display(Image(filename=str(png)))
+
 
 @dataclass(frozen=True)
 class Damaged:
@@ -180,7 +188,7 @@ def list_runs(comp: Competition, ws: Workspace) -> list[Run]:
 
 
 def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
-    """One run by id, or the best one when no id is given."""
+    """One run by id, or the best one that finished when no id is given."""
     if run_id is not None:
         folder = ws.runs_dir(comp.slug) / run_id
         if "/" in run_id or run_id.startswith(".") or not folder.is_dir():
@@ -189,7 +197,11 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
     runs = list_runs(comp, ws)
     if not runs:
         raise DataError(f"no runs for {comp.slug} yet: run `kc train {comp.slug}` first")
-    return runs[0]
+    finished = [r for r in runs if not r.metrics.interrupted]  # a half-trained model is used only when named
+    if not finished:
+        raise UsageError(f"every run of {comp.slug} was interrupted: name one with --run {runs[0].run_id}, or train "
+                         f"again with `kc train {comp.slug}`")
+    return finished[0]
 
 
 def load_models(comp: Competition, run: Run) -> list[Any]:

@@ -25,7 +25,8 @@ from pipeline.core.dataset import Dataset, load_dataset
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
-from pipeline.models.base import EpochCallback, Model
+from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
+from pipeline.training.honesty import auto_folds
 from pipeline.training.records import (
     TRAIN_ROWS,
     Damaged,
@@ -84,6 +85,7 @@ def build_model(comp: Competition, cfg: TrainConfig) -> Model:
     cls = model_class(cfg.model, comp)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     params = dict(cfg.params)
+    check_inputs(cls, params, comp.modality)
     if "seed" in names:
         params.setdefault("seed", cfg.seed)
     if "device" in names:
@@ -293,6 +295,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
                              "use it with linear, cnn or tabular")
     stage("loading data", None)
     data = data or load_dataset(comp, ws, cfg.features)
+    if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
+        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X, _ = data.inputs(model.scaled)
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
@@ -330,6 +334,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
             stage("refit stopped: submissions use the validated model", None)
             full = None
     first = fitted.models[0]
+    stage("saving the run and drawing its pictures", None)
     metrics = RunMetrics(
         metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
         train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
@@ -339,7 +344,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"))
-    cfg = dataclasses.replace(cfg, params=first.params())
+    cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
     return _record(comp, ws, cfg, metrics, fitted, full, data, events)
 
 
@@ -365,7 +370,8 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
         how = "OOF" if metrics.scored_on == "oof" else "valid"
         title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
         if metrics.history:
-            plots.learning_curves(metrics.history, tmp / "learning_curves.png", title)
+            plots.learning_curves([m.history_ for m in fitted.models] or [metrics.history],
+                                  tmp / "learning_curves.png", title)
         y, pred = data.y[fitted.valid_idx], predictions(comp, fitted.out)
         if comp.is_classification:
             names = np.asarray(comp.display_classes)

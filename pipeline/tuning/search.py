@@ -28,6 +28,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
+from pipeline.training.honesty import auto_folds
 from pipeline.training.records import TrainConfig
 from pipeline.training.trainer import alive
 from pipeline.tuning.space import Dimension, search_space
@@ -286,7 +287,9 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     if trials < 1 or workers < 1:
         raise UsageError("--trials and --workers must be at least 1")
     cls = model_class(cfg.model, comp)
-    dims, fixed = search_space(cls, cfg.params)
+    dims, fixed = search_space(cls, cfg.params, comp.modality)
+    if cfg.folds is None:  # small tables: every trial scored out-of-fold, not on a few dozen held-out rows
+        cfg = dataclasses.replace(cfg, folds=auto_folds(comp, load_dataset(comp, ws, cfg.features).y))
     cfg = dataclasses.replace(cfg, params=fixed).check()
     url = storage_url(comp, ws, storage)
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,

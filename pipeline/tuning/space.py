@@ -67,10 +67,14 @@ def parse_dimension(cls: type[Model], name: str, text: str) -> Dimension | None:
     return Dimension(name, kind.__name__, low, high, len(parts) == 3)
 
 
-def search_space(cls: type[Model], overrides: dict[str, Any]) -> tuple[dict[str, Dimension], dict[str, Any]]:
-    """The model's declared space with the user's -p applied: (searched options, fixed options)."""
+def search_space(cls: type[Model], overrides: dict[str, Any],
+                 modality: str = "pixels") -> tuple[dict[str, Dimension], dict[str, Any]]:
+    """The model's declared space for these inputs, with the user's -p applied: (searched options, fixed options)."""
+    from pipeline.models.base import check_inputs, for_inputs
+
     names = [f.name for f in dataclasses.fields(cls) if f.init]
-    texts, fixed = dict(cls.space), {}
+    check_inputs(cls, overrides, modality)
+    texts, fixed = for_inputs(cls, dict(cls.space), modality), {}
     for name, value in overrides.items():
         if name not in names:
             raise UsageError(f"model '{cls.name}' has no option {name}; it takes: {', '.join(names)}")

@@ -151,17 +151,19 @@ def show(comp: Competition, ws: Workspace, storage: str | None = None, study: st
                          "or name one with --study")
     loaded = optuna.load_study(study_name=name, storage=open_storage(url))
     folder = ws.data_dir(comp.slug) / "tune"
-    plots, problems = _draw(loaded, folder, re.sub(r"[^\w.-]", "_", name), comp.scorer.title)
+    plots, problems = _draw(loaded, folder, re.sub(r"[^\w.-]", "_", name), comp.scorer.title, comp.scorer.percent)
     return summary(loaded, comp, url, plots=plots, problems=problems)
 
 
-def _draw(study: optuna.Study, folder: Path, stem: str, target: str) -> tuple[list[Path], list[str]]:
+def _draw(study: optuna.Study, folder: Path, stem: str, target: str,
+          percent: bool = False) -> tuple[list[Path], list[str]]:
     """Optuna's optimisation history and parameter importances as PNGs (written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import optuna
+    from matplotlib.ticker import FuncFormatter
     from optuna.visualization import matplotlib as figures
 
     written, problems = [], []
@@ -178,7 +180,10 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str) -> tuple[li
                 problems.append(f"no {what} plot: {str(exc).strip().splitlines()[0]}")
                 continue
         fig = ax.figure
-        ax.set_title(f"{study.study_name}: {ax.get_title().lower()}")
+        retitle(ax, study.study_name)
+        if what == "history" and percent:  # scores in % like every other kc picture, not fractions
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
+            ax.set_ylabel(f"{target} (%)")
         fig.set_size_inches(8, 5)
         fig.tight_layout()
         png = folder / f"{stem}-{what}.png"
@@ -187,3 +192,14 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str) -> tuple[li
         plt.close(fig)
         written.append(png)
     return written, problems
+
+
+def retitle(ax: Any, study: str) -> str:
+    """One title, `study: optuna's title`, in place of optuna's (set left, centre or right, so one more would
+    print over it: "Hyperparameter Importancestitanic-knn:"); returns it."""
+    theirs = " ".join(t for t in (ax.get_title(loc=loc) for loc in ("left", "center", "right")) if t)
+    for loc in ("left", "center", "right"):
+        ax.set_title("", loc=loc)
+    title = f"{study}: {theirs.lower()}" if theirs else study
+    ax.set_title(title)
+    return title

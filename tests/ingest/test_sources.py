@@ -318,3 +318,10 @@ def test_network_failure_is_one_line(workspace, kaggle_server, monkeypatch):
     monkeypatch.setitem(_env_to_endpoint, KaggleEnv.LOCAL, "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(KaggleError, match=r"cannot reach Kaggle to download titanic \(ConnectionError\)"):
         sources.fetch("titanic", Workspace(workspace))
+
+
+def test_a_fetched_copy_kc_does_not_bundle_is_already_fetched_without_credentials(workspace):
+    ws = Workspace(workspace)
+    sources.fetch("house-prices", ws, FIXTURES / "house-prices-advanced-regression-techniques")
+    again = sources.fetch("house-prices", ws)
+    assert again.skipped and again.source == "file"

@@ -122,6 +122,16 @@ def test_bad_ranges_say_what_to_write(model, param, message):
     assert str(err.value) == message
 
 
+def test_a_table_neither_searches_nor_takes_options_for_digit_images():
+    knn = model_by_name("knn")
+    dims, _ = search_space(knn, {}, "tabular")
+    assert set(dims) == {"k", "weighting"}
+    assert "pca" in search_space(knn, {}, "pixels")[0]
+    with pytest.raises(UsageError) as err:
+        search_space(knn, {"deskew": "false"}, "tabular")
+    assert str(err.value) == "model 'knn': deskew act(s) on digit images only; drop -p deskew for a table"
+
+
 # --- one worker -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -133,6 +143,9 @@ def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
     real = _check_exactly(study, 5, titanic_only)
     assert sorted(t.number for t in seen) == list(range(5))
     assert all(3 <= t.params["k"] <= 9 and t.params["weighting"] in ("distance", "uniform") for t in real)
+    assert all(set(t.params) == {"k", "weighting"} for t in real)  # nothing for digit images on a table
+    recorded = read_run(titanic_only / "competitions/titanic/runs" / real[0].user_attrs["run_id"]).config.params
+    assert not {"deskew", "blur", "pca"} & set(recorded)
     # best first, by the competition's metric (accuracy: higher is better)
     best = max(t.value for t in real)
     assert result.best.score == best and [t.score for t in result.trials] == sorted((t.value for t in real),
@@ -389,7 +402,7 @@ def test_a_study_refuses_workers_that_search_something_else(titanic_only, kc):
     assert other.exit_code == 1
     db = titanic_only / "competitions/titanic/tune.db"
     assert other.stderr == (f"Error: study 'titanic-knn' in sqlite:///{db} was started with other settings (space "
-                            "k=3:9 pca=0|20|50|100 weighting=distance|uniform); run it with those, or start a new "
+                            "k=3:9 weighting=distance|uniform); run it with those, or start a new "
                             "study with --study NAME\n")
 
 

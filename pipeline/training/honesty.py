@@ -1,0 +1,34 @@
+"""Scores that mean something on small data: out-of-fold by default on small tables, a warning on few rows."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.training.records import RunMetrics
+
+SMALL_TABLE_ROWS = 5_000  # below this a table is scored out-of-fold unless --folds says otherwise
+AUTO_FOLDS = 5
+FEW_ROWS = 200  # a score on fewer rows than this moves by several points with the split
+
+
+def auto_folds(comp: Competition, y: np.ndarray) -> int:
+    """The folds `--folds` means when not given: 5 for a table under 5,000 rows (a 10% split of it is a few dozen
+    rows), fewer when the smallest class has fewer rows, else 0 (one validation split)."""
+    if comp.modality != "tabular" or len(y) >= SMALL_TABLE_ROWS:
+        return 0
+    if comp.is_classification:
+        smallest = int(np.unique(y, return_counts=True)[1].min())
+        return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
+    return AUTO_FOLDS
+
+
+def few_rows_note(metrics: RunMetrics) -> str | None:
+    """A warning with the fix when the score rests on fewer than ~200 rows, else None."""
+    n = metrics.valid_rows
+    if n >= FEW_ROWS:
+        return None
+    if metrics.scored_on == "oof":
+        return f"scored on only {n} rows in all: any score on so few rows is rough; more training rows are the fix"
+    return (f"scored on only {n} held-out rows: another split could move it by several points; "
+            "score every row out-of-fold with --folds 5")

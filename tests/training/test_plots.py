@@ -1,0 +1,25 @@
+"""Learning curves of every fold (thin) and their mean (bold), the kept epoch marked."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from pipeline.training import plots
+
+
+def _history(accs: list[float]) -> list[dict[str, float]]:
+    return [{"epoch": i + 1, "train_loss": 1 / (i + 1), "valid_loss": 1.1 / (i + 1), "valid_accuracy": a}
+            for i, a in enumerate(accs)]
+
+
+def test_fold_lines_are_each_fold_and_their_mean_over_the_epochs_all_reached():
+    rows, mean = plots.fold_lines([_history([0.5, 0.7, 0.8]), _history([0.6, 0.9])], "valid_accuracy", 100)
+    assert rows.shape == (2, 2)
+    np.testing.assert_allclose(mean, [55.0, 80.0])
+
+
+def test_learning_curves_of_folds_are_drawn(tmp_path):
+    path = plots.learning_curves([_history([0.5, 0.7, 0.8]), _history([0.6, 0.7, 0.9])], tmp_path / "c.png",
+                                 "titanic · linear")
+    assert Image.open(path).size == (1000, 400)
