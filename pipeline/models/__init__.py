@@ -45,6 +45,8 @@ MODELS: dict[str, ModelInfo] = {
                            "scikit-learn random forest baseline"),
     "sk-gbm": ModelInfo("pipeline.models.sklearn_models", "SkGBM", _ALL, _BOTH,
                         "scikit-learn HistGradientBoosting"),
+    "lgbm": ModelInfo("pipeline.models.lgbm", "LGBMModel", _ALL, _BOTH,
+                      "LightGBM boosted trees, early-stopped on an inner split of the rows each fit sees"),
     "blend": ModelInfo("pipeline.models.blend", "BlendModel", _ALL, ("tabular",),
                        "weighted mean of several models (default sk-ridge + sk-gbm)"),
 }

@@ -1,0 +1,246 @@
+"""LightGBM: boosted trees with early stopping on an inner split of the rows it fits, saved in LightGBM's text format.
+
+Early stopping never looks at the rows a run scores: each `fit` carves its own inner split (stratified for classes)
+out of the rows it is given, stops when the loss on that split has not improved for `patience` rounds or when its
+`time_limit` is spent, and keeps the best round. The objective follows the target: log loss (binary or multiclass,
+so probabilities are calibrated) for class codes, squared error for values (kc's trainer already hands a model the
+metric's scale, e.g. log prices for RMSE of logs). A saved model is a text file LightGBM parses; kc checks every
+tree's node indices and features before handing it over, since LightGBM follows them without bounds checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipeline.core.errors import DataError, UsageError
+from pipeline.models.base import EpochCallback, Model
+from pipeline.pixels import images
+
+BOOSTER = "lgbm.txt"
+STATE = "lgbm.json"
+
+
+@dataclasses.dataclass
+class LGBMModel(Model):
+    """LightGBM gradient-boosted trees on raw (unscaled) features; any task."""
+
+    name: ClassVar[str] = "lgbm"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    scaled: ClassVar[bool] = False
+    space: ClassVar[dict[str, str]] = {"learning_rate": "0.01:0.2:log", "num_leaves": "7:255:log",
+                                       "min_data_in_leaf": "2:100:log", "feature_fraction": "0.2:1",
+                                       "bagging_fraction": "0.5:1", "lambda_l2": "1e-3:30:log"}
+    learning_rate: float = 0.05
+    n_estimators: int = 5000  # most boosting rounds; early stopping usually keeps far fewer
+    num_leaves: int = 31
+    min_data_in_leaf: int = 20
+    feature_fraction: float = 0.8  # share of the features each tree may split on
+    bagging_fraction: float = 0.8  # share of the rows each round sees (drawn afresh every round)
+    lambda_l2: float = 0.0
+    patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
+    inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
+    refit: bool = False  # after early stopping, fit again on every row for the chosen rounds
+    threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
+    time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
+    seed: int = 0
+
+    booster_: Any = dataclasses.field(default=None, init=False, repr=False)
+    best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
+    stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
+
+    def _params(self, n_classes: int) -> dict[str, Any]:
+        for key in ("feature_fraction", "bagging_fraction"):
+            if not 0 < getattr(self, key) <= 1:
+                raise UsageError(f"option {key}={getattr(self, key)}: expected a share above 0, at most 1")
+        if not 0 < self.inner_pct < 0.5:
+            raise UsageError(f"option inner_pct={self.inner_pct}: expected a share above 0, below 0.5")
+        if self.num_leaves < 2:
+            raise UsageError(f"option num_leaves={self.num_leaves}: expected 2 or more")
+        if self.regression_:
+            objective: dict[str, Any] = {"objective": "regression", "metric": "l2"}
+        elif n_classes == 2:
+            objective = {"objective": "binary", "metric": "binary_logloss"}
+        else:
+            objective = {"objective": "multiclass", "metric": "multi_logloss", "num_class": n_classes}
+        return {**objective, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+                "min_data_in_leaf": self.min_data_in_leaf, "feature_fraction": self.feature_fraction,
+                "bagging_fraction": self.bagging_fraction, "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
+                "lambda_l2": self.lambda_l2, "num_threads": self.threads, "seed": self.seed,
+                "deterministic": True, "force_row_wise": True, "verbosity": -1}
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
+            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> LGBMModel:
+        """Boost on X, y, early-stopping on an inner split of these rows (X_valid is never looked at)."""
+        import lightgbm as lgb
+
+        start = time.monotonic()
+        self._start(y)
+        x = images.flat_inputs(X)
+        if self.regression_:
+            target = np.asarray(y, np.float64)
+        else:
+            if len(self.classes_) < 2:
+                raise DataError("lgbm needs rows of at least two classes to learn from; use more rows or folds")
+            target = np.searchsorted(self.classes_, y).astype(np.float64)
+        params = self._params(1 if self.regression_ else len(self.classes_))
+        stop = _Stopper(self.patience, start + self.time_limit if self.time_limit > 0 else None)
+        fit_rows, held = inner_split(target if not self.regression_ else None, len(x), self.inner_pct, self.seed) \
+            if self.patience > 0 else (np.arange(len(x)), None)
+        data = lgb.Dataset(x[fit_rows], target[fit_rows], free_raw_data=True)
+        valid = [lgb.Dataset(x[held], target[held], reference=data)] if held is not None else []
+        # keep_training_booster: not re-parsing the whole model from text at the end (seconds on a big model)
+        booster = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid, callbacks=[stop],
+                            keep_training_booster=True)
+        rounds = stop.best + 1 if held is not None else booster.current_iteration()
+        if self.refit and held is not None and stop.reason != "time":
+            # the stopped rounds were learnt on (1 - inner_pct) of the rows: a fit on all of them takes a few more
+            rounds = max(1, round(rounds / (1 - self.inner_pct)))
+            again = _Stopper(0, stop.deadline)
+            booster = lgb.train(params, lgb.Dataset(x, target), num_boost_round=rounds, callbacks=[again],
+                                keep_training_booster=True)
+            rounds = booster.current_iteration()
+        self.booster_, self.best_rounds_, self.stopped_by_ = booster, int(rounds), stop.reason
+        return self
+
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        return self.booster_.predict(images.flat_inputs(X), num_iteration=self.best_rounds_,
+                                     num_threads=self.threads)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, classes) float32: the booster's probabilities (binary: [1 - p, p])."""
+        p = self._raw(X)
+        if p.ndim == 1:
+            p = np.column_stack([1.0 - p, p])
+        return p.astype(np.float32)
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """(n,) float64 predicted values."""
+        return np.asarray(self._raw(X), dtype=np.float64)
+
+    def save(self, folder: Path) -> None:
+        """The booster as LightGBM text (its best rounds only) and what kc needs beside it, as JSON."""
+        self._check_fitted()
+        self.booster_.save_model(str(folder / BOOSTER), num_iteration=self.best_rounds_)
+        state = {"regression": self.regression_, "rounds": self.best_rounds_, "stopped_by": self.stopped_by_,
+                 "features": self.booster_.num_feature(),
+                 "classes": None if self.classes_ is None else self.classes_.tolist()}
+        (folder / STATE).write_text(json.dumps(state, indent=2))
+
+    def load(self, folder: Path) -> LGBMModel:
+        """Read what `save` wrote, after checking every tree points only inside itself and at real features."""
+        import lightgbm as lgb
+
+        run = f"run {folder.name}"
+        try:
+            state = json.loads((folder / STATE).read_text())
+            text = (folder / BOOSTER).read_text(encoding="ascii")
+            regression, rounds, n_features = bool(state["regression"]), int(state["rounds"]), int(state["features"])
+            classes = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{run}'s {BOOSTER} or {STATE} cannot be read ({exc}); train it again") from None
+        problem = check_model_text(text, n_features)
+        if problem:
+            raise DataError(f"{run}'s {BOOSTER} {problem}; train it again")
+        try:
+            booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as exc:
+            raise DataError(f"{run}'s {BOOSTER} cannot be read ({str(exc).strip()}); train it again") from None
+        self.booster_, self.best_rounds_, self.stopped_by_ = booster, rounds, str(state.get("stopped_by", ""))
+        self.regression_, self.classes_, self.fitted_ = regression, classes, True
+        return self
+
+
+class _Stopper:
+    """A LightGBM callback: stop when the inner loss has not improved for `patience` rounds, or at a deadline."""
+
+    order = 30  # after LightGBM's own evaluation has filled in the round's losses
+
+    def __init__(self, patience: int, deadline: float | None):
+        self.patience, self.deadline = patience, deadline
+        self.best, self.best_loss, self.reason = 0, np.inf, "rounds"
+        self._first: float | None = None  # when the first round ended
+        self._last = 0.0  # when the previous round ended
+
+    def __call__(self, env: Any) -> None:
+        import lightgbm as lgb
+
+        i = env.iteration - env.begin_iteration
+        if env.evaluation_result_list:
+            loss = env.evaluation_result_list[0][2]
+            if loss < self.best_loss:
+                self.best, self.best_loss = env.iteration, loss
+            elif env.iteration - self.best >= self.patience:
+                self.reason = "patience"
+                raise lgb.callback.EarlyStopException(self.best, env.evaluation_result_list)
+        else:
+            self.best = env.iteration
+        if self.deadline is not None:
+            now = time.monotonic()
+            if self._first is None:
+                self._first = now
+            per_round = max((now - self._first) / i, now - self._last) if i else 0.0
+            self._last = now
+            if now + per_round >= self.deadline:  # the next round would end past the deadline
+                self.reason = "time"
+                raise lgb.callback.EarlyStopException(self.best, env.evaluation_result_list or [])
+
+
+def inner_split(codes: np.ndarray | None, n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held rows): `share` of n held out, per class when class codes are given, reproducible from seed."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if codes is None else [np.flatnonzero(codes == c) for c in np.unique(codes)]
+    held = []
+    for rows in groups:
+        take = min(len(rows) - 1, max(1, round(share * len(rows)))) if len(rows) > 1 else 0
+        held.append(rng.permutation(rows)[:take])
+    held_rows = np.sort(np.concatenate(held)).astype(np.int64)
+    if not len(held_rows):
+        raise DataError(f"lgbm holds out {share:.0%} of its rows to stop early, and {n} rows leave none: "
+                        "use -p patience=0")
+    return np.setdiff1d(np.arange(n), held_rows), held_rows
+
+
+_ARRAY = re.compile(r"^(num_leaves|num_cat|split_feature|left_child|right_child|decision_type)=(.*)$", re.M)
+
+
+def check_model_text(text: str, n_features: int) -> str | None:
+    """What is unsafe in a LightGBM text model (None when sound): nodes must point forward inside their tree."""
+    header = re.search(r"^max_feature_idx=(\d+)$", text, re.M)
+    if header is None or int(header.group(1)) != n_features - 1:
+        return f"does not describe a model of {n_features} features"
+    trees = text.split("\nTree=")[1:]
+    if not trees:
+        return "holds no trees"
+    for tree in trees:
+        fields = {k: v.split() for k, v in _ARRAY.findall(tree.split("\n\n")[0])}
+        try:
+            leaves = int(fields["num_leaves"][0])
+            if int(fields.get("num_cat", ["0"])[0]) != 0:
+                return "holds categorical splits, which kc never trains"
+            if leaves == 1:
+                continue
+            feature, left, right = (np.array(fields[k], dtype=np.int64) for k in
+                                    ("split_feature", "left_child", "right_child"))
+            decision = np.array(fields["decision_type"], dtype=np.int64)
+        except (KeyError, IndexError, ValueError):
+            return "holds a tree kc cannot read"
+        inner = leaves - 1
+        if not len(feature) == len(left) == len(right) == len(decision) == inner:
+            return "holds a tree whose arrays disagree in length"
+        nodes = np.arange(inner)
+        for kids in (left, right):
+            to_node, to_leaf = kids >= 0, kids < 0
+            if not (np.all(kids[to_node] > nodes[to_node]) and np.all(kids[to_node] < inner)
+                    and np.all(~kids[to_leaf] < leaves)):
+                return "holds trees whose nodes point outside them"
+        if np.any((feature < 0) | (feature >= n_features)) or np.any(decision & 1):
+            return "holds splits on features the model does not have"
+    return None
