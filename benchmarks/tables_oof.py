@@ -5,13 +5,32 @@ Used by `python benchmarks/run.py --only titanic,houses`; each function measures
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 TITANIC_KINDS = ("kc-linear", "kc-sk-logistic", "kc-sk-gbm", "kc-sk-forest", "kc-knn", "sk-logistic", "sk-hgb",
                  "wcg-rule", "gender", "kc-linear-plain", "kc-sk-logistic-plain", "kc-linear-leaky",
-                 "kc-sk-logistic-leaky")
+                 "kc-sk-logistic-leaky", "kc-lgbm", "kc-lgbm-generic", "kc-blend-generic", "kc-blend-lgbm-generic",
+                 "kc-sk-gbm-generic")
+
+
+@contextmanager
+def lgbm_in_blend(kind: str) -> Iterator[None]:
+    """For kinds named blend-lgbm: the default blend with lgbm (its own defaults) in place of sk-gbm."""
+    from pipeline.models import blend
+
+    saved = dict(blend.DEFAULTS)
+    if "blend-lgbm" in kind:
+        blend.DEFAULTS.update({task: tuple(("lgbm", {}) if name == "sk-gbm" else (name, options)
+                                           for name, options in members) for task, members in saved.items()})
+    try:
+        yield
+    finally:
+        blend.DEFAULTS.update(saved)
 
 
 def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4)) -> dict:
@@ -24,16 +43,18 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
     from pipeline.training import trainer
 
     comp, ws = competitions.get("titanic"), Workspace(root)
-    features = "titanic-plain" if kind.endswith("-plain") else None
+    features = "titanic-plain" if kind.endswith("-plain") else "generic" if kind.endswith("-generic") else None
     data = load_dataset(comp, ws, features)
     y, names = data.y, list(data.feature_names)
     accs, stds, fits = [], [], []
     for seed in seeds:
-        model = kind[3:].removesuffix("-plain").removesuffix("-leaky")
+        model = kind[3:].removesuffix("-plain").removesuffix("-leaky").removesuffix("-generic")
+        model = model.removesuffix("-lgbm") if model.startswith("blend") else model
         cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features,
                                    params=comp.options_for(model))  # as `kc train` would
         if kind.startswith("kc-") and not kind.endswith("-leaky"):  # `kc train titanic --model M --folds 5`
-            m = trainer.train(comp, ws, cfg).metrics
+            with lgbm_in_blend(kind):
+                m = trainer.train(comp, ws, cfg).metrics
             accs.append(m.score), stds.append(m.fold_std), fits.append(m.fit_seconds)
             continue
         if kind.endswith("-leaky"):  # for comparison: group features of a table built once from every label
@@ -69,7 +90,8 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
 
 # the default blend's members, each alone with the options the blend gives it: index in blend.DEFAULTS
 HOUSES_MEMBERS = {"kc-sk-ridge-lasso": 0, "kc-sk-gbm-blend": 1}
-HOUSES_KINDS = ("kc-blend", "kc-blend-generic", *HOUSES_MEMBERS, "kc-linear", "kc-knn", "kc-sk-ridge", "kc-sk-forest",
+HOUSES_KINDS = ("kc-blend", "kc-blend-generic", "kc-lgbm", "kc-lgbm-generic", "kc-blend-lgbm",
+                "kc-blend-lgbm-generic", *HOUSES_MEMBERS, "kc-linear", "kc-knn", "kc-sk-ridge", "kc-sk-forest",
                 "kc-sk-gbm", "kc-tabular", "sk-ridge-onehot", "sk-hgb")
 HOUSES_OUTLIERS = (524, 1299)  # Kaggle's known huge houses sold cheaply; scored in every figure, also shown without
 
@@ -94,9 +116,11 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
         if kind.startswith("kc-"):
             features = "generic" if kind.endswith("-generic") else None
             model = kind[3:].removesuffix("-generic").removesuffix("-lasso").removesuffix("-blend")
+            model = model.removesuffix("-lgbm") if model.startswith("blend") else model
             params = DEFAULTS["regression"][HOUSES_MEMBERS[kind]][1] if kind in HOUSES_MEMBERS else {}
             cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
-            run = trainer.train(comp, ws, cfg)
+            with lgbm_in_blend(kind):
+                run = trainer.train(comp, ws, cfg)
             saved = np.load(run.folder / "valid.npz")
             oof = np.empty(len(y))
             oof[saved["index"]] = saved["outputs"]
@@ -137,3 +161,64 @@ def _houses_peer(kind: str, train: Any, y: Any, parts: list) -> tuple[Any, float
         oof[part] = make().fit(Xr, y[rest]).predict(Xp)
         scores.append(float(np.sqrt(np.mean((oof[part] - y[part]) ** 2))))
     return oof, float(np.std(scores)), time.perf_counter() - t0
+
+
+# Otto Group (61,878 rows, 93 count columns, 9 classes, multi-class log loss), read straight from Kaggle's zip with
+# the generic encoder kc fits on any inferred table, so it runs before kc fetches Kaggle's probability layout
+OTTO_KINDS = ("kc-lgbm", "kc-sk-gbm", "kc-blend", "kc-blend-lgbm", "sk-hgb")
+OTTO_ZIP = Path(__file__).resolve().parents[2] / "shared" / "competitions" / \
+    "otto-group-product-classification-challenge.zip"
+
+
+def otto_oof(kind: str, zip_path: Path = OTTO_ZIP, seed: int = 0, folds: int = 5, rows: int = 0) -> dict:
+    """5-fold OOF multi-class log loss and accuracy on Otto's train rows: a kc model (one thread) or HistGB defaults."""
+    import zipfile
+
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.models import model_by_name
+    from pipeline.tables.encoder import TableEncoder
+    from pipeline.training import trainer
+
+    with zipfile.ZipFile(zip_path) as z, z.open("train.csv") as f:
+        train = pd.read_csv(f)
+    if rows:
+        train = train.sample(rows, random_state=0).reset_index(drop=True)
+    classes = sorted(train["target"].unique())
+    y = train["target"].map({c: i for i, c in enumerate(classes)}).to_numpy(np.int64)
+    encoder = TableEncoder().fit(train, drop=["id", "target"])
+    scaled, raw = encoder.transform(train, scaled=True), encoder.transform(train, scaled=False)
+    oof = np.zeros((len(y), len(classes)), np.float32)
+    wall, cpu, rounds = time.perf_counter(), time.process_time(), []
+    for part in trainer.folds(y, folds, seed):
+        rest = np.setdiff1d(np.arange(len(y)), part)
+        if kind == "sk-hgb":
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
+            oof[part] = HistGradientBoostingClassifier(random_state=seed).fit(raw[rest], y[rest]).predict_proba(
+                raw[part])
+            continue
+        name, params = (("blend", {"members": "sk-logistic,lgbm"}) if kind == "kc-blend-lgbm" else (kind[3:], {}))
+        cls = model_by_name(name)
+        fields = set(cls().params())
+        params |= {k: v for k, v in (("seed", seed), ("threads", 1)) if k in fields}
+        model = cls.from_params(params)
+        X = scaled if cls.scaled else raw
+        model.fit(X[rest], y[rest])
+        oof[part] = model.predict_proba(X[part])
+        rounds.append(getattr(model, "best_rounds_", 0))
+    p = np.clip(oof[np.arange(len(y)), y], 1e-15, 1)
+    return {"logloss": float(-np.mean(np.log(p))), "acc": float(np.mean(np.argmax(oof, 1) == y)),
+            "fit_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu, "rounds": rounds}
+
+
+if __name__ == "__main__":  # python benchmarks/tables_oof.py otto kc-lgbm sk-hgb ...
+    import json
+    import sys
+
+    table, kinds = sys.argv[1], sys.argv[2:]
+    fn = {"otto": otto_oof, "titanic": titanic_oof, "houses": houses_oof}[table]
+    for kind in kinds:
+        args = (kind,) if table == "otto" else (kind, Path(os.environ["KC_BENCH_ROOT"]))
+        print(json.dumps({"table": table, "kind": kind, **fn(*args)}), flush=True)

@@ -101,12 +101,14 @@ def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -
 def train(slug: str | None = None, model: str | None = None, *, folds: int | None = None, full: bool = False,
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
-          tensorboard: bool = False, workspace: WorkspaceLike = None, on_epoch: EpochCallback | None = None,
-          on_stage: Callable[[str, int | None], None] | None = None, progress: bool | None = None) -> Run:
+          tensorboard: bool = False, threads: int = 0, time_limit: float = 0.0, workspace: WorkspaceLike = None,
+          on_epoch: EpochCallback | None = None, on_stage: Callable[[str, int | None], None] | None = None,
+          progress: bool | None = None) -> Run:
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
 
     `folds` None: 5 folds for a table under 5,000 rows, else one split. `progress` (default: in Jupyter) shows a
-    fastprogress bar."""
+    fastprogress bar. `threads`: threads every model may use (0 = every core); `time_limit`: seconds the run may
+    take (lgbm, blend)."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train
 
@@ -117,7 +119,8 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
         if value is not None:
             options[key] = value
     cfg = TrainConfig(model=(model or comp.default_model).lower(), params=options, valid_pct=valid_pct, seed=seed,
-                      folds=folds, full=full, device=device, features=features, tensorboard=tensorboard)
+                      folds=folds, full=full, device=device, features=features, tensorboard=tensorboard,
+                      threads=threads, time_limit=time_limit)
     if not (progress if progress is not None else notebook.in_notebook()):
         return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
     with notebook.progress_bar(epochs or _int(options.get("epochs"))) as bar:
@@ -279,7 +282,7 @@ def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> Log
 def tune(slug: str | None = None, model: str | None = None, *, trials: int, timeout: float | None = None,
          workers: int = 1, storage: str | None = None, study: str | None = None, valid_pct: float = 0.1,
          seed: int = 0, folds: int | None = None, device: str = "auto", features: str | None = None,
-         params: dict[str, Any] | None = None, workspace: WorkspaceLike = None,
+         params: dict[str, Any] | None = None, threads: int = 0, workspace: WorkspaceLike = None,
          on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
     """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""
     from pipeline.training.trainer import TrainConfig
@@ -288,7 +291,7 @@ def tune(slug: str | None = None, model: str | None = None, *, trials: int, time
     space = _space(workspace)
     comp = competition(slug, space)
     cfg = TrainConfig(model=(model or comp.default_model).lower(), params=dict(params or {}), valid_pct=valid_pct,
-                      seed=seed, folds=folds, device=device, features=features)
+                      seed=seed, folds=folds, device=device, features=features, threads=threads)
     return search.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
 
 

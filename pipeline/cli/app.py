@@ -62,6 +62,7 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model nam
 ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
 Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+Threads = Annotated[int, typer.Option(min=0, help="threads each model may use (0 = every core)")]
 # --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
 WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
                                                    metavar="DIR", show_default=False)]
@@ -305,6 +306,9 @@ def train(
                                                     metavar="KEY=VALUE")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="also write TensorBoard event files (needs "
                                                                     "the tensorboard extra)")] = False,
+    threads: Threads = 0,
+    time_limit: Annotated[float, typer.Option(min=0.0, help="seconds the whole run may take, fewer boosting rounds "
+                                                            "when short (lgbm, blend; 0 = no limit)")] = 0.0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
@@ -318,7 +322,8 @@ def train(
     with display.running():
         run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
-                        workspace=ws, on_epoch=display.epoch, on_stage=display.stage)
+                        threads=threads, time_limit=time_limit, workspace=ws, on_epoch=display.epoch,
+                        on_stage=display.stage)
     if (table := epoch_table(display.rows)) is not None:
         show_table(table)
     m, metric = run.metrics, comp.scorer
@@ -600,6 +605,8 @@ def tune(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
                                                                           "key=A|B|C; fix key=VALUE",
                                                     metavar="KEY=RANGE")] = None,
+    threads: Annotated[int, typer.Option(min=0, help="threads in all, shared by the workers (0 = every "
+                                                     "core)")] = 0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored by the metric."""
@@ -621,7 +628,8 @@ def tune(
     else:
         result = api.tune(comp.slug, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
                           study=study, valid_pct=valid_pct, seed=seed, folds=folds, device=device,
-                          features=features, params=_parse_params(param or []), workspace=ws, on_trial=on_trial)
+                          features=features, params=_parse_params(param or []), threads=threads, workspace=ws,
+                          on_trial=on_trial)
     table = Table("trial", metric.title, "state", "run", "s", "options", title=f"{result.study}: best trials")
     for t in result.trials[:10]:
         table.add_row(str(t.number), metric.format(t.score), t.note or t.state.lower(), t.run_id or "-",

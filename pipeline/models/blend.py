@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,6 +40,8 @@ class BlendModel(Model):
     members: str = ""  # model names, comma-separated, each with its default options; empty = DEFAULTS:
     # sk-ridge (as a robust lasso) + sk-gbm for regression, sk-logistic + sk-gbm for classes
     weights: str = ""  # comma-separated, one per member; empty = equal weights
+    threads: int = 0  # handed to every member that takes it; 0 = every core
+    time_limit: float = 0.0  # seconds for the whole blend (0 = no limit), shared among the members that keep time
     seed: int = 0
 
     models_: list[Model] = dataclasses.field(default_factory=list, init=False, repr=False)
@@ -73,15 +76,22 @@ class BlendModel(Model):
             raise UsageError("a blend cannot hold another blend")
         cls = model_by_name(name)
         fields = {f.name for f in dataclasses.fields(cls) if f.init}
-        return cls.from_params({**options, "seed": self.seed} if "seed" in fields else options)
+        given = {"seed": self.seed, "threads": self.threads}
+        return cls.from_params({**options, **{k: v for k, v in given.items() if k in fields}})
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> BlendModel:
         """Fit every member on the same rows."""
+        start = time.monotonic()
         self._start(y)
         self._weights()
         self.models_ = []
-        for name, options in self._plan():
+        plan = self._plan()
+        timed = [i for i, (name, options) in enumerate(plan) if "time_limit" in self._member(name, options).params()]
+        for i, (name, options) in enumerate(plan):
+            if self.time_limit and i in timed:  # what is left, shared by the timed members still to fit
+                left = start + self.time_limit - time.monotonic()
+                options = {**options, "time_limit": max(left, 0.01) / len([j for j in timed if j >= i])}
             member = self._member(name, options).fit(X, y, X_valid, y_valid)
             self.interrupted_ = self.interrupted_ or member.interrupted_
             self.models_.append(member)

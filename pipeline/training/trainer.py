@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import pipeline
-from pipeline.core import tracking
+from pipeline.core import threads, tracking
 from pipeline.core.competitions import Competition
 from pipeline.core.dataset import Dataset, load_dataset
 from pipeline.core.errors import DataError, UsageError
@@ -80,19 +80,41 @@ def folds(groups: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
-def build_model(comp: Competition, cfg: TrainConfig) -> Model:
-    """The configured model, with the run's seed and device filled in where the model takes them."""
+def build_model(comp: Competition, cfg: TrainConfig, time_limit: float = 0.0) -> Model:
+    """The configured model, with the run's seed, device, threads and this fit's seconds filled in where taken."""
     cls = model_class(cfg.model, comp)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     params = dict(cfg.params)
     check_inputs(cls, params, comp.modality)
     if "seed" in names:
         params.setdefault("seed", cfg.seed)
+    if "threads" in names:
+        params.setdefault("threads", cfg.threads)
     if "device" in names:
         params.setdefault("device", cfg.device)
     elif cfg.device == "cuda":
         raise UsageError(f"--device cuda: model '{cfg.model}' runs on the CPU only")
+    if cfg.time_limit and "time_limit" not in names:
+        raise UsageError(f"--time-limit: model '{cfg.model}' cannot keep to a time budget; use lgbm or blend, "
+                         "or train without --time-limit")
+    if time_limit:
+        params["time_limit"] = round(time_limit, 3)
     return cls.from_params(params)
+
+
+# seconds a run keeps back from --time-limit for predicting, drawing and writing its folder, beyond RESERVE_SHARE of it
+RESERVE_SECONDS, RESERVE_SHARE = 1.5, 0.1
+
+
+def fit_budget(deadline: float | None, fits_left: int) -> float:
+    """Seconds the next fit may take: an equal share of what is left before the deadline, less the reserve."""
+    if deadline is None:
+        return 0.0
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise UsageError("--time-limit: the time ran out before training began (loading the data took it all); "
+                         "give more seconds")
+    return max(left / fits_left, 0.01)
 
 
 def git_commit() -> str | None:
@@ -201,7 +223,7 @@ def _events(events: Path | None, name: str, model: Model,
 
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
              stage: Stage, events: Path | None = None,
-             for_fit: Callable[[np.ndarray], np.ndarray] | None = None) -> Fitted:
+             for_fit: Callable[[np.ndarray], np.ndarray] | None = None, deadline: float | None = None) -> Fitted:
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
     # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels
     groups = strata(comp, y)
@@ -219,7 +241,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     for k, part in enumerate(parts):
         rest = np.setdiff1d(np.arange(len(y)), part)
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
-        model = build_model(comp, cfg)
+        model = build_model(comp, cfg, fit_budget(deadline, len(parts) - k + cfg.full))
         note = model.plan()
         stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""),
               model.params().get("epochs"))
@@ -285,8 +307,10 @@ def alive(pid: int) -> bool:
 def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCallback | None = None,
           on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
     """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
+    started = time.monotonic()
     stage = on_stage or (lambda _text, _epochs: None)
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
+    cfg = dataclasses.replace(cfg, threads=threads.resolve(cfg.threads))  # the run records the number it used
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
         tracking.check_available()
@@ -305,18 +329,22 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         runs = ws.runs_dir(comp.slug)
         runs.mkdir(parents=True, exist_ok=True)
         events = Path(tempfile.mkdtemp(prefix=f".tensorboard.{os.getpid()}.", suffix=".tmp", dir=runs))
+    # fits end early enough to leave time for predicting, drawing and writing the run folder
+    deadline = started + cfg.time_limit * (1 - RESERVE_SHARE) - RESERVE_SECONDS if cfg.time_limit else None
     try:
-        return _train(comp, ws, cfg, X, data, on_epoch, stage, events)
+        with threads.limited(cfg.threads):
+            return _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
     finally:
         if events is not None:
             shutil.rmtree(events, ignore_errors=True)
 
 
 def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
-           on_epoch: EpochCallback | None, stage: Stage, events: Path | None) -> Run:
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
     y = data.y
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
-    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit)  # --full and test: X, X_test as built
+    # --full and test: X, X_test as built
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
     full, full_epochs = None, None
     if cfg.full and not fitted.models[0].interrupted_:
         params = dict(cfg.params)
@@ -326,7 +354,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         stage(f"refitting {cfg.model} on all {len(y):,} rows" + (f" for {full_epochs} epochs" if full_epochs else ""),
               full_epochs)
         t0 = time.perf_counter()
-        full = build_model(comp, dataclasses.replace(cfg, params=params))
+        full = build_model(comp, dataclasses.replace(cfg, params=params), fit_budget(deadline, 1))
         with _events(events, "full", full, on_epoch) as watch:
             full.fit(X, model_target(comp, y), on_epoch=watch)
         fitted.fit_seconds += time.perf_counter() - t0

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.core import competitions
+from pipeline.core import competitions, threads
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
@@ -207,7 +207,7 @@ def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, stud
     return False
 
 
-def _child(job: _Job, conn: Any, threads: int) -> None:
+def _child(job: _Job, conn: Any, n_threads: int) -> None:
     """A spawned worker process: run trials, then send back ("done", interrupted) or ("error", message)."""
 
     def interrupt_once(signum: int, frame: Any) -> None:
@@ -216,7 +216,7 @@ def _child(job: _Job, conn: Any, threads: int) -> None:
 
     signal.signal(signal.SIGINT, interrupt_once)
     # share the cores: each of n workers running torch or OpenMP on all of them is slower than one alone
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_NUM_THREADS", str(n_threads))
     try:
         conn.send(("done", _work(job)))
     except KeyboardInterrupt:
@@ -230,11 +230,10 @@ def _workers(job: _Job, n: int, study: optuna.Study, on_trial: Callable[[TrialRe
     """Run n spawned worker processes on the study, reporting finished trials as they land; (interrupted, errors)."""
     ctx = multiprocessing.get_context("spawn")
     procs = []
-    threads = max(1, (os.cpu_count() or 1) // n)
     for i in range(n):
         seed = None if job.sampler_seed is None else job.sampler_seed + i  # equal seeds would propose equal trials
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child, args=(dataclasses.replace(job, sampler_seed=seed), send, threads))
+        proc = ctx.Process(target=_child, args=(dataclasses.replace(job, sampler_seed=seed), send, job.cfg.threads))
         proc.start()
         send.close()
         procs.append((proc, recv))
@@ -291,6 +290,8 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     if cfg.folds is None:  # small tables: every trial scored out-of-fold, not on a few dozen held-out rows
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, load_dataset(comp, ws, cfg.features).y))
     cfg = dataclasses.replace(cfg, params=fixed).check()
+    # the threads are shared: n workers on the machine each get their part, so none spin against another
+    cfg = dataclasses.replace(cfg, threads=max(1, threads.resolve(cfg.threads) // workers))
     url = storage_url(comp, ws, storage)
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,
                heartbeat, sampler_seed)

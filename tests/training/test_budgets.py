@@ -1,0 +1,105 @@
+"""What a run may spend: `threads` (each model uses that many and no more) and `time_limit` (never overrun by 10 %)."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from pipeline.core import competitions, dataset, threads
+from pipeline.core.errors import UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.models import _torch, blend, sklearn_models
+from pipeline.training import trainer
+
+TITANIC = competitions.get("titanic")
+TWO = pytest.mark.skipif(threads.available() < 2, reason="needs two cores to tell one thread from all")
+
+
+def openmp_threads() -> set[int]:
+    """The thread counts of every OpenMP runtime loaded in this process."""
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "openmp"}
+
+
+@TWO
+@pytest.mark.parametrize("n", [1, 2])
+def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
+    ws = Workspace(fetched)
+    seen: dict[str, object] = {}
+    fit = sklearn_models.SkGBM._fit
+
+    def watched(self, *args):
+        seen["sk-gbm"] = openmp_threads()
+        return fit(self, *args)
+
+    monkeypatch.setattr(sklearn_models.SkGBM, "_fit", watched)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-gbm", params={"max_iter": 5}, threads=n))
+    assert seen["sk-gbm"] == {n} and run.config.threads == n
+    assert json.loads((run.folder / "config.json").read_text())["threads"] == n
+    assert openmp_threads() == {threads.available()}  # given back after the run
+
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}, threads=n))
+    assert f"[num_threads: {n}]" in (run.folder / "lgbm.txt").read_text()  # LightGBM's own record of its threads
+
+    import torch
+
+    monkeypatch.setattr(_torch, "SMALL_TABLE", 0)  # fixtures are small tables, which always train on one thread
+    torch_threads = []
+    trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 2}, threads=n),
+                  on_epoch=lambda _: torch_threads.append(torch.get_num_threads()))
+    assert torch_threads == [n, n]
+
+
+def test_threads_default_to_every_core_and_refuse_negatives(fetched):
+    run = trainer.train(TITANIC, Workspace(fetched), trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}))
+    assert run.config.threads == threads.available() and run.config.params["threads"] == threads.available()
+    with pytest.raises(UsageError, match=r"--threads -1: expected a whole number of threads, or 0 for every core"):
+        trainer.TrainConfig(model="lgbm", threads=-1).check()
+
+
+def lgbm_rounds(run):
+    """Boosting rounds each fold model kept, from the run folder."""
+    return [json.loads(p.read_text())["rounds"] for p in sorted(run.folder.glob("fold*/lgbm.json"))]
+
+
+@pytest.mark.slow
+def test_a_time_limit_is_kept_with_fewer_rounds_when_short(fetched):
+    ws = Workspace(fetched)
+    slow = {"learning_rate": 0.0005, "patience": 0, "n_estimators": 1_000_000, "num_leaves": 63, "min_data_in_leaf": 2}
+    data = dataset.load_dataset(TITANIC, ws)
+    trainer.train(TITANIC, ws, trainer.TrainConfig(model="lgbm", params={"n_estimators": 2}), data=data)  # imports
+    took, rounds = {}, {}
+    for limit in (5.0, 10.0):
+        t0 = time.monotonic()
+        cfg = trainer.TrainConfig(model="lgbm", params=slow, folds=3, time_limit=limit, threads=1)
+        run = trainer.train(TITANIC, ws, cfg, data=data)
+        took[limit], rounds[limit] = time.monotonic() - t0, sum(lgbm_rounds(run))
+        assert run.config.time_limit == limit
+        assert {json.loads(p.read_text())["stopped_by"] for p in run.folder.glob("fold*/lgbm.json")} == {"time"}
+    assert 0.5 * 5 < took[5.0] <= 1.1 * 5 and 0.5 * 10 < took[10.0] <= 1.1 * 10
+    assert rounds[5.0] < rounds[10.0]
+
+
+def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6)).astype(np.float32)
+    y = X @ rng.normal(size=6) + rng.normal(size=2000)
+    slow = {"learning_rate": 0.0005, "patience": 0, "n_estimators": 1_000_000}
+    monkeypatch.setitem(blend.DEFAULTS, "regression", (("sk-ridge", {}), ("lgbm", slow)))
+    model = blend.BlendModel(time_limit=1.0, threads=1)
+    t0 = time.monotonic()
+    model.fit(X, y)
+    assert time.monotonic() - t0 <= 1.1
+    ridge, lgbm = model.models_
+    assert "time_limit" not in ridge.params() and 0.8 < lgbm.time_limit <= 1.0 and lgbm.stopped_by_ == "time"
+    assert lgbm.threads == 1
+
+
+def test_a_time_limit_needs_a_model_that_keeps_time(fetched):
+    cfg = trainer.TrainConfig(model="linear", time_limit=5)
+    with pytest.raises(UsageError, match=r"--time-limit: model 'linear' cannot keep to a time budget; use lgbm or "
+                                         r"blend, or train without --time-limit"):
+        trainer.train(TITANIC, Workspace(fetched), cfg)
+    with pytest.raises(UsageError, match=r"--time-limit -1: expected seconds"):
+        trainer.TrainConfig(model="lgbm", time_limit=-1).check()
