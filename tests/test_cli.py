@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -156,11 +157,11 @@ def test_convert_titanic_images_is_refused(fetched, kc):
     ("args", "error"),
     [
         (["--model", "forest"], "Error: unknown model 'forest'; kc knows: linear, knn, cnn, tabular, sk-logistic, "
-                                "sk-ridge, sk-forest, sk-gbm, blend\n"),
+                                "sk-ridge, sk-forest, sk-gbm, lgbm, blend\n"),
         (["--model", "cnn"], "Error: model 'cnn' does not handle tabular inputs (titanic); use one of: linear, knn, "
-                             "tabular, sk-logistic, sk-forest, sk-gbm, blend\n"),
+                             "tabular, sk-logistic, sk-forest, sk-gbm, lgbm, blend\n"),
         (["--model", "sk-ridge"], "Error: model 'sk-ridge' does not handle binary tasks (titanic); use one of: "
-                                  "linear, knn, tabular, sk-logistic, sk-forest, sk-gbm, blend\n"),
+                                  "linear, knn, tabular, sk-logistic, sk-forest, sk-gbm, lgbm, blend\n"),
         (["--model", "knn", "--epochs", "3"], "Error: model 'knn' has no option epochs; it takes: k, weighting, "
                                               "deskew, blur, pca, batch\n"),
         (["--model", "linear", "-p", "lr=fast"], "Error: option lr='fast': expected float\n"),
@@ -172,6 +173,8 @@ def test_convert_titanic_images_is_refused(fetched, kc):
         (["--model", "linear", "--device", "cuda"], "Error: --device cuda: model 'linear' runs on the CPU only\n"),
         (["--features", "pixels"],
          "Error: --features pixels: expected one of generic, titanic, titanic-plain, houses\n"),
+        (["--model", "linear", "--time-limit", "30"], "Error: --time-limit: model 'linear' cannot keep to a time "
+                                                      "budget; use lgbm or blend, or train without --time-limit\n"),
     ],
 )
 def test_train_option_errors(fetched, kc, args, error):
@@ -179,6 +182,15 @@ def test_train_option_errors(fetched, kc, args, error):
     assert result.exit_code == 1
     assert result.stderr == error
     assert not (fetched / "competitions/titanic/runs").exists()
+
+
+def test_train_threads_and_time_limit_reach_the_run(fetched, kc):
+    result = kc("train", "titanic", "--model", "lgbm", "-p", "n_estimators=5", "--threads", "1", "--time-limit", "60",
+                ws=fetched)
+    assert result.exit_code == 0, result.output
+    config = json.loads(next((fetched / "competitions/titanic/runs").glob("*/config.json")).read_text())
+    assert (config["threads"], config["time_limit"], config["params"]["threads"]) == (1, 60, 1)
+    assert 0 < config["params"]["time_limit"] < 60  # the fit's share, less what loading and recording need
 
 
 def test_train_before_fetch(workspace, kc):
@@ -238,11 +250,13 @@ def test_models_lists_the_registry_or_those_fitting_a_competition(workspace, kc)
     every = kc("models", ws=workspace)
     assert every.exit_code == 0 and names(every.stdout) == list(MODELS)
     titanic = kc("models", "titanic", ws=workspace)
-    assert names(titanic.stdout) == ["linear", "knn", "tabular", "sk-logistic", "sk-forest", "sk-gbm", "blend"]
+    assert names(titanic.stdout) == ["linear", "knn", "tabular", "sk-logistic", "sk-forest", "sk-gbm", "lgbm",
+                                    "blend"]
     houses = kc("models", "house-prices", ws=workspace)
-    assert names(houses.stdout) == ["linear", "knn", "tabular", "sk-ridge", "sk-forest", "sk-gbm", "blend"]
+    assert names(houses.stdout) == ["linear", "knn", "tabular", "sk-ridge", "sk-forest", "sk-gbm", "lgbm",
+                                   "blend"]
     digits = kc("models", "digit-recognizer", ws=workspace)
-    assert names(digits.stdout) == ["linear", "knn", "cnn", "sk-logistic", "sk-forest", "sk-gbm"]
+    assert names(digits.stdout) == ["linear", "knn", "cnn", "sk-logistic", "sk-forest", "sk-gbm", "lgbm"]
 
 
 def test_validate_takes_at_most_a_slug_and_a_file(titanic_only, kc):

@@ -59,6 +59,14 @@ def load_dataset(comp: Competition, ws: Workspace, features: str | None = None) 
     return reader(comp).load(comp, ws, features)
 
 
+def load_test(comp: Competition, ws: Workspace, features: str | None, record: dict[str, Any]) -> Dataset:
+    """What a run's submission needs: the test rows through the run's saved feature state when its reader can
+    rebuild them from that alone (no train rows read, nothing refitted), else the whole dataset as `load_dataset`."""
+    module = reader(comp)
+    data = module.load_test(comp, ws, record) if hasattr(module, "load_test") else None
+    return data if data is not None else load_dataset(comp, ws, features)
+
+
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> Any:
     """Validate the fetched CSVs and write the derived data for whichever modality this is."""
     return reader(comp).convert(comp, ws, force)

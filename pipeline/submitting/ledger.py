@@ -135,13 +135,22 @@ def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
 
 def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written:
     """Predict the test set with a run (default: the best) and write the submission."""
-    from pipeline.core.dataset import load_dataset
+    from pipeline.core.dataset import load_test
     from pipeline.training.trainer import get_run
 
     run = get_run(comp, ws, run_id)
-    data = load_dataset(comp, ws, run.config.features)
+    data = load_test(comp, ws, run.config.features, _features_record(run))
     check_same_data(comp, run, data)
     return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+
+
+def _features_record(run: Any) -> dict[str, Any]:
+    """The feature builder's record the run saved (its fitted encoder among it), or {} when absent or unreadable."""
+    try:
+        record = json.loads((run.folder / "features.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def check_same_data(comp: Competition, run: Any, data: Any) -> None:

@@ -120,6 +120,33 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
                    encoder.transform(test, scaled=False), record)
 
 
+def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Dataset | None:
+    """The test rows encoded by the encoder a run saved in its features.json: train is not read, nothing is refitted.
+
+    None when the run's builder needs the train rows to build test features (Titanic's groups) or saved no encoder.
+    The dataset holds no train rows; its fingerprint is the current files', to compare with the run's.
+    """
+    from pipeline.core.dataset import Dataset
+    from pipeline.tables.encoder import TableEncoder
+
+    builder, state = record.get("builder"), record.get("state")
+    if builder not in ("generic", "houses") or not isinstance(state, dict):
+        return None
+    folder = require_fetched(comp, ws)
+    encoder = TableEncoder.from_json(state)
+    test = read_table(folder / comp.test_file)
+    if builder == "houses":
+        from pipeline.tables import houses
+
+        test = houses.build(test)
+    test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
+        np.arange(1, len(test) + 1, dtype=np.int64)
+    scaled, raw = encoder.transform(test, scaled=True), encoder.transform(test, scaled=False)
+    no_rows = np.zeros((0, scaled.shape[1]), np.float32)
+    return Dataset(no_rows, np.zeros(0), scaled, test_ids, fingerprint(comp, folder, builder),
+                   encoder.names(scaled=True), no_rows, raw, record)
+
+
 def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:
     """Titanic's dataset: X and X_test hold the group features of a fit on all train rows; each fit redoes them."""
     import pandas as pd

@@ -96,6 +96,25 @@ def test_submit_house_prices_writes_positive_prices(workspace):
     assert (df["SalePrice"] > 1000).all()
 
 
+@pytest.mark.parametrize("features", ["houses", "generic"])
+def test_submit_applies_the_encoder_saved_with_the_run_without_refitting(workspace, monkeypatch, features):
+    from pipeline.core.dataset import load_dataset
+    from pipeline.tables.encoder import TableEncoder
+
+    install(workspace, "house-prices")
+    houses, ws = competitions.get("house-prices"), Workspace(workspace)
+    run = trainer.train(houses, ws, trainer.TrainConfig(model="blend", features=features, params={
+        "members": "sk-ridge,lgbm"}, threads=1))
+    expected = ledger.test_predictions(houses, run, load_dataset(houses, ws, features))  # re-derived, as before
+
+    def refit(*args, **kwargs):
+        raise AssertionError("submit refitted the encoder")
+
+    monkeypatch.setattr(TableEncoder, "fit", refit)
+    written = ledger.predict_run(houses, ws, run.run_id)
+    np.testing.assert_allclose(pd.read_csv(written.path)["SalePrice"], expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("mutate", "error"),
     [
