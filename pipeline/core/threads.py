@@ -25,10 +25,12 @@ def available() -> int:
 
 
 def resolve(threads: int) -> int:
-    """The thread count to use: `threads`, or every core for 0."""
+    """The thread count to use: `threads`; for 0, $OMP_NUM_THREADS when set (as every OpenMP library reads it), else
+    every core."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise UsageError(f"--threads {threads}: expected a whole number of threads, or 0 for every core")
-    return threads or available()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    return threads or (int(omp) if omp.isdigit() and int(omp) > 0 else available())
 
 
 @contextmanager

@@ -28,6 +28,9 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
     ws = Workspace(fetched)
     seen: dict[str, object] = {}
     fit = sklearn_models.SkGBM._fit
+    import sklearn.ensemble  # noqa: F401  scikit-learn's OpenMP runtime loaded, to see it given back
+
+    before = openmp_threads()
 
     def watched(self, *args):
         seen["sk-gbm"] = openmp_threads()
@@ -37,7 +40,7 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-gbm", params={"max_iter": 5}, threads=n))
     assert seen["sk-gbm"] == {n} and run.config.threads == n
     assert json.loads((run.folder / "config.json").read_text())["threads"] == n
-    assert openmp_threads() == {threads.available()}  # given back after the run
+    assert openmp_threads() == before  # given back after the run
 
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}, threads=n))
     assert f"[num_threads: {n}]" in (run.folder / "lgbm.txt").read_text()  # LightGBM's own record of its threads
@@ -51,9 +54,12 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
     assert torch_threads == [n, n]
 
 
-def test_threads_default_to_every_core_and_refuse_negatives(fetched):
+def test_threads_default_to_omp_num_threads_else_every_core_and_refuse_negatives(fetched, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     run = trainer.train(TITANIC, Workspace(fetched), trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}))
     assert run.config.threads == threads.available() and run.config.params["threads"] == threads.available()
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.resolve(0) == 3 and threads.resolve(2) == 2
     with pytest.raises(UsageError, match=r"--threads -1: expected a whole number of threads, or 0 for every core"):
         trainer.TrainConfig(model="lgbm", threads=-1).check()
 
