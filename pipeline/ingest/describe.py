@@ -193,4 +193,4 @@ def _image_shape(columns: list[str]) -> tuple[int, int] | None:
 def _default_model(task: str, shape: tuple[int, int] | None) -> str:
     if shape is not None:
         return "knn"
-    return "blend"
+    return "lgbm" if task == "multiclass" else "blend"  # benchmarks/RESULTS.md, LightGBM: Otto's log loss

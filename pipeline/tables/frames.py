@@ -134,7 +134,7 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
         return None
     folder = require_fetched(comp, ws)
     encoder = TableEncoder.from_json(state)
-    test = read_table(folder / comp.test_file)
+    test = read_table(folder / comp.test_file, as_written=(comp.id_column,) if comp.id_type == "str" else ())
     if builder == "houses":
         from pipeline.tables import houses
 

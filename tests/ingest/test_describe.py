@@ -178,3 +178,13 @@ def test_an_unknown_slug_without_files_says_what_to_do(kc, workspace):
     result = kc("train", "spaceship-titanic", ws=workspace)
     assert result.exit_code == 1 and "unknown competition 'spaceship-titanic'" in result.stderr
     assert kc("fetch", "../etc", ws=workspace).stderr.startswith("Error: '../etc' is not a competition slug")
+
+
+@pytest.mark.parametrize(("labels", "model"), [(["a", "b", "c"], "lgbm"), (["a", "b"], "blend")])
+def test_tables_default_to_lgbm_for_several_classes_and_blend_otherwise(tmp_path, labels, model):
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"id": range(1, 31), "x": rng.normal(size=30), "kind": (labels * 30)[:30]})
+    (tmp_path / "train.csv").write_text(train.to_csv(index=False))
+    (tmp_path / "test.csv").write_text(train.drop(columns="kind").assign(id=range(31, 61)).to_csv(index=False))
+    (tmp_path / "sample_submission.csv").write_text("id,kind\n" + "".join(f"{i},a\n" for i in range(31, 61)))
+    assert describe.infer("some-table", tmp_path).default_model == model
