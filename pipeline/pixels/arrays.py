@@ -174,6 +174,18 @@ def test_ids(comp: Competition, ws: Workspace, n: int) -> np.ndarray:
     from pipeline.ingest.csvfiles import read_table
 
     ids = read_table(require_fetched(comp, ws) / comp.test_file, strings=True)[comp.id_column].str.strip()
+    bad = (ids == "").to_numpy()
+    if comp.id_type == "int":
+        bad = bad | ~ids.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+    twice = ids.duplicated().to_numpy()
+    for rows, what in ((bad, "is not a valid id" + (" (an integer)" if comp.id_type == "int" else "")),
+                       (twice, "appears twice")):
+        if rows.any():
+            row = int(rows.argmax()) + 1
+            raise DataError(f"{comp.test_file}: row {row}, column {comp.id_column}: id '{shown(ids.iloc[row - 1])}' "
+                            f"{what}; every test row needs its own id")
+    if len(ids) != n:
+        raise DataError(f"{comp.test_file}: {len(ids)} ids for {n} test images; run `kc convert {comp.slug} --force`")
     return ids.astype(np.int64).to_numpy() if comp.id_type == "int" else ids.to_numpy(dtype=object)
 
 

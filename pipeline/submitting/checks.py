@@ -162,7 +162,13 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
-    by_id = {key: row for row, key in enumerate(_id_key(comp, str(i)) or str(i) for i in ids)}
+    keys = [_id_key(comp, str(i)) or str(i) for i in ids]
+    by_id = {key: row for row, key in enumerate(keys)}
+    if len(by_id) < len(keys):  # a dict keeps the last of two rows with one id: refuse rather than drop one
+        seen: set[str] = set()
+        twice = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(twice)} appears twice among the test rows; "
+                              "each test row needs its own id")
     want = sample_ids(comp, ws)
     missing = [i for i in want if i not in by_id]
     if missing:

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, install
+from conftest import FIXTURES, install, tiles
 
 from pipeline.core import competitions
 from pipeline.core.errors import KcError, SubmissionError, UsageError
@@ -320,3 +320,12 @@ def test_submissions_offline_shows_the_log(trained, kc):
     assert result.stderr == f"NOTE: 1 unreadable line(s) of {log} kept as they are\n"
     assert json.loads(log.read_text().splitlines()[0])["status"] == "written"
     assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+
+
+def test_a_submission_is_never_built_from_two_rows_with_one_id(workspace):
+    comp = tiles(workspace)
+    ws = Workspace(workspace)
+    assert len(checks.frame(comp, ws, np.array([91, 92, 93]), np.array([0, 1, 0]))) == 3
+    with pytest.raises(SubmissionError) as err:
+        checks.frame(comp, ws, np.array([91, 92, 93, 93]), np.array([0, 1, 0, 1]))
+    assert str(err.value) == "test.csv: ImageId 93 appears twice among the test rows; each test row needs its own id"
