@@ -164,9 +164,52 @@ def test_a_header_that_is_no_csv_header_is_one_error(workspace, tmp_path):
 
 def test_a_full_disk_is_refused_before_unpacking(workspace, fixture_zips, monkeypatch):
     monkeypatch.setattr(sources.shutil, "disk_usage", lambda _: SimpleNamespace(free=1000))
-    with pytest.raises(DataError, match=r"titanic.zip: unpacking needs 0\.00 GB but only 0\.00 GB is free "
-                                        r"\(no space left on device\)"):
+    with pytest.raises(DataError, match=r"titanic.zip: unpacking needs 1\.08 MB \(with a margin\) but only 0\.00 MB "
+                                        r"is free in .*competitions/titanic \(no space left on device\)"):
         sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"])
+    with pytest.raises(DataError, match=r"copying needs 1\.08 MB \(with a margin\) but only 0\.00 MB is free"):
+        sources.fetch("titanic", Workspace(workspace), FIXTURES / "titanic")
+
+
+def test_a_small_disk_with_room_for_the_files_is_enough(workspace, fixture_zips, monkeypatch):
+    monkeypatch.setattr(sources.shutil, "disk_usage", lambda _: SimpleNamespace(free=5 << 20))  # a 5 MB tmpfs
+    assert sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"]).files == TITANIC.files
+
+
+def test_a_disk_filling_up_during_a_folder_fetch_names_the_destination(workspace, monkeypatch):
+    import errno
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(sources.shutil, "copyfile", full)
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), FIXTURES / "titanic")
+    assert str(err.value) == (f"{workspace}/competitions/titanic: no space left on device while writing the files; "
+                              "free some space and try again")
+
+
+def other_files(tmp_path: Path) -> dict[str, bytes]:
+    """The files of a competition kc does not know (Titanic's, with the sample named as Kaggle usually does)."""
+    files = fixture_bytes("titanic")
+    files["sample_submission.csv"] = files.pop("gender_submission.csv")
+    return files
+
+
+def test_a_zip_holding_kcs_own_names_fetches_and_fetches_again(workspace, tmp_path):
+    ws = Workspace(workspace)
+    stale = json.dumps({"slug": "other", "title": "planted"}).encode()
+    odd = zip_of(tmp_path / "odd.zip", {**other_files(tmp_path), "competition.json": stale, "runs": b"x",
+                                        "derived": b"y"})
+    first = sources.fetch("other", ws, odd)
+    folder = workspace / "competitions/other"
+    assert "competition.json" not in first.competition.extra_files
+    assert not (folder / "runs").exists() and not (folder / "derived").exists()
+    again = sources.fetch("other", ws, odd, force=True)
+    assert not again.skipped and sources.read_marker(folder) is not None
+    assert competitions.get("other", workspace).title == "Other"
+    (folder / "runs").mkdir()
+    assert not sources.fetch("other", ws, folder, force=True).skipped  # its own folder, runs/ and all
 
 
 def test_wrong_header_is_named(workspace, tmp_path):
