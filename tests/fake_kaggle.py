@@ -33,6 +33,7 @@ class FakeKaggle:
     public_score: str = "0.98765"
     submissions: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # upload token -> the file name sent (Kaggle lists it)
     calls: list[str] = field(default_factory=list)
     port: int = 0
 
@@ -101,13 +102,14 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "StartSubmissionUpload":
             token = f"blob-{len(s.uploads) + 1}"
             s.uploads[token] = b""
+            s.names[token] = body.get("fileName", f"{token}.csv")
             return self._json(200, {"token": token, "createUrl": f"{s.endpoint}/upload/{token}"})
         if method == "CreateSubmission":
             token = body.get("blobFileTokens", "")
             if token not in s.uploads or not s.uploads[token]:
                 return self._json(400, {"code": 400, "message": "unknown upload"})
             ref = 1000 + len(s.submissions)
-            s.submissions.insert(0, {"ref": ref, "fileName": f"{token}.csv", "competition": slug,
+            s.submissions.insert(0, {"ref": ref, "fileName": s.names.get(token, ""), "competition": slug,
                                      "description": body.get("submissionDescription", ""), "status": "PENDING",
                                      "polls": 0, "content": s.uploads[token]})
             s.allowed_today -= 1

@@ -329,3 +329,68 @@ def test_a_submission_is_never_built_from_two_rows_with_one_id(workspace):
     with pytest.raises(SubmissionError) as err:
         checks.frame(comp, ws, np.array([91, 92, 93, 93]), np.array([0, 1, 0, 1]))
     assert str(err.value) == "test.csv: ImageId 93 appears twice among the test rows; each test row needs its own id"
+
+
+WRITER = """
+import sys
+import numpy as np
+from pipeline.core import competitions
+from pipeline.core.workspace import Workspace
+from pipeline.submitting import ledger
+from pipeline.submitting.checks import sample_ids
+
+comp, ws = competitions.get("titanic"), Workspace.resolve(sys.argv[1])
+ids = np.array([int(i) for i in sample_ids(comp, ws)])
+for k in range(12):
+    codes = np.random.default_rng(int(sys.argv[2]) * 100 + k).integers(0, 2, len(ids))
+    ledger.write(comp, ws, ids, codes, f"run-{sys.argv[2]}-{k}", "linear", 0.5)
+"""
+
+
+def test_submits_at_once_lose_no_log_line(titanic_only):
+    import subprocess
+    import sys
+
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(titanic_only), str(n)]) for n in range(3)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    logged = sorted(e.file for e in ledger.read_log(TITANIC, Workspace(titanic_only)))
+    assert logged == submission_files(titanic_only) and len(logged) == 36
+
+
+def test_an_upload_killed_before_it_was_logged_is_found_not_sent_again(trained, kaggle_server, monkeypatch):
+    ws_root, _ = trained
+    ws = Workspace(ws_root)
+    written = ledger.predict_run(TITANIC, ws, None)
+    real = ledger.kaggle_api.submit
+
+    def killed(*args):  # Kaggle accepts the file, then kc dies before writing the log (kill -9)
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ledger.kaggle_api, "submit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.upload(TITANIC, ws, written.path, "first", wait=False)
+    monkeypatch.setattr(ledger.kaggle_api, "submit", real)
+    [entry] = ledger.read_log(TITANIC, ws)
+    assert entry.status == "UPLOADING" and entry.upload_ref is None
+    with pytest.raises(UsageError) as err:
+        ledger.upload(TITANIC, ws, written.path, "again", wait=False)
+    assert str(err.value) == (f"{written.path.name} is already on Kaggle (ref 1000, PENDING): an earlier upload was "
+                              "cut off before kc logged it; `kc submissions titanic` shows its score")
+    assert len(kaggle_server.submissions) == 1
+    [entry] = ledger.read_log(TITANIC, ws)
+    assert entry.upload_ref == 1000
+
+
+def test_an_upload_killed_before_kaggle_had_it_is_undone_by_kc_submissions(trained, kaggle_server, monkeypatch):
+    ws_root, _ = trained
+    ws = Workspace(ws_root)
+    written = ledger.predict_run(TITANIC, ws, None)
+    real = ledger.kaggle_api.submit
+    monkeypatch.setattr(ledger.kaggle_api, "submit", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        ledger.upload(TITANIC, ws, written.path, "first", wait=False)
+    entries, note = ledger.refresh(TITANIC, ws)
+    assert [e.status for e in entries] == ["written"] and note is None
+    monkeypatch.setattr(ledger.kaggle_api, "submit", real)
+    assert ledger.upload(TITANIC, ws, written.path, "now", wait=False).upload_ref == 1000
