@@ -310,7 +310,10 @@ def fetch(
                 try:
                     path = kaggle_api.download(slug, staged, retries=retries)
                 except KaggleError as exc:
-                    if previous is not None and current is not None and _is_complete(current, folder):
+                    kept = previous is not None and current is not None and _is_complete(current, folder)
+                    if kept and force:  # asked for a new copy: failing to get one is an error, not "already fetched"
+                        raise KaggleError(f"{exc} (the {previous['source']} copy already there is kept)") from None
+                    if kept:
                         return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
                                            current.files, previous.get("sample", False), True,
                                            note=f"kept the {previous['source']} copy: {exc}")

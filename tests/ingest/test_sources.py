@@ -302,6 +302,7 @@ def test_bundled_copy_is_replaced_once_credentials_exist(workspace, kaggle_serve
     ws = Workspace(workspace)
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
+        m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         assert sources.fetch("digit-recognizer", ws).source == "bundled"
     assert sources.fetch("digit-recognizer", ws).source == "kaggle"
 
@@ -310,9 +311,10 @@ def test_a_failed_download_keeps_the_copy_there_is(workspace, kaggle_server):
     ws = Workspace(workspace)
     sources.fetch("titanic", ws, FIXTURES / "titanic")
     kaggle_server.fail["DownloadDataFiles"] = 429
-    result = sources.fetch("titanic", ws, force=True)
-    assert result.skipped and result.source == "file"
-    assert result.note.startswith("kept the file copy: Kaggle is rate-limiting you (429)")
+    with pytest.raises(KaggleError, match=r"^Kaggle is rate-limiting you \(429\).*\(the file copy already there is "
+                                          r"kept\)$"):
+        sources.fetch("titanic", ws, force=True)
+    assert sources.read_marker(workspace / "competitions/titanic")["source"] == "file"
 
 
 def test_a_cut_download_is_resumed_by_the_client(workspace, kaggle_server):

@@ -276,6 +276,7 @@ def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_
     ws = Workspace(workspace)
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
+        m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         assert fetch("digit-recognizer", ws).sample
     trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
     written = ledger.predict_run(DIGITS, ws, None)
@@ -394,3 +395,12 @@ def test_an_upload_killed_before_kaggle_had_it_is_undone_by_kc_submissions(train
     assert [e.status for e in entries] == ["written"] and note is None
     monkeypatch.setattr(ledger.kaggle_api, "submit", real)
     assert ledger.upload(TITANIC, ws, written.path, "now", wait=False).upload_ref == 1000
+
+
+def test_an_empty_limits_answer_is_not_called_a_used_up_day(trained, kaggle_server, kc):
+    ws_root, _ = trained
+    kaggle_server.replies = {"GetSubmissionLimits": b"{}"}
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 1 and kaggle_server.submissions == []
+    assert result.stderr == ("Error: Kaggle allows no titanic submissions now, though none were made today: is the "
+                             "competition closed? See https://www.kaggle.com/competitions/titanic\n")
