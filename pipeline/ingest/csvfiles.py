@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_CELL = 60  # characters of a cell echoed in an error message
+MAX_HEADER = 1 << 20  # bytes of a header line kc reads; a longer one is no header kc can use
 
 
 def shown(cell: object) -> str:
@@ -52,17 +53,25 @@ def _cp1252_ok(data: bytes) -> bool:
     return True
 
 
-def read_header(path: Path) -> tuple[str, ...]:
-    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+def header_cells(path: Path) -> list[str]:
+    """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB."""
     with open(path, "rb") as f:
-        first = f.readline(1 << 20)
+        first = f.readline(MAX_HEADER + 1)
     if not first:
         raise DataError(f"{path.name}: the file is empty")
+    if len(first) > MAX_HEADER:
+        raise DataError(f"{path.name}: the header line is longer than {MAX_HEADER >> 20} MB; is this a CSV with its "
+                        "column names on the first line?")
     lines = decode(first, path.name).splitlines()  # also splits old-Mac \r-only line endings
     try:
-        found = [c.strip() for c in next(csv.reader(lines[:1]), [])]
+        return [c.strip() for c in next(csv.reader(lines[:1]), [])]
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
+
+
+def read_header(path: Path) -> tuple[str, ...]:
+    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+    found = header_cells(path)
     while found and not found[-1]:
         found.pop()
     return tuple(found)

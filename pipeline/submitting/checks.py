@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
-from pipeline.ingest.csvfiles import read_table, shown
+from pipeline.ingest.csvfiles import header_cells, read_table, shown
 from pipeline.ingest.sources import require_fetched
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-Indic digits are not Kaggle ints
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 SIZE_FACTOR = 20  # a submission may be this many times the sample's size (plus a megabyte) before it is refused
+EXTRA_COLUMNS = 64  # header cells a submission may carry beyond its two (a spreadsheet's empty trailing ones)
 
 
 def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
@@ -141,6 +142,10 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
         raise SubmissionError(f"{path.name}: {size / 1e6:,.1f} MB, far larger than a {comp.slug} submission "
                               f"(the sample is {sample.stat().st_size / 1e6:,.2f} MB); is it the right file?")
     try:
+        width = len(header_cells(path))  # before pandas, which takes minutes over a million columns
+        if width > len(comp.submission_columns) + EXTRA_COLUMNS:
+            raise SubmissionError(f"{path.name}: {width:,} columns in the header, expected "
+                                  f"{len(comp.submission_columns)} ({','.join(comp.submission_columns)})")
         df = read_table(path, strings=True)
     except DataError as exc:
         raise SubmissionError(str(exc)) from None

@@ -363,3 +363,13 @@ def test_network_failure_is_one_line(workspace, kaggle_server, monkeypatch):
     monkeypatch.setitem(_env_to_endpoint, KaggleEnv.LOCAL, "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(KaggleError, match=r"cannot reach Kaggle to download titanic \(ConnectionError\)"):
         sources.fetch("titanic", Workspace(workspace))
+
+
+def test_a_header_over_a_megabyte_is_named(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    wide = b"PassengerId,Survived," + b",".join(b"col%d" % i for i in range(200_000)) + b"\n1,0\n"
+    odd = zip_of(tmp_path / "wide.zip", {**files, "train.csv": wide})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), odd)
+    assert str(err.value) == ("train.csv: the header line is longer than 1 MB; is this a CSV with its column names on "
+                              "the first line?")

@@ -404,3 +404,15 @@ def test_an_empty_limits_answer_is_not_called_a_used_up_day(trained, kaggle_serv
     assert result.exit_code == 1 and kaggle_server.submissions == []
     assert result.stderr == ("Error: Kaggle allows no titanic submissions now, though none were made today: is the "
                              "competition closed? See https://www.kaggle.com/competitions/titanic\n")
+
+
+def test_validate_refuses_a_very_wide_file_before_parsing_it(fetched, tmp_path, kc):
+    import time
+
+    path = tmp_path / "wide.csv"
+    path.write_text("PassengerId,Survived" + "".join(f",c{i}" for i in range(30_000)) + "\n892,0\n")
+    start = time.process_time()
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert time.process_time() - start < 2
+    assert result.exit_code == 1
+    assert result.stderr == "Error: wide.csv: 30,002 columns in the header, expected 2 (PassengerId,Survived)\n"
