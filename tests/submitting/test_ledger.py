@@ -416,3 +416,19 @@ def test_validate_refuses_a_very_wide_file_before_parsing_it(fetched, tmp_path, 
     assert time.process_time() - start < 2
     assert result.exit_code == 1
     assert result.stderr == "Error: wide.csv: 30,002 columns in the header, expected 2 (PassengerId,Survived)\n"
+
+
+@pytest.mark.parametrize("line", ['{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"valid_score": "0.5"}',
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"upload_ref": "x", "status": "PENDING"}',
+                                  "[" * 200_000 + "]" * 200_000])
+def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, line):
+    ws_root, _ = trained
+    assert kc("submit", "titanic", ws=ws_root).exit_code == 0
+    log = ws_root / "submissions/titanic/log.jsonl"
+    log.write_text(log.read_text() + line + "\n")
+    for command in (("submissions", "titanic"), ("report", "titanic")):
+        result = kc(*command, ws=ws_root)
+        assert result.exit_code == 0, (command, result.output)
+    assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
