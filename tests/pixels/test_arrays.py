@@ -178,3 +178,19 @@ def test_pixel_test_ids_are_checked(workspace, rows, message):
     with pytest.raises(DataError) as err:
         arrays.load(comp, Workspace(workspace))
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("name", "planted"), [
+    ("train_labels.npy", lambda a: np.where(np.arange(len(a.train_labels)) == 3, 99, a.train_labels)),
+    ("test_images.npy", lambda a: np.zeros((len(a.test_images), 5, 5), np.uint8)),
+    ("train_labels.npy", lambda a: a.train_labels.astype(np.float64)),
+    ("test_images.npy", lambda a: a.test_images[:10]),
+])
+def test_a_planted_cache_with_a_matching_meta_is_rebuilt(fetched, name, planted):
+    ws = Workspace(fetched)
+    first = arrays.convert(DIGITS, ws)
+    np.save(ws.cache_dir(DIGITS.slug) / name, planted(first))
+    again = arrays.convert(DIGITS, ws)
+    assert not again.from_cache
+    assert np.array_equal(again.train_labels, first.train_labels)
+    assert again.test_images.shape == first.test_images.shape
