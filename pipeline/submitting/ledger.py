@@ -197,6 +197,8 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
 
 def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values)."""
+    from pipeline.core.errors import DataError
+    from pipeline.training.records import check_fits
     from pipeline.training.trainer import load_models, outputs
 
     models = load_models(comp, run)
@@ -204,9 +206,14 @@ def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     parts = []
     for k, m in enumerate(models):
         X = data.inputs(m.scaled)[1]
+        check_fits(comp, run, m, int(np.prod(X.shape[1:])))
         chunks = []
         for start in range(0, len(X), PREDICT_CHUNK):
-            chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            try:
+                chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            except (ValueError, IndexError, TypeError, AttributeError) as exc:  # learned fields edited to misfit
+                raise DataError(f"run {run.run_id}: its saved model cannot predict {comp.slug}'s test rows "
+                                f"({type(exc).__name__}); train it again or pick another run") from None
             progress.report("predict", k * len(X) + min(start + PREDICT_CHUNK, len(X)), total)
         parts.append(np.concatenate(chunks))
     return np.mean(parts, axis=0)

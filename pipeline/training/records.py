@@ -242,7 +242,8 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
 
 
 def load_models(comp: Competition, run: Run) -> list[Any]:
-    """The models a run submits with: its one model, its refit on all rows, or its K fold models."""
+    """The models a run submits with: its one model, its refit on all rows, or its K fold models; each checked
+    against the competition (task, classes, learned shapes)."""
     return [_load(comp, run, folder) for folder in _model_folders(run)]
 
 
@@ -280,12 +281,40 @@ def _load(comp: Competition, run: Run, folder: Path) -> Any:
     cls = model_class(run.config.model, comp)
     model = cls.from_params(run.config.params)
     try:
-        return model.load(folder)
+        model = model.load(folder)
     except DataError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as exc:
         raise DataError(f"run {run.run_id}: its saved model cannot be loaded ({type(exc).__name__}); "
                         f"train it again or pick another run") from None
+    check_fits(comp, run, model)
+    return model
+
+
+def check_fits(comp: Competition, run: Run, model: Any, n_features: int | None = None) -> None:
+    """Refuse a loaded model that disagrees with the competition, or with `n_features` input columns when given."""
+    problem = _misfit(comp, model, n_features)
+    if problem:
+        raise DataError(f"run {run.run_id}: its saved model {problem}; train it again or pick another run")
+
+
+def _misfit(comp: Competition, model: Any, n_features: int | None) -> str | None:
+    """How a loaded model disagrees with the competition (task, classes, input width, learned shapes); None if not."""
+    if bool(getattr(model, "regression_", False)) == comp.is_classification:
+        return "predicts " + ("values" if comp.is_classification else "classes") + f", unlike {comp.slug}"
+    if comp.is_classification:
+        classes = np.asarray(getattr(model, "classes_", None))
+        if classes.ndim != 1 or classes.dtype.kind not in "iu" or len(np.unique(classes)) != len(classes) or \
+                len(classes) < 2 or classes.min() < 0 or classes.max() >= len(comp.classes):
+            return f"has the classes {str(classes.tolist())[:60]}, not {comp.slug}'s codes 0-{len(comp.classes) - 1}"
+    est = getattr(model, "estimator_", None)
+    width = getattr(est, "n_features_in_", None)
+    if est is not None and n_features is not None and width != n_features:
+        return f"takes {str(width)[:20]} input columns, where the data has {n_features}"
+    coef = getattr(est, "coef_", None)
+    if coef is not None and (np.ndim(coef) not in (1, 2) or np.shape(coef)[-1] != width):
+        return f"has weights of shape {np.shape(coef)} for {str(width)[:20]} input columns"
+    return None
 
 
 def read_valid(run: Run, comp: Competition, rows: int) -> dict[str, np.ndarray]:

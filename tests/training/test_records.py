@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.core import competitions
@@ -76,3 +77,27 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     assert str(err.value) == (f"{ws.runs_dir('titanic')} is a symbolic link, not kc's own folder of runs: move it "
                               "away, then train again")
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(("field", "value", "problem"), [
+    ("classes_", np.array([5, 7]), "has the classes [5, 7], not titanic's codes 0-1"),
+    ("classes_", np.array(["a", "b"]), "has the classes ['a', 'b'], not titanic's codes 0-1"),
+    ("classes_", np.array([-1, 0]), "has the classes [-1, 0], not titanic's codes 0-1"),
+    ("coef_", np.zeros((1, 3)), "has weights of shape (1, 3) for"),
+    ("n_features_in_", 10**9, "has weights of shape (1, 25) for 1000000000 input columns"),
+])
+def test_an_edited_skops_model_is_refused_before_it_predicts(titanic_only, kc, field, value, problem):
+    import skops.io
+
+    from pipeline.models.sklearn_models import ESTIMATOR
+
+    ws = Workspace(titanic_only)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-logistic"))
+    path = run.folder / ESTIMATOR
+    est = skops.io.load(path, trusted=[])
+    setattr(est, field, value)
+    skops.io.dump(est, path)
+    result = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"Error: run {run.run_id}: its saved model {problem}")
+    assert list((titanic_only / "submissions").glob("*/*.csv")) == []
