@@ -18,8 +18,11 @@ MAX_HEADER = 1 << 20  # bytes of a header line kc reads; a longer one is no head
 
 
 def shown(cell: object) -> str:
-    """A cell as an error message quotes it: cut to MAX_CELL characters."""
+    """A cell as an error message quotes it: control characters (terminal escapes) escaped, cut to MAX_CELL."""
     text = str(cell)
+    text = text[: MAX_CELL * 2]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
     return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
 
 

@@ -22,7 +22,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest import describe, kaggle_api
-from pipeline.ingest.csvfiles import check_headers
+from pipeline.ingest.csvfiles import check_headers, shown
 
 KAGGLE_INPUT = Path("/kaggle/input")
 MARKER = ".kc-fetch.json"
@@ -111,7 +111,7 @@ def _is_complete(comp: Competition, folder: Path) -> bool:
 def _safe_path(info: zipfile.ZipInfo, origin: str) -> PurePosixPath:
     path = PurePosixPath(info.filename.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise DataError(f"{origin}: refusing unsafe zip entry '{info.filename}'")
+        raise DataError(f"{origin}: refusing unsafe zip entry '{shown(info.filename)}'")
     return path
 
 
@@ -128,6 +128,9 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> dict
 
     Files named as kc's own (competition.json, runs, derived) are left out: kc writes the description itself.
     """
+    odd = next((i.filename for i in zf.infolist() if not i.filename.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{origin}: the zip entry '{shown(odd)}' has control characters in its name; rename it")
     entries = [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
                and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
     names = {p.name for p, _ in entries}
@@ -217,6 +220,9 @@ def _extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Pro
 def _copy_folder(src: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
     names = list(comp.files) if comp else sorted(p.name for p in src.iterdir() if p.is_file()
                                                  and not p.name.startswith(".") and p.name not in RESERVED)
+    odd = next((n for n in names if not n.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{src}: the file '{shown(odd)}' has control characters in its name; rename it")
     missing = [n for n in names if not (src / n).is_file()]
     if missing:
         raise DataError(f"{src}: no {', '.join(missing)} in this folder; is it {comp.slug if comp else 'the'} data?")
@@ -333,7 +339,10 @@ def fetch(
                 metric, metric_source = current.metric, current.metric_source
             elif builtin is None and metric is None and source == "kaggle":
                 metric, metric_source = _kaggle_metric(slug), "Kaggle API"
-            comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
+            try:
+                comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
+            except ValueError as exc:  # a description outside kc's bounds (e.g. images too large)
+                raise DataError(f"{origin}: kc cannot describe {slug} from these files ({shown(exc)})") from None
             check_headers(comp, unpacked)
             names = comp.files
             if builtin is None:

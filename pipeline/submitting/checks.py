@@ -133,8 +133,10 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
     """Check any CSV against the competition's format; return its row count."""
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not a CSV file")
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file (a device or a pipe?); save the submission as a CSV file first")
     sample = require_fetched(comp, ws) / comp.sample_file
     limit = SIZE_FACTOR * sample.stat().st_size + (1 << 20)
     size = path.stat().st_size
