@@ -66,10 +66,26 @@ def header_cells(path: Path) -> list[str]:
         raise DataError(f"{path.name}: the header line is longer than {MAX_HEADER >> 20} MB; is this a CSV with its "
                         "column names on the first line?")
     lines = decode(first, path.name).splitlines()  # also splits old-Mac \r-only line endings
+    if lines and lines[0].count('"') % 2:
+        raise DataError(f"{path.name}: a quoted header cell holds a line break (or a quote is unclosed); put the "
+                        "column names on the first line")
     try:
         return [c.strip() for c in next(csv.reader(lines[:1]), [])]
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
+
+
+def has_rows(path: Path) -> bool:
+    """Whether a CSV has a non-blank line after its header (read a line at a time, never the whole file)."""
+    with open(path, "rb") as f:
+        f.readline(MAX_HEADER + 1)
+        for _ in range(1000):  # blank lines before the first row are few
+            line = f.readline(1 << 20)
+            if not line:
+                return False
+            if line.strip(b" \t\r\n,"):
+                return True
+    return True
 
 
 def read_header(path: Path) -> tuple[str, ...]:

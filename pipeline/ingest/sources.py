@@ -22,7 +22,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest import describe, kaggle_api
-from pipeline.ingest.csvfiles import check_headers, shown
+from pipeline.ingest.csvfiles import check_headers, has_rows, shown
 
 KAGGLE_INPUT = Path("/kaggle/input")
 MARKER = ".kc-fetch.json"
@@ -344,6 +344,9 @@ def fetch(
             except ValueError as exc:  # a description outside kc's bounds (e.g. images too large)
                 raise DataError(f"{origin}: kc cannot describe {slug} from these files ({shown(exc)})") from None
             check_headers(comp, unpacked)
+            for name in (comp.train_file, comp.test_file):
+                if not has_rows(unpacked / name):
+                    raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
             names = comp.files
             if builtin is None:
                 (unpacked / competitions.DESCRIPTION).write_text(json.dumps(comp.to_json(), indent=2) + "\n")

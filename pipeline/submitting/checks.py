@@ -27,7 +27,13 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
     column = read_table(path, strings=True)[comp.id_column].str.strip()
-    return [_id_key(comp, v) or v for v in column]
+    keys = [_id_key(comp, v) or v for v in column]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        row = next(i for i, k in enumerate(keys) if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DataError(f"{comp.sample_file}: row {row + 1}, column {comp.id_column}: id {shown(keys[row])} appears "
+                        f"twice in the sample submission; fetch {comp.slug} again with --force")
+    return keys
 
 
 def _id_key(comp: Competition, text: str) -> str | None:

@@ -178,3 +178,27 @@ def test_an_unknown_slug_without_files_says_what_to_do(kc, workspace):
     result = kc("train", "spaceship-titanic", ws=workspace)
     assert result.exit_code == 1 and "unknown competition 'spaceship-titanic'" in result.stderr
     assert kc("fetch", "../etc", ws=workspace).stderr.startswith("Error: '../etc' is not a competition slug")
+
+
+def test_a_float_label_in_a_pixel_competition_is_named(tmp_path):
+    pixels = ",".join(f"pixel{i}" for i in range(4))
+    (tmp_path / "train.csv").write_text(f"label,{pixels}\n1,0,0,0,0\n2.5,1,1,1,1\n0,2,2,2,2\n")
+    (tmp_path / "test.csv").write_text(f"{pixels}\n0,0,0,0\n")
+    (tmp_path / "sample_submission.csv").write_text("ImageId,Label\n1,0\n")
+    with pytest.raises(DataError) as err:
+        describe.infer("tiny-pixels", tmp_path)
+    assert str(err.value) == ("train.csv: row 2, column label: '2.5' is not a class; kc classifies pixel images by "
+                              "integer labels (at most 20 of them)")
+
+
+def test_an_infinite_target_names_its_row(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    lines = (folder / "train.csv").read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[-1] = "inf"
+    lines[3] = ",".join(cells)
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as err:
+        describe.infer("prices-mini", folder)
+    assert str(err.value).startswith("train.csv: row 3, column ") and "'inf' is not a finite number" in str(err.value)

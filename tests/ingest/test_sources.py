@@ -373,3 +373,21 @@ def test_a_header_over_a_megabyte_is_named(workspace, tmp_path):
         sources.fetch("titanic", Workspace(workspace), odd)
     assert str(err.value) == ("train.csv: the header line is longer than 1 MB; is this a CSV with its column names on "
                               "the first line?")
+
+
+def test_an_empty_test_csv_is_refused_at_fetch(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    empty = zip_of(tmp_path / "empty.zip", {**files, "test.csv": files["test.csv"].splitlines(keepends=True)[0]})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), empty)
+    assert str(err.value) == f"{empty}: test.csv has a header but no rows; is it the competition's data?"
+
+
+def test_a_line_break_in_a_quoted_header_cell_is_named(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    lines = files["train.csv"].split(b"\n", 1)
+    broken = zip_of(tmp_path / "broken.zip", {**files, "train.csv": b'"Passen\nger' + lines[0][6:] + b"\n" + lines[1]})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), broken)
+    assert str(err.value) == ("train.csv: a quoted header cell holds a line break (or a quote is unclosed); put the "
+                              "column names on the first line")

@@ -432,3 +432,16 @@ def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, 
         result = kc(*command, ws=ws_root)
         assert result.exit_code == 0, (command, result.output)
     assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+
+
+def test_duplicate_ids_in_the_sample_name_the_sample(titanic_only, tmp_path, kc):
+    sample = titanic_only / "competitions/titanic/gender_submission.csv"
+    lines = sample.read_text().splitlines()
+    lines[3] = lines[2]
+    sample.write_text("\n".join(lines) + "\n")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("\n".join(lines) + "\n")
+    result = kc("validate", "titanic", mine, ws=titanic_only)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: gender_submission.csv: row 3, column PassengerId: id 893 appears twice in the "
+                             "sample submission; fetch titanic again with --force\n")
