@@ -409,10 +409,14 @@ def evaluation_metric(slug: str) -> str | None:
     api = _api()
     from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
 
-    with _calling(f"read the evaluation metric of {slug}", slug), api.build_kaggle_client() as client:
-        request = ApiGetCompetitionRequest()
-        request.competition_name = slug
-        found = client.competitions.competition_api_client.get_competition(request)
+    def asked() -> Any:
+        with api.build_kaggle_client() as client:
+            request = ApiGetCompetitionRequest()
+            request.competition_name = slug
+            return client.competitions.competition_api_client.get_competition(request)
+
+    with _calling(f"read the evaluation metric of {slug}", slug):
+        found = _bounded(asked, deadline())
     return (getattr(found, "evaluation_metric", "") or "").strip() or None
 
 
