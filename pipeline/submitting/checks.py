@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-Indic digits are not Kaggle ints
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 SIZE_FACTOR = 20  # a submission may be this many times the sample's size (plus a megabyte) before it is refused
-EXTRA_COLUMNS = 64  # header cells a submission may carry beyond its two (a spreadsheet's empty trailing ones)
+EXTRA_COLUMNS = 64  # named header cells a submission may carry beyond its own (the check then names the extra)
+MAX_COLUMNS = 2048  # header cells of any kind (a spreadsheet's empty trailing ones included)
 
 
 def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
@@ -150,8 +151,11 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
         raise SubmissionError(f"{path.name}: {size / 1e6:,.1f} MB, far larger than a {comp.slug} submission "
                               f"(the sample is {sample.stat().st_size / 1e6:,.2f} MB); is it the right file?")
     try:
-        width = len(header_cells(path))  # before pandas, which takes minutes over a million columns
-        if width > len(comp.submission_columns) + EXTRA_COLUMNS:
+        cells = header_cells(path)  # before pandas, which takes minutes over a million columns
+        width = len(cells)
+        while cells and not cells[-1]:  # a spreadsheet's empty trailing columns, allowed up to MAX_COLUMNS
+            cells.pop()
+        if len(cells) > len(comp.submission_columns) + EXTRA_COLUMNS or width > MAX_COLUMNS:
             raise SubmissionError(f"{path.name}: {width:,} columns in the header, expected "
                                   f"{len(comp.submission_columns)} ({','.join(comp.submission_columns)})")
         df = read_table(path, strings=True)
