@@ -25,6 +25,7 @@ SETTINGS_URL = "https://www.kaggle.com/settings"
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to Kaggle
 READ_TIMEOUT = 60.0  # seconds to wait for an answer, or for the next chunk of a download
 TIMEOUT_ENV = "KC_KAGGLE_TIMEOUT"  # seconds; replaces READ_TIMEOUT (and CONNECT_TIMEOUT, when smaller)
+MAX_TIMEOUT = 86_400  # a day: sockets cannot wait past what the platform's time_t holds
 MIN_RATE = 10_000  # bytes a second a transfer must average once its first deadline has passed
 T = TypeVar("T")
 
@@ -38,8 +39,8 @@ def timeouts() -> tuple[float, float]:
         read = float(raw)
     except ValueError:
         read = math.nan
-    if not (math.isfinite(read) and read > 0):
-        raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
+    if not (math.isfinite(read) and 0 < read <= MAX_TIMEOUT):
+        raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds above 0 (at most {MAX_TIMEOUT:,}), not {raw!r}")
     return min(CONNECT_TIMEOUT, read), read
 
 

@@ -83,10 +83,11 @@ def test_timeouts_default_and_override(monkeypatch):
     assert kaggle_api.timeouts() == (0.5, 0.5)
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "inf"])
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "inf", "1e12"])
 def test_a_bad_timeout_setting_is_a_usage_error(monkeypatch, kaggle_server, value):
     monkeypatch.setenv("KC_KAGGLE_TIMEOUT", value)
-    with pytest.raises(UsageError, match=f"KC_KAGGLE_TIMEOUT must be a number of seconds above 0, not '{value}'"):
+    with pytest.raises(UsageError, match=re.escape(f"KC_KAGGLE_TIMEOUT must be a number of seconds above 0 (at most "
+                                                   f"86,400), not '{value}'")):
         kaggle_api.list_submissions(TITANIC)
     assert kaggle_server.calls == []
 
