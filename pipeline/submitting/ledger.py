@@ -243,7 +243,7 @@ def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: 
     limits = kaggle_api.submission_limits(comp)
     if limits.allowed_now <= 0 and limits.today == 0:
         raise KaggleError(f"Kaggle allows no {comp.slug} submissions now, though none were made today: is the "
-                          f"competition closed? See {comp.rules_url.removesuffix('/rules')}")
+                          f"competition closed? See https://www.kaggle.com/competitions/{comp.slug}")
     if limits.allowed_now <= 0:
         raise KaggleError(f"no {comp.slug} submissions left today ({limits.today} made): try again tomorrow (UTC)")
     validate_file(comp, ws, written)  # the file may have been edited since it was written
