@@ -141,6 +141,8 @@ SCRIPT = """(function () {
 def write_report(comp: Competition, ws: Workspace, out: Path | None = None) -> Path:
     """Write the competition's report page (default `competitions/<slug>/report.html`), atomically; return it."""
     path = out if out is not None else ws.data_dir(comp.slug) / "report.html"
+    if path.is_dir():  # `--out /tmp`: the page goes inside the folder
+        path = path / f"{comp.slug}-report.html"
     runs, damaged = scan(comp, ws)
     page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"))
     with atomic_path(path, suffix=".html") as tmp:

@@ -7,9 +7,13 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import Result
+
+if TYPE_CHECKING:
+    from pipeline.core.competitions import Competition
 
 # Before anything imports `kaggle`: send its calls to loopback, and keep it away from the real home.
 _HOME = Path(tempfile.mkdtemp(prefix="kc-test-home-"))
@@ -54,6 +58,21 @@ def install(root: Path, slug: str) -> Path:
 def non_dot(folder: Path) -> list[str]:
     """The names in a folder, without dot-files (fetch keeps its lock file beside the competition folders)."""
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+
+
+def tiles(root: Path, test_ids: tuple[str, ...] = ("91", "92", "93")) -> Competition:
+    """A 2×2 pixel competition with ids in test.csv, fetched into the workspace at `root`."""
+    from pipeline.core.workspace import Workspace
+    from pipeline.ingest import sources
+
+    src = root.parent / "tiles-files"
+    src.mkdir()
+    header = "pixel0,pixel1,pixel2,pixel3"
+    rows = [f"{i},{i % 2},{i},{i},{i},{i}" for i in range(20)]
+    (src / "train.csv").write_text(f"ImageId,label,{header}\n" + "\n".join(rows) + "\n")
+    (src / "test.csv").write_text(f"ImageId,{header}\n" + "".join(f"{i},1,2,3,4\n" for i in test_ids))
+    (src / "sample_submission.csv").write_text("ImageId,Label\n" + "".join(f"{i},0\n" for i in sorted(set(test_ids))))
+    return sources.fetch("tiles", Workspace(root), src).competition
 
 
 @pytest.fixture

@@ -28,11 +28,17 @@ class FakeKaggle:
     fail_uploads: int = 0  # how many blob uploads to refuse with HTTP 500
     # method names (or "file", "upload") to accept and never answer, until the server shuts down
     stall: set[str] = field(default_factory=set)
+    # method names (or "file") whose answer is sent one byte every `trickle_gap` seconds, headers first
+    trickle: set[str] = field(default_factory=set)
+    trickle_gap: float = 0.4
+    # method name -> the raw body to answer it with (HTTP 200), instead of the real answer
+    replies: dict[str, bytes] = field(default_factory=dict)
     allowed_today: int = 5
     polls_until_scored: int = 1  # list calls that still show a new submission as PENDING
     public_score: str = "0.98765"
     submissions: list[dict[str, Any]] = field(default_factory=list)
     uploads: dict[str, bytes] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # upload token -> the file name sent (Kaggle lists it)
     calls: list[str] = field(default_factory=list)
     port: int = 0
 
@@ -48,13 +54,25 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output clean
         pass
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _json(self, status: int, body: dict[str, Any], raw: bytes | None = None, name: str = "") -> None:
+        data = json.dumps(body).encode() if raw is None else raw
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        self._send(data, name)
+
+    def _send(self, data: bytes, name: str) -> None:
+        """Write a body: at once, or one byte at a time when `name` is in `state.trickle` (until shutdown)."""
+        if name not in self.state.trickle:
+            self.wfile.write(data)
+            return
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+            if self.server.released.wait(self.state.trickle_gap):  # type: ignore[attr-defined]
+                self.close_connection = True
+                return
 
     def _authorised(self) -> bool:
         expected = base64.b64encode(f"{self.state.username}:{self.state.key}".encode()).decode()
@@ -89,6 +107,26 @@ class _Handler(BaseHTTPRequestHandler):
         if method in s.fail:
             status = s.fail[method]
             return self._json(status, {"code": status, "message": f"fake failure {status}"})
+        if method in s.replies:
+            return self._json(200, {}, raw=s.replies[method])
+        if method in s.trickle:
+            answer = self._answer(method, body)
+            return self._json(200, {}, raw=answer, name=method)
+        return self._reply(method, body)
+
+    def _answer(self, method: str, body: dict[str, Any]) -> bytes:
+        """The body the server would send for `method`, captured to be trickled."""
+        import io
+
+        real, self.wfile = self.wfile, io.BytesIO()
+        try:
+            self._reply(method, body)
+            return self.wfile.getvalue().split(b"\r\n\r\n", 1)[1]
+        finally:
+            self.wfile = real
+
+    def _reply(self, method: str, body: dict[str, Any]) -> None:
+        s = self.state
         slug = body.get("competitionName", "")
         if slug not in s.zips and method != "CreateSubmission":
             return self._json(404, {"code": 404, "message": f"Competition {slug} not found"})
@@ -101,13 +139,14 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "StartSubmissionUpload":
             token = f"blob-{len(s.uploads) + 1}"
             s.uploads[token] = b""
+            s.names[token] = body.get("fileName", f"{token}.csv")
             return self._json(200, {"token": token, "createUrl": f"{s.endpoint}/upload/{token}"})
         if method == "CreateSubmission":
             token = body.get("blobFileTokens", "")
             if token not in s.uploads or not s.uploads[token]:
                 return self._json(400, {"code": 400, "message": "unknown upload"})
             ref = 1000 + len(s.submissions)
-            s.submissions.insert(0, {"ref": ref, "fileName": f"{token}.csv", "competition": slug,
+            s.submissions.insert(0, {"ref": ref, "fileName": s.names.get(token, ""), "competition": slug,
                                      "description": body.get("submissionDescription", ""), "status": "PENDING",
                                      "polls": 0, "content": s.uploads[token]})
             s.allowed_today -= 1
@@ -153,6 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("ETag", '"fake-etag"')
         self.send_header("Last-Modified", formatdate(usegmt=True))
         self.end_headers()
+        if "file" in s.trickle:
+            return self._send(data[start:], "file")
         if s.cut_downloads > 0:
             s.cut_downloads -= 1
             self.wfile.write(data[start : start + (len(data) - start) // 2])

@@ -389,3 +389,58 @@ def test_make_demo_installs_kc_without_the_test_and_server_extras(tmp_path):
     test = subprocess.run(["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert "pip install --quiet -e .\n" in demo and "[" not in demo
     assert "pip install --quiet -e '.[test,postgres,tensorboard]'" in test
+
+
+def test_escapes_in_a_zip_entry_name_are_never_printed_raw(workspace, tmp_path, kc):
+    import zipfile
+
+    odd = tmp_path / "odd.zip"
+    with zipfile.ZipFile(odd, "w") as zf:
+        for p in (FIXTURES / "titanic").iterdir():
+            zf.write(p, p.name)
+        zf.writestr("\x1b[2Jcleared.txt", b"x")
+    result = kc("fetch", "titanic", "--from", odd, ws=workspace)
+    assert result.exit_code == 1 and "\x1b" not in result.output
+    assert result.stderr == (f"Error: {odd}: the zip entry '\\x1b[2Jcleared.txt' has control characters in its "
+                             "name; rename it\n")
+
+
+def test_validate_of_a_device_says_it_is_no_file(titanic_only, kc):
+    result = kc("validate", "titanic", "/dev/null", ws=titanic_only)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: /dev/null: not a regular file (a device or a pipe?); save the submission as a "
+                             "CSV file first\n")
+
+
+def test_report_out_a_folder_writes_the_page_inside_it(titanic_only, tmp_path, kc):
+    result = kc("report", "titanic", "--out", tmp_path, ws=titanic_only)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "titanic-report.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_out_of_memory_is_one_line(titanic_only, kc, monkeypatch):
+    from pipeline import api
+
+    def too_big(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(api, "convert", too_big)
+    result = kc("convert", "titanic", ws=titanic_only)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: out of memory: close other programs, or use a machine with more memory\n"
+
+
+def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspace, kc):
+    from conftest import install
+
+    folder = install(workspace, "house-prices")
+    train = folder / "train.csv"
+    lines = train.read_text().splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    first[header.index("LotArea")] = "1e100"
+    train.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    result = kc("train", "house-prices", "--model", "linear", ws=workspace)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: train.csv: feature log1p(LotArea) (row 1) is beyond what 32-bit "
+                                    "features hold")
+    assert "Warning" not in result.stderr and result.stderr.count("\n") == 1

@@ -763,6 +763,7 @@ def test_a_malformed_kaggle_json_is_named(workspace, kc, content):
 def test_a_failing_kaggle_keeps_the_bundled_copy_and_says_so(workspace, kaggle_server, kc, monkeypatch, failure):
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
+        m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         succeeded(kc("fetch", "titanic", ws=workspace))
     folder = workspace / "competitions/titanic"
     assert sources.read_marker(folder)["source"] == "bundled"

@@ -279,3 +279,89 @@ def test_fetch_of_a_zip_of_edited_csvs_ends_in_data_or_a_kc_error(edits):
 @example(edits={"gender_submission.csv": [("header", 0, "")]})
 def test_fetch_of_an_unknown_competition_ends_in_data_or_a_kc_error(edits):
     fetch_edited("my-new-competition", edits)
+
+
+# --- any JSON in kc's own files: a value, a damaged marker, or a KcError ----------------------------------------------
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+FAST = settings(EXAMPLES, max_examples=150)
+
+
+def edited_json(base: dict, data: st.DataObject) -> object:
+    """`base` with one field set to any JSON value, or any JSON at all."""
+    if data.draw(st.booleans()):
+        return data.draw(JSON)
+    key = data.draw(st.sampled_from(sorted(base)))
+    return {**base, key: data.draw(JSON | st.integers(-10**12, 10**12) | st.just(10**9))}
+
+
+def within(seconds: float, call) -> object:
+    """`call()`, failing the example if it takes longer than `seconds` (a hang is a failure too)."""
+    import time
+
+    start = time.monotonic()
+    value = call()
+    assert time.monotonic() - start < seconds
+    return value
+
+
+@FAST
+@given(data=st.data())
+def test_any_competition_json_is_a_description_or_a_kc_error(data):
+    base = competitions.TITANIC.to_json()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "competitions/titanic/competition.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(__import__("json").dumps(edited_json(base, data)))
+        with suppress(KcError):
+            comp = within(10, lambda: competitions.load(path))
+            assert len(comp.pixel_columns) <= competitions.MAX_PIXELS and len(comp.classes) <= competitions.MAX_CLASSES
+            assert all("/" not in name and not name.startswith(".") for name in comp.files)
+
+
+@FAST
+@given(data=st.data(), name=st.sampled_from(["config.json", "metrics.json"]))
+def test_any_run_json_is_a_run_or_damaged(data, name):
+    import json
+
+    from pipeline.training import records
+
+    good = {"config.json": {"model": "knn", "params": {}, "competition": "titanic"},
+            "metrics.json": {"metric": "accuracy", "score": 0.8, "valid_rows": 10, "train_rows": 90,
+                             "fit_seconds": 0.1, "predict_seconds": 0.1, "fold_scores": [0.8, 0.7],
+                             "submits_with": "fold-mean", "scored_on": "oof", "history": [{"loss": 0.5}]}}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "20000101-000000-knn"
+        folder.mkdir()
+        for f, content in good.items():
+            (folder / f).write_text(json.dumps(edited_json(content, data) if f == name else content))
+        with suppress(KcError):
+            run = within(10, lambda: records.read_run(folder))
+            assert isinstance(run.score, float | int) and np.isfinite(run.score)
+            assert run.metrics.submits_with != "fold-mean" or len(run.metrics.fold_scores) >= 2
+            assert isinstance(run.metrics.valid_rows, int) and isinstance(run.config.params, dict)
+
+
+@FAST
+@given(data=st.data())
+def test_any_log_line_is_an_entry_or_unreadable(data):
+    import json
+
+    from pipeline.submitting.ledger import LogEntry
+
+    base = {"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", "valid_score": 0.5,
+            "upload_ref": 1000, "status": "PENDING"}
+    entry = within(10, lambda: LogEntry.from_line(json.dumps(edited_json(base, data))))
+    if entry is not None:
+        assert isinstance(entry.file, str) and isinstance(entry.status, str)
+        assert entry.valid_score is None or (isinstance(entry.valid_score, float | int) and
+                                             np.isfinite(entry.valid_score))
+        assert entry.upload_ref is None or type(entry.upload_ref) is int
+
+
+def test_deep_json_in_a_log_line_is_unreadable():
+    from pipeline.submitting.ledger import LogEntry
+
+    assert LogEntry.from_line("[" * 200_000 + "]" * 200_000) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,13 +75,19 @@ def handled(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():  # kc prints nothing from a library call: its own messages say what happened
+                for category in (RuntimeWarning, FutureWarning, UserWarning, DeprecationWarning):
+                    warnings.simplefilter("ignore", category)
+                return fn(*args, **kwargs)
         except KcError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(f"Error: {_printable(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("Error: interrupted", err=True)
             raise typer.Exit(130) from None
+        except MemoryError:
+            typer.echo("Error: out of memory: close other programs, or use a machine with more memory", err=True)
+            raise typer.Exit(1) from None
         except OSError as exc:  # disk full, permissions, a folder where a file should be
             where = f"{exc.filename}: " if exc.filename else ""
             typer.echo(f"Error: {where}{(exc.strerror or str(exc)).lower()}", err=True)
@@ -95,6 +102,11 @@ def handled(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _printable(text: str) -> str:
+    """Text with control characters escaped: names from files and servers may hold terminal escapes."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _save_traceback() -> Path:

@@ -20,6 +20,13 @@ MODALITIES = ("tabular", "pixels")
 FEATURES = ("generic", "titanic", "pixels", "houses")  # feature builders
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 DESCRIPTION = "competition.json"  # a competition kc inferred, in `competitions/<slug>/`
+# bounds on a description (it may be edited by hand, or planted): far above any real competition's
+MAX_SIDE = 4096  # pixels along an image side
+MAX_PIXELS = 1 << 18  # pixels in an image (512 × 512): each is a CSV column
+MAX_CLASSES = 1000
+MAX_TEXT = 200  # characters of a name, a title, a class label or an option
+MAX_ITEMS = 100  # entries of a list field (extra files, aliases, options)
+_KC_NAMES = {".kc-fetch.json", DESCRIPTION, "runs", "derived"}  # what kc itself keeps in the folder
 
 
 @dataclass(frozen=True)
@@ -156,10 +163,21 @@ def _problems(c: Competition) -> list[str]:
 
     out = []
     for name in ("slug", "title", "id_column", "target_column", "default_model", "train_file", "test_file",
-                 "sample_file"):
+                 "sample_file", "metric"):
         value = getattr(c, name)
-        if not isinstance(value, str) or not value.strip():
-            out.append(f"{name} must be a non-empty string")
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+            out.append(f"{name} must be a non-empty string of at most {MAX_TEXT} characters")
+    if not isinstance(c.label_column, str) or len(c.label_column) > MAX_TEXT:
+        out.append(f"label_column must be a string of at most {MAX_TEXT} characters")
+    for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
+                 "dropped_columns", "date_columns"):
+        values = getattr(c, name)
+        limit = MAX_CLASSES if name in ("classes", "class_names", "proba_columns") else \
+            MAX_PIXELS if name in ("dropped_columns", "date_columns") else MAX_ITEMS
+        if not isinstance(values, tuple) or len(values) > limit:
+            out.append(f"{name} must be a list of at most {limit} entries")
+        elif not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in values):
+            out.append(f"{name} must hold strings of at most {MAX_TEXT} characters")
     for name, allowed in (("task", TASKS), ("labels", LABELS), ("id_type", ID_TYPES), ("modality", MODALITIES),
                           ("features", FEATURES), ("submission", SUBMISSIONS), ("metric_source", METRIC_SOURCES)):
         if getattr(c, name) not in allowed:
@@ -199,10 +217,19 @@ def _problems(c: Competition) -> list[str]:
         out.append("pixels modality needs image_shape, and only it has one")
     if (c.modality == "pixels") != (c.features == "pixels"):
         out.append("the pixels feature builder goes with the pixels modality")
-    if c.image_shape is not None and min(c.image_shape) < 1:
-        out.append("image_shape must be positive")
-    if len({c.train_file, c.test_file, c.sample_file, *c.extra_files}) != 3 + len(c.extra_files):
+    shape = c.image_shape
+    if shape is not None and not (isinstance(shape, tuple) and len(shape) == 2 and all(type(v) is int for v in shape)):
+        out.append("image_shape must be [rows, columns] or null")
+    elif shape is not None and (min(shape) < 1 or max(shape) > MAX_SIDE or shape[0] * shape[1] > MAX_PIXELS):
+        out.append(f"image_shape must be positive, at most {MAX_SIDE} a side and {MAX_PIXELS:,} pixels in all")
+    files = [c.train_file, c.test_file, c.sample_file, *c.extra_files]
+    if len(set(files)) != len(files):
         out.append("file names must be distinct")
+    for name in files:
+        if not _plain_file(name):
+            out.append(f"file {name!r} must be a plain name in the competition's folder (no folder, no leading "
+                       f"dot, none of {', '.join(sorted(_KC_NAMES))})")
+            break
     return out
 
 
@@ -221,6 +248,12 @@ def _submission_problems(c: Competition) -> list[str]:
     if c.id_column in c.dropped_columns or c.target_column in c.dropped_columns:
         out.append("dropped_columns cannot hold the id or the target")
     return out
+
+
+def _plain_file(name: str) -> bool:
+    """A name that stays in the competition folder: no separators, no `..`, no hidden or kc's own names."""
+    return (name.isprintable() and "/" not in name and "\\" not in name and ":" not in name
+            and not name.startswith(".") and name not in _KC_NAMES)
 
 
 def _is_int(text: str) -> bool:
@@ -294,12 +327,16 @@ def description_path(root: Path, slug: str) -> Path:
 
 def load(path: Path) -> Competition:
     """Read and validate a `competition.json`."""
+    if path.stat().st_size > 1 << 20:
+        raise DataError(f"{path}: over 1 MB, far more than a description; fetch the competition again with --force")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply to be a description") from None
     comp = Competition.from_json(data, str(path))
     if comp.slug != path.parent.name:
         raise DataError(f"{path}: slug is '{comp.slug}' but the folder is '{path.parent.name}'")

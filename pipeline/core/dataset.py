@@ -56,7 +56,26 @@ def reader(comp: Competition) -> Any:
 
 def load_dataset(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
     """Convert (or reuse the cache) and return the model-ready dataset; `features` overrides the builder."""
-    return reader(comp).load(comp, ws, features)
+    data = reader(comp).load(comp, ws, features)
+    _check_finite(comp, data)
+    return data
+
+
+def _check_finite(comp: Competition, data: Dataset) -> None:
+    """Refuse table features that became inf or NaN (values beyond float32, about ±3.4e38), naming the column."""
+    for name, X in ((comp.train_file, data.X_raw), (comp.train_file, data.X), (comp.test_file, data.X_test_raw),
+                    (comp.test_file, data.X_test)):
+        if X is None or X.dtype.kind != "f" or X.ndim != 2:
+            continue
+        with np.errstate(all="ignore"):
+            bad = ~np.isfinite(X)
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            what = data.feature_names[col] if col < len(data.feature_names) else f"number {col + 1}"
+            from pipeline.core.errors import DataError
+
+            raise DataError(f"{name}: feature {what} (row {row + 1}) is beyond what 32-bit features hold (about "
+                            "±3.4e38), or its column's spread is: scale that column down or drop it")
 
 
 def load_test(comp: Competition, ws: Workspace, features: str | None, record: dict[str, Any]) -> Dataset:

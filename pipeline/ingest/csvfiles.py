@@ -14,11 +14,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_CELL = 60  # characters of a cell echoed in an error message
+MAX_HEADER = 1 << 20  # bytes of a header line kc reads; a longer one is no header kc can use
 
 
 def shown(cell: object) -> str:
-    """A cell as an error message quotes it: cut to MAX_CELL characters."""
+    """A cell as an error message quotes it: control characters (terminal escapes) escaped, cut to MAX_CELL."""
     text = str(cell)
+    text = text[: MAX_CELL * 2]
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
     return text if len(text) <= MAX_CELL else text[:MAX_CELL] + "…"
 
 
@@ -52,17 +56,41 @@ def _cp1252_ok(data: bytes) -> bool:
     return True
 
 
-def read_header(path: Path) -> tuple[str, ...]:
-    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+def header_cells(path: Path) -> list[str]:
+    """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB."""
     with open(path, "rb") as f:
-        first = f.readline(1 << 20)
+        first = f.readline(MAX_HEADER + 1)
     if not first:
         raise DataError(f"{path.name}: the file is empty")
+    if len(first) > MAX_HEADER:
+        raise DataError(f"{path.name}: the header line is longer than {MAX_HEADER >> 20} MB; is this a CSV with its "
+                        "column names on the first line?")
     lines = decode(first, path.name).splitlines()  # also splits old-Mac \r-only line endings
+    if lines and lines[0].count('"') % 2:
+        raise DataError(f"{path.name}: a quoted header cell holds a line break (or a quote is unclosed); put the "
+                        "column names on the first line")
     try:
-        found = [c.strip() for c in next(csv.reader(lines[:1]), [])]
+        return [c.strip() for c in next(csv.reader(lines[:1]), [])]
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
+
+
+def has_rows(path: Path) -> bool:
+    """Whether a CSV has a non-blank line after its header (read a line at a time, never the whole file)."""
+    with open(path, "rb") as f:
+        f.readline(MAX_HEADER + 1)
+        for _ in range(1000):  # blank lines before the first row are few
+            line = f.readline(1 << 20)
+            if not line:
+                return False
+            if line.strip(b" \t\r\n,"):
+                return True
+    return True
+
+
+def read_header(path: Path) -> tuple[str, ...]:
+    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+    found = header_cells(path)
     while found and not found[-1]:
         found.pop()
     return tuple(found)

@@ -59,6 +59,11 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
     shape = _image_shape([c for c in test_header if c != id_column])
+    if shape is not None and task == "regression":  # pixel competitions are classified
+        odd = train[target].str.strip()
+        row = int((~odd.str.fullmatch(r"-?[0-9]+")).to_numpy().argmax()) + 1
+        raise DataError(f"train.csv: row {row}, column {shown(target)}: '{shown(odd.iloc[row - 1])}' is not a class; "
+                        "kc classifies pixel images by integer labels (at most 20 of them)")
     chosen, source = _metric(metric, metric_source, task, bool(proba_columns))
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
     dropped = tuple(c for c in train_header if c not in test_header and c not in (target, id_column))

@@ -11,10 +11,12 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KaggleError, KcError, UsageError
@@ -23,6 +25,9 @@ SETTINGS_URL = "https://www.kaggle.com/settings"
 CONNECT_TIMEOUT = 10.0  # seconds to open a connection to Kaggle
 READ_TIMEOUT = 60.0  # seconds to wait for an answer, or for the next chunk of a download
 TIMEOUT_ENV = "KC_KAGGLE_TIMEOUT"  # seconds; replaces READ_TIMEOUT (and CONNECT_TIMEOUT, when smaller)
+MAX_TIMEOUT = 86_400  # a day: sockets cannot wait past what the platform's time_t holds
+MIN_RATE = 10_000  # bytes a second a transfer must average once its first deadline has passed
+T = TypeVar("T")
 
 
 def timeouts() -> tuple[float, float]:
@@ -34,9 +39,47 @@ def timeouts() -> tuple[float, float]:
         read = float(raw)
     except ValueError:
         read = math.nan
-    if not (math.isfinite(read) and read > 0):
-        raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds above 0, not {raw!r}")
+    if not (math.isfinite(read) and 0 < read <= MAX_TIMEOUT):
+        raise UsageError(f"{TIMEOUT_ENV} must be a number of seconds above 0 (at most {MAX_TIMEOUT:,}), not {raw!r}")
     return min(CONNECT_TIMEOUT, read), read
+
+
+def deadline() -> float:
+    """Seconds one Kaggle call may take in all: a server trickling its answer byte by byte still ends there."""
+    connect, read = timeouts()
+    return connect + 2 * read
+
+
+class _Overrun(Exception):
+    """A Kaggle call ran past its overall deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"{seconds:g} s")
+        self.seconds = seconds
+
+
+def _bounded(call: Callable[[], T], budget: float, done: Callable[[], int] | None = None) -> T:
+    """`call()` run in a helper thread, given up after `budget` seconds; with `done` (bytes so far), it may go on
+    past that while it averages MIN_RATE bytes a second. A thread left behind is a daemon and ends with kc."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the caller, which translates it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="kc-kaggle-call", daemon=True)
+    start = time.monotonic()
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+        late = time.monotonic() - start - budget
+        if late > 0 and worker.is_alive() and (done is None or done() < MIN_RATE * late):
+            raise _Overrun(round(time.monotonic() - start))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 # Credentials: kc finds the files where kaggle 2.2.4 looks, so it can name a broken one before the client
@@ -86,10 +129,12 @@ def _token_source() -> str | None:
 def credentials_configured() -> bool:
     """True when the user has set up Kaggle credentials, usable or not (a call then names what is wrong)."""
     env = os.environ
-    if env.get("KAGGLE_API_TOKEN") or (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")):
+    # one of username and key counts too, so that the other's absence is named instead of ignored
+    if env.get("KAGGLE_API_TOKEN") or env.get("KAGGLE_USERNAME") or env.get("KAGGLE_KEY"):
         return True
-    # a kaggle.json counts even when empty or broken, so that its problem is named instead of ignored
-    return _config_file().is_file() or any(_nonempty(p) for p in [*_token_files(), _oauth_file()])
+    # a kaggle.json counts even when empty or broken, so that its problem is named instead of ignored;
+    # a blank token file does not (the client skips it too)
+    return _config_file().is_file() or _token_source() is not None or _nonempty(_oauth_file())
 
 
 def credentials_warning() -> str | None:
@@ -248,7 +293,7 @@ def _api() -> Any:
     if not (just_imported and api._authenticated):  # credentials may have changed since the import
         try:
             with _calling("check your Kaggle credentials"):
-                api.authenticate()
+                _bounded(api.authenticate, deadline())
         except SystemExit:  # authenticate() exits when no credential works
             found = False
     source = _token_source()
@@ -286,12 +331,18 @@ def _explain(exc: Exception, action: str, slug: str | None, hint: str) -> Kaggle
     """One line saying what went wrong with a Kaggle call and what to do next."""
     import requests
 
+    if isinstance(exc, _Overrun):
+        return KaggleError(f"Kaggle was still answering after {exc.seconds:g} s while trying to {action} (too slowly "
+                           f"to finish): check your network and try again{hint}")
     waited = _timed_out(exc)
     if waited is not None:
         return KaggleError(f"Kaggle did not answer within {waited:g} s while trying to {action}: "
                            f"check your network and try again{hint}")
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
+    if isinstance(exc, ValueError) and status is None and "JSON" in type(exc).__name__:
+        return KaggleError(f"Kaggle answered with something that is not JSON while trying to {action}: "
+                           "try again later")
     if status == 401:
         return KaggleError(
             f"Kaggle rejected your credentials (401) while trying to {action}: create a new API token "
@@ -334,13 +385,23 @@ def download(slug: str, dest: Path, retries: int = 5) -> Path:
     from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
 
     outfile = dest / f"{slug}.zip"
-    with _calling(f"download {slug}", slug, offline=True), api.build_kaggle_client() as client:
-        request = ApiDownloadDataFilesRequest()
-        request.competition_name = slug
-        response = client.competitions.competition_api_client.download_data_files(request)
-        # the client's own retries (after a cut) use plain requests calls, bounded by this timeout
-        api.download_file(response, str(outfile), client.http_client(), quiet=True, max_retries=retries,
-                          timeout=timeouts())
+
+    def fetched() -> None:
+        with api.build_kaggle_client() as client:
+            request = ApiDownloadDataFilesRequest()
+            request.competition_name = slug
+            response = client.competitions.competition_api_client.download_data_files(request)
+            # the client's own retries (after a cut) use plain requests calls, bounded by this timeout
+            api.download_file(response, str(outfile), client.http_client(), quiet=True, max_retries=retries,
+                              timeout=timeouts())
+
+    def written() -> int:
+        with contextlib.suppress(OSError):
+            return outfile.stat().st_size
+        return 0
+
+    with _calling(f"download {slug}", slug, offline=True):
+        _bounded(fetched, deadline(), written)  # a download goes on while it averages MIN_RATE
     return outfile
 
 
@@ -349,10 +410,14 @@ def evaluation_metric(slug: str) -> str | None:
     api = _api()
     from kagglesdk.competitions.types.competition_api_service import ApiGetCompetitionRequest
 
-    with _calling(f"read the evaluation metric of {slug}", slug), api.build_kaggle_client() as client:
-        request = ApiGetCompetitionRequest()
-        request.competition_name = slug
-        found = client.competitions.competition_api_client.get_competition(request)
+    def asked() -> Any:
+        with api.build_kaggle_client() as client:
+            request = ApiGetCompetitionRequest()
+            request.competition_name = slug
+            return client.competitions.competition_api_client.get_competition(request)
+
+    with _calling(f"read the evaluation metric of {slug}", slug):
+        found = _bounded(asked, deadline())
     return (getattr(found, "evaluation_metric", "") or "").strip() or None
 
 
@@ -368,8 +433,14 @@ def submission_limits(comp: Competition) -> Limits:
     """The user's remaining submissions for today."""
     api = _api()
     with _calling(f"read the submission limits of {comp.slug}", comp.slug):
-        limits = api.competition_get_submission_limits(comp.slug)
-    return Limits(allowed_now=limits.num_allowed_now, today=limits.num_today)
+        limits = _bounded(lambda: api.competition_get_submission_limits(comp.slug), deadline())
+    allowed, today = getattr(limits, "num_allowed_now", None), getattr(limits, "num_today", None)
+    if not (isinstance(allowed, int) and isinstance(today, int)) or \
+            not all(type(v) is int and 0 <= v < 1 << 31 for v in (allowed, today)):
+        counts = f"{shown_reply(repr(allowed))} allowed now, {shown_reply(repr(today))} made today"
+        raise KaggleError(f"Kaggle's answer about the submission limits of {comp.slug} holds no counts ({counts}): "
+                          "try again later")
+    return Limits(allowed_now=allowed, today=today)
 
 
 def _upload(url: str, path: Path) -> int:
@@ -389,28 +460,43 @@ def submit(comp: Competition, path: Path, message: str) -> int:
         ApiStartSubmissionUploadRequest,
     )
 
-    # the steps of api.competition_submit, whose upload session retries a silent server for minutes
-    with _calling(f"submit to {comp.slug}", comp.slug), api.build_kaggle_client() as client:
-        service = client.competitions.competition_api_client
-        start = ApiStartSubmissionUploadRequest()
-        start.competition_name = comp.slug
-        start.file_name = path.name
-        start.content_length = path.stat().st_size
-        start.last_modified_epoch_seconds = int(path.stat().st_mtime)
-        upload = service.start_submission_upload(start)
-        status = _upload(upload.create_url, path)
-        if status not in (200, 201):
-            raise KaggleError(f"Kaggle did not accept the upload of {path.name}: "
-                              f"{api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE} (HTTP {status}), try again later")
-        create = ApiCreateSubmissionRequest()
-        create.competition_name = comp.slug
-        create.blob_file_tokens = upload.token
-        if message:
-            create.submission_description = message
-        result = service.create_submission(create)
-    if not result.ref:
-        raise KaggleError(f"Kaggle did not accept the upload of {path.name}: {result.message or 'no reason given'}")
-    return int(result.ref)
+    def steps() -> Any:  # those of api.competition_submit, whose upload session retries a silent server for minutes
+        with api.build_kaggle_client() as client:
+            service = client.competitions.competition_api_client
+            start = ApiStartSubmissionUploadRequest()
+            start.competition_name = comp.slug
+            start.file_name = path.name
+            start.content_length = path.stat().st_size
+            start.last_modified_epoch_seconds = int(path.stat().st_mtime)
+            upload = service.start_submission_upload(start)
+            status = _upload(upload.create_url, path)
+            if status not in (200, 201):
+                raise KaggleError(f"Kaggle did not accept the upload of {path.name}: "
+                                  f"{api.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE} (HTTP {status}), try again later")
+            create = ApiCreateSubmissionRequest()
+            create.competition_name = comp.slug
+            create.blob_file_tokens = upload.token
+            if message:
+                create.submission_description = message
+            return service.create_submission(create)
+
+    with _calling(f"submit to {comp.slug}", comp.slug):
+        result = _bounded(steps, 3 * deadline() + path.stat().st_size / MIN_RATE)  # three calls and the file
+    ref = getattr(result, "ref", None)
+    if not ref:
+        reason = shown_reply(getattr(result, "message", "")) or "no reason given"
+        raise KaggleError(f"Kaggle did not accept the upload of {path.name}: {reason}")
+    if not ((type(ref) is int and ref > 0) or (isinstance(ref, str) and ref.isascii() and ref.isdigit())):
+        raise KaggleError(f"Kaggle accepted {path.name} but answered with the ref {shown_reply(repr(ref))}, not a "
+                          f"submission number: see https://www.kaggle.com/competitions/{comp.slug}/submissions; "
+                          "do not upload it again")
+    return int(ref)
+
+
+def shown_reply(value: object) -> str:
+    """A value from a server's reply as an error message quotes it: printable, cut to 60 characters."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value or ""))
+    return text if len(text) <= 60 else text[:60] + "…"
 
 
 @dataclass(frozen=True)
@@ -429,10 +515,10 @@ def list_submissions(comp: Competition) -> list[RemoteSubmission]:
     """The user's submissions to the competition, newest first."""
     api = _api()
     with _calling(f"list your submissions to {comp.slug}", comp.slug):
-        items = api.competition_submissions(comp.slug) or []
+        items = _bounded(lambda: api.competition_submissions(comp.slug), deadline()) or []
     return [
         RemoteSubmission(
-            ref=s.ref,
+            ref=int(s.ref),
             file_name=s.file_name or "",
             description=s.description or "",
             status=s.status.name if s.status is not None else "PENDING",
@@ -440,5 +526,5 @@ def list_submissions(comp: Competition) -> list[RemoteSubmission]:
             error=s.error_description or "",
         )
         for s in items
-        if s is not None
+        if s is not None and (type(s.ref) is int or (isinstance(s.ref, str) and s.ref.isascii() and s.ref.isdigit()))
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest import describe, kaggle_api
-from pipeline.ingest.csvfiles import check_headers
+from pipeline.ingest.csvfiles import check_headers, has_rows, shown
 
 KAGGLE_INPUT = Path("/kaggle/input")
 MARKER = ".kc-fetch.json"
@@ -30,7 +31,10 @@ SAMPLED = {"digit-recognizer"}  # bundled copies that are samples, not Kaggle's 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 MAX_UNPACKED = 20 << 30  # refuse a zip that claims to unpack to more than 20 GB
 MAX_RATIO = 1000  # or whose files compress better than 1000:1 (CSV text manages ~10:1)
-SPARE = 512 << 20  # keep this much disk free after extracting
+MARGIN = 0.1  # keep a tenth more than the files need free after extracting (at least MIN_MARGIN)
+MIN_MARGIN = 1 << 20
+# names kc keeps in a competition folder itself: a file of the competition's so named is never installed
+RESERVED = frozenset({MARKER, competitions.DESCRIPTION, "runs", "derived"})
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ def _is_complete(comp: Competition, folder: Path) -> bool:
 def _safe_path(info: zipfile.ZipInfo, origin: str) -> PurePosixPath:
     path = PurePosixPath(info.filename.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise DataError(f"{origin}: refusing unsafe zip entry '{info.filename}'")
+        raise DataError(f"{origin}: refusing unsafe zip entry '{shown(info.filename)}'")
     return path
 
 
@@ -120,9 +124,15 @@ def _choose(entries: list[tuple[PurePosixPath, zipfile.ZipInfo]], name: str, ori
 
 
 def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> dict[str, zipfile.ZipInfo]:
-    """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv."""
+    """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv.
+
+    Files named as kc's own (competition.json, runs, derived) are left out: kc writes the description itself.
+    """
+    odd = next((i.filename for i in zf.infolist() if not i.filename.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{origin}: the zip entry '{shown(odd)}' has control characters in its name; rename it")
     entries = [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
-               and "__MACOSX" not in p.parts and not p.name.startswith(".")]
+               and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
     names = {p.name for p, _ in entries}
     if comp is None:
         if "train.csv" not in names:
@@ -137,6 +147,22 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> dict
     return {name: _choose(entries, name, origin) for name in wanted}
 
 
+def size_text(n: float) -> str:
+    """A byte count as people read it: GB from 1 GB up, else MB (two decimals under 10 MB)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.2f} MB" if n < 1e7 else f"{n / 1e6:.0f} MB"
+
+
+def _check_free(total: int, dest: Path, what: str) -> None:
+    """Refuse to write `total` bytes into `dest` unless that and a margin fit on its disk."""
+    need = total + max(int(total * MARGIN), MIN_MARGIN)
+    free = shutil.disk_usage(dest).free
+    if need > free:
+        raise DataError(f"{what} needs {size_text(need)} (with a margin) but only {size_text(free)} is free in "
+                        f"{dest.parent.parent} (no space left on device); free some space and try again")
+
+
 def _check_room(members: dict[str, zipfile.ZipInfo], dest: Path, origin: str) -> int:
     """Refuse zip bombs and zips that would fill the disk, from the sizes the zip declares; return the total."""
     total = sum(m.file_size for m in members.values())
@@ -144,18 +170,27 @@ def _check_room(members: dict[str, zipfile.ZipInfo], dest: Path, origin: str) ->
     if total > MAX_UNPACKED or total > MAX_RATIO * max(packed, 1):
         raise DataError(f"{origin}: the zip claims to unpack to {total / 1e9:.1f} GB from {packed / 1e6:.1f} MB; "
                         "refusing it as a likely zip bomb")
-    free = shutil.disk_usage(dest).free
-    if total + SPARE > free:
-        raise DataError(f"{origin}: unpacking needs {total / 1e9:.2f} GB but only {free / 1e9:.2f} GB is free "
-                        "(no space left on device); free some space and try again")
+    _check_free(total, dest, f"{origin}: unpacking")
     return total
+
+
+@contextmanager
+def _disk_full(dest: Path) -> Iterator[None]:
+    """Turn a full disk while writing into `dest` into one line naming the destination, not the source."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DataError(f"{dest.parent.parent}: no space left on device while writing the files; free some space "
+                        "and try again") from None
 
 
 def _extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
     """Extract the competition's files from a Kaggle zip into `dest`, checking sizes and CRCs as it goes."""
     origin = str(zip_path)
     try:
-        with zipfile.ZipFile(zip_path) as zf:
+        with _disk_full(dest), zipfile.ZipFile(zip_path) as zf:
             members = _members(zf, comp, origin)
             total, done = _check_room(members, dest, origin), 0
             for name, info in members.items():
@@ -183,22 +218,31 @@ def _extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Pro
 
 
 def _copy_folder(src: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
-    names = list(comp.files) if comp else sorted(p.name for p in src.iterdir()
-                                                 if p.is_file() and not p.name.startswith("."))
+    names = list(comp.files) if comp else sorted(p.name for p in src.iterdir() if p.is_file()
+                                                 and not p.name.startswith(".") and p.name not in RESERVED)
+    odd = next((n for n in names if not n.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{src}: the file '{shown(odd)}' has control characters in its name; rename it")
     missing = [n for n in names if not (src / n).is_file()]
     if missing:
         raise DataError(f"{src}: no {', '.join(missing)} in this folder; is it {comp.slug if comp else 'the'} data?")
     total = sum((src / n).stat().st_size for n in names)
+    _check_free(total, dest, f"{src}: copying")
     done = 0
-    for name in names:
-        shutil.copyfile(src / name, dest / name)
-        done += (src / name).stat().st_size
-        if progress:
-            progress(done, total)
+    with _disk_full(dest):
+        for name in names:
+            shutil.copyfile(src / name, dest / name)
+            done += (src / name).stat().st_size
+            if progress:
+                progress(done, total)
 
 
 def _install(names: tuple[str, ...], staged: Path, folder: Path, record: dict) -> None:
     """Move the checked files into place, all or nothing: until the marker is rewritten, nothing counts as fetched."""
+    # everything that could stop the moves half-way is checked while the previous copy still counts
+    bad = [n for n in names if not (staged / n).is_file() or (folder / n).is_dir() or n in (MARKER, "runs", "derived")]
+    if bad or len(set(names)) != len(names):
+        raise DataError(f"{folder}: cannot install {', '.join(bad) or 'a file named twice'}; the previous copy is kept")
     (folder / MARKER).unlink(missing_ok=True)  # from here a kill leaves "not fetched", never a mixed set
     for name in names:
         os.replace(staged / name, folder / name)
@@ -277,11 +321,14 @@ def fetch(
                 try:
                     path = kaggle_api.download(slug, staged, retries=retries)
                 except KaggleError as exc:
-                    if previous is not None and current is not None and _is_complete(current, folder):
-                        return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
-                                           current.files, previous.get("sample", False), True,
-                                           note=f"kept the {previous['source']} copy: {exc}")
-                    raise
+                    kept = previous is not None and current is not None and _is_complete(current, folder)
+                    if not kept or previous is None or current is None:
+                        raise
+                    if force:  # asked for a new copy: failing to get one is an error, not "already fetched"
+                        raise KaggleError(f"{exc} (the {previous['source']} copy already there is kept)") from None
+                    return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
+                                       current.files, previous.get("sample", False), True,
+                                       note=f"kept the {previous['source']} copy: {exc}")
                 origin = "Kaggle API"
             else:
                 origin = str(path)
@@ -297,8 +344,14 @@ def fetch(
                 metric, metric_source = current.metric, current.metric_source
             elif builtin is None and metric is None and source == "kaggle":
                 metric, metric_source = _kaggle_metric(slug), "Kaggle API"
-            comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
+            try:
+                comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
+            except ValueError as exc:  # a description outside kc's bounds (e.g. images too large)
+                raise DataError(f"{origin}: kc cannot describe {slug} from these files ({shown(exc)})") from None
             check_headers(comp, unpacked)
+            for name in (comp.train_file, comp.test_file):
+                if not has_rows(unpacked / name):
+                    raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
             names = comp.files
             if builtin is None:
                 (unpacked / competitions.DESCRIPTION).write_text(json.dumps(comp.to_json(), indent=2) + "\n")

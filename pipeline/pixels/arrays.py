@@ -126,20 +126,31 @@ def _cache_paths(comp: Competition, ws: Workspace) -> dict[str, Path]:
     }
 
 
-def _cached(paths: dict[str, Path], key: str) -> PixelArrays | None:
-    """The cache when its meta names this fingerprint and its arrays load; None for any damage."""
+def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays | None:
+    """The cache when its meta names this fingerprint and its arrays are what convert writes; None for any damage.
+
+    Cheap checks only (shapes, dtypes, row counts, the label range): the images stay memory-mapped.
+    """
     try:
+        if paths["meta"].stat().st_size > 1 << 16:
+            return None
         meta = json.loads(paths["meta"].read_text())
         if not isinstance(meta, dict) or meta.get("fingerprint") != key:
             return None
-        arrays = [np.load(paths[k], mmap_mode="r", allow_pickle=False)
-                  for k in ("train_images", "train_labels", "test_images")]
-    except (OSError, ValueError, EOFError):
+        train, labels, test = (np.load(paths[k], mmap_mode="r", allow_pickle=False)
+                               for k in ("train_images", "train_labels", "test_images"))
+    except (OSError, ValueError, EOFError, RecursionError):
         return None
-    if arrays[0].ndim != 3 or arrays[2].ndim != 3 or arrays[0].dtype != np.uint8 or len(arrays[1]) != len(arrays[0]):
+    shape = tuple(comp.image_shape or ())
+    if any(a.ndim != 3 or a.dtype != np.uint8 or a.shape[1:] != shape for a in (train, test)):
         return None
-    images, labels, test = arrays
-    return PixelArrays(images, labels, test, fingerprint=key, from_cache=True)
+    if labels.ndim != 1 or labels.dtype != np.int64 or len(labels) != len(train) or not len(train) or not len(test):
+        return None
+    if (meta.get("train_rows"), meta.get("test_rows")) != (len(train), len(test)):
+        return None
+    if labels.min() < 0 or labels.max() >= len(comp.classes):
+        return None
+    return PixelArrays(train, labels, test, fingerprint=key, from_cache=True)
 
 
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArrays:
@@ -148,7 +159,7 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     sources = [folder / comp.train_file, folder / comp.test_file]
     key = fingerprint(*sources)
     paths = _cache_paths(comp, ws)
-    if not force and (cached := _cached(paths, key)) is not None:
+    if not force and (cached := _cached(comp, paths, key)) is not None:
         return cached
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     assert train_labels is not None  # label=True: the label column is read
@@ -174,6 +185,18 @@ def test_ids(comp: Competition, ws: Workspace, n: int) -> np.ndarray:
     from pipeline.ingest.csvfiles import read_table
 
     ids = read_table(require_fetched(comp, ws) / comp.test_file, strings=True)[comp.id_column].str.strip()
+    bad = (ids == "").to_numpy()
+    if comp.id_type == "int":
+        bad = bad | ~ids.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+    twice = ids.duplicated().to_numpy()
+    for rows, what in ((bad, "is not a valid id" + (" (an integer)" if comp.id_type == "int" else "")),
+                       (twice, "appears twice")):
+        if rows.any():
+            row = int(rows.argmax()) + 1
+            raise DataError(f"{comp.test_file}: row {row}, column {comp.id_column}: id '{shown(ids.iloc[row - 1])}' "
+                            f"{what}; every test row needs its own id")
+    if len(ids) != n:
+        raise DataError(f"{comp.test_file}: {len(ids)} ids for {n} test images; run `kc convert {comp.slug} --force`")
     return ids.astype(np.int64).to_numpy() if comp.id_type == "int" else ids.to_numpy(dtype=object)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
-from pipeline.ingest.csvfiles import read_table, shown
+from pipeline.ingest.csvfiles import header_cells, read_table, shown
 from pipeline.ingest.sources import require_fetched
 
 if TYPE_CHECKING:
@@ -20,13 +20,21 @@ if TYPE_CHECKING:
 _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-Indic digits are not Kaggle ints
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 SIZE_FACTOR = 20  # a submission may be this many times the sample's size (plus a megabyte) before it is refused
+EXTRA_COLUMNS = 64  # named header cells a submission may carry beyond its own (the check then names the extra)
+MAX_COLUMNS = 2048  # header cells of any kind (a spreadsheet's empty trailing ones included)
 
 
 def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
     column = read_table(path, strings=True)[comp.id_column].str.strip()
-    return [_id_key(comp, v) or v for v in column]
+    keys = [_id_key(comp, v) or v for v in column]
+    if len(set(keys)) != len(keys):
+        seen: set[str] = set()
+        row = next(i for i, k in enumerate(keys) if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise DataError(f"{comp.sample_file}: row {row + 1}, column {comp.id_column}: id {shown(keys[row])} appears "
+                        f"twice in the sample submission; fetch {comp.slug} again with --force")
+    return keys
 
 
 def _id_key(comp: Competition, text: str) -> str | None:
@@ -132,8 +140,10 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
     """Check any CSV against the competition's format; return its row count."""
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not a CSV file")
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file (a device or a pipe?); save the submission as a CSV file first")
     sample = require_fetched(comp, ws) / comp.sample_file
     limit = SIZE_FACTOR * sample.stat().st_size + (1 << 20)
     size = path.stat().st_size
@@ -141,6 +151,13 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
         raise SubmissionError(f"{path.name}: {size / 1e6:,.1f} MB, far larger than a {comp.slug} submission "
                               f"(the sample is {sample.stat().st_size / 1e6:,.2f} MB); is it the right file?")
     try:
+        cells = header_cells(path)  # before pandas, which takes minutes over a million columns
+        width = len(cells)
+        while cells and not cells[-1]:  # a spreadsheet's empty trailing columns, allowed up to MAX_COLUMNS
+            cells.pop()
+        if len(cells) > len(comp.submission_columns) + EXTRA_COLUMNS or width > MAX_COLUMNS:
+            raise SubmissionError(f"{path.name}: {width:,} columns in the header, expected "
+                                  f"{len(comp.submission_columns)} ({','.join(comp.submission_columns)})")
         df = read_table(path, strings=True)
     except DataError as exc:
         raise SubmissionError(str(exc)) from None
@@ -162,7 +179,13 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
-    by_id = {key: row for row, key in enumerate(_id_key(comp, str(i)) or str(i) for i in ids)}
+    keys = [_id_key(comp, str(i)) or str(i) for i in ids]
+    by_id = {key: row for row, key in enumerate(keys)}
+    if len(by_id) < len(keys):  # a dict keeps the last of two rows with one id: refuse rather than drop one
+        seen: set[str] = set()
+        twice = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(twice)} appears twice among the test rows; "
+                              "each test row needs its own id")
     want = sample_ids(comp, ws)
     missing = [i for i in want if i not in by_id]
     if missing:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,13 +18,21 @@ import numpy as np
 
 from pipeline.core import progress
 from pipeline.core.competitions import Competition
-from pipeline.core.errors import KaggleError, UsageError
+from pipeline.core.errors import KaggleError, KcError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path
 from pipeline.ingest import kaggle_api
 from pipeline.ingest.sources import read_marker
 from pipeline.submitting.checks import frame, validate_file
 
 PREDICT_CHUNK = 4096  # test rows predicted at a time, so progress can be shown
+UPLOADING = "UPLOADING"  # logged before a file is sent: if kc dies before Kaggle's answer is logged, this remains
+MAX_LINE = 1 << 16  # a log line longer than this is no line kc wrote
+# each field's JSON types; any other makes the line unreadable (kept as it is, never a crash)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "time": (str,), "file": (str,), "sha256": (str,), "run": (str,), "model": (str,), "metric": (str,),
+    "valid_score": (int, float, type(None)), "sample": (bool,), "upload_ref": (int, type(None)), "status": (str,),
+    "public_score": (str, type(None)), "message": (str, type(None)), "error": (str, type(None)),
+}
 
 __all__ = ["LogEntry", "Written", "predict_run", "read_log", "refresh", "upload", "validate_file", "write"]
 
@@ -40,26 +50,33 @@ class LogEntry:
     valid_score: float | None = None  # the run's validation score, by `metric`
     sample: bool = False  # predicted from the bundled sample data, not Kaggle's full data
     upload_ref: int | None = None
-    status: str = "written"  # written, PENDING, COMPLETE or ERROR
+    status: str = "written"  # written, UPLOADING, PENDING, COMPLETE or ERROR
     public_score: str | None = None
     message: str | None = None
     error: str | None = None
 
     @classmethod
     def from_line(cls, line: str) -> LogEntry | None:
-        """Parse one log line; None when it is not a log entry kc can read."""
+        """Parse one log line; None when it is not a log entry kc can read (wrong types, too deep, too long)."""
+        if len(line) > MAX_LINE:
+            return None
         try:
             data = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(data, dict):
             return None
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            entry = cls(**{k: v for k, v in data.items() if k in names})
-        except TypeError:
+        values = {k: v for k, v in data.items() if k in _TYPES}
+        for key, value in values.items():
+            if not isinstance(value, _TYPES[key]) or (type(value) is bool and bool not in _TYPES[key]):
+                return None
+        score = values.get("valid_score")
+        if isinstance(score, float) and not math.isfinite(score):
             return None
-        return entry if isinstance(entry.file, str) and isinstance(entry.status, str) else None
+        try:
+            return cls(**values)
+        except TypeError:  # a field missing
+            return None
 
 
 def sha256(path: Path) -> str:
@@ -69,6 +86,24 @@ def sha256(path: Path) -> str:
 
 def _log_path(comp: Competition, ws: Workspace) -> Path:
     return ws.submissions_dir(comp.slug) / "log.jsonl"
+
+
+@contextmanager
+def _log_lock(comp: Competition, ws: Workspace) -> Iterator[None]:
+    """Hold the submission log's lock: its changes are read-modify-write, so two kc at once would lose one."""
+    from filelock import FileLock, Timeout
+
+    folder = ws.submissions_dir(comp.slug)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / ".log.jsonl.lock"))
+    try:
+        lock.acquire(timeout=60)
+    except Timeout:
+        raise UsageError(f"{_log_path(comp, ws)}: another kc has held it for a minute; try again later") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _lines(comp: Competition, ws: Workspace) -> list[tuple[str, LogEntry | None]]:
@@ -91,13 +126,14 @@ def _write_log(comp: Competition, ws: Workspace, lines: list[tuple[str, LogEntry
 
 
 def _update_log(comp: Competition, ws: Workspace, file: str, **changes: Any) -> LogEntry:
-    lines = _lines(comp, ws)
-    for _, entry in lines:
-        if entry is not None and entry.file == file:
-            for key, value in changes.items():
-                setattr(entry, key, value)
-            _write_log(comp, ws, lines)
-            return entry
+    with _log_lock(comp, ws):
+        lines = _lines(comp, ws)
+        for _, entry in lines:
+            if entry is not None and entry.file == file:
+                for key, value in changes.items():
+                    setattr(entry, key, value)
+                _write_log(comp, ws, lines)
+                return entry
     raise UsageError(f"{file} is not in the {comp.slug} submission log; write it with `kc submit {comp.slug}`")
 
 
@@ -115,6 +151,12 @@ def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     """Validate predictions against the sample submission, then write the CSV atomically and log it."""
     df = frame(comp, ws, ids, predictions)
     content = df.to_csv(index=False).encode()
+    with _log_lock(comp, ws):  # the name chosen, the file and its log line: one kc at a time
+        return _write_logged(comp, ws, content, source, model, valid_score)
+
+
+def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str, model: str,
+                  valid_score: float | None) -> Written:
     digest = hashlib.sha256(content).hexdigest()
     for entry in read_log(comp, ws):
         existing = ws.submissions_dir(comp.slug) / entry.file
@@ -164,6 +206,8 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
 
 def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values)."""
+    from pipeline.core.errors import DataError
+    from pipeline.training.records import check_fits
     from pipeline.training.trainer import load_models, outputs
 
     models = load_models(comp, run)
@@ -171,9 +215,14 @@ def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     parts = []
     for k, m in enumerate(models):
         X = data.inputs(m.scaled)[1]
+        check_fits(comp, run, m, int(np.prod(X.shape[1:])))
         chunks = []
         for start in range(0, len(X), PREDICT_CHUNK):
-            chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            try:
+                chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+            except (ValueError, IndexError, TypeError, AttributeError) as exc:  # learned fields edited to misfit
+                raise DataError(f"run {run.run_id}: its saved model cannot predict {comp.slug}'s test rows "
+                                f"({type(exc).__name__}); train it again or pick another run") from None
             progress.report("predict", k * len(X) + min(start + PREDICT_CHUNK, len(X)), total)
         parts.append(np.concatenate(chunks))
     return np.mean(parts, axis=0)
@@ -193,11 +242,27 @@ def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: 
     if entry is not None and entry.sample:
         raise UsageError(f"{written.name} was predicted from kc's bundled SAMPLE of {comp.slug}, not Kaggle's data: "
                          f"fetch the full data (`kc fetch {comp.slug} --force` with credentials), train, submit again")
+    if entry is not None and entry.status == UPLOADING:  # an earlier kc died while sending it: did Kaggle get it?
+        _reconcile(comp, ws, kaggle_api.list_submissions(comp))
+        entry = next((e for e in read_log(comp, ws) if e.file == written.name), None)
+        if entry is not None and entry.upload_ref is not None:
+            raise UsageError(f"{written.name} is already on Kaggle (ref {entry.upload_ref}, {entry.status}): an "
+                             "earlier upload was cut off before kc logged it; "
+                             f"`kc submissions {comp.slug}` shows its score")
     limits = kaggle_api.submission_limits(comp)
+    if limits.allowed_now <= 0 and limits.today == 0:
+        raise KaggleError(f"Kaggle allows no {comp.slug} submissions now, though none were made today: is the "
+                          f"competition closed? See https://www.kaggle.com/competitions/{comp.slug}")
     if limits.allowed_now <= 0:
         raise KaggleError(f"no {comp.slug} submissions left today ({limits.today} made): try again tomorrow (UTC)")
     validate_file(comp, ws, written)  # the file may have been edited since it was written
-    ref = kaggle_api.submit(comp, written, message)
+    before = entry.status if entry is not None else "written"
+    _update_log(comp, ws, written.name, status=UPLOADING)  # the intent first: a kill from here is found next time
+    try:
+        ref = kaggle_api.submit(comp, written, message)
+    except KcError:  # refused: nothing reached Kaggle's list (a kill instead leaves UPLOADING, checked next time)
+        _update_log(comp, ws, written.name, status=before)
+        raise
     entry = _update_log(comp, ws, written.name, upload_ref=ref, status="PENDING", message=message)
     if not wait:
         return entry
@@ -214,23 +279,41 @@ def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: 
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
+def _reconcile(comp: Competition, ws: Workspace, remote: list[kaggle_api.RemoteSubmission]) -> list[LogEntry]:
+    """Settle the log against Kaggle's list: an interrupted upload Kaggle has is adopted, one it lacks is undone;
+    pending ones take their score. Returns the entries."""
+    with _log_lock(comp, ws):
+        lines = _lines(comp, ws)
+        entries = [e for _, e in lines if e is not None]
+        known = {e.upload_ref for e in entries if e.upload_ref is not None}
+        by_ref = {s.ref: s for s in remote}
+        for entry in entries:
+            if entry.status == UPLOADING:
+                found = next((s for s in remote if s.file_name == entry.file and s.ref not in known), None)
+                entry.status = "written" if found is None else "PENDING"
+                if found is not None:
+                    entry.upload_ref = found.ref
+                    known.add(found.ref)
+            found = by_ref.get(entry.upload_ref) if entry.status == "PENDING" and entry.upload_ref is not None else None
+            if found is not None and found.status != "PENDING":
+                entry.status, entry.public_score = found.status, found.public_score or None
+                entry.error = found.error or None
+        _write_log(comp, ws, lines)
+        return entries
+
+
 def refresh(comp: Competition, ws: Workspace) -> tuple[list[LogEntry], str | None]:
-    """The log, with pending uploads refreshed from Kaggle when possible; and a note when that failed."""
+    """The log, with pending and interrupted uploads settled with Kaggle when possible; and a note when that failed."""
     lines = _lines(comp, ws)
     entries = [e for _, e in lines if e is not None]
-    pending = [e for e in entries if e.upload_ref and e.status == "PENDING"]
+    open_ = [e for e in entries if (e.upload_ref and e.status == "PENDING") or e.status == UPLOADING]
     note = None
     if len(entries) < len(lines):
         note = f"{len(lines) - len(entries)} unreadable line(s) of {_log_path(comp, ws)} kept as they are"
-    if not pending or not kaggle_api.credentials_configured():
+    if not open_ or not kaggle_api.credentials_configured():
         return entries, note
     try:
-        remote = {s.ref: s for s in kaggle_api.list_submissions(comp)}
+        remote = kaggle_api.list_submissions(comp)
     except KaggleError as exc:
         return entries, f"could not refresh from Kaggle: {exc}"
-    for entry in pending:
-        found = remote.get(entry.upload_ref) if entry.upload_ref is not None else None
-        if found is not None and found.status != "PENDING":
-            entry.status, entry.public_score = found.status, found.public_score or None
-    _write_log(comp, ws, lines)
-    return entries, note
+    return _reconcile(comp, ws, remote), note

@@ -18,6 +18,19 @@ from pipeline.core.workspace import Workspace
 
 DEVICES = ("auto", "cpu", "cuda")
 TRAIN_ROWS = "train_rows.npy"  # beside each saved model: the training rows it was fitted on, (n,) int64
+MAX_JSON = 64 << 20  # bytes of a run's JSON file kc reads; a bigger one is no file kc wrote
+_NUMBER = (int, float)
+# each field's JSON types; others make the run damaged (shown as such) instead of breaking a command later
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "params": (dict,), "valid_pct": _NUMBER, "seed": (int,), "folds": (int,), "full": (bool,),
+    "device": (str,), "features": (str, type(None)), "tensorboard": (bool,), "competition": (str,),
+}
+_METRIC_TYPES: dict[str, tuple[type, ...]] = {
+    "metric": (str,), "score": _NUMBER, "valid_rows": (int,), "train_rows": (int,), "fit_seconds": _NUMBER,
+    "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "history": (list,),
+    "fold_scores": (list,), "full_epochs": (int, type(None)), "submits_with": (str,), "data_fingerprint": (str,),
+    "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,),
+}
 
 
 @dataclass
@@ -56,6 +69,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, data: Any, origin: str) -> TrainConfig:
         """Rebuild a saved config (nanoGPT-style `TrainConfig(**saved)`), failing with one line when damaged."""
+        _check_types(data, _CONFIG_TYPES, origin)
         return _rebuild(cls, data, origin)
 
 
@@ -91,12 +105,35 @@ class RunMetrics:
         """Rebuild saved metrics, failing with one line when damaged."""
         if isinstance(data, dict) and "metric" not in data and "valid_accuracy" in data:  # kc 0.1 runs
             data = {**data, "metric": "accuracy", "score": data["valid_accuracy"]}
+        _check_types(data, _METRIC_TYPES, origin)
         metrics = _rebuild(cls, data, origin)
         numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers) or \
-                not isinstance(metrics.history, list) or not all(isinstance(r, dict) for r in metrics.history):
+        if not all(_finite(v) for v in numbers) or not all(
+                isinstance(r, dict) and all(isinstance(k, str) and _finite(v) for k, v in r.items())
+                for r in metrics.history):
             raise DataError(f"{origin}: scores must be numbers and history a list of epochs")
+        if min(metrics.valid_rows, metrics.train_rows) < 0 or metrics.scored_on not in ("split", "oof") or \
+                metrics.submits_with not in ("model", "fold-mean", "full"):
+            raise DataError(f"{origin}: row counts, scored_on or submits_with hold values kc never writes")
+        if metrics.submits_with == "fold-mean" and not 2 <= len(metrics.fold_scores) <= 20:
+            raise DataError(f"{origin}: submits with the fold models, but lists {len(metrics.fold_scores)} folds")
         return metrics
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number (not a bool) that is finite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_types(data: Any, types: dict[str, tuple[type, ...]], origin: str) -> None:
+    """Refuse fields of the wrong JSON type (a bool is no number), naming the first."""
+    if not isinstance(data, dict):
+        raise DataError(f"{origin}: expected a JSON object")
+    for key, allowed in types.items():
+        value = data.get(key)
+        if key in data and (not isinstance(value, allowed) or (type(value) is bool and bool not in allowed)):
+            raise DataError(f"{origin}: {key} is {type(value).__name__}, expected "
+                            f"{' or '.join('null' if t is type(None) else t.__name__ for t in allowed)}")
 
 
 def _rebuild(cls: Any, data: Any, origin: str) -> Any:
@@ -158,8 +195,10 @@ class Damaged:
 
 def _read_json(folder: Path, name: str) -> Any:
     try:
+        if (folder / name).stat().st_size > MAX_JSON:
+            raise ValueError("too large")
         return json.loads((folder / name).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise DataError(f"run {folder.name}: {name} cannot be read ({type(exc).__name__})") from None
 
 
@@ -167,14 +206,24 @@ def read_run(folder: Path) -> Run:
     """One run folder as a Run, or DataError saying what is damaged."""
     config = TrainConfig.from_json(_read_json(folder, "config.json"), f"run {folder.name}: config.json")
     metrics = RunMetrics.from_json(_read_json(folder, "metrics.json"), f"run {folder.name}: metrics.json")
-    if not isinstance(metrics.score, int | float) or math.isinf(metrics.score):
+    unit = metrics.metric in ("accuracy", "f1", "f1-macro", "f1-micro", "roc-auc", "map@3")  # scores in [0, 1]
+    bounded = not unit or 0 <= metrics.score <= 1
+    if not isinstance(metrics.score, int | float) or not math.isfinite(metrics.score) or not bounded:
         raise DataError(f"run {folder.name}: metrics.json has no usable score")
     return Run(folder.name, folder, config, metrics)
 
 
+def runs_folder(comp: Competition, ws: Workspace) -> Path:
+    """The competition's runs folder, refused when it is a symbolic link (new runs would land wherever it points)."""
+    folder = ws.runs_dir(comp.slug)
+    if folder.is_symlink():
+        raise DataError(f"{folder} is a symbolic link, not kc's own folder of runs: move it away, then train again")
+    return folder
+
+
 def scan(comp: Competition, ws: Workspace) -> tuple[list[Run], list[Damaged]]:
     """Every run of the competition, best score first (by its metric), and the damaged ones beside them."""
-    folder = ws.runs_dir(comp.slug)
+    folder = runs_folder(comp, ws)
     good, damaged = [], []
     for d in sorted(folder.glob("[!.]*")) if folder.is_dir() else []:
         if not d.is_dir():
@@ -196,8 +245,8 @@ def list_runs(comp: Competition, ws: Workspace) -> list[Run]:
 def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
     """One run by id, or the best one that finished when no id is given."""
     if run_id is not None:
-        folder = ws.runs_dir(comp.slug) / run_id
-        if "/" in run_id or run_id.startswith(".") or not folder.is_dir():
+        folder = runs_folder(comp, ws) / run_id
+        if not run_id.strip() or "/" in run_id or run_id.startswith(".") or not folder.is_dir():
             raise UsageError(f"no run '{run_id}' for {comp.slug}; see `kc runs {comp.slug}`")
         return read_run(folder)
     runs = list_runs(comp, ws)
@@ -211,7 +260,8 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
 
 
 def load_models(comp: Competition, run: Run) -> list[Any]:
-    """The models a run submits with: its one model, its refit on all rows, or its K fold models."""
+    """The models a run submits with: its one model, its refit on all rows, or its K fold models; each checked
+    against the competition (task, classes, learned shapes)."""
     return [_load(comp, run, folder) for folder in _model_folders(run)]
 
 
@@ -249,12 +299,40 @@ def _load(comp: Competition, run: Run, folder: Path) -> Any:
     cls = model_class(run.config.model, comp)
     model = cls.from_params(run.config.params)
     try:
-        return model.load(folder)
+        model = model.load(folder)
     except DataError:
         raise
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError, pickle.UnpicklingError) as exc:
         raise DataError(f"run {run.run_id}: its saved model cannot be loaded ({type(exc).__name__}); "
                         f"train it again or pick another run") from None
+    check_fits(comp, run, model)
+    return model
+
+
+def check_fits(comp: Competition, run: Run, model: Any, n_features: int | None = None) -> None:
+    """Refuse a loaded model that disagrees with the competition, or with `n_features` input columns when given."""
+    problem = _misfit(comp, model, n_features)
+    if problem:
+        raise DataError(f"run {run.run_id}: its saved model {problem}; train it again or pick another run")
+
+
+def _misfit(comp: Competition, model: Any, n_features: int | None) -> str | None:
+    """How a loaded model disagrees with the competition (task, classes, input width, learned shapes); None if not."""
+    if bool(getattr(model, "regression_", False)) == comp.is_classification:
+        return "predicts " + ("values" if comp.is_classification else "classes") + f", unlike {comp.slug}"
+    if comp.is_classification:
+        classes = np.asarray(getattr(model, "classes_", None))
+        if classes.ndim != 1 or classes.dtype.kind not in "iu" or len(np.unique(classes)) != len(classes) or \
+                len(classes) < 2 or classes.min() < 0 or classes.max() >= len(comp.classes):
+            return f"has the classes {str(classes.tolist())[:60]}, not {comp.slug}'s codes 0-{len(comp.classes) - 1}"
+    est = getattr(model, "estimator_", None)
+    width = getattr(est, "n_features_in_", None)
+    if est is not None and n_features is not None and width != n_features:
+        return f"takes {str(width)[:20]} input columns, where the data has {n_features}"
+    coef = getattr(est, "coef_", None)
+    if coef is not None and (np.ndim(coef) not in (1, 2) or np.shape(coef)[-1] != width):
+        return f"has weights of shape {np.shape(coef)} for {str(width)[:20]} input columns"
+    return None
 
 
 def read_valid(run: Run, comp: Competition, rows: int) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ from pipeline.training.records import (
     load_model,
     load_models,
     read_run,
+    runs_folder,
     scan,
 )
 
@@ -326,7 +327,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
         cfg = dataclasses.replace(cfg, features=data.features["builder"])
     if cfg.tensorboard:  # events are written while training, beside the runs, and moved into the run at the end
-        runs = ws.runs_dir(comp.slug)
+        runs = runs_folder(comp, ws)
         runs.mkdir(parents=True, exist_ok=True)
         events = Path(tempfile.mkdtemp(prefix=f".tensorboard.{os.getpid()}.", suffix=".tmp", dir=runs))
     # fits end early enough to leave time for predicting, drawing and writing the run folder
@@ -381,7 +382,7 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
     """Write the run folder beside the others, all or nothing."""
     from pipeline.training import plots
 
-    runs = ws.runs_dir(comp.slug)
+    runs = runs_folder(comp, ws)
     runs.mkdir(parents=True, exist_ok=True)
     clean_leftovers(runs)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))

@@ -72,6 +72,17 @@ def test_saved_description_is_found_in_the_workspace(tmp_path):
         ({"image_shape": [28]}, "image_shape must be [rows, columns] or null"),
         ({"default_options": ["lr"]}, "default_options must be key=value strings, not 'lr'"),
         ({"default_options": "lr=0.1"}, "default_options must be a list of strings"),
+        ({"modality": "pixels", "features": "pixels", "image_shape": [50000, 50000]},
+         "image_shape must be positive, at most 4096 a side and 262,144 pixels in all"),
+        ({"task": "multiclass", "classes": [str(i) for i in range(5000)]},
+         "classes must be a list of at most 1000 entries"),
+        ({"metric": ["accuracy"]}, "metric must be a non-empty string of at most 200 characters"),
+        ({"train_file": "../../secret.csv"}, "file '../../secret.csv' must be a plain name in the competition's "
+                                             "folder (no folder, no leading dot, none of .kc-fetch.json, "
+                                             "competition.json, derived, runs)"),
+        ({"sample_file": "/etc/passwd"}, "file '/etc/passwd' must be a plain name"),
+        ({"extra_files": ["runs"]}, "file 'runs' must be a plain name"),
+        ({"title": "x" * 5000}, "title must be a non-empty string of at most 200 characters"),
     ],
 )
 def test_a_damaged_description_names_the_file_and_the_problem(tmp_path, change, problem):
@@ -111,3 +122,12 @@ def test_default_options_are_read_as_key_value_pairs_for_the_default_model_only(
     comp = dataclasses.replace(competitions.TITANIC, default_options=(" lr = 0.08 ", "epochs=40"))
     assert comp.options_for("linear") == {"lr": "0.08", "epochs": "40"}
     assert comp.options_for("knn") == {}
+
+
+def test_a_description_nested_too_deeply_is_one_error(tmp_path):
+    path = tmp_path / "competitions/titanic/competition.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(DataError) as err:
+        competitions.load(path)
+    assert str(err.value) == f"{path}: nested too deeply to be a description"

@@ -188,3 +188,27 @@ def test_tables_default_to_lgbm_for_several_classes_and_blend_otherwise(tmp_path
     (tmp_path / "test.csv").write_text(train.drop(columns="kind").assign(id=range(31, 61)).to_csv(index=False))
     (tmp_path / "sample_submission.csv").write_text("id,kind\n" + "".join(f"{i},a\n" for i in range(31, 61)))
     assert describe.infer("some-table", tmp_path).default_model == model
+
+
+def test_a_float_label_in_a_pixel_competition_is_named(tmp_path):
+    pixels = ",".join(f"pixel{i}" for i in range(4))
+    (tmp_path / "train.csv").write_text(f"label,{pixels}\n1,0,0,0,0\n2.5,1,1,1,1\n0,2,2,2,2\n")
+    (tmp_path / "test.csv").write_text(f"{pixels}\n0,0,0,0\n")
+    (tmp_path / "sample_submission.csv").write_text("ImageId,Label\n1,0\n")
+    with pytest.raises(DataError) as err:
+        describe.infer("tiny-pixels", tmp_path)
+    assert str(err.value) == ("train.csv: row 2, column label: '2.5' is not a class; kc classifies pixel images by "
+                              "integer labels (at most 20 of them)")
+
+
+def test_an_infinite_target_names_its_row(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    lines = (folder / "train.csv").read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[-1] = "inf"
+    lines[3] = ",".join(cells)
+    (folder / "train.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as err:
+        describe.infer("prices-mini", folder)
+    assert str(err.value).startswith("train.csv: row 3, column ") and "'inf' is not a finite number" in str(err.value)

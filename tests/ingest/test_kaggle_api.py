@@ -83,10 +83,11 @@ def test_timeouts_default_and_override(monkeypatch):
     assert kaggle_api.timeouts() == (0.5, 0.5)
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "inf"])
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "nan", "inf", "1e12"])
 def test_a_bad_timeout_setting_is_a_usage_error(monkeypatch, kaggle_server, value):
     monkeypatch.setenv("KC_KAGGLE_TIMEOUT", value)
-    with pytest.raises(UsageError, match=f"KC_KAGGLE_TIMEOUT must be a number of seconds above 0, not '{value}'"):
+    with pytest.raises(UsageError, match=re.escape(f"KC_KAGGLE_TIMEOUT must be a number of seconds above 0 (at most "
+                                                   f"86,400), not '{value}'")):
         kaggle_api.list_submissions(TITANIC)
     assert kaggle_server.calls == []
 
@@ -146,16 +147,18 @@ def test_a_refused_upload_names_the_file(kaggle_server, tmp_path):
     assert "CreateSubmission" not in kaggle_server.calls
 
 
-def test_forced_fetch_from_a_silent_server_keeps_the_copy_there_is(workspace, kaggle_server, fast):
+def test_forced_fetch_from_a_silent_server_keeps_the_copy_there_is_and_fails(workspace, kaggle_server, fast, kc):
     ws = Workspace(workspace)
     sources.fetch("titanic", ws, FIXTURES / "titanic")
+    before = (workspace / "competitions/titanic/train.csv").read_bytes()
     kaggle_server.stall = {"DownloadDataFiles"}
-    result, elapsed = call_within(PATIENCE, lambda: sources.fetch("titanic", ws, force=True))
-    assert isinstance(result, sources.FetchResult) and elapsed < PATIENCE
-    assert result.skipped and result.source == "file"
-    assert result.note == ("kept the file copy: Kaggle did not answer within 1 s while trying to download titanic: "
-                           "check your network and try again, or use `kc fetch titanic --from FILE.zip` with a "
-                           "downloaded copy")
+    result, elapsed = call_within(PATIENCE, lambda: kc("fetch", "titanic", "--force", ws=workspace))
+    assert result.exit_code == 1 and elapsed < PATIENCE
+    assert result.stderr == ("Error: Kaggle did not answer within 1 s while trying to download titanic: check your "
+                             "network and try again, or use `kc fetch titanic --from FILE.zip` with a downloaded copy "
+                             "(the file copy already there is kept)\n")
+    assert (workspace / "competitions/titanic/train.csv").read_bytes() == before
+    assert sources.require_fetched(TITANIC, ws)
 
 
 def test_cli_fetch_from_a_silent_server(workspace, kaggle_server, fast, kc):
@@ -303,3 +306,68 @@ def test_a_readable_token_file_gets_a_warning(monkeypatch, tmp_path):
     assert kaggle_api.credentials_warning() == (
         f"other users of this computer can read your Kaggle credentials in {token_file}: run `chmod 600 {token_file}`"
     )
+
+
+# A server that answers, but one byte at a time: every call has an overall deadline (1 + 2 × 1 s here)
+
+
+@pytest.mark.parametrize(("trickled", "call", "action"), [
+    ("GetSubmissionLimits", lambda tmp: kaggle_api.submission_limits(TITANIC),
+     "read the submission limits of titanic"),
+    ("ListSubmissions", lambda tmp: kaggle_api.list_submissions(TITANIC), "list your submissions to titanic"),
+    ("CreateSubmission", lambda tmp: kaggle_api.submit(TITANIC, submission_file(tmp), "m"), "submit to titanic"),
+    ("file", lambda tmp: kaggle_api.download("titanic", tmp), "download titanic"),
+])
+def test_a_trickled_answer_is_bounded_by_an_overall_deadline(kaggle_server, fast, tmp_path, trickled, call, action):
+    kaggle_server.trickle = {trickled}
+    error, elapsed = call_within(PATIENCE, lambda: call(tmp_path))
+    assert isinstance(error, KaggleError), error
+    assert re.fullmatch(rf"Kaggle was still answering after \d+ s while trying to {action} \(too slowly to finish\): "
+                        r"check your network and try again.*", str(error))
+    assert elapsed < PATIENCE
+
+
+def test_a_fast_trickle_still_downloads(kaggle_server, fast, tmp_path, monkeypatch):
+    monkeypatch.setattr(kaggle_api, "MIN_RATE", 100)  # the fixture zip is ~60 kB: a slow line, not a stalled one
+    kaggle_server.trickle, kaggle_server.trickle_gap = {"file"}, 0.0
+    assert kaggle_api.download("titanic", tmp_path).read_bytes() == kaggle_server.zips["titanic"]
+
+
+# Odd answers with HTTP 200
+
+
+@pytest.mark.parametrize(("method", "reply", "call", "message"), [
+    ("ListSubmissions", b"<html>busy</html>", lambda tmp: kaggle_api.list_submissions(TITANIC),
+     "Kaggle answered with something that is not JSON while trying to list your submissions to titanic: try again "
+     "later"),
+    ("GetSubmissionLimits", b'{"numAllowedNow": null, "numToday": 2}',
+     lambda tmp: kaggle_api.submission_limits(TITANIC),
+     "Kaggle's answer about the submission limits of titanic holds no counts (None allowed now, 2 made today): try "
+     "again later"),
+    ("CreateSubmission", b'{"ref": "abc"}', lambda tmp: kaggle_api.submit(TITANIC, submission_file(tmp), "m"),
+     "Kaggle accepted submission.csv but answered with the ref 'abc', not a submission number: see "
+     "https://www.kaggle.com/competitions/titanic/submissions; do not upload it again"),
+])
+def test_an_odd_answer_is_one_line_naming_it(kaggle_server, tmp_path, method, reply, call, message):
+    kaggle_server.replies = {method: reply}
+    with pytest.raises(KaggleError) as err:
+        call(tmp_path)
+    assert str(err.value) == message
+
+
+def test_only_a_username_is_named_not_replaced_by_the_bundled_copy(workspace, monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "kc-test")
+    with pytest.raises(KaggleError, match="^KAGGLE_USERNAME is set but KAGGLE_KEY is not: set both"):
+        sources.fetch("titanic", Workspace(workspace))
+    assert not (workspace / "competitions/titanic").exists()
+
+
+def test_a_blank_token_file_counts_as_no_credentials(workspace):
+    token = Path.home() / ".kaggle" / "access_token"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("  \n")
+    try:
+        assert not kaggle_api.credentials_configured()
+        assert sources.fetch("titanic", Workspace(workspace)).source == "bundled"
+    finally:
+        token.unlink()

@@ -164,9 +164,52 @@ def test_a_header_that_is_no_csv_header_is_one_error(workspace, tmp_path):
 
 def test_a_full_disk_is_refused_before_unpacking(workspace, fixture_zips, monkeypatch):
     monkeypatch.setattr(sources.shutil, "disk_usage", lambda _: SimpleNamespace(free=1000))
-    with pytest.raises(DataError, match=r"titanic.zip: unpacking needs 0\.00 GB but only 0\.00 GB is free "
-                                        r"\(no space left on device\)"):
+    with pytest.raises(DataError, match=r"titanic.zip: unpacking needs 1\.08 MB \(with a margin\) but only 0\.00 MB "
+                                        r"is free in .*competitions/titanic \(no space left on device\)"):
         sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"])
+    with pytest.raises(DataError, match=r"copying needs 1\.08 MB \(with a margin\) but only 0\.00 MB is free"):
+        sources.fetch("titanic", Workspace(workspace), FIXTURES / "titanic")
+
+
+def test_a_small_disk_with_room_for_the_files_is_enough(workspace, fixture_zips, monkeypatch):
+    monkeypatch.setattr(sources.shutil, "disk_usage", lambda _: SimpleNamespace(free=5 << 20))  # a 5 MB tmpfs
+    assert sources.fetch("titanic", Workspace(workspace), fixture_zips["titanic"]).files == TITANIC.files
+
+
+def test_a_disk_filling_up_during_a_folder_fetch_names_the_destination(workspace, monkeypatch):
+    import errno
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(sources.shutil, "copyfile", full)
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), FIXTURES / "titanic")
+    assert str(err.value) == (f"{workspace}/competitions/titanic: no space left on device while writing the files; "
+                              "free some space and try again")
+
+
+def other_files(tmp_path: Path) -> dict[str, bytes]:
+    """The files of a competition kc does not know (Titanic's, with the sample named as Kaggle usually does)."""
+    files = fixture_bytes("titanic")
+    files["sample_submission.csv"] = files.pop("gender_submission.csv")
+    return files
+
+
+def test_a_zip_holding_kcs_own_names_fetches_and_fetches_again(workspace, tmp_path):
+    ws = Workspace(workspace)
+    stale = json.dumps({"slug": "other", "title": "planted"}).encode()
+    odd = zip_of(tmp_path / "odd.zip", {**other_files(tmp_path), "competition.json": stale, "runs": b"x",
+                                        "derived": b"y"})
+    first = sources.fetch("other", ws, odd)
+    folder = workspace / "competitions/other"
+    assert "competition.json" not in first.competition.extra_files
+    assert not (folder / "runs").exists() and not (folder / "derived").exists()
+    again = sources.fetch("other", ws, odd, force=True)
+    assert not again.skipped and sources.read_marker(folder) is not None
+    assert competitions.get("other", workspace).title == "Other"
+    (folder / "runs").mkdir()
+    assert not sources.fetch("other", ws, folder, force=True).skipped  # its own folder, runs/ and all
 
 
 def test_wrong_header_is_named(workspace, tmp_path):
@@ -259,6 +302,7 @@ def test_bundled_copy_is_replaced_once_credentials_exist(workspace, kaggle_serve
     ws = Workspace(workspace)
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
+        m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         assert sources.fetch("digit-recognizer", ws).source == "bundled"
     assert sources.fetch("digit-recognizer", ws).source == "kaggle"
 
@@ -267,9 +311,10 @@ def test_a_failed_download_keeps_the_copy_there_is(workspace, kaggle_server):
     ws = Workspace(workspace)
     sources.fetch("titanic", ws, FIXTURES / "titanic")
     kaggle_server.fail["DownloadDataFiles"] = 429
-    result = sources.fetch("titanic", ws, force=True)
-    assert result.skipped and result.source == "file"
-    assert result.note.startswith("kept the file copy: Kaggle is rate-limiting you (429)")
+    with pytest.raises(KaggleError, match=r"^Kaggle is rate-limiting you \(429\).*\(the file copy already there is "
+                                          r"kept\)$"):
+        sources.fetch("titanic", ws, force=True)
+    assert sources.read_marker(workspace / "competitions/titanic")["source"] == "file"
 
 
 def test_a_cut_download_is_resumed_by_the_client(workspace, kaggle_server):
@@ -325,3 +370,31 @@ def test_a_fetched_copy_kc_does_not_bundle_is_already_fetched_without_credential
     sources.fetch("house-prices", ws, FIXTURES / "house-prices-advanced-regression-techniques")
     again = sources.fetch("house-prices", ws)
     assert again.skipped and again.source == "file"
+
+
+def test_a_header_over_a_megabyte_is_named(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    wide = b"PassengerId,Survived," + b",".join(b"col%d" % i for i in range(200_000)) + b"\n1,0\n"
+    odd = zip_of(tmp_path / "wide.zip", {**files, "train.csv": wide})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), odd)
+    assert str(err.value) == ("train.csv: the header line is longer than 1 MB; is this a CSV with its column names on "
+                              "the first line?")
+
+
+def test_an_empty_test_csv_is_refused_at_fetch(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    empty = zip_of(tmp_path / "empty.zip", {**files, "test.csv": files["test.csv"].splitlines(keepends=True)[0]})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), empty)
+    assert str(err.value) == f"{empty}: test.csv has a header but no rows; is it the competition's data?"
+
+
+def test_a_line_break_in_a_quoted_header_cell_is_named(workspace, tmp_path):
+    files = fixture_bytes("titanic")
+    lines = files["train.csv"].split(b"\n", 1)
+    broken = zip_of(tmp_path / "broken.zip", {**files, "train.csv": b'"Passen\nger' + lines[0][6:] + b"\n" + lines[1]})
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), broken)
+    assert str(err.value) == ("train.csv: a quoted header cell holds a line break (or a quote is unclosed); put the "
+                              "column names on the first line")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiles
 
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, UsageError
@@ -162,3 +163,34 @@ def test_leftovers_of_a_killed_convert_are_cleaned(fetched):
     arrays.convert(comp, ws, force=True)
     assert not leftover.exists()
     assert arrays.convert(comp, ws).from_cache
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("91,1,1,1,1\n93,1,1,1,1\n93,1,1,1,1\n", "test.csv: row 3, column ImageId: id '93' appears twice; every test "
+                                             "row needs its own id"),
+    ("91,1,1,1,1\nx2,1,1,1,1\n93,1,1,1,1\n", "test.csv: row 2, column ImageId: id 'x2' is not a valid id (an "
+                                             "integer); every test row needs its own id"),
+])
+def test_pixel_test_ids_are_checked(workspace, rows, message):
+    comp = tiles(workspace)
+    assert comp.modality == "pixels" and comp.test_has_ids and comp.id_type == "int"
+    (workspace / "competitions/tiles/test.csv").write_text("ImageId,pixel0,pixel1,pixel2,pixel3\n" + rows)
+    with pytest.raises(DataError) as err:
+        arrays.load(comp, Workspace(workspace))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("name", "planted"), [
+    ("train_labels.npy", lambda a: np.where(np.arange(len(a.train_labels)) == 3, 99, a.train_labels)),
+    ("test_images.npy", lambda a: np.zeros((len(a.test_images), 5, 5), np.uint8)),
+    ("train_labels.npy", lambda a: a.train_labels.astype(np.float64)),
+    ("test_images.npy", lambda a: a.test_images[:10]),
+])
+def test_a_planted_cache_with_a_matching_meta_is_rebuilt(fetched, name, planted):
+    ws = Workspace(fetched)
+    first = arrays.convert(DIGITS, ws)
+    np.save(ws.cache_dir(DIGITS.slug) / name, planted(first))
+    again = arrays.convert(DIGITS, ws)
+    assert not again.from_cache
+    assert np.array_equal(again.train_labels, first.train_labels)
+    assert again.test_images.shape == first.test_images.shape

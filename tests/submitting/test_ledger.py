@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, install
+from conftest import FIXTURES, install, tiles
 
 from pipeline.core import competitions
 from pipeline.core.errors import KcError, SubmissionError, UsageError
@@ -295,6 +295,7 @@ def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_
     ws = Workspace(workspace)
     with monkeypatch.context() as m:
         m.delenv("KAGGLE_USERNAME")
+        m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         assert fetch("digit-recognizer", ws).sample
     trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
     written = ledger.predict_run(DIGITS, ws, None)
@@ -339,3 +340,127 @@ def test_submissions_offline_shows_the_log(trained, kc):
     assert result.stderr == f"NOTE: 1 unreadable line(s) of {log} kept as they are\n"
     assert json.loads(log.read_text().splitlines()[0])["status"] == "written"
     assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+
+
+def test_a_submission_is_never_built_from_two_rows_with_one_id(workspace):
+    comp = tiles(workspace)
+    ws = Workspace(workspace)
+    assert len(checks.frame(comp, ws, np.array([91, 92, 93]), np.array([0, 1, 0]))) == 3
+    with pytest.raises(SubmissionError) as err:
+        checks.frame(comp, ws, np.array([91, 92, 93, 93]), np.array([0, 1, 0, 1]))
+    assert str(err.value) == "test.csv: ImageId 93 appears twice among the test rows; each test row needs its own id"
+
+
+WRITER = """
+import sys
+import numpy as np
+from pipeline.core import competitions
+from pipeline.core.workspace import Workspace
+from pipeline.submitting import ledger
+from pipeline.submitting.checks import sample_ids
+
+comp, ws = competitions.get("titanic"), Workspace.resolve(sys.argv[1])
+ids = np.array([int(i) for i in sample_ids(comp, ws)])
+for k in range(12):
+    codes = np.random.default_rng(int(sys.argv[2]) * 100 + k).integers(0, 2, len(ids))
+    ledger.write(comp, ws, ids, codes, f"run-{sys.argv[2]}-{k}", "linear", 0.5)
+"""
+
+
+def test_submits_at_once_lose_no_log_line(titanic_only):
+    import subprocess
+    import sys
+
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(titanic_only), str(n)]) for n in range(3)]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    logged = sorted(e.file for e in ledger.read_log(TITANIC, Workspace(titanic_only)))
+    assert logged == submission_files(titanic_only) and len(logged) == 36
+
+
+def test_an_upload_killed_before_it_was_logged_is_found_not_sent_again(trained, kaggle_server, monkeypatch):
+    ws_root, _ = trained
+    ws = Workspace(ws_root)
+    written = ledger.predict_run(TITANIC, ws, None)
+    real = ledger.kaggle_api.submit
+
+    def killed(*args):  # Kaggle accepts the file, then kc dies before writing the log (kill -9)
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ledger.kaggle_api, "submit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.upload(TITANIC, ws, written.path, "first", wait=False)
+    monkeypatch.setattr(ledger.kaggle_api, "submit", real)
+    [entry] = ledger.read_log(TITANIC, ws)
+    assert entry.status == "UPLOADING" and entry.upload_ref is None
+    with pytest.raises(UsageError) as err:
+        ledger.upload(TITANIC, ws, written.path, "again", wait=False)
+    assert str(err.value) == (f"{written.path.name} is already on Kaggle (ref 1000, PENDING): an earlier upload was "
+                              "cut off before kc logged it; `kc submissions titanic` shows its score")
+    assert len(kaggle_server.submissions) == 1
+    [entry] = ledger.read_log(TITANIC, ws)
+    assert entry.upload_ref == 1000
+
+
+def test_an_upload_killed_before_kaggle_had_it_is_undone_by_kc_submissions(trained, kaggle_server, monkeypatch):
+    ws_root, _ = trained
+    ws = Workspace(ws_root)
+    written = ledger.predict_run(TITANIC, ws, None)
+    real = ledger.kaggle_api.submit
+    monkeypatch.setattr(ledger.kaggle_api, "submit", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        ledger.upload(TITANIC, ws, written.path, "first", wait=False)
+    entries, note = ledger.refresh(TITANIC, ws)
+    assert [e.status for e in entries] == ["written"] and note is None
+    monkeypatch.setattr(ledger.kaggle_api, "submit", real)
+    assert ledger.upload(TITANIC, ws, written.path, "now", wait=False).upload_ref == 1000
+
+
+def test_an_empty_limits_answer_is_not_called_a_used_up_day(trained, kaggle_server, kc):
+    ws_root, _ = trained
+    kaggle_server.replies = {"GetSubmissionLimits": b"{}"}
+    result = kc("submit", "titanic", "--upload", ws=ws_root)
+    assert result.exit_code == 1 and kaggle_server.submissions == []
+    assert result.stderr == ("Error: Kaggle allows no titanic submissions now, though none were made today: is the "
+                             "competition closed? See https://www.kaggle.com/competitions/titanic\n")
+
+
+def test_validate_refuses_a_very_wide_file_before_parsing_it(fetched, tmp_path, kc):
+    import time
+
+    path = tmp_path / "wide.csv"
+    path.write_text("PassengerId,Survived" + "".join(f",c{i}" for i in range(30_000)) + "\n892,0\n")
+    start = time.process_time()
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert time.process_time() - start < 2
+    assert result.exit_code == 1
+    assert result.stderr == "Error: wide.csv: 30,002 columns in the header, expected 2 (PassengerId,Survived)\n"
+
+
+@pytest.mark.parametrize("line", ['{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"valid_score": "0.5"}',
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"upload_ref": "x", "status": "PENDING"}',
+                                  "[" * 200_000 + "]" * 200_000])
+def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, line):
+    ws_root, _ = trained
+    assert kc("submit", "titanic", ws=ws_root).exit_code == 0
+    log = ws_root / "submissions/titanic/log.jsonl"
+    log.write_text(log.read_text() + line + "\n")
+    for command in (("submissions", "titanic"), ("report", "titanic")):
+        result = kc(*command, ws=ws_root)
+        assert result.exit_code == 0, (command, result.output)
+    assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+
+
+def test_duplicate_ids_in_the_sample_name_the_sample(titanic_only, tmp_path, kc):
+    sample = titanic_only / "competitions/titanic/gender_submission.csv"
+    lines = sample.read_text().splitlines()
+    lines[3] = lines[2]
+    sample.write_text("\n".join(lines) + "\n")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("\n".join(lines) + "\n")
+    result = kc("validate", "titanic", mine, ws=titanic_only)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: gender_submission.csv: row 3, column PassengerId: id 893 appears twice in the "
+                             "sample submission; fetch titanic again with --force\n")
