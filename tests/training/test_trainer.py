@@ -76,8 +76,8 @@ def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     best = min(m.history, key=lambda r: r["valid_loss"])["epoch"]
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
     assert json.loads((run.folder / "metrics.json").read_text())["full_epochs"] == best
-    assert stages[-1] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
-    assert [epochs for _, epochs in stages] == [None, 12, best]  # loading data, validation, refit
+    assert stages[-2] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
+    assert [epochs for _, epochs in stages] == [None, 12, best, None]  # loading data, validation, refit, saving
     [model] = records.load_models(TITANIC, run)
     from pipeline.models.linear import LinearModel
 
