@@ -54,7 +54,8 @@ def run_html(run: Any) -> str:
     pngs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
                    f'alt="{_e(p.name)}" style="max-width:48%;margin:2px">' for p in run.plots)
     options = " ".join(f"{k}={v}" for k, v in run.config.params.items() if k not in ("seed", "device"))
-    return (f"<div><b>{_e(run.config.competition)} {_e(run.model)}</b>{state}: {_e(_score(run))} on {_e(_how(run))}"
+    slug = run.folder.parent.parent.name  # competitions/<slug>/runs/<run>
+    return (f"<div><b>{_e(slug)} {_e(run.model)}</b>{state}: {_e(_score(run))} on {_e(_how(run))}"
             f"; fit {run.metrics.fit_seconds:.1f} s<br><small>run <code>{_e(run.run_id)}</code>"
             f"{' · ' + _e(options) if options else ''}</small>"
             + (f"<br><small>⚠ {_e(note)}</small>" if note else "") + f"<div>{pngs}</div></div>")

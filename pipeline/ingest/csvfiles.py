@@ -77,15 +77,11 @@ def header_cells(path: Path) -> list[str]:
 
 def has_rows(path: Path) -> bool:
     """Whether a CSV has a non-blank line after its header (read a line at a time, never the whole file)."""
+    size = MAX_HEADER + (1 << 20)
     with open(path, "rb") as f:
-        f.readline(MAX_HEADER + 1)
-        for _ in range(1000):  # blank lines before the first row are few
-            line = f.readline(1 << 20)
-            if not line:
-                return False
-            if line.strip(b" \t\r\n,"):
-                return True
-    return True
+        head = f.read(size)  # old Macs end lines in \r alone: split on every line ending, not readline's \n
+    lines = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")[1:]
+    return any(line.strip(b" \t,") for line in lines) or len(head) == size
 
 
 def read_header(path: Path) -> tuple[str, ...]:

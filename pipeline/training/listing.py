@@ -51,7 +51,7 @@ def damaged_cells(comp: Competition, damaged: Damaged) -> list[Cell]:
     return [Cell(damaged.run_id), Cell("DAMAGED"), *blank, Cell(damaged.reason)]
 
 
-HIDDEN = ("seed", "device")  # options every run has, set by --seed and --device
+HIDDEN = ("seed", "device", "threads", "time_limit")  # options every run has, set by --seed, --device, ...
 
 
 def model_text(run: Run) -> str:

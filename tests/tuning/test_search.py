@@ -155,11 +155,11 @@ def test_each_trial_is_a_kc_run_that_runs_and_submit_see(titanic_only, kc):
     submitted = kc("submit", "titanic", "--run", result.best.run_id, ws=titanic_only)
     assert submitted.exit_code == 0, submitted.output
     # the budget is the study's: the same command again adds nothing, a larger budget goes on
-    again = kc("tune", "titanic", "--model", "knn", "--trials", "5", "-p", "k=3:9", ws=titanic_only)
+    again = kc("tune", "titanic", "--model", "knn", "--trials", "5", "--folds", "0", "-p", "k=3:9", ws=titanic_only)
     assert again.exit_code == 0, again.output
     assert len(_load(titanic_only, "titanic-knn").trials) == 5
     assert "study titanic-knn in sqlite:///" in again.stdout and ": 5 of 5 trials (5 complete, 0 pruned" in again.stdout
-    more = kc("tune", "titanic", "--model", "knn", "--trials", "6", "-p", "k=3:9", ws=titanic_only)
+    more = kc("tune", "titanic", "--model", "knn", "--trials", "6", "--folds", "0", "-p", "k=3:9", ws=titanic_only)
     assert more.exit_code == 0, more.output
     assert more.stdout.startswith("trial 5: accuracy ")
     _check_exactly(_load(titanic_only, "titanic-knn"), 6, titanic_only)
@@ -334,7 +334,9 @@ def test_ctrl_c_marks_the_running_trial_and_keeps_its_run(titanic_only):
     # far more epochs than the test waits for: a fast trial must not finish before the signal arrives
     # a shell without job control starts background jobs with Ctrl-C ignored, and children inherit that: give kc
     # the default, as a terminal would
-    proc = _kc(titanic_only, "tune", "titanic", "--model", "linear", "--trials", "2", "-p", "epochs=50000",
+    # one split (small tables default to folds, where Ctrl-C stops the whole run): the trial's run is kept
+    proc = _kc(titanic_only, "tune", "titanic", "--model", "linear", "--trials", "2", "--folds", "0", "-p",
+               "epochs=50000",
                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(lambda: any(t.intermediate_values for t in _load(titanic_only, "titanic-linear").trials))
     proc.send_signal(signal.SIGINT)
