@@ -67,6 +67,23 @@ def _umask() -> int:
 
 
 @contextmanager
+def held(lock_file: Path, patience: float, busy: Exception) -> Iterator[None]:
+    """Hold the file lock `lock_file` for the block; raise `busy` when another kc keeps it past `patience` seconds."""
+    from filelock import FileLock, Timeout
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=patience)
+    except Timeout:
+        raise busy from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
-from pipeline.core.workspace import Workspace
+from pipeline.core.workspace import Workspace, held
 from pipeline.ingest import describe, kaggle_api
 from pipeline.ingest.csvfiles import check_headers, has_rows, shown
 
@@ -87,21 +87,9 @@ def read_marker(folder: Path) -> dict | None:
 @contextmanager
 def locked(folder: Path) -> Iterator[None]:
     """Hold a competition folder's writer lock (one fetch or convert at a time); the lock file sits beside it."""
-    from filelock import FileLock, Timeout
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
-    try:
-        lock.acquire(timeout=0.5)
-    except Timeout:
-        try:
-            lock.acquire(timeout=600)
-        except Timeout:
-            raise DataError(f"{folder}: another kc process has held it for 10 minutes; try again later") from None
-    try:
+    busy = DataError(f"{folder}: another kc process has held it for 10 minutes; try again later")
+    with held(folder.parent / f".{folder.name}.lock", 600, busy):
         yield
-    finally:
-        lock.release()
 
 
 def _is_complete(comp: Competition, folder: Path) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.core import progress
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KaggleError, KcError, UsageError
-from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.core.workspace import Workspace, atomic_path, held
 from pipeline.ingest import kaggle_api
 from pipeline.ingest.sources import read_marker
 from pipeline.submitting.checks import frame, validate_file
@@ -91,19 +91,9 @@ def _log_path(comp: Competition, ws: Workspace) -> Path:
 @contextmanager
 def _log_lock(comp: Competition, ws: Workspace) -> Iterator[None]:
     """Hold the submission log's lock: its changes are read-modify-write, so two kc at once would lose one."""
-    from filelock import FileLock, Timeout
-
-    folder = ws.submissions_dir(comp.slug)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder / ".log.jsonl.lock"))
-    try:
-        lock.acquire(timeout=60)
-    except Timeout:
-        raise UsageError(f"{_log_path(comp, ws)}: another kc has held it for a minute; try again later") from None
-    try:
+    busy = UsageError(f"{_log_path(comp, ws)}: another kc has held it for a minute; try again later")
+    with held(ws.submissions_dir(comp.slug) / ".log.jsonl.lock", 60, busy):
         yield
-    finally:
-        lock.release()
 
 
 def _lines(comp: Competition, ws: Workspace) -> list[tuple[str, LogEntry | None]]:
