@@ -385,8 +385,10 @@ def test_make_demo_installs_kc_without_the_test_and_server_extras(tmp_path):
     repo = Path(__file__).parent.parent
     for name in ("Makefile", "pyproject.toml"):
         (tmp_path / name).write_bytes((repo / name).read_bytes())
-    demo = subprocess.run(["make", "-n", "demo"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
-    test = subprocess.run(["make", "-n", "test"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    demo = subprocess.run(["make", "--no-print-directory", "-n", "demo"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    test = subprocess.run(["make", "--no-print-directory", "-n", "test"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
     assert "pip install --quiet -e .\n" in demo and "[" not in demo
     assert "pip install --quiet -e '.[test,postgres,tensorboard]'" in test
 
