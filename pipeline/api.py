@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pipeline.overview import Overview
     from pipeline.submitting.ensembles import Ensemble
     from pipeline.submitting.ledger import LogEntry
+    from pipeline.training.comparison import Comparison
     from pipeline.training.records import Damaged, Run
     from pipeline.tuning.studies import TrialResult, TuneResult
 
@@ -144,6 +145,17 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
                 on_stage(text, epochs)
 
         return do_train(comp, space, cfg, on_epoch=epoch, on_stage=stage)
+
+
+def compare(slug: str | None = None, models: list[str] | None = None, *, folds: int = 5, seed: int = 0,
+            threads: int = 0, workspace: WorkspaceLike = None,
+            on_model: Callable[[str, int, int], None] | None = None, on_epoch: EpochCallback | None = None,
+            on_stage: Callable[[str, int | None], None] | None = None) -> Comparison:
+    """Every model that fits (or those named), out-of-fold on the same folds, best first; each one a recorded run."""
+    from pipeline.training.comparison import compare as do_compare
+
+    space = _space(workspace)
+    return do_compare(competition(slug, space), space, models, folds, seed, threads, on_model, on_epoch, on_stage)
 
 
 def _int(value: Any) -> int | None:

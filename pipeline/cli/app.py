@@ -373,6 +373,45 @@ def train(
 
 @app.command()
 @handled
+def compare(
+    ctx: typer.Context,
+    slug: Slug = None,
+    models: Annotated[str | None, typer.Option("--models", help="comma-separated models to compare (default: every "
+                                                               "model that fits, but cnn)", metavar="A,B")] = None,
+    folds: Annotated[int, typer.Option(min=2, help="every model is scored out-of-fold on these same folds")] = 5,
+    seed: Seed = 0,
+    threads: Threads = 0,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Score every model that fits on the same folds, in one leaderboard; each is a run you can submit."""
+    from pipeline.cli.live import TrainDisplay
+    from pipeline.training.comparison import HEAD, rows
+
+    ws = _ws(ctx, workspace)
+    display = TrainDisplay(epochs=None)
+
+    def starting(name: str, i: int, n: int) -> None:
+        display.stage(f"model {i + 1}/{n}: {name}", None)
+
+    with display.running():
+        result = api.compare(slug, models.split(",") if models else None, folds=folds, seed=seed, threads=threads,
+                             workspace=ws, on_model=starting, on_epoch=display.epoch, on_stage=display.stage)
+    comp, metric = result.competition, result.competition.scorer
+    table = Table(*HEAD, title=f"{comp.slug}: {metric.title} out-of-fold, the same {folds} folds (seed {seed}), "
+                               "best first")
+    for row in rows(result):
+        table.add_row(*row)
+    show_table(table)
+    if result.left_out:
+        out.print(f"left out: {', '.join(result.left_out)} (slow on a CPU; add it with --models)")
+    best = next((e.run for e in result.entries if e.run is not None), None)
+    if best is not None:
+        out.print(f"submit the best with `kc submit {comp.slug} --run {best.run_id}`, or blend several with "
+                  f"`kc ensemble {comp.slug} RUN RUN ...`")
+
+
+@app.command()
+@handled
 def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List kc's models, with the tasks each takes (only those fitting SLUG when given)."""
     from pipeline.models import MODELS

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import UsageError
+from pipeline.core.threads import SMALL_TABLE  # cells: below this, one thread
 from pipeline.pixels import images
 
 
@@ -19,8 +20,6 @@ def features(X: np.ndarray) -> torch.Tensor:
     """Model input as a 2-D float32 tensor (see `images.flat_inputs`)."""
     return torch.from_numpy(images.flat_inputs(X))
 
-
-SMALL_TABLE = 2_000_000  # cells: below this, threads cost more in hand-offs than they save
 
 
 def small_tables_on_one_thread(fit: Callable) -> Callable:

@@ -46,7 +46,7 @@ class LGBMModel(Model):
     lambda_l2: float = 0.0
     patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
     inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
-    refit: bool = False  # after early stopping, fit again on every row for the chosen rounds
+    refit: bool = True  # after early stopping, fit again on every row for the chosen rounds (Otto: 0.4716 -> 0.4642)
     threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
     time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
     seed: int = 0

@@ -311,7 +311,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     started = time.monotonic()
     stage = on_stage or (lambda _text, _epochs: None)
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
-    cfg = dataclasses.replace(cfg, threads=threads.resolve(cfg.threads))  # the run records the number it used
+    asked = cfg.threads
+    cfg = dataclasses.replace(cfg, threads=threads.resolve(asked))  # the run records the number it used
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
         tracking.check_available()
@@ -323,6 +324,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X, _ = data.inputs(model.scaled)
+    if not asked and X.size < threads.SMALL_TABLE:  # the default on a small table: one thread wastes nothing
+        cfg = dataclasses.replace(cfg, threads=1)
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
         cfg = dataclasses.replace(cfg, features=data.features["builder"])

@@ -42,7 +42,7 @@ def test_registered_for_every_task_on_raw_inputs():
 
 def test_early_stopping_keeps_the_round_with_the_lowest_inner_loss():
     X, y = classes_table(n=600, d=6, k=2, seed=1)
-    model = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, threads=1).fit(X, y)
+    model = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
     fit_rows, held = inner_split(y, len(y), 0.1, 0)
     assert len(held) == 60 and not np.intersect1d(fit_rows, held).size
     # the inner split's loss after every round, recomputed from the booster: the kept round is its minimum
@@ -93,7 +93,7 @@ def test_regression_is_squared_error_on_the_scale_it_is_given():
 
 def test_refit_fits_all_rows_for_the_stopped_rounds_scaled_up():
     X, y = values_table(n=500, seed=6)
-    stopped = LGBMModel(patience=20, threads=1).fit(X, y)
+    stopped = LGBMModel(patience=20, refit=False, threads=1).fit(X, y)
     refitted = LGBMModel(patience=20, refit=True, threads=1).fit(X, y)
     assert refitted.best_rounds_ == round(stopped.best_rounds_ / 0.9)
     assert refitted.booster_.current_iteration() == refitted.best_rounds_

@@ -1,5 +1,6 @@
 """What a run may spend: `threads` (each model uses that many and no more) and `time_limit` (never overrun by 10 %)."""
 
+import dataclasses
 import json
 import time
 
@@ -56,7 +57,13 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
 
 def test_threads_default_to_omp_num_threads_else_every_core_and_refuse_negatives(fetched, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    run = trainer.train(TITANIC, Workspace(fetched), trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}))
+    lgbm = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5})
+    run = trainer.train(TITANIC, Workspace(fetched), lgbm)  # a small table: one thread unless told otherwise
+    assert run.config.threads == 1 and run.config.params["threads"] == 1
+    run = trainer.train(TITANIC, Workspace(fetched), dataclasses.replace(lgbm, threads=2))
+    assert run.config.threads == 2
+    monkeypatch.setattr(threads, "SMALL_TABLE", 0)  # as if the table were big
+    run = trainer.train(TITANIC, Workspace(fetched), lgbm)
     assert run.config.threads == threads.available() and run.config.params["threads"] == threads.available()
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.resolve(0) == 3 and threads.resolve(2) == 2
