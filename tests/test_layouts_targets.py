@@ -166,3 +166,19 @@ def test_each_target_column_of_a_submission_is_checked(kc, workspace, tmp_path, 
     sample.to_csv(tmp_path / "mine.csv", index=False)
     result = kc("validate", name, str(tmp_path / "mine.csv"), ws=workspace)
     assert result.exit_code == 1 and result.stderr.startswith(f"Error: mine.csv: {error}"), result.output
+
+
+@pytest.mark.parametrize(("kaggle_says", "metric", "source"), [
+    ("Mean Columnwise AUC", "mean-auc", "Kaggle API"),
+    ("AUC", "mean-auc", "Kaggle API"),  # one column's metric, averaged over the columns
+    ("Categorization Accuracy", "mean-log-loss", "default"),  # no column-wise accuracy: the default, said as such
+])
+def test_the_kaggle_api_metric_of_several_targets(kc, workspace, tmp_path, kaggle_server, kaggle_says, metric, source):
+    from tests.test_layouts import _zip_of
+
+    kaggle_server.zips["skies"] = _zip_of(LAYOUTS / "skies", tmp_path)
+    kaggle_server.metrics["skies"] = kaggle_says
+    result = kc("fetch", "skies", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert (competitions.get("skies", workspace).metric, competitions.get("skies", workspace).metric_source) == \
+        (metric, source)
