@@ -71,7 +71,7 @@ def test_several_value_targets(kc, workspace):
         assert list(metrics["target_scores"].values()) == pytest.approx(each, rel=1e-5)
         assert metrics["score"] < 0.06  # the mean bill is 44 mm: an RMSLE of 0.06 is ~6% off, a real fit
         rows = [np.load(run / f"target{j}" / "fold4" / "train_rows.npy") for j in range(2)]
-        assert np.array_equal(*rows) and len(rows[0]) == 208  # every target's fold models saw the same rows
+        assert np.array_equal(*rows) and 200 < len(rows[0]) < 260  # every target's fold 5 saw the same rows
 
 
 @pytest.mark.slow

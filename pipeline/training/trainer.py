@@ -346,32 +346,6 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
             shutil.rmtree(events, ignore_errors=True)
 
 
-def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
-           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
-    if comp.targets:  # one model (or K) per target column
-        from pipeline.training.targets import train_targets
-
-        return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
-    y = data.y
-    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
-    # --full and test: X, X_test as built
-    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
-    full, full_epochs = refit(comp, cfg, X, y, fitted, on_epoch, stage, events, deadline)
-    first = fitted.models[0]
-    stage("saving the run and drawing its pictures", None)
-    metrics = RunMetrics(
-        metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
-        train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
-        fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
-        scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
-        fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
-        submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
-        data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
-        created=datetime.now().isoformat(timespec="seconds"))
-    cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
-    return _record(comp, ws, cfg, metrics, fitted, full, data, events)
-
-
 def refit(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, fitted: Fitted,
           on_epoch: EpochCallback | None, stage: Stage, events: Path | None,
           deadline: float | None) -> tuple[Model | None, int | None]:
@@ -405,6 +379,32 @@ def save_models(folder: Path, submits_with: str, fitted: Fitted, full: Model | N
     else:
         (full or fitted.models[0]).save(folder)
         np.save(folder / TRAIN_ROWS, np.arange(rows) if full else fitted.train_rows[0])
+
+
+def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
+    if comp.targets:  # one model (or K) per target column
+        from pipeline.training.targets import train_targets
+
+        return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+    y = data.y
+    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
+    # --full and test: X, X_test as built
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
+    full, full_epochs = refit(comp, cfg, X, y, fitted, on_epoch, stage, events, deadline)
+    first = fitted.models[0]
+    stage("saving the run and drawing its pictures", None)
+    metrics = RunMetrics(
+        metric=comp.metric, score=score(comp, y[fitted.valid_idx], fitted.out), valid_rows=len(fitted.valid_idx),
+        train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
+        fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
+        scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
+        fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
+        submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
+        data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
+        created=datetime.now().isoformat(timespec="seconds"))
+    cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
+    return _record(comp, ws, cfg, metrics, fitted, full, data, events)
 
 
 def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics, fitted: Fitted,
