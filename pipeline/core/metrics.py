@@ -287,7 +287,7 @@ def get(name: str, task: str | None = None) -> Metric:
     if metric is None:
         raise UsageError(f"unknown metric '{name}'; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
-        fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks)
+        fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks and not m.columnwise)  # for one target
         raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {fits}")
     return metric
 
