@@ -74,7 +74,7 @@ def competition_html(comp: Any) -> str:
     """A competition's description: task, target, metric, default model."""
     inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
     return _table(["competition", "task", "target", "inputs", "metric", "default model"],
-                  [[comp.slug, comp.task, comp.target_column, inputs, comp.metric, comp.default_model]])
+                  [[comp.slug, comp.task, ", ".join(comp.target_columns), inputs, comp.metric, comp.default_model]])
 
 
 def fetch_html(result: Any) -> str:

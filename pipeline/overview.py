@@ -37,6 +37,8 @@ class Overview:
         """What was found, in a few lines of text (the CLI prints them; the notebook view shows them)."""
         comp = self.competition
         out = [f"{comp.slug}: {self.train_rows:,} train rows, {self.test_rows:,} test rows"]
+        if len(comp.target_columns) > 1:
+            out.append(f"{len(comp.target_columns)} targets: {', '.join(comp.target_columns)}; the first is shown")
         if comp.is_classification:
             shares = sorted(self.target.items(), key=lambda kv: -kv[1])
             names = dict(zip(comp.classes, comp.display_classes, strict=True))
@@ -95,7 +97,7 @@ def _table(comp: Competition, ws: Workspace, out: Path) -> Overview:
     as_written = (comp.id_column,) if comp.id_type == "str" else ()
     train, test = (read_table(folder / name, as_written=as_written) for name in (comp.train_file, comp.test_file))
     y = targets(comp, train[comp.target_column], comp.train_file)
-    features = [c for c in test.columns if c in train.columns and c not in (comp.id_column, comp.target_column)
+    features = [c for c in test.columns if c in train.columns and c not in (comp.id_column, *comp.target_columns)
                 and c not in comp.dropped_columns]
     if comp.id_column in comp.date_columns:  # a date-time id (Bike Sharing's) is a feature too
         features.insert(0, comp.id_column)

@@ -158,14 +158,13 @@ def test_a_sample_class_column_missing_from_train_is_refused(tmp_path):
     assert "its class columns and the classes of train.csv's 'target' differ" in str(err.value)
 
 
-def test_several_target_columns_are_a_one_line_refusal(tmp_path):
-    folder = tmp_path / "two"
+def test_several_target_columns_are_targets_not_train_only_columns(tmp_path):
+    folder = tmp_path / "two"  # tests/test_layouts_targets.py runs several targets end to end
     shutil.copytree(LAYOUTS / "weather", folder)
     sample = pd.read_csv(folder / "sampleSubmission.csv").assign(temp_min=0)
     sample.to_csv(folder / "sampleSubmission.csv", index=False)
-    with pytest.raises(DataError) as err:
-        describe.infer("two", folder)
-    assert str(err.value).startswith("sampleSubmission.csv has 2 target columns (temp_max, temp_min)")
+    comp = describe.infer("two", folder)
+    assert (comp.targets, comp.dropped_columns, comp.metric) == (("temp_max", "temp_min"), (), "mean-rmse")
 
 
 def test_a_label_metric_for_a_probability_sample_is_a_usage_error(tmp_path):

@@ -171,15 +171,21 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
         ids += ", in test and the sample only"
     if comp.id_column in comp.date_columns:
         ids += ", a date: also used as a feature"
-    if comp.writes_proba:
+    if comp.targets:
+        writes = (f"the probability of {comp.classes[1]} in each of {listed(comp.targets)}" if comp.writes_proba
+                  else f"one value per row in each of {listed(comp.targets)}")
+    elif comp.writes_proba:
         writes = (f"one probability per class ({listed(comp.proba_columns)})" if comp.proba_columns
                   else f"the probability of {comp.classes[1]} in {comp.value_columns[0]}")
     else:
         writes = f"one {'label' if comp.classes else 'value'} per row in {comp.value_columns[0]}"
     inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
-    lines = [f"{ids}; target {comp.target_column}: {what}",
+    target = (f"{len(comp.targets)} targets {listed(comp.targets)}, one model each" if comp.targets
+              else f"target {comp.target_column}")
+    metric = f"{comp.metric}, the {comp.scorer.title}" if comp.targets else comp.metric
+    lines = [f"{ids}; {target}: {what}",
              f"submission: {writes}",
-             f"inputs: {inputs}; metric: {comp.metric} ({comp.metric_source}); default model: "
+             f"inputs: {inputs}; metric: {metric} ({comp.metric_source}); default model: "
              f"{' '.join((comp.default_model, *comp.default_options))}"]
     if comp.dropped_columns:
         lines.append(f"left out (in train only, not in test): {listed(comp.dropped_columns)}")
@@ -355,6 +361,10 @@ def train(
     else:
         line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
+    if m.target_scores and comp.targets:  # several targets: each one's score, by the metric the mean averages
+        each = comp.for_target(comp.targets[0]).scorer
+        out.print(f"each target's {each.title}: " + ", ".join(f"{name} {each.format(value)}"
+                                                                for name, value in m.target_scores.items()))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
     if m.submits_with == "full":

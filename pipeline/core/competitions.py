@@ -63,6 +63,9 @@ class Competition:
     dropped_columns: tuple[str, ...] = ()  # in train, not in test and not the target: left out of the features
     date_columns: tuple[str, ...] = ()  # text columns holding dates, turned into year, month, ... (as described)
     metric_source: str = "built in"  # one of METRIC_SOURCES: where the metric came from
+    # several target columns (train.csv's, in the sample's order; target_column is the first), all values or all
+    # 0/1 classes, each learned by its own model and scored by a column-wise metric; empty for one target
+    targets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -77,7 +80,22 @@ class Competition:
     @property
     def submission_columns(self) -> tuple[str, ...]:
         """The submission's header, in order."""
-        return (self.id_column, *(self.proba_columns or (self.label_column or self.target_column,)))
+        return (self.id_column, *(self.proba_columns or self.targets or (self.label_column or self.target_column,)))
+
+    @property
+    def target_columns(self) -> tuple[str, ...]:
+        """train.csv's target columns: the several targets, or the one."""
+        return self.targets or (self.target_column,)
+
+    def for_target(self, column: str) -> Competition:
+        """One of several targets as a competition of its own, scored by the per-column metric (what its model
+        learns and how its column is scored)."""
+        from pipeline.core import metrics
+
+        if column not in self.targets:
+            raise ValueError(f"{column!r} is not one of {self.slug}'s targets")
+        per_column = metrics.METRICS[self.metric].per_column
+        return dataclasses.replace(self, target_column=column, targets=(), metric=per_column)
 
     @property
     def value_columns(self) -> tuple[str, ...]:
@@ -138,7 +156,7 @@ class Competition:
         values = dict(data)
         try:
             for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                         "dropped_columns", "date_columns"):
+                         "dropped_columns", "date_columns", "targets"):
                 if name in values:
                     values[name] = tuple(_strings(name, values[name]))
             if values.get("image_shape") is not None:
@@ -170,9 +188,9 @@ def _problems(c: Competition) -> list[str]:
     if not isinstance(c.label_column, str) or len(c.label_column) > MAX_TEXT:
         out.append(f"label_column must be a string of at most {MAX_TEXT} characters")
     for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                 "dropped_columns", "date_columns"):
+                 "dropped_columns", "date_columns", "targets"):
         values = getattr(c, name)
-        limit = MAX_CLASSES if name in ("classes", "class_names", "proba_columns") else \
+        limit = MAX_CLASSES if name in ("classes", "class_names", "proba_columns", "targets") else \
             MAX_PIXELS if name in ("dropped_columns", "date_columns") else MAX_ITEMS
         if not isinstance(values, tuple) or len(values) > limit:
             out.append(f"{name} must be a list of at most {limit} entries")
@@ -195,6 +213,10 @@ def _problems(c: Competition) -> list[str]:
         out.append(f"metric {c.metric!r} is unknown; kc knows: {', '.join(metrics.METRICS)}")
     elif c.task not in metric.tasks:
         out.append(f"metric {c.metric!r} does not score {c.task} tasks")
+    elif metric.columnwise != bool(c.targets):
+        out.append(f"metric {c.metric!r} scores " + ("several target columns; list them in targets" if
+                   metric.columnwise else "one target; several targets take a column-wise metric such as "
+                   + ("mean-rmse" if c.task == "regression" else "mean-auc")))
     if c.task == "regression":
         if c.labels != "float" or c.classes:
             out.append("a regression task writes float labels and has no classes")
@@ -245,8 +267,28 @@ def _submission_problems(c: Competition) -> list[str]:
             out.append("proba_columns must be the classes, each once (in the sample's order)")
     elif c.submission == "proba" and c.task != "binary":
         out.append("a multiclass probability submission names its columns in proba_columns")
-    if c.id_column in c.dropped_columns or c.target_column in c.dropped_columns:
+    if c.id_column in c.dropped_columns or set(c.target_columns) & set(c.dropped_columns):
         out.append("dropped_columns cannot hold the id or the target")
+    if c.targets:
+        out += _targets_problems(c)
+    return out
+
+
+def _targets_problems(c: Competition) -> list[str]:
+    """What is wrong with a description of several target columns."""
+    out = []
+    if len(c.targets) < 2 or len(set(c.targets)) != len(c.targets) or c.target_column != c.targets[0]:
+        out.append("targets must list 2 or more distinct columns, the first of them the target_column")
+    if c.id_column in c.targets:
+        out.append("targets cannot hold the id")
+    if c.task == "multiclass":
+        out.append("several targets are all values (task regression) or all 0/1 classes (task binary)")
+    if c.proba_columns or c.label_column:
+        out.append("several targets are written under their own names: no proba_columns or label_column")
+    if c.task == "binary" and c.submission != "proba":
+        out.append("several binary targets are written as probabilities: \"submission\": \"proba\"")
+    if c.modality != "tabular":
+        out.append("several targets are for tables")
     return out
 
 

@@ -21,7 +21,8 @@ class Dataset:
     """What every model eats: training inputs and targets, test inputs and the ids a submission needs."""
 
     X: np.ndarray  # pixels: (n, h, w) uint8; tables: (n, features) float32, scaled for linear models and kNN
-    y: np.ndarray  # (n,) int64 class codes (indices into comp.classes), or float64 values for regression
+    y: np.ndarray  # (n,) int64 class codes (indices into comp.classes), or float64 values for regression;
+    # (n, targets) for several targets
     X_test: np.ndarray
     test_ids: np.ndarray  # (m,) int64 or str ids, one per test row
     fingerprint: str

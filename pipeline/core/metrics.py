@@ -97,6 +97,35 @@ def _smape(y: np.ndarray, pred: np.ndarray) -> float:
     return float(100 * np.mean(ratio))
 
 
+def _auc_column(y: np.ndarray, proba: np.ndarray) -> float:
+    """ROC AUC of one 0/1 target from the probability of 1."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, proba))
+
+
+def _log_loss_column(y: np.ndarray, proba: np.ndarray) -> float:
+    """Binary log loss of one 0/1 target from the probability of 1, clipped to [1e-15, 1 - 1e-15] as Kaggle does."""
+    import numpy as np
+
+    p = np.clip(np.asarray(proba, np.float64), 1e-15, 1 - 1e-15)
+    y = np.asarray(y, np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _columnwise(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A per-column metric averaged over the columns of (n, targets) truths and predictions."""
+    def mean(y: np.ndarray, pred: np.ndarray) -> float:
+        import numpy as np
+
+        y, pred = np.asarray(y), np.asarray(pred)
+        if y.ndim != 2 or y.shape != pred.shape:
+            raise ValueError(f"a column-wise metric scores (rows, targets) arrays, not {y.shape} and {pred.shape}")
+        return float(np.mean([fn(y[:, j], pred[:, j]) for j in range(y.shape[1])]))
+
+    return mean
+
+
 def _map_at_3(y: np.ndarray, proba: np.ndarray) -> float:
     """Mean average precision at 3 with one true class per row: 1, 1/2 or 1/3 when it is ranked 1st, 2nd or 3rd."""
     import numpy as np
@@ -120,6 +149,14 @@ class Metric:
     percent: bool = False  # shown as a percentage
     kaggle: tuple[str, ...] = ()  # Kaggle's names for it (matched ignoring case, spaces, hyphens and underscores)
     log1p_target: bool = False  # models learn log1p(y): targets must be >= 0 (RMSLE)
+    # a column-wise mean over several targets: the metric each column is scored by (its `needs` is per column:
+    # "proba" means (n, targets) probabilities of 1, "values" (n, targets) values); "" for one-target metrics
+    per_column: str = ""
+
+    @property
+    def columnwise(self) -> bool:
+        """Whether it scores several target columns, as the mean of a per-column metric."""
+        return bool(self.per_column)
 
     def score(self, y_true: np.ndarray, prediction: np.ndarray) -> float:
         """Score predictions on the target's own scale (labels as class codes, probabilities as (n, k))."""
@@ -212,6 +249,20 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            kaggle=("Symmetric Mean Absolute Percentage Error", "SymmetricMeanAbsolutePercentageError")),
     Metric("r2", "R²", True, "values", _VALUES, _sk("r2_score"),
            kaggle=("R2", "R-squared", "R2 Score", "Coefficient of Determination")),
+    # several target columns, each scored by its own metric and the scores averaged (COVID19 forecasting, MoA, Jigsaw)
+    Metric("mean-rmse", "mean column-wise RMSE", False, "values", _VALUES, _columnwise(_rmse), per_column="rmse",
+           kaggle=("MCRMSE", "Mean Columnwise Root Mean Squared Error", "Columnwise RMSE")),
+    Metric("mean-rmsle", "mean column-wise RMSLE", False, "values", _VALUES, _columnwise(_rmsle), log1p_target=True,
+           per_column="rmsle", kaggle=("MCRMSLE", "Mean Columnwise Root Mean Squared Logarithmic Error",
+                                       "Columnwise RMSLE")),
+    Metric("mean-mae", "mean column-wise MAE", False, "values", _VALUES, _columnwise(_mae), per_column="mae",
+           kaggle=("MCMAE", "Mean Columnwise Mean Absolute Error", "Columnwise MAE")),
+    Metric("mean-auc", "mean column-wise AUC", True, "proba", ("binary",), _columnwise(_auc_column),
+           per_column="roc-auc", kaggle=("Mean Columnwise AUC", "MCAUC", "Mean Columnwise ROC AUC", "Columnwise AUC",
+                                         "Mean Column-wise Area Under ROC Curve")),
+    Metric("mean-log-loss", "mean column-wise log loss", False, "proba", ("binary",), _columnwise(_log_loss_column),
+           per_column="log-loss", kaggle=("Mean Columnwise Log Loss", "MCLogLoss", "Columnwise Log Loss",
+                                          "Mean Columnwise Binary Log Loss", "Multilabel Log Loss")),
 )}
 
 
@@ -236,13 +287,24 @@ def get(name: str, task: str | None = None) -> Metric:
     if metric is None:
         raise UsageError(f"unknown metric '{name}'; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
-        fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks)
+        fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks and not m.columnwise)  # for one target
         raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {fits}")
     return metric
 
 
-def default_for(task: str, proba: bool = False) -> str:
-    """The metric kc assumes when a competition does not say: accuracy (log loss for probabilities), or RMSE."""
+def for_columns(name: str) -> str | None:
+    """The column-wise mean of a one-target metric (rmsle -> mean-rmsle), or the name itself if column-wise; else
+    None."""
+    if METRICS[name].columnwise:
+        return name
+    return next((m.name for m in METRICS.values() if m.per_column == name), None)
+
+
+def default_for(task: str, proba: bool = False, several: bool = False) -> str:
+    """The metric kc assumes when a competition does not say: accuracy (log loss for probabilities), or RMSE; their
+    column-wise means (log loss of each 0/1 target, RMSE) for several targets."""
+    if several:
+        return "mean-rmse" if task == "regression" else "mean-log-loss"
     if task == "regression":
         return "rmse"
     return "log-loss" if proba else "accuracy"

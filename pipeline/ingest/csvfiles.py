@@ -98,8 +98,9 @@ def check_headers(comp: Competition, folder: Path) -> None:
     if sample != comp.submission_columns:
         raise DataError(f"{comp.sample_file}: header is {shown(','.join(sample)) or '(empty)'}, expected "
                         f"{shown(','.join(comp.submission_columns))}")
-    if comp.target_column not in train:
-        raise DataError(f"{comp.train_file}: no '{shown(comp.target_column)}' column (the target)")
+    for target in comp.target_columns:
+        if target not in train:
+            raise DataError(f"{comp.train_file}: no '{shown(target)}' column (the target)")
     absent = [c for c in comp.dropped_columns if c not in train]
     if absent:
         raise DataError(f"{comp.train_file}: no '{shown(absent[0])}' column, which competition.json lists in "
@@ -111,7 +112,7 @@ def check_headers(comp: Competition, folder: Path) -> None:
             twice = next(c for c in header if header.count(c) > 1)
             raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
     # test holds train's columns without the target (and the train-only ones), in order; the id where train has it
-    features = tuple(c for c in train if c not in {comp.target_column, *comp.dropped_columns})
+    features = tuple(c for c in train if c not in {*comp.target_columns, *comp.dropped_columns})
     test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
     for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
         if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:

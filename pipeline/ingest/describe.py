@@ -46,7 +46,11 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     train_header, test_header = read_header(folder / "train.csv"), read_header(folder / "test.csv")
     train = read_table(folder / "train.csv", strings=True)
     target, proba_columns = _target(values, train, train_header, test_header, id_column, sample)
-    task, labels, classes = _target_kind(train[target].str.strip(), target)
+    several = tuple(values) if target in values and len(values) > 1 else ()  # several target columns
+    if several:
+        task, labels, classes = _targets_kind(train, several, sample)
+    else:
+        task, labels, classes = _target_kind(train[target].str.strip(), target)
     if proba_columns and set(proba_columns) != set(classes):
         unseen = sorted(set(proba_columns) - set(classes)) or sorted(set(classes) - set(proba_columns))
         raise DataError(f"{sample}: its class columns and the classes of train.csv's '{shown(target)}' differ "
@@ -59,14 +63,17 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
     shape = _image_shape([c for c in test_header if c != id_column])
+    if shape is not None and several:
+        raise DataError(f"{sample} has {len(several)} target columns, and test.csv holds pixels: kc learns several "
+                        "targets from tables only")
     if shape is not None and task == "regression":  # pixel competitions are classified
         odd = train[target].str.strip()
         row = int((~odd.str.fullmatch(r"-?[0-9]+")).to_numpy().argmax()) + 1
         raise DataError(f"train.csv: row {row}, column {shown(target)}: '{shown(odd.iloc[row - 1])}' is not a class; "
                         "kc classifies pixel images by integer labels (at most 20 of them)")
-    chosen, source = _metric(metric, metric_source, task, bool(proba_columns))
+    chosen, source = _metric(metric, metric_source, task, bool(proba_columns), len(several) > 1)
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
-    dropped = tuple(c for c in train_header if c not in test_header and c not in (target, id_column))
+    dropped = tuple(c for c in train_header if c not in test_header and c not in (target, *several, id_column))
     return Competition(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -80,7 +87,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         modality="tabular" if shape is None else "pixels",
         image_shape=shape,
         features="generic" if shape is None else "pixels",
-        default_model=_default_model(task, shape),
+        default_model="lgbm" if several else _default_model(task, shape),  # see _default_model
         sample_file=sample,
         extra_files=tuple(n for n in names if n not in ("train.csv", "test.csv", sample)),
         test_has_ids=test_has_ids,
@@ -91,6 +98,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         dropped_columns=dropped,
         date_columns=() if shape is not None else _dates(train, [c for c in train_header if c not in dropped]),
         metric_source=source,
+        targets=several,
     )
 
 
@@ -114,26 +122,62 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
         if set(train[column].str.strip().unique()) & wanted:
             return column, values
     if wanted <= set(train_header):
-        raise DataError(f"{sample} has {len(values)} target columns ({shown(', '.join(values))}): kc trains one "
-                        "target per competition; it cannot run several yet")
+        return values[0], []  # several target columns, each one of train's
+    found = [v for v in values if v in train_header]
+    if found:
+        lacking = next(v for v in values if v not in train_header)
+        raise DataError(f"{sample} has the target columns {shown(', '.join(values))}, but train.csv has no "
+                        f"'{shown(lacking)}' column: is the sample submission from this competition?")
     raise DataError(f"{sample} has {len(values)} value columns ({shown(', '.join(values))}) that are neither class "
                     "names found in a train.csv column nor train.csv columns: describe the competition by hand in "
                     "competition.json")
 
 
-def _metric(metric: str | None, source: str, task: str, proba: bool) -> tuple[str, str]:
+def _metric(metric: str | None, source: str, task: str, proba: bool, several: bool = False) -> tuple[str, str]:
     """(kc's metric name, where it came from): the one given (by --metric or Kaggle), else the task's default."""
     if metric is None:
-        return metrics.default_for(task, proba), "default"
+        return metrics.default_for(task, proba, several), "default"
     if source == "Kaggle API":  # Kaggle's word is used when kc can score it on this task, never an error
         known = metrics.METRICS.get(metrics.canonical(metric) or "")
-        if known is None or task not in known.tasks or (proba and known.needs != "proba"):
-            return metrics.default_for(task, proba), "default"
+        if known is None or task not in known.tasks or (proba and known.needs != "proba") or \
+                (several and metrics.for_columns(known.name) is None) or (known.columnwise and not several):
+            return metrics.default_for(task, proba, several), "default"
     chosen = metrics.get(metric, task).name  # unknown or unfitting names are usage errors listing the choices
+    if several:  # one target's metric means its column-wise mean (rmsle: mean-rmsle)
+        mean = metrics.for_columns(chosen)
+        if mean is None:
+            fits = ", ".join(n for n, m in metrics.METRICS.items() if m.columnwise and task in m.tasks)
+            raise UsageError(f"metric '{metric}' cannot score several target columns; use one of: {fits}")
+        return mean, source
+    if metrics.METRICS[chosen].columnwise:
+        raise UsageError(f"metric '{metric}' scores several target columns, and the sample submission has one; use "
+                         f"{metrics.METRICS[chosen].per_column}")
     if proba and metrics.METRICS[chosen].needs != "proba":
         raise UsageError(f"metric '{metric}' scores labels, but the sample submission asks for one probability "
                          "column per class; use log-loss")
     return chosen, source
+
+
+def _targets_kind(train: object, targets: tuple[str, ...], sample: str) -> tuple[str, str, tuple[str, ...]]:
+    """(task, label format, classes) shared by several target columns: all 0/1-like classes alike, else numbers."""
+    import pandas as pd
+
+    assert isinstance(train, pd.DataFrame)
+    kinds = {t: _target_kind(train[t].str.strip(), t) for t in targets}
+    first = kinds[targets[0]]
+    if first[0] == "binary" and all(k == first for k in kinds.values()):
+        return first
+    if all(labels in ("int", "float") for _, labels, _ in kinds.values()):
+        return "regression", "float", ()  # numbers: counts and 0/1 columns beside values are regressed as values
+    listed = "; ".join(f"{shown(t)}: {_kind_text(kinds[t])}" for t in targets[:3]) + ("; …" if len(targets) > 3 else "")
+    raise DataError(f"{sample}: target columns kc cannot learn together ({listed}): kc learns several targets "
+                    "when all are numbers or all have the same two classes; competition.json takes \"targets\" of "
+                    "one such kind, e.g. numbers with \"task\": \"regression\" and \"metric\": \"mean-rmse\"")
+
+
+def _kind_text(kind: tuple[str, str, tuple[str, ...]]) -> str:
+    task, labels, classes = kind
+    return "values" if task == "regression" else f"{len(classes)} {'text ' if labels == 'str' else ''}classes"
 
 
 def _dates(train: object, columns: list[str]) -> tuple[str, ...]:
@@ -198,4 +242,6 @@ def _image_shape(columns: list[str]) -> tuple[int, int] | None:
 def _default_model(task: str, shape: tuple[int, int] | None) -> str:
     if shape is not None:
         return "knn"
+    # several targets train one model each, so a model's cost is paid per target: lgbm (early-stopped) matched or
+    # beat blend out-of-fold on tests/fixtures/layouts' sizes and skies at a fifteenth of blend's CPU seconds per fit
     return "lgbm" if task == "multiclass" else "blend"  # benchmarks/RESULTS.md, LightGBM: Otto's log loss

@@ -107,17 +107,18 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     if comp.writes_proba:
         _check_proba(comp, cells)
         return
-    label_col = expected[1]
-    for row, text in enumerate(cells[label_col]):
-        if not _label_ok(comp, text):
-            raise SubmissionError(f"row {row + 1}: {label_col} '{shown(text)}' is not {_expected_label(comp)}")
+    for label_col in expected[1:]:  # one column, or several targets' values
+        for row, text in enumerate(cells[label_col]):
+            if not _label_ok(comp, text):
+                raise SubmissionError(f"row {row + 1}: {label_col} '{shown(text)}' is not {_expected_label(comp)}")
 
 
 PROBA_SUM_TOLERANCE = 0.01  # a row of class probabilities may sum to 1 within this (kc writes them to 6 digits)
 
 
 def _check_proba(comp: Competition, cells: dict[str, pd.Series]) -> None:
-    """Every probability a number in [0, 1]; with one column per class, each row summing to 1."""
+    """Every probability a number in [0, 1]; with one column per class, each row summing to 1 (several 0/1 targets'
+    probabilities are each their own)."""
     import pandas as pd
 
     columns = comp.value_columns
@@ -128,7 +129,7 @@ def _check_proba(comp: Competition, cells: dict[str, pd.Series]) -> None:
         row, col = map(int, np.argwhere(bad)[0])
         raise SubmissionError(f"row {row + 1}: {columns[col]} '{shown(cells[columns[col]].iloc[row])}' is not a "
                               "probability (a number from 0 to 1)")
-    if len(columns) > 1:
+    if len(columns) > 1 and not comp.targets:
         off = np.abs(values.sum(axis=1) - 1) > PROBA_SUM_TOLERANCE
         if off.any():
             row = int(off.argmax())
@@ -172,7 +173,8 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     """Predictions for the test ids as the submission's cells in the sample's order.
 
     `predictions` holds class codes or values (n,), or for a probability submission (n, classes) probabilities over
-    `comp.classes` (binary with one column: the probability of classes[1] is written).
+    `comp.classes` (binary with one column: the probability of classes[1] is written); for several targets,
+    (n, targets) values or probabilities of classes[1].
     """
     import pandas as pd
 
@@ -198,6 +200,8 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
 
 def _value_cells(comp: Competition, predictions: np.ndarray) -> dict[str, np.ndarray]:
     """The submission's value columns as text, one (n,) object array each, in the sample's column order."""
+    if comp.targets:
+        return _target_cells(comp, predictions)
     if comp.writes_proba:
         proba = np.asarray(predictions, np.float64)
         if proba.ndim != 2 or proba.shape[1] != len(comp.classes) or not np.isfinite(proba).all():
@@ -216,3 +220,14 @@ def _value_cells(comp: Competition, predictions: np.ndarray) -> dict[str, np.nda
                                   f"codes 0-{len(comp.classes) - 1} ({', '.join(comp.classes)})")
         return {comp.value_columns[0]: np.asarray(comp.classes, dtype=object)[codes.astype(np.int64)]}
     return {comp.value_columns[0]: np.array([repr(float(v)) for v in predictions], dtype=object)}
+
+
+def _target_cells(comp: Competition, predictions: np.ndarray) -> dict[str, np.ndarray]:
+    """Several targets' columns as text: (n, targets) probabilities of classes[1], or values."""
+    values = np.asarray(predictions, np.float64)
+    if values.ndim != 2 or values.shape[1] != len(comp.targets) or not np.isfinite(values).all():
+        raise SubmissionError(f"the model returned {values.shape} outputs, not finite "
+                              f"{'probabilities' if comp.writes_proba else 'values'} for {len(comp.targets)} targets")
+    if comp.writes_proba:
+        return {name: np.char.mod("%.6g", values[:, j]).astype(object) for j, name in enumerate(comp.targets)}
+    return {name: np.array([repr(float(v)) for v in values[:, j]], dtype=object) for j, name in enumerate(comp.targets)}

@@ -64,8 +64,9 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
 
     if method not in METHODS:
         raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")
-    if method == "vote" and not comp.is_classification:
-        raise UsageError(f"--method vote: {comp.slug} is a regression; use weighted or mean")
+    if method == "vote" and (not comp.is_classification or comp.targets):
+        what = "has several targets" if comp.targets else "is a regression"
+        raise UsageError(f"--method vote: {comp.slug} {what}; use weighted or mean")
     if len(run_ids) < 2:
         raise UsageError("an ensemble needs at least two runs")
     if len(set(run_ids)) != len(run_ids):

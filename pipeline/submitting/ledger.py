@@ -200,6 +200,10 @@ def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     from pipeline.training.records import check_fits
     from pipeline.training.trainer import load_models, outputs
 
+    if comp.targets:  # each target's models from its own folder: (n, targets)
+        from pipeline.training.targets import column, per_target
+
+        return np.column_stack([column(view, test_outputs(view, sub, data)) for view, sub in per_target(comp, run)])
     models = load_models(comp, run)
     total = len(models) * len(data.test_ids)
     parts = []

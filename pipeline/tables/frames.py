@@ -108,12 +108,13 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
         from pipeline.tables import houses
 
         train, test = houses.build(train), houses.build(test)
-    y = targets(comp, train[comp.target_column], comp.train_file)
+    y = targets(comp, train[comp.target_column], comp.train_file) if not comp.targets else \
+        np.column_stack([targets(comp.for_target(t), train[t], comp.train_file) for t in comp.targets])  # (n, T)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
     # the id is no feature, unless it is a date (Bike Sharing's `datetime`); train-only columns are left out
     id_is_feature = comp.id_column in comp.date_columns
-    drop = [comp.target_column, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
+    drop = [*comp.target_columns, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
     # the description found the date columns once (kc fetch); hand edits to competition.json are honoured here
     dates = comp.date_columns if builder == "generic" else None
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)

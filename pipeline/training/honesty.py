@@ -17,8 +17,8 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
     rows), fewer when the smallest class has fewer rows, else 0 (one validation split)."""
     if comp.modality != "tabular" or len(y) >= SMALL_TABLE_ROWS:
         return 0
-    if comp.is_classification:
-        smallest = int(np.unique(y, return_counts=True)[1].min())
+    if comp.is_classification:  # several 0/1 targets: the rarest class of any of them
+        smallest = min(int(np.unique(c, return_counts=True)[1].min()) for c in np.asarray(y).reshape(len(y), -1).T)
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
     return AUTO_FOLDS
 

@@ -29,7 +29,7 @@ _METRIC_TYPES: dict[str, tuple[type, ...]] = {
     "metric": (str,), "score": _NUMBER, "valid_rows": (int,), "train_rows": (int,), "fit_seconds": _NUMBER,
     "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "history": (list,),
     "fold_scores": (list,), "full_epochs": (int, type(None)), "submits_with": (str,), "data_fingerprint": (str,),
-    "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,),
+    "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,), "target_scores": (dict,),
 }
 
 
@@ -94,6 +94,7 @@ class RunMetrics:
     kc_version: str = ""
     git_commit: str | None = None
     created: str = ""
+    target_scores: dict[str, float] = field(default_factory=dict)  # several targets: each one's score, in order
 
     @property
     def fold_std(self) -> float | None:
@@ -107,7 +108,8 @@ class RunMetrics:
             data = {**data, "metric": "accuracy", "score": data["valid_accuracy"]}
         _check_types(data, _METRIC_TYPES, origin)
         metrics = _rebuild(cls, data, origin)
-        numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores]
+        numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores,
+                   *metrics.target_scores.values()]
         if not all(_finite(v) for v in numbers) or not all(
                 isinstance(r, dict) and all(isinstance(k, str) and _finite(v) for k, v in r.items())
                 for r in metrics.history):
@@ -206,7 +208,7 @@ def read_run(folder: Path) -> Run:
     """One run folder as a Run, or DataError saying what is damaged."""
     config = TrainConfig.from_json(_read_json(folder, "config.json"), f"run {folder.name}: config.json")
     metrics = RunMetrics.from_json(_read_json(folder, "metrics.json"), f"run {folder.name}: metrics.json")
-    unit = metrics.metric in ("accuracy", "f1", "f1-macro", "f1-micro", "roc-auc", "map@3")  # scores in [0, 1]
+    unit = metrics.metric in ("accuracy", "f1", "f1-macro", "f1-micro", "roc-auc", "map@3", "mean-auc")  # in [0, 1]
     bounded = not unit or 0 <= metrics.score <= 1
     if not isinstance(metrics.score, int | float) or not math.isfinite(metrics.score) or not bounded:
         raise DataError(f"run {folder.name}: metrics.json has no usable score")
@@ -345,7 +347,8 @@ def read_valid(run: Run, comp: Competition, rows: int) -> dict[str, np.ndarray]:
         raise DataError(f"run {run.run_id}: valid.npz cannot be read ({type(exc).__name__}); "
                         "train the run again") from None
     index, outputs = out["index"], out["outputs"]
-    shape = (len(index), len(comp.classes)) if comp.is_classification else (len(index),)
+    shape = (len(index), len(comp.targets)) if comp.targets else \
+        (len(index), len(comp.classes)) if comp.is_classification else (len(index),)
     if index.ndim != 1 or index.dtype.kind not in "iu" or len(out["fold"]) != len(index) \
             or (len(index) and (index.min() < 0 or index.max() >= rows)) or outputs.shape != shape \
             or outputs.dtype.kind != "f" or not np.isfinite(outputs).all():

@@ -154,6 +154,8 @@ def _check_finite(model: Model, out: np.ndarray) -> None:
 
 def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
     """Outputs as the submission wants them: class codes, or values on the target's scale."""
+    if comp.targets and comp.is_classification:  # (n, targets) probabilities of 1 -> (n, targets) codes
+        return (np.asarray(out) >= 0.5).astype(np.int64)
     if comp.is_classification:
         return np.argmax(out, axis=1).astype(np.int64)
     return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
@@ -166,6 +168,8 @@ def submitted(comp: Competition, out: np.ndarray) -> np.ndarray:
     """Outputs as the submission writes them: labels or values, or clipped probabilities whose rows sum to 1."""
     if not comp.writes_proba:
         return predictions(comp, out)
+    if comp.targets:  # (n, targets) probabilities of 1, each column on its own
+        return np.clip(np.asarray(out, np.float64), PROBA_FLOOR, 1 - PROBA_FLOOR)
     proba = np.clip(np.asarray(out, np.float64), PROBA_FLOOR, None)
     proba /= proba.sum(axis=1, keepdims=True)
     return np.clip(proba, PROBA_FLOOR, 1 - PROBA_FLOOR)
@@ -224,10 +228,12 @@ def _events(events: Path | None, name: str, model: Model,
 
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
              stage: Stage, events: Path | None = None,
-             for_fit: Callable[[np.ndarray], np.ndarray] | None = None, deadline: float | None = None) -> Fitted:
+             for_fit: Callable[[np.ndarray], np.ndarray] | None = None, deadline: float | None = None,
+             groups: np.ndarray | None = None) -> Fitted:
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
-    # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels
-    groups = strata(comp, y)
+    # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels;
+    # groups: what the split stratifies on, when not this target's strata (several targets share one split)
+    groups = strata(comp, y) if groups is None else groups
     target = model_target(comp, y)
     if cfg.folds:
         if cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
@@ -343,12 +349,10 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
             shutil.rmtree(events, ignore_errors=True)
 
 
-def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
-           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
-    y = data.y
-    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
-    # --full and test: X, X_test as built
-    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
+def refit(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, fitted: Fitted,
+          on_epoch: EpochCallback | None, stage: Stage, events: Path | None,
+          deadline: float | None) -> tuple[Model | None, int | None]:
+    """With --full, (a model refitted on all rows with the epochs validation chose, those epochs); else (None, None)."""
     full, full_epochs = None, None
     if cfg.full and not fitted.models[0].interrupted_:
         params = dict(cfg.params)
@@ -365,6 +369,32 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         if full.interrupted_:  # Ctrl-C in the refit: a half-trained model must not submit
             stage("refit stopped: submissions use the validated model", None)
             full = None
+    return full, full_epochs
+
+
+def save_models(folder: Path, submits_with: str, fitted: Fitted, full: Model | None, rows: int) -> None:
+    """The models a run submits with, each beside the rows it was fitted on: K fold folders, or one model."""
+    if submits_with == "fold-mean":
+        for k, (m, index) in enumerate(zip(fitted.models, fitted.train_rows, strict=True)):
+            (folder / f"fold{k}").mkdir()
+            m.save(folder / f"fold{k}")
+            np.save(folder / f"fold{k}" / TRAIN_ROWS, index)
+    else:
+        (full or fitted.models[0]).save(folder)
+        np.save(folder / TRAIN_ROWS, np.arange(rows) if full else fitted.train_rows[0])
+
+
+def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
+    if comp.targets:  # one model (or K) per target column
+        from pipeline.training.targets import train_targets
+
+        return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+    y = data.y
+    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
+    # --full and test: X, X_test as built
+    fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
+    full, full_epochs = refit(comp, cfg, X, y, fitted, on_epoch, stage, events, deadline)
     first = fitted.models[0]
     stage("saving the run and drawing its pictures", None)
     metrics = RunMetrics(
@@ -390,14 +420,7 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
     clean_leftovers(runs)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
     try:
-        if metrics.submits_with == "fold-mean":
-            for k, (m, rows) in enumerate(zip(fitted.models, fitted.train_rows, strict=True)):
-                (tmp / f"fold{k}").mkdir()
-                m.save(tmp / f"fold{k}")
-                np.save(tmp / f"fold{k}" / TRAIN_ROWS, rows)
-        else:
-            (full or fitted.models[0]).save(tmp)
-            np.save(tmp / TRAIN_ROWS, np.arange(len(data.y)) if full else fitted.train_rows[0])
+        save_models(tmp, metrics.submits_with, fitted, full, len(data.y))
         np.savez(tmp / "valid.npz", index=fitted.valid_idx, outputs=fitted.out, fold=fitted.fold)
         how = "OOF" if metrics.scored_on == "oof" else "valid"
         title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"

@@ -131,3 +131,37 @@ def test_a_description_nested_too_deeply_is_one_error(tmp_path):
     with pytest.raises(DataError) as err:
         competitions.load(path)
     assert str(err.value) == f"{path}: nested too deeply to be a description"
+
+
+TITANIC_JSON = json.loads(json.dumps(competitions.TITANIC.to_json()))  # lists, as a file holds them
+SKIES = {**TITANIC_JSON, "slug": "skies", "title": "Skies", "id_column": "id", "target_column": "rain",
+         "targets": ["rain", "sun"], "metric": "mean-auc", "submission": "proba", "class_names": [],
+         "features": "generic", "default_options": [], "sample_file": "sample_submission.csv"}
+
+
+def test_several_targets_round_trip_and_view_one_target_at_a_time(tmp_path):
+    comp = competitions.Competition.from_json(SKIES, "skies")
+    assert competitions.load(competitions.save(comp, tmp_path)) == comp
+    assert comp.submission_columns == ("id", "rain", "sun") and comp.target_columns == ("rain", "sun")
+    sun = comp.for_target("sun")
+    assert (sun.target_column, sun.targets, sun.metric, sun.submission_columns) == ("sun", (), "roc-auc", ("id", "sun"))
+    old = {k: v for k, v in TITANIC_JSON.items() if k != "targets"}  # written before kc knew several targets
+    assert competitions.Competition.from_json(old, "old").target_columns == ("Survived",)
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"targets": ["rain"]}, "targets must list 2 or more distinct columns, the first of them the target_column"),
+    ({"targets": ["sun", "rain"]}, "targets must list 2 or more distinct columns, the first of them"),
+    ({"targets": ["rain", "rain"]}, "targets must list 2 or more distinct columns"),
+    ({"targets": []}, "metric 'mean-auc' scores several target columns; list them in targets"),
+    ({"metric": "roc-auc"}, "metric 'roc-auc' scores one target; several targets take a column-wise metric such as "
+                            "mean-auc"),
+    ({"metric": "mean-rmse"}, "metric 'mean-rmse' does not score binary tasks"),
+    ({"submission": "labels", "metric": "mean-log-loss"}, "several binary targets are written as probabilities"),
+    ({"targets": "rain,sun"}, "targets must be a list of strings"),
+    ({"dropped_columns": ["sun"]}, "dropped_columns cannot hold the id or the target"),
+])
+def test_a_damaged_several_targets_description_is_one_line(change, problem):
+    with pytest.raises(DataError) as err:
+        competitions.Competition.from_json({**SKIES, **change}, "skies.json")
+    assert str(err.value).startswith(f"skies.json: {problem}")

@@ -85,3 +85,42 @@ def test_smape_and_rmsle_on_worked_examples():
 ])
 def test_kaggle_metric_names(kaggle, ours):
     assert metrics.get(kaggle).name == ours
+
+
+YT = rng.integers(0, 2, (200, 3))  # three 0/1 targets
+PT = np.clip(YT * 0.5 + rng.random((200, 3)) * 0.6, 0.001, 0.999)
+VT = rng.uniform(0, 1000, (200, 2))  # two value targets, zeros allowed by RMSLE
+VP = VT * rng.lognormal(0, 0.2, (200, 2))
+
+
+@pytest.mark.parametrize(("name", "y", "prediction", "per_column"), [
+    ("mean-auc", YT, PT, sk.roc_auc_score),
+    ("mean-log-loss", YT, PT, lambda y, p: sk.log_loss(y, p, labels=[0, 1])),
+    ("mean-rmsle", VT, VP, sk.root_mean_squared_log_error),
+    ("mean-rmse", VT, VP, sk.root_mean_squared_error),
+    ("mean-mae", VT, VP, sk.mean_absolute_error),
+])
+def test_columnwise_metrics_are_scikit_learns_per_column_averaged(name, y, prediction, per_column):
+    expected = np.mean([per_column(y[:, j], prediction[:, j]) for j in range(y.shape[1])])
+    assert metrics.get(name).score(y, prediction) == pytest.approx(expected, rel=1e-9)
+    assert metrics.get(name).columnwise and metrics.get(metrics.get(name).per_column).needs == metrics.get(name).needs
+
+
+def test_a_columnwise_metric_refuses_one_column():
+    with pytest.raises(ValueError, match=r"scores \(rows, targets\) arrays, not \(200,\)"):
+        metrics.get("mean-rmse").score(VALUES, PRED)
+
+
+@pytest.mark.parametrize(("kaggle", "ours"), [
+    ("MCRMSLE", "mean-rmsle"), ("Mean Columnwise Root Mean Squared Logarithmic Error", "mean-rmsle"),
+    ("Mean Columnwise AUC", "mean-auc"), ("Mean Column-wise Log Loss", "mean-log-loss"), ("MCRMSE", "mean-rmse"),
+])
+def test_kaggle_names_of_columnwise_metrics(kaggle, ours):
+    assert metrics.get(kaggle).name == ours
+
+
+def test_a_one_target_metric_maps_to_its_columnwise_mean():
+    assert [metrics.for_columns(n) for n in ("rmsle", "roc-auc", "log-loss", "mean-auc", "accuracy")] == \
+        ["mean-rmsle", "mean-auc", "mean-log-loss", "mean-auc", None]
+    assert (metrics.default_for("regression", several=True), metrics.default_for("binary", True, several=True)) == \
+        ("mean-rmse", "mean-log-loss")

@@ -1,0 +1,166 @@
+"""Several target columns: one model (or K fold models) per target on shared folds, scored by the column-wise metric.
+
+A run of several targets keeps each target's models in `target<j>/` (laid out as a one-target run's folder) and one
+valid.npz whose outputs are (rows, targets): probabilities of classes[1] for 0/1 targets, model values otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+import pipeline
+from pipeline.core.competitions import Competition
+from pipeline.core.dataset import Dataset
+from pipeline.core.errors import DataError
+from pipeline.core.workspace import Workspace
+from pipeline.models.base import EpochCallback, Model, for_inputs
+from pipeline.training.records import Run, RunMetrics, TrainConfig, runs_folder
+from pipeline.training.trainer import (
+    Fitted,
+    Stage,
+    _publish,
+    clean_leftovers,
+    git_commit,
+    predictions,
+    refit,
+    save_models,
+    score,
+    strata,
+    validate,
+)
+
+MAX_PLOTS = 6  # targets drawn, one picture each (MoA-like competitions have hundreds)
+
+
+def folder_name(j: int) -> str:
+    """The folder of the j-th target's models inside a run."""
+    return f"target{j}"
+
+
+def shared_strata(comp: Competition, y: np.ndarray) -> np.ndarray:
+    """What every target's split stratifies on, so all share the same folds: the codes of the 0/1 target whose rarer
+    class is rarest (each fold then sees both of its classes), or the first target's quantile bins."""
+    if comp.is_classification:
+        positives = y.sum(axis=0)
+        return y[:, int(np.argmin(np.minimum(positives, len(y) - positives)))]
+    return strata(comp.for_target(comp.targets[0]), y[:, 0])
+
+
+def column(comp: Competition, out: np.ndarray) -> np.ndarray:
+    """One target's outputs as its column of the run's (rows, targets) outputs: the probability of classes[1], or
+    the model values."""
+    return out[:, 1] if comp.is_classification else out
+
+
+def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
+                  on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
+    """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
+    y = data.y  # (n, targets)
+    groups = shared_strata(comp, y)
+    for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
+    fits: list[tuple[Fitted, Model | None]] = []
+    full_epochs = None
+    for j, name in enumerate(comp.targets):
+        view = comp.for_target(name)
+        # each target gets an equal share of the time left
+        share = None if deadline is None else time.monotonic() + (deadline - time.monotonic()) / (len(comp.targets) - j)
+        what = f"{name} ({j + 1}/{len(comp.targets)}): "
+
+        def staged(text: str, epochs: int | None, what: str = what) -> None:
+            stage(what + text, epochs)
+
+        folder = None if events is None else events / folder_name(j)
+        fitted = validate(view, cfg, X, y[:, j], on_epoch, staged, folder, for_fit, share, groups)
+        if fitted.models[0].interrupted_:  # Ctrl-C: the other targets would have no model
+            raise KeyboardInterrupt
+        full, epochs = refit(view, cfg, X, y[:, j], fitted, on_epoch, staged, folder, share)
+        full_epochs = full_epochs or epochs
+        fits.append((fitted, full))
+    refits = cfg.full and all(full is not None for _, full in fits)
+    if cfg.full and not refits:
+        stage("a refit stopped: submissions use the validated models", None)
+    index, fold = fits[0][0].valid_idx, fits[0][0].fold
+    out = np.column_stack([column(comp, fitted.out) for fitted, _ in fits])  # (rows scored, targets)
+    scored = y[index]
+    fold_scores = [score(comp, scored[fold == k], out[fold == k]) for k in range(cfg.folds or 0)]
+    first = fits[0][0].models[0]
+    metrics = RunMetrics(
+        metric=comp.metric, score=score(comp, scored, out), valid_rows=len(index),
+        train_rows=len(y) - (len(index) if not cfg.folds else len(y) // cfg.folds),
+        fit_seconds=round(sum(f.fit_seconds for f, _ in fits), 3),
+        predict_seconds=round(sum(f.predict_seconds for f, _ in fits), 3),
+        scored_on="oof" if cfg.folds else "split", history=first.history_, fold_scores=fold_scores,
+        compute=first.compute_, full_epochs=full_epochs if refits else None,
+        submits_with="full" if refits else ("fold-mean" if cfg.folds else "model"),
+        data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
+        created=datetime.now().isoformat(timespec="seconds"),
+        target_scores={name: score(comp.for_target(name), scored[:, j], fits[j][0].out)
+                       for j, name in enumerate(comp.targets)})
+    cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
+    models = [(fitted, full if refits else None) for fitted, full in fits]
+    return _record(comp, ws, cfg, metrics, models, data, (index, out, fold), events)
+
+
+def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics,
+            fits: list[tuple[Fitted, Model | None]], data: Dataset, valid: tuple[np.ndarray, np.ndarray, np.ndarray],
+            events: Path | None) -> Run:
+    """Write the run folder beside the others, all or nothing: each target's models in its own folder."""
+    from pipeline.training import plots
+
+    runs = runs_folder(comp, ws)
+    runs.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(runs)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
+    try:
+        for j, (fitted, full) in enumerate(fits):
+            (tmp / folder_name(j)).mkdir()
+            save_models(tmp / folder_name(j), metrics.submits_with, fitted, full, len(data.y))
+        index, out, fold = valid
+        np.savez(tmp / "valid.npz", index=index, outputs=out, fold=fold)
+        how = "OOF" if metrics.scored_on == "oof" else "valid"
+        title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
+        if metrics.history:
+            plots.learning_curves([m.history_ for m in fits[0][0].models], tmp / "learning_curves.png", title)
+        y, pred = data.y[index], predictions(comp, out)
+        for j, name in enumerate(comp.targets[:MAX_PLOTS]):
+            view = comp.for_target(name)
+            title = (f"{comp.slug} · {name} · {cfg.model} · {how} {view.scorer.title} "
+                     f"{view.scorer.format(metrics.target_scores[name])}")
+            stem = f"{j + 1}-{re.sub(r'[^A-Za-z0-9_-]+', '_', name)[:40]}"
+            if comp.is_classification:
+                names = np.asarray(comp.display_classes)
+                plots.confusion_matrix(names[y[:, j]], names[pred[:, j]], names, tmp / f"confusion_matrix-{stem}.png",
+                                       title)
+            else:
+                plots.predicted_vs_true(y[:, j], pred[:, j], tmp / f"predicted_vs_true-{stem}.png", title,
+                                        log=view.scorer.log_target)
+        (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
+        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
+        if events is not None:
+            shutil.move(events, tmp / "tensorboard")
+        run_id = _publish(tmp, runs, cfg.model)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Run(run_id, runs / run_id, cfg, metrics)
+
+
+def per_target(comp: Competition, run: Run) -> Iterator[tuple[Competition, Run]]:
+    """Each target as a competition of its own, with the run as that target's one-target run (its folder)."""
+    if list(run.metrics.target_scores) != list(comp.targets):
+        raise DataError(f"run {run.run_id} learned the targets {', '.join(run.metrics.target_scores) or '(one)'}, "
+                        f"not {comp.slug}'s {', '.join(comp.targets)}: train again with `kc train {comp.slug}`")
+    for j, name in enumerate(comp.targets):
+        yield comp.for_target(name), dataclasses.replace(run, folder=run.folder / folder_name(j))

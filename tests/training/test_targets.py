@@ -1,0 +1,54 @@
+"""Several targets: the folds they share, and runs read back only for the targets they learned."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.core import competitions
+from pipeline.core.errors import DataError
+from pipeline.training import targets, trainer
+from pipeline.training.records import Run, RunMetrics, TrainConfig
+
+SKIES = competitions.Competition(slug="skies", title="Skies", id_column="id", target_column="rain", task="binary",
+                                 metric="mean-auc", classes=("0", "1"), submission="proba", targets=("rain", "sun"))
+SIZES = competitions.Competition(slug="sizes", title="Sizes", id_column="id", target_column="a", task="regression",
+                                 metric="mean-rmsle", labels="float", targets=("a", "b"))
+
+
+def test_binary_targets_share_the_folds_of_the_rarest_class():
+    rng = np.random.default_rng(0)
+    y = np.column_stack([rng.integers(0, 2, 100), (np.arange(100) % 10 == 0), rng.integers(0, 2, 100)])
+    three = dataclasses.replace(SKIES, targets=("rain", "fog", "sun"))
+    assert np.array_equal(targets.shared_strata(three, y.astype(np.int64)), y[:, 1])  # 10 positives of 100
+
+
+def test_value_targets_share_the_first_targets_quantile_bins():
+    y = np.random.default_rng(1).lognormal(size=(50, 2))
+    assert np.array_equal(targets.shared_strata(SIZES, y), trainer.strata(SIZES.for_target("a"), y[:, 0]))
+
+
+def test_a_run_of_other_targets_is_refused(tmp_path):
+    metrics = RunMetrics(metric="mean-auc", score=0.9, valid_rows=10, train_rows=10, fit_seconds=1,
+                         predict_seconds=1, target_scores={"sun": 0.9, "rain": 0.9})
+    run = Run("r1", tmp_path, TrainConfig("lgbm"), metrics)
+    with pytest.raises(DataError) as err:
+        list(targets.per_target(SKIES, run))
+    assert str(err.value) == ("run r1 learned the targets sun, rain, not skies's rain, sun: train again with "
+                              "`kc train skies`")
+    good = Run("r2", tmp_path, TrainConfig("lgbm"), dataclasses.replace(metrics, target_scores={"rain": 1, "sun": 1}))
+    assert [(view.target_column, sub.folder.name) for view, sub in targets.per_target(SKIES, good)] == \
+        [("rain", "target0"), ("sun", "target1")]
+
+
+def test_saved_target_scores_are_read_back_and_checked(tmp_path):
+    data = {"metric": "mean-auc", "score": 0.9, "valid_rows": 10, "train_rows": 10, "fit_seconds": 1,
+            "predict_seconds": 1, "target_scores": {"rain": 0.9, "sun": 0.8}}
+    assert RunMetrics.from_json(json.loads(json.dumps(data)), "m").target_scores == {"rain": 0.9, "sun": 0.8}
+    with pytest.raises(DataError, match="m: scores must be numbers"):
+        RunMetrics.from_json({**data, "target_scores": {"rain": "high"}}, "m")
+    with pytest.raises(DataError, match="m: target_scores is list, expected dict"):
+        RunMetrics.from_json({**data, "target_scores": [0.9]}, "m")
