@@ -20,6 +20,7 @@ from pipeline.core.workspace import Workspace
 if TYPE_CHECKING:
     from pipeline.handwriting import Prediction
     from pipeline.ingest.sources import FetchResult
+    from pipeline.interpretation import Explanation
     from pipeline.models.base import EpochCallback
     from pipeline.overview import Overview
     from pipeline.submitting.ensembles import Ensemble
@@ -99,6 +100,16 @@ def explore(slug: str | None = None, workspace: WorkspaceLike = None) -> Overvie
 
     space = _space(workspace)
     return look(competition(slug, space), space)
+
+
+def explain(slug: str | None = None, run_id: str | None = None, *, repeats: int = 3, seed: int = 0,
+            workspace: WorkspaceLike = None) -> Explanation:
+    """What a run learned, judged on its held-out rows: permutation importance (tables); for images, the accuracy of
+    each class and the most confidently wrong ones."""
+    from pipeline.interpretation import explain as judge
+
+    space = _space(workspace)
+    return judge(competition(slug, space), space, run_id, repeats, seed)
 
 
 def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -> list[str]:

@@ -298,6 +298,34 @@ def explore(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = Non
         out.print(line, markup=False)
 
 
+@app.command()
+@handled
+def explain(
+    ctx: typer.Context,
+    slug: Slug = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="the run to explain (default: the best)")] = None,
+    repeats: Annotated[int, typer.Option(min=1, max=20, help="shuffles per column (tables)")] = 3,
+    seed: Seed = 0,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """What a run learned, on its held-out rows: permutation importance, or each class's accuracy and top losses."""
+    with working("explaining"):
+        found = api.explain(slug, run_id, repeats=repeats, seed=seed, workspace=_ws(ctx, workspace))
+    out.print(f"run {found.run.run_id} ({found.run.model}), judged on its held-out rows")
+    if found.importance:
+        metric = api.competition(found.run.folder.parent.parent.name, _ws(ctx, workspace)).scorer
+        unit, times = (" points", 100) if metric.percent else ("", 1)
+        out.print(f"{'column':<28} {metric.title} lost when shuffled (mean ± spread over {repeats} shuffles)")
+        for column, (mean, spread) in list(found.importance.items())[:15]:
+            out.print(f"{column[:28]:<28} {mean * times:+.4f}{unit} ± {spread * times:.4f}", markup=False)
+        if len(found.importance) > 15:
+            out.print(f"... and {len(found.importance) - 15} more columns in the picture")
+    for label, share in found.class_accuracy.items():
+        out.print(f"class {label}: {share:.2%} right", markup=False)
+    if found.picture is not None:
+        out.print(str(found.picture))
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

@@ -1,0 +1,167 @@
+"""What a run learned (`kc explain`): permutation importance on the rows it held out, for tables; the most
+confidently wrong images and the accuracy of each class, for pixels. Nothing is refitted: the run's own models
+predict the rows they never saw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import UsageError
+from pipeline.core.workspace import Workspace
+from pipeline.training.records import Run
+
+MAX_ROWS = 10_000  # held-out rows scored for each permutation (a seeded sample beyond this)
+TOP_LOSSES = 24  # images in the top-losses sheet
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A run's importances (tables) or its per-class accuracy and top losses (images), and the PNG drawn."""
+
+    run: Run
+    baseline: float  # the metric on the held-out rows used, as the run's models predict them
+    importance: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> (mean drop, std), most first
+    class_accuracy: dict[str, float] = field(default_factory=dict)  # class -> share of its held-out images right
+    picture: Path | None = None
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{m:.4f} ± {s:.4f}</td></tr>"
+                       for c, (m, s) in list(self.importance.items())[:15])
+        rows += "".join(f"<tr><td>{html.escape(c)}</td><td>{a:.2%}</td></tr>" for c, a in self.class_accuracy.items())
+        png = "" if self.picture is None else \
+            f'<img src="data:image/png;base64,{base64.b64encode(self.picture.read_bytes()).decode()}">'
+        return f"<div><b>run {html.escape(self.run.run_id)}</b><table>{rows}</table>{png}</div>"
+
+
+def explain(comp: Competition, ws: Workspace, run_id: str | None = None, repeats: int = 3,
+            seed: int = 0) -> Explanation:
+    """Permutation importance (tables) or top losses and per-class accuracy (pixels) of a run, on its held-out rows."""
+    from pipeline.core.dataset import load_dataset
+    from pipeline.training.records import get_run, read_valid
+
+    if not 1 <= repeats <= 20:
+        raise UsageError(f"--repeats {repeats}: expected 1 to 20 shuffles per column")
+    if comp.targets:
+        raise UsageError(f"kc explain handles one target; {comp.slug} has {len(comp.targets)}")
+    run = get_run(comp, ws, run_id)
+    data = load_dataset(comp, ws, run.config.features)
+    valid = read_valid(run, comp, len(data.y))
+    if comp.modality != "tabular":
+        return _images(comp, run, data.X, data.y, valid)
+    return _permutation(comp, run, data, valid, repeats, seed)
+
+
+def _permutation(comp: Competition, run: Run, data: Any, valid: dict[str, np.ndarray], repeats: int,
+                 seed: int) -> Explanation:
+    from pipeline.training.records import load_models, load_train_rows
+    from pipeline.training.trainer import outputs, score
+
+    if run.metrics.submits_with == "full":
+        raise UsageError(f"run {run.run_id} kept only its refit on all rows, which has no held-out rows to be "
+                         "judged on: explain a run trained without --full")
+    models = load_models(comp, run)
+    if len(models) != int(valid["fold"].max()) + 1:
+        raise UsageError(f"run {run.run_id} did not keep a model for each of its folds; train it again")
+    scaled = getattr(models[0], "scaled", True)
+    X = data.inputs(scaled)[0]
+    train_rows = load_train_rows(run, len(data.y)) if data.fit_columns is not None else None
+    rng = np.random.default_rng(seed)
+    index, fold = valid["index"], valid["fold"]
+    if len(index) > MAX_ROWS:
+        keep = np.sort(rng.choice(len(index), MAX_ROWS, replace=False))
+        index, fold = index[keep], fold[keep]
+    # each fold's held-out rows, as that fold's model saw its inputs (Titanic's groups come from its train rows)
+    blocks = [(X if train_rows is None else data.for_fit(X, train_rows[k]))[index[fold == k]]
+              for k in range(len(models))]
+    y = np.concatenate([data.y[index[fold == k]] for k in range(len(models))])
+
+    def judged(inputs: list[np.ndarray]) -> float:
+        return score(comp, y, np.concatenate([outputs(comp, m, b) for m, b in zip(models, inputs, strict=True)]))
+
+    metric = comp.scorer
+    baseline = judged(blocks)
+    found = {}
+    for column, cols in _groups(data, X.shape[1]).items():
+        drops = []
+        for _ in range(repeats):
+            shuffled = []
+            for b in blocks:
+                b = b.copy()
+                b[:, cols] = b[rng.permutation(len(b))][:, cols]  # the group's columns move together
+                shuffled.append(b)
+            worse = judged(shuffled)
+            drops.append(baseline - worse if metric.higher_is_better else worse - baseline)
+        found[column] = (float(np.mean(drops)), float(np.std(drops)))
+    ranked = dict(sorted(found.items(), key=lambda kv: -kv[1][0]))
+    picture = _draw_importance(ranked, run, metric.title, run.folder / "importance.png")
+    return Explanation(run, baseline, importance=ranked, picture=picture)
+
+
+def _groups(data: Any, width: int) -> dict[str, list[int]]:
+    """Feature columns grouped by the table column they come from (one-hot parts together); else one each."""
+    state = data.features.get("state")
+    names = list(data.feature_names) or [f"x{j}" for j in range(width)]
+    if isinstance(state, dict) and "encodings" in state:
+        from pipeline.tables.encoder import TableEncoder
+
+        encoder = TableEncoder.from_json(state)
+        groups: dict[str, list[int]] = {}
+        start = 0
+        for e in encoder.encodings_ or []:
+            n = len(e.names(True))
+            groups[e.column] = list(range(start, start + n))
+            start += n
+        if start == width:
+            return groups
+    return {name: [j] for j, name in enumerate(names[:width])}
+
+
+def _images(comp: Competition, run: Run, X: np.ndarray, y: np.ndarray, valid: dict[str, np.ndarray]) -> Explanation:
+    from pipeline.pixels import images
+    from pipeline.training.trainer import score
+
+    index, proba = valid["index"], np.asarray(valid["outputs"], np.float64)
+    truth = y[index]
+    guess = proba.argmax(axis=1)
+    accuracy = {comp.display_classes[k]: float((guess[truth == k] == k).mean())
+                for k in range(len(comp.classes)) if (truth == k).any()}
+    loss = -np.log(np.clip(proba[np.arange(len(index)), truth], 1e-12, 1))
+    wrong = np.flatnonzero(guess != truth)
+    worst = wrong[np.argsort(-loss[wrong])][:TOP_LOSSES]
+    picture = None
+    if len(worst):
+        names = comp.display_classes
+        captions = [f"true {names[truth[i]]}, said {names[guess[i]]} {proba[i, guess[i]]:.0%}" for i in worst]
+        picture = images.contact_sheet(X[index[worst]], captions, run.folder / "top_losses.png", cols=6)
+    return Explanation(run, score(comp, truth, proba), class_accuracy=accuracy, picture=picture)
+
+
+def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pipeline.core.workspace import atomic_path
+
+    shown = list(ranked.items())[:20]
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.3 * len(shown)))
+    ax.barh(range(len(shown)), [m for _, (m, _) in shown], xerr=[s for _, (_, s) in shown], color="tab:blue")
+    ax.set_yticks(range(len(shown)), [c[:28] for c, _ in shown], fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set(xlabel=f"{metric} lost when the column is shuffled", title=f"permutation importance, {run.model} "
+                                                                       "(held-out rows)")
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
