@@ -168,9 +168,10 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str,
 
     written, problems = [], []
     charts: list[tuple[str, Callable[..., Any]]] = [("history", figures.plot_optimization_history),
-                                                    ("importance", figures.plot_param_importances)]
+                                                    ("importance", figures.plot_param_importances),
+                                                    ("options", figures.plot_slice)]  # score against each option
     if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) < 2:
-        charts, problems = charts[:1], ["no importance plot: it needs two complete trials"]
+        charts, problems = charts[:1], ["no importance or options plot: they need two complete trials"]
     for what, draw in charts:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -179,13 +180,23 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str,
             except (ValueError, RuntimeError) as exc:
                 problems.append(f"no {what} plot: {str(exc).strip().splitlines()[0]}")
                 continue
-        fig = ax.figure
-        retitle(ax, study.study_name)
-        if what == "history" and percent:  # scores in % like every other kc picture, not fractions
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
-            ax.set_ylabel(f"{target} (%)")
-        fig.set_size_inches(8, 5)
-        fig.tight_layout()
+        if what == "options":  # one small scatter per option, side by side: one title over them all
+            axes = list(getattr(ax, "flat", [ax]))
+            fig = axes[0].figure
+            for each in axes:
+                each.set_title("")
+            fig.suptitle(f"{study.study_name}: {target} against each option (darker: later trials)")
+            fig.set_size_inches(max(6.0, 3.4 * len(axes) + 1.2), 4.2)
+            if percent:
+                axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
+        else:
+            fig = ax.figure
+            retitle(ax, study.study_name)
+            if what == "history" and percent:  # scores in % like every other kc picture, not fractions
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.1f}%"))
+                ax.set_ylabel(f"{target} (%)")
+            fig.set_size_inches(8, 5)
+            fig.tight_layout()  # (optuna's options figure places its colour bar itself: tight_layout would break it)
         png = folder / f"{stem}-{what}.png"
         with atomic_path(png, ".png") as tmp:
             fig.savefig(tmp, format="png", dpi=100)

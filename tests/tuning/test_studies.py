@@ -33,4 +33,5 @@ def test_the_history_of_an_accuracy_study_reads_in_percent(tmp_path):
 
     matplotlib.use("Agg")
     written, _ = studies._draw(_study(), tmp_path, "titanic-knn", "accuracy", percent=True)
-    assert [p.name for p in written] == ["titanic-knn-history.png", "titanic-knn-importance.png"]
+    assert [p.name for p in written] == ["titanic-knn-history.png", "titanic-knn-importance.png",
+                                         "titanic-knn-options.png"]
