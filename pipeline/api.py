@@ -18,6 +18,7 @@ from pipeline.core.errors import KaggleError, UsageError
 from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
+    from pipeline.core.epochs import Epoch
     from pipeline.handwriting import Prediction
     from pipeline.ingest.sources import FetchResult
     from pipeline.models.base import EpochCallback
@@ -124,7 +125,7 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
     if not (progress if progress is not None else notebook.in_notebook()):
         return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
     with notebook.progress_bar(epochs or _int(options.get("epochs"))) as bar:
-        def epoch(record: dict[str, float]) -> None:
+        def epoch(record: Epoch) -> None:
             bar.epoch(record)
             if on_epoch:
                 on_epoch(record)

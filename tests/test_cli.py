@@ -288,13 +288,14 @@ def test_a_usage_error_is_one_line_that_says_where_help_is(titanic_only, kc):
 
 def test_the_live_display_counts_the_refits_epochs_from_the_number_it_is_given():
     from pipeline.cli.live import TrainDisplay
+    from pipeline.core.epochs import Epoch
 
     display = TrainDisplay(epochs=12)
     with display.running():
         display.stage("training linear on 801 rows", None)
-        display.epoch({"epoch": 1, "train_loss": 0.5})
+        display.epoch(Epoch(1, 0.5))
         display.stage("refitting linear on all 891 rows", 7)
-        display.epoch({"epoch": 1, "train_loss": 0.4})
+        display.epoch(Epoch(1, 0.4))
     assert display.epochs == 7 and [r.fit for r in display.rows] == ["", "refit"]
 
 

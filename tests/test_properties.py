@@ -331,7 +331,8 @@ def test_any_run_json_is_a_run_or_damaged(data, name):
     good = {"config.json": {"model": "knn", "params": {}, "competition": "titanic"},
             "metrics.json": {"metric": "accuracy", "score": 0.8, "valid_rows": 10, "train_rows": 90,
                              "fit_seconds": 0.1, "predict_seconds": 0.1, "fold_scores": [0.8, 0.7],
-                             "submits_with": "fold-mean", "scored_on": "oof", "history": [{"loss": 0.5}]}}
+                             "submits_with": "fold-mean", "scored_on": "oof",
+                             "history": [{"epoch": 1, "train_loss": 0.5}]}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "20000101-000000-knn"
         folder.mkdir()

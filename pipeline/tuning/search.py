@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.core import competitions, threads
 from pipeline.core.competitions import Competition
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
@@ -130,13 +131,14 @@ class _Reporter:
     def __init__(self, trial: optuna.Trial, higher_is_better: bool):
         self.trial, self.higher, self.step = trial, higher_is_better, 0
 
-    def __call__(self, record: dict[str, float]) -> None:
+    def __call__(self, record: Epoch) -> None:
         import optuna
 
         # a per-epoch figure that runs the metric's way: accuracy when higher is better, else RMSE or loss
         keys = ("valid_accuracy",) if self.higher else ("valid_rmse", "valid_loss")
-        value = next((record[k] for k in keys if k in record), None)
-        epoch = int(record["epoch"])
+        figures = record.figures()
+        value = next((figures[k] for k in keys if k in figures), None)
+        epoch = record.epoch
         if value is None or epoch <= self.step:
             return
         self.step = epoch

@@ -29,9 +29,9 @@ def test_hand_written_models_log_their_epochs(titanic_only):
     assert sorted(p.name for p in events.iterdir()) == ["fold1", "fold2"]
     logged = scalars(events / "fold1")
     assert [step for step, _ in logged["train_loss"]] == [1, 2, 3, 4]
-    history = {r["epoch"]: r for r in run.metrics.history}  # the first fold's epochs, as the run recorded them
+    history = {r.epoch: r for r in run.metrics.history}  # the first fold's epochs, as the run recorded them
     for step, value in logged["valid_loss"]:
-        assert value == pytest.approx(history[step]["valid_loss"], rel=1e-6)
+        assert value == pytest.approx(history[step].valid_loss, rel=1e-6)
     assert {"accuracy", "valid_loss", "train_loss"} <= set(logged)
     assert not list(run.folder.parent.glob(".tensorboard.*"))  # the staging folder moved into the run
 
@@ -42,7 +42,7 @@ def test_fastai_models_log_through_fastais_callback(titanic_only):
     logged = scalars(run.folder / "tensorboard" / "split")
     assert len(logged["train_loss"]) > 2  # fastai logs the smoothed loss every batch, not every epoch
     assert "lr_0" in logged  # and its schedule's hyper-parameters
-    assert [v for _, v in logged["valid_loss"]] == pytest.approx([r["valid_loss"] for r in run.metrics.history],
+    assert [v for _, v in logged["valid_loss"]] == pytest.approx([r.valid_loss for r in run.metrics.history],
                                                                  rel=1e-5)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import competitions
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.training import records, trainer
@@ -101,3 +102,19 @@ def test_an_edited_skops_model_is_refused_before_it_predicts(titanic_only, kc, f
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"Error: run {run.run_id}: its saved model {problem}")
     assert list((titanic_only / "submissions").glob("*/*.csv")) == []
+
+
+def test_a_run_written_before_epochs_were_records_still_loads(tmp_path):
+    # metrics.json as kc wrote it while epochs were plain dicts: the same keys, read back as Epochs
+    folder = tmp_path / "20240101-000000-cnn"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "cnn", "params": {"epochs": 2}, "competition": "dr"}))
+    history = [{"epoch": 1, "train_loss": 0.9, "valid_loss": 0.5, "valid_accuracy": 0.91},
+               {"epoch": 2, "train_loss": 0.4, "valid_loss": 0.3, "valid_accuracy": 0.95}]
+    (folder / "metrics.json").write_text(json.dumps({
+        "metric": "accuracy", "score": 0.95, "valid_rows": 100, "train_rows": 900, "fit_seconds": 12.5,
+        "predict_seconds": 0.5, "scored_on": "split", "interrupted": False, "history": history, "fold_scores": [],
+        "compute": "fp32 channels-last, 1 thread", "full_epochs": None, "submits_with": "model"}))
+    run = records.read_run(folder)
+    assert run.metrics.history == [Epoch(1, 0.9, 0.5, valid_accuracy=0.91), Epoch(2, 0.4, 0.3, valid_accuracy=0.95)]
+    assert run.metrics.to_json()["history"] == history  # and new runs write their epochs the same way
