@@ -447,3 +447,22 @@ def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspa
     assert result.stderr.startswith("Error: train.csv: feature log1p(LotArea) (row 1) is beyond what 32-bit "
                                     "features hold")
     assert "Warning" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [("runs",), ("submissions",), ("train", "--model", "knn", "--folds", "0"),
+                                  ("submit",)], ids=["runs", "submissions", "train", "submit"])
+def test_a_command_reads_the_competitions_description_once(kc, workspace, monkeypatch, args):
+    # the CLI resolves the competition and hands the description to the library, which does not resolve it again
+    from conftest import tiles
+
+    from pipeline.core import competitions
+
+    tiles(workspace)
+    if args[0] == "submit":
+        assert kc("train", "tiles", "--model", "knn", "--folds", "0", ws=workspace).exit_code == 0
+    reads = []
+    real_load = competitions.load
+    monkeypatch.setattr(competitions, "load", lambda path: reads.append(path) or real_load(path))
+    result = kc(args[0], "tiles", *args[1:], ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in reads] == ["competition.json"]

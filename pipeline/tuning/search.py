@@ -179,15 +179,17 @@ class _Objective:
         return run.score
 
 
-def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None) \
-        -> bool:
-    """Run trials of the study in this process until the budget or the timeout; True when interrupted."""
+def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None,
+          comp: Competition | None = None) -> bool:
+    """Run trials of the study in this process until the budget or the timeout; True when interrupted.
+
+    `comp`: the competition as the caller resolved it (a worker process, given none, reads it by slug)."""
     import optuna
 
     from pipeline.core.dataset import load_dataset
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported as values, not log lines
-    comp, ws = competitions.get(job.slug, job.root), Workspace(job.root)
+    comp, ws = comp or competitions.get(job.slug, job.root), Workspace(job.root)
     study = study or _open(job, comp)
     _fail_dead(study)
     if len(study.get_trials(deepcopy=False)) >= job.budget:
@@ -301,7 +303,7 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     opened = _open(job, comp)  # fail here, once, on a bad storage or a study that searches something else
     problems: list[str] = []
     if workers == 1:
-        interrupted = _work(job, on_trial, opened)
+        interrupted = _work(job, on_trial, opened, comp)
     else:
         load_dataset(comp, ws, cfg.features)  # build the feature cache once, not in every worker at the same time
         interrupted, problems = _workers(job, workers, opened, on_trial)
