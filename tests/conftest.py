@@ -55,6 +55,33 @@ def install(root: Path, slug: str) -> Path:
     return fetch(slug, Workspace(root), FIXTURES / canonical(slug)).folder
 
 
+def trained_template(factory: pytest.TempPathFactory, slug: str, model: str, **params: object) -> tuple[Path, str]:
+    """A workspace holding `slug` and one run of `model`, for a module's tests to copy (training once, not per
+    test): (its root, the run's id)."""
+    from pipeline.core.competitions import get
+    from pipeline.core.workspace import Workspace
+    from pipeline.training import trainer
+
+    root = factory.mktemp(f"{slug}-{model}") / "ws"
+    root.mkdir()
+    install(root, slug)
+    run = trainer.train(get(slug), Workspace(root), trainer.TrainConfig(model=model, params=dict(params)))
+    return root, run.run_id
+
+
+def copied_run(template: tuple[Path, str], tmp_path: Path) -> tuple[Path, object]:
+    """A test's own copy of a `trained_template` workspace (it may damage or add to it), and the run read back."""
+    import shutil
+
+    from pipeline.core.workspace import Workspace
+    from pipeline.training.records import read_run
+
+    root = tmp_path / "ws"
+    shutil.copytree(template[0], root, symlinks=True)
+    slug = next(p.name for p in (root / "competitions").iterdir() if (p / "runs").is_dir())
+    return root, read_run(Workspace(root).runs_dir(slug) / template[1])
+
+
 def non_dot(folder: Path) -> list[str]:
     """The names in a folder, without dot-files (fetch keeps its lock file beside the competition folders)."""
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []

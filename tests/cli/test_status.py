@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from pipeline.cli.live import TrainDisplay
@@ -71,6 +72,7 @@ def test_a_finished_fit_prints_its_score():
     assert re.search(r"^fold 2/2: valid_accuracy 80\.00%, valid_loss 0\.3000 after 1 epochs", text, re.M)
 
 
+@pytest.mark.slow
 def test_kc_with_output_to_a_file_is_never_silent(titanic_only, tmp_path):
     log = tmp_path / "log"
     env = {**os.environ, "KC_PROGRESS_EVERY": "0.3"}

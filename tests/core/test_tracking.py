@@ -36,6 +36,7 @@ def test_hand_written_models_log_their_epochs(titanic_only):
     assert not list(run.folder.parent.glob(".tensorboard.*"))  # the staging folder moved into the run
 
 
+@pytest.mark.slow
 def test_fastai_models_log_through_fastais_callback(titanic_only):
     cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2, "bs": 32}, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)

@@ -318,6 +318,7 @@ def test_a_readable_token_file_gets_a_warning(monkeypatch, tmp_path):
     ("CreateSubmission", lambda tmp: kaggle_api.submit(TITANIC, submission_file(tmp), "m"), "submit to titanic"),
     ("file", lambda tmp: kaggle_api.download("titanic", tmp), "download titanic"),
 ])
+@pytest.mark.slow
 def test_a_trickled_answer_is_bounded_by_an_overall_deadline(kaggle_server, fast, tmp_path, trickled, call, action):
     kaggle_server.trickle = {trickled}
     error, elapsed = call_within(PATIENCE, lambda: call(tmp_path))

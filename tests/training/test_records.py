@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copied_run, trained_template
 
 from pipeline.core import competitions
 from pipeline.core.epochs import Epoch
@@ -18,10 +19,15 @@ from pipeline.training import records, trainer
 TITANIC = competitions.get("titanic")
 
 
+@pytest.fixture(scope="module")
+def knn_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return trained_template(tmp_path_factory, "titanic", "knn")
+
+
 @pytest.fixture
-def knn_run(titanic_only: Path) -> tuple[Workspace, records.Run]:
-    ws = Workspace(titanic_only)
-    return ws, trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn"))
+def knn_run(knn_template: tuple[Path, str], tmp_path: Path) -> tuple[Workspace, records.Run]:
+    root, run = copied_run(knn_template, tmp_path)
+    return Workspace(root), run
 
 
 def planted(ws: Workspace, run: records.Run, name: str, text: str) -> str:
@@ -80,6 +86,11 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.fixture(scope="module")
+def logistic_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return trained_template(tmp_path_factory, "titanic", "sk-logistic")
+
+
 @pytest.mark.parametrize(("field", "value", "problem"), [
     ("classes_", np.array([5, 7]), "has the classes [5, 7], not titanic's codes 0-1"),
     ("classes_", np.array(["a", "b"]), "has the classes ['a', 'b'], not titanic's codes 0-1"),
@@ -87,13 +98,12 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     ("coef_", np.zeros((1, 3)), "has weights of shape (1, 3) for"),
     ("n_features_in_", 10**9, "has weights of shape (1, 25) for 1000000000 input columns"),
 ])
-def test_an_edited_skops_model_is_refused_before_it_predicts(titanic_only, kc, field, value, problem):
+def test_an_edited_skops_model_is_refused_before_it_predicts(logistic_template, tmp_path, kc, field, value, problem):
     import skops.io
 
     from pipeline.models.sklearn_models import ESTIMATOR
 
-    ws = Workspace(titanic_only)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-logistic"))
+    titanic_only, run = copied_run(logistic_template, tmp_path)
     path = run.folder / ESTIMATOR
     est = skops.io.load(path, trusted=[])
     setattr(est, field, value)

@@ -224,6 +224,7 @@ def _flip_fold(data: dataset.Dataset, rows: np.ndarray) -> dataset.Dataset:
     return dataclasses.replace(data, y=y, fit_columns=dataclasses.replace(data.fit_columns, labels=y.astype(float)))
 
 
+@pytest.mark.slow
 def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
     data = dataset.load_dataset(TITANIC, Workspace(fetched))
     parts = trainer.folds(data.y, 5, 0)
