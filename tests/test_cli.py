@@ -433,6 +433,7 @@ def test_out_of_memory_is_one_line(titanic_only, kc, monkeypatch):
     assert result.stderr == "Error: out of memory: close other programs, or use a machine with more memory\n"
 
 
+@pytest.mark.slow
 def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspace, kc):
     from conftest import install
 

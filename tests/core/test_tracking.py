@@ -22,6 +22,7 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_hand_written_models_log_their_epochs(titanic_only):
     cfg = trainer.TrainConfig(model="linear", params={"epochs": 4}, folds=2, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)
