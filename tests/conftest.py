@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,6 +81,22 @@ def copied_run(template: tuple[Path, str], tmp_path: Path) -> tuple[Path, object
     shutil.copytree(template[0], root, symlinks=True)
     slug = next(p.name for p in (root / "competitions").iterdir() if (p / "runs").is_dir())
     return root, read_run(Workspace(root).runs_dir(slug) / template[1])
+
+
+class Clock:
+    """A monotonic clock that moves `step` seconds each time it is read: time limits become counts, not timings.
+
+    Set it as a module's `time` (monkeypatch.setattr(lgbm, "time", Clock(0.05))); perf_counter stays real."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def monotonic(self) -> float:
+        """The time, one step later than last read."""
+        self.now += self.step
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)
 
 
 def non_dot(folder: Path) -> list[str]:

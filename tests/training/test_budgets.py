@@ -1,10 +1,10 @@
 """What a run may spend: `threads` (each model uses that many and no more) and `time_limit` (never overrun by 10 %)."""
 
 import json
-import time
 
 import numpy as np
 import pytest
+from conftest import Clock
 from threadpoolctl import threadpool_info
 
 from pipeline.core import competitions, dataset, threads
@@ -68,19 +68,6 @@ def test_threads_default_to_omp_num_threads_else_every_core_and_refuse_negatives
 def lgbm_rounds(run):
     """Boosting rounds each fold model kept, from the run folder."""
     return [json.loads(p.read_text())["rounds"] for p in sorted(run.folder.glob("fold*/lgbm.json"))]
-
-
-class Clock:
-    """A monotonic clock that moves `step` seconds each time it is read: time limits become counts, not timings."""
-
-    def __init__(self, step: float):
-        self.now, self.step = 0.0, step
-
-    def monotonic(self) -> float:
-        self.now += self.step
-        return self.now
-
-    perf_counter = staticmethod(time.perf_counter)
 
 
 @pytest.mark.slow
