@@ -47,8 +47,18 @@ class Epoch:
         return cls(int(values.pop("epoch")), **{k: float(v) for k, v in values.items()})
 
 
+def improves(record: Epoch, best_so_far: Epoch | None) -> bool:
+    """Whether `record` is the new best after `best_so_far`: validated, with a lower validation loss (ties keep the
+    earlier epoch). The one rule: what Ctrl-C keeps, what a refit trains to, the star in the epoch table."""
+    if record.valid_loss is None:
+        return False
+    return best_so_far is None or best_so_far.valid_loss is None or record.valid_loss < best_so_far.valid_loss
+
+
 def best(history: Sequence[Epoch]) -> Epoch | None:
-    """The epoch with the lowest validation loss (the first of equals): what Ctrl-C keeps and what a refit trains
-    to; None when no epoch was validated."""
-    validated = [e for e in history if e.valid_loss is not None]
-    return min(validated, key=lambda e: e.valid_loss or 0.0) if validated else None
+    """The epoch with the lowest validation loss (the first of equals); None when no epoch was validated."""
+    found = None
+    for record in history:
+        if improves(record, found):
+            found = record
+    return found

@@ -25,7 +25,7 @@ class Watch(Callback):
     - After each training batch: reports progress ("batch", i, n).
     - After each epoch: records an `Epoch` in `history` (validation figures only when `validating`: a refit on all
       rows validates on a sliver of its own training rows, which says nothing), keeps a copy of the weights when it
-      is the best so far (`epochs.best`: the lowest validation loss), then hands it to `on_epoch`. There `kc tune`'s
+      is the best so far (`epochs.improves`: the lowest validation loss), then hands it to `on_epoch`. There `kc tune`'s
       pruner may raise optuna.TrialPruned, which ends the fit and leaves the model unfinished (the trial is pruned).
     - Ctrl-C, inside `ctrl_c_stops()`: stops the fit at the end of the batch (CancelFitException) and sets
       `interrupted`. What it keeps, for every fastai model: the weights of the best epoch so far when validation rows
@@ -46,6 +46,7 @@ class Watch(Callback):
         self.dev, self.on_epoch, self.validating = device, on_epoch, validating
         self.rmse_scale, self.augment = rmse_scale, augment
         self.history: list[Epoch] = []
+        self.best: Epoch | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.interrupted = False
         self._stop = False
@@ -71,7 +72,7 @@ class Watch(Callback):
     def before_fit(self) -> None:
         """A fit starts: nothing recorded, nothing kept."""
         self.history.clear()
-        self.best_state, self.interrupted, self._stop = None, False, False
+        self.best, self.best_state, self.interrupted, self._stop = None, None, False, False
 
     def before_batch(self) -> None:
         """Move the batch to the device; augment training batches."""
@@ -98,8 +99,8 @@ class Watch(Callback):
             else:
                 record = Epoch(record.epoch, record.train_loss, valid_loss, valid_accuracy=float(values[2]))
         self.history.append(record)
-        if epochs.best(self.history) is record:
-            self.best_state = copy.deepcopy(self.learn.model.state_dict())
+        if epochs.improves(record, self.best):
+            self.best, self.best_state = record, copy.deepcopy(self.learn.model.state_dict())
         if self.on_epoch is not None:
             self._hook(self.on_epoch, record)
         self._stop_if_asked()

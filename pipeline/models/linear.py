@@ -75,7 +75,8 @@ class LinearModel(Model):
         velocity = [torch.zeros_like(p) for p in params]
         watch = X_valid is not None and y_valid is not None
         xv, tv = (_torch.features(X_valid), self._targets(y_valid)) if watch else (None, None)
-        best: list[torch.Tensor] | None = None  # the weights of the best epoch so far (see `epochs.best`)
+        best: list[torch.Tensor] | None = None  # the weights of the best epoch so far (see `epochs.improves`)
+        best_epoch: Epoch | None = None
         self.history_ = []
         try:
             for epoch in range(self.epochs):
@@ -96,8 +97,8 @@ class LinearModel(Model):
                     progress.report("batch", start // self.bs + 1, -(-len(x) // self.bs))
                 record = Epoch(epoch + 1, total / seen, **(self._score(xv, tv) if watch else {}))
                 self.history_.append(record)
-                if epochs.best(self.history_) is record:
-                    best = [p.detach().clone() for p in params]
+                if epochs.improves(record, best_epoch):  # checked per epoch: a long run stays linear in its epochs
+                    best_epoch, best = record, [p.detach().clone() for p in params]
                 if on_epoch:
                     on_epoch(record)
         except KeyboardInterrupt:
