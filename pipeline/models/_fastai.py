@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -15,6 +12,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 from pipeline.core import epochs, progress
 from pipeline.core.epochs import Epoch
+from pipeline.models._torch import CtrlC
 from pipeline.models.base import EpochCallback
 
 
@@ -49,30 +47,16 @@ class Watch(Callback):
         self.best: Epoch | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.interrupted = False
-        self._stop = False
+        self.ctrl_c = CtrlC()
 
-    @contextlib.contextmanager
-    def ctrl_c_stops(self) -> Iterator[None]:
-        """Within the block, Ctrl-C (SIGINT) asks the fit to stop at the end of the batch instead of raising."""
-        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-            yield
-            return
-        before = signal.getsignal(signal.SIGINT)
-
-        def stop(_signum: int, _frame: Any) -> None:
-            signal.signal(signal.SIGINT, before)  # a second Ctrl-C acts as it did before the fit
-            self._stop = True
-
-        signal.signal(signal.SIGINT, stop)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, before)
+    def ctrl_c_stops(self) -> CtrlC:
+        """A `with` block in which Ctrl-C (SIGINT) asks the fit to stop at the end of the batch instead of raising."""
+        return self.ctrl_c
 
     def before_fit(self) -> None:
         """A fit starts: nothing recorded, nothing kept."""
         self.history.clear()
-        self.best, self.best_state, self.interrupted, self._stop = None, None, False, False
+        self.best, self.best_state, self.interrupted = None, None, False
 
     def before_batch(self) -> None:
         """Move the batch to the device; augment training batches."""
@@ -114,9 +98,9 @@ class Watch(Callback):
         try:
             fn(*args)
         except KeyboardInterrupt:
-            self._stop = True
+            self.ctrl_c.pressed = True
 
     def _stop_if_asked(self) -> None:
-        if self._stop:
+        if self.ctrl_c.pressed:
             self.interrupted = True
             raise CancelFitException

@@ -78,6 +78,7 @@ class LinearModel(Model):
         best: list[torch.Tensor] | None = None  # the weights of the best epoch so far (see `epochs.improves`)
         best_epoch: Epoch | None = None
         self.history_ = []
+        ctrl_c = _torch.CtrlC().start()
         try:
             for epoch in range(self.epochs):
                 lr = self.lr * 0.5 * (1 + np.cos(np.pi * epoch / self.epochs))  # cosine decay per epoch
@@ -95,14 +96,20 @@ class LinearModel(Model):
                     total += loss.item() * len(idx)
                     seen += len(idx)
                     progress.report("batch", start // self.bs + 1, -(-len(x) // self.bs))
+                    if ctrl_c.pressed:
+                        raise KeyboardInterrupt
                 record = Epoch(epoch + 1, total / seen, **(self._score(xv, tv) if watch else {}))
                 self.history_.append(record)
                 if epochs.improves(record, best_epoch):  # checked per epoch: a long run stays linear in its epochs
                     best_epoch, best = record, [p.detach().clone() for p in params]
                 if on_epoch:
                     on_epoch(record)
+                if ctrl_c.pressed:  # Ctrl-C while the epoch was reported
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.interrupted_ = True
+        finally:
+            ctrl_c.stop()
         if self.interrupted_ and best is not None:  # validation rows only watch a full run: they choose nothing
             self.weight_, self.bias_ = (copy.deepcopy(t).requires_grad_(False) for t in best)
         self.weight_, self.bias_ = self.weight_.detach(), self.bias_.detach()

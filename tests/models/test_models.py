@@ -159,6 +159,28 @@ def test_linear_learns_and_records_history():
     assert np.mean(model.predict(X[250:]) == y[250:]) > 0.7
 
 
+def test_ctrl_c_stops_linear_at_the_batch_and_keeps_the_lowest_validation_loss():
+    import os
+    import signal
+
+    X, y = classes_table(n=400)
+    before = signal.getsignal(signal.SIGINT)
+
+    def press_ctrl_c(record):
+        if record.epoch == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal sends it: a flag the loop reads, never lost
+
+    # a high rate on few rows: the validation loss jumps about, so the last epoch is not the best
+    model = LinearModel(epochs=10, bs=8, lr=3.0, momentum=0.0).fit(X[:60], y[:60], X[250:], y[250:],
+                                                                   on_epoch=press_ctrl_c)
+    assert model.interrupted_ and [r.epoch for r in model.history_] == [1, 2, 3, 4]
+    assert signal.getsignal(signal.SIGINT) is before
+    best = min(model.history_, key=lambda r: r.valid_loss)
+    assert best.epoch != 4, "pick settings whose last epoch is not the best"
+    p = model.predict_proba(X[250:]).astype(np.float64)[np.arange(150), y[250:]]
+    assert -np.mean(np.log(p)) == pytest.approx(best.valid_loss, rel=1e-4)
+
+
 def test_linear_regression_keeps_the_last_epoch_and_reports_rmse_on_the_target_scale():
     X, y = values_table(n=300)
     model = LinearModel(epochs=8, bs=16, lr=0.02).fit(X[:200], y[:200], X[200:], y[200:])
