@@ -18,6 +18,7 @@ from pipeline.core.errors import KaggleError, UsageError
 from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
+    from pipeline.core.epochs import Epoch
     from pipeline.handwriting import Prediction
     from pipeline.ingest.sources import FetchResult
     from pipeline.interpretation import Explanation
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from pipeline.tuning.studies import TrialResult, TuneResult
 
 WorkspaceLike = Workspace | str | Path | None
+CompetitionLike = Competition | str | None  # a description (the CLI resolves it once), a slug, or None: the only one
 
 
 def _space(root: WorkspaceLike = None) -> Workspace:
@@ -37,8 +39,10 @@ def _space(root: WorkspaceLike = None) -> Workspace:
     return root if isinstance(root, Workspace) else Workspace.resolve(root)
 
 
-def competition(slug: str | None = None, workspace: WorkspaceLike = None) -> Competition:
-    """A competition's description: the one named, or the only one fetched into the workspace."""
+def competition(slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> Competition:
+    """A competition's description: the one given, the one named, or the only one fetched into the workspace."""
+    if isinstance(slug, Competition):
+        return slug
     space = _space(workspace)
     return competitions.get(slug or space.only_competition(), space.root)
 
@@ -65,7 +69,7 @@ class Converted:
     png_seconds: float = 0.0
 
 
-def convert(slug: str | None = None, *, images: bool = False, force: bool = False,
+def convert(slug: CompetitionLike = None, *, images: bool = False, force: bool = False,
             workspace: WorkspaceLike = None) -> Converted:
     """Validate the CSVs and cache model-ready arrays or feature tables; `images` also writes PNGs (pixels only)."""
     from pipeline.core import dataset
@@ -85,7 +89,7 @@ def convert(slug: str | None = None, *, images: bool = False, force: bool = Fals
     return Converted(comp, data, result.seconds, result.folder, root, written, time.perf_counter() - t0)
 
 
-def show(slug: str | None = None, *, label: str | None = None, n: int = 64, seed: int = 0,
+def show(slug: CompetitionLike = None, *, label: str | None = None, n: int = 64, seed: int = 0,
          out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
     """Draw a contact sheet of training images with their labels; return the PNG's path."""
     from pipeline.pixels.arrays import sheet
@@ -119,7 +123,7 @@ def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -
     return list(MODELS) if slug is None else fitting(competitions.get(slug, _space(workspace).root))
 
 
-def train(slug: str | None = None, model: str | None = None, *, folds: int | None = None, full: bool = False,
+def train(slug: CompetitionLike = None, model: str | None = None, *, folds: int | None = None, full: bool = False,
           epochs: int | None = None, lr: float | None = None, bs: int | None = None, valid_pct: float = 0.1,
           seed: int = 0, device: str = "auto", features: str | None = None, params: dict[str, Any] | None = None,
           tensorboard: bool = False, threads: int = 0, time_limit: float = 0.0, workspace: WorkspaceLike = None,
@@ -145,7 +149,7 @@ def train(slug: str | None = None, model: str | None = None, *, folds: int | Non
     if not (progress if progress is not None else notebook.in_notebook()):
         return do_train(comp, space, cfg, on_epoch=on_epoch, on_stage=on_stage)
     with notebook.progress_bar(epochs or _int(options.get("epochs"))) as bar:
-        def epoch(record: dict[str, float]) -> None:
+        def epoch(record: Epoch) -> None:
             bar.epoch(record)
             if on_epoch:
                 on_epoch(record)
@@ -182,7 +186,7 @@ class RunList(list):
         return notebook.runs_html(self)
 
 
-def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
+def runs(slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> RunList:
     """The competition's recorded runs, best score first by its metric."""
     from pipeline.training.trainer import scan
 
@@ -193,7 +197,7 @@ def runs(slug: str | None = None, workspace: WorkspaceLike = None) -> RunList:
     return result
 
 
-def run(slug: str | None = None, run_id: str | None = None, workspace: WorkspaceLike = None) -> Run:
+def run(slug: CompetitionLike = None, run_id: str | None = None, workspace: WorkspaceLike = None) -> Run:
     """One recorded run by id (default: the best)."""
     from pipeline.training.trainer import get_run
 
@@ -214,7 +218,7 @@ class Submission:
         return notebook.submission_html(self)
 
 
-def submit(slug: str | None = None, run: Run | str | None = None, *, upload: bool = False,
+def submit(slug: CompetitionLike = None, run: Run | str | None = None, *, upload: bool = False,
            message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
            on_wait: Callable[[str], None] | None = None) -> Submission:
     """Predict the test set with a run (default: the best), write a validated submission, optionally upload it.
@@ -233,7 +237,7 @@ def submit(slug: str | None = None, run: Run | str | None = None, *, upload: boo
                                                                         message, wait, timeout, on_wait))
 
 
-def upload(slug: str | None, submission: Submission | str | Path, *, message: str | None = None, wait: bool = True,
+def upload(slug: CompetitionLike, submission: Submission | str | Path, *, message: str | None = None, wait: bool = True,
            timeout: float = 300.0, workspace: WorkspaceLike = None,
            on_wait: Callable[[str], None] | None = None) -> LogEntry:
     """Upload a submission kc wrote (its path or the `submit` result) and, with `wait`, return Kaggle's score."""
@@ -261,7 +265,7 @@ def _upload(comp: Competition, space: Workspace, path: Path, entry: LogEntry, me
     return done
 
 
-def validate(file: str | Path, *, slug: str | None = None, workspace: WorkspaceLike = None) -> int:
+def validate(file: str | Path, *, slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> int:
     """Check a CSV against the competition's submission format; return its row count."""
     from pipeline.submitting.ledger import validate_file
 
@@ -277,7 +281,7 @@ class Blended:
     submission: Submission
 
 
-def ensemble(slug: str | None, run_ids: list[str | Run], method: str = "weighted", *, upload: bool = False,
+def ensemble(slug: CompetitionLike, run_ids: list[str | Run], method: str = "weighted", *, upload: bool = False,
              message: str | None = None, wait: bool = True, timeout: float = 300.0, workspace: WorkspaceLike = None,
              on_wait: Callable[[str], None] | None = None) -> Blended:
     """Blend runs into one submission, weights chosen on the validation rows they share; optionally upload it."""
@@ -300,7 +304,7 @@ class LogList(list):
     note: str | None
 
 
-def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> LogList:
+def submissions(slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> LogList:
     """The submission log, with pending uploads refreshed from Kaggle when credentials allow."""
     from pipeline.submitting import ledger
 
@@ -311,7 +315,7 @@ def submissions(slug: str | None = None, workspace: WorkspaceLike = None) -> Log
     return result
 
 
-def tune(slug: str | None = None, model: str | None = None, *, trials: int, timeout: float | None = None,
+def tune(slug: CompetitionLike = None, model: str | None = None, *, trials: int, timeout: float | None = None,
          workers: int = 1, storage: str | None = None, study: str | None = None, valid_pct: float = 0.1,
          seed: int = 0, folds: int | None = None, device: str = "auto", features: str | None = None,
          params: dict[str, Any] | None = None, threads: int = 0, workspace: WorkspaceLike = None,
@@ -327,7 +331,7 @@ def tune(slug: str | None = None, model: str | None = None, *, trials: int, time
     return search.tune(comp, space, cfg, trials, timeout, workers, storage, study, on_trial=on_trial)
 
 
-def study(slug: str | None = None, model: str | None = None, *, storage: str | None = None,
+def study(slug: CompetitionLike = None, model: str | None = None, *, storage: str | None = None,
           name: str | None = None, workspace: WorkspaceLike = None) -> TuneResult:
     """A tuning study's trials, best first, with its PNGs drawn."""
     from pipeline.tuning import studies
@@ -347,7 +351,7 @@ def predict_images(paths: list[str | Path] | str | Path, run_id: str | None = No
     return predict(comp, space, [Path(p) for p in files], run_id, Path(out) if out is not None else None)
 
 
-def report(slug: str | None = None, *, out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
+def report(slug: CompetitionLike = None, *, out: str | Path | None = None, workspace: WorkspaceLike = None) -> Path:
     """Write one self-contained HTML page of the runs, their pictures and the submission log; return its path."""
     from pipeline.reports import write_report
 

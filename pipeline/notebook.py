@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pipeline.core import progress
+from pipeline.core.epochs import Epoch
 from pipeline.core.metrics import get as metric_named
 
 
@@ -140,10 +141,10 @@ def progress_bar(epochs: int | None) -> Iterator[Any]:
         def stage(self, text: str) -> None:
             state["stage"], state["epoch"], state["bar"] = text, 0, None  # the next fit gets a bar of its own
 
-        def epoch(self, record: dict[str, float]) -> None:
-            state["epoch"] = int(record["epoch"])
+        def epoch(self, record: Epoch) -> None:
+            state["epoch"] = record.epoch
             state["figures"] = ", ".join(f"{k} {100 * v:.2f}%" if k.endswith("accuracy") else f"{k} {v:.4f}"
-                                         for k, v in record.items() if k.startswith("valid"))
+                                         for k, v in record.figures().items() if k.startswith("valid"))
 
     with progress.listening(on_batch):
         yield Hooks()

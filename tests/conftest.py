@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -53,6 +54,49 @@ def install(root: Path, slug: str) -> Path:
     from pipeline.ingest.sources import fetch
 
     return fetch(slug, Workspace(root), FIXTURES / canonical(slug)).folder
+
+
+def trained_template(factory: pytest.TempPathFactory, slug: str, model: str, **params: object) -> tuple[Path, str]:
+    """A workspace holding `slug` and one run of `model`, for a module's tests to copy (training once, not per
+    test): (its root, the run's id)."""
+    from pipeline.core.competitions import get
+    from pipeline.core.workspace import Workspace
+    from pipeline.training import trainer
+
+    root = factory.mktemp(f"{slug}-{model}") / "ws"
+    root.mkdir()
+    install(root, slug)
+    run = trainer.train(get(slug), Workspace(root), trainer.TrainConfig(model=model, params=dict(params)))
+    return root, run.run_id
+
+
+def copied_run(template: tuple[Path, str], tmp_path: Path) -> tuple[Path, object]:
+    """A test's own copy of a `trained_template` workspace (it may damage or add to it), and the run read back."""
+    import shutil
+
+    from pipeline.core.workspace import Workspace
+    from pipeline.training.records import read_run
+
+    root = tmp_path / "ws"
+    shutil.copytree(template[0], root, symlinks=True)
+    slug = next(p.name for p in (root / "competitions").iterdir() if (p / "runs").is_dir())
+    return root, read_run(Workspace(root).runs_dir(slug) / template[1])
+
+
+class Clock:
+    """A monotonic clock that moves `step` seconds each time it is read: time limits become counts, not timings.
+
+    Set it as a module's `time` (monkeypatch.setattr(lgbm, "time", Clock(0.05))); perf_counter stays real."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def monotonic(self) -> float:
+        """The time, one step later than last read."""
+        self.now += self.step
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)
 
 
 def non_dot(folder: Path) -> list[str]:

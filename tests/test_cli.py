@@ -288,13 +288,14 @@ def test_a_usage_error_is_one_line_that_says_where_help_is(titanic_only, kc):
 
 def test_the_live_display_counts_the_refits_epochs_from_the_number_it_is_given():
     from pipeline.cli.live import TrainDisplay
+    from pipeline.core.epochs import Epoch
 
     display = TrainDisplay(epochs=12)
     with display.running():
         display.stage("training linear on 801 rows", None)
-        display.epoch({"epoch": 1, "train_loss": 0.5})
+        display.epoch(Epoch(1, 0.5))
         display.stage("refitting linear on all 891 rows", 7)
-        display.epoch({"epoch": 1, "train_loss": 0.4})
+        display.epoch(Epoch(1, 0.4))
     assert display.epochs == 7 and [r.fit for r in display.rows] == ["", "refit"]
 
 
@@ -432,6 +433,7 @@ def test_out_of_memory_is_one_line(titanic_only, kc, monkeypatch):
     assert result.stderr == "Error: out of memory: close other programs, or use a machine with more memory\n"
 
 
+@pytest.mark.slow
 def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspace, kc):
     from conftest import install
 
@@ -446,3 +448,22 @@ def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspa
     assert result.stderr.startswith("Error: train.csv: feature log1p(LotArea) (row 1) is beyond what 32-bit "
                                     "features hold")
     assert "Warning" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [("runs",), ("submissions",), ("train", "--model", "knn", "--folds", "0"),
+                                  ("submit",)], ids=["runs", "submissions", "train", "submit"])
+def test_a_command_reads_the_competitions_description_once(kc, workspace, monkeypatch, args):
+    # the CLI resolves the competition and hands the description to the library, which does not resolve it again
+    from conftest import tiles
+
+    from pipeline.core import competitions
+
+    tiles(workspace)
+    if args[0] == "submit":
+        assert kc("train", "tiles", "--model", "knn", "--folds", "0", ws=workspace).exit_code == 0
+    reads = []
+    real_load = competitions.load
+    monkeypatch.setattr(competitions, "load", lambda path: reads.append(path) or real_load(path))
+    result = kc(args[0], "tiles", *args[1:], ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in reads] == ["competition.json"]

@@ -60,6 +60,7 @@ def test_dates_and_train_only_columns(kc, workspace):
     assert "temp_min" not in text  # a train-only column never becomes a feature
 
 
+@pytest.mark.slow
 def test_text_classes_are_written_back_exactly(kc, workspace):
     comp = fetch(kc, workspace, "penguins")
     assert comp.labels == "str" and comp.classes[0] == "Adelie Penguin (Pygoscelis adeliae)"
@@ -69,6 +70,7 @@ def test_text_classes_are_written_back_exactly(kc, workspace):
     assert set(out["Species"]) <= set(comp.classes) and len(out) == 104
 
 
+@pytest.mark.slow
 def test_one_probability_column_per_class(kc, workspace):
     comp = fetch(kc, workspace, "otto")
     assert comp.writes_proba and comp.metric == "log-loss" and comp.proba_columns[0] == "Class_1"
@@ -79,6 +81,7 @@ def test_one_probability_column_per_class(kc, workspace):
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-4) and proba.min() > 0 and proba.max() < 1
 
 
+@pytest.mark.slow
 def test_binary_probabilities_for_auc(kc, workspace):
     comp = fetch(kc, workspace, "santander", "--metric", "AUC")
     assert (comp.metric, comp.writes_proba, comp.id_type) == ("roc-auc", True, "str")
@@ -88,6 +91,7 @@ def test_binary_probabilities_for_auc(kc, workspace):
     assert p.between(0, 1).all() and p.nunique() > 10  # probabilities, not 0/1 labels
 
 
+@pytest.mark.slow
 def test_pixels_with_ids_in_test_only_and_an_extra_labelled_csv(kc, workspace):
     comp = fetch(kc, workspace, "kannada")
     assert comp.modality == "pixels" and not comp.id_in_train and comp.extra_files == ("Dig-MNIST.csv",)

@@ -155,6 +155,7 @@ def test_convert_pixels_ends_in_arrays_or_a_kc_error(template, edits):
     convert_edited(template, "digit-recognizer", edits)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(edits=file_edits("titanic"))
 def test_convert_titanic_tables_ends_in_features_or_a_kc_error(template, edits):
@@ -266,6 +267,7 @@ def fetch_edited(slug: str, edits: dict[str, list[tuple]]) -> None:
                 dataset.convert(competitions.get(result.competition.slug, root), Workspace(root))
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(edits=file_edits("titanic"))
 @example(edits={"train.csv": [("swap-columns", 0, 2)]})
@@ -274,6 +276,7 @@ def test_fetch_of_a_zip_of_edited_csvs_ends_in_data_or_a_kc_error(edits):
     fetch_edited("titanic", edits)
 
 
+@pytest.mark.slow
 @EXAMPLES
 @given(edits=file_edits("titanic"))
 @example(edits={"gender_submission.csv": [("header", 0, "")]})
@@ -307,6 +310,7 @@ def within(seconds: float, call) -> object:
     return value
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.data())
 def test_any_competition_json_is_a_description_or_a_kc_error(data):
@@ -321,6 +325,7 @@ def test_any_competition_json_is_a_description_or_a_kc_error(data):
             assert all("/" not in name and not name.startswith(".") for name in comp.files)
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.data(), name=st.sampled_from(["config.json", "metrics.json"]))
 def test_any_run_json_is_a_run_or_damaged(data, name):
@@ -331,7 +336,8 @@ def test_any_run_json_is_a_run_or_damaged(data, name):
     good = {"config.json": {"model": "knn", "params": {}, "competition": "titanic"},
             "metrics.json": {"metric": "accuracy", "score": 0.8, "valid_rows": 10, "train_rows": 90,
                              "fit_seconds": 0.1, "predict_seconds": 0.1, "fold_scores": [0.8, 0.7],
-                             "submits_with": "fold-mean", "scored_on": "oof", "history": [{"loss": 0.5}]}}
+                             "submits_with": "fold-mean", "scored_on": "oof",
+                             "history": [{"epoch": 1, "train_loss": 0.5}]}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "20000101-000000-knn"
         folder.mkdir()

@@ -376,7 +376,7 @@ def train(
     params: dict[str, Any] = _parse_params(param or [])
     display = TrainDisplay(epochs=None)  # each fit's stage says how many epochs it trains
     with display.running():
-        run = api.train(comp.slug, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
+        run = api.train(comp, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
                         threads=threads, time_limit=time_limit, workspace=ws, on_epoch=display.epoch,
                         on_stage=display.stage)
@@ -469,7 +469,7 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    found = api.runs(comp.slug, ws)
+    found = api.runs(comp, ws)
     if not found and not found.damaged:
         out.print(f"no runs for {comp.slug} yet: try `kc train {comp.slug}`")
         return
@@ -506,7 +506,7 @@ def submit(
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     with working("predicting the test set"):
-        result = api.submit(comp.slug, run, workspace=ws)
+        result = api.submit(comp, run, workspace=ws)
     _show_submission(comp, result)  # shown before uploading: an upload that fails leaves the file written
     if upload:
         _upload(comp, ws, result, message, wait, timeout)
@@ -515,7 +515,7 @@ def submit(
 def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submission, message: str | None, wait: bool,
             timeout: float) -> None:
     with working("uploading to Kaggle") as bar:
-        entry = api.upload(comp.slug, result, message=message, wait=wait, timeout=timeout, workspace=ws,
+        entry = api.upload(comp, result, message=message, wait=wait, timeout=timeout, workspace=ws,
                            on_wait=lambda text: bar.update(bar.task_ids[0], description=text))
     if entry.status == "COMPLETE":
         out.print(f"Kaggle scored it: public score {entry.public_score} (ref {entry.upload_ref})")
@@ -545,7 +545,7 @@ def validate(
     slug, file = (None, args[0]) if len(args) == 1 else args
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    rows = api.validate(file, slug=comp.slug, workspace=ws)
+    rows = api.validate(file, slug=comp, workspace=ws)
     out.print(f"{file}: valid {comp.slug} submission ({rows:,} rows)")
 
 
@@ -567,7 +567,7 @@ def ensemble(
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     with working("predicting the test set with each run"):
-        blended = api.ensemble(comp.slug, list(run_ids), method, workspace=ws)
+        blended = api.ensemble(comp, list(run_ids), method, workspace=ws)
     result, metric = blended.ensemble, comp.scorer
     if result.score is None:
         out.print("the runs were scored on different rows, so the ensemble has no validation score")
@@ -592,7 +592,7 @@ def submissions(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt =
     """Show the submission log, refreshed from Kaggle when online."""
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
-    entries = api.submissions(comp.slug, ws)
+    entries = api.submissions(comp, ws)
     if not entries:
         out.print(f"no submissions for {comp.slug} yet: try `kc submit {comp.slug}`")
     else:
@@ -721,11 +721,11 @@ def tune(
         out.print(f"trial {t.number}: {what}  {options(t.params)}" + (f"  (run {t.run_id})" if t.run_id else ""))
 
     if show_study:
-        result = api.study(comp.slug, model, storage=storage, name=study, workspace=ws)
+        result = api.study(comp, model, storage=storage, name=study, workspace=ws)
     elif trials is None:
         raise UsageError(f"how many trials? e.g. `kc tune {comp.slug} --trials 20` (or --show to see a study)")
     else:
-        result = api.tune(comp.slug, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
+        result = api.tune(comp, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
                           study=study, valid_pct=valid_pct, seed=seed, folds=folds, device=device,
                           features=features, params=_parse_params(param or []), threads=threads, workspace=ws,
                           on_trial=on_trial)

@@ -22,7 +22,8 @@ from rich.progress import (
 from rich.table import Table
 
 from pipeline.cli.status import Status, Ticker, clock, headline
-from pipeline.core import progress
+from pipeline.core import epochs, progress
+from pipeline.core.epochs import Epoch
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -63,7 +64,7 @@ class EpochRow:
     """One epoch as the table shows it."""
 
     fit: str  # "" for a single fit, "fold 2/5", "refit"
-    record: dict[str, float]
+    record: Epoch
     seconds: float
 
 
@@ -102,17 +103,17 @@ class TrainDisplay:
                             f"({clock(time.perf_counter() - self.status.fit_start)})")
             self.status.epoch = 0
 
-    def epoch(self, record: dict[str, float]) -> None:
+    def epoch(self, record: Epoch) -> None:
         """An epoch ended: keep its row, show it in the live line, and on its own line when epochs are slow."""
         now = time.perf_counter()
-        row = EpochRow(self.fit, dict(record), now - self._last)
+        row = EpochRow(self.fit, record, now - self._last)
         self._last = now
         self.rows.append(row)
-        self.status.epoch = int(record["epoch"])
+        self.status.epoch = record.epoch
         self.status.figures = headline(record)
         if row.seconds >= SLOW_EPOCH:
             of = f"/{self.epochs}" if self.epochs else ""
-            self.ticker.say(f"{self.fit + ' · ' if self.fit else ''}epoch {record['epoch']:g}{of}: "
+            self.ticker.say(f"{self.fit + ' · ' if self.fit else ''}epoch {record.epoch}{of}: "
                             f"{epoch_figures(record)} ({row.seconds:.0f}s)")
 
     def batch(self, what: str, done: int, total: int) -> None:
@@ -135,12 +136,10 @@ class TrainDisplay:
             self._finish()
 
 
-def epoch_figures(record: dict[str, float]) -> str:
+def epoch_figures(record: Epoch) -> str:
     """`train_loss 0.1234, valid_loss 0.1111, valid_accuracy 98.10%` from an epoch record."""
     parts = []
-    for key, value in record.items():
-        if key == "epoch":
-            continue
+    for key, value in record.figures().items():
         parts.append(f"{key} {100 * value:.2f}%" if key.endswith("accuracy") else f"{key} {value:.4f}")
     return ", ".join(parts)
 
@@ -150,8 +149,9 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
     first = [r for r in rows if r.fit == rows[0].fit] if rows else []
     if not first:
         return None
-    keys = [k for k in first[0].record if k != "epoch"]
-    best = min(range(len(first)), key=lambda i: first[i].record.get("valid_loss", float("inf")))
+    keys = list(first[0].record.figures())
+    chosen = epochs.best([r.record for r in first])
+    best = next((i for i, r in enumerate(first) if r.record is chosen), 0)
     keep = _sample(len(first), best)
     title = "epochs" + (f" ({first[0].fit})" if first[0].fit else "")
     if len(keep) < len(first):  # say why rows are missing: a long table would push the result off the screen
@@ -159,10 +159,11 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
     table = Table("epoch", *keys, "time", title=title)
     for i in keep:
         r = first[i]
-        mark = " *" if i == best and "valid_loss" in r.record else ""
-        cells = [f"{100 * r.record[k]:.2f}%" if k.endswith("accuracy") else f"{r.record[k]:.4f}" for k in keys]
-        table.add_row(f"{r.record['epoch']:g}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
-    if "valid_loss" in first[best].record:
+        mark = " *" if r.record is chosen else ""
+        figures = r.record.figures()
+        cells = [f"{100 * figures[k]:.2f}%" if k.endswith("accuracy") else f"{figures[k]:.4f}" for k in keys]
+        table.add_row(f"{r.record.epoch}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
+    if chosen is not None:
         table.caption = "* best validation loss; the model keeps the last epoch"
     return table
 

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from pipeline.core.epochs import Epoch
+
 HEARTBEAT = 10.0  # seconds between plain progress lines when stderr is not a terminal (KC_PROGRESS_EVERY overrides)
 
 
@@ -22,10 +24,11 @@ def clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def headline(record: dict[str, float]) -> str:
+def headline(record: Epoch) -> str:
     """An epoch's figures for the live line, metric first: `valid_accuracy 98.10%, valid_loss 0.1111`."""
-    keys = sorted((k for k in record if k.startswith("valid")), key=lambda k: (k == "valid_loss", k))
-    return ", ".join(f"{k} {100 * record[k]:.2f}%" if k.endswith("accuracy") else f"{k} {record[k]:.4f}"
+    figures = record.figures()
+    keys = sorted((k for k in figures if k.startswith("valid")), key=lambda k: (k == "valid_loss", k))
+    return ", ".join(f"{k} {100 * figures[k]:.2f}%" if k.endswith("accuracy") else f"{k} {figures[k]:.4f}"
                      for k in keys)
 
 

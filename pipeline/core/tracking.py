@@ -12,6 +12,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import UsageError
 
 _log_dir: ContextVar[Path | None] = ContextVar("kc_tensorboard", default=None)
@@ -63,12 +64,10 @@ class EpochWriter:
 
         self.writer = SummaryWriter(log_dir=str(folder))
 
-    def __call__(self, record: dict[str, float]) -> None:
+    def __call__(self, record: Epoch) -> None:
         """Write one epoch record."""
-        step = int(record["epoch"])
-        for key, value in record.items():
-            if key != "epoch":
-                self.writer.add_scalar(key.removeprefix("valid_") if key == "valid_accuracy" else key, value, step)
+        for key, value in record.figures().items():
+            self.writer.add_scalar(key.removeprefix("valid_") if key == "valid_accuracy" else key, value, record.epoch)
         self.writer.flush()
 
     def close(self) -> None:

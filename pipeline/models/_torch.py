@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,6 +67,43 @@ def threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+class CtrlC:
+    """Ctrl-C (SIGINT) as a flag a training loop checks between batches, from `start` to `stop` (or as a `with`).
+
+    A KeyboardInterrupt can land anywhere, and Python drops one raised inside a weakref callback or `__del__` (an
+    Optuna storage's cleanup, say), after which training runs on; a flag is never lost. A second Ctrl-C acts as
+    before. Signals reach the main thread only: elsewhere nothing changes.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._before: Any = None
+
+    def start(self) -> CtrlC:
+        """Catch Ctrl-C from now on."""
+        if threading.current_thread() is threading.main_thread():
+            before = signal.getsignal(signal.SIGINT)
+            self._before = signal.SIG_DFL if before is None else before  # None: a handler Python did not set
+            signal.signal(signal.SIGINT, self._pressed)
+        return self
+
+    def stop(self) -> None:
+        """Give Ctrl-C back to the handler it had before `start`."""
+        if self._before is not None:
+            signal.signal(signal.SIGINT, self._before)
+            self._before = None
+
+    def _pressed(self, _signum: int, _frame: Any) -> None:
+        self.stop()
+        self.pressed = True
+
+    def __enter__(self) -> CtrlC:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def device(name: str) -> torch.device:

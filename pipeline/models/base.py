@@ -10,9 +10,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import UsageError
 
-EpochCallback = Callable[[dict[str, float]], None]
+EpochCallback = Callable[[Epoch], None]
 
 
 class NotFittedError(UsageError):
@@ -99,7 +100,7 @@ class Model:
         self.fitted_ = True
 
     classes_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
-    history_: list[dict[str, float]] = dataclasses.field(default_factory=list, init=False, repr=False, compare=False)
+    history_: list[Epoch] = dataclasses.field(default_factory=list, init=False, repr=False, compare=False)
     interrupted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     compute_: str = dataclasses.field(default="", init=False, repr=False, compare=False)  # how fit ran here
     regression_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import warnings
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.core import progress, tracking
+from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
@@ -126,8 +125,7 @@ class CNNModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CNNModel:
-        """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best weights so far."""
-        from fastai.callback.core import Callback
+        """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
         from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
         from fastai.data.core import DataLoaders
@@ -135,57 +133,31 @@ class CNNModel(Model):
         from fastai.losses import LabelSmoothingCrossEntropy
         from fastai.metrics import accuracy
 
+        from pipeline.models._fastai import Watch
+
         torch.manual_seed(self.seed)
         dev = _torch.device(self.device)
         self._start(y)
         x, t = self._inputs(X), torch.from_numpy(np.searchsorted(self.classes_, y)).long()
+        validating = X_valid is not None and y_valid is not None
         if X_valid is None or y_valid is None:  # fastai wants a validation set; a sliver of train will do
             X_valid, y_valid = X[:256], y[:256]
         xv, tv = self._inputs(X_valid), torch.from_numpy(np.searchsorted(self.classes_, y_valid)).long()
         dls = DataLoaders(_torch.loader(x, t, bs=self.bs, shuffle=True, seed=self.seed),
                           _torch.loader(xv, tv, bs=512, shuffle=False, seed=self.seed), device=dev)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
-        model = self
-
-        class Watch(Callback):
-            order = 90  # after the Recorder has the epoch's figures
-
-            def before_batch(self) -> None:
-                xb = self.xb[0].to(dev)
-                if self.training:
-                    xb = augment(xb, aug_gen, model.rotate, model.zoom, model.shift)
-                self.learn.xb, self.learn.yb = (xb,), (self.yb[0].to(dev),)
-
-            def after_batch(self) -> None:
-                if self.training:
-                    progress.report("batch", self.iter + 1, self.n_iter)
-
-            def after_epoch(self) -> None:
-                train_loss, valid_loss, acc = self.recorder.values[-1][:3]
-                record = {"epoch": self.epoch + 1, "train_loss": float(train_loss),
-                          "valid_loss": float(valid_loss), "valid_accuracy": float(acc)}
-                model.history_.append(record)
-                if acc >= max(r["valid_accuracy"] for r in model.history_):
-                    self.best = copy.deepcopy(self.learn.model.state_dict())
-                if on_epoch:
-                    on_epoch(record)
-
-        watch = Watch()
-        watch.best = None
+        watch = Watch(dev, on_epoch, validating,
+                      augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift))
         use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
         self.compute_ = compute_note(dev, use_bf16, n_threads)
         net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
         learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
                         metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
-        self.history_ = []
-        try:
-            with learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
-                learn.fit_one_cycle(self.epochs, self.lr)
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-        if watch.best is not None and self.interrupted_:
-            net.load_state_dict(watch.best)
+        self.history_ = watch.history
+        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
+            learn.fit_one_cycle(self.epochs, self.lr)
+        self.interrupted_ = watch.interrupted
         self.net_ = net.eval()
         return self
 

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.core import progress
+from pipeline.core import epochs, progress
+from pipeline.core.epochs import Epoch
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
@@ -74,8 +75,10 @@ class LinearModel(Model):
         velocity = [torch.zeros_like(p) for p in params]
         watch = X_valid is not None and y_valid is not None
         xv, tv = (_torch.features(X_valid), self._targets(y_valid)) if watch else (None, None)
-        best: tuple[float, list[torch.Tensor]] | None = None
+        best: list[torch.Tensor] | None = None  # the weights of the best epoch so far (see `epochs.improves`)
+        best_epoch: Epoch | None = None
         self.history_ = []
+        ctrl_c = _torch.CtrlC().start()
         try:
             for epoch in range(self.epochs):
                 lr = self.lr * 0.5 * (1 + np.cos(np.pi * epoch / self.epochs))  # cosine decay per epoch
@@ -93,18 +96,22 @@ class LinearModel(Model):
                     total += loss.item() * len(idx)
                     seen += len(idx)
                     progress.report("batch", start // self.bs + 1, -(-len(x) // self.bs))
-                record = {"epoch": epoch + 1, "train_loss": total / seen}
-                if watch:
-                    record |= self._score(xv, tv)
-                    if best is None or record["valid_loss"] < best[0]:
-                        best = (record["valid_loss"], [p.detach().clone() for p in params])
+                    if ctrl_c.pressed:
+                        raise KeyboardInterrupt
+                record = Epoch(epoch + 1, total / seen, **(self._score(xv, tv) if watch else {}))
                 self.history_.append(record)
+                if epochs.improves(record, best_epoch):  # checked per epoch: a long run stays linear in its epochs
+                    best_epoch, best = record, [p.detach().clone() for p in params]
                 if on_epoch:
                     on_epoch(record)
+                if ctrl_c.pressed:  # Ctrl-C while the epoch was reported
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.interrupted_ = True
+        finally:
+            ctrl_c.stop()
         if self.interrupted_ and best is not None:  # validation rows only watch a full run: they choose nothing
-            self.weight_, self.bias_ = (copy.deepcopy(t).requires_grad_(False) for t in best[1])
+            self.weight_, self.bias_ = (copy.deepcopy(t).requires_grad_(False) for t in best)
         self.weight_, self.bias_ = self.weight_.detach(), self.bias_.detach()
         return self
 

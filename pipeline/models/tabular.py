@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
 import warnings
 from pathlib import Path
 from typing import ClassVar
@@ -14,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.core import progress, tracking
+from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
@@ -90,13 +88,14 @@ class TabularModel(Model):
     @_torch.small_tables_on_one_thread
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> TabularModel:
-        """Train with `fit_one_cycle`; report each epoch; Ctrl-C keeps the best validation epoch so far."""
-        from fastai.callback.core import Callback
+        """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
         from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
         from fastai.data.core import DataLoaders
         from fastai.learner import Learner
         from fastai.metrics import accuracy
+
+        from pipeline.models._fastai import Watch
 
         self._start(y)
         sizes = layer_sizes(self.layers)
@@ -109,55 +108,22 @@ class TabularModel(Model):
         if len(x):  # a column with a NaN in it is left unclipped
             self.low_ = torch.nan_to_num(x.min(0).values, nan=-torch.inf)
             self.high_ = torch.nan_to_num(x.max(0).values, nan=torch.inf)
-        watch = X_valid is not None and y_valid is not None
+        validating = X_valid is not None and y_valid is not None
         # fastai wants a validation set; without one a sliver of train stands in, and nothing is picked by it
-        xv, tv = (self._inputs(X_valid), self._targets(y_valid)) if watch else (x[:256], t[:256])
+        xv, tv = (self._inputs(X_valid), self._targets(y_valid)) if validating else (x[:256], t[:256])
         bs = max(2, min(self.bs, len(x)))  # batch norm needs two rows; drop_last needs one full batch
         # batches are (x_cat, x_cont, y); the model has no embeddings, so x_cat is (n, 0)
         dls = DataLoaders(_torch.loader(_no_cats(len(x)), x, t, bs=bs, shuffle=True, seed=self.seed),
                           _torch.loader(_no_cats(len(xv)), xv, tv, bs=1024, shuffle=False, seed=self.seed))
-        model = self
-
-        class Watch(Callback):
-            order = 90  # after the Recorder has the epoch's figures
-
-            def before_batch(self) -> None:
-                self.learn.xb = tuple(b.to(dev) for b in self.xb)
-                self.learn.yb = tuple(b.to(dev) for b in self.yb)
-
-            def after_batch(self) -> None:
-                if self.training:
-                    progress.report("batch", self.iter + 1, self.n_iter)
-
-            def after_epoch(self) -> None:
-                values = self.recorder.values[-1]
-                record = {"epoch": self.epoch + 1, "train_loss": float(values[0])}
-                if watch:
-                    record["valid_loss"] = float(values[1])  # exact: fastai weighs batch losses by batch size
-                    if model.regression_:
-                        record["valid_rmse"] = math.sqrt(record["valid_loss"]) * model.y_std_
-                    else:
-                        record["valid_accuracy"] = float(values[2])
-                    if self.best is None or record["valid_loss"] < self.best[0]:
-                        self.best = (record["valid_loss"], copy.deepcopy(self.learn.model.state_dict()))
-                model.history_.append(record)
-                if on_epoch:
-                    on_epoch(record)
-
-        watcher = Watch()
-        watcher.best = None
+        watch = Watch(dev, on_epoch, validating, rmse_scale=self.y_std_ if self.regression_ else None)
         n_out = 1 if self.regression_ else len(self.classes_)
         net = tabular_net(x.shape[1], n_out, sizes, self.dropout).to(dev)
         learn = Learner(dls, net, loss_func=self._loss, metrics=[] if self.regression_ else accuracy,
-                        wd=self.wd, cbs=[watcher, *tracking.fastai_callbacks()])
-        self.history_ = []
-        try:
-            with learn.no_bar(), learn.no_logging():
-                learn.fit_one_cycle(self.epochs, self.lr)
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-        if self.interrupted_ and watcher.best is not None:  # validation rows only watch a full run
-            net.load_state_dict(watcher.best[1])
+                        wd=self.wd, cbs=[watch, *tracking.fastai_callbacks()])
+        self.history_ = watch.history
+        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(self.epochs, self.lr)
+        self.interrupted_ = watch.interrupted
         self.net_ = net.eval()
         return self
 

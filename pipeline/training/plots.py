@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.epochs import METRICS, Epoch
+
 
 def _pyplot():
     import matplotlib
@@ -17,18 +19,18 @@ def _pyplot():
     return plt
 
 
-def fold_lines(histories: list[list[dict[str, float]]], key: str, scale: float = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(fits, epochs) values of `key` over the epochs every fit reached, and their mean per epoch."""
+def fold_lines(histories: list[list[Epoch]], key: str, scale: float = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(fits, epochs) values of the figure `key` over the epochs every fit reached, and their mean per epoch."""
     n = min(len(h) for h in histories)
-    rows = np.array([[scale * r[key] for r in h[:n]] for h in histories])
+    rows = np.array([[scale * r.figures()[key] for r in h[:n]] for h in histories])
     return rows, rows.mean(0)
 
 
-def _metric_key(histories: list[list[dict[str, float]]]) -> str | None:
-    return next((k for k in ("valid_accuracy", "valid_rmse") if all(k in r for h in histories for r in h)), None)
+def _metric_key(histories: list[list[Epoch]]) -> str | None:
+    return next((k for k in METRICS if all(k in r.figures() for h in histories for r in h)), None)
 
 
-def learning_curves(histories: list[list[dict[str, float]]], path: Path, title: str) -> Path:
+def learning_curves(histories: list[list[Epoch]], path: Path, title: str) -> Path:
     """Loss and the validation metric per epoch: one thin line per fold and a bold mean when there are several
     fits, one line otherwise; the epoch the model keeps (the last) is marked."""
     from matplotlib.ticker import MaxNLocator
@@ -36,14 +38,14 @@ def learning_curves(histories: list[list[dict[str, float]]], path: Path, title: 
     plt = _pyplot()
     histories = [h for h in histories if h]
     n = min(len(h) for h in histories)  # the epochs every fit reached (Ctrl-C may cut one short)
-    epochs = [r["epoch"] for r in histories[0][:n]]
+    epochs = [r.epoch for r in histories[0][:n]]
     several = len(histories) > 1
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     style = "o-" if n > 1 else "o"
     size = 4 if n > 1 else 9  # a lone epoch is a point, drawn big enough to see
 
     def draw(ax: Any, key: str, scale: float, color: str, label: str) -> list[float] | None:
-        if not all(key in r for h in histories for r in h[:n]):
+        if not all(key in r.figures() for h in histories for r in h[:n]):
             return None
         rows, mean = fold_lines(histories, key, scale)  # (fits, epochs), (epochs,)
         if several:

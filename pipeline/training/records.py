@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.competitions import Competition
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 
@@ -85,7 +86,7 @@ class RunMetrics:
     predict_seconds: float
     scored_on: str = "split"  # "split": one held-out split; "oof": out-of-fold over K folds
     interrupted: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[Epoch] = field(default_factory=list)  # the first model's epochs
     fold_scores: list[float] = field(default_factory=list)  # each fold's score, when scored out-of-fold
     compute: str = ""  # how the model ran here, when it chose ("fp32 channels-last, 1 thread (no native bfloat16…)")
     full_epochs: int | None = None  # the refit on all rows (--full) trained this many epochs
@@ -95,6 +96,10 @@ class RunMetrics:
     git_commit: str | None = None
     created: str = ""
     target_scores: dict[str, float] = field(default_factory=dict)  # several targets: each one's score, in order
+
+    def to_json(self) -> dict[str, Any]:
+        """As metrics.json holds it; each epoch a plain object, as kc has always written them."""
+        return dataclasses.asdict(self) | {"history": [e.to_json() for e in self.history]}
 
     @property
     def fold_std(self) -> float | None:
@@ -110,9 +115,12 @@ class RunMetrics:
         metrics = _rebuild(cls, data, origin)
         numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores,
                    *metrics.target_scores.values()]
-        if not all(_finite(v) for v in numbers) or not all(
-                isinstance(r, dict) and all(isinstance(k, str) and _finite(v) for k, v in r.items())
-                for r in metrics.history):
+        try:
+            metrics.history = [Epoch.from_json(r) for r in metrics.history]
+        except ValueError:
+            metrics.history = []  # refused below
+            numbers.append(math.nan)
+        if not all(_finite(v) for v in numbers):
             raise DataError(f"{origin}: scores must be numbers and history a list of epochs")
         if min(metrics.valid_rows, metrics.train_rows) < 0 or metrics.scored_on not in ("split", "oof") or \
                 metrics.submits_with not in ("model", "fold-mean", "full"):

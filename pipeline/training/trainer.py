@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 import pipeline
-from pipeline.core import threads, tracking
+from pipeline.core import epochs, threads, tracking
 from pipeline.core.competitions import Competition
 from pipeline.core.dataset import Dataset, load_dataset
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
@@ -183,8 +184,7 @@ def score(comp: Competition, y: np.ndarray, out: np.ndarray) -> float:
 
 def chosen_epochs(models: list[Model]) -> int | None:
     """The epoch count validation chose: the median best-valid-loss epoch over the models (None if not epochal)."""
-    best = [min(m.history_, key=lambda r: r.get("valid_loss", np.inf))["epoch"] for m in models
-            if m.history_ and all("valid_loss" in r for r in m.history_)]
+    best = [b.epoch for m in models if (b := epochs.best(m.history_)) is not None]
     return max(1, round(float(np.median(best)))) if best else None
 
 
@@ -215,7 +215,7 @@ def _events(events: Path | None, name: str, model: Model,
             return
         writer = tracking.EpochWriter(events / name)
 
-        def both(record: dict[str, float]) -> None:
+        def both(record: Epoch) -> None:
             writer(record)
             if on_epoch:
                 on_epoch(record)
@@ -435,7 +435,7 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
             plots.predicted_vs_true(y, pred, tmp / "predicted_vs_true.png", title, log=comp.scorer.log_target)
         (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
         (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
+        (tmp / "metrics.json").write_text(json.dumps(metrics.to_json(), indent=2))
         if events is not None:
             shutil.move(events, tmp / "tensorboard")
         run_id = _publish(tmp, runs, cfg.model)

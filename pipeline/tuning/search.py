@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.core import competitions, threads
 from pipeline.core.competitions import Competition
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
@@ -130,13 +131,14 @@ class _Reporter:
     def __init__(self, trial: optuna.Trial, higher_is_better: bool):
         self.trial, self.higher, self.step = trial, higher_is_better, 0
 
-    def __call__(self, record: dict[str, float]) -> None:
+    def __call__(self, record: Epoch) -> None:
         import optuna
 
         # a per-epoch figure that runs the metric's way: accuracy when higher is better, else RMSE or loss
         keys = ("valid_accuracy",) if self.higher else ("valid_rmse", "valid_loss")
-        value = next((record[k] for k in keys if k in record), None)
-        epoch = int(record["epoch"])
+        figures = record.figures()
+        value = next((figures[k] for k in keys if k in figures), None)
+        epoch = record.epoch
         if value is None or epoch <= self.step:
             return
         self.step = epoch
@@ -177,15 +179,17 @@ class _Objective:
         return run.score
 
 
-def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None) \
-        -> bool:
-    """Run trials of the study in this process until the budget or the timeout; True when interrupted."""
+def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None,
+          comp: Competition | None = None) -> bool:
+    """Run trials of the study in this process until the budget or the timeout; True when interrupted.
+
+    `comp`: the competition as the caller resolved it (a worker process, given none, reads it by slug)."""
     import optuna
 
     from pipeline.core.dataset import load_dataset
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported as values, not log lines
-    comp, ws = competitions.get(job.slug, job.root), Workspace(job.root)
+    comp, ws = comp or competitions.get(job.slug, job.root), Workspace(job.root)
     study = study or _open(job, comp)
     _fail_dead(study)
     if len(study.get_trials(deepcopy=False)) >= job.budget:
@@ -299,7 +303,7 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     opened = _open(job, comp)  # fail here, once, on a bad storage or a study that searches something else
     problems: list[str] = []
     if workers == 1:
-        interrupted = _work(job, on_trial, opened)
+        interrupted = _work(job, on_trial, opened, comp)
     else:
         load_dataset(comp, ws, cfg.features)  # build the feature cache once, not in every worker at the same time
         interrupted, problems = _workers(job, workers, opened, on_trial)

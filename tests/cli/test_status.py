@@ -8,10 +8,12 @@ import re
 import subprocess
 import sys
 
+import pytest
 from rich.console import Console
 
 from pipeline.cli.live import TrainDisplay
 from pipeline.cli.status import Status, Ticker, clock
+from pipeline.core.epochs import Epoch
 
 
 def test_the_line_puts_the_metric_first_and_fits_the_width():
@@ -60,9 +62,9 @@ def test_a_finished_fit_prints_its_score():
     try:
         with display.running():
             display.stage("fold 1/2: training linear on 80 rows")
-            display.epoch({"epoch": 1, "train_loss": 0.5, "valid_loss": 0.4, "valid_accuracy": 0.75})
+            display.epoch(Epoch(1, 0.5, 0.4, valid_accuracy=0.75))
             display.stage("fold 2/2: training linear on 80 rows")
-            display.epoch({"epoch": 1, "train_loss": 0.5, "valid_loss": 0.3, "valid_accuracy": 0.8})
+            display.epoch(Epoch(1, 0.5, 0.3, valid_accuracy=0.8))
     finally:
         live.err = before
     text = buffer.getvalue()
@@ -70,6 +72,7 @@ def test_a_finished_fit_prints_its_score():
     assert re.search(r"^fold 2/2: valid_accuracy 80\.00%, valid_loss 0\.3000 after 1 epochs", text, re.M)
 
 
+@pytest.mark.slow
 def test_kc_with_output_to_a_file_is_never_silent(titanic_only, tmp_path):
     log = tmp_path / "log"
     env = {**os.environ, "KC_PROGRESS_EVERY": "0.3"}
@@ -87,7 +90,7 @@ def test_kc_with_output_to_a_file_is_never_silent(titanic_only, tmp_path):
 def test_an_epoch_table_too_long_to_show_says_which_epochs_it_shows():
     from pipeline.cli.live import EpochRow, epoch_table
 
-    rows = [EpochRow("", {"epoch": i + 1, "train_loss": 1.0, "valid_loss": 1.0 / (i + 1)}, 1.0) for i in range(40)]
+    rows = [EpochRow("", Epoch(i + 1, 1.0, 1.0 / (i + 1)), 1.0) for i in range(40)]
     table = epoch_table(rows)
     assert table.title == "epochs: 24 of 40 shown (first, best, last and evenly between)"
     assert epoch_table(rows[:10]).title == "epochs"

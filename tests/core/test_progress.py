@@ -6,6 +6,7 @@ import numpy as np
 
 from pipeline.cli import live
 from pipeline.core import competitions, dataset, progress
+from pipeline.core.epochs import Epoch
 from pipeline.core.workspace import Workspace
 from pipeline.pixels import images
 from pipeline.submitting import ledger
@@ -62,7 +63,7 @@ def test_png_writing_reports_up_to_what_it_wrote(tmp_path):
 
 
 def test_the_epoch_table_samples_long_runs_but_keeps_the_first_best_and_last():
-    rows = [live.EpochRow("", {"epoch": e, "train_loss": 1 / e, "valid_loss": abs(e - 37) + 0.5}, 1.0)
+    rows = [live.EpochRow("", Epoch(e, 1 / e, abs(e - 37) + 0.5), 1.0)
             for e in range(1, 101)]
     table = live.epoch_table(rows)
     shown = table.columns[0]._cells

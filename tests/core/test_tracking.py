@@ -22,6 +22,7 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_hand_written_models_log_their_epochs(titanic_only):
     cfg = trainer.TrainConfig(model="linear", params={"epochs": 4}, folds=2, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)
@@ -29,20 +30,21 @@ def test_hand_written_models_log_their_epochs(titanic_only):
     assert sorted(p.name for p in events.iterdir()) == ["fold1", "fold2"]
     logged = scalars(events / "fold1")
     assert [step for step, _ in logged["train_loss"]] == [1, 2, 3, 4]
-    history = {r["epoch"]: r for r in run.metrics.history}  # the first fold's epochs, as the run recorded them
+    history = {r.epoch: r for r in run.metrics.history}  # the first fold's epochs, as the run recorded them
     for step, value in logged["valid_loss"]:
-        assert value == pytest.approx(history[step]["valid_loss"], rel=1e-6)
+        assert value == pytest.approx(history[step].valid_loss, rel=1e-6)
     assert {"accuracy", "valid_loss", "train_loss"} <= set(logged)
     assert not list(run.folder.parent.glob(".tensorboard.*"))  # the staging folder moved into the run
 
 
+@pytest.mark.slow
 def test_fastai_models_log_through_fastais_callback(titanic_only):
     cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2, "bs": 32}, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)
     logged = scalars(run.folder / "tensorboard" / "split")
     assert len(logged["train_loss"]) > 2  # fastai logs the smoothed loss every batch, not every epoch
     assert "lr_0" in logged  # and its schedule's hyper-parameters
-    assert [v for _, v in logged["valid_loss"]] == pytest.approx([r["valid_loss"] for r in run.metrics.history],
+    assert [v for _, v in logged["valid_loss"]] == pytest.approx([r.valid_loss for r in run.metrics.history],
                                                                  rel=1e-5)
 
 

@@ -63,6 +63,7 @@ def _zip(folder: Path, slug: str, train: pd.DataFrame, test: pd.DataFrame, id_co
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [spaceship, prices])
 def test_unknown_competition_end_to_end(kc, workspace, tmp_path, make):
     zipped = make(tmp_path)

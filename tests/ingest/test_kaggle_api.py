@@ -92,6 +92,7 @@ def test_a_bad_timeout_setting_is_a_usage_error(monkeypatch, kaggle_server, valu
     assert kaggle_server.calls == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stalled", ["DownloadDataFiles", "file"])
 def test_download_from_a_silent_server_times_out(kaggle_server, fast, tmp_path, stalled):
     kaggle_server.stall = {stalled}
@@ -102,6 +103,7 @@ def test_download_from_a_silent_server_times_out(kaggle_server, fast, tmp_path, 
     assert elapsed < PATIENCE and "DownloadDataFiles" in kaggle_server.calls
 
 
+@pytest.mark.slow
 def test_submission_limits_from_a_silent_server_time_out(kaggle_server, fast):
     kaggle_server.stall = {"GetSubmissionLimits"}
     error, elapsed = call_within(PATIENCE, lambda: kaggle_api.submission_limits(TITANIC))
@@ -111,6 +113,7 @@ def test_submission_limits_from_a_silent_server_time_out(kaggle_server, fast):
     assert kaggle_server.calls == ["GetSubmissionLimits"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stalled", ["StartSubmissionUpload", "upload", "CreateSubmission"])
 def test_submit_to_a_silent_server_times_out(kaggle_server, fast, tmp_path, stalled):
     kaggle_server.stall = {stalled}
@@ -121,6 +124,7 @@ def test_submit_to_a_silent_server_times_out(kaggle_server, fast, tmp_path, stal
     assert kaggle_server.submissions == []
 
 
+@pytest.mark.slow
 def test_list_submissions_from_a_silent_server_times_out(kaggle_server, fast):
     kaggle_server.stall = {"ListSubmissions"}
     error, elapsed = call_within(PATIENCE, lambda: kaggle_api.list_submissions(TITANIC))
@@ -147,6 +151,7 @@ def test_a_refused_upload_names_the_file(kaggle_server, tmp_path):
     assert "CreateSubmission" not in kaggle_server.calls
 
 
+@pytest.mark.slow
 def test_forced_fetch_from_a_silent_server_keeps_the_copy_there_is_and_fails(workspace, kaggle_server, fast, kc):
     ws = Workspace(workspace)
     sources.fetch("titanic", ws, FIXTURES / "titanic")
@@ -161,6 +166,7 @@ def test_forced_fetch_from_a_silent_server_keeps_the_copy_there_is_and_fails(wor
     assert sources.require_fetched(TITANIC, ws)
 
 
+@pytest.mark.slow
 def test_cli_fetch_from_a_silent_server(workspace, kaggle_server, fast, kc):
     kaggle_server.stall = {"file"}
     result, elapsed = call_within(PATIENCE, lambda: kc("fetch", "titanic", ws=workspace))
@@ -278,6 +284,7 @@ def test_a_good_token_works(kaggle_server, monkeypatch, tmp_path, in_file):
     assert kaggle_server.calls[-1] == "ListSubmissions"
 
 
+@pytest.mark.slow
 def test_checking_a_token_with_a_silent_server_times_out(kaggle_server, monkeypatch, fast):
     monkeypatch.setenv("KAGGLE_API_TOKEN", kaggle_server.token)
     kaggle_server.stall = {"IntrospectToken"}
@@ -318,6 +325,7 @@ def test_a_readable_token_file_gets_a_warning(monkeypatch, tmp_path):
     ("CreateSubmission", lambda tmp: kaggle_api.submit(TITANIC, submission_file(tmp), "m"), "submit to titanic"),
     ("file", lambda tmp: kaggle_api.download("titanic", tmp), "download titanic"),
 ])
+@pytest.mark.slow
 def test_a_trickled_answer_is_bounded_by_an_overall_deadline(kaggle_server, fast, tmp_path, trickled, call, action):
     kaggle_server.trickle = {trickled}
     error, elapsed = call_within(PATIENCE, lambda: call(tmp_path))

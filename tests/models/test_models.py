@@ -154,19 +154,41 @@ def test_linear_learns_and_records_history():
     X, y = classes_table(n=400)
     seen = []
     model = LinearModel(epochs=5, bs=16, lr=0.05).fit(X[:250], y[:250], X[250:], y[250:], on_epoch=seen.append)
-    assert [r["epoch"] for r in seen] == [1, 2, 3, 4, 5] and model.history_ == seen
-    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy"}
+    assert [r.epoch for r in seen] == [1, 2, 3, 4, 5] and model.history_ == seen
+    assert set(seen[0].figures()) == {"train_loss", "valid_loss", "valid_accuracy"}
     assert np.mean(model.predict(X[250:]) == y[250:]) > 0.7
+
+
+def test_ctrl_c_stops_linear_at_the_batch_and_keeps_the_lowest_validation_loss():
+    import os
+    import signal
+
+    X, y = classes_table(n=400)
+    before = signal.getsignal(signal.SIGINT)
+
+    def press_ctrl_c(record):
+        if record.epoch == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal sends it: a flag the loop reads, never lost
+
+    # a high rate on few rows: the validation loss jumps about, so the last epoch is not the best
+    model = LinearModel(epochs=10, bs=8, lr=3.0, momentum=0.0).fit(X[:60], y[:60], X[250:], y[250:],
+                                                                   on_epoch=press_ctrl_c)
+    assert model.interrupted_ and [r.epoch for r in model.history_] == [1, 2, 3, 4]
+    assert signal.getsignal(signal.SIGINT) is before
+    best = min(model.history_, key=lambda r: r.valid_loss)
+    assert best.epoch != 4, "pick settings whose last epoch is not the best"
+    p = model.predict_proba(X[250:]).astype(np.float64)[np.arange(150), y[250:]]
+    assert -np.mean(np.log(p)) == pytest.approx(best.valid_loss, rel=1e-4)
 
 
 def test_linear_regression_keeps_the_last_epoch_and_reports_rmse_on_the_target_scale():
     X, y = values_table(n=300)
     model = LinearModel(epochs=8, bs=16, lr=0.02).fit(X[:200], y[:200], X[200:], y[200:])
-    assert set(model.history_[0]) == {"epoch", "train_loss", "valid_loss", "valid_rmse"}
+    assert set(model.history_[0].figures()) == {"train_loss", "valid_loss", "valid_rmse"}
     last = model.history_[-1]
-    assert last["valid_rmse"] == pytest.approx(rmse(model.predict(X[200:]), y[200:]), rel=1e-4)
-    assert last["valid_loss"] == pytest.approx((last["valid_rmse"] / np.std(y[:200])) ** 2, rel=1e-4)
-    assert last["valid_rmse"] < 0.5 * np.std(y[200:])
+    assert last.valid_rmse == pytest.approx(rmse(model.predict(X[200:]), y[200:]), rel=1e-4)
+    assert last.valid_loss == pytest.approx((last.valid_rmse / np.std(y[:200])) ** 2, rel=1e-4)
+    assert last.valid_rmse < 0.5 * np.std(y[200:])
 
 
 @pytest.mark.slow
@@ -178,7 +200,7 @@ def test_validation_labels_choose_nothing(make):
     scrambled = np.random.default_rng(1).permutation(y[200:])
     a = make().fit(X[:200], y[:200], X[200:], y[200:])
     b = make().fit(X[:200], y[:200], X[200:], scrambled)
-    assert [r["valid_loss"] for r in a.history_] != [r["valid_loss"] for r in b.history_]  # they were watched
+    assert [r.valid_loss for r in a.history_] != [r.valid_loss for r in b.history_]  # they were watched
     assert np.array_equal(a.predict_proba(X[200:]), b.predict_proba(X[200:]))
 
 
@@ -347,18 +369,18 @@ def test_tabular_learns_values_quietly(capfd):
     seen = []
     model = TabularModel(epochs=8, seed=1).fit(X[:400], y[:400], X[400:], y[400:], on_epoch=seen.append)
     assert capfd.readouterr().out == ""  # no progress bars or tables
-    assert model.history_ == seen and [r["epoch"] for r in seen] == list(range(1, 9))
-    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_rmse"}
+    assert model.history_ == seen and [r.epoch for r in seen] == list(range(1, 9))
+    assert set(seen[0].figures()) == {"train_loss", "valid_loss", "valid_rmse"}
     error = rmse(model.predict(X[400:]), y[400:])
     assert error < 0.5 * rmse(np.mean(y[:400]), y[400:])
-    assert seen[-1]["valid_rmse"] == pytest.approx(error, rel=1e-4)
+    assert seen[-1].valid_rmse == pytest.approx(error, rel=1e-4)
 
 
 def test_tabular_learns_classes():
     X, y = classes_table(n=500, k=3)
     seen = []
     model = TabularModel(epochs=8).fit(X[:400], y[:400], X[400:], y[400:], on_epoch=seen.append)
-    assert set(seen[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy"}
+    assert set(seen[0].figures()) == {"train_loss", "valid_loss", "valid_accuracy"}
     proba = model.predict_proba(X[400:])
     assert proba.shape == (100, 3) and proba.dtype == np.float32 and np.allclose(proba.sum(1), 1, atol=1e-5)
     majority = np.mean(y[400:] == np.bincount(y[:400]).argmax())

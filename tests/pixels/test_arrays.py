@@ -90,6 +90,7 @@ def test_not_fetched_says_which_command_to_run(workspace):
                               "run `kc fetch digit-recognizer` first")
 
 
+@pytest.mark.slow
 def test_pngs_round_trip_in_the_folder_per_class_layout(fetched):
     ws = Workspace(fetched)
     cached = arrays.convert(DIGITS, ws)

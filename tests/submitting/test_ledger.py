@@ -1,17 +1,18 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, install, tiles
+from conftest import FIXTURES, SLUGS, install, tiles
 
 from pipeline.core import competitions
 from pipeline.core.errors import KcError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.sources import bundled_zip, fetch
 from pipeline.submitting import checks, ledger
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 
 TITANIC = competitions.get("titanic")
 DIGITS = competitions.get("digit-recognizer")
@@ -19,11 +20,23 @@ DIGITS = competitions.get("digit-recognizer")
 SUMMARY = {3: ",survived,152,,% Survival,36.36363636", 4: ",Total,418,,% Death,63.63636364"}
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A workspace with both competitions fetched and one Titanic run, trained once for the module's tests."""
+    root = tmp_path_factory.mktemp("trained") / "ws"
+    root.mkdir()
+    for slug in SLUGS:
+        install(root, slug)
+    return root, trainer.train(TITANIC, Workspace(root), trainer.TrainConfig(model="linear", params={"epochs": 3}))
+
+
 @pytest.fixture
-def trained(fetched):
-    ws = Workspace(fetched)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 3}))
-    return fetched, run
+def trained(trained_once, tmp_path):
+    """A copy of that workspace of the test's own (tests write submissions and logs into it), and its run."""
+    template, run = trained_once
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    return root, records.read_run(Workspace(root).runs_dir("titanic") / run.run_id)
 
 
 def good_titanic(ws_root: Path) -> pd.DataFrame:
@@ -96,6 +109,7 @@ def test_submit_house_prices_writes_positive_prices(workspace):
     assert (df["SalePrice"] > 1000).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("features", ["houses", "generic"])
 def test_submit_applies_the_encoder_saved_with_the_run_without_refitting(workspace, monkeypatch, features):
     from pipeline.core.dataset import load_dataset
@@ -367,6 +381,7 @@ for k in range(12):
 """
 
 
+@pytest.mark.slow
 def test_submits_at_once_lose_no_log_line(titanic_only):
     import subprocess
     import sys

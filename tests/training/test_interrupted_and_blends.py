@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline.core import competitions
 from pipeline.core.workspace import Workspace
 from pipeline.training import listing, trainer
@@ -33,6 +35,7 @@ def test_an_interrupted_run_is_marked_and_submitted_only_when_named(titanic_only
     assert "knn (interrupted)" in listed and listed.count("(interrupted)") == 1
 
 
+@pytest.mark.slow
 def test_a_blend_lists_its_members_and_weights(titanic_only):
     run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend"))
     assert run.config.params["members"] == ""  # what it was given: the defaults

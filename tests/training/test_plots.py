@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pipeline.core.epochs import Epoch
 from pipeline.training import plots
 
 
-def _history(accs: list[float]) -> list[dict[str, float]]:
-    return [{"epoch": i + 1, "train_loss": 1 / (i + 1), "valid_loss": 1.1 / (i + 1), "valid_accuracy": a}
-            for i, a in enumerate(accs)]
+def _history(accs: list[float]) -> list[Epoch]:
+    return [Epoch(i + 1, 1 / (i + 1), 1.1 / (i + 1), valid_accuracy=a) for i, a in enumerate(accs)]
 
 
 def test_fold_lines_are_each_fold_and_their_mean_over_the_epochs_all_reached():

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copied_run, trained_template
 
 from pipeline.core import competitions
+from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.training import records, trainer
@@ -17,10 +19,15 @@ from pipeline.training import records, trainer
 TITANIC = competitions.get("titanic")
 
 
+@pytest.fixture(scope="module")
+def knn_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return trained_template(tmp_path_factory, "titanic", "knn")
+
+
 @pytest.fixture
-def knn_run(titanic_only: Path) -> tuple[Workspace, records.Run]:
-    ws = Workspace(titanic_only)
-    return ws, trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn"))
+def knn_run(knn_template: tuple[Path, str], tmp_path: Path) -> tuple[Workspace, records.Run]:
+    root, run = copied_run(knn_template, tmp_path)
+    return Workspace(root), run
 
 
 def planted(ws: Workspace, run: records.Run, name: str, text: str) -> str:
@@ -79,6 +86,11 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.fixture(scope="module")
+def logistic_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    return trained_template(tmp_path_factory, "titanic", "sk-logistic")
+
+
 @pytest.mark.parametrize(("field", "value", "problem"), [
     ("classes_", np.array([5, 7]), "has the classes [5, 7], not titanic's codes 0-1"),
     ("classes_", np.array(["a", "b"]), "has the classes ['a', 'b'], not titanic's codes 0-1"),
@@ -86,13 +98,12 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     ("coef_", np.zeros((1, 3)), "has weights of shape (1, 3) for"),
     ("n_features_in_", 10**9, "has weights of shape (1, 25) for 1000000000 input columns"),
 ])
-def test_an_edited_skops_model_is_refused_before_it_predicts(titanic_only, kc, field, value, problem):
+def test_an_edited_skops_model_is_refused_before_it_predicts(logistic_template, tmp_path, kc, field, value, problem):
     import skops.io
 
     from pipeline.models.sklearn_models import ESTIMATOR
 
-    ws = Workspace(titanic_only)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-logistic"))
+    titanic_only, run = copied_run(logistic_template, tmp_path)
     path = run.folder / ESTIMATOR
     est = skops.io.load(path, trusted=[])
     setattr(est, field, value)
@@ -101,3 +112,19 @@ def test_an_edited_skops_model_is_refused_before_it_predicts(titanic_only, kc, f
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"Error: run {run.run_id}: its saved model {problem}")
     assert list((titanic_only / "submissions").glob("*/*.csv")) == []
+
+
+def test_a_run_written_before_epochs_were_records_still_loads(tmp_path):
+    # metrics.json as kc wrote it while epochs were plain dicts: the same keys, read back as Epochs
+    folder = tmp_path / "20240101-000000-cnn"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "cnn", "params": {"epochs": 2}, "competition": "dr"}))
+    history = [{"epoch": 1, "train_loss": 0.9, "valid_loss": 0.5, "valid_accuracy": 0.91},
+               {"epoch": 2, "train_loss": 0.4, "valid_loss": 0.3, "valid_accuracy": 0.95}]
+    (folder / "metrics.json").write_text(json.dumps({
+        "metric": "accuracy", "score": 0.95, "valid_rows": 100, "train_rows": 900, "fit_seconds": 12.5,
+        "predict_seconds": 0.5, "scored_on": "split", "interrupted": False, "history": history, "fold_scores": [],
+        "compute": "fp32 channels-last, 1 thread", "full_epochs": None, "submits_with": "model"}))
+    run = records.read_run(folder)
+    assert run.metrics.history == [Epoch(1, 0.9, 0.5, valid_accuracy=0.91), Epoch(2, 0.4, 0.3, valid_accuracy=0.95)]
+    assert run.metrics.to_json()["history"] == history  # and new runs write their epochs the same way

@@ -73,7 +73,8 @@ def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 12, "lr": 0.1}, full=True),
                         on_stage=lambda text, epochs: stages.append((text, epochs)))
     m = run.metrics
-    best = min(m.history, key=lambda r: r["valid_loss"])["epoch"]
+    best = min(m.history, key=lambda r: r.valid_loss)
+    best = best.epoch
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
     assert json.loads((run.folder / "metrics.json").read_text())["full_epochs"] == best
     assert stages[-2] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
@@ -156,14 +157,14 @@ def test_ctrl_c_keeps_the_best_weights_and_records_the_run(fetched):
     ws = Workspace(fetched)
 
     def interrupt(record):
-        if record["epoch"] == 3:
+        if record.epoch == 3:
             raise KeyboardInterrupt
 
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 10}), on_epoch=interrupt)
     assert run.metrics.interrupted is True
     assert len(run.metrics.history) == 3  # epoch 3 finished; the interrupt came as it was reported
-    best = min(run.metrics.history, key=lambda r: r["valid_loss"])
-    assert run.score == pytest.approx(best["valid_accuracy"])
+    best = min(run.metrics.history, key=lambda r: r.valid_loss)
+    assert run.score == pytest.approx(best.valid_accuracy)
 
 
 @pytest.mark.slow
@@ -223,6 +224,7 @@ def _flip_fold(data: dataset.Dataset, rows: np.ndarray) -> dataset.Dataset:
     return dataclasses.replace(data, y=y, fit_columns=dataclasses.replace(data.fit_columns, labels=y.astype(float)))
 
 
+@pytest.mark.slow
 def test_validation_labels_never_reach_their_fold(fetched, monkeypatch):
     data = dataset.load_dataset(TITANIC, Workspace(fetched))
     parts = trainer.folds(data.y, 5, 0)
@@ -270,7 +272,7 @@ def test_a_refit_stopped_by_ctrl_c_is_not_what_submits(fetched):
     seen = []
 
     def stop_in_the_refit(record):
-        seen.append(record["epoch"])
+        seen.append(record.epoch)
         if len(seen) > 3:  # the validation fit's 3 epochs are done: this is the refit
             raise KeyboardInterrupt
 

@@ -204,6 +204,7 @@ def test_pruning_reaches_into_the_fastai_training_loop(titanic_only):
     assert list(_load(titanic_only, "titanic-tabular").trials[0].intermediate_values) == [1]
 
 
+@pytest.mark.slow
 def test_a_trial_numbered_past_the_budget_closes_without_training(titanic_only):
     comp, ws = _titanic(titanic_only)
     search.tune(comp, ws, TrainConfig("knn", {"k": "3:9"}), trials=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import optuna
+import pytest
 
 from pipeline.tuning import studies
 
@@ -28,6 +29,7 @@ def test_the_importance_chart_has_one_title():
         ["", "titanic-knn: hyperparameter importances", ""]
 
 
+@pytest.mark.slow
 def test_the_history_of_an_accuracy_study_reads_in_percent(tmp_path):
     import matplotlib
 

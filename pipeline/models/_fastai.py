@@ -1,0 +1,106 @@
+"""The one fastai Callback both fastai models (cnn, tabular) train with: batches, progress, epochs, pruning, Ctrl-C."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+from pipeline.core import epochs, progress
+from pipeline.core.epochs import Epoch
+from pipeline.models._torch import CtrlC
+from pipeline.models.base import EpochCallback
+
+
+class Watch(Callback):
+    """Watches one fastai fit for kc.
+
+    - Before each batch: moves it to `device`; training batches go through `augment` when given (the CNN's).
+    - After each training batch: reports progress ("batch", i, n).
+    - After each epoch: records an `Epoch` in `history` (validation figures only when `validating`: a refit on all
+      rows validates on a sliver of its own training rows, which says nothing), keeps a copy of the weights when it
+      is the best so far (`epochs.improves`: the lowest validation loss), then hands it to `on_epoch`. There `kc tune`'s
+      pruner may raise optuna.TrialPruned, which ends the fit and leaves the model unfinished (the trial is pruned).
+    - Ctrl-C, inside `ctrl_c_stops()`: stops the fit at the end of the batch (CancelFitException) and sets
+      `interrupted`. What it keeps, for every fastai model: the weights of the best epoch so far when validation rows
+      were watched, else (a refit, or before the first epoch ends) the weights as they are. A second Ctrl-C stops
+      at once. A KeyboardInterrupt raised by `on_epoch` or a progress listener counts as Ctrl-C too.
+
+    Its order, 90, puts it after fastai's Recorder (50) and TensorBoardCallback (51): the epoch's figures are there.
+    """
+
+    order = 90
+
+    def __init__(self, device: torch.device, on_epoch: EpochCallback | None = None, validating: bool = True,
+                 rmse_scale: float | None = None,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        super().__init__()
+        # rmse_scale: the target's std for a regression on a standardised target (valid_rmse on the target's scale);
+        # None: a classifier whose first fastai metric is accuracy
+        self.dev, self.on_epoch, self.validating = device, on_epoch, validating
+        self.rmse_scale, self.augment = rmse_scale, augment
+        self.history: list[Epoch] = []
+        self.best: Epoch | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.interrupted = False
+        self.ctrl_c = CtrlC()
+
+    def ctrl_c_stops(self) -> CtrlC:
+        """A `with` block in which Ctrl-C (SIGINT) asks the fit to stop at the end of the batch instead of raising."""
+        return self.ctrl_c
+
+    def before_fit(self) -> None:
+        """A fit starts: nothing recorded, nothing kept."""
+        self.history.clear()
+        self.best, self.best_state, self.interrupted = None, None, False
+
+    def before_batch(self) -> None:
+        """Move the batch to the device; augment training batches."""
+        xb = tuple(b.to(self.dev) for b in self.xb)
+        if self.training and self.augment is not None:
+            xb = (*xb[:-1], self.augment(xb[-1]))  # the images are the last input (the tabular net's are two)
+        self.learn.xb, self.learn.yb = xb, tuple(b.to(self.dev) for b in self.yb)
+
+    def after_batch(self) -> None:
+        """Report a training batch; stop here when Ctrl-C was pressed."""
+        if self.training:
+            self._hook(progress.report, "batch", self.iter + 1, self.n_iter)
+        self._stop_if_asked()
+
+    def after_epoch(self) -> None:
+        """Record the epoch, keep the best weights, hand the epoch on."""
+        values = self.recorder.values[-1]  # [train_loss, valid_loss, *metrics], as fastai's table shows them
+        record = Epoch(self.epoch + 1, float(values[0]))
+        if self.validating:  # valid_loss is exact: fastai weighs batch losses by batch size
+            valid_loss = float(values[1])
+            if self.rmse_scale is not None:
+                record = Epoch(record.epoch, record.train_loss, valid_loss,
+                               valid_rmse=math.sqrt(valid_loss) * self.rmse_scale)
+            else:
+                record = Epoch(record.epoch, record.train_loss, valid_loss, valid_accuracy=float(values[2]))
+        self.history.append(record)
+        if epochs.improves(record, self.best):
+            self.best, self.best_state = record, copy.deepcopy(self.learn.model.state_dict())
+        if self.on_epoch is not None:
+            self._hook(self.on_epoch, record)
+        self._stop_if_asked()
+
+    def after_cancel_fit(self) -> None:
+        """Stopped by Ctrl-C: go back to the best epoch's weights, when there is one."""
+        if self.interrupted and self.best_state is not None:
+            self.learn.model.load_state_dict(self.best_state)
+
+    def _hook(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except KeyboardInterrupt:
+            self.ctrl_c.pressed = True
+
+    def _stop_if_asked(self) -> None:
+        if self.ctrl_c.pressed:
+            self.interrupted = True
+            raise CancelFitException

@@ -1,0 +1,85 @@
+"""The one fastai Callback both fastai models train with: epochs recorded, Ctrl-C keeps the lowest-loss epoch."""
+
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core import epochs
+
+DIGITS = Path(__file__).parents[1] / "fixtures" / "digit-recognizer"
+
+
+def _table(n=400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    y = (X @ rng.normal(size=d) + rng.normal(size=n) > 0).astype(np.int64)
+    return X, y
+
+
+def _digits():
+    train = np.loadtxt(DIGITS / "train.csv", delimiter=",", skiprows=1, dtype=np.int64)
+    return train[:, 1:].astype(np.uint8).reshape(-1, 28, 28), train[:, 0]
+
+
+def _cnn_loss(model, X, y):
+    """The CNN's label-smoothed cross-entropy of its predictions (fastai's LabelSmoothingCrossEntropy)."""
+    logp = np.log(model.predict_proba(X).astype(np.float64))
+    eps, classes = model.label_smoothing, logp.shape[1]
+    return float(np.mean(-logp.sum(1)) * eps / classes + (1 - eps) * np.mean(-logp[np.arange(len(y)), y]))
+
+
+def _tabular_loss(model, X, y):
+    """Cross-entropy of the tabular model's predictions."""
+    return float(np.mean(-np.log(model.predict_proba(X).astype(np.float64))[np.arange(len(y)), y]))
+
+
+def _tabular():
+    from pipeline.models.tabular import TabularModel
+
+    X, y = _table()  # a high rate on 100 rows: the validation loss jumps about, epoch 3 is the best of 1-5
+    return TabularModel(epochs=8, lr=0.3, bs=16, dropout=0.0, wd=0.0), X[:100], y[:100], X[300:], y[300:], \
+        _tabular_loss, 5
+
+
+def _cnn():
+    from pipeline.models.cnn import CNNModel
+
+    X, y = _digits()  # of epochs 1-4, 1 has the lowest validation loss and 4 the highest accuracy
+    return CNNModel(epochs=6, lr=0.05, bs=32, width=4, full_res=False, threads=1), X[:250], y[:250], X[250:], \
+        y[250:], _cnn_loss, 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
+def test_ctrl_c_stops_at_the_epoch_and_keeps_the_lowest_validation_loss(make):
+    model, X, y, Xv, yv, loss, stop = make()
+    before = signal.getsignal(signal.SIGINT)
+
+    def press_ctrl_c(record):
+        if record.epoch == stop:
+            os.kill(os.getpid(), signal.SIGINT)  # as the terminal sends it: the fit ends at the next batch
+
+    model.fit(X, y, Xv, yv, on_epoch=press_ctrl_c)
+    assert model.interrupted_ and [e.epoch for e in model.history_] == list(range(1, stop + 1))
+    assert signal.getsignal(signal.SIGINT) is before  # Ctrl-C acts as before once the fit is over
+    best = epochs.best(model.history_)
+    assert best is not None and best.epoch != stop, "pick settings whose last epoch is not the best"
+    assert loss(model, Xv, yv) == pytest.approx(best.valid_loss, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_fit_without_validation_rows_records_train_loss_only_and_stops_on_ctrl_c():
+    model, X, y, *_ = _cnn()
+    model.epochs = 2
+    seen = []
+
+    def interrupt(record):
+        seen.append(record)
+        raise KeyboardInterrupt  # a Ctrl-C that lands in a hook counts as Ctrl-C
+
+    model.fit(X, y, on_epoch=interrupt)
+    assert model.interrupted_ and model.history_ == seen and len(seen) == 1
+    assert seen[0].figures().keys() == {"train_loss"}  # no figures from a sliver of its own training rows
