@@ -100,6 +100,10 @@ def check_headers(comp: Competition, folder: Path) -> None:
                         f"{shown(','.join(comp.submission_columns))}")
     if comp.target_column not in train:
         raise DataError(f"{comp.train_file}: no '{shown(comp.target_column)}' column (the target)")
+    if comp.modality == "images":  # the images are files named by train's ids; the test ids are the sample's
+        if comp.id_column not in train:
+            raise DataError(f"{comp.train_file}: no '{shown(comp.id_column)}' column (the id naming each image)")
+        return
     absent = [c for c in comp.dropped_columns if c not in train]
     if absent:
         raise DataError(f"{comp.train_file}: no '{shown(absent[0])}' column, which competition.json lists in "

@@ -1,4 +1,5 @@
-"""Pixel competitions: CSV rows of pixels -> validated, cached uint8 image arrays, PNG folders, contact sheets."""
+"""Pixel competitions: CSV rows of pixels (or image files, see `files`) -> validated, cached uint8 image arrays, PNG
+folders, contact sheets."""
 
 from __future__ import annotations
 
@@ -141,8 +142,8 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
                                for k in ("train_images", "train_labels", "test_images"))
     except (OSError, ValueError, EOFError, RecursionError):
         return None
-    shape = tuple(comp.image_shape or ())
-    if any(a.ndim != 3 or a.dtype != np.uint8 or a.shape[1:] != shape for a in (train, test)):
+    shape = array_shape(comp)
+    if any(a.dtype != np.uint8 or a.shape[1:] != shape for a in (train, test)):
         return None
     if labels.ndim != 1 or labels.dtype != np.int64 or len(labels) != len(train) or not len(train) or not len(test):
         return None
@@ -153,8 +154,22 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
     return PixelArrays(train, labels, test, fingerprint=key, from_cache=True)
 
 
+def cached(comp: Competition, ws: Workspace, key: str) -> PixelArrays | None:
+    """The cached arrays when they were derived under `key` and are sound; else None."""
+    return _cached(comp, _cache_paths(comp, ws), key)
+
+
+def array_shape(comp: Competition) -> tuple[int, ...]:
+    """Each image's array shape: (rows, columns), or (rows, columns, 3) for RGB image files."""
+    return (*(comp.image_shape or ()), *((3,) if comp.image_channels == 3 else ()))
+
+
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArrays:
     """Parse and validate train/test CSVs into cached .npy arrays; reuse the cache when the CSVs are unchanged."""
+    if comp.modality == "images":
+        from pipeline.pixels import files
+
+        return files.convert(comp, ws, force)
     folder = require_fetched(comp, ws)
     sources = [folder / comp.train_file, folder / comp.test_file]
     key = fingerprint(*sources)
@@ -164,7 +179,14 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     assert train_labels is not None  # label=True: the label column is read
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
-    with locked(folder):  # one writer of the cache at a time, so leftovers of a killed one can go
+    return store(comp, ws, key, train_images, train_labels, test_images)
+
+
+def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, train_labels: np.ndarray,
+          test_images: np.ndarray) -> PixelArrays:
+    """Write the arrays to the cache under `key` (the meta last: until it is rewritten, the cache counts as gone)."""
+    paths = _cache_paths(comp, ws)
+    with locked(ws.data_dir(comp.slug)):  # one writer of the cache at a time, so leftovers of a killed one can go
         for leftover in ws.cache_dir(comp.slug).glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
         paths["meta"].unlink(missing_ok=True)  # the arrays below are only trusted once the meta is rewritten
@@ -213,8 +235,8 @@ def write_pngs(comp: Competition, ws: Workspace, arrays: PixelArrays, force: boo
 
 def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int, out: Path | None = None) -> Path:
     """A contact sheet of `n` random training images (optionally of one label), written as a PNG."""
-    if comp.modality != "pixels":
-        raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
+    if comp.image_shape is None:
+        raise UsageError(f"kc show draws image competitions; {comp.slug} is {comp.modality}")
     if label is not None and label not in comp.classes:
         raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
     if not isinstance(n, int) or not 1 <= n <= 400:
@@ -227,7 +249,8 @@ def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, len(rows)), replace=False))
     captions = [f"{comp.classes[arrays.train_labels[r]]} (row {r})" for r in chosen]
     name = f"images-{'all' if label is None else label}-{len(chosen)}.png"
-    return images.contact_sheet(arrays.train_images[chosen], captions, out or ws.cache_dir(comp.slug) / name)
+    return images.contact_sheet(arrays.train_images[chosen], captions, out or ws.cache_dir(comp.slug) / name,
+                                ink=comp.modality == "pixels")
 
 
 def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
