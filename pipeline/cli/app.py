@@ -178,9 +178,9 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
         writes = f"one {'label' if comp.classes else 'value'} per row in {comp.value_columns[0]}"
     inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
     if comp.modality == "images" and comp.image_shape:
-        inputs = (f"image files in {'/ and '.join(comp.image_folders)}/ (named by id"
-                  f"{' + ' + comp.image_suffix if comp.image_suffix else ''}), resized to {comp.image_shape[0]}×"
-                  f"{comp.image_shape[1]} {'RGB' if comp.image_channels == 3 else 'grey'} (kc convert --size N)")
+        inputs = (f"images, files in {'/ and '.join(comp.image_folders)}/ named by the id"
+                  f"{' + ' + comp.image_suffix if comp.image_suffix else ''}, resized to {comp.image_shape[0]}×"
+                  f"{comp.image_shape[1]} {'RGB' if comp.image_channels == 3 else 'grey'} (`kc convert --size N`)")
     lines = [f"{ids}; target {comp.target_column}: {what}",
              f"submission: {writes}",
              f"inputs: {inputs}; metric: {comp.metric} ({comp.metric_source}); default model: "

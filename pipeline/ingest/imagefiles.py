@@ -246,6 +246,9 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     train = read_table(folder / train_file, strings=True)
     target = _target(values, train, id_column, sample, train_file)
     task, labels, classes = describe._target_kind(train[target].str.strip(), target)
+    if task == "regression":  # the arrays hold class codes, and the CNN classifies
+        raise DataError(f"{train_file}: the target '{shown(target)}' holds numbers, not classes; kc classifies "
+                        "images by labels (text, or at most 20 integers)")
     proba_columns = values if len(values) > 1 else []
     if proba_columns and set(proba_columns) != set(classes):
         unseen = sorted(set(proba_columns) ^ set(classes))
