@@ -118,9 +118,12 @@ def check_headers(comp: Competition, folder: Path) -> None:
     features = tuple(c for c in train if c not in {comp.target_column, *comp.dropped_columns})
     test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
     for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
-        if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:
-            raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
-                            + (f" beside {comp.target_column}" if name == comp.train_file else ""))
+        pixels = [c for c in header if c != comp.id_column]
+        if comp.image_shape and len(pixels) != len(comp.pixel_columns):  # any names, one column per pixel, in order
+            raise DataError(f"{name}: expected {len(comp.pixel_columns)} pixel columns ({comp.image_shape[0]}×"
+                            f"{comp.image_shape[1]}, as image_shape says)"
+                            + (f" beside {comp.target_column}" if name == comp.train_file else "")
+                            + f", found {len(pixels)}")
     if features != test_features:
         extra = [c for c in test_features if c not in features]
         gone = [c for c in features if c not in test_features]

@@ -412,7 +412,7 @@ def fetch(
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when a failed first fetch left it empty
     return FetchResult(comp, source, origin, folder, _shown_files(comp), bool(record["sample"]),
-                       inferred=builtin is None)
+                       inferred=builtin is None, note="" if builtin else describe.shape_hint(comp, folder))
 
 
 def _shown_files(comp: Competition) -> tuple[str, ...]:

@@ -29,22 +29,27 @@ def fingerprint(*paths: Path) -> str:
     return file_key(f"v{CACHE_VERSION}", *paths)
 
 
-def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...]) -> str:
+def pixel_names(comp: Competition, header: tuple[str, ...]) -> list[str]:
+    """A pixel CSV's pixel columns, in order: all but the id, the target and the train-only ones (any names)."""
+    return [c for c in header if c not in {comp.id_column, comp.target_column, *comp.dropped_columns}]
+
+
+def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...],
+                     pixels: set[str]) -> str:
     """Scan the CSV slowly to name the first bad row and column (only called after the fast path fails)."""
     text = decode(path.read_bytes(), path.name)
     try:
-        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes)
+        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes, pixels)
     except csv.Error as exc:
         return f"{path.name}: malformed CSV ({shown(str(exc))}); is a cell unreasonably long or a quote unclosed?"
 
 
 def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | None,
-                classes: tuple[str, ...]) -> str:
+                classes: tuple[str, ...], pixels: set[str]) -> str:
     """The first bad cell's row and column, read with the csv module."""
     header = tuple(c.strip() for c in next(reader, ()))
     if not header:
         return f"{path.name}: the file is empty"
-    pixels = {c for c in columns if c.startswith("pixel")}
     for row, fields in enumerate(reader, start=1):
         if len(fields) != len(columns):
             return f"{path.name}: row {row} has {len(fields)} values, expected {len(columns)}"
@@ -67,11 +72,13 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
 
     assert comp.image_shape is not None
     columns = read_header(path)
-    pixel_types = {name: pa.uint8() for name in comp.pixel_columns}  # out-of-range values fail the parse
+    names = pixel_names(comp, columns)
+    pixel_types = {name: pa.uint8() for name in names}  # out-of-range values fail the parse
     text_types = {c: pa.string() for c in columns if c not in pixel_types}  # the label and any id
 
     def bad() -> DataError:
-        return DataError(_locate_bad_cell(path, columns, comp.target_column if label else None, comp.classes))
+        return DataError(_locate_bad_cell(path, columns, comp.target_column if label else None, comp.classes,
+                                          set(names)))
 
     try:
         table = pacsv.read_csv(
@@ -93,7 +100,7 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
         codes = np.fromiter((lookup.get(str(v).strip(), -1) for v in text), np.int64, len(text))
         if (codes < 0).any():
             raise bad()
-    pixels = table.select(list(comp.pixel_columns))
+    pixels = table.select(names)
     # columns -> rows, one record batch at a time: a contiguous transpose is far faster than a strided stack
     out = np.empty((pixels.num_rows, pixels.num_columns), np.uint8)
     start = 0
@@ -236,7 +243,7 @@ def write_pngs(comp: Competition, ws: Workspace, arrays: PixelArrays, force: boo
 def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int, out: Path | None = None) -> Path:
     """A contact sheet of `n` random training images (optionally of one label), written as a PNG."""
     if comp.image_shape is None:
-        raise UsageError(f"kc show draws image competitions; {comp.slug} is {comp.modality}")
+        raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
     if label is not None and label not in comp.classes:
         raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
     if not isinstance(n, int) or not 1 <= n <= 400:
