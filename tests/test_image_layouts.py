@@ -3,7 +3,7 @@
 The fixtures in tests/fixtures/layouts/ are drawn by build.py from scikit-learn's bundled photos and digits: cactus is
 Aerial Cactus' layout (train.csv with ids that are file names, train.zip and test.zip inside the zip, RGB JPGs),
 dogs is Dog Breed's (labels.csv with ids without the extension, train/ and test/ folders, a probability per breed,
-grey PNGs); both at mixed sizes.
+grey PNGs), seedlings is Plant Seedlings' (train/<species>/ folders and no labels CSV, RGB PNGs); all at mixed sizes.
 """
 
 from __future__ import annotations
@@ -99,6 +99,26 @@ def test_ids_without_extension_and_a_probability_per_class_run_end_to_end(kc, wo
     out = run_through(kc, workspace, "dogs")  # the default model, knn without deskewing
     proba = out[["beagle", "collie", "pug"]].astype(float).to_numpy()
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-4) and len(out) == 18
+
+
+@pytest.mark.slow
+def test_one_folder_per_class_runs_end_to_end(kc, workspace, tmp_path):
+    result = kc("fetch", "seedlings", "--from", zipped(LAYOUTS / "seedlings", tmp_path), ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert "labels: the class folders train/<class>/, listed by kc in labels-from-folders.csv" in result.stdout
+    comp = competitions.get("seedlings", workspace)
+    assert comp.classes == ("Black-grass", "Charlock", "Cleavers") and comp.train_file == imagefiles.FOLDER_LABELS
+    labels = pd.read_csv(workspace / "competitions/seedlings" / imagefiles.FOLDER_LABELS)
+    assert labels["file"].iloc[0].startswith("Black-grass/") and len(labels) == 45
+    out = run_through(kc, workspace, "seedlings", "--folds", "3")
+    assert list(out.columns) == ["file", "species"] and set(out["species"]) <= set(comp.classes)
+    converted = kc("convert", "seedlings", "--images", ws=workspace)
+    assert converted.exit_code == 0, converted.output
+    from PIL import Image
+
+    png = next((workspace / "competitions/seedlings/derived/png/train/Charlock").glob("*.png"))
+    with Image.open(png) as im:
+        assert (im.mode, im.size) == ("RGB", (16, 16))  # colour kept, resized to the description's shape
 
 
 def test_a_folder_source_unpacks_nested_zips_and_a_second_fetch_replaces_the_folders(workspace, tmp_path):

@@ -185,6 +185,8 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
              f"submission: {writes}",
              f"inputs: {inputs}; metric: {comp.metric} ({comp.metric_source}); default model: "
              f"{' '.join((comp.default_model, *comp.default_options))}"]
+    if comp.modality == "images" and comp.train_file == "labels-from-folders.csv":
+        lines.append("labels: the class folders train/<class>/, listed by kc in labels-from-folders.csv")
     if comp.dropped_columns:
         lines.append(f"left out (in train only, not in test): {listed(comp.dropped_columns)}")
     if comp.date_columns:

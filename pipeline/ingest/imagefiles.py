@@ -23,6 +23,7 @@ MAX_IMAGES = 500_000  # images in train/ and test/ together; Kaggle's largest im
 MAX_DEPTH = 2  # train/<image> or train/<class>/<image>: deeper files are not the competition's images
 DEFAULT_SIDE = 64  # the longest side `kc convert` resizes to by default, so a CNN on a CPU stays fast
 SURVEY = 2000  # train images whose headers `kc fetch` reads to choose the size
+FOLDER_LABELS = "labels-from-folders.csv"  # what kc writes for train/<class>/<image> layouts (Plant Seedlings)
 GREY = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})  # Pillow modes without colour
 
 
@@ -187,15 +188,24 @@ def _suffix(folder: Path, train_file: str, ids: list[str]) -> str:
                     f"there are named like {shown(min(found))}")
 
 
-def _labels_file(folder: Path, names: list[str], sample: str, id_column: str) -> str:
-    """The CSV beside the sample that lists the training images' ids and labels (train.csv, labels.csv, ...)."""
+def _labels_file(folder: Path, names: list[str], sample: str, id_column: str, target: str) -> str:
+    """The CSV beside the sample that lists the training images' ids and labels (train.csv, labels.csv, ...), or
+    for images in one folder per class (train/<class>/<image>), a CSV of them that kc writes."""
     csvs = [n for n in names if n.lower().endswith(".csv") and n != sample]
     for name in sorted(csvs, key=lambda n: (n != "train.csv", n != "labels.csv", n)):
         header = read_header(folder / name)
         if id_column in header and len(header) >= 2:
             return name
+    found = sorted(_names(folder / IMAGE_FOLDERS[0]))
+    if found and all("/" in name for name in found) and FOLDER_LABELS not in names:
+        import pandas as pd
+
+        labels = pd.DataFrame({id_column: found, target: [name.split("/")[0] for name in found]})
+        labels.to_csv(folder / FOLDER_LABELS, index=False)  # into fetch's staging folder, installed with the rest
+        return FOLDER_LABELS
     raise DataError(f"no CSV beside {sample} lists the training images by '{shown(id_column)}' with their labels "
-                    f"(as train.csv or labels.csv do); found: {', '.join(csvs) or 'none'}")
+                    f"(as train.csv or labels.csv do), and train/ has no folder per class; found: "
+                    f"{', '.join(csvs) or 'no other CSV'}")
 
 
 def _target(values: list[str], train: Any, id_column: str, sample: str, train_file: str) -> str:
@@ -242,7 +252,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     if len(columns) < 2 or not all(columns):
         raise DataError(f"{sample}: expected an id column and named value columns, got {shown(','.join(columns))}")
     id_column, values = columns[0], list(columns[1:])
-    train_file = _labels_file(folder, names, sample, id_column)
+    train_file = _labels_file(folder, names, sample, id_column, values[0] if len(values) == 1 else "label")
     train = read_table(folder / train_file, strings=True)
     target = _target(values, train, id_column, sample, train_file)
     task, labels, classes = describe._target_kind(train[target].str.strip(), target)
