@@ -117,9 +117,16 @@ def check_headers(comp: Competition, folder: Path) -> None:
     # test holds train's columns without the target (and the train-only ones), in order; the id where train has it
     features = tuple(c for c in train if c not in {comp.target_column, *comp.dropped_columns})
     test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
-    for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
-        pixels = [c for c in header if c != comp.id_column]
-        if comp.image_shape and len(pixels) != len(comp.pixel_columns):  # any names, one column per pixel, in order
+    files = ((comp.train_file, features), (comp.test_file, test_features))
+    # pixel0 … pixelN-1 in either file: both keep those names; other names (1x1 …, 0 …): one column per pixel
+    named = comp.image_shape is not None and comp.pixel_columns in [tuple(c for c in h if c != comp.id_column)
+                                                                    for _, h in files]
+    for name, header in files:
+        pixels = tuple(c for c in header if c != comp.id_column)
+        if named and pixels != comp.pixel_columns:
+            raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
+                            + (f" beside {comp.target_column}" if name == comp.train_file else ""))
+        if comp.image_shape and len(pixels) != len(comp.pixel_columns):
             raise DataError(f"{name}: expected {len(comp.pixel_columns)} pixel columns ({comp.image_shape[0]}×"
                             f"{comp.image_shape[1]}, as image_shape says)"
                             + (f" beside {comp.target_column}" if name == comp.train_file else "")
