@@ -171,7 +171,10 @@ OTTO_ZIP = Path(__file__).resolve().parents[2] / "shared" / "competitions" / \
 
 
 def otto_oof(kind: str, zip_path: Path = OTTO_ZIP, seed: int = 0, folds: int = 5, rows: int = 0) -> dict:
-    """5-fold OOF multi-class log loss and accuracy on Otto's train rows: a kc model (one thread) or HistGB defaults."""
+    """5-fold OOF multi-class log loss and accuracy on Otto's train rows: a kc model (one thread) or HistGB defaults.
+
+    A kind may carry options after a colon, as `-p` takes them: `kc-lgbm:refit=true,feature_fraction=0.5`.
+    """
     import zipfile
 
     import numpy as np
@@ -199,7 +202,9 @@ def otto_oof(kind: str, zip_path: Path = OTTO_ZIP, seed: int = 0, folds: int = 5
             oof[part] = HistGradientBoostingClassifier(random_state=seed).fit(raw[rest], y[rest]).predict_proba(
                 raw[part])
             continue
-        name, params = (("blend", {"members": "sk-logistic,lgbm"}) if kind == "kc-blend-lgbm" else (kind[3:], {}))
+        base, _, options = kind.partition(":")
+        name, params = (("blend", {"members": "sk-logistic,lgbm"}) if base == "kc-blend-lgbm" else (base[3:], {}))
+        params |= dict(pair.split("=", 1) for pair in options.split(",") if pair)
         cls = model_by_name(name)
         fields = set(cls().params())
         params |= {k: v for k, v in (("seed", seed), ("threads", 1)) if k in fields}

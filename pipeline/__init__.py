@@ -9,7 +9,7 @@ from pipeline.core.errors import DataError, KaggleError, KcError, SubmissionErro
 __version__ = "0.1.0"
 
 # the verbs live in pipeline.api and are imported on first use, so `import pipeline` (and `kc --help`) stays light
-VERBS = ("available_models", "competition", "convert", "ensemble", "fetch", "predict_images", "run", "runs",
+VERBS = ("available_models", "competition", "convert", "ensemble", "explore", "fetch", "predict_images", "run", "runs",
          "show", "study", "submissions", "submit", "train", "tune", "upload", "validate", "report")
 
 __all__ = [*VERBS, "DataError", "KaggleError", "KcError", "SubmissionError", "UsageError", "__version__"]

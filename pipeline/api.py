@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pipeline.handwriting import Prediction
     from pipeline.ingest.sources import FetchResult
     from pipeline.models.base import EpochCallback
+    from pipeline.overview import Overview
     from pipeline.submitting.ensembles import Ensemble
     from pipeline.submitting.ledger import LogEntry
     from pipeline.training.records import Damaged, Run
@@ -94,6 +95,14 @@ def show(slug: str | None = None, *, label: str | None = None, n: int = 64, seed
 
     space = _space(workspace)
     return sheet(competition(slug, space), space, label, n, seed, Path(out) if out is not None else None)
+
+
+def explore(slug: str | None = None, workspace: WorkspaceLike = None) -> Overview:
+    """A first look at the data: target balance, missing values, relation to the target, train against test, dates."""
+    from pipeline.overview import explore as look
+
+    space = _space(workspace)
+    return look(competition(slug, space), space)
 
 
 def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -> list[str]:

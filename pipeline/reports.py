@@ -138,13 +138,19 @@ SCRIPT = """(function () {
 })();"""
 
 
+DATA_ORDER = {name: k for k, name in enumerate(("target.png", "association.png", "missing.png", "distributions.png",
+                                                "dates.png", "means.png", "brightness.png"))}
+
+
 def write_report(comp: Competition, ws: Workspace, out: Path | None = None) -> Path:
     """Write the competition's report page (default `competitions/<slug>/report.html`), atomically; return it."""
     path = out if out is not None else ws.data_dir(comp.slug) / "report.html"
     if path.is_dir():  # `--out /tmp`: the page goes inside the folder
         path = path / f"{comp.slug}-report.html"
     runs, damaged = scan(comp, ws)
-    page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"))
+    looked = ws.cache_dir(comp.slug) / "explore"
+    data = sorted((p for p in looked.glob("*.png") if _own_png(p)), key=lambda p: (DATA_ORDER.get(p.name, 9), p.name))
+    page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"), data)
     with atomic_path(path, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
         tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a page to open and share gets the mode any file would
@@ -157,11 +163,14 @@ def _umask() -> int:
     return mask
 
 
-def render(comp: Competition, runs: list[Run], damaged: list[Damaged], log: list[LogEntry], when: str) -> str:
-    """The report as one HTML document: runs best first, their pictures, the submission log and a score chart."""
+def render(comp: Competition, runs: list[Run], damaged: list[Damaged], log: list[LogEntry], when: str,
+           data: list[Path] | None = None) -> str:
+    """The report as one HTML document: runs best first, their pictures, the submission log, a score chart and the
+    data's pictures that `kc explore` drew."""
     metric = comp.scorer
     body = "\n".join((_header(comp, metric, runs, damaged, log), _runs_table(comp, metric, runs, damaged),
-                      _pictures(metric, runs), _log_table(metric, log), _chart(comp, metric, log)))
+                      _pictures(metric, runs), _log_table(metric, log), _chart(comp, metric, log),
+                      _data(comp, data or [])))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -274,6 +283,15 @@ def _pictures(metric: Metric, runs: list[Run]) -> str:
         parts.append(f'<p class="note">Pictures of the {PICTURED} best runs; the other {len(runs) - PICTURED} '
                      "keep theirs in their run folders.</p>")
     return "\n".join(parts)
+
+
+def _data(comp: Competition, pngs: list[Path]) -> str:
+    if not pngs:
+        return (f'<h2>The data</h2><p class="note">Run <code>kc explore {_e(comp.slug)}</code> for pictures of the '
+                "data (target balance, missing values, train against test); this page shows them after.</p>")
+    figures = "".join(_img(p) for p in pngs)
+    return f'<h2>The data</h2><details open><summary>drawn by kc explore</summary><div class="figures">{figures}' \
+           "</div></details>"
 
 
 def _public(entry: LogEntry) -> float | None:

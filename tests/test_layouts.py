@@ -235,6 +235,21 @@ def test_text_ids_are_kept_as_written(kc, workspace, tmp_path):
     assert out["id"].tolist() == ["0061", "NA", "null"]  # zeros kept; NA and null are ids here, not gaps
 
 
+def test_the_encoder_takes_the_described_date_columns(kc, workspace):
+    from pipeline.core.workspace import Workspace
+    from pipeline.tables import frames
+
+    comp = fetch(kc, workspace, "penguins")
+    ws = Workspace(workspace)
+    assert frames.load(comp, ws).features["report"]["date"] == ["Date Egg"]
+    path = workspace / "competitions" / "penguins" / "competition.json"
+    described = json.loads(path.read_text())
+    path.write_text(json.dumps({**described, "date_columns": []}))  # a hand edit: no dates after all
+    edited = competitions.get("penguins", workspace)
+    assert frames.load(edited, ws).features["report"]["date"] == []
+    assert frames.fingerprint(edited, path.parent, "generic") != frames.fingerprint(comp, path.parent, "generic")
+
+
 # ---- wide pixel CSVs whose columns are not pixel0 … -------------------------------------------------------------
 
 

@@ -290,6 +290,16 @@ def show(
     out.print(str(api.show(slug, label=label, n=n, seed=seed, out=out_path, workspace=_ws(ctx, workspace))))
 
 
+@app.command()
+@handled
+def explore(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
+    """Look at the data before modelling: target balance, missing values, what relates to the target, dates."""
+    with working("exploring"):
+        found = api.explore(slug, workspace=_ws(ctx, workspace))
+    for line in found.lines():
+        out.print(line, markup=False)
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

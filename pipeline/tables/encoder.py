@@ -182,8 +182,12 @@ class TableEncoder:
     encodings_: list[Encoding] | None = dataclasses.field(default=None, init=False, repr=False)
     dropped_: dict[str, str] = dataclasses.field(default_factory=dict, init=False, repr=False)
 
-    def fit(self, train: pd.DataFrame, drop: Sequence[str] = ()) -> TableEncoder:
-        """Decide each column's encoding and learn its statistics from the train rows; return self."""
+    def fit(self, train: pd.DataFrame, drop: Sequence[str] = (), dates: Sequence[str] | None = None) -> TableEncoder:
+        """Decide each column's encoding and learn its statistics from the train rows; return self.
+
+        `dates` names the date columns as the competition's description found them (then no other column is tried
+        as dates); None finds them from the values here.
+        """
         if train.empty:
             raise DataError("the train table has no rows or no columns: nothing to learn features from")
         absent = [name for name in drop if name not in train.columns]
@@ -193,7 +197,7 @@ class TableEncoder:
         for column in train.columns:
             if column in drop:
                 continue
-            encoding = self._fit_column(str(column), train[column])
+            encoding = self._fit_column(str(column), train[column], dates)
             if isinstance(encoding, str):
                 dropped[str(column)] = encoding
             else:
@@ -263,12 +267,14 @@ class TableEncoder:
             raise UsageError("this TableEncoder is not fitted yet: call fit(train) first")
         return self.encodings_
 
-    def _fit_column(self, column: str, values: pd.Series) -> Encoding | str:
+    def _fit_column(self, column: str, values: pd.Series, dates: Sequence[str] | None) -> Encoding | str:
         """The column's encoding, or the reason it is dropped."""
         if values.isna().all():
             return "empty in train"
         if values.nunique(dropna=False) == 1:
             return f"constant in train (every row is {values.iloc[0]})"
+        if dates is not None and column in dates:
+            return _declared_date(column, values)
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             x = numbers(values)  # fast path: no text to look at
             return self._fit_numeric(column, x) if np.isfinite(x).any() else "no finite numbers in train"
@@ -278,11 +284,12 @@ class TableEncoder:
             return "empty or constant in train, once blanks and spaces are ignored"
         if _is_boolean(values, present):
             return _fit_boolean(column, present.map(str.lower), flag=len(present) < len(cells))
-        from pipeline.core.dates import date_format
+        if dates is None:
+            from pipeline.core.dates import date_format
 
-        fmt = date_format(present)
-        if fmt is not None:  # dates become parts models can use; the raw text never becomes a category
-            return _fit_date(column, values, fmt)
+            fmt = date_format(present)
+            if fmt is not None:  # dates become parts models can use; the raw text never becomes a category
+                return _fit_date(column, values, fmt)
         x = numbers(values)
         finite = int(np.isfinite(x).sum())
         if finite and finite >= self.numeric_share * len(present):
@@ -310,6 +317,17 @@ class TableEncoder:
         std = float(scaled.std())
         flag, low, high = bool(np.isnan(x).any()), float(seen.min()), float(seen.max())
         return _Numeric(column, median, flag, low, high, log, float(scaled.mean()), std if std > 0 else 1.0)
+
+
+def _declared_date(column: str, values: pd.Series) -> _Date:
+    """The encoding of a column the description names as dates; an error when its values are not dates after all."""
+    from pipeline.core.dates import date_format
+
+    fmt = date_format(text(values).dropna())
+    if fmt is None:
+        raise DataError(f"column {column!r} is listed in competition.json's date_columns, but its train values are "
+                        "not dates in one format kc reads; remove it from date_columns or fix its values")
+    return _fit_date(column, values, fmt)
 
 
 def _is_boolean(values: pd.Series, present: pd.Series) -> bool:

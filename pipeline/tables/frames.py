@@ -23,13 +23,14 @@ BUILDERS = ("generic", "titanic", "titanic-plain", "houses")  # titanic: with wo
 
 
 def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
-    """A key that changes when the data files, the builder or its code change."""
+    """A key that changes when the data files, the builder or its code, or the described columns change."""
     from pipeline.tables import encoder, houses, titanic
 
     code = [Path(titanic.__file__)] if builder.startswith("titanic") else [Path(encoder.__file__)]
     if builder == "houses":
         code.append(Path(houses.__file__))
-    return file_key(builder, folder / comp.train_file, folder / comp.test_file, *code)
+    described = "|".join(",".join(names) for names in (comp.date_columns, comp.dropped_columns))
+    return file_key(f"{builder}|{described}", folder / comp.train_file, folder / comp.test_file, *code)
 
 
 def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
@@ -113,7 +114,9 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     # the id is no feature, unless it is a date (Bike Sharing's `datetime`); train-only columns are left out
     id_is_feature = comp.id_column in comp.date_columns
     drop = [comp.target_column, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
-    encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns])
+    # the description found the date columns once (kc fetch); hand edits to competition.json are honoured here
+    dates = comp.date_columns if builder == "generic" else None
+    encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
     return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,
                    encoder.names(scaled=True), encoder.transform(train, scaled=False),

@@ -222,3 +222,18 @@ def test_house_prices_fixture():
     sources = {name for names in report.values() for name in names if ":" not in name}
     dropped = {entry.split(":")[0] for entry in report["dropped"]}
     assert sources | dropped == set(train.columns) - {"Id", "SalePrice"}
+
+
+def test_declared_date_columns_are_the_one_answer():
+    when = [str(pd.Timestamp("2011-01-01") + pd.Timedelta(hours=7 * i)) for i in range(40)]
+    train = pd.DataFrame({"when": when, "x": range(40)})
+    assert "when_hour" in TableEncoder().fit(train, dates=("when",)).names(scaled=False)
+    # the description found no dates here (or a hand edit removed them): the column is not re-detected
+    assert "when_hour" not in TableEncoder().fit(train, dates=()).report()["date"]
+    assert TableEncoder().fit(train, dates=()).report()["date"] == []
+
+
+def test_a_declared_date_column_without_dates_is_a_one_line_error():
+    train = pd.DataFrame({"when": ["red", "blue"] * 10, "x": range(20)})
+    with pytest.raises(DataError, match="'when' is listed in competition.json's date_columns"):
+        TableEncoder().fit(train, dates=("when",))

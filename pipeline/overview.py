@@ -1,0 +1,297 @@
+"""A first look at a competition's data before any model (`kc explore`): the target's balance, missing values,
+how each column relates to the target, train against test distributions and date ranges; as numbers and PNGs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MI_ROWS = 20_000  # mutual information is estimated on at most this many train rows (a seeded sample)
+SHOWN = 20  # columns drawn in the missing-value and association charts
+DRAWN = 12  # numeric columns whose train and test distributions are drawn
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What `explore` found in a competition's files, and the PNGs it drew."""
+
+    competition: Competition
+    train_rows: int
+    test_rows: int
+    target: dict[str, float]  # classes: class -> share of train rows; values: mean, std, min, median, max, skew
+    missing: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> (train share, test share)
+    association: dict[str, float] = field(default_factory=dict)  # column -> mutual information with the target
+    dates: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)  # column -> train first/last, test
+    pictures: tuple[Path, ...] = ()
+
+    def lines(self) -> list[str]:
+        """What was found, in a few lines of text (the CLI prints them; the notebook view shows them)."""
+        comp = self.competition
+        out = [f"{comp.slug}: {self.train_rows:,} train rows, {self.test_rows:,} test rows"]
+        if comp.is_classification:
+            shares = sorted(self.target.items(), key=lambda kv: -kv[1])
+            names = dict(zip(comp.classes, comp.display_classes, strict=True))
+            shown = ", ".join(f"{names[label]} {share:.1%}" for label, share in shares[:8])
+            more = f" and {len(shares) - 8} more" if len(shares) > 8 else ""
+            out.append(f"target {comp.target_column}: {shown}{more}")
+        else:
+            t = self.target
+            out.append(f"target {comp.target_column}: mean {t['mean']:.4g}, std {t['std']:.4g}, min {t['min']:.4g}, "
+                       f"median {t['median']:.4g}, max {t['max']:.4g}, skew {t['skew']:.2f}")
+        if self.missing:
+            out.append("missing (train/test): " + ", ".join(f"{c} {_share(a)}/{_share(b)}" for c, (a, b)
+                                                            in list(self.missing.items())[:6])
+                       + (f" and {len(self.missing) - 6} more columns" if len(self.missing) > 6 else ""))
+        elif comp.modality == "tabular":
+            out.append("missing: none")
+        if self.association:
+            out.append("most related to the target (mutual information): " + ", ".join(
+                f"{c} {v:.3f}" for c, v in list(self.association.items())[:6]))
+        for column, (a, b, c, d) in self.dates.items():
+            out.append(f"dates {column}: train {a} to {b}, test {c} to {d}")
+        out.append("pictures: " + ", ".join(str(p) for p in self.pictures))
+        return out
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        text = "<br>".join(html.escape(line) for line in self.lines()[:-1])
+        pngs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                       f'alt="{html.escape(p.name)}" style="max-width:48%;margin:2px">' for p in self.pictures)
+        return f"<div>{text}<div>{pngs}</div></div>"
+
+
+def _share(x: float) -> str:
+    """A share as a whole percentage, with `<1%` for a few cells, so that none is never confused with some."""
+    return "<1%" if 0 < x < 0.005 else f"{x:.0%}"
+
+
+def explore(comp: Competition, ws: Workspace) -> Overview:
+    """Look at the competition's train and test files and draw what was found into its `explore` folder."""
+    out = ws.cache_dir(comp.slug) / "explore"
+    out.mkdir(parents=True, exist_ok=True)
+    if comp.modality != "tabular":
+        return _pixels(comp, ws, out)
+    return _table(comp, ws, out)
+
+
+def _table(comp: Competition, ws: Workspace, out: Path) -> Overview:
+    from pipeline.ingest.csvfiles import read_table
+    from pipeline.ingest.sources import require_fetched
+    from pipeline.tables.encoder import TableEncoder
+    from pipeline.tables.frames import targets
+
+    folder = require_fetched(comp, ws)
+    as_written = (comp.id_column,) if comp.id_type == "str" else ()
+    train, test = (read_table(folder / name, as_written=as_written) for name in (comp.train_file, comp.test_file))
+    y = targets(comp, train[comp.target_column], comp.train_file)
+    features = [c for c in test.columns if c in train.columns and c not in (comp.id_column, comp.target_column)
+                and c not in comp.dropped_columns]
+    if comp.id_column in comp.date_columns:  # a date-time id (Bike Sharing's) is a feature too
+        features.insert(0, comp.id_column)
+    missing = {c: (float(train[c].isna().mean()), float(test[c].isna().mean())) for c in features}
+    missing = dict(sorted(((c, s) for c, s in missing.items() if max(s) > 0), key=lambda kv: -max(kv[1])))
+    encoder = TableEncoder().fit(train[features], dates=comp.date_columns)
+    association = _association(encoder, train[features], y, not comp.is_classification)
+    dates = {c: _span(train[c], test[c], fmt) for c, fmt in _date_formats(encoder).items()}
+    target = _target_summary(comp, y)
+    pictures = [_draw_target(comp, y, out / "target.png")]
+    if missing:
+        pictures.append(_draw_bars({c: s for c, s in list(missing.items())[:SHOWN]}, out / "missing.png",
+                                   "share of rows missing", ("train", "test")))
+    if association:
+        pictures.append(_draw_bars({c: (v,) for c, v in list(association.items())[:SHOWN]}, out / "association.png",
+                                   "mutual information with the target (nats)", ("train",)))
+    numeric = [c for c in association if c in encoder.report()["numeric"]][:DRAWN]
+    if numeric:
+        pictures.append(_draw_distributions(train, test, numeric, out / "distributions.png"))
+    if dates:
+        pictures.append(_draw_dates(train, test, _date_formats(encoder), out / "dates.png"))
+    return Overview(comp, len(train), len(test), target, missing, association, dates, tuple(pictures))
+
+
+def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: bool) -> dict[str, float]:
+    """Mutual information of each source column with the target (the most of its encoded features), most first."""
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
+    rows = np.arange(len(frame))
+    if len(rows) > MI_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, MI_ROWS, replace=False))
+    X = encoder.transform(frame.iloc[rows], scaled=False)
+    score = mutual_info_regression if regression else mutual_info_classif
+    mi = score(X, y[rows], random_state=0)
+    found: dict[str, float] = {}
+    start = 0
+    for encoding in encoder.encodings_:
+        width = len(encoding.names(False))
+        found[encoding.column] = float(mi[start:start + width].max())
+        start += width
+    return dict(sorted(found.items(), key=lambda kv: -kv[1]))
+
+
+def _date_formats(encoder: Any) -> dict[str, str]:
+    return {e.column: e.format for e in encoder.encodings_ if e.kind == "date"}
+
+
+def _span(train: pd.Series, test: pd.Series, fmt: str) -> tuple[str, str, str, str]:
+    """The first and last dates in train and in test, as ISO text ('' when a file has none)."""
+    from pipeline.core.dates import parse
+
+    out: list[str] = []
+    for values in (train, test):
+        when = parse(values, fmt).dropna()
+        out += [str(when.min().date()), str(when.max().date())] if len(when) else ["", ""]
+    return out[0], out[1], out[2], out[3]
+
+
+def _target_summary(comp: Competition, y: np.ndarray) -> dict[str, float]:
+    if not comp.is_classification:
+        import pandas as pd
+
+        s = pd.Series(y)
+        return {"mean": float(s.mean()), "std": float(s.std()), "min": float(s.min()), "median": float(s.median()),
+                "max": float(s.max()), "skew": float(s.skew())}
+    counts = np.bincount(y, minlength=len(comp.classes))
+    return {label: float(n / len(y)) for label, n in zip(comp.classes, counts, strict=True)}
+
+
+def _pixels(comp: Competition, ws: Workspace, out: Path) -> Overview:
+    from pipeline.core.dataset import load_dataset
+
+    data = load_dataset(comp, ws)
+    pictures = [_draw_target(comp, data.y, out / "target.png"), _draw_means(comp, data.X, data.y, out / "means.png"),
+                _draw_brightness(data.X, data.X_test, out / "brightness.png")]
+    return Overview(comp, len(data.X), len(data.X_test), _target_summary(comp, data.y), pictures=tuple(pictures))
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    from pipeline.core.workspace import atomic_path
+
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    _pyplot().close(fig)
+    return path
+
+
+def _draw_target(comp: Competition, y: np.ndarray, path: Path) -> Path:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    if not comp.is_classification:
+        ax.hist(y, bins=50, color="tab:blue")
+        ax.set(xlabel=comp.target_column, ylabel="train rows", title=f"{comp.target_column}: {len(y):,} values")
+    else:
+        counts = np.bincount(y, minlength=len(comp.classes))
+        names = [c if len(c) <= 18 else c[:17] + "…" for c in comp.display_classes]
+        bars = ax.bar(range(len(counts)), counts, color="tab:blue")
+        ax.bar_label(bars, [f"{n / len(y):.0%}" for n in counts], fontsize=8)
+        ax.set_xticks(range(len(counts)), names, rotation=30 if len(counts) > 6 else 0, ha="right"
+                      if len(counts) > 6 else "center", fontsize=8)
+        ax.set(ylabel="train rows", title=f"{comp.target_column}: {len(y):,} rows in {len(counts)} classes")
+    return _save(fig, path)
+
+
+def _draw_bars(values: dict[str, tuple[float, ...]], path: Path, xlabel: str, series: tuple[str, ...]) -> Path:
+    """Horizontal bars, one group per column (the first on top), one bar per series."""
+    plt = _pyplot()
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(7, 0.9 + 0.32 * len(names) * len(series)))
+    height = 0.8 / len(series)
+    for k, label in enumerate(series):
+        ax.barh(np.arange(len(names)) + k * height, [values[n][k] for n in names], height, label=label)
+    ax.set_yticks(np.arange(len(names)) + height * (len(series) - 1) / 2, [n[:28] for n in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel)
+    if xlabel.startswith("share"):
+        from matplotlib.ticker import PercentFormatter
+
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    if len(series) > 1:
+        ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _draw_distributions(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], path: Path) -> Path:
+    """Train against test histograms (same bins, as shares of rows) of the columns most related to the target."""
+    from pipeline.tables.encoder import numbers
+
+    plt = _pyplot()
+    cols = min(4, len(columns))
+    rows = -(-len(columns) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
+    for ax, column in zip(axes.flat, columns, strict=False):
+        a, b = numbers(train[column]), numbers(test[column])
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        bins = np.histogram_bin_edges(np.concatenate([a, b]), bins=30)
+        for values, label in ((a, "train"), (b, "test")):
+            if len(values):
+                ax.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), alpha=0.55, label=label)
+        ax.set_title(column[:30], fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(columns):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("train against test, as shares of rows", fontsize=10)
+    return _save(fig, path)
+
+
+def _draw_dates(train: pd.DataFrame, test: pd.DataFrame, formats: dict[str, str], path: Path) -> Path:
+    """Rows over time in train and in test, one panel per date column: do test's dates follow train's?"""
+    from pipeline.core.dates import parse
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(formats), 1, figsize=(8, 2.6 * len(formats)), squeeze=False)
+    from matplotlib import dates as mdates
+
+    for ax, (column, fmt) in zip(axes[:, 0], formats.items(), strict=True):
+        days = [mdates.date2num(parse(frame[column], fmt).dropna()) for frame in (train, test)]
+        edges = np.histogram_bin_edges(np.concatenate(days), bins=60)  # one set of bins: heights compare
+        for values, label in zip(days, ("train", "test"), strict=True):
+            if len(values):
+                ax.hist(values, bins=edges, alpha=0.6, label=label)
+        ax.xaxis_date()
+        ax.set(title=column, ylabel="rows")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _draw_means(comp: Competition, X: np.ndarray, y: np.ndarray, path: Path) -> Path:
+    """The mean image of each class: what a typical one looks like."""
+    from pipeline.pixels import images
+
+    classes = [k for k in range(len(comp.classes)) if (y == k).any()]
+    means = np.stack([X[y == k].mean(axis=0) for k in classes]).round().astype(np.uint8)
+    captions = [f"mean of {comp.display_classes[k]} ({int((y == k).sum()):,})" for k in classes]
+    return images.contact_sheet(means, captions, path, cols=min(10, len(classes)))
+
+
+def _draw_brightness(X: np.ndarray, X_test: np.ndarray, path: Path) -> Path:
+    """Mean brightness per image in train and in test: a shifted test set shows here first."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    a, b = (x.reshape(len(x), -1).mean(axis=1) for x in (X, X_test))
+    bins = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)
+    for values, label in ((a, "train"), (b, "test")):
+        ax.hist(values, bins=bins, weights=np.full(len(values), 1 / len(values)), alpha=0.55, label=label)
+    ax.set(xlabel="mean pixel value of an image (0-255)", ylabel="share of images", title="brightness")
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,85 @@
+"""`kc explore`: the numbers it prints against pandas' own count of the fixture files, and the PNGs it draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.core import competitions
+from pipeline.core.workspace import Workspace
+from pipeline.overview import _association, explore
+from pipeline.tables.encoder import TableEncoder
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_table_is_described_as_pandas_counts_it(kc, titanic_only):
+    result = kc("explore", "titanic", ws=titanic_only)
+    assert result.exit_code == 0, result.output
+    train = pd.read_csv(FIXTURES / "titanic/train.csv")
+    test = pd.read_csv(FIXTURES / "titanic/test.csv")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"titanic: {len(train):,} train rows, {len(test):,} test rows"
+    died = (train["Survived"] == 0).mean()
+    assert lines[1] == f"target Survived: died {died:.1%}, survived {1 - died:.1%}"
+    found = explore(competitions.get("titanic", titanic_only), Workspace(titanic_only))
+    for column in ("Age", "Cabin", "Embarked"):
+        assert found.missing[column] == pytest.approx((train[column].isna().mean(), test[column].isna().mean()))
+    assert "PassengerId" not in found.association and "Survived" not in found.association
+    assert next(iter(found.association)) == "Sex"  # by far the strongest single signal in Titanic
+    names = {p.name for p in found.pictures}
+    assert names == {"target.png", "missing.png", "association.png", "distributions.png"}
+    assert all(p.read_bytes().startswith(PNG) for p in found.pictures)
+
+
+def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):
+    assert kc("fetch", "weather", "--from", FIXTURES / "layouts/weather", ws=workspace).exit_code == 0
+    found = explore(competitions.get("weather", workspace), Workspace(workspace))
+    train = pd.to_datetime(pd.read_csv(FIXTURES / "layouts/weather/train.csv")["datetime"])
+    test = pd.to_datetime(pd.read_csv(FIXTURES / "layouts/weather/test.csv")["datetime"])
+    expected = tuple(str(d.date()) for d in (train.min(), train.max(), test.min(), test.max()))
+    assert found.dates == {"datetime": expected}
+    assert "temp_min" not in found.association  # a train-only column is no feature, so it is not ranked
+    assert found.target["min"] == pytest.approx(pd.read_csv(FIXTURES / "layouts/weather/train.csv")["temp_max"].min())
+    assert {p.name for p in found.pictures} >= {"dates.png", "target.png"}
+
+
+def test_pixels_show_their_class_means_and_balance(fetched):
+    comp = competitions.get("digit-recognizer", fetched)
+    found = explore(comp, Workspace(fetched))
+    labels = pd.read_csv(FIXTURES / "digit-recognizer/train.csv")["label"]
+    assert found.target == pytest.approx({str(k): float((labels == k).mean()) for k in range(10)})
+    assert {p.name for p in found.pictures} == {"target.png", "means.png", "brightness.png"}
+    assert all(p.read_bytes().startswith(PNG) for p in found.pictures)
+    assert "<img" in found._repr_html_() and "digit-recognizer: 300 train rows" in found._repr_html_()
+
+
+def test_association_ranks_a_telling_column_over_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    frame = pd.DataFrame({"noise": rng.normal(size=600), "telling": y + rng.normal(scale=0.3, size=600),
+                          "word": np.where(y == 1, "yes", "no")})
+    encoder = TableEncoder().fit(frame)
+    found = _association(encoder, frame, y, regression=False)
+    assert list(found)[-1] == "noise" and found["noise"] < 0.05 < found["telling"]
+    assert found["word"] == pytest.approx(np.log(2), abs=0.05)  # a copy of a balanced binary target: ln 2 nats
+
+
+def test_explore_before_fetch_is_one_line(kc, workspace):
+    result = kc("explore", "titanic", ws=workspace)
+    assert result.exit_code != 0
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_report_shows_the_data_pictures_after_explore(kc, titanic_only):
+    before = (kc("report", "titanic", ws=titanic_only), titanic_only / "competitions/titanic/report.html")
+    assert "kc explore titanic" in before[1].read_text() and 'alt="association"' not in before[1].read_text()
+    assert kc("explore", "titanic", ws=titanic_only).exit_code == 0
+    assert kc("report", "titanic", ws=titanic_only).exit_code == 0
+    page = before[1].read_text()
+    assert 'alt="association"' in page and 'alt="target"' in page
+    assert page.index('alt="target"') < page.index('alt="association"') < page.index('alt="missing"')
