@@ -242,7 +242,8 @@ def survey(paths: list[Path], folder: Path) -> tuple[tuple[int, int], int]:
 
 
 def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str = "--metric") -> Competition:
-    """A description of the image-file competition whose files (and train/, test/ folders) are in `folder`."""
+    """A description of the image-file competition whose files (and train/, test/ folders) are in `folder`; for
+    one folder per class it writes labels-from-folders.csv there (fetch calls it on its staging copy)."""
     from pipeline.core import metrics
     from pipeline.ingest import describe
 
