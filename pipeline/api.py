@@ -69,16 +69,21 @@ class Converted:
     png_seconds: float = 0.0
 
 
-def convert(slug: CompetitionLike = None, *, images: bool = False, force: bool = False,
+def convert(slug: CompetitionLike = None, *, images: bool = False, force: bool = False, size: int | None = None,
             workspace: WorkspaceLike = None) -> Converted:
-    """Validate the CSVs and cache model-ready arrays or feature tables; `images` also writes PNGs (pixels only)."""
+    """Validate the CSVs and cache model-ready arrays or feature tables; `images` also writes PNGs (pixels only);
+    `size` resizes an image-file competition's images to size × size (saved in competition.json)."""
     from pipeline.core import dataset
     from pipeline.pixels import arrays
 
     space = _space(workspace)
     comp = competition(slug, space)
-    if images and comp.modality != "pixels":
+    if images and comp.image_shape is None:
         raise UsageError(f"--images applies to pixel competitions; {comp.slug} is {comp.modality}")
+    if size is not None:
+        from pipeline.pixels import files
+
+        comp = files.resized(comp, space, size)
     t0 = time.perf_counter()
     data = dataset.convert(comp, space, force)
     result = Converted(comp, data, time.perf_counter() - t0, space.cache_dir(comp.slug))

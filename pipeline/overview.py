@@ -283,7 +283,7 @@ def _draw_means(comp: Competition, X: np.ndarray, y: np.ndarray, path: Path) -> 
     classes = [k for k in range(len(comp.classes)) if (y == k).any()]
     means = np.stack([X[y == k].mean(axis=0) for k in classes]).round().astype(np.uint8)
     captions = [f"mean of {comp.display_classes[k]} ({int((y == k).sum()):,})" for k in classes]
-    return images.contact_sheet(means, captions, path, cols=min(10, len(classes)))
+    return images.contact_sheet(means, captions, path, cols=min(10, len(classes)), ink=comp.modality == "pixels")
 
 
 def _draw_brightness(X: np.ndarray, X_test: np.ndarray, path: Path) -> Path:

@@ -251,3 +251,63 @@ def test_the_encoder_takes_the_described_date_columns(kc, workspace):
     edited = competitions.get("penguins", workspace)
     assert frames.load(edited, ws).features["report"]["date"] == []
     assert frames.fingerprint(edited, path.parent, "generic") != frames.fingerprint(comp, path.parent, "generic")
+
+
+# ---- wide pixel CSVs whose columns are not pixel0 … -------------------------------------------------------------
+
+
+def _renamed_kannada(tmp_path: Path, name, keep: int = 784) -> Path:
+    """Kannada's files with the pixel columns renamed by `name(i)` (and only the first `keep` of them)."""
+    source = tmp_path / "wide"
+    source.mkdir()
+    for file in ("train.csv", "test.csv", "sample_submission.csv"):
+        df = pd.read_csv(LAYOUTS / "kannada" / file)
+        pixels = [c for c in df.columns if c.startswith("pixel")]
+        df = df.drop(columns=pixels[keep:]).rename(columns={c: name(i) for i, c in enumerate(pixels[:keep])})
+        df.to_csv(source / file, index=False)
+    return source
+
+
+NAMINGS = {
+    "1x1 … 28x28": lambda i: f"{i // 28 + 1}x{i % 28 + 1}",  # MNIST in CSV: row x column, from 1
+    "0 … 783": str,
+    "pixel1 … pixel784": lambda i: f"pixel{i + 1}",  # Fashion-MNIST's CSVs
+}
+
+
+@pytest.mark.parametrize("naming", list(NAMINGS))
+def test_wide_pixel_columns_named_as_a_grid_are_pixels(tmp_path, naming):
+    comp = describe.infer("wide", _renamed_kannada(tmp_path, NAMINGS[naming]))
+    assert (comp.modality, comp.image_shape, comp.default_model) == ("pixels", (28, 28), "knn")
+
+
+def test_numbered_columns_of_measurements_stay_a_table(tmp_path):
+    source = _renamed_kannada(tmp_path, str)
+    train = pd.read_csv(source / "train.csv")
+    train["0"] = 0.5  # not a byte: a measurement
+    train.to_csv(source / "train.csv", index=False)
+    assert describe.infer("wide", source).modality == "tabular"
+
+
+@pytest.mark.slow
+def test_wide_pixel_csvs_run_end_to_end(kc, workspace, tmp_path):
+    fetch(kc, workspace, "wide", source=_renamed_kannada(tmp_path, NAMINGS["1x1 … 28x28"]))
+    out = run_through(kc, workspace, "wide", "knn")
+    assert out["id"].tolist() == [str(i) for i in range(40)]
+
+
+@pytest.mark.slow
+def test_a_grid_that_is_no_square_gets_a_hint_and_runs_once_declared(kc, workspace, tmp_path):
+    source = _renamed_kannada(tmp_path, str, keep=780)  # 26 × 30
+    result = kc("fetch", "wide", "--from", source, ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert ("NOTE: test.csv's 780 columns 0 … 779 are numbered like pixels, but 780 is no square, so kc reads them "
+            'as a table; if they are images, set "modality": "pixels"') in result.stderr
+    assert "(rows × columns = 780) in competition.json" in result.stderr
+    path = workspace / "competitions/wide/competition.json"
+    data = json.loads(path.read_text())
+    data |= {"modality": "pixels", "features": "pixels", "default_model": "knn", "image_shape": [26, 30]}
+    path.write_text(json.dumps(data))
+    converted = kc("convert", "wide", ws=workspace)
+    assert "train (120, 26, 30) uint8" in converted.stdout, converted.output
+    run_through(kc, workspace, "wide", "knn")

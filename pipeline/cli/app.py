@@ -180,6 +180,10 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
     else:
         writes = f"one {'label' if comp.classes else 'value'} per row in {comp.value_columns[0]}"
     inputs = f"pixels {comp.image_shape[0]}×{comp.image_shape[1]}" if comp.image_shape else "a table"
+    if comp.modality == "images" and comp.image_shape:
+        inputs = (f"images, files in {'/ and '.join(comp.image_folders)}/ named by the id"
+                  f"{' + ' + comp.image_suffix if comp.image_suffix else ''}, resized to {comp.image_shape[0]}×"
+                  f"{comp.image_shape[1]} {'RGB' if comp.image_channels == 3 else 'grey'} (`kc convert --size N`)")
     target = (f"{len(comp.targets)} targets {listed(comp.targets)}, one model each" if comp.targets
               else f"target {comp.target_column}")
     metric = f"{comp.metric}, the {comp.scorer.title}" if comp.targets else comp.metric
@@ -187,6 +191,8 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
              f"submission: {writes}",
              f"inputs: {inputs}; metric: {metric} ({comp.metric_source}); default model: "
              f"{' '.join((comp.default_model, *comp.default_options))}"]
+    if comp.modality == "images" and comp.train_file == "labels-from-folders.csv":
+        lines.append("labels: the class folders train/<class>/, listed by kc in labels-from-folders.csv")
     if comp.dropped_columns:
         lines.append(f"left out (in train only, not in test): {listed(comp.dropped_columns)}")
     if comp.date_columns:
@@ -248,13 +254,15 @@ def convert(
     slug: Slug = None,
     images: Annotated[bool, typer.Option("--images", help="also write PNGs, one folder per label")] = False,
     force: Annotated[bool, typer.Option(help="rebuild the cache and rewrite PNGs")] = False,
+    size: Annotated[int | None, typer.Option(help="image files: resize every image to SIZE × SIZE pixels (kept in "
+                                                  "competition.json)", metavar="SIZE")] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Validate the CSVs and cache model-ready arrays (pixels) or feature tables (tables)."""
     from pipeline.pixels import arrays
 
     with working("converting"):
-        result = api.convert(slug, images=images, force=force, workspace=_ws(ctx, workspace))
+        result = api.convert(slug, images=images, force=force, size=size, workspace=_ws(ctx, workspace))
     comp, data = result.competition, result.data
     if isinstance(data, arrays.PixelArrays):
         how = "loaded from cache" if data.from_cache else "converted"

@@ -16,7 +16,7 @@ LABELS = ("int", "bool", "float", "str")  # how a submission writes its labels (
 SUBMISSIONS = ("labels", "proba")  # a submission holds one label or value per row, or class probabilities
 METRIC_SOURCES = ("built in", "default", "--metric", "Kaggle API")
 ID_TYPES = ("int", "str")
-MODALITIES = ("tabular", "pixels")
+MODALITIES = ("tabular", "pixels", "images")  # images: PNG/JPG files in folders, resized to image_shape
 FEATURES = ("generic", "titanic", "pixels", "houses")  # feature builders
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
 DESCRIPTION = "competition.json"  # a competition kc inferred, in `competitions/<slug>/`
@@ -26,6 +26,8 @@ MAX_PIXELS = 1 << 18  # pixels in an image (512 × 512): each is a CSV column
 MAX_CLASSES = 1000
 MAX_TEXT = 200  # characters of a name, a title, a class label or an option
 MAX_ITEMS = 100  # entries of a list field (extra files, aliases, options)
+CHANNELS = (1, 3)  # image files: grey, or RGB
+IMAGE_FOLDERS = ("train", "test")  # where image-file competitions keep their images, as Kaggle names the folders
 _KC_NAMES = {".kc-fetch.json", DESCRIPTION, "runs", "derived"}  # what kc itself keeps in the folder
 
 
@@ -66,6 +68,12 @@ class Competition:
     # several target columns (train.csv's, in the sample's order; target_column is the first), all values or all
     # 0/1 classes, each learned by its own model and scored by a column-wise metric; empty for one target
     targets: tuple[str, ...] = ()
+    # images: the folders holding the train and test images (train/ and test/), each image named by its id plus
+    # image_suffix (".jpg" when the ids have no extension), read as image_channels (1 grey, 3 RGB) and resized
+    # to image_shape; the test ids are the sample's (test_file is the sample submission)
+    image_folders: tuple[str, ...] = ()
+    image_suffix: str = ""
+    image_channels: int = 1
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -74,7 +82,9 @@ class Competition:
 
     @property
     def files(self) -> tuple[str, ...]:
-        """Every file `kc fetch` must produce."""
+        """Every file `kc fetch` must produce (image folders aside; an image competition's test file is its sample)."""
+        if self.modality == "images" and self.test_file == self.sample_file:
+            return (self.train_file, self.sample_file, *self.extra_files)
         return (self.train_file, self.test_file, self.sample_file, *self.extra_files)
 
     @property
@@ -156,7 +166,7 @@ class Competition:
         values = dict(data)
         try:
             for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                         "dropped_columns", "date_columns", "targets"):
+                         "dropped_columns", "date_columns", "targets", "image_folders"):
                 if name in values:
                     values[name] = tuple(_strings(name, values[name]))
             if values.get("image_shape") is not None:
@@ -188,7 +198,7 @@ def _problems(c: Competition) -> list[str]:
     if not isinstance(c.label_column, str) or len(c.label_column) > MAX_TEXT:
         out.append(f"label_column must be a string of at most {MAX_TEXT} characters")
     for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                 "dropped_columns", "date_columns", "targets"):
+                 "dropped_columns", "date_columns", "targets", "image_folders"):
         values = getattr(c, name)
         limit = MAX_CLASSES if name in ("classes", "class_names", "proba_columns", "targets") else \
             MAX_PIXELS if name in ("dropped_columns", "date_columns") else MAX_ITEMS
@@ -235,23 +245,44 @@ def _problems(c: Competition) -> list[str]:
         if c.class_names and len(c.class_names) != len(c.classes):
             out.append("class_names must name every class")
     out += _submission_problems(c)
-    if (c.modality == "pixels") != (c.image_shape is not None):
-        out.append("pixels modality needs image_shape, and only it has one")
-    if (c.modality == "pixels") != (c.features == "pixels"):
-        out.append("the pixels feature builder goes with the pixels modality")
+    images = c.modality in ("pixels", "images")
+    if images != (c.image_shape is not None):
+        out.append("pixels and images modalities need image_shape, and only they have one")
+    if images != (c.features == "pixels"):
+        out.append("the pixels feature builder goes with the pixels and images modalities")
+    out += _image_file_problems(c)
     shape = c.image_shape
     if shape is not None and not (isinstance(shape, tuple) and len(shape) == 2 and all(type(v) is int for v in shape)):
         out.append("image_shape must be [rows, columns] or null")
     elif shape is not None and (min(shape) < 1 or max(shape) > MAX_SIDE or shape[0] * shape[1] > MAX_PIXELS):
         out.append(f"image_shape must be positive, at most {MAX_SIDE} a side and {MAX_PIXELS:,} pixels in all")
-    files = [c.train_file, c.test_file, c.sample_file, *c.extra_files]
-    if len(set(files)) != len(files):
+    files = list(c.files)
+    if len(set(files)) != len(files) or (c.test_file == c.sample_file and c.modality != "images"):
         out.append("file names must be distinct")
     for name in files:
         if not _plain_file(name):
             out.append(f"file {name!r} must be a plain name in the competition's folder (no folder, no leading "
                        f"dot, none of {', '.join(sorted(_KC_NAMES))})")
             break
+    return out
+
+
+def _image_file_problems(c: Competition) -> list[str]:
+    """What is wrong with the fields of an image-file competition (and their defaults elsewhere)."""
+    out = []
+    if type(c.image_channels) is not int or c.image_channels not in CHANNELS:
+        out.append(f"image_channels must be {' or '.join(map(str, CHANNELS))}")
+    suffix = c.image_suffix
+    if not isinstance(suffix, str) or len(suffix) > 10 or (suffix and not (suffix.startswith(".") and _plain_file(
+            "x" + suffix))):
+        out.append("image_suffix must be empty or a file extension such as \".jpg\"")
+    if c.modality == "images":
+        if c.image_folders != IMAGE_FOLDERS:
+            out.append(f"image_folders must be {list(IMAGE_FOLDERS)}")
+        if not c.id_in_train or not c.test_has_ids:
+            out.append("an images competition names each image by its id in train and in the sample")
+    elif c.image_folders or suffix or c.image_channels != 1:
+        out.append("image_folders, image_suffix and image_channels are for the images modality")
     return out
 
 

@@ -13,7 +13,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.workspace import Workspace
 
 # modality -> the module that reads it; each has `load(comp, ws, features) -> Dataset` and `convert(comp, ws, force)`
-READERS = {"pixels": "pipeline.pixels.arrays", "tabular": "pipeline.tables.frames"}
+READERS = {"pixels": "pipeline.pixels.arrays", "images": "pipeline.pixels.arrays", "tabular": "pipeline.tables.frames"}
 
 
 @dataclass(frozen=True)

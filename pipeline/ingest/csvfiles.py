@@ -101,6 +101,10 @@ def check_headers(comp: Competition, folder: Path) -> None:
     for target in comp.target_columns:
         if target not in train:
             raise DataError(f"{comp.train_file}: no '{shown(target)}' column (the target)")
+    if comp.modality == "images":  # the images are files named by train's ids; the test ids are the sample's
+        if comp.id_column not in train:
+            raise DataError(f"{comp.train_file}: no '{shown(comp.id_column)}' column (the id naming each image)")
+        return
     absent = [c for c in comp.dropped_columns if c not in train]
     if absent:
         raise DataError(f"{comp.train_file}: no '{shown(absent[0])}' column, which competition.json lists in "
@@ -114,10 +118,20 @@ def check_headers(comp: Competition, folder: Path) -> None:
     # test holds train's columns without the target (and the train-only ones), in order; the id where train has it
     features = tuple(c for c in train if c not in {*comp.target_columns, *comp.dropped_columns})
     test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
-    for name, header in ((comp.train_file, features), (comp.test_file, test_features)):
-        if comp.pixel_columns and tuple(c for c in header if c != comp.id_column) != comp.pixel_columns:
+    files = ((comp.train_file, features), (comp.test_file, test_features))
+    # pixel0 … pixelN-1 in either file: both keep those names; other names (1x1 …, 0 …): one column per pixel
+    named = comp.image_shape is not None and comp.pixel_columns in [tuple(c for c in h if c != comp.id_column)
+                                                                    for _, h in files]
+    for name, header in files:
+        pixels = tuple(c for c in header if c != comp.id_column)
+        if named and pixels != comp.pixel_columns:
             raise DataError(f"{name}: expected the columns pixel0 … pixel{len(comp.pixel_columns) - 1}"
                             + (f" beside {comp.target_column}" if name == comp.train_file else ""))
+        if comp.image_shape and len(pixels) != len(comp.pixel_columns):
+            raise DataError(f"{name}: expected {len(comp.pixel_columns)} pixel columns ({comp.image_shape[0]}×"
+                            f"{comp.image_shape[1]}, as image_shape says)"
+                            + (f" beside {comp.target_column}" if name == comp.train_file else "")
+                            + f", found {len(pixels)}")
     if features != test_features:
         extra = [c for c in test_features if c not in features]
         gone = [c for c in features if c not in test_features]

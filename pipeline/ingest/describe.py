@@ -13,7 +13,9 @@ from pipeline.ingest.csvfiles import read_header, read_table, shown
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
 MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
-_PIXEL = re.compile(r"pixel(\d+)")
+_NUMBERED = re.compile(r"(\D*?)(\d+)")  # pixel0, px1, 0, 783: a prefix and a number
+_GRID = re.compile(r"(\d+)x(\d+)")  # 1x1 … 28x28 (MNIST in CSV): row x column
+MIN_SIDE = 8  # numbered columns without the word pixel make an image from 8 × 8 up (scikit-learn's digits)
 _TRUE, _FALSE = {"true", "True", "TRUE"}, {"false", "False", "FALSE"}
 
 
@@ -62,7 +64,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     if not test_has_ids and not (id_type == "int" and ids.tolist() == [str(i) for i in range(1, len(ids) + 1)]):
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
-    shape = _image_shape([c for c in test_header if c != id_column])
+    shape = _image_shape([c for c in test_header if c != id_column], train)
     if shape is not None and several:
         raise DataError(f"{sample} has {len(several)} target columns, and test.csv holds pixels: kc learns several "
                         "targets from tables only")
@@ -229,14 +231,79 @@ def _natural(text: str) -> list[object]:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part]
 
 
-def _image_shape(columns: list[str]) -> tuple[int, int] | None:
-    """(side, side) when the columns are exactly pixel0 … pixelN-1 with N a square; else None."""
-    if not columns or not all(_PIXEL.fullmatch(c) for c in columns):
+def _image_shape(columns: list[str], train: object) -> tuple[int, int] | None:
+    """(rows, columns) when the columns name a pixel grid: pixel0 … pixelN-1 (or from 1) with N a square; the cells
+    of a rows × columns grid (1x1 … 28x28) in row order; or plain numbers (0 … 783) for a square of bytes 0-255."""
+    grid = _grid(columns)
+    if grid is not None:
+        return grid
+    numbered = _numbered(columns)
+    if numbered is None:
         return None
     side = math.isqrt(len(columns))
-    if side * side != len(columns) or columns != [f"pixel{i}" for i in range(len(columns))]:
+    if side * side != len(columns):
         return None
-    return (side, side)
+    if numbered.lower() == "pixel":
+        return (side, side)
+    return (side, side) if side >= MIN_SIDE and _bytes(train, columns) else None
+
+
+def _grid(columns: list[str]) -> tuple[int, int] | None:
+    """(rows, columns) when the names are r x c for every cell of a grid, row after row (from 0 or 1)."""
+    cells = [_GRID.fullmatch(c) for c in columns]
+    if not columns or not all(cells):
+        return None
+    pairs = [(int(m[1]), int(m[2])) for m in cells if m]
+    first = pairs[0][0]
+    rows, cols = pairs[-1][0] - first + 1, pairs[-1][1] - pairs[0][1] + 1
+    want = [(first + r, pairs[0][1] + c) for r in range(max(rows, 0)) for c in range(max(cols, 0))]
+    return (rows, cols) if first in (0, 1) and pairs == want else None
+
+
+def _numbered(columns: list[str]) -> str | None:
+    """The common prefix when the names are that prefix and the numbers 0 … N-1 or 1 … N in order; else None."""
+    found = [_NUMBERED.fullmatch(c) for c in columns]
+    if not columns or not all(found):
+        return None
+    prefixes = {m[1] for m in found if m}
+    numbers = [int(m[2]) for m in found if m]
+    start = numbers[0]
+    if len(prefixes) != 1 or start not in (0, 1) or numbers != list(range(start, start + len(numbers))):
+        return None
+    return prefixes.pop()
+
+
+def _bytes(train: object, columns: list[str]) -> bool:
+    """Whether train's first rows hold whole numbers 0-255 in these columns (pixels, not measurements)."""
+    import numpy as np
+    import pandas as pd
+
+    assert isinstance(train, pd.DataFrame)
+    cells = train[[c for c in columns if c in train.columns]].head(200).to_numpy(dtype=str)
+    if cells.size == 0 or not np.char.isdigit(cells).all() or (np.char.str_len(cells) > 3).any():
+        return False
+    return bool((cells.astype(np.int64) <= 255).all())
+
+
+def shape_hint(comp: Competition, folder: Path) -> str:
+    """For a table whose columns are numbered like pixels but make no square: how to declare the image's shape."""
+    if comp.modality != "tabular":
+        return ""
+    columns = [c for c in read_header(folder / comp.test_file) if c != comp.id_column]
+    prefix = _numbered(columns)
+    if prefix is None or len(columns) < MIN_SIDE * MIN_SIDE:
+        return ""
+    if prefix.lower() != "pixel":
+        import pandas as pd
+
+        head = pd.read_csv(folder / comp.train_file, nrows=200, dtype=str, keep_default_na=False)
+        head.columns = [str(c).strip() for c in head.columns]
+        if not _bytes(head, columns):
+            return ""
+    return (f"{comp.test_file}'s {len(columns)} columns {shown(columns[0])} … {shown(columns[-1])} are numbered like "
+            f"pixels, but {len(columns)} is no square, so kc reads them as a table; if they are images, set "
+            '"modality": "pixels", "features": "pixels", "default_model": "knn" and "image_shape": [rows, columns] '
+            f"(rows × columns = {len(columns)}) in competition.json")
 
 
 def _default_model(task: str, shape: tuple[int, int] | None) -> str:

@@ -21,7 +21,7 @@ from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace, held
-from pipeline.ingest import describe, kaggle_api
+from pipeline.ingest import describe, imagefiles, kaggle_api
 from pipeline.ingest.csvfiles import check_headers, has_rows, shown
 
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -93,7 +93,8 @@ def locked(folder: Path) -> Iterator[None]:
 
 
 def _is_complete(comp: Competition, folder: Path) -> bool:
-    return read_marker(folder) is not None and all((folder / name).is_file() for name in comp.files)
+    return (read_marker(folder) is not None and all((folder / name).is_file() for name in comp.files)
+            and all((folder / name).is_dir() for name in comp.image_folders))
 
 
 def _safe_path(info: zipfile.ZipInfo, origin: str) -> PurePosixPath:
@@ -111,8 +112,12 @@ def _choose(entries: list[tuple[PurePosixPath, zipfile.ZipInfo]], name: str, ori
     return found[0][2]
 
 
-def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> dict[str, zipfile.ZipInfo]:
-    """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv.
+Images = list[tuple[PurePosixPath, zipfile.ZipInfo]]  # (path in the competition folder, zip entry)
+
+
+def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tuple[dict[str, zipfile.ZipInfo], Images]:
+    """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv (or
+    beside the sample submission, for images), and the images in the train/ and test/ folders there.
 
     Files named as kc's own (competition.json, runs, derived) are left out: kc writes the description itself.
     """
@@ -122,17 +127,31 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> dict
     entries = [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
                and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
     names = {p.name for p, _ in entries}
+    images: Images = []
     if comp is None:
-        if "train.csv" not in names:
+        # image competitions may have no train.csv (labels.csv, or class folders): their sample marks the folder
+        anchor = "train.csv" if "train.csv" in names else _image_sample(entries)
+        if anchor is None:
             raise DataError(f"{origin}: no train.csv in the zip; is it a Kaggle competition's data?")
-        home = PurePosixPath(*_safe_path(_choose(entries, "train.csv", origin), origin).parts[:-1])
+        home = PurePosixPath(*_safe_path(_choose(entries, anchor, origin), origin).parts[:-1])
         wanted = sorted({p.name for p, _ in entries if p.parent == home})
+        images = imagefiles.zip_images(entries, home, origin)
     else:
         wanted = list(comp.files)
         missing = [n for n in wanted if n not in names]
         if missing:
             raise DataError(f"{origin}: no {', '.join(missing)} in the zip; is it {comp.slug}'s data?")
-    return {name: _choose(entries, name, origin) for name in wanted}
+    return {name: _choose(entries, name, origin) for name in wanted}, images
+
+
+def _image_sample(entries: Images) -> str | None:
+    """The sample submission of an image competition without train.csv: the one with train/ or train.zip beside it."""
+    for path, _ in entries:
+        if path.suffix.lower() == ".csv" and "submission" in path.name.lower():
+            beside = {q.relative_to(path.parent).parts[0] for q, _ in entries if q.is_relative_to(path.parent)}
+            if beside & {"train", "train.zip"}:
+                return path.name
+    return None
 
 
 def size_text(n: float) -> str:
@@ -151,10 +170,10 @@ def _check_free(total: int, dest: Path, what: str) -> None:
                         f"{dest.parent.parent} (no space left on device); free some space and try again")
 
 
-def _check_room(members: dict[str, zipfile.ZipInfo], dest: Path, origin: str) -> int:
+def _check_room(members: list[zipfile.ZipInfo], dest: Path, origin: str) -> int:
     """Refuse zip bombs and zips that would fill the disk, from the sizes the zip declares; return the total."""
-    total = sum(m.file_size for m in members.values())
-    packed = sum(m.compress_size for m in members.values())
+    total = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members)
     if total > MAX_UNPACKED or total > MAX_RATIO * max(packed, 1):
         raise DataError(f"{origin}: the zip claims to unpack to {total / 1e9:.1f} GB from {packed / 1e6:.1f} MB; "
                         "refusing it as a likely zip bomb")
@@ -174,27 +193,59 @@ def _disk_full(dest: Path) -> Iterator[None]:
                         "and try again") from None
 
 
+def _unpack(zf: zipfile.ZipFile, members: list[tuple[Path, zipfile.ZipInfo]], dest: Path, origin: str,
+            progress: Progress | None) -> None:
+    """Write each zip entry to its path under `dest` (sizes bounded first, each checked as it is written)."""
+    total, done = _check_room([info for _, info in members], dest, origin), 0
+    for target, info in members:
+        if info.flag_bits & 0x1:
+            raise DataError(f"{origin}: {info.filename} is password-protected; unzip it yourself and "
+                            "fetch the folder with --from")
+        if target.parent != dest:  # an image in train/ or test/ (names checked by imagefiles)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with zf.open(info) as src, open(target, "xb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > info.file_size:  # the zip lied about its size
+                    raise DataError(f"{origin}: {info.filename} unpacks to more than it declares")
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+
+
+def _unpack_nested(dest: Path, progress: Progress | None) -> None:
+    """Unpack image archives shipped inside the zip (Aerial Cactus' train.zip, test.zip) into train/ and test/."""
+    for folder in competitions.IMAGE_FOLDERS:
+        inner = dest / f"{folder}.zip"
+        if not inner.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(inner) as zf:
+                images = imagefiles.nested_images(zf, folder, inner.name)
+                if not images:  # not an image archive (a zipped CSV, say): left as it is, one of the other files
+                    continue
+                _unpack(zf, [(dest / rel, info) for rel, info in images], dest, inner.name, progress)
+        except FileExistsError as exc:
+            raise DataError(f"{inner.name}: {Path(str(exc.filename)).name} is also in the {folder}/ folder; keep "
+                            "one copy") from None
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
+        inner.unlink()
+
+
 def _extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
     """Extract the competition's files from a Kaggle zip into `dest`, checking sizes and CRCs as it goes."""
     origin = str(zip_path)
     try:
         with _disk_full(dest), zipfile.ZipFile(zip_path) as zf:
-            members = _members(zf, comp, origin)
-            total, done = _check_room(members, dest, origin), 0
-            for name, info in members.items():
-                if info.flag_bits & 0x1:
-                    raise DataError(f"{origin}: {info.filename} is password-protected; unzip it yourself and "
-                                    "fetch the folder with --from")
-                written = 0
-                with zf.open(info) as src, open(dest / name, "wb") as out:
-                    while chunk := src.read(1 << 20):
-                        written += len(chunk)
-                        if written > info.file_size:  # the zip lied about its size
-                            raise DataError(f"{origin}: {info.filename} unpacks to more than it declares")
-                        out.write(chunk)
-                        done += len(chunk)
-                        if progress:
-                            progress(done, total)
+            members, images = _members(zf, comp, origin)
+            _unpack(zf, [*((dest / n, i) for n, i in members.items()), *((dest / r, i) for r, i in images)], dest,
+                    origin, progress)
+        if comp is None:
+            with _disk_full(dest):
+                _unpack_nested(dest, progress)
     except NotImplementedError as exc:  # e.g. deflate64, which Python cannot unpack
         raise DataError(f"{origin}: compressed with a method Python cannot read ({exc}); unzip it yourself and "
                         "fetch the folder with --from") from None
@@ -214,25 +265,33 @@ def _copy_folder(src: Path, comp: Competition | None, dest: Path, progress: Prog
     missing = [n for n in names if not (src / n).is_file()]
     if missing:
         raise DataError(f"{src}: no {', '.join(missing)} in this folder; is it {comp.slug if comp else 'the'} data?")
-    total = sum((src / n).stat().st_size for n in names)
+    images = imagefiles.folder_images(src) if comp is None else []
+    copies = [*((src / n, dest / n) for n in names), *((path, dest / rel) for rel, path in images)]
+    total = sum(path.stat().st_size for path, _ in copies)
     _check_free(total, dest, f"{src}: copying")
     done = 0
     with _disk_full(dest):
-        for name in names:
-            shutil.copyfile(src / name, dest / name)
-            done += (src / name).stat().st_size
+        for path, target in copies:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            done += path.stat().st_size
             if progress:
                 progress(done, total)
+        if comp is None:
+            _unpack_nested(dest, progress)
 
 
 def _install(names: tuple[str, ...], staged: Path, folder: Path, record: dict) -> None:
     """Move the checked files into place, all or nothing: until the marker is rewritten, nothing counts as fetched."""
     # everything that could stop the moves half-way is checked while the previous copy still counts
-    bad = [n for n in names if not (staged / n).is_file() or (folder / n).is_dir() or n in (MARKER, "runs", "derived")]
+    bad = [n for n in names if n in (MARKER, "runs", "derived") or not (staged / n).exists()
+           or (folder / n).is_symlink() or ((folder / n).exists() and (folder / n).is_dir() != (staged / n).is_dir())]
     if bad or len(set(names)) != len(names):
         raise DataError(f"{folder}: cannot install {', '.join(bad) or 'a file named twice'}; the previous copy is kept")
     (folder / MARKER).unlink(missing_ok=True)  # from here a kill leaves "not fetched", never a mixed set
     for name in names:
+        if (staged / name).is_dir() and (folder / name).is_dir():  # an image folder: the old one goes to staging
+            os.replace(folder / name, staged.parent / f"old-{name}")
         os.replace(staged / name, folder / name)
     (staged / MARKER).write_text(json.dumps(record, indent=2))
     os.replace(staged / MARKER, folder / MARKER)
@@ -293,15 +352,15 @@ def fetch(
         kept = previous is not None and previous.get("source") != "bundled"
         if not force and from_path is None and kept and current is not None and _is_complete(current, folder):
             assert previous is not None  # a real copy is kept without asking for a source (none may be left)
-            return FetchResult(current, previous["source"], previous.get("origin", ""), folder, current.files,
-                               previous.get("sample", False), True)
+            return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
+                               _shown_files(current), previous.get("sample", False), True)
         source, path = _choose_source(slug, from_path, force, previous)
         # a bundled copy is replaced as soon as a real source is available
         upgrade = previous is not None and previous.get("source") == "bundled" and source != "bundled"
         if not force and not upgrade and current is not None and _is_complete(current, folder):
             assert previous is not None
-            return FetchResult(current, previous["source"], previous.get("origin", ""), folder, current.files,
-                               previous.get("sample", False), True)
+            return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
+                               _shown_files(current), previous.get("sample", False), True)
         folder.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=STAGING, dir=folder))
         try:
@@ -333,14 +392,15 @@ def fetch(
             elif builtin is None and metric is None and source == "kaggle":
                 metric, metric_source = _kaggle_metric(slug), "Kaggle API"
             try:
-                comp = builtin or describe.infer(slug, unpacked, metric, metric_source)
+                infer = imagefiles.infer if builtin is None and imagefiles.has_folders(unpacked) else describe.infer
+                comp = builtin or infer(slug, unpacked, metric, metric_source)
             except ValueError as exc:  # a description outside kc's bounds (e.g. images too large)
                 raise DataError(f"{origin}: kc cannot describe {slug} from these files ({shown(exc)})") from None
             check_headers(comp, unpacked)
             for name in (comp.train_file, comp.test_file):
                 if not has_rows(unpacked / name):
                     raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
-            names = comp.files
+            names = (*comp.files, *comp.image_folders)
             if builtin is None:
                 (unpacked / competitions.DESCRIPTION).write_text(json.dumps(comp.to_json(), indent=2) + "\n")
                 names = (*names, competitions.DESCRIPTION)
@@ -351,7 +411,13 @@ def fetch(
             shutil.rmtree(staged, ignore_errors=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when a failed first fetch left it empty
-    return FetchResult(comp, source, origin, folder, comp.files, bool(record["sample"]), inferred=builtin is None)
+    return FetchResult(comp, source, origin, folder, _shown_files(comp), bool(record["sample"]),
+                       inferred=builtin is None, note="" if builtin else describe.shape_hint(comp, folder))
+
+
+def _shown_files(comp: Competition) -> tuple[str, ...]:
+    """The files and image folders fetched, as `kc fetch` lists them (folders end in /)."""
+    return (*comp.files, *(f"{name}/" for name in comp.image_folders))
 
 
 def _kaggle_metric(slug: str) -> str | None:

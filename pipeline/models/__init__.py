@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 _ALL = ("binary", "multiclass", "regression")
 _CLASSES = ("binary", "multiclass")
-_BOTH = ("tabular", "pixels")
+_BOTH = ("tabular", "pixels", "images")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ MODELS: dict[str, ModelInfo] = {
                         "gradient descent written out: logistic / softmax / least-squares regression"),
     "knn": ModelInfo("pipeline.models.knn", "KNNModel", _ALL, _BOTH,
                      "k nearest neighbours by matrix multiplication; votes or a weighted mean"),
-    "cnn": ModelInfo("pipeline.models.cnn", "CNNModel", _CLASSES, ("pixels",),
+    "cnn": ModelInfo("pipeline.models.cnn", "CNNModel", _CLASSES, ("pixels", "images"),
                      "fastai Learner with a small ResNet, from scratch"),
     "tabular": ModelInfo("pipeline.models.tabular", "TabularModel", _ALL, ("tabular",),
                          "fastai's tabular learner (embeddings + MLP), from scratch"),

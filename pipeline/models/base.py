@@ -26,7 +26,7 @@ class Model:
 
     name: ClassVar[str] = "model"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")  # the competition tasks it learns
-    modalities: ClassVar[tuple[str, ...]] = ("tabular", "pixels")  # the inputs it reads
+    modalities: ClassVar[tuple[str, ...]] = ("tabular", "pixels", "images")  # the inputs it reads
     fastai: ClassVar[bool] = False  # trains a fastai Learner (which logs TensorBoard events through its callback)
     scaled: ClassVar[bool] = True  # wants standardised, log-tamed table features (linear, kNN); trees do not
     signed: ClassVar[tuple[str, ...]] = ()  # numeric options that may be negative
@@ -109,12 +109,12 @@ class Model:
 
 def for_inputs(cls: type[Model], params: dict[str, Any], modality: str) -> dict[str, Any]:
     """`params` without the options that act on images only, when the inputs are a table (what a run records)."""
-    return params if modality == "pixels" else {k: v for k, v in params.items() if k not in cls.images_only}
+    return params if modality != "tabular" else {k: v for k, v in params.items() if k not in cls.images_only}
 
 
 def check_inputs(cls: type[Model], params: dict[str, Any], modality: str) -> None:
     """Refuse an images-only option given for a table: it would do nothing."""
-    if modality != "pixels" and (given := [k for k in params if k in cls.images_only]):
+    if modality == "tabular" and (given := [k for k in params if k in cls.images_only]):
         raise UsageError(f"model '{cls.name}': {', '.join(given)} act(s) on digit images only; drop "
                          f"{' '.join('-p ' + k for k in given)} for a table")
 

@@ -23,7 +23,7 @@ from pipeline.pixels import images
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
 
 
-def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True) -> nn.Sequential:
+def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True, channels: int = 1) -> nn.Sequential:
     """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head.
 
     `full_res` keeps a residual block at 28×28: it holds the largest activations and cost about a quarter more CPU
@@ -33,7 +33,7 @@ def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True) -> n
 
     w = width
     return nn.Sequential(
-        ConvLayer(1, w, ks=3),  # (n, w, 28, 28)
+        ConvLayer(channels, w, ks=3),  # (n, w, 28, 28); channels 3 for RGB image files
         *([ResBlock(1, w, w)] if full_res else []),
         ResBlock(1, w, 2 * w, stride=2),  # (n, 2w, 14, 14)
         ResBlock(1, 2 * w, 2 * w),
@@ -98,7 +98,7 @@ class CNNModel(Model):
     name: ClassVar[str] = "cnn"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
     fastai: ClassVar[bool] = True
-    modalities: ClassVar[tuple[str, ...]] = ("pixels",)
+    modalities: ClassVar[tuple[str, ...]] = ("pixels", "images")
     space: ClassVar[dict[str, str]] = {"epochs": "4:20", "lr": "1e-3:1e-2:log", "width": "16|32|48",
                                        "weight_decay": "1e-3:0.1:log", "label_smoothing": "0:0.2", "rotate": "0:15"}
     epochs: int = 12
@@ -119,8 +119,8 @@ class CNNModel(Model):
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
-        if X.dtype != np.uint8 or X.ndim != 3:
-            raise UsageError("the cnn model takes (n, 28, 28) uint8 digit images")
+        if X.dtype != np.uint8 or X.ndim not in (3, 4):
+            raise UsageError("the cnn model takes (n, rows, columns) or RGB (n, rows, columns, 3) uint8 images")
         return torch.from_numpy(images.to_float(np.asarray(X)))
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
@@ -150,7 +150,7 @@ class CNNModel(Model):
                       augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift))
         use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
         self.compute_ = compute_note(dev, use_bf16, n_threads)
-        net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res), use_bf16)
+        net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res, x.shape[1]), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
         learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
                         metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
@@ -196,7 +196,8 @@ class CNNModel(Model):
         self.classes_ = state.pop("classes").numpy()
         full_res = "net.9.weight" in state  # the saved weights say which network they fit, whatever the options
         use_bf16 = self._use_bf16(torch.device("cpu"))
-        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res), use_bf16)
+        channels = state["net.0.0.weight"].shape[1]  # the first convolution's input channels: 1 grey, 3 RGB
+        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res, channels), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.eval()
         self.fitted_ = True

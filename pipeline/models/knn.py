@@ -14,6 +14,8 @@ from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
+EIGH_MAX = 2048  # PCA through the (d, d) covariance up to this many values per image; a randomised SVD above
+
 
 def deskew(images: np.ndarray, batch: int = 8192) -> np.ndarray:
     """Straighten slanted digits by their second moments and centre their mass; (n, 28, 28) uint8 in and out."""
@@ -94,14 +96,20 @@ class KNNModel(Model):
             raise UsageError(f"weighting={self.weighting!r}: expected distance or uniform")
         self.components_ = self.mean_ = None
         x = self._embed(X)
-        if 0 < self.pca < x.shape[1] and np.asarray(X).ndim == 3:
+        if 0 < self.pca < x.shape[1] and np.asarray(X).ndim >= 3:  # images, grey or RGB
             self.mean_ = x.mean(0)
             centred = x - self.mean_
-            # eigenvectors of the (d, d) covariance: cheap when n >> d
-            # float64: float32 eigh fails to converge on some small, nearly singular covariances
-            _, vectors = torch.linalg.eigh((centred.T @ centred).double())
-            vectors = vectors.float()
-            self.components_ = vectors[:, -self.pca :].flip(1).contiguous()
+            if x.shape[1] <= EIGH_MAX:
+                # eigenvectors of the (d, d) covariance: cheap when n >> d
+                # float64: float32 eigh fails to converge on some small, nearly singular covariances
+                _, vectors = torch.linalg.eigh((centred.T @ centred).double())
+                vectors = vectors.float()
+                self.components_ = vectors[:, -self.pca :].flip(1).contiguous()
+            else:  # image files (64×64×3 = 12,288 values): a randomised SVD, never a (d, d) matrix
+                with torch.random.fork_rng():
+                    torch.manual_seed(0)
+                    _, _, vectors = torch.svd_lowrank(centred, q=min(self.pca + 10, *centred.shape), niter=4)
+                self.components_ = vectors[:, : self.pca].contiguous()
             x = centred @ self.components_
         self._start(y)
         self.train_ = x.contiguous()

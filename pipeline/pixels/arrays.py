@@ -1,4 +1,5 @@
-"""Pixel competitions: CSV rows of pixels -> validated, cached uint8 image arrays, PNG folders, contact sheets."""
+"""Pixel competitions: CSV rows of pixels (or image files, see `files`) -> validated, cached uint8 image arrays, PNG
+folders, contact sheets."""
 
 from __future__ import annotations
 
@@ -28,22 +29,27 @@ def fingerprint(*paths: Path) -> str:
     return file_key(f"v{CACHE_VERSION}", *paths)
 
 
-def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...]) -> str:
+def pixel_names(comp: Competition, header: tuple[str, ...]) -> list[str]:
+    """A pixel CSV's pixel columns, in order: all but the id, the target and the train-only ones (any names)."""
+    return [c for c in header if c not in {comp.id_column, comp.target_column, *comp.dropped_columns}]
+
+
+def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...],
+                     pixels: set[str]) -> str:
     """Scan the CSV slowly to name the first bad row and column (only called after the fast path fails)."""
     text = decode(path.read_bytes(), path.name)
     try:
-        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes)
+        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes, pixels)
     except csv.Error as exc:
         return f"{path.name}: malformed CSV ({shown(str(exc))}); is a cell unreasonably long or a quote unclosed?"
 
 
 def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | None,
-                classes: tuple[str, ...]) -> str:
+                classes: tuple[str, ...], pixels: set[str]) -> str:
     """The first bad cell's row and column, read with the csv module."""
     header = tuple(c.strip() for c in next(reader, ()))
     if not header:
         return f"{path.name}: the file is empty"
-    pixels = {c for c in columns if c.startswith("pixel")}
     for row, fields in enumerate(reader, start=1):
         if len(fields) != len(columns):
             return f"{path.name}: row {row} has {len(fields)} values, expected {len(columns)}"
@@ -66,11 +72,13 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
 
     assert comp.image_shape is not None
     columns = read_header(path)
-    pixel_types = {name: pa.uint8() for name in comp.pixel_columns}  # out-of-range values fail the parse
+    names = pixel_names(comp, columns)
+    pixel_types = {name: pa.uint8() for name in names}  # out-of-range values fail the parse
     text_types = {c: pa.string() for c in columns if c not in pixel_types}  # the label and any id
 
     def bad() -> DataError:
-        return DataError(_locate_bad_cell(path, columns, comp.target_column if label else None, comp.classes))
+        return DataError(_locate_bad_cell(path, columns, comp.target_column if label else None, comp.classes,
+                                          set(names)))
 
     try:
         table = pacsv.read_csv(
@@ -92,7 +100,7 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
         codes = np.fromiter((lookup.get(str(v).strip(), -1) for v in text), np.int64, len(text))
         if (codes < 0).any():
             raise bad()
-    pixels = table.select(list(comp.pixel_columns))
+    pixels = table.select(names)
     # columns -> rows, one record batch at a time: a contiguous transpose is far faster than a strided stack
     out = np.empty((pixels.num_rows, pixels.num_columns), np.uint8)
     start = 0
@@ -141,8 +149,8 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
                                for k in ("train_images", "train_labels", "test_images"))
     except (OSError, ValueError, EOFError, RecursionError):
         return None
-    shape = tuple(comp.image_shape or ())
-    if any(a.ndim != 3 or a.dtype != np.uint8 or a.shape[1:] != shape for a in (train, test)):
+    shape = array_shape(comp)
+    if any(a.dtype != np.uint8 or a.shape[1:] != shape for a in (train, test)):
         return None
     if labels.ndim != 1 or labels.dtype != np.int64 or len(labels) != len(train) or not len(train) or not len(test):
         return None
@@ -153,8 +161,22 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
     return PixelArrays(train, labels, test, fingerprint=key, from_cache=True)
 
 
+def cached(comp: Competition, ws: Workspace, key: str) -> PixelArrays | None:
+    """The cached arrays when they were derived under `key` and are sound; else None."""
+    return _cached(comp, _cache_paths(comp, ws), key)
+
+
+def array_shape(comp: Competition) -> tuple[int, ...]:
+    """Each image's array shape: (rows, columns), or (rows, columns, 3) for RGB image files."""
+    return (*(comp.image_shape or ()), *((3,) if comp.image_channels == 3 else ()))
+
+
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArrays:
     """Parse and validate train/test CSVs into cached .npy arrays; reuse the cache when the CSVs are unchanged."""
+    if comp.modality == "images":
+        from pipeline.pixels import files
+
+        return files.convert(comp, ws, force)
     folder = require_fetched(comp, ws)
     sources = [folder / comp.train_file, folder / comp.test_file]
     key = fingerprint(*sources)
@@ -164,7 +186,14 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     assert train_labels is not None  # label=True: the label column is read
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
-    with locked(folder):  # one writer of the cache at a time, so leftovers of a killed one can go
+    return store(comp, ws, key, train_images, train_labels, test_images)
+
+
+def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, train_labels: np.ndarray,
+          test_images: np.ndarray) -> PixelArrays:
+    """Write the arrays to the cache under `key` (the meta last: until it is rewritten, the cache counts as gone)."""
+    paths = _cache_paths(comp, ws)
+    with locked(ws.data_dir(comp.slug)):  # one writer of the cache at a time, so leftovers of a killed one can go
         for leftover in ws.cache_dir(comp.slug).glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
         paths["meta"].unlink(missing_ok=True)  # the arrays below are only trusted once the meta is rewritten
@@ -213,7 +242,7 @@ def write_pngs(comp: Competition, ws: Workspace, arrays: PixelArrays, force: boo
 
 def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int, out: Path | None = None) -> Path:
     """A contact sheet of `n` random training images (optionally of one label), written as a PNG."""
-    if comp.modality != "pixels":
+    if comp.image_shape is None:
         raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
     if label is not None and label not in comp.classes:
         raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
@@ -227,7 +256,8 @@ def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, len(rows)), replace=False))
     captions = [f"{comp.classes[arrays.train_labels[r]]} (row {r})" for r in chosen]
     name = f"images-{'all' if label is None else label}-{len(chosen)}.png"
-    return images.contact_sheet(arrays.train_images[chosen], captions, out or ws.cache_dir(comp.slug) / name)
+    return images.contact_sheet(arrays.train_images[chosen], captions, out or ws.cache_dir(comp.slug) / name,
+                                ink=comp.modality == "pixels")
 
 
 def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:

@@ -28,10 +28,11 @@ def to_images(flat: np.ndarray, shape: tuple[int, int] = (SIDE, SIDE)) -> np.nda
 
 
 def to_float(images: np.ndarray, normalise: bool = True) -> np.ndarray:
-    """(n, h, w) uint8 -> (n, 1, h, w) float32, scaled to 0-1 then (optionally) MNIST-normalised."""
-    if images.dtype != np.uint8 or images.ndim != 3:
+    """(n, h, w) or RGB (n, h, w, 3) uint8 -> (n, channels, h, w) float32, scaled to 0-1 then (optionally)
+    MNIST-normalised."""
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ValueError(f"expected (n, rows, columns) uint8 images, got {images.shape} {images.dtype}")
-    x = images.astype(np.float32)[:, None] / 255.0
+    x = (images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
     return (x - MEAN) / STD if normalise else x
 
 
@@ -50,7 +51,7 @@ def _write_chunk(args: tuple[str, list[tuple[int, str]]]) -> int:
     images = np.load(array_path, mmap_mode="r")
     for row, path in jobs:
         tmp = f"{path}.{os.getpid()}.tmp"  # written whole, then renamed: a kill never leaves a truncated PNG
-        Image.fromarray(np.asarray(images[row]), mode="L").save(tmp, format="PNG", optimize=False, compress_level=1)
+        Image.fromarray(np.asarray(images[row])).save(tmp, format="PNG", optimize=False, compress_level=1)
         os.replace(tmp, path)
     return len(jobs)
 
@@ -119,8 +120,8 @@ def read_png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
-def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int = 8) -> Path:
-    """Draw images in a grid with a caption over each; write the PNG to `path`."""
+def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int = 8, ink: bool = True) -> Path:
+    """Draw images in a grid with a caption over each; write the PNG to `path` (`ink`: 255 is ink, drawn dark)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +134,7 @@ def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions, strict=False):
-        ax.imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        ax.imshow(image, cmap="gray_r" if ink else "gray", vmin=0, vmax=255)
         ax.set_title(caption, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
