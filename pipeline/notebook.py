@@ -92,15 +92,6 @@ def submission_html(sub: Any) -> str:
     return f"<div>submission <code>{_e(sub.path)}</code></div>" + _table(list(fields), [list(fields.values())])
 
 
-def comparison_html(result: Any) -> str:
-    """A comparison as a leaderboard table, best first, with how it was scored."""
-    from pipeline.training.comparison import HEAD, rows
-
-    metric = result.competition.scorer
-    return (f"<div><b>{_e(result.competition.slug)}</b>: {len(result.entries)} models, {_e(metric.title)} out-of-fold"
-            f" on the same {result.folds} folds (seed {result.seed})" + _table(list(HEAD), rows(result)) + "</div>")
-
-
 def register() -> None:
     """Teach IPython to show kc's results as HTML (classes named, so nothing is imported before it is used)."""
     from IPython import get_ipython

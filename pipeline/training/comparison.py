@@ -37,9 +37,14 @@ class Comparison:
     left_out: tuple[str, ...] = ()  # models that fit but were not run (slow ones, unless named)
 
     def _repr_html_(self) -> str:
-        from pipeline.notebook import comparison_html
+        import html
 
-        return comparison_html(self)
+        metric = self.competition.scorer
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in HEAD)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows(self))
+        return (f"<div><b>{html.escape(self.competition.slug)}</b>: {html.escape(metric.title)} out-of-fold on the "
+                f"same {self.folds} folds (seed {self.seed})<table><thead><tr>{head}</tr></thead><tbody>{body}"
+                "</tbody></table></div>")
 
 
 def chosen_models(comp: Competition, models: list[str] | None) -> tuple[list[str], tuple[str, ...]]:
