@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# OpenMP threads (LightGBM, scikit-learn, torch) that wait by spinning burn a busy CPU: on 2 cores under load 4,
+# LightGBM on 2 threads took 38.5 s wall / 30.7 s CPU spinning, 9.0 s / 7.7 s sleeping (benchmarks/RESULTS.md).
+# Read once, when the OpenMP runtime starts: so set before kc imports any of them; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pipeline.core.errors import DataError, KaggleError, KcError, SubmissionError, UsageError
 

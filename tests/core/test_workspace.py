@@ -19,3 +19,4 @@ def test_an_atomic_write_gets_the_mode_the_umask_gives(tmp_path, umask, mode):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "report.html").stat().st_mode) == mode
+
