@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 # the verbs live in pipeline.api and are imported on first use, so `import pipeline` (and `kc --help`) stays light
 VERBS = ("available_models", "compare", "competition", "convert", "ensemble", "explain", "explore", "fetch",
-         "predict_images", "run", "runs", "show", "study", "submissions", "submit", "train", "tune", "upload",
-         "validate", "report")
+         "lr_find", "predict_images", "run", "runs", "show", "study", "submissions", "submit", "train", "tune",
+         "upload", "validate", "report")
 
 __all__ = [*VERBS, "DataError", "KaggleError", "KcError", "SubmissionError", "UsageError", "__version__"]
 

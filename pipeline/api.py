@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pipeline.submitting.ensembles import Ensemble
     from pipeline.submitting.ledger import LogEntry
     from pipeline.training.comparison import Comparison
+    from pipeline.training.learning_rates import LrFinding
     from pipeline.training.records import Damaged, Run
     from pipeline.tuning.studies import TrialResult, TuneResult
 
@@ -119,6 +120,17 @@ def explain(slug: str | None = None, run_id: str | None = None, *, repeats: int 
 
     space = _space(workspace)
     return judge(competition(slug, space), space, run_id, repeats, seed)
+
+
+def lr_find(slug: CompetitionLike = None, model: str | None = None, *, seed: int = 0,
+            workspace: WorkspaceLike = None) -> LrFinding:
+    """fastai's learning-rate finder for a fastai model (cnn or tabular; default: the competition's, if one), with
+    its plot: the loss at each rate and the rate it suggests for `--lr`."""
+    from pipeline.training.learning_rates import find
+
+    space = _space(workspace)
+    comp = competition(slug, space)
+    return find(comp, space, model or ("cnn" if comp.modality != "tabular" else "tabular"), seed)
 
 
 def available_models(slug: str | None = None, workspace: WorkspaceLike = None) -> list[str]:

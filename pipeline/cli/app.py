@@ -334,6 +334,19 @@ def explain(
         out.print(str(found.picture))
 
 
+@app.command("lr-find")
+@handled
+def lr_find(ctx: typer.Context, slug: Slug = None, model: ModelOpt = None, seed: Seed = 0,
+            workspace: WorkspaceOpt = None) -> None:
+    """fastai's learning-rate finder for cnn or tabular: the loss at each rate, drawn, and the rate to try."""
+    with working("finding a learning rate"):
+        found = api.lr_find(slug, model, seed=seed, workspace=_ws(ctx, workspace))
+    out.print(f"{found.model}: fastai suggests lr {found.suggested:.2e} (the valley of the loss curve, on "
+              f"{found.rows:,} training rows)")
+    out.print(f"try it: kc train {found.picture.parent.parent.name} --model {found.model} --lr {found.suggested:.2g}")
+    out.print(str(found.picture))
+
+
 def _parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

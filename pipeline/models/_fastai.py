@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -104,3 +105,30 @@ class Watch(Callback):
         if self.ctrl_c.pressed:
             self.interrupted = True
             raise CancelFitException
+
+
+@dataclass(frozen=True)
+class LrFound:
+    """What fastai's learning-rate finder saw: the loss at each rate tried, and the rate it suggests."""
+
+    suggested: float  # fastai's `valley`: the middle of the longest stretch where the loss falls
+    lrs: tuple[float, ...]
+    losses: tuple[float, ...]  # smoothed training loss at each rate
+
+
+def find_lr(learn: Any) -> LrFound:
+    """Run fastai's `lr_find` on a fresh Learner in a scratch folder (it saves and restores the weights there),
+    without kc's Watch (its epochs are no epochs: validation is skipped)."""
+    import tempfile
+    from pathlib import Path
+
+    from fastai.callback.schedule import lr_find, valley  # noqa: F401 (adds Learner.lr_find)
+
+    for cb in [cb for cb in learn.cbs if isinstance(cb, Watch)]:
+        learn.remove_cb(cb)
+    with tempfile.TemporaryDirectory(prefix="kc-lr-find.") as tmp:
+        learn.path, learn.model_dir = Path(tmp), "models"
+        with learn.no_bar(), learn.no_logging():
+            found = learn.lr_find(show_plot=False, suggest_funcs=(valley,))
+    lrs, losses = (tuple(float(v) for v in values) for values in (learn.recorder.lrs, learn.recorder.losses))
+    return LrFound(float(found.valley), lrs, losses)

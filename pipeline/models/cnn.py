@@ -6,7 +6,7 @@ import dataclasses
 import math
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from torch import nn
 from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
+from pipeline.models._fastai import LrFound, Watch, find_lr
 from pipeline.models.base import EpochCallback, Model
 from pipeline.pixels import images
 
@@ -126,14 +127,29 @@ class CNNModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CNNModel:
         """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
-        from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
+
+        learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
+        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
+            learn.fit_one_cycle(self.epochs, self.lr)
+        self.interrupted_ = watch.interrupted
+        self.net_ = learn.model.eval()
+        return self
+
+    def lr_find(self, X: np.ndarray, y: np.ndarray) -> LrFound:
+        """fastai's learning-rate finder on these rows (the model is not trained by it)."""
+        learn, _, n_threads = self._learner(X, y, None, None, None)
+        with _torch.threads(n_threads):
+            return find_lr(learn)
+
+    def _learner(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
+                 on_epoch: EpochCallback | None) -> tuple[Any, Watch, int]:
+        """(the fastai Learner, the callback watching it, threads to train on), ready to fit."""
+        from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.data.core import DataLoaders
         from fastai.learner import Learner
         from fastai.losses import LabelSmoothingCrossEntropy
         from fastai.metrics import accuracy
-
-        from pipeline.models._fastai import Watch
 
         torch.manual_seed(self.seed)
         dev = _torch.device(self.device)
@@ -155,11 +171,7 @@ class CNNModel(Model):
         learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
                         metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
         self.history_ = watch.history
-        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
-            learn.fit_one_cycle(self.epochs, self.lr)
-        self.interrupted_ = watch.interrupted
-        self.net_ = net.eval()
-        return self
+        return learn, watch, n_threads
 
     def _use_bf16(self, dev: torch.device) -> bool:
         if self.precision not in ("auto", "bf16", "fp32"):

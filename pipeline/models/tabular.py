@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
+from pipeline.models._fastai import LrFound, Watch, find_lr
 from pipeline.models.base import EpochCallback, Model
 
 # fastai's modules decorate with torch.jit.script, which this torch deprecates loudly at import
@@ -89,13 +90,27 @@ class TabularModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> TabularModel:
         """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
-        from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
+
+        learn, watch = self._learner(X, y, X_valid, y_valid, on_epoch)
+        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
+            learn.fit_one_cycle(self.epochs, self.lr)
+        self.interrupted_ = watch.interrupted
+        self.net_ = learn.model.eval()
+        return self
+
+    @_torch.small_tables_on_one_thread
+    def lr_find(self, X: np.ndarray, y: np.ndarray) -> LrFound:
+        """fastai's learning-rate finder on these rows (the model is not trained by it)."""
+        return find_lr(self._learner(X, y, None, None, None)[0])
+
+    def _learner(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
+                 on_epoch: EpochCallback | None) -> tuple[Any, Watch]:
+        """(the fastai Learner, the callback watching it), ready to fit."""
+        from fastai.callback.progress import ProgressCallback  # noqa: F401 (adds Learner.no_bar)
         from fastai.data.core import DataLoaders
         from fastai.learner import Learner
         from fastai.metrics import accuracy
-
-        from pipeline.models._fastai import Watch
 
         self._start(y)
         sizes = layer_sizes(self.layers)
@@ -121,11 +136,7 @@ class TabularModel(Model):
         learn = Learner(dls, net, loss_func=self._loss, metrics=[] if self.regression_ else accuracy,
                         wd=self.wd, cbs=[watch, *tracking.fastai_callbacks()])
         self.history_ = watch.history
-        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(self.epochs, self.lr)
-        self.interrupted_ = watch.interrupted
-        self.net_ = net.eval()
-        return self
+        return learn, watch
 
     def _forward(self, X: np.ndarray) -> torch.Tensor:
         """(n, outputs) network outputs on the CPU, in batches."""
