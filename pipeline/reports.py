@@ -150,7 +150,8 @@ def write_report(comp: Competition, ws: Workspace, out: Path | None = None) -> P
     runs, damaged = scan(comp, ws)
     looked = ws.cache_dir(comp.slug) / "explore"
     data = sorted((p for p in looked.glob("*.png") if _own_png(p)), key=lambda p: (DATA_ORDER.get(p.name, 9), p.name))
-    page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"), data)
+    tuned = sorted(p for p in (ws.data_dir(comp.slug) / "tune").glob("*.png") if _own_png(p))
+    page = render(comp, runs, damaged, read_log(comp, ws), datetime.now().strftime("%Y-%m-%d %H:%M"), data, tuned)
     with atomic_path(path, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
         tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a page to open and share gets the mode any file would
@@ -164,13 +165,13 @@ def _umask() -> int:
 
 
 def render(comp: Competition, runs: list[Run], damaged: list[Damaged], log: list[LogEntry], when: str,
-           data: list[Path] | None = None) -> str:
-    """The report as one HTML document: runs best first, their pictures, the submission log, a score chart and the
-    data's pictures that `kc explore` drew."""
+           data: list[Path] | None = None, tuned: list[Path] | None = None) -> str:
+    """The report as one HTML document: runs best first, their learning curves side by side, each run's pictures,
+    the submission log, a score chart, the tuning studies' pictures and the data's that `kc explore` drew."""
     metric = comp.scorer
     body = "\n".join((_header(comp, metric, runs, damaged, log), _runs_table(comp, metric, runs, damaged),
-                      _pictures(metric, runs), _log_table(metric, log), _chart(comp, metric, log),
-                      _data(comp, data or [])))
+                      _side_by_side(metric, runs), _pictures(metric, runs), _log_table(metric, log),
+                      _chart(comp, metric, log), _figures("Tuning", tuned or []), _data(comp, data or [])))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -237,12 +238,16 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
                        for col, cell in zip(cols[1:], cells[1:], strict=True))
 
     rows = []
+    again = listing.repeats(runs)
     for i, r in enumerate(runs):
         name = f"<code>{_e(r.run_id)}</code>"
         name = f'<a href="#run-{i}">{name}</a>' if i < PICTURED else name  # only pictured runs have an anchor
         link = f'<td class="nowrap" data-sort="{_e(r.run_id)}">{name}</td>'
         best = i == 0 and r.metrics.metric == comp.metric
-        rows.append(("<tr class=\"best\">" if best else "<tr>") + link + tds(listing.run_cells(comp, r)) + "</tr>")
+        cells = listing.run_cells(comp, r)
+        if r.run_id in again:  # the same experiment run twice: one piece of evidence, not two
+            cells[1] = listing.Cell(f"{cells[1].text} (repeats {again[r.run_id]})", cells[1].sort)
+        rows.append(("<tr class=\"best\">" if best else "<tr>") + link + tds(cells) + "</tr>")
     broken = [f'<tr class="damaged">{_td(d.run_id, cls="nowrap", code=True)}{tds(listing.damaged_cells(comp, d))}</tr>'
               for d in damaged]
     # damaged runs sit in a second body, which sorting leaves alone, so they stay at the bottom
@@ -283,6 +288,47 @@ def _pictures(metric: Metric, runs: list[Run]) -> str:
         parts.append(f'<p class="note">Pictures of the {PICTURED} best runs; the other {len(runs) - PICTURED} '
                      "keep theirs in their run folders.</p>")
     return "\n".join(parts)
+
+
+OVERLAID = 8  # runs whose validation curves are drawn together, best first
+
+
+def _side_by_side(metric: Metric, runs: list[Run]) -> str:
+    """The validation metric per epoch of the best runs that have epochs, in one chart (first fit of each)."""
+    import io
+
+    curves = [r for r in runs if any(e.metric for e in r.metrics.history)][:OVERLAID]
+    if len(curves) < 2:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for r in curves:
+        points = [(e.epoch, e.metric[1]) for e in r.metrics.history if e.metric]
+        scale = 100 if metric.percent else 1
+        ax.plot([p[0] for p in points], [scale * p[1] for p in points], "o-", ms=3,
+                label=f"{r.run_id} ({metric.format(r.score)})")  # the id names the model
+    name = next(e.metric[0] for e in curves[0].metrics.history if e.metric).replace("valid_", "validation ")
+    ax.set(xlabel="epoch", ylabel=name + (" (%)" if metric.percent else ""),
+           title=f"the {len(curves)} best runs with epochs (of a folds run, its first fold)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f'<h2>Runs side by side</h2><div class="figures"><figure><img src="data:image/png;base64,{data}" '
+            'alt="learning curves of several runs"><figcaption>learning curves of several runs</figcaption></figure>'
+            "</div>")
+
+
+def _figures(title: str, pngs: list[Path]) -> str:
+    if not pngs:
+        return ""
+    return f'<h2>{_e(title)}</h2><div class="figures">{"".join(_img(p) for p in pngs)}</div>'
 
 
 def _data(comp: Competition, pngs: list[Path]) -> str:

@@ -500,6 +500,8 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     for cells in rows:
         table.add_row(*(c.text for c in cells))
     show_table(table)
+    for again, first in listing.repeats(list(found)).items():
+        out.print(f"{again} repeats {first} (same model, options, folds, seed and data): one result, not two")
 
 
 Upload = Annotated[bool, typer.Option("--upload", help="send it to Kaggle")]

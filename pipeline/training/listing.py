@@ -72,3 +72,23 @@ def options_text(run: Run, comp: Competition) -> str:
         params["members"] = ",".join(plan)
         params["weights"] = ",".join(f"{w / sum(weights):.2f}" for w in weights)
     return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+IGNORED = ("threads", "device")  # options that change how fast a run goes, not what it learns
+
+
+def repeats(runs: list[Run]) -> dict[str, str]:
+    """Runs that repeat an earlier one (same model, options, split or folds, seed, features and data): run id -> the
+    earliest such run's id. Their scores are the same experiment twice, not two pieces of evidence."""
+    first: dict[str, str] = {}
+    found = {}
+    for run in sorted(runs, key=lambda r: r.run_id):  # run ids start with their time
+        c, m = run.config, run.metrics
+        params = {k: v for k, v in sorted(c.params.items()) if k not in IGNORED}
+        key = repr((c.model, params, c.valid_pct if not c.folds else None, c.folds, c.seed, c.full, c.features,
+                    c.time_limit, m.data_fingerprint, m.interrupted))
+        if key in first:
+            found[run.run_id] = first[key]
+        else:
+            first[key] = run.run_id
+    return found

@@ -48,3 +48,21 @@ def test_cli_and_report_show_the_same_runs_table(tmp_path, kc):
     for cells in rows:
         for cell in cells:
             assert f">{reports._e(cell.text)}<" in page or cell is cells[0]
+
+
+def test_a_run_repeated_with_the_same_settings_is_named_a_repeat(kc, titanic_only):
+    for args in (["--model", "knn"], ["--model", "knn", "--threads", "1"], ["--model", "knn", "--seed", "1"]):
+        assert kc("train", "titanic", *args, "--folds", "2", ws=titanic_only).exit_code == 0
+    from pipeline.core import competitions
+    from pipeline.core.workspace import Workspace
+    from pipeline.training.listing import repeats
+    from pipeline.training.records import list_runs
+
+    runs = sorted(list_runs(competitions.get("titanic", titanic_only), Workspace(titanic_only)),
+                  key=lambda r: r.run_id)
+    assert repeats(runs) == {runs[1].run_id: runs[0].run_id}  # threads change the speed; the seed changes the folds
+    listed = kc("runs", "titanic", ws=titanic_only)
+    assert f"{runs[1].run_id} repeats {runs[0].run_id}" in listed.stdout
+    assert kc("report", "titanic", ws=titanic_only).exit_code == 0
+    page = (titanic_only / "competitions/titanic/report.html").read_text()
+    assert f"knn (repeats {runs[0].run_id})" in page
