@@ -8,7 +8,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from click.testing import Result
@@ -183,3 +183,17 @@ def kaggle_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_through(kc: Callable[..., Result], ws: Path, name: str, *options: str) -> Any:
+    """`kc train NAME OPTIONS`, submit, validate the written file; return it as text cells (a DataFrame)."""
+    import pandas as pd
+
+    trained = kc("train", name, *options, ws=ws)
+    assert trained.exit_code == 0, trained.output
+    submitted = kc("submit", name, ws=ws)
+    assert submitted.exit_code == 0, submitted.output
+    written = sorted((ws / "submissions" / name).glob("*.csv"))[-1]
+    checked = kc("validate", name, str(written), ws=ws)
+    assert checked.exit_code == 0, checked.output
+    return pd.read_csv(written, dtype=str, keep_default_na=False)

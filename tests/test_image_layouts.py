@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_through
 
 from pipeline.core import competitions
 from pipeline.core.errors import DataError
@@ -39,18 +40,6 @@ def zipped(folder: Path, dest: Path) -> Path:
 def copied(name: str, tmp_path: Path) -> Path:
     """A fixture folder copied where a test may change it."""
     return Path(shutil.copytree(LAYOUTS / name, tmp_path / name))
-
-
-def run_through(kc, ws: Path, name: str, *options: str) -> pd.DataFrame:
-    """Train, submit, validate the written file; return it as text cells."""
-    trained = kc("train", name, *options, ws=ws)
-    assert trained.exit_code == 0, trained.output
-    submitted = kc("submit", name, ws=ws)
-    assert submitted.exit_code == 0, submitted.output
-    written = sorted((ws / "submissions" / name).glob("*.csv"))[-1]
-    checked = kc("validate", name, str(written), ws=ws)
-    assert checked.exit_code == 0, checked.output
-    return pd.read_csv(written, dtype=str, keep_default_na=False)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_through
 
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, SubmissionError, UsageError
@@ -30,25 +31,13 @@ def fetch(kc, ws: Path, name: str, *extra: str, source: Path | None = None) -> c
     return competitions.get(name, ws)
 
 
-def run_through(kc, ws: Path, name: str, model: str) -> pd.DataFrame:
-    """Train `model`, submit, validate the written file; return it as text cells."""
-    trained = kc("train", name, "--model", model, ws=ws)
-    assert trained.exit_code == 0, trained.output
-    submitted = kc("submit", name, ws=ws)
-    assert submitted.exit_code == 0, submitted.output
-    written = sorted((ws / "submissions" / name).glob("*.csv"))[-1]
-    checked = kc("validate", name, str(written), ws=ws)
-    assert checked.exit_code == 0, checked.output
-    return pd.read_csv(written, dtype=str, keep_default_na=False)
-
-
 @pytest.mark.slow
 def test_dates_and_train_only_columns(kc, workspace):
     comp = fetch(kc, workspace, "weather", "--metric", "Root Mean Squared Logarithmic Error")
     assert (comp.metric, comp.metric_source) == ("rmsle", "--metric")
     assert comp.dropped_columns == ("temp_min",) and comp.date_columns == ("datetime",)
     assert comp.id_type == "str"  # date-time ids are text, written back exactly as the sample has them
-    out = run_through(kc, workspace, "weather", "sk-ridge")
+    out = run_through(kc, workspace, "weather", "--model", "sk-ridge")
     sample = pd.read_csv(LAYOUTS / "weather/sampleSubmission.csv", dtype=str)
     assert out["datetime"].tolist() == sample["datetime"].tolist()
     assert (out["temp_max"].astype(float) >= 0).all()
@@ -66,7 +55,7 @@ def test_text_classes_are_written_back_exactly(kc, workspace):
     assert comp.labels == "str" and comp.classes[0] == "Adelie Penguin (Pygoscelis adeliae)"
     assert comp.extra_files == ("data_description.txt", "extra.parquet")
     assert comp.date_columns == ("Date Egg",)
-    out = run_through(kc, workspace, "penguins", "sk-logistic")
+    out = run_through(kc, workspace, "penguins", "--model", "sk-logistic")
     assert set(out["Species"]) <= set(comp.classes) and len(out) == 104
 
 
@@ -75,7 +64,7 @@ def test_one_probability_column_per_class(kc, workspace):
     comp = fetch(kc, workspace, "otto")
     assert comp.writes_proba and comp.metric == "log-loss" and comp.proba_columns[0] == "Class_1"
     assert comp.classes == tuple(f"Class_{k}" for k in range(1, 10))  # Class_2 before Class_10-style names
-    out = run_through(kc, workspace, "otto", "sk-logistic")
+    out = run_through(kc, workspace, "otto", "--model", "sk-logistic")
     assert list(out.columns) == ["id", *comp.proba_columns]
     proba = out[list(comp.proba_columns)].astype(float).to_numpy()
     assert np.allclose(proba.sum(axis=1), 1, atol=1e-4) and proba.min() > 0 and proba.max() < 1
@@ -85,7 +74,7 @@ def test_one_probability_column_per_class(kc, workspace):
 def test_binary_probabilities_for_auc(kc, workspace):
     comp = fetch(kc, workspace, "santander", "--metric", "AUC")
     assert (comp.metric, comp.writes_proba, comp.id_type) == ("roc-auc", True, "str")
-    out = run_through(kc, workspace, "santander", "sk-logistic")
+    out = run_through(kc, workspace, "santander", "--model", "sk-logistic")
     assert list(out.columns) == ["ID_code", "target"] and out["ID_code"].iloc[0] == "test_0"
     p = out["target"].astype(float)
     assert p.between(0, 1).all() and p.nunique() > 10  # probabilities, not 0/1 labels
@@ -95,7 +84,7 @@ def test_binary_probabilities_for_auc(kc, workspace):
 def test_pixels_with_ids_in_test_only_and_an_extra_labelled_csv(kc, workspace):
     comp = fetch(kc, workspace, "kannada")
     assert comp.modality == "pixels" and not comp.id_in_train and comp.extra_files == ("Dig-MNIST.csv",)
-    out = run_through(kc, workspace, "kannada", "knn")
+    out = run_through(kc, workspace, "kannada", "--model", "knn")
     assert out["id"].tolist() == [str(i) for i in range(40)]
 
 
@@ -234,7 +223,7 @@ def test_text_ids_are_kept_as_written(kc, workspace, tmp_path):
     (source / "test.csv").write_text("id,x\n0061,1\nNA,2\nnull,3\n")
     (source / "sample_submission.csv").write_text("id,y\n0061,0\nNA,0\nnull,0\n")
     fetch(kc, workspace, "padded", source=source)
-    out = run_through(kc, workspace, "padded", "sk-logistic")
+    out = run_through(kc, workspace, "padded", "--model", "sk-logistic")
     assert out["id"].tolist() == ["0061", "NA", "null"]  # zeros kept; NA and null are ids here, not gaps
 
 
@@ -292,7 +281,7 @@ def test_numbered_columns_of_measurements_stay_a_table(tmp_path):
 @pytest.mark.slow
 def test_wide_pixel_csvs_run_end_to_end(kc, workspace, tmp_path):
     fetch(kc, workspace, "wide", source=_renamed_kannada(tmp_path, NAMINGS["1x1 … 28x28"]))
-    out = run_through(kc, workspace, "wide", "knn")
+    out = run_through(kc, workspace, "wide", "--model", "knn")
     assert out["id"].tolist() == [str(i) for i in range(40)]
 
 
@@ -310,4 +299,4 @@ def test_a_grid_that_is_no_square_gets_a_hint_and_runs_once_declared(kc, workspa
     path.write_text(json.dumps(data))
     converted = kc("convert", "wide", ws=workspace)
     assert "train (120, 26, 30) uint8" in converted.stdout, converted.output
-    run_through(kc, workspace, "wide", "knn")
+    run_through(kc, workspace, "wide", "--model", "knn")

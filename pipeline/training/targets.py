@@ -7,11 +7,8 @@ valid.npz whose outputs are (rows, targets): probabilities of classes[1] for 0/1
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,13 +23,13 @@ from pipeline.core.dataset import Dataset
 from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.models.base import EpochCallback, Model, for_inputs
-from pipeline.training.records import Run, RunMetrics, TrainConfig, runs_folder
+from pipeline.training.records import Run, RunMetrics, TrainConfig
 from pipeline.training.trainer import (
     Fitted,
     Stage,
-    _publish,
-    clean_leftovers,
+    close_run,
     git_commit,
+    open_run,
     predictions,
     refit,
     save_models,
@@ -119,10 +116,7 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
     """Write the run folder beside the others, all or nothing: each target's models in its own folder."""
     from pipeline.training import plots
 
-    runs = runs_folder(comp, ws)
-    runs.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(runs)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
+    runs, tmp = open_run(comp, ws, cfg)
     try:
         for j, (fitted, full) in enumerate(fits):
             (tmp / folder_name(j)).mkdir()
@@ -146,15 +140,9 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
             else:
                 plots.predicted_vs_true(y[:, j], pred[:, j], tmp / f"predicted_vs_true-{stem}.png", title,
                                         log=view.scorer.log_target)
-        (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
-        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(dataclasses.asdict(metrics), indent=2))
-        if events is not None:
-            shutil.move(events, tmp / "tensorboard")
-        run_id = _publish(tmp, runs, cfg.model)
+        return close_run(runs, tmp, cfg, metrics, data, events)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return Run(run_id, runs / run_id, cfg, metrics)
 
 
 def per_target(comp: Competition, run: Run) -> Iterator[tuple[Competition, Run]]:

@@ -415,10 +415,7 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
     """Write the run folder beside the others, all or nothing."""
     from pipeline.training import plots
 
-    runs = runs_folder(comp, ws)
-    runs.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(runs)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
+    runs, tmp = open_run(comp, ws, cfg)
     try:
         save_models(tmp, metrics.submits_with, fitted, full, len(data.y))
         np.savez(tmp / "valid.npz", index=fitted.valid_idx, outputs=fitted.out, fold=fitted.fold)
@@ -433,12 +430,26 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
             plots.confusion_matrix(names[y], names[pred], names, tmp / "confusion_matrix.png", title)
         else:
             plots.predicted_vs_true(y, pred, tmp / "predicted_vs_true.png", title, log=comp.scorer.log_target)
-        (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
-        (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        (tmp / "metrics.json").write_text(json.dumps(metrics.to_json(), indent=2))
-        if events is not None:
-            shutil.move(events, tmp / "tensorboard")
-        run_id = _publish(tmp, runs, cfg.model)
+        return close_run(runs, tmp, cfg, metrics, data, events)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_run(comp: Competition, ws: Workspace, cfg: TrainConfig) -> tuple[Path, Path]:
+    """(the runs folder, a new hidden folder in it) where a run is written before `close_run` publishes it."""
+    runs = runs_folder(comp, ws)
+    runs.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(runs)
+    return runs, Path(tempfile.mkdtemp(prefix=f".{cfg.model}.{os.getpid()}.", suffix=".tmp", dir=runs))
+
+
+def close_run(runs: Path, tmp: Path, cfg: TrainConfig, metrics: RunMetrics, data: Dataset,
+              events: Path | None) -> Run:
+    """Write what every run records (features, config, metrics, TensorBoard events) into `tmp`, and publish it."""
+    (tmp / "features.json").write_text(json.dumps(data.features, indent=2))
+    (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    (tmp / "metrics.json").write_text(json.dumps(metrics.to_json(), indent=2))
+    if events is not None:
+        shutil.move(events, tmp / "tensorboard")
+    run_id = _publish(tmp, runs, cfg.model)
     return Run(run_id, runs / run_id, cfg, metrics)
