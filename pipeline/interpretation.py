@@ -27,6 +27,7 @@ class Explanation:
     baseline: float  # the metric on the held-out rows used, as the run's models predict them
     importance: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> (mean drop, std), most first
     class_accuracy: dict[str, float] = field(default_factory=dict)  # class -> share of its held-out images right
+    class_counts: dict[str, int] = field(default_factory=dict)  # class -> its held-out images
     picture: Path | None = None
 
     def _repr_html_(self) -> str:
@@ -45,6 +46,7 @@ def explain(comp: Competition, ws: Workspace, run_id: str | None = None, repeats
             seed: int = 0) -> Explanation:
     """Permutation importance (tables) or top losses and per-class accuracy (pixels) of a run, on its held-out rows."""
     from pipeline.core.dataset import load_dataset
+    from pipeline.submitting.ledger import check_same_data
     from pipeline.training.records import get_run, read_valid
 
     if not 1 <= repeats <= 20:
@@ -53,6 +55,10 @@ def explain(comp: Competition, ws: Workspace, run_id: str | None = None, repeats
         raise UsageError(f"kc explain handles one target; {comp.slug} has {len(comp.targets)}")
     run = get_run(comp, ws, run_id)
     data = load_dataset(comp, ws, run.config.features)
+    check_same_data(comp, run, data)  # held-out rows of other data would judge the run on rows it never had
+    if run.metrics.submits_with == "full":
+        raise UsageError(f"run {run.run_id} kept only its refit on all rows, which has no held-out rows to be "
+                         "judged on: explain a run trained without --full")
     valid = read_valid(run, comp, len(data.y))
     if comp.modality != "tabular":
         return _images(comp, run, data.X, data.y, valid)
@@ -64,9 +70,6 @@ def _permutation(comp: Competition, run: Run, data: Any, valid: dict[str, np.nda
     from pipeline.training.records import load_models, load_train_rows
     from pipeline.training.trainer import outputs, score
 
-    if run.metrics.submits_with == "full":
-        raise UsageError(f"run {run.run_id} kept only its refit on all rows, which has no held-out rows to be "
-                         "judged on: explain a run trained without --full")
     models = load_models(comp, run)
     if len(models) != int(valid["fold"].max()) + 1:
         raise UsageError(f"run {run.run_id} did not keep a model for each of its folds; train it again")
@@ -101,7 +104,7 @@ def _permutation(comp: Competition, run: Run, data: Any, valid: dict[str, np.nda
             drops.append(baseline - worse if metric.higher_is_better else worse - baseline)
         found[column] = (float(np.mean(drops)), float(np.std(drops)))
     ranked = dict(sorted(found.items(), key=lambda kv: -kv[1][0]))
-    picture = _draw_importance(ranked, run, metric.title, run.folder / "importance.png")
+    picture = _draw_importance(ranked, run, metric, run.folder / "importance.png")
     return Explanation(run, baseline, importance=ranked, picture=picture)
 
 
@@ -140,11 +143,16 @@ def _images(comp: Competition, run: Run, X: np.ndarray, y: np.ndarray, valid: di
     if len(worst):
         names = comp.display_classes
         captions = [f"true {names[truth[i]]}, said {names[guess[i]]} {proba[i, guess[i]]:.0%}" for i in worst]
-        picture = images.contact_sheet(X[index[worst]], captions, run.folder / "top_losses.png", cols=6)
-    return Explanation(run, score(comp, truth, proba), class_accuracy=accuracy, picture=picture)
+        picture = images.contact_sheet(X[index[worst]], captions, run.folder / "top_losses.png", cols=6,
+                                       ink=comp.modality == "pixels")  # digits are ink on paper; photos are not
+    counts = {comp.display_classes[k]: int((truth == k).sum()) for k in range(len(comp.classes)) if (truth == k).any()}
+    return Explanation(run, score(comp, truth, proba), class_accuracy=accuracy, class_counts=counts, picture=picture)
 
 
-def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: str, path: Path) -> Path:
+DRAWN = 40  # columns in the importance picture, most important first
+
+
+def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: Any, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,14 +160,18 @@ def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: s
 
     from pipeline.core.workspace import atomic_path
 
-    shown = list(ranked.items())[:20]
+    shown = list(ranked.items())[:DRAWN]
+    times = 100 if metric.percent else 1  # points of a percentage, as the CLI prints them
     fig, ax = plt.subplots(figsize=(7, 0.9 + 0.3 * len(shown)))
-    ax.barh(range(len(shown)), [m for _, (m, _) in shown], xerr=[s for _, (_, s) in shown], color="tab:blue")
+    ax.barh(range(len(shown)), [times * m for _, (m, _) in shown], xerr=[times * s for _, (_, s) in shown],
+            color="tab:blue")
     ax.set_yticks(range(len(shown)), [c[:28] for c, _ in shown], fontsize=8)
     ax.invert_yaxis()
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set(xlabel=f"{metric} lost when the column is shuffled", title=f"permutation importance, {run.model} "
-                                                                       "(held-out rows)")
+    worse = "points of " + metric.title if metric.percent else metric.title + (" lost" if metric.higher_is_better
+                                                                               else " gained")
+    ax.set(xlabel=f"{worse} when the column is shuffled (higher: the model leans on it more)",
+           title=f"permutation importance, {run.model} (held-out rows)")
     fig.tight_layout()
     with atomic_path(path, ".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")

@@ -47,8 +47,9 @@ class Overview:
             out.append(f"target {comp.target_column}: {shown}{more}")
         else:
             t = self.target
-            out.append(f"target {comp.target_column}: mean {t['mean']:.4g}, std {t['std']:.4g}, min {t['min']:.4g}, "
-                       f"median {t['median']:.4g}, max {t['max']:.4g}, skew {t['skew']:.2f}")
+            out.append(f"target {comp.target_column}: mean {_number(t['mean'])}, std {_number(t['std'])}, min "
+                       f"{_number(t['min'])}, median {_number(t['median'])}, max {_number(t['max'])}, "
+                       f"skew {t['skew']:.2f}")
         if self.missing:
             out.append("missing (train/test): " + ", ".join(f"{c} {_share(a)}/{_share(b)}" for c, (a, b)
                                                             in list(self.missing.items())[:6])
@@ -73,6 +74,11 @@ class Overview:
         return f"<div>{text}<div>{pngs}</div></div>"
 
 
+def _number(x: float) -> str:
+    """182,921 or 22.76 or 0.0131: four significant digits without an exponent for everyday sizes."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
 def _share(x: float) -> str:
     """A share as a whole percentage, with `<1%` for a few cells, so that none is never confused with some."""
     return "<1%" if 0 < x < 0.005 else f"{x:.0%}"
@@ -80,8 +86,13 @@ def _share(x: float) -> str:
 
 def explore(comp: Competition, ws: Workspace) -> Overview:
     """Look at the competition's train and test files and draw what was found into its `explore` folder."""
+    from pipeline.ingest.sources import require_fetched
+
+    require_fetched(comp, ws)  # before any folder is made
     out = ws.cache_dir(comp.slug) / "explore"
     out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("*.png"):  # pictures of what the data was: a chart not drawn now must not linger
+        old.unlink()
     if comp.modality != "tabular":
         return _pixels(comp, ws, out)
     return _table(comp, ws, out)

@@ -83,3 +83,14 @@ def test_the_report_shows_the_data_pictures_after_explore(kc, titanic_only):
     page = before[1].read_text()
     assert 'alt="association"' in page and 'alt="target"' in page
     assert page.index('alt="target"') < page.index('alt="association"') < page.index('alt="missing"')
+
+
+def test_explore_draws_no_picture_of_data_that_is_gone_and_makes_no_folder_before_fetch(kc, workspace):
+    assert kc("explore", "titanic", ws=workspace).exit_code == 1
+    assert not (workspace / "competitions").exists()
+    assert kc("fetch", "weather", "--from", FIXTURES / "layouts/weather", ws=workspace).exit_code == 0
+    stale = workspace / "competitions/weather/derived/explore/missing.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(PNG)  # drawn when the data had gaps; the weather replica has none
+    assert kc("explore", "weather", ws=workspace).exit_code == 0
+    assert not stale.exists()

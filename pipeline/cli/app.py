@@ -323,13 +323,17 @@ def explain(
     if found.importance:
         metric = api.competition(found.run.folder.parent.parent.name, _ws(ctx, workspace)).scorer
         unit, times = (" points", 100) if metric.percent else ("", 1)
-        out.print(f"{'column':<28} {metric.title} lost when shuffled (mean ± spread over {repeats} shuffles)")
+        change = "lost" if metric.higher_is_better else "gained"
+        out.print(f"{metric.title} on them, unshuffled: {metric.format(found.baseline)}")
+        out.print(f"{'column':<28} {metric.title} {change} when shuffled (mean ± spread over {repeats} shuffles)")
         for column, (mean, spread) in list(found.importance.items())[:15]:
             out.print(f"{column[:28]:<28} {mean * times:+.4f}{unit} ± {spread * times:.4f}", markup=False)
         if len(found.importance) > 15:
-            out.print(f"... and {len(found.importance) - 15} more columns in the picture")
+            drawn = min(len(found.importance), 40)
+            out.print(f"... {drawn - 15} more in the picture" + (f" ({len(found.importance) - drawn} more, each "
+                      "below those, not drawn)" if len(found.importance) > drawn else ""))
     for label, share in found.class_accuracy.items():
-        out.print(f"class {label}: {share:.2%} right", markup=False)
+        out.print(f"class {label}: {share:.2%} right of {found.class_counts[label]:,} held-out images", markup=False)
     if found.picture is not None:
         out.print(str(found.picture))
 
@@ -437,7 +441,8 @@ def compare(
     slug: Slug = None,
     models: Annotated[str | None, typer.Option("--models", help="comma-separated models to compare (default: every "
                                                                "model that fits, but cnn)", metavar="A,B")] = None,
-    folds: Annotated[int, typer.Option(min=2, help="every model is scored out-of-fold on these same folds")] = 5,
+    folds: Annotated[int, typer.Option(min=2, max=20, help="every model is scored out-of-fold on these same "
+                                                           "folds")] = 5,
     seed: Seed = 0,
     threads: Threads = 0,
     workspace: WorkspaceOpt = None,
@@ -463,6 +468,11 @@ def compare(
     show_table(table)
     if result.left_out:
         out.print(f"left out: {', '.join(result.left_out)} (slow on a CPU; add it with --models)")
+    from pipeline.training.honesty import few_rows_note
+
+    scored = [e.run for e in result.entries if e.run is not None]
+    if scored and (note := few_rows_note(scored[0].metrics)) is not None:
+        typer.echo(f"WARNING: {note}", err=True)
     best = next((e.run for e in result.entries if e.run is not None), None)
     if best is not None:
         out.print(f"submit the best with `kc submit {comp.slug} --run {best.run_id}`, or blend several with "

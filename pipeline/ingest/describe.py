@@ -73,7 +73,9 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         row = int((~odd.str.fullmatch(r"-?[0-9]+")).to_numpy().argmax()) + 1
         raise DataError(f"train.csv: row {row}, column {shown(target)}: '{shown(odd.iloc[row - 1])}' is not a class; "
                         "kc classifies pixel images by integer labels (at most 20 of them)")
-    chosen, source = _metric(metric, metric_source, task, bool(proba_columns), len(several) > 1)
+    given = read_table(folder / sample, strings=True)
+    chosen, source = binary_metric(metric, task, values, given) or \
+        _metric(metric, metric_source, task, bool(proba_columns), len(several) > 1)
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
     dropped = tuple(c for c in train_header if c not in test_header and c not in (target, *several, id_column))
     return Competition(
@@ -133,6 +135,19 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
     raise DataError(f"{sample} has {len(values)} value columns ({shown(', '.join(values))}) that are neither class "
                     "names found in a train.csv column nor train.csv columns: describe the competition by hand in "
                     "competition.json")
+
+
+def binary_metric(metric: str | None, task: str, values: list[str], sample: object) -> tuple[str, str] | None:
+    """AUC, when no metric is given for a binary target whose sample submission holds probabilities (Aerial Cactus'
+    0.5s: Kaggle scores such samples by AUC); None otherwise."""
+    import pandas as pd
+
+    assert isinstance(sample, pd.DataFrame)
+    if metric is not None or task != "binary" or len(values) != 1 or values[0] not in sample:
+        return None
+    cells = pd.to_numeric(sample[values[0]].str.strip(), errors="coerce")
+    fractions = cells.notna().all() and cells.between(0, 1).all() and ((cells > 0) & (cells < 1)).any()
+    return ("roc-auc", "default") if fractions else None
 
 
 def _metric(metric: str | None, source: str, task: str, proba: bool, several: bool = False) -> tuple[str, str]:

@@ -268,7 +268,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     ids = read_table(folder / sample, strings=True)[id_column].str.strip()
     id_type = "int" if ids.str.fullmatch(r"-?[1-9][0-9]{0,17}|0").all() else "str"
     suffix = _suffix(folder, train_file, train[id_column].str.strip().tolist())
-    chosen, source = describe._metric(metric, metric_source, task, bool(proba_columns))
+    chosen, source = describe.binary_metric(metric, task, values, read_table(folder / sample, strings=True)) or \
+        describe._metric(metric, metric_source, task, bool(proba_columns))
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
     comp = Competition(
         slug=slug, title=slug.replace("-", " ").title(), id_column=id_column, target_column=target, task=task,

@@ -168,12 +168,25 @@ def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str,
 def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written:
     """Predict the test set with a run (default: the best) and write the submission."""
     from pipeline.core.dataset import load_test
+    from pipeline.core.errors import DataError
+    from pipeline.training.records import list_runs
     from pipeline.training.trainer import get_run
 
-    run = get_run(comp, ws, run_id)
-    data = load_test(comp, ws, run.config.features, _features_record(run))
-    check_same_data(comp, run, data)
-    return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+    best = get_run(comp, ws, run_id)
+    # unnamed: the best finished run trained on the data as it is now (runs of data since changed are passed over)
+    candidates = [best] if run_id is not None else [best, *(r for r in list_runs(comp, ws) if r.run_id != best.run_id
+                                                           and not r.metrics.interrupted)]
+    for run in candidates:
+        data = load_test(comp, ws, run.config.features, _features_record(run))
+        try:
+            check_same_data(comp, run, data)
+        except DataError:
+            if run_id is not None:
+                raise
+            continue
+        return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+    raise DataError(f"every run of {comp.slug} was trained on other data or features than the current ones (the "
+                    f"files or `kc convert --size` changed since): train again with `kc train {comp.slug}`")
 
 
 def _features_record(run: Any) -> dict[str, Any]:

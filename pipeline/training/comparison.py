@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.core.competitions import Competition
-from pipeline.core.errors import KcError, UsageError
+from pipeline.core.errors import DataError, KcError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import fitting
 from pipeline.models.base import EpochCallback
@@ -68,9 +68,11 @@ def compare(comp: Competition, ws: Workspace, models: list[str] | None = None, f
     not fatal. `on_model(name, i, n)` is called as each starts."""
     from pipeline.core.dataset import load_dataset
 
-    if folds < 2:
-        raise UsageError(f"--folds {folds}: a comparison scores every model out-of-fold; use 2 or more")
+    if not 2 <= folds <= 20:
+        raise UsageError(f"--folds {folds}: a comparison scores every model out-of-fold; use 2 to 20")
     names, left_out = chosen_models(comp, models)
+    if not names:
+        raise UsageError("--models: name at least one model, e.g. --models knn,lgbm")
     data = load_dataset(comp, ws)  # read and encoded once, for every model
     entries = []
     for i, name in enumerate(names):
@@ -81,6 +83,8 @@ def compare(comp: Competition, ws: Workspace, models: list[str] | None = None, f
             entries.append(Entry(name, train(comp, ws, cfg, on_epoch=on_epoch, on_stage=on_stage, data=data)))
         except KcError as exc:
             entries.append(Entry(name, error=str(exc)))
+    if not any(e.run for e in entries):  # nothing to compare: the reason, once, as an error
+        raise DataError(f"no model could be scored: {entries[0].error}")
     metric = comp.scorer
     scored = sorted(((e, e.run.score) for e in entries if e.run is not None), key=lambda es: metric.sort_key(es[1]))
     return Comparison(comp, folds, seed, tuple([e for e, _ in scored] + [e for e in entries if e.run is None]),

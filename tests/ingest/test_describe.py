@@ -213,3 +213,20 @@ def test_an_infinite_target_names_its_row(tmp_path):
     with pytest.raises(DataError) as err:
         describe.infer("prices-mini", folder)
     assert str(err.value).startswith("train.csv: row 3, column ") and "'inf' is not a finite number" in str(err.value)
+
+
+def test_a_binary_sample_of_probabilities_is_scored_by_auc_unless_told(tmp_path):
+    import shutil
+
+    from pipeline.ingest import describe
+
+    src = Path(shutil.copytree(Path(__file__).parents[1] / "fixtures/titanic", tmp_path / "t"))
+    sample = src / "gender_submission.csv"
+    rows = sample.read_text().splitlines()
+    sample.write_text("\n".join([rows[0], *(f"{r.split(',')[0]},0.5" for r in rows[1:])]) + "\n")
+    comp = describe.infer("t", src)
+    assert (comp.metric, comp.submission, comp.metric_source) == ("roc-auc", "proba", "default")
+    told = describe.infer("t", src, "accuracy")
+    assert (told.metric, told.submission) == ("accuracy", "labels")
+    sample.write_text("\n".join([rows[0], *(f"{r.split(',')[0]},0" for r in rows[1:])]) + "\n")
+    assert describe.infer("t", src).metric == "accuracy"  # 0s and 1s are labels

@@ -479,3 +479,28 @@ def test_duplicate_ids_in_the_sample_name_the_sample(titanic_only, tmp_path, kc)
     assert result.exit_code == 1
     assert result.stderr == ("Error: gender_submission.csv: row 3, column PassengerId: id 893 appears twice in the "
                              "sample submission; fetch titanic again with --force\n")
+
+
+@pytest.mark.slow
+def test_submit_passes_over_runs_of_data_that_has_since_changed(kc, titanic_only):
+    import os
+
+    from pipeline.core import competitions
+    from pipeline.core.errors import DataError
+    from pipeline.core.workspace import Workspace
+    from pipeline.interpretation import explain
+    from pipeline.training import trainer
+
+    comp, ws = competitions.get("titanic", titanic_only), Workspace(titanic_only)
+    stale = trainer.train(comp, ws, trainer.TrainConfig(model="linear", folds=2))
+    train_csv = titanic_only / "competitions/titanic/train.csv"
+    os.utime(train_csv, ns=(train_csv.stat().st_atime_ns, train_csv.stat().st_mtime_ns + 10**9))  # the data changed
+    fresh = trainer.train(comp, ws, trainer.TrainConfig(model="knn", folds=2))
+    assert stale.score > fresh.score  # the stale run is the best on paper
+    submitted = kc("submit", "titanic", ws=titanic_only)
+    assert submitted.exit_code == 0, submitted.output
+    assert fresh.run_id in submitted.stdout and stale.run_id not in submitted.stdout
+    named = kc("submit", "titanic", "--run", stale.run_id, ws=titanic_only)  # named: refused, as before
+    assert named.exit_code == 1 and "trained on other data" in named.stderr
+    with pytest.raises(DataError, match="trained on other data"):
+        explain(comp, ws, stale.run_id)

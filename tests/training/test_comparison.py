@@ -50,3 +50,16 @@ def test_models_that_do_not_fit_are_one_line_errors(fetched, models, message):
 def test_one_fold_is_no_comparison(kc, titanic_only):
     result = kc("compare", "titanic", "--folds", "1", ws=titanic_only)
     assert result.exit_code == 2 and "--folds" in result.stderr and len(result.stderr.strip().splitlines()) <= 3
+
+
+def test_a_comparison_where_no_model_can_be_scored_is_an_error(kc, workspace):
+    src = workspace.parent / "tiny"
+    src.mkdir()
+    (src / "train.csv").write_text("id,x,y\n" + "".join(f"{i},{i},{int(i == 1)}\n" for i in range(1, 7)))
+    (src / "test.csv").write_text("id,x\n7,7\n8,8\n")
+    (src / "sample_submission.csv").write_text("id,y\n7,0\n8,0\n")
+    assert kc("fetch", "tiny", "--from", src, ws=workspace).exit_code == 0
+    result = kc("compare", "tiny", "--models", "knn,sk-logistic", "--folds", "3", ws=workspace)
+    assert result.exit_code == 1 and result.stderr.startswith("Error: no model could be scored: ")
+    empty = kc("compare", "tiny", "--models", ",", ws=workspace)
+    assert empty.exit_code == 1 and "name at least one model" in empty.stderr
