@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core import figures
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
@@ -31,14 +32,14 @@ class Explanation:
     picture: Path | None = None
 
     def _repr_html_(self) -> str:
-        import base64
         import html
+
+        from pipeline.notebook import pngs_html
 
         rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{m:.4f} ± {s:.4f}</td></tr>"
                        for c, (m, s) in list(self.importance.items())[:15])
         rows += "".join(f"<tr><td>{html.escape(c)}</td><td>{a:.2%}</td></tr>" for c, a in self.class_accuracy.items())
-        png = "" if self.picture is None else \
-            f'<img src="data:image/png;base64,{base64.b64encode(self.picture.read_bytes()).decode()}">'
+        png = "" if self.picture is None else pngs_html([self.picture])
         return f"<div><b>run {html.escape(self.run.run_id)}</b><table>{rows}</table>{png}</div>"
 
 
@@ -153,13 +154,7 @@ DRAWN = 40  # columns in the importance picture, most important first
 
 
 def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: Any, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipeline.core.workspace import atomic_path
-
+    plt = figures.pyplot()
     shown = list(ranked.items())[:DRAWN]
     times = 100 if metric.percent else 1  # points of a percentage, as the CLI prints them
     fig, ax = plt.subplots(figsize=(7, 0.9 + 0.3 * len(shown)))
@@ -173,7 +168,4 @@ def _draw_importance(ranked: dict[str, tuple[float, float]], run: Run, metric: A
     ax.set(xlabel=f"{worse} when the column is shuffled (higher: the model leans on it more)",
            title=f"permutation importance, {run.model} (held-out rows)")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)

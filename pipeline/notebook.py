@@ -46,14 +46,19 @@ def _score(run: Any) -> str:
     return f"{metric.title} {metric.format(run.score)}"
 
 
+def pngs_html(paths: list[Any]) -> str:
+    """PNG files inline, two to a row."""
+    return "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
+                   f'alt="{_e(p.name)}" style="max-width:48%;margin:2px">' for p in paths)
+
+
 def run_html(run: Any) -> str:
     """A run: its score and how it was scored, its options, and its pictures inline."""
     from pipeline.training.honesty import few_rows_note
 
     state = " <b>(interrupted: half-trained)</b>" if run.metrics.interrupted else ""
     note = few_rows_note(run.metrics)
-    pngs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
-                   f'alt="{_e(p.name)}" style="max-width:48%;margin:2px">' for p in run.plots)
+    pngs = pngs_html(run.plots)
     options = " ".join(f"{k}={v}" for k, v in run.config.params.items() if k not in ("seed", "device"))
     slug = run.folder.parent.parent.name  # competitions/<slug>/runs/<run>
     return (f"<div><b>{_e(slug)} {_e(run.model)}</b>{state}: {_e(_score(run))} on {_e(_how(run))}"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.core import figures
 from pipeline.core.competitions import Competition
 from pipeline.core.workspace import Workspace
 
@@ -65,13 +66,12 @@ class Overview:
         return out
 
     def _repr_html_(self) -> str:
-        import base64
         import html
 
+        from pipeline.notebook import pngs_html
+
         text = "<br>".join(html.escape(line) for line in self.lines()[:-1])
-        pngs = "".join(f'<img src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}" '
-                       f'alt="{html.escape(p.name)}" style="max-width:48%;margin:2px">' for p in self.pictures)
-        return f"<div>{text}<div>{pngs}</div></div>"
+        return f"<div>{text}<div>{pngs_html(list(self.pictures))}</div></div>"
 
 
 def _number(x: float) -> str:
@@ -88,23 +88,21 @@ def explore(comp: Competition, ws: Workspace) -> Overview:
     """Look at the competition's train and test files and draw what was found into its `explore` folder."""
     from pipeline.ingest.sources import require_fetched
 
-    require_fetched(comp, ws)  # before any folder is made
+    folder = require_fetched(comp, ws)  # before any folder is made
     out = ws.cache_dir(comp.slug) / "explore"
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.png"):  # pictures of what the data was: a chart not drawn now must not linger
         old.unlink()
     if comp.modality != "tabular":
         return _pixels(comp, ws, out)
-    return _table(comp, ws, out)
+    return _table(comp, folder, out)
 
 
-def _table(comp: Competition, ws: Workspace, out: Path) -> Overview:
+def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     from pipeline.ingest.csvfiles import read_table
-    from pipeline.ingest.sources import require_fetched
     from pipeline.tables.encoder import TableEncoder
     from pipeline.tables.frames import targets
 
-    folder = require_fetched(comp, ws)
     as_written = (comp.id_column,) if comp.id_type == "str" else ()
     train, test = (read_table(folder / name, as_written=as_written) for name in (comp.train_file, comp.test_file))
     y = targets(comp, train[comp.target_column], comp.train_file)
@@ -116,7 +114,8 @@ def _table(comp: Competition, ws: Workspace, out: Path) -> Overview:
     missing = dict(sorted(((c, s) for c, s in missing.items() if max(s) > 0), key=lambda kv: -max(kv[1])))
     encoder = TableEncoder().fit(train[features], dates=comp.date_columns)
     association = _association(encoder, train[features], y, not comp.is_classification)
-    dates = {c: _span(train[c], test[c], fmt) for c, fmt in _date_formats(encoder).items()}
+    formats = _date_formats(encoder)
+    dates = {c: _span(train[c], test[c], fmt) for c, fmt in formats.items()}
     target = _target_summary(comp, y)
     pictures = [_draw_target(comp, y, out / "target.png")]
     if missing:
@@ -129,7 +128,7 @@ def _table(comp: Competition, ws: Workspace, out: Path) -> Overview:
     if numeric:
         pictures.append(_draw_distributions(train, test, numeric, out / "distributions.png"))
     if dates:
-        pictures.append(_draw_dates(train, test, _date_formats(encoder), out / "dates.png"))
+        pictures.append(_draw_dates(train, test, formats, out / "dates.png"))
     return Overview(comp, len(train), len(test), target, missing, association, dates, tuple(pictures))
 
 
@@ -187,27 +186,13 @@ def _pixels(comp: Competition, ws: Workspace, out: Path) -> Overview:
     return Overview(comp, len(data.X), len(data.X_test), _target_summary(comp, data.y), pictures=tuple(pictures))
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig: Any, path: Path) -> Path:
-    from pipeline.core.workspace import atomic_path
-
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    _pyplot().close(fig)
-    return path
+    return figures.save(fig, path)
 
 
 def _draw_target(comp: Competition, y: np.ndarray, path: Path) -> Path:
-    plt = _pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     if not comp.is_classification:
         ax.hist(y, bins=50, color="tab:blue")
@@ -225,7 +210,7 @@ def _draw_target(comp: Competition, y: np.ndarray, path: Path) -> Path:
 
 def _draw_bars(values: dict[str, tuple[float, ...]], path: Path, xlabel: str, series: tuple[str, ...]) -> Path:
     """Horizontal bars, one group per column (the first on top), one bar per series."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     names = list(values)
     fig, ax = plt.subplots(figsize=(7, 0.9 + 0.32 * len(names) * len(series)))
     height = 0.8 / len(series)
@@ -247,7 +232,7 @@ def _draw_distributions(train: pd.DataFrame, test: pd.DataFrame, columns: list[s
     """Train against test histograms (same bins, as shares of rows) of the columns most related to the target."""
     from pipeline.tables.encoder import numbers
 
-    plt = _pyplot()
+    plt = figures.pyplot()
     cols = min(4, len(columns))
     rows = -(-len(columns) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False)
@@ -271,7 +256,7 @@ def _draw_dates(train: pd.DataFrame, test: pd.DataFrame, formats: dict[str, str]
     """Rows over time in train and in test, one panel per date column: do test's dates follow train's?"""
     from pipeline.core.dates import parse
 
-    plt = _pyplot()
+    plt = figures.pyplot()
     fig, axes = plt.subplots(len(formats), 1, figsize=(8, 2.6 * len(formats)), squeeze=False)
     from matplotlib import dates as mdates
 
@@ -299,7 +284,7 @@ def _draw_means(comp: Competition, X: np.ndarray, y: np.ndarray, path: Path) -> 
 
 def _draw_brightness(X: np.ndarray, X_test: np.ndarray, path: Path) -> Path:
     """Mean brightness per image in train and in test: a shifted test set shows here first."""
-    plt = _pyplot()
+    plt = figures.pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     a, b = (x.reshape(len(x), -1).mean(axis=1) for x in (X, X_test))
     bins = np.histogram_bin_edges(np.concatenate([a, b]), bins=40)

@@ -122,10 +122,9 @@ def read_png(path: Path) -> np.ndarray:
 
 def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int = 8, ink: bool = True) -> Path:
     """Draw images in a grid with a caption over each; write the PNG to `path` (`ink`: 255 is ink, drawn dark)."""
-    import matplotlib
+    from pipeline.core.figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = len(images)
     cols = min(cols, n)

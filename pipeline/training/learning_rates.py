@@ -5,12 +5,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pipeline.core import figures
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import UsageError
-from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.core.workspace import Workspace
 from pipeline.training.records import TrainConfig
 from pipeline.training.trainer import build_model, model_target, split, strata
+
+if TYPE_CHECKING:
+    from pipeline.models._fastai import LrFound
 
 
 @dataclass(frozen=True)
@@ -44,21 +49,13 @@ def find(comp: Competition, ws: Workspace, model: str, seed: int = 0, valid_pct:
     return LrFinding(cfg.model, found.suggested, len(rows), picture, found.lrs, found.losses)
 
 
-def _draw(found: object, model: str, slug: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lrs, losses, suggested = found.lrs, found.losses, found.suggested  # type: ignore[attr-defined]
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _draw(found: LrFound, model: str, slug: str, path: Path) -> Path:
+    lrs, losses, suggested = found.lrs, found.losses, found.suggested
+    fig, ax = figures.pyplot().subplots(figsize=(7, 4))
     ax.plot(lrs[:-5], losses[:-5], color="tab:blue")  # as fastai's plot_lr_find: the last 5 only climb away
     ax.set_xscale("log")
     ax.axvline(suggested, color="tab:red", ls="--", lw=1, label=f"suggested {suggested:.1e} (fastai's valley)")
     ax.set(xlabel="learning rate (log scale)", ylabel="training loss (smoothed)", title=f"{slug}: lr_find for {model}")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return figures.save(fig, path)

@@ -8,15 +8,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.epochs import METRICS, Epoch
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from pipeline.core.figures import pyplot as _pyplot
 
 
 def fold_lines(histories: list[list[Epoch]], key: str, scale: float = 1) -> tuple[np.ndarray, np.ndarray]:

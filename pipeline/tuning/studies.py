@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KcError, UsageError
-from pipeline.core.workspace import Workspace, atomic_path
+from pipeline.core.figures import save as save_png
+from pipeline.core.workspace import Workspace
 
 if TYPE_CHECKING:
     import optuna
@@ -158,13 +159,13 @@ def show(comp: Competition, ws: Workspace, storage: str | None = None, study: st
 def _draw(study: optuna.Study, folder: Path, stem: str, target: str,
           percent: bool = False) -> tuple[list[Path], list[str]]:
     """Optuna's optimisation history and parameter importances as PNGs (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import optuna
     from matplotlib.ticker import FuncFormatter
     from optuna.visualization import matplotlib as figures
+
+    from pipeline.core.figures import pyplot
+
+    pyplot()  # the headless backend, before optuna draws
 
     written, problems = [], []
     charts: list[tuple[str, Callable[..., Any]]] = [("history", figures.plot_optimization_history),
@@ -197,11 +198,7 @@ def _draw(study: optuna.Study, folder: Path, stem: str, target: str,
                 ax.set_ylabel(f"{target} (%)")
             fig.set_size_inches(8, 5)
             fig.tight_layout()  # (optuna's options figure places its colour bar itself: tight_layout would break it)
-        png = folder / f"{stem}-{what}.png"
-        with atomic_path(png, ".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
-        written.append(png)
+        written.append(save_png(fig, folder / f"{stem}-{what}.png"))
     return written, problems
 
 
