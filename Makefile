@@ -28,9 +28,9 @@ test: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-check: $(TEST_STAMP)  # the fast loop: everything not marked slow (train real models, spawn servers); under 90 s
+check: $(TEST_STAMP)  # the fast loop: everything not marked slow (train real models, spawn servers), on every core; under 90 s
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n auto
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
