@@ -27,9 +27,10 @@ def numbers(values: pd.Series) -> np.ndarray:
 
 
 def text(values: pd.Series) -> pd.Series:
-    """The cells as stripped strings (object dtype), NaN where missing or blank."""
-    out = values.astype(object).map(lambda v: str(v).strip(), na_action="ignore").astype(object)
-    return out.where(out.notna() & (out != ""))
+    """The cells as stripped strings (object dtype), NaN where missing or blank; stripped by Arrow, not row by row."""
+    strings = values if isinstance(values.dtype, pd.StringDtype) else values.astype("string[pyarrow]")
+    stripped = strings.str.strip()
+    return stripped.astype(object).where((stripped.fillna("") != "").to_numpy(dtype=bool))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,7 @@ class _Boolean:
         return [self.column, f"{self.column}_missing"] if self.flag else [self.column]
 
     def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
-        words = text(values).map(str.lower, na_action="ignore")
+        words = text(values).str.lower()
         known = words.isin(_TRUE | {pair[1] for pair in _BOOLEAN_PAIRS}).to_numpy()
         x = np.where(known, words.isin(_TRUE).to_numpy(), self.fill).astype(np.float64)
         return np.column_stack([x, words.isna().to_numpy()]) if self.flag else x[:, None]
@@ -283,7 +284,7 @@ class TableEncoder:
         if present.empty or cells.nunique(dropna=False) == 1:
             return "empty or constant in train, once blanks and spaces are ignored"
         if _is_boolean(values, present):
-            return _fit_boolean(column, present.map(str.lower), flag=len(present) < len(cells))
+            return _fit_boolean(column, present.str.lower(), flag=len(present) < len(cells))
         if dates is None:
             from pipeline.core.dates import date_format
 
@@ -334,7 +335,7 @@ def _is_boolean(values: pd.Series, present: pd.Series) -> bool:
     """A bool column, or text whose values are one pair of True/False-like spellings."""
     if pd.api.types.is_bool_dtype(values):
         return True
-    words = set(present.map(str.lower))
+    words = {str(word).lower() for word in present.unique()}
     return any(words <= set(pair) for pair in _BOOLEAN_PAIRS)
 
 
