@@ -22,7 +22,7 @@ from conftest import run_through
 from pipeline.core import competitions
 from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
-from pipeline.ingest import imagefiles, sources
+from pipeline.ingest import imagefiles, sources, unpack
 
 LAYOUTS = Path(__file__).parent / "fixtures" / "layouts"
 
@@ -236,7 +236,7 @@ def test_image_counts_are_bounded(workspace, tmp_path, monkeypatch):
 def test_a_nested_zip_bomb_is_refused(workspace, tmp_path, monkeypatch):
     big = {f"train/{i}.png": bytes(200_000) for i in range(3)}  # zeros: compress far better than images do
     path = _zip_with(tmp_path, big, nested=True)
-    monkeypatch.setattr(sources, "MAX_RATIO", 50)
+    monkeypatch.setattr(unpack, "MAX_RATIO", 50)
     with pytest.raises(DataError) as err:
         sources.fetch("dogs", Workspace(workspace), path)
     assert "train.zip: the zip claims to unpack" in str(err.value) and "zip bomb" in str(err.value)

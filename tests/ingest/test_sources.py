@@ -11,7 +11,7 @@ from conftest import FIXTURES, non_dot
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace
-from pipeline.ingest import sources
+from pipeline.ingest import sources, unpack
 from pipeline.ingest.csvfiles import check_headers
 
 TITANIC = competitions.get("titanic")
@@ -140,14 +140,14 @@ def test_top_level_entries_are_preferred_and_same_depth_duplicates_refused(works
 
 def test_a_zip_bomb_is_refused_before_unpacking(workspace, tmp_path, monkeypatch):
     # deflate packs at most ~1000:1, so a real bomb nests zips or lies; a lower limit shows the check at work
-    monkeypatch.setattr(sources, "MAX_RATIO", 100)
+    monkeypatch.setattr(unpack, "MAX_RATIO", 100)
     bomb = zip_of(tmp_path / "bomb.zip", {**fixture_bytes("titanic"), "train.csv": b"0" * (8 << 20)})
     with pytest.raises(DataError) as err:
         sources.fetch("titanic", Workspace(workspace), bomb)
     assert str(err.value).startswith(f"{bomb}: the zip claims to unpack to 0.0 GB from 0.0 MB; refusing it as a "
                                      "likely zip bomb")
-    monkeypatch.setattr(sources, "MAX_RATIO", 1000)
-    monkeypatch.setattr(sources, "MAX_UNPACKED", 1 << 20)
+    monkeypatch.setattr(unpack, "MAX_RATIO", 1000)
+    monkeypatch.setattr(unpack, "MAX_UNPACKED", 1 << 20)
     with pytest.raises(DataError, match="refusing it as a likely zip bomb"):
         sources.fetch("titanic", Workspace(workspace), bomb)
     assert non_dot(workspace / "competitions") == []

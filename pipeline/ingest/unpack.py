@@ -1,0 +1,210 @@
+"""Unpacking a competition's files safely: zip entries confined to the folder, sizes and ratios bounded, nested zips."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from pipeline.core import competitions
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError
+from pipeline.ingest import imagefiles
+from pipeline.ingest.csvfiles import shown
+
+MARKER = ".kc-fetch.json"  # the record of a finished fetch, written last
+# names kc keeps in a competition folder itself: a file of the competition's so named is never installed
+RESERVED = frozenset({MARKER, competitions.DESCRIPTION, "runs", "derived"})
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+MAX_UNPACKED = 20 << 30  # refuse a zip that claims to unpack to more than 20 GB
+MAX_RATIO = 1000  # or whose files compress better than 1000:1 (CSV text manages ~10:1)
+MARGIN = 0.1  # keep a tenth more than the files need free after extracting (at least MIN_MARGIN)
+MIN_MARGIN = 1 << 20
+
+
+def _safe_path(info: zipfile.ZipInfo, origin: str) -> PurePosixPath:
+    path = PurePosixPath(info.filename.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise DataError(f"{origin}: refusing unsafe zip entry '{shown(info.filename)}'")
+    return path
+
+
+def _choose(entries: list[tuple[PurePosixPath, zipfile.ZipInfo]], name: str, origin: str) -> zipfile.ZipInfo:
+    """The entry for file `name`: the top-level one, else the only one; several at one depth is ambiguous."""
+    found = sorted((len(p.parts), str(p), info) for p, info in entries if p.name == name)
+    if len(found) > 1 and found[0][0] == found[1][0]:
+        raise DataError(f"{origin}: two entries named {name} ({found[0][1]}, {found[1][1]}); keep one and try again")
+    return found[0][2]
+
+
+Images = list[tuple[PurePosixPath, zipfile.ZipInfo]]  # (path in the competition folder, zip entry)
+
+
+def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tuple[dict[str, zipfile.ZipInfo], Images]:
+    """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv (or
+    beside the sample submission, for images), and the images in the train/ and test/ folders there.
+
+    Files named as kc's own (competition.json, runs, derived) are left out: kc writes the description itself.
+    """
+    odd = next((i.filename for i in zf.infolist() if not i.filename.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{origin}: the zip entry '{shown(odd)}' has control characters in its name; rename it")
+    entries = [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
+               and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
+    names = {p.name for p, _ in entries}
+    images: Images = []
+    if comp is None:
+        # image competitions may have no train.csv (labels.csv, or class folders): their sample marks the folder
+        anchor = "train.csv" if "train.csv" in names else _image_sample(entries)
+        if anchor is None:
+            raise DataError(f"{origin}: no train.csv in the zip; is it a Kaggle competition's data?")
+        home = PurePosixPath(*_safe_path(_choose(entries, anchor, origin), origin).parts[:-1])
+        wanted = sorted({p.name for p, _ in entries if p.parent == home})
+        images = imagefiles.zip_images(entries, home, origin)
+    else:
+        wanted = list(comp.files)
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise DataError(f"{origin}: no {', '.join(missing)} in the zip; is it {comp.slug}'s data?")
+    return {name: _choose(entries, name, origin) for name in wanted}, images
+
+
+def _image_sample(entries: Images) -> str | None:
+    """The sample submission of an image competition without train.csv: the one with train/ or train.zip beside it."""
+    for path, _ in entries:
+        if path.suffix.lower() == ".csv" and "submission" in path.name.lower():
+            beside = {q.relative_to(path.parent).parts[0] for q, _ in entries if q.is_relative_to(path.parent)}
+            if beside & {"train", "train.zip"}:
+                return path.name
+    return None
+
+
+def size_text(n: float) -> str:
+    """A byte count as people read it: GB from 1 GB up, else MB (two decimals under 10 MB)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.2f} GB"
+    return f"{n / 1e6:.2f} MB" if n < 1e7 else f"{n / 1e6:.0f} MB"
+
+
+def _check_free(total: int, dest: Path, what: str) -> None:
+    """Refuse to write `total` bytes into `dest` unless that and a margin fit on its disk."""
+    need = total + max(int(total * MARGIN), MIN_MARGIN)
+    free = shutil.disk_usage(dest).free
+    if need > free:
+        raise DataError(f"{what} needs {size_text(need)} (with a margin) but only {size_text(free)} is free in "
+                        f"{dest.parent.parent} (no space left on device); free some space and try again")
+
+
+def _check_room(members: list[zipfile.ZipInfo], dest: Path, origin: str) -> int:
+    """Refuse zip bombs and zips that would fill the disk, from the sizes the zip declares; return the total."""
+    total = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members)
+    if total > MAX_UNPACKED or total > MAX_RATIO * max(packed, 1):
+        raise DataError(f"{origin}: the zip claims to unpack to {total / 1e9:.1f} GB from {packed / 1e6:.1f} MB; "
+                        "refusing it as a likely zip bomb")
+    _check_free(total, dest, f"{origin}: unpacking")
+    return total
+
+
+@contextmanager
+def _disk_full(dest: Path) -> Iterator[None]:
+    """Turn a full disk while writing into `dest` into one line naming the destination, not the source."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DataError(f"{dest.parent.parent}: no space left on device while writing the files; free some space "
+                        "and try again") from None
+
+
+def _unpack(zf: zipfile.ZipFile, members: list[tuple[Path, zipfile.ZipInfo]], dest: Path, origin: str,
+            progress: Progress | None) -> None:
+    """Write each zip entry to its path under `dest` (sizes bounded first, each checked as it is written)."""
+    total, done = _check_room([info for _, info in members], dest, origin), 0
+    for target, info in members:
+        if info.flag_bits & 0x1:
+            raise DataError(f"{origin}: {info.filename} is password-protected; unzip it yourself and "
+                            "fetch the folder with --from")
+        if target.parent != dest:  # an image in train/ or test/ (names checked by imagefiles)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        written = 0
+        with zf.open(info) as src, open(target, "xb") as out:
+            while chunk := src.read(1 << 20):
+                written += len(chunk)
+                if written > info.file_size:  # the zip lied about its size
+                    raise DataError(f"{origin}: {info.filename} unpacks to more than it declares")
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+
+
+def _unpack_nested(dest: Path, progress: Progress | None) -> None:
+    """Unpack image archives shipped inside the zip (Aerial Cactus' train.zip, test.zip) into train/ and test/."""
+    for folder in competitions.IMAGE_FOLDERS:
+        inner = dest / f"{folder}.zip"
+        if not inner.is_file():
+            continue
+        try:
+            with zipfile.ZipFile(inner) as zf:
+                images = imagefiles.nested_images(zf, folder, inner.name)
+                if not images:  # not an image archive (a zipped CSV, say): left as it is, one of the other files
+                    continue
+                _unpack(zf, [(dest / rel, info) for rel, info in images], dest, inner.name, progress)
+        except FileExistsError as exc:
+            raise DataError(f"{inner.name}: {Path(str(exc.filename)).name} is also in the {folder}/ folder; keep "
+                            "one copy") from None
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
+        inner.unlink()
+
+
+def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
+    """Extract the competition's files from a Kaggle zip into `dest`, checking sizes and CRCs as it goes."""
+    origin = str(zip_path)
+    try:
+        with _disk_full(dest), zipfile.ZipFile(zip_path) as zf:
+            members, images = _members(zf, comp, origin)
+            _unpack(zf, [*((dest / n, i) for n, i in members.items()), *((dest / r, i) for r, i in images)], dest,
+                    origin, progress)
+        if comp is None:
+            with _disk_full(dest):
+                _unpack_nested(dest, progress)
+    except NotImplementedError as exc:  # e.g. deflate64, which Python cannot unpack
+        raise DataError(f"{origin}: compressed with a method Python cannot read ({exc}); unzip it yourself and "
+                        "fetch the folder with --from") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{origin}: corrupt or truncated zip ({exc}); download it again") from None
+    except RuntimeError as exc:  # zipfile's "encrypted, password required"
+        raise DataError(f"{origin}: cannot be unpacked ({exc}); unzip it yourself and fetch the folder "
+                        "with --from") from None
+
+
+def copy_folder(src: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
+    names = list(comp.files) if comp else sorted(p.name for p in src.iterdir() if p.is_file()
+                                                 and not p.name.startswith(".") and p.name not in RESERVED)
+    odd = next((n for n in names if not n.isprintable()), None)
+    if odd is not None:
+        raise DataError(f"{src}: the file '{shown(odd)}' has control characters in its name; rename it")
+    missing = [n for n in names if not (src / n).is_file()]
+    if missing:
+        raise DataError(f"{src}: no {', '.join(missing)} in this folder; is it {comp.slug if comp else 'the'} data?")
+    images = imagefiles.folder_images(src) if comp is None else []
+    copies = [*((src / n, dest / n) for n in names), *((path, dest / rel) for rel, path in images)]
+    total = sum(path.stat().st_size for path, _ in copies)
+    _check_free(total, dest, f"{src}: copying")
+    done = 0
+    with _disk_full(dest):
+        for path, target in copies:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            done += path.stat().st_size
+            if progress:
+                progress(done, total)
+        if comp is None:
+            _unpack_nested(dest, progress)
