@@ -56,7 +56,7 @@ def timed(cmd: list[str], cwd: Path | None = None) -> dict:
     wall = sum(float(p) * 60 ** i for i, p in enumerate(reversed(field(r"Elapsed \(wall clock\) time .*?").split(":"))))
     cpu = float(field("User time \\(seconds\\)")) + float(field("System time \\(seconds\\)"))
     peak = int(field(r"Maximum resident set size \(kbytes\)")) // 1024
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_mb": peak}
+    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_mb": peak, "stdout": done.stdout}
 
 
 PLAIN = """
