@@ -157,11 +157,11 @@ def test_convert_titanic_images_is_refused(fetched, kc):
     ("args", "error"),
     [
         (["--model", "forest"], "Error: unknown model 'forest'; kc knows: linear, knn, cnn, tabular, sk-logistic, "
-                                "sk-ridge, sk-forest, sk-gbm, lgbm, blend\n"),
+                                "sk-ridge, sk-forest, sk-gbm, lgbm, catboost, blend\n"),
         (["--model", "cnn"], "Error: model 'cnn' does not handle tabular inputs (titanic); use one of: linear, knn, "
-                             "tabular, sk-logistic, sk-forest, sk-gbm, lgbm, blend\n"),
+                             "tabular, sk-logistic, sk-forest, sk-gbm, lgbm, catboost, blend\n"),
         (["--model", "sk-ridge"], "Error: model 'sk-ridge' does not handle binary tasks (titanic); use one of: "
-                                  "linear, knn, tabular, sk-logistic, sk-forest, sk-gbm, lgbm, blend\n"),
+                                  "linear, knn, tabular, sk-logistic, sk-forest, sk-gbm, lgbm, catboost, blend\n"),
         (["--model", "knn", "--epochs", "3"], "Error: model 'knn' has no option epochs; it takes: k, weighting, "
                                               "deskew, blur, pca, batch\n"),
         (["--model", "linear", "-p", "lr=fast"], "Error: option lr='fast': expected float\n"),
@@ -174,7 +174,8 @@ def test_convert_titanic_images_is_refused(fetched, kc):
         (["--features", "pixels"],
          "Error: --features pixels: expected one of generic, titanic, titanic-plain, houses\n"),
         (["--model", "linear", "--time-limit", "30"], "Error: --time-limit: model 'linear' cannot keep to a time "
-                                                      "budget; use lgbm or blend, or train without --time-limit\n"),
+                                                      "budget; use lgbm, catboost or blend, or train without "
+                                                      "--time-limit\n"),
     ],
 )
 def test_train_option_errors(fetched, kc, args, error):
@@ -251,10 +252,10 @@ def test_models_lists_the_registry_or_those_fitting_a_competition(workspace, kc)
     assert every.exit_code == 0 and names(every.stdout) == list(MODELS)
     titanic = kc("models", "titanic", ws=workspace)
     assert names(titanic.stdout) == ["linear", "knn", "tabular", "sk-logistic", "sk-forest", "sk-gbm", "lgbm",
-                                    "blend"]
+                                    "catboost", "blend"]
     houses = kc("models", "house-prices", ws=workspace)
     assert names(houses.stdout) == ["linear", "knn", "tabular", "sk-ridge", "sk-forest", "sk-gbm", "lgbm",
-                                   "blend"]
+                                   "catboost", "blend"]
     digits = kc("models", "digit-recognizer", ws=workspace)
     assert names(digits.stdout) == ["linear", "knn", "cnn", "sk-logistic", "sk-forest", "sk-gbm", "lgbm"]
 

@@ -389,7 +389,7 @@ def train(
                                                                     "the tensorboard extra)")] = False,
     threads: Threads = 0,
     time_limit: Annotated[float, typer.Option(min=0.0, help="seconds the whole run may take, fewer boosting rounds "
-                                                            "when short (lgbm, blend; 0 = no limit)")] = 0.0,
+                                                            "when short (lgbm, catboost, blend; 0 = no limit)")] = 0.0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""

@@ -47,6 +47,8 @@ MODELS: dict[str, ModelInfo] = {
                         "scikit-learn HistGradientBoosting"),
     "lgbm": ModelInfo("pipeline.models.lgbm", "LGBMModel", _ALL, _BOTH,
                       "LightGBM boosted trees, early-stopped on an inner split of the rows each fit sees"),
+    "catboost": ModelInfo("pipeline.models.cat", "CatBoostModel", _ALL, ("tabular",),
+                          "CatBoost's ordered boosting, early-stopped on an inner split of the rows each fit sees"),
     "blend": ModelInfo("pipeline.models.blend", "BlendModel", _ALL, ("tabular",),
                        "weighted mean of several models (default sk-ridge + sk-gbm)"),
 }

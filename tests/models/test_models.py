@@ -68,7 +68,8 @@ def comp(task, modality="tabular"):
 # --- the common suite: every registered model runs the same checks, one test id each ----------------------
 TABLE_CASES = [pytest.param(name, task, id=f"{name}-{task}", marks=[pytest.mark.slow] if name == "blend" else [])
                for name, info in MODELS.items() if "tabular" in info.modalities for task in info.tasks]
-FAST = {"tabular": {"epochs": 2}, "sk-forest": {"n_estimators": 10}, "sk-gbm": {"max_iter": 20}}
+FAST = {"tabular": {"epochs": 2}, "sk-forest": {"n_estimators": 10}, "sk-gbm": {"max_iter": 20},
+        "catboost": {"iterations": 60}}
 
 
 @pytest.mark.parametrize("name", list(MODELS))

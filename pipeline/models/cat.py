@@ -1,0 +1,160 @@
+"""CatBoost: ordered boosting of symmetric trees, early-stopped on an inner split of the rows it fits.
+
+The same contract as `lgbm`: each `fit` holds out its own inner split (stratified for classes) to choose the number
+of rounds, never the rows the run scores; then, by default, fits again on every row for that many rounds (a few more,
+since it now sees more rows). Log loss for class codes, RMSE for values (the trainer already hands over the metric's
+scale). A saved model is CatBoost's own binary format, which CatBoost verifies as it reads it; kc also checks that it
+takes the run's features and predicts the run's classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pipeline.core.errors import DataError, UsageError
+from pipeline.models.base import EpochCallback, Model
+from pipeline.models.lgbm import inner_split
+from pipeline.pixels import images
+
+SAVED = "catboost.cbm"
+STATE = "catboost.json"
+
+
+@dataclasses.dataclass
+class CatBoostModel(Model):
+    """CatBoost's boosted symmetric trees on raw (unscaled) features; any task."""
+
+    name: ClassVar[str] = "catboost"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    modalities: ClassVar[tuple[str, ...]] = ("tabular",)
+    scaled: ClassVar[bool] = False
+    space: ClassVar[dict[str, str]] = {"learning_rate": "0.01:0.3:log", "depth": "3:10",
+                                       "l2_leaf_reg": "0.5:30:log"}
+    learning_rate: float = 0.05
+    iterations: int = 3000  # most boosting rounds; early stopping usually keeps far fewer
+    depth: int = 6
+    l2_leaf_reg: float = 3.0
+    patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
+    inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
+    refit: bool = True  # after early stopping, fit again on every row for the chosen rounds
+    threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
+    time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
+    seed: int = 0
+
+    model_: Any = dataclasses.field(default=None, init=False, repr=False)
+    best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
+    stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
+
+    def _estimator(self, rounds: int, deadline: float | None) -> tuple[Any, _Deadline]:
+        import catboost
+
+        if self.depth < 1 or self.depth > 16:
+            raise UsageError(f"option depth={self.depth}: expected 1 to 16")
+        if not 0 < self.inner_pct < 0.5:
+            raise UsageError(f"option inner_pct={self.inner_pct}: expected a share above 0, below 0.5")
+        loss = "RMSE" if self.regression_ else "Logloss" if len(self.classes_) == 2 else "MultiClass"
+        cls = catboost.CatBoostRegressor if self.regression_ else catboost.CatBoostClassifier
+        clock = _Deadline(deadline)
+        return cls(iterations=rounds, learning_rate=self.learning_rate, depth=self.depth,
+                   l2_leaf_reg=self.l2_leaf_reg, loss_function=loss, random_seed=self.seed,
+                   thread_count=self.threads or -1, verbose=False, allow_writing_files=False), clock
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
+            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CatBoostModel:
+        """Boost on X, y, early-stopping on an inner split of these rows (X_valid is never looked at)."""
+        deadline = time.monotonic() + self.time_limit if self.time_limit > 0 else None
+        self._start(y)
+        x = images.flat_inputs(X).astype(np.float32, copy=False)
+        if self.regression_:
+            target = np.asarray(y, np.float64)
+        else:
+            if len(self.classes_) < 2:
+                raise DataError("catboost needs rows of at least two classes to learn from; use more rows or folds")
+            target = np.searchsorted(self.classes_, y)
+        model, clock = self._estimator(self.iterations, deadline)
+        if self.patience > 0:
+            fit_rows, held = inner_split(None if self.regression_ else target, len(x), self.inner_pct, self.seed)
+            model.fit(x[fit_rows], target[fit_rows], eval_set=(x[held], target[held]), use_best_model=True,
+                      early_stopping_rounds=self.patience, callbacks=[clock])
+            rounds = model.get_best_iteration() + 1
+            stopped = "time" if clock.hit else "patience" if model.tree_count_ < self.iterations else "rounds"
+            if self.refit and not clock.hit:  # a fit on every row takes a few more rounds than one on (1 - inner)
+                model, clock = self._estimator(max(1, round(rounds / (1 - self.inner_pct))), deadline)
+                model.fit(x, target, callbacks=[clock])
+        else:
+            model.fit(x, target, callbacks=[clock])
+            stopped = "time" if clock.hit else "rounds"
+        self.model_, self.best_rounds_, self.stopped_by_ = model, int(model.tree_count_), stopped
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, classes) float32 probabilities."""
+        self._check_fitted()
+        return self.model_.predict_proba(images.flat_inputs(X).astype(np.float32, copy=False)).astype(np.float32)
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """(n,) float64 predicted values."""
+        self._check_fitted()
+        return np.asarray(self.model_.predict(images.flat_inputs(X).astype(np.float32, copy=False)), np.float64)
+
+    def save(self, folder: Path) -> None:
+        """The model in CatBoost's format and what kc needs beside it, as JSON."""
+        self._check_fitted()
+        self.model_.save_model(str(folder / SAVED))
+        state = {"regression": self.regression_, "rounds": self.best_rounds_, "stopped_by": self.stopped_by_,
+                 "features": len(self.model_.feature_names_),
+                 "classes": None if self.classes_ is None else self.classes_.tolist()}
+        (folder / STATE).write_text(json.dumps(state, indent=2))
+
+    def load(self, folder: Path) -> CatBoostModel:
+        """Read what `save` wrote; CatBoost verifies its file, kc that it fits the run's features and classes."""
+        import catboost
+
+        run = f"run {folder.name}"
+        try:
+            state = json.loads((folder / STATE).read_text())
+            regression, n_features = bool(state["regression"]), int(state["features"])
+            classes = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
+            model = (catboost.CatBoostRegressor() if regression else catboost.CatBoostClassifier())
+            model.load_model(str(folder / SAVED))
+        except (OSError, ValueError, KeyError, TypeError, catboost.CatBoostError) as exc:
+            raise DataError(f"{run}'s {SAVED} or {STATE} cannot be read ({str(exc).strip()[:200]}); "
+                            "train it again") from None
+        kept = [] if regression or classes is None else list(range(len(classes)))
+        if len(model.feature_names_) != n_features or [int(c) for c in getattr(model, "classes_", [])] != kept:
+            raise DataError(f"{run}'s {SAVED} does not match the run's features or classes; train it again")
+        self.model_, self.best_rounds_ = model, int(model.tree_count_)
+        self.stopped_by_ = str(state.get("stopped_by", ""))
+        self.regression_, self.classes_, self.fitted_ = regression, classes, True
+        return self
+
+
+class _Deadline:
+    """A CatBoost callback: stop when the next round would end past the deadline."""
+
+    def __init__(self, deadline: float | None):
+        self.deadline, self.hit = deadline, False
+        self._first: float | None = None
+        self._last = 0.0
+
+    def after_iteration(self, info: Any) -> bool:
+        """False (stop) when one more round would overrun; CatBoost keeps the rounds done so far."""
+        if self.deadline is None:
+            return True
+        now = time.monotonic()
+        if self._first is None:
+            self._first, self._last = now, now
+            return now < self.deadline
+        i = max(1, info.iteration - 1)
+        per_round = max((now - self._first) / i, now - self._last)
+        self._last = now
+        if now + per_round >= self.deadline:
+            self.hit = True
+            return False
+        return True
