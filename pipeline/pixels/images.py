@@ -120,23 +120,45 @@ def read_png(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
+CAPTION_WIDTH = 12  # characters that fit over one thumbnail at 9 points; longer captions wrap at 7 points
+
+
+def caption_lines(caption: str) -> str:
+    """A caption that fits over its thumbnail: one line, or two of at most 16 characters, cut with … after that."""
+    import textwrap
+
+    if len(caption) <= CAPTION_WIDTH:
+        return caption
+    lines = textwrap.wrap(caption, 16, break_long_words=True, break_on_hyphens=False)
+    return "\n".join(lines) if len(lines) <= 2 else f"{lines[0]}\n{lines[1][:15]}…"
+
+
 def contact_sheet(images: np.ndarray, captions: list[str], path: Path, cols: int = 8, ink: bool = True) -> Path:
     """Draw images in a grid with a caption over each; write the PNG to `path` (`ink`: 255 is ink, drawn dark)."""
     from pipeline.core.figures import pyplot
 
-    plt = pyplot()
+    fig = sheet_figure(images, captions, cols, ink)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path
 
+
+def sheet_figure(images: np.ndarray, captions: list[str], cols: int = 8, ink: bool = True) -> Any:
+    """The contact sheet's matplotlib figure: images in a grid, each caption wrapped to fit over its image."""
+    from pipeline.core.figures import pyplot
+
+    plt = pyplot()
     n = len(images)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25), squeeze=False)
+    shown = [caption_lines(c) for c in captions]
+    extra = max((c.count("\n") for c in shown), default=0)  # a second caption line needs room above each image
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * (1.25 + 0.2 * extra)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, caption in zip(axes.flat, images, captions, strict=False):
+    for ax, image, caption in zip(axes.flat, images, shown, strict=False):
         ax.imshow(image, cmap="gray_r" if ink else "gray", vmin=0, vmax=255)
-        ax.set_title(caption, fontsize=9)
+        ax.set_title(caption, fontsize=9 if len(caption) <= CAPTION_WIDTH else 7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig

@@ -31,3 +31,19 @@ def test_flat_inputs_scale_images_and_pass_tables():
     assert np.allclose(flat, (1 - images.MEAN) / images.STD)
     table = np.array([[1.5, -2.0]], np.float64)
     assert images.flat_inputs(table).tolist() == [[1.5, -2.0]]
+
+
+def test_long_class_names_in_a_contact_sheet_do_not_overlap():
+    from pipeline.core.figures import pyplot
+
+    names = ["Scentless Mayweed", "Small-flowered Cranesbill", "Common wheat", "Loose Silky-bent", "Black-grass",
+             "Shepherds Purse", "Fat Hen", "Cleavers"]
+    fig = images.sheet_figure(np.zeros((8, 32, 32), np.uint8), names, cols=8)
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+    for left, right in zip(boxes, boxes[1:], strict=False):
+        assert left.x1 <= right.x0, "neighbouring captions overlap"
+    assert all(0 <= box.x0 and box.x1 <= fig.bbox.x1 for box in boxes)
+    assert images.caption_lines("Small-flowered Cranesbill") == "Small-flowered\nCranesbill"
+    assert images.caption_lines("x" * 40).endswith("…") and images.caption_lines("Fat Hen") == "Fat Hen"
+    pyplot().close(fig)
