@@ -42,10 +42,19 @@ def decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        return data.decode(text_encoding(data, name))
+
+
+def text_encoding(data: bytes, name: str) -> str:
+    """The encoding `decode` reads a CSV's bytes with: utf-8-sig, else cp1252, else latin-1; binary data refused."""
+    try:
+        data.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
         pass
     if b"\x00" in data:
         raise DataError(f"{name}: binary data, not a CSV text file")
-    return data.decode("cp1252", errors="strict") if _cp1252_ok(data) else data.decode("latin-1")
+    return "cp1252" if _cp1252_ok(data) else "latin-1"
 
 
 def _cp1252_ok(data: bytes) -> bool:
@@ -158,19 +167,21 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
     import pandas as pd
 
     try:
-        text = decode(path.read_bytes(), path.name)
+        data = path.read_bytes()
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a CSV file") from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    encoding = text_encoding(data, path.name)
     options: dict = {"dtype": str, "keep_default_na": False} if strings else {}
     if as_written and not strings:
-        header = list(pd.read_csv(io.StringIO(text.split("\n", 1)[0]), nrows=0).columns)
+        header = list(pd.read_csv(io.BytesIO(data.split(b"\n", 1)[0]), nrows=0, encoding=encoding).columns)
         as_text = [c for c in header if str(c).strip() in as_written]
         options = {"dtype": dict.fromkeys(as_text, str), "keep_default_na": False,
                    "na_values": {c: list(NA_STRINGS) for c in header if c not in as_text}}
     try:
-        df = pd.read_csv(io.StringIO(text), **options)
+        # the bytes as they are (no decoded copy: a str in a StringIO takes up to 4 bytes a character)
+        df = pd.read_csv(io.BytesIO(data), encoding=encoding, **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path.name}: the file is empty") from None
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
