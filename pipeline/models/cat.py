@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.models.base import EpochCallback, Model
-from pipeline.models.lgbm import inner_split
+from pipeline.models._boosting import Boosted, RoundClock, inner_split
+from pipeline.models.base import EpochCallback
 from pipeline.pixels import images
 
 SAVED = "catboost.cbm"
@@ -27,7 +27,7 @@ STATE = "catboost.json"
 
 
 @dataclasses.dataclass
-class CatBoostModel(Model):
+class CatBoostModel(Boosted):
     """CatBoost's boosted symmetric trees on raw (unscaled) features; any task."""
 
     name: ClassVar[str] = "catboost"
@@ -40,12 +40,6 @@ class CatBoostModel(Model):
     iterations: int = 3000  # most boosting rounds; early stopping usually keeps far fewer
     depth: int = 6
     l2_leaf_reg: float = 3.0
-    patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
-    inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
-    refit: bool = True  # after early stopping, fit again on every row for the chosen rounds
-    threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
-    time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
-    seed: int = 0
 
     model_: Any = dataclasses.field(default=None, init=False, repr=False)
     best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
@@ -139,22 +133,9 @@ class _Deadline:
     """A CatBoost callback: stop when the next round would end past the deadline."""
 
     def __init__(self, deadline: float | None):
-        self.deadline, self.hit = deadline, False
-        self._first: float | None = None
-        self._last = 0.0
+        self.clock, self.hit = RoundClock(deadline), False
 
     def after_iteration(self, info: Any) -> bool:
         """False (stop) when one more round would overrun; CatBoost keeps the rounds done so far."""
-        if self.deadline is None:
-            return True
-        now = time.monotonic()
-        if self._first is None:
-            self._first, self._last = now, now
-            return now < self.deadline
-        i = max(1, info.iteration - 1)
-        per_round = max((now - self._first) / i, now - self._last)
-        self._last = now
-        if now + per_round >= self.deadline:
-            self.hit = True
-            return False
-        return True
+        self.hit = self.hit or self.clock.next_overruns()
+        return not self.hit

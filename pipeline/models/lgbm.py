@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.models.base import EpochCallback, Model
+from pipeline.models._boosting import Boosted, RoundClock, inner_split
+from pipeline.models.base import EpochCallback
 from pipeline.pixels import images
 
 BOOSTER = "lgbm.txt"
@@ -28,7 +29,7 @@ STATE = "lgbm.json"
 
 
 @dataclasses.dataclass
-class LGBMModel(Model):
+class LGBMModel(Boosted):
     """LightGBM gradient-boosted trees on raw (unscaled) features; any task."""
 
     name: ClassVar[str] = "lgbm"
@@ -44,12 +45,6 @@ class LGBMModel(Model):
     feature_fraction: float = 0.8  # share of the features each tree may split on
     bagging_fraction: float = 0.8  # share of the rows each round sees (drawn afresh every round)
     lambda_l2: float = 0.0
-    patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
-    inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
-    refit: bool = True  # after early stopping, fit again on every row for the chosen rounds (Otto: 0.4716 -> 0.4642)
-    threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
-    time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
-    seed: int = 0
 
     booster_: Any = dataclasses.field(default=None, init=False, repr=False)
     best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
@@ -164,15 +159,12 @@ class _Stopper:
     order = 30  # after LightGBM's own evaluation has filled in the round's losses
 
     def __init__(self, patience: int, deadline: float | None):
-        self.patience, self.deadline = patience, deadline
+        self.patience, self.deadline, self.clock = patience, deadline, RoundClock(deadline)
         self.best, self.best_loss, self.reason = 0, np.inf, "rounds"
-        self._first: float | None = None  # when the first round ended
-        self._last = 0.0  # when the previous round ended
 
     def __call__(self, env: Any) -> None:
         import lightgbm as lgb
 
-        i = env.iteration - env.begin_iteration
         if env.evaluation_result_list:
             loss = env.evaluation_result_list[0][2]
             if loss < self.best_loss:
@@ -182,30 +174,9 @@ class _Stopper:
                 raise lgb.callback.EarlyStopException(self.best, env.evaluation_result_list)
         else:
             self.best = env.iteration
-        if self.deadline is not None:
-            now = time.monotonic()
-            if self._first is None:
-                self._first = now
-            per_round = max((now - self._first) / i, now - self._last) if i else 0.0
-            self._last = now
-            if now + per_round >= self.deadline:  # the next round would end past the deadline
-                self.reason = "time"
-                raise lgb.callback.EarlyStopException(self.best, env.evaluation_result_list or [])
-
-
-def inner_split(codes: np.ndarray | None, n: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit rows, held rows): `share` of n held out, per class when class codes are given, reproducible from seed."""
-    rng = np.random.default_rng(seed)
-    groups = [np.arange(n)] if codes is None else [np.flatnonzero(codes == c) for c in np.unique(codes)]
-    held = []
-    for rows in groups:
-        take = min(len(rows) - 1, max(1, round(share * len(rows)))) if len(rows) > 1 else 0
-        held.append(rng.permutation(rows)[:take])
-    held_rows = np.sort(np.concatenate(held)).astype(np.int64)
-    if not len(held_rows):
-        raise DataError(f"lgbm holds out {share:.0%} of its rows to stop early, and {n} rows leave none: "
-                        "use -p patience=0")
-    return np.setdiff1d(np.arange(n), held_rows), held_rows
+        if self.clock.next_overruns():
+            self.reason = "time"
+            raise lgb.callback.EarlyStopException(self.best, env.evaluation_result_list or [])
 
 
 _ARRAY = re.compile(r"^(num_leaves|num_cat|split_feature|left_child|right_child|decision_type)=(.*)$", re.M)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -41,9 +43,9 @@ def test_long_class_names_in_a_contact_sheet_do_not_overlap():
     fig = images.sheet_figure(np.zeros((8, 32, 32), np.uint8), names, cols=8)
     renderer = fig.canvas.get_renderer()
     boxes = [ax.title.get_window_extent(renderer) for ax in fig.axes]
-    for left, right in zip(boxes, boxes[1:], strict=False):
+    for left, right in itertools.pairwise(boxes):
         assert left.x1 <= right.x0, "neighbouring captions overlap"
-    assert all(0 <= box.x0 and box.x1 <= fig.bbox.x1 for box in boxes)
+    assert all(box.x0 >= 0 and box.x1 <= fig.bbox.x1 for box in boxes)
     assert images.caption_lines("Small-flowered Cranesbill") == "Small-flowered\nCranesbill"
     assert images.caption_lines("x" * 40).endswith("…") and images.caption_lines("Fat Hen") == "Fat Hen"
     pyplot().close(fig)
