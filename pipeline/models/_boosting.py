@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -15,6 +16,8 @@ from pipeline.models.base import Model
 class Boosted(Model):
     """A boosted-tree model that stops early on an inner split of the rows it fits and keeps to a time limit."""
 
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    scaled: ClassVar[bool] = False  # trees read raw features
     patience: int = 100  # stop after this many rounds without gain on the inner split; 0 = no inner split
     inner_pct: float = 0.1  # share of the fitted rows held out for early stopping
     refit: bool = True  # after early stopping, fit again on every row for the chosen rounds (Otto: 0.4716 -> 0.4642)

@@ -31,9 +31,7 @@ class CatBoostModel(Boosted):
     """CatBoost's boosted symmetric trees on raw (unscaled) features; any task."""
 
     name: ClassVar[str] = "catboost"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     modalities: ClassVar[tuple[str, ...]] = ("tabular",)
-    scaled: ClassVar[bool] = False
     space: ClassVar[dict[str, str]] = {"learning_rate": "0.01:0.3:log", "depth": "3:10",
                                        "l2_leaf_reg": "0.5:30:log"}
     learning_rate: float = 0.05

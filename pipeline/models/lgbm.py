@@ -33,8 +33,6 @@ class LGBMModel(Boosted):
     """LightGBM gradient-boosted trees on raw (unscaled) features; any task."""
 
     name: ClassVar[str] = "lgbm"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
-    scaled: ClassVar[bool] = False
     space: ClassVar[dict[str, str]] = {"learning_rate": "0.01:0.2:log", "num_leaves": "7:255:log",
                                        "min_data_in_leaf": "2:100:log", "feature_fraction": "0.2:1",
                                        "bagging_fraction": "0.5:1", "lambda_l2": "1e-3:30:log"}
