@@ -483,6 +483,18 @@ def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monk
     assert named.models_[0].params() == SkRidge().params()
 
 
+def test_blend_weights_name_each_member_and_the_last_stands_for_the_rest():
+    from pipeline.models import blend
+
+    three = "sk-logistic,sk-gbm,catboost"
+    assert blend.BlendModel(members=three, weights="2,1")._weights().tolist() == [0.5, 0.25, 0.25]
+    assert blend.BlendModel(members=three, weights="1,1,2")._weights().tolist() == [0.25, 0.25, 0.5]
+    assert blend.BlendModel(members="sk-ridge,sk-gbm", weights="3,1")._weights().tolist() == [0.75, 0.25]
+    with pytest.raises(UsageError, match="expected 3 non-negative numbers"):
+        blend.BlendModel(members=three, weights="1,1,1,1")._weights()
+    assert [name for name, _ in blend.DEFAULTS["classes"]] == three.split(",")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [lambda: LinearModel(epochs=2), lambda: TabularModel(epochs=2)])
 def test_small_tables_train_on_one_thread_and_give_the_threads_back(make, monkeypatch):

@@ -117,8 +117,8 @@ def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
 
 def test_a_time_limit_needs_a_model_that_keeps_time(fetched):
     cfg = trainer.TrainConfig(model="linear", time_limit=5)
-    with pytest.raises(UsageError, match=r"--time-limit: model 'linear' cannot keep to a time budget; use lgbm or "
-                                         r"blend, or train without --time-limit"):
+    with pytest.raises(UsageError, match=r"--time-limit: model 'linear' cannot keep to a time budget; use lgbm, "
+                                         r"catboost or blend, or train without --time-limit"):
         trainer.train(TITANIC, Workspace(fetched), cfg)
     with pytest.raises(UsageError, match=r"--time-limit -1: expected seconds"):
         trainer.TrainConfig(model="lgbm", time_limit=-1).check()

@@ -39,5 +39,5 @@ def test_an_interrupted_run_is_marked_and_submitted_only_when_named(titanic_only
 def test_a_blend_lists_its_members_and_weights(titanic_only):
     run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend"))
     assert run.config.params["members"] == ""  # what it was given: the defaults
-    assert listing.options_text(run, TITANIC) == "members=sk-logistic,sk-gbm weights=0.50,0.50"
+    assert listing.options_text(run, TITANIC) == "members=sk-logistic,sk-gbm,catboost weights=0.33,0.33,0.33"
     assert listing.model_text(run) == "blend"
