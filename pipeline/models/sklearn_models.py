@@ -20,6 +20,25 @@ from pipeline.models.base import EpochCallback, Model
 from pipeline.pixels import images
 
 ESTIMATOR = "estimator.skops"
+# scikit-learn's torch shim, which skops' import would load (with torch, ~500 MB and seconds) only to list estimators
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+def _skops() -> Any:
+    """skops.io, imported without torch: while skops lists scikit-learn's estimators, its torch shim is a stand-in."""
+    import sys
+    import types
+
+    if "skops.io" in sys.modules or _TORCH_SHIM in sys.modules:
+        import skops.io
+
+        return skops.io
+    sys.modules[_TORCH_SHIM] = types.ModuleType(_TORCH_SHIM)
+    try:
+        import skops.io
+    finally:
+        del sys.modules[_TORCH_SHIM]  # a later import of the shim (torch arrays in scikit-learn) gets the real one
+    return skops.io
 RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on
 TREE = "sklearn.tree._tree.Tree"
 TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
@@ -60,30 +79,29 @@ class _Sklearn(Model):
 
     def save(self, folder: Path) -> None:
         """Write the fitted estimator with skops (no pickle)."""
-        import skops.io
-
+        skops_io = _skops()
         self._check_fitted()
-        skops.io.dump(self.estimator_, folder / ESTIMATOR)
+        skops_io.dump(self.estimator_, folder / ESTIMATOR)
 
     def load(self, folder: Path) -> _Sklearn:
         """Read the estimator written by `save`, refusing any type outside the allow-list; never runs code."""
-        import skops.io
         from sklearn.base import is_regressor
 
+        skops_io = _skops()
         path, run = folder / ESTIMATOR, f"run {folder.name}"
         if not path.is_file():
             old = (folder / "estimator.pkl").exists()
             why = " (only an old pickled estimator.pkl, which kc no longer opens)" if old else ""
             raise DataError(f"{run} has no {ESTIMATOR}{why}; train it again")
         try:
-            untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in self.trusted]
+            untrusted = [t for t in skops_io.get_untrusted_types(file=path) if t not in self.trusted]
         except Exception as e:
             raise DataError(f"{run}'s {ESTIMATOR} cannot be read ({_first_line(e)}); train it again") from None
         if untrusted:
             types = ", ".join(untrusted)
             raise DataError(f"{run}'s {ESTIMATOR} holds types kc does not trust ({types}); train it again")
         try:
-            est = skops.io.load(path, trusted=list(self.trusted))
+            est = skops_io.load(path, trusted=list(self.trusted))
         except Exception as e:
             raise DataError(f"{run}'s {ESTIMATOR} cannot be read ({_first_line(e)}); train it again") from None
         kind = type(est)

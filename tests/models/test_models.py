@@ -544,3 +544,20 @@ def test_tabular_clips_inputs_into_the_range_it_was_trained_on(tmp_path):
     torch.save(state, tmp_path / "weights.pt")
     old = TabularModel(epochs=2).load(tmp_path)
     assert old.low_ is None and not np.array_equal(old.predict(far), old.predict(edge))
+
+
+def test_saving_a_scikit_learn_model_does_not_load_torch(tmp_path):
+    # skops lists scikit-learn's estimators on import, which used to import torch through scikit-learn's array-API
+    # shim: ~500 MB and seconds for every table run. A fresh process, since this one may have torch already.
+    import subprocess
+    import sys
+
+    code = ("import sys, pathlib, numpy as np\nfrom pipeline.models.sklearn_models import SkLogistic\n"
+            "X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)\n"
+            f"folder = pathlib.Path({str(tmp_path)!r})\n"
+            "SkLogistic().fit(X, (X[:, 0] > 0).astype(np.int64)).save(folder)\n"
+            "SkLogistic().load(folder)\n"
+            "print('torch' in sys.modules, 'skops.io' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
