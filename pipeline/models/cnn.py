@@ -104,7 +104,7 @@ class CNNModel(Model):
                                        "weight_decay": "1e-3:0.1:log", "label_smoothing": "0:0.2", "rotate": "0:15"}
     epochs: int = 12
     lr: float = 4e-3
-    bs: int = 128
+    bs: int = 128  # at most the training rows (fewer rows train in one batch)
     width: int = 32
     weight_decay: float = 0.01
     rotate: float = 10.0  # degrees
@@ -159,7 +159,9 @@ class CNNModel(Model):
         if X_valid is None or y_valid is None:  # fastai wants a validation set; a sliver of train will do
             X_valid, y_valid = X[:256], y[:256]
         xv, tv = self._inputs(X_valid), torch.from_numpy(np.searchsorted(self.classes_, y_valid)).long()
-        dls = DataLoaders(_torch.loader(x, t, bs=self.bs, shuffle=True, seed=self.seed),
+        # whole batches only (a ragged last one upsets batch norm); fewer rows than `bs` make one smaller batch, not
+        # none (no batch at all trained nothing, and fastai's loss came out NaN)
+        dls = DataLoaders(_torch.loader(x, t, bs=min(self.bs, len(x)), shuffle=True, seed=self.seed),
                           _torch.loader(xv, tv, bs=512, shuffle=False, seed=self.seed), device=dev)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
         watch = Watch(dev, on_epoch, validating,

@@ -95,3 +95,14 @@ def test_digit_resnet_full_res_is_one_block_at_28x28():
     assert small(x).shape == older(x).shape == (2, 10)
     extra = sum(p.numel() for p in older.parameters()) - sum(p.numel() for p in small.parameters())
     assert extra == 2 * (8 * 8 * 9 + 2 * 8)  # two 3×3 convolutions of 8 channels, each with its batch norm
+
+
+@pytest.mark.slow
+def test_cnn_trains_on_fewer_rows_than_a_batch(digits):
+    from pipeline.models.cnn import CNNModel
+
+    X, y = digits.X, digits.y
+    model = CNNModel(epochs=2, width=4, threads=1).fit(X[:20], y[:20], X[250:], y[250:])  # 20 rows, bs 128
+    assert [np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in model.history_] == [True, True]
+    assert np.isfinite(model.predict_proba(X[250:])).all()
+
