@@ -48,14 +48,18 @@ def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True, chan
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float) -> torch.Tensor:
-    """Random small rotations, zooms and shifts of a (n, 1, 28, 28) batch; never flips (a flipped 2 is no digit)."""
-    n = len(x)
+    """Random small rotations, zooms and shifts (up to `shift` pixels of these images) of a (n, c, h, w) batch.
+
+    Never flips (a flipped 2 is no digit).
+    """
+    n, (h, w) = len(x), x.shape[-2:]
     u = torch.rand(n, 4, generator=gen) * 2 - 1  # uniform in [-1, 1]
     angle = u[:, 0] * math.radians(rotate)
     scale = 1 + u[:, 1] * zoom
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / 28], 1),
-                         torch.stack([sin, cos, u[:, 3] * shift * 2 / 28], 1)], 1)
+    # affine_grid's coordinates run from -1 to 1 across the image: one pixel is 2 / w across, 2 / h down
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / w], 1),
+                         torch.stack([sin, cos, u[:, 3] * shift * 2 / h], 1)], 1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     background = x.amin()  # normalised 0, so borders stay paper
     return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background

@@ -106,3 +106,19 @@ def test_cnn_trains_on_fewer_rows_than_a_batch(digits):
     assert [np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in model.history_] == [True, True]
     assert np.isfinite(model.predict_proba(X[250:])).all()
 
+
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64)])
+def test_augmentation_shifts_by_pixels_of_the_image_size(channels, size):
+    import torch
+
+    from pipeline.models.cnn import augment
+
+    x = torch.zeros(256, channels, size, size)
+    mid = size // 2
+    x[:, :, mid - 3 : mid + 3, mid - 3 : mid + 3] = 1.0  # a square of ink in the middle, away from the borders
+    out = augment(x, torch.Generator().manual_seed(0), rotate=0, zoom=0, shift=2)
+    ink = out.sum(1)
+    axis = torch.arange(float(size))
+    moved = [((ink.sum(d) * axis).sum(1) / ink.sum((1, 2)) - (mid - 0.5)).abs() for d in (1, 2)]  # across, down
+    for m in moved:
+        assert m.max() <= 2.01 and m.max() > 1.8  # up to 2 pixels whatever the size, and the draws reach it
