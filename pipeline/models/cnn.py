@@ -24,11 +24,12 @@ from pipeline.pixels import images
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
 
 
-def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True, channels: int = 1) -> nn.Sequential:
+def digit_resnet(width: int = 16, classes: int = 10, full_res: bool = False, channels: int = 1) -> nn.Sequential:
     """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head.
 
-    `full_res` keeps a residual block at 28×28: it holds the largest activations and cost about a quarter more CPU
-    per epoch without bfloat16, for 98.50 % against 98.31 % in a short check (one seed), so it stays the default.
+    `full_res` adds a residual block at 28×28: it holds the largest activations and costs about a third more CPU per
+    epoch without bfloat16 (width 16: 10.1 against 7.5 CPU s per 4,000 rows), so the default leaves it out and
+    trains 12 epochs in under 10 minutes on 2 cores (see benchmarks/RESULTS.md, issue 25).
     """
     from fastai.layers import ConvLayer, ResBlock
 
@@ -109,7 +110,7 @@ class CNNModel(Model):
     epochs: int = 12
     lr: float = 4e-3
     bs: int = 128  # at most the training rows (fewer rows train in one batch)
-    width: int = 32
+    width: int = 16  # 32 with full_res: the older, slower recipe (about 4.7x the CPU per epoch, see the README)
     weight_decay: float = 0.01
     rotate: float = 10.0  # degrees
     zoom: float = 0.1
@@ -118,7 +119,7 @@ class CNNModel(Model):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto (bfloat16 where the CPU has it), bf16 or fp32
-    full_res: bool = True  # a residual block at 28×28 too; False: about a quarter cheaper per epoch
+    full_res: bool = False  # a residual block at 28×28 too: about a third more CPU per epoch
     threads: int = 0  # torch threads; 0: the cores not busy when training starts
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
@@ -209,13 +210,15 @@ class CNNModel(Model):
         _torch.save_state(state | {"classes": torch.from_numpy(self.classes_)}, folder)
 
     def load(self, folder: Path) -> CNNModel:
-        """Rebuild the network from the hyperparameters and load the weights."""
+        """Rebuild the network the saved weights fit (width, 28×28 block, input channels) and load them."""
         state = _torch.load_state(folder)
         self.classes_ = state.pop("classes").numpy()
-        full_res = "net.9.weight" in state  # the saved weights say which network they fit, whatever the options
+        # the weights say which network they fit, whatever the options: runs saved before the default became
+        # width 16 without the 28×28 block did not record width=32 or full_res=true
+        full_res = "net.9.weight" in state
         use_bf16 = self._use_bf16(torch.device("cpu"))
-        channels = state["net.0.0.weight"].shape[1]  # the first convolution's input channels: 1 grey, 3 RGB
-        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res, channels), use_bf16)
+        width, channels = state["net.0.0.weight"].shape[:2]  # the first convolution: (width, 1 grey or 3 RGB, 3, 3)
+        self.net_ = Autocast(digit_resnet(int(width), len(self.classes_), full_res, int(channels)), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.eval()
         self.fitted_ = True
