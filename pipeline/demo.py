@@ -52,7 +52,7 @@ class DemoResult:
     pngs: list[Path] = field(default_factory=list)
     submissions: list[tuple[Path, bool, int]] = field(default_factory=list)  # (file, from a SAMPLE?, rows)
     notes: list[str] = field(default_factory=list)
-    threads: int = 1  # torch and BLAS threads the demo used
+    threads: int = 1  # torch and BLAS threads every model of the demo trained on
 
 
 @dataclass
@@ -102,7 +102,8 @@ def _one(slug: str, ws: Workspace, watch: DemoWatch, result: DemoResult) -> None
         folds = 5 if comp.modality == "tabular" else 0
         watch.on_model(f"{slug} {model}", _epochs(model, params))
         t0 = time.perf_counter()
-        cfg = trainer.TrainConfig(model=model, params=dict(params), folds=folds)
+        # the threads the table's title names: left at 0 the trainer would take every core, busy or not
+        cfg = trainer.TrainConfig(model=model, params=dict(params), folds=folds, threads=result.threads)
         run = trainer.train(comp, ws, cfg, data=data, on_epoch=watch.on_epoch, on_stage=watch.on_stage)
         cv = run.score if run.metrics.scored_on == "oof" else None
         seconds = time.perf_counter() - t0

@@ -24,11 +24,12 @@ from pipeline.pixels import images
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated")
 
 
-def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True, channels: int = 1) -> nn.Sequential:
+def digit_resnet(width: int = 16, classes: int = 10, full_res: bool = False, channels: int = 1) -> nn.Sequential:
     """28×28 -> 14×14 -> 7×7 residual stages (fastai ConvLayer/ResBlock, batch norm), global pooling, linear head.
 
-    `full_res` keeps a residual block at 28×28: it holds the largest activations and cost about a quarter more CPU
-    per epoch without bfloat16, for 98.50 % against 98.31 % in a short check (one seed), so it stays the default.
+    `full_res` adds a residual block at 28×28: it holds the largest activations and costs about a third more CPU per
+    epoch without bfloat16 (width 16: 10.1 against 7.5 CPU s per 4,000 rows), so the default leaves it out and
+    trains 12 epochs in under 10 minutes on 2 cores (see benchmarks/RESULTS.md, issue 25).
     """
     from fastai.layers import ConvLayer, ResBlock
 
@@ -48,14 +49,18 @@ def digit_resnet(width: int = 32, classes: int = 10, full_res: bool = True, chan
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float) -> torch.Tensor:
-    """Random small rotations, zooms and shifts of a (n, 1, 28, 28) batch; never flips (a flipped 2 is no digit)."""
-    n = len(x)
+    """Random small rotations, zooms and shifts (up to `shift` pixels of these images) of a (n, c, h, w) batch.
+
+    Never flips (a flipped 2 is no digit).
+    """
+    n, (h, w) = len(x), x.shape[-2:]
     u = torch.rand(n, 4, generator=gen) * 2 - 1  # uniform in [-1, 1]
     angle = u[:, 0] * math.radians(rotate)
     scale = 1 + u[:, 1] * zoom
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / 28], 1),
-                         torch.stack([sin, cos, u[:, 3] * shift * 2 / 28], 1)], 1)
+    # affine_grid's coordinates run from -1 to 1 across the image: one pixel is 2 / w across, 2 / h down
+    theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / w], 1),
+                         torch.stack([sin, cos, u[:, 3] * shift * 2 / h], 1)], 1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
     background = x.amin()  # normalised 0, so borders stay paper
     return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
@@ -104,8 +109,8 @@ class CNNModel(Model):
                                        "weight_decay": "1e-3:0.1:log", "label_smoothing": "0:0.2", "rotate": "0:15"}
     epochs: int = 12
     lr: float = 4e-3
-    bs: int = 128
-    width: int = 32
+    bs: int = 128  # at most the training rows (fewer rows train in one batch)
+    width: int = 16  # 32 with full_res: the older, slower recipe (about 4.7x the CPU per epoch, see the README)
     weight_decay: float = 0.01
     rotate: float = 10.0  # degrees
     zoom: float = 0.1
@@ -114,7 +119,7 @@ class CNNModel(Model):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"  # auto (bfloat16 where the CPU has it), bf16 or fp32
-    full_res: bool = True  # a residual block at 28×28 too; False: about a quarter cheaper per epoch
+    full_res: bool = False  # a residual block at 28×28 too: about a third more CPU per epoch
     threads: int = 0  # torch threads; 0: the cores not busy when training starts
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
@@ -159,7 +164,9 @@ class CNNModel(Model):
         if X_valid is None or y_valid is None:  # fastai wants a validation set; a sliver of train will do
             X_valid, y_valid = X[:256], y[:256]
         xv, tv = self._inputs(X_valid), torch.from_numpy(np.searchsorted(self.classes_, y_valid)).long()
-        dls = DataLoaders(_torch.loader(x, t, bs=self.bs, shuffle=True, seed=self.seed),
+        # whole batches only (a ragged last one upsets batch norm); fewer rows than `bs` make one smaller batch, not
+        # none (no batch at all trained nothing, and fastai's loss came out NaN)
+        dls = DataLoaders(_torch.loader(x, t, bs=min(self.bs, len(x)), shuffle=True, seed=self.seed),
                           _torch.loader(xv, tv, bs=512, shuffle=False, seed=self.seed), device=dev)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
         watch = Watch(dev, on_epoch, validating,
@@ -203,13 +210,15 @@ class CNNModel(Model):
         _torch.save_state(state | {"classes": torch.from_numpy(self.classes_)}, folder)
 
     def load(self, folder: Path) -> CNNModel:
-        """Rebuild the network from the hyperparameters and load the weights."""
+        """Rebuild the network the saved weights fit (width, 28×28 block, input channels) and load them."""
         state = _torch.load_state(folder)
         self.classes_ = state.pop("classes").numpy()
-        full_res = "net.9.weight" in state  # the saved weights say which network they fit, whatever the options
+        # the weights say which network they fit, whatever the options: runs saved before the default became
+        # width 16 without the 28×28 block did not record width=32 or full_res=true
+        full_res = "net.9.weight" in state
         use_bf16 = self._use_bf16(torch.device("cpu"))
-        channels = state["net.0.0.weight"].shape[1]  # the first convolution's input channels: 1 grey, 3 RGB
-        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res, channels), use_bf16)
+        width, channels = state["net.0.0.weight"].shape[:2]  # the first convolution: (width, 1 grey or 3 RGB, 3, 3)
+        self.net_ = Autocast(digit_resnet(int(width), len(self.classes_), full_res, int(channels)), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.eval()
         self.fitted_ = True

@@ -25,7 +25,7 @@ def test_cnn_one_epoch_and_round_trip(digits, tmp_path):
     from pipeline.models.cnn import CNNModel, bf16_ok
 
     X, y = digits.X, digits.y
-    model = CNNModel(epochs=1, bs=32, width=8, threads=1).fit(X[:250], y[:250], X[250:], y[250:])
+    model = CNNModel(epochs=1, bs=32, width=8, full_res=True, threads=1).fit(X[:250], y[:250], X[250:], y[250:])
     assert len(model.history_) == 1 and not model.regression_
     native = bf16_ok(torch.device("cpu"))
     assert model.net_.enabled == native and model.compute_ == model.plan()  # fp32 where bf16 would be emulated
@@ -33,7 +33,7 @@ def test_cnn_one_epoch_and_round_trip(digits, tmp_path):
     proba = model.predict_proba(X[250:])
     assert proba.shape == (50, 10) and np.allclose(proba.sum(1), 1, atol=1e-4)
     model.save(tmp_path)
-    again = CNNModel(width=8).load(tmp_path)
+    again = CNNModel().load(tmp_path)  # width and 28×28 block read from the weights (old runs: width 32, block)
     assert np.allclose(again.predict_proba(X[250:]), proba, atol=1e-5)
     lighter = CNNModel(epochs=1, bs=32, width=8, full_res=False, threads=1).fit(X[:100], y[:100])
     lighter.save(tmp_path)  # the weights say which network they fit, even when the options were not recorded
@@ -91,7 +91,49 @@ def test_digit_resnet_full_res_is_one_block_at_28x28():
     from pipeline.models.cnn import digit_resnet
 
     x = torch.zeros(2, 1, 28, 28)
-    small, older = digit_resnet(8, full_res=False), digit_resnet(8)
+    small, older = digit_resnet(8), digit_resnet(8, full_res=True)
     assert small(x).shape == older(x).shape == (2, 10)
     extra = sum(p.numel() for p in older.parameters()) - sum(p.numel() for p in small.parameters())
     assert extra == 2 * (8 * 8 * 9 + 2 * 8)  # two 3×3 convolutions of 8 channels, each with its batch norm
+
+
+@pytest.mark.slow
+def test_cnn_trains_on_fewer_rows_than_a_batch(digits):
+    from pipeline.models.cnn import CNNModel
+
+    X, y = digits.X, digits.y
+    model = CNNModel(epochs=2, width=4, threads=1).fit(X[:20], y[:20], X[250:], y[250:])  # 20 rows, bs 128
+    assert [np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in model.history_] == [True, True]
+    assert np.isfinite(model.predict_proba(X[250:])).all()
+
+
+@pytest.mark.parametrize("channels, size", [(1, 28), (3, 32), (3, 64)])
+def test_augmentation_shifts_by_pixels_of_the_image_size(channels, size):
+    import torch
+
+    from pipeline.models.cnn import augment
+
+    x = torch.zeros(256, channels, size, size)
+    mid = size // 2
+    x[:, :, mid - 3 : mid + 3, mid - 3 : mid + 3] = 1.0  # a square of ink in the middle, away from the borders
+    out = augment(x, torch.Generator().manual_seed(0), rotate=0, zoom=0, shift=2)
+    ink = out.sum(1)
+    axis = torch.arange(float(size))
+    moved = [((ink.sum(d) * axis).sum(1) / ink.sum((1, 2)) - (mid - 0.5)).abs() for d in (1, 2)]  # across, down
+    for m in moved:
+        assert m.max() <= 2.01 and m.max() > 1.8  # up to 2 pixels whatever the size, and the draws reach it
+
+
+def test_a_run_saved_with_the_old_default_loads_under_the_new_one(tmp_path):
+    import torch
+
+    from pipeline.models.cnn import Autocast, CNNModel, digit_resnet
+
+    old = CNNModel(width=32, full_res=True)  # the default until issue 25; its runs did not record these options
+    old.classes_, old.fitted_ = np.arange(10), True
+    old.net_ = Autocast(digit_resnet(32, 10, full_res=True), False).eval()
+    old.save(tmp_path)
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    again = CNNModel().load(tmp_path)  # width 16, no 28×28 block by default
+    with torch.no_grad():
+        assert np.allclose(again.predict_proba(x), old.predict_proba(x), atol=1e-5)
