@@ -238,7 +238,7 @@ def _runs_table(comp: Competition, metric: Metric, runs: list[Run], damaged: lis
                        for col, cell in zip(cols[1:], cells[1:], strict=True))
 
     rows = []
-    again = listing.repeats(runs)
+    again = listing.repeats(runs, comp)
     for i, r in enumerate(runs):
         name = f"<code>{_e(r.run_id)}</code>"
         name = f'<a href="#run-{i}">{name}</a>' if i < PICTURED else name  # only pictured runs have an anchor

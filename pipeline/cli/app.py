@@ -510,7 +510,7 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     for cells in rows:
         table.add_row(*(c.text for c in cells))
     show_table(table)
-    for again, first in listing.repeats(list(found)).items():
+    for again, first in listing.repeats(list(found), comp).items():
         out.print(f"{again} repeats {first} (same model, options, folds, seed and data): one result, not two")
 
 

@@ -47,8 +47,12 @@ class BlendModel(Model):
     seed: int = 0
 
     models_: list[Model] = dataclasses.field(default_factory=list, init=False, repr=False)
+    saved_: list[str] = dataclasses.field(default_factory=list, init=False, repr=False)  # members as loaded
 
     def _chosen(self) -> list[str]:
+        return self.saved_ or self._plan_names()
+
+    def _plan_names(self) -> list[str]:
         return [name for name, _ in self._plan()]
 
     def _plan(self) -> list[tuple[str, dict[str, Any]]]:
@@ -56,6 +60,15 @@ class BlendModel(Model):
         if self.members:
             return [(name, {}) for name in _names(self.members)]
         return list(DEFAULTS["regression" if self.regression_ else "classes"])
+
+    def resolved(self, regression: bool, folder: Path | None = None) -> tuple[list[str], np.ndarray]:
+        """The members and normalised weights a run of this blend used (its saved members when `folder` holds them)."""
+        self.regression_ = regression
+        try:
+            self.saved_ = [m["name"] for m in json.loads((folder / "blend.json").read_text())["members"]]
+        except (TypeError, OSError, ValueError, KeyError):
+            self.saved_ = []
+        return self._chosen(), self._weights()
 
     def _weights(self) -> np.ndarray:
         names = self._chosen()
@@ -89,7 +102,7 @@ class BlendModel(Model):
         start = time.monotonic()
         self._start(y)
         self._weights()
-        self.models_ = []
+        self.models_, self.saved_ = [], []
         plan = self._plan()
         timed = [i for i, (name, options) in enumerate(plan) if "time_limit" in self._member(name, options).params()]
         for i, (name, options) in enumerate(plan):
@@ -136,8 +149,12 @@ class BlendModel(Model):
             state = json.loads((folder / "blend.json").read_text())
             listing = state["members"]
             self.regression_ = bool(state["regression"])
-            if [m["name"] for m in listing] != self._chosen() or any("/" in m["folder"] for m in listing):
+            names = [m["name"] for m in listing]
+            # a run with the default members keeps the defaults of the kc that trained it (a 2-member blend
+            # from before CatBoost joined still loads); named members must match the run's config
+            if (self.members and names != self._plan_names()) or any("/" in m["folder"] for m in listing):
                 raise ValueError("members do not match the run's config")
+            self.saved_ = names
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.core.competitions import Competition
-from pipeline.training.records import Damaged, Run
+from pipeline.core.errors import KcError
+from pipeline.training.records import Damaged, Run, model_folders
 
 
 @dataclass(frozen=True)
@@ -61,30 +63,39 @@ def model_text(run: Run) -> str:
 
 def options_text(run: Run, comp: Competition) -> str:
     """`key=value` pairs; a blend's members and weights as it used them, not the empty defaults it was given."""
-    params = {k: v for k, v in run.config.params.items() if k not in HIDDEN}
+    params = {k: v for k, v in _used(run, comp.task == "regression").items() if k not in HIDDEN}
     if run.model == "blend":
-        from pipeline.models.blend import DEFAULTS, _names
-
-        plan = _names(str(params.get("members", ""))) or [
-            name for name, _ in DEFAULTS["regression" if comp.task == "regression" else "classes"]]
-        given = [float(w) for w in str(params.get("weights", "")).split(",") if w.strip()]
-        weights = given if len(given) == len(plan) and sum(given) > 0 else [1.0] * len(plan)
-        params["members"] = ",".join(plan)
-        params["weights"] = ",".join(f"{w / sum(weights):.2f}" for w in weights)
+        params["weights"] = ",".join(f"{w:.2f}" for w in params["weights"])
     return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _used(run: Run, regression: bool) -> dict[str, Any]:
+    """The run's options, a blend's members and weights resolved (from its saved members where they exist)."""
+    params = dict(run.config.params)
+    if run.model == "blend":
+        from pipeline.models.blend import BlendModel
+
+        blend = BlendModel(members=str(params.get("members", "")), weights=str(params.get("weights", "")))
+        try:
+            names, weights = blend.resolved(regression, model_folders(run)[0])
+        except KcError:  # weights that no longer fit the members: show them equal, as a fresh blend would refuse
+            blend.weights = ""
+            names, weights = blend.resolved(regression, model_folders(run)[0])
+        params["members"], params["weights"] = ",".join(names), tuple(float(w) for w in weights)
+    return params
 
 
 IGNORED = ("threads", "device")  # options that change how fast a run goes, not what it learns
 
 
-def repeats(runs: list[Run]) -> dict[str, str]:
+def repeats(runs: list[Run], comp: Competition) -> dict[str, str]:
     """Runs that repeat an earlier one (same model, options, split or folds, seed, features and data): run id -> the
     earliest such run's id. Their scores are the same experiment twice, not two pieces of evidence."""
     first: dict[str, str] = {}
     found = {}
     for run in sorted(runs, key=lambda r: r.run_id):  # run ids start with their time
         c, m = run.config, run.metrics
-        params = {k: v for k, v in sorted(c.params.items()) if k not in IGNORED}
+        params = {k: v for k, v in sorted(_used(run, comp.task == "regression").items()) if k not in IGNORED}
         key = repr((c.model, params, c.valid_pct if not c.folds else None, c.folds, c.seed, c.full, c.features,
                     c.time_limit, m.data_fingerprint, m.interrupted))
         if key in first:

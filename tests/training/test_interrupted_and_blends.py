@@ -41,3 +41,36 @@ def test_a_blend_lists_its_members_and_weights(titanic_only):
     assert run.config.params["members"] == ""  # what it was given: the defaults
     assert listing.options_text(run, TITANIC) == "members=sk-logistic,sk-gbm,catboost weights=0.33,0.33,0.33"
     assert listing.model_text(run) == "blend"
+
+
+def test_a_default_blend_saved_with_the_defaults_of_an_earlier_kc_still_loads_and_lists(titanic_only, kc):
+    # a default blend from before CatBoost joined had two members: saved so, it loads, predicts and lists as it ran
+    ws = Workspace(titanic_only)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": "sk-logistic,sk-gbm"}))
+    path = run.folder / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps(saved | {"params": saved["params"] | {"members": ""}}))
+    old = trainer.get_run(TITANIC, ws, run.run_id)
+    assert old.config.params["members"] == ""
+    assert listing.options_text(old, TITANIC) == "members=sk-logistic,sk-gbm weights=0.50,0.50"
+    assert kc("submit", "titanic", "--run", run.run_id, ws=titanic_only).exit_code == 0
+
+
+def test_a_blend_named_with_other_members_than_it_saved_is_refused(titanic_only, kc):
+    ws = Workspace(titanic_only)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": "sk-logistic,knn"}))
+    path = run.folder / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps(saved | {"params": saved["params"] | {"members": "sk-logistic,sk-gbm"}}))
+    refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
+    assert refused.exit_code == 1 and "the blend's saved members cannot be loaded" in refused.stderr
+
+
+def test_shorthand_weights_list_as_used_and_repeat_their_spelled_out_form(titanic_only):
+    ws = Workspace(titanic_only)
+    members = "sk-logistic,knn,linear"
+    short = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": members, "weights": "2,1"}))
+    assert listing.options_text(short, TITANIC) == f"members={members} weights=0.50,0.25,0.25"
+    spelled = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": members, "weights": "2,1,1"}))
+    other = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": members, "weights": "1,2"}))
+    assert listing.repeats([short, spelled, other], TITANIC) == {spelled.run_id: short.run_id}

@@ -60,7 +60,8 @@ def test_a_run_repeated_with_the_same_settings_is_named_a_repeat(kc, titanic_onl
 
     runs = sorted(list_runs(competitions.get("titanic", titanic_only), Workspace(titanic_only)),
                   key=lambda r: r.run_id)
-    assert repeats(runs) == {runs[1].run_id: runs[0].run_id}  # threads change the speed; the seed changes the folds
+    # threads change the speed; the seed changes the folds
+    assert repeats(runs, TITANIC) == {runs[1].run_id: runs[0].run_id}
     listed = kc("runs", "titanic", ws=titanic_only)
     assert f"{runs[1].run_id} repeats {runs[0].run_id}" in listed.stdout
     assert kc("report", "titanic", ws=titanic_only).exit_code == 0
