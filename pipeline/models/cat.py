@@ -75,7 +75,7 @@ class CatBoostModel(Boosted):
             model.fit(x[fit_rows], target[fit_rows], eval_set=(x[held], target[held]), use_best_model=True,
                       early_stopping_rounds=self.patience, callbacks=[clock])
             rounds = model.get_best_iteration() + 1
-            stopped = "time" if clock.hit else "patience" if model.tree_count_ < self.iterations else "rounds"
+            stopped = "time" if clock.hit else "patience" if clock.rounds < self.iterations else "rounds"
             if self.refit and not clock.hit:  # a fit on every row takes a few more rounds than one on (1 - inner)
                 model, clock = self._estimator(max(1, round(rounds / (1 - self.inner_pct))), deadline)
                 model.fit(x, target, callbacks=[clock])
@@ -88,12 +88,14 @@ class CatBoostModel(Boosted):
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32 probabilities."""
         self._check_fitted()
-        return self.model_.predict_proba(images.flat_inputs(X).astype(np.float32, copy=False)).astype(np.float32)
+        x = images.flat_inputs(X).astype(np.float32, copy=False)
+        return self.model_.predict_proba(x, thread_count=self.threads or -1).astype(np.float32)
 
     def predict_values(self, X: np.ndarray) -> np.ndarray:
         """(n,) float64 predicted values."""
         self._check_fitted()
-        return np.asarray(self.model_.predict(images.flat_inputs(X).astype(np.float32, copy=False)), np.float64)
+        x = images.flat_inputs(X).astype(np.float32, copy=False)
+        return np.asarray(self.model_.predict(x, thread_count=self.threads or -1), np.float64)
 
     def save(self, folder: Path) -> None:
         """The model in CatBoost's format and what kc needs beside it, as JSON."""
@@ -131,9 +133,10 @@ class _Deadline:
     """A CatBoost callback: stop when the next round would end past the deadline."""
 
     def __init__(self, deadline: float | None):
-        self.clock, self.hit = RoundClock(deadline), False
+        self.clock, self.hit, self.rounds = RoundClock(deadline), False, 0
 
     def after_iteration(self, info: Any) -> bool:
         """False (stop) when one more round would overrun; CatBoost keeps the rounds done so far."""
+        self.rounds += 1  # rounds run (use_best_model later cuts the trees back to the best of them)
         self.hit = self.hit or self.clock.next_overruns()
         return not self.hit

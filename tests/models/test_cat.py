@@ -30,6 +30,12 @@ def test_early_stopping_keeps_the_round_with_the_lowest_inner_loss():
     assert model.best_rounds_ == int(np.argmin(losses)) + 1
 
 
+def test_a_fit_that_ran_every_round_says_so_though_it_keeps_fewer_trees():
+    X, y = classes_table(n=600, d=6, k=2, seed=1)
+    model = CatBoostModel(patience=500, iterations=40, learning_rate=0.9, refit=False, threads=1).fit(X, y)
+    assert model.best_rounds_ < 40 and model.stopped_by_ == "rounds"  # the best round came early; no stop did
+
+
 def test_the_validation_rows_a_run_scores_are_never_looked_at():
     X, y = classes_table(n=400, d=5, k=3, seed=2)
     blind = CatBoostModel(threads=1, iterations=200).fit(X[:300], y[:300])
