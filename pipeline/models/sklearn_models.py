@@ -37,7 +37,7 @@ def _skops() -> Any:
     try:
         import skops.io
     finally:
-        del sys.modules[_TORCH_SHIM]  # a later import of the shim (torch arrays in scikit-learn) gets the real one
+        sys.modules.pop(_TORCH_SHIM, None)  # a later import of the shim (torch arrays in sklearn) gets the real one
     return skops.io
 RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on
 TREE = "sklearn.tree._tree.Tree"

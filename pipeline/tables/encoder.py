@@ -27,7 +27,10 @@ def numbers(values: pd.Series) -> np.ndarray:
 
 
 def text(values: pd.Series) -> pd.Series:
-    """The cells as stripped strings (object dtype), NaN where missing or blank; stripped by Arrow, not row by row."""
+    """The cells as stripped strings (object dtype), NaN where missing or blank; text stripped by Arrow, not per row."""
+    if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):  # numbers, dates, categoricals:
+        out = values.astype(object).map(lambda v: str(v).strip(), na_action="ignore").astype(object)  # as printed
+        return out.where(out.notna() & (out != ""))
     strings = values if isinstance(values.dtype, pd.StringDtype) else values.astype("string[pyarrow]")
     stripped = strings.str.strip()
     return stripped.astype(object).where((stripped.fillna("") != "").to_numpy(dtype=bool))
