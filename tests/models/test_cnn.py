@@ -134,6 +134,6 @@ def test_a_run_saved_with_the_old_default_loads_under_the_new_one(tmp_path):
     old.net_ = Autocast(digit_resnet(32, 10, full_res=True), False).eval()
     old.save(tmp_path)
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
-    again = CNNModel().load(tmp_path)  # width 16, no 28×28 block by default
+    again = CNNModel(precision="fp32").load(tmp_path)  # width 16, no 28×28 block by default; fp32 as saved here
     with torch.no_grad():
         assert np.allclose(again.predict_proba(x), old.predict_proba(x), atol=1e-5)
