@@ -75,7 +75,7 @@ def _permutation(comp: Competition, run: Run, data: Any, valid: dict[str, np.nda
     if len(models) != int(valid["fold"].max()) + 1:
         raise UsageError(f"run {run.run_id} did not keep a model for each of its folds; train it again")
     scaled = getattr(models[0], "scaled", True)
-    X = data.inputs(scaled)[0]
+    X = data.train_inputs(scaled)
     train_rows = load_train_rows(run, len(data.y)) if data.fit_columns is not None else None
     rng = np.random.default_rng(seed)
     index, fold = valid["index"], valid["fold"]

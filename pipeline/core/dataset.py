@@ -16,29 +16,76 @@ from pipeline.core.workspace import Workspace
 READERS = {"pixels": "pipeline.pixels.arrays", "images": "pipeline.pixels.arrays", "tabular": "pipeline.tables.frames"}
 
 
+Matrix = np.ndarray | Callable[[], np.ndarray]  # an array, or how to build it when first asked for
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """What every model eats: training inputs and targets, test inputs and the ids a submission needs."""
+    """What every model eats: training inputs and targets, test inputs and the ids a submission needs.
 
-    X: np.ndarray  # pixels: (n, h, w) uint8; tables: (n, features) float32, scaled for linear models and kNN
+    The input matrices (`X`, `X_test`, and for tables `X_raw`, `X_test_raw`) are built when first used: a tree
+    model's training never encodes the scaled variant or the test rows.
+    """
+
     y: np.ndarray  # (n,) int64 class codes (indices into comp.classes), or float64 values for regression;
     # (n, targets) for several targets
-    X_test: np.ndarray
     test_ids: np.ndarray  # (m,) int64 or str ids, one per test row
     fingerprint: str
     feature_names: tuple[str, ...] = ()
-    X_raw: np.ndarray | None = None  # tables: unscaled features for tree models (None: same as X)
-    X_test_raw: np.ndarray | None = None
     features: dict[str, Any] = field(default_factory=dict)  # the feature builder's record, saved with each run
     # columns computed from labels (Titanic's group features) are X's last g columns, valued as for a fit on all
     # train rows; fit_columns(rows) -> (n, g) recomputes them for a model fitted on `rows`, from those labels only
     fit_columns: Callable[[np.ndarray], np.ndarray] | None = None
+    matrices: dict[str, Matrix | None] = field(default_factory=dict, repr=False)  # X, X_test, X_raw, X_test_raw
 
-    def inputs(self, scaled: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(train, test) inputs in the form a model wants: scaled for linear/kNN, raw for trees."""
-        if scaled or self.X_raw is None or self.X_test_raw is None:
-            return self.X, self.X_test
-        return self.X_raw, self.X_test_raw
+    @classmethod
+    def of(cls, X: Matrix, y: np.ndarray, X_test: Matrix, test_ids: np.ndarray, fingerprint: str,
+           feature_names: tuple[str, ...] = (), X_raw: Matrix | None = None, X_test_raw: Matrix | None = None,
+           features: dict[str, Any] | None = None,
+           fit_columns: Callable[[np.ndarray], np.ndarray] | None = None) -> Dataset:
+        """A dataset from its matrices (arrays, or functions building them) and the rest."""
+        matrices = {"X": X, "X_test": X_test, "X_raw": X_raw, "X_test_raw": X_test_raw}
+        return cls(y, test_ids, fingerprint, feature_names, features or {}, fit_columns, matrices)
+
+    def _matrix(self, name: str) -> np.ndarray | None:
+        value = self.matrices.get(name)
+        if callable(value):
+            value = self.matrices[name] = value()
+        return value
+
+    @property
+    def X(self) -> np.ndarray:
+        """Train inputs. Pixels: (n, h, w) uint8; tables: (n, features) float32, scaled for linear models and kNN."""
+        X = self._matrix("X")
+        assert X is not None
+        return X
+
+    @property
+    def X_test(self) -> np.ndarray:
+        """Test inputs, as `X`."""
+        X = self._matrix("X_test")
+        assert X is not None
+        return X
+
+    @property
+    def X_raw(self) -> np.ndarray | None:
+        """Tables: unscaled train features for tree models (None: same as X)."""
+        return self._matrix("X_raw")
+
+    @property
+    def X_test_raw(self) -> np.ndarray | None:
+        """Tables: unscaled test features (None: same as X_test)."""
+        return self._matrix("X_test_raw")
+
+    def train_inputs(self, scaled: bool) -> np.ndarray:
+        """Train inputs in the form a model wants, scaled for linear/kNN, raw for trees (test rows are not built)."""
+        raw = None if scaled or self.matrices.get("X_raw") is None else self.X_raw
+        return self.X if raw is None else raw
+
+    def test_inputs(self, scaled: bool) -> np.ndarray:
+        """Test inputs in the form a model wants (train rows are not built)."""
+        raw = None if scaled or self.matrices.get("X_test_raw") is None else self.X_test_raw
+        return self.X_test if raw is None else raw
 
     def for_fit(self, X: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Train inputs X (scaled or raw) for a model fitted on `rows`: its label columns from those rows' labels."""
@@ -57,26 +104,7 @@ def reader(comp: Competition) -> Any:
 
 def load_dataset(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
     """Convert (or reuse the cache) and return the model-ready dataset; `features` overrides the builder."""
-    data = reader(comp).load(comp, ws, features)
-    _check_finite(comp, data)
-    return data
-
-
-def _check_finite(comp: Competition, data: Dataset) -> None:
-    """Refuse table features that became inf or NaN (values beyond float32, about ±3.4e38), naming the column."""
-    for name, X in ((comp.train_file, data.X_raw), (comp.train_file, data.X), (comp.test_file, data.X_test_raw),
-                    (comp.test_file, data.X_test)):
-        if X is None or X.dtype.kind != "f" or X.ndim != 2:
-            continue
-        with np.errstate(all="ignore"):
-            bad = ~np.isfinite(X)
-        if bad.any():
-            row, col = (int(v) for v in np.argwhere(bad)[0])
-            what = data.feature_names[col] if col < len(data.feature_names) else f"number {col + 1}"
-            from pipeline.core.errors import DataError
-
-            raise DataError(f"{name}: feature {what} (row {row + 1}) is beyond what 32-bit features hold (about "
-                            "±3.4e38), or its column's spread is: scale that column down or drop it")
+    return reader(comp).load(comp, ws, features)
 
 
 def load_test(comp: Competition, ws: Workspace, features: str | None, record: dict[str, Any]) -> Dataset:

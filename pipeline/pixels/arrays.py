@@ -267,5 +267,5 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     if features not in (None, "pixels"):
         raise UsageError(f"--features {features}: {comp.slug} is a pixel competition; its features are the pixels")
     a = convert(comp, ws)
-    return Dataset(np.asarray(a.train_images), np.asarray(a.train_labels), np.asarray(a.test_images),
-                   test_ids(comp, ws, len(a.test_images)), a.fingerprint, features={"builder": "pixels"})
+    return Dataset.of(np.asarray(a.train_images), np.asarray(a.train_labels), np.asarray(a.test_images),
+                      test_ids(comp, ws, len(a.test_images)), a.fingerprint, features={"builder": "pixels"})

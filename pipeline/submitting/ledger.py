@@ -221,7 +221,7 @@ def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
     total = len(models) * len(data.test_ids)
     parts = []
     for k, m in enumerate(models):
-        X = data.inputs(m.scaled)[1]
+        X = data.test_inputs(m.scaled)
         check_fits(comp, run, m, int(np.prod(X.shape[1:])))
         chunks = []
         for start in range(0, len(X), PREDICT_CHUNK):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from pipeline.core.dataset import Dataset
+    from pipeline.tables.encoder import TableEncoder
 
 BUILDERS = ("generic", "titanic", "titanic-plain", "houses")  # titanic: with woman-child group features
 
@@ -119,9 +122,28 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     dates = comp.date_columns if builder == "generic" else None
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
-    return Dataset(encoder.transform(train, scaled=True), y, encoder.transform(test, scaled=True), test_ids, key,
-                   encoder.names(scaled=True), encoder.transform(train, scaled=False),
-                   encoder.transform(test, scaled=False), record)
+    def built(frame: pd.DataFrame, name: str, scaled: bool) -> Callable[[], np.ndarray]:  # when a model asks
+        return partial(_encoded, encoder, frame, name, scaled)
+
+    return Dataset.of(built(train, comp.train_file, True), y, built(test, comp.test_file, True), test_ids, key,
+                      encoder.names(scaled=True), built(train, comp.train_file, False),
+                      built(test, comp.test_file, False), record)
+
+
+def _encoded(encoder: TableEncoder, frame: pd.DataFrame, name: str, scaled: bool) -> np.ndarray:
+    """The frame's features, checked by `finite`."""
+    return finite(encoder.transform(frame, scaled=scaled), name, encoder.names(scaled))
+
+
+def finite(X: np.ndarray, name: str, names: tuple[str, ...]) -> np.ndarray:
+    """X; refused, naming the column, if any feature became inf or NaN (beyond float32, about ±3.4e38)."""
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(X)
+    if bad.any():
+        row, col = (int(v) for v in np.argwhere(bad)[0])
+        raise DataError(f"{name}: feature {names[col]} (row {row + 1}) is beyond what 32-bit features hold (about "
+                        "±3.4e38), or its column's spread is: scale that column down or drop it")
+    return X
 
 
 def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Dataset | None:
@@ -145,10 +167,10 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
         test = houses.build(test)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
-    scaled, raw = encoder.transform(test, scaled=True), encoder.transform(test, scaled=False)
-    no_rows = np.zeros((0, scaled.shape[1]), np.float32)
-    return Dataset(no_rows, np.zeros(0), scaled, test_ids, fingerprint(comp, folder, builder),
-                   encoder.names(scaled=True), no_rows, raw, record)
+    no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
+    return Dataset.of(no_rows, np.zeros(0), partial(_encoded, encoder, test, comp.test_file, True), test_ids,
+                      fingerprint(comp, folder, builder), encoder.names(scaled=True), no_rows,
+                      partial(_encoded, encoder, test, comp.test_file, False), record)
 
 
 def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:
@@ -162,15 +184,17 @@ def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset
     groups = titanic.BUILDERS[builder]
     f_train, f_test = titanic.build_features(train, test, groups)
     y = targets(comp, train[comp.target_column].astype("Int64"), comp.train_file)
-    X, X_test = f_train.to_numpy(np.float32), f_test.to_numpy(np.float32)
+    names = tuple(f_train.columns)
+    X, X_test = (finite(f.to_numpy(np.float32), n, names) for f, n in ((f_train, comp.train_file),
+                                                                         (f_test, comp.test_file)))
     frame = pd.concat([train.drop(columns=[comp.target_column]), test], ignore_index=True)
     fit = titanic.FitGroups(frame, y.astype(np.float64), groups) if groups else None
     record = {"builder": builder, "columns": list(f_train.columns), "groups": list(groups),
               "fit_columns": fit.names if fit else [],
               "fit": "fit_columns are recomputed for every fit from its training rows' labels (leave-one-out); "
                      "test rows use all train labels"}
-    return Dataset(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
-                   tuple(f_train.columns), features=record, fit_columns=fit)
+    return Dataset.of(X, y, X_test, ids(comp, test[comp.id_column].astype("Int64"), comp.test_file), key,
+                      tuple(f_train.columns), features=record, fit_columns=fit)
 
 
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:

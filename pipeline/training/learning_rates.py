@@ -41,7 +41,7 @@ def find(comp: Competition, ws: Workspace, model: str, seed: int = 0, valid_pct:
     if not hasattr(learner, "lr_find"):
         raise UsageError(f"kc lr-find runs fastai's learning-rate finder: use it with cnn or tabular, not {model}")
     data = load_dataset(comp, ws, None)
-    X, _ = data.inputs(learner.scaled)
+    X = data.train_inputs(learner.scaled)
     rows, _ = split(strata(comp, data.y), cfg.valid_pct, cfg.seed)
     with threads.limited(0):
         found = learner.lr_find(data.for_fit(X, rows)[rows], model_target(comp, data.y[rows]))

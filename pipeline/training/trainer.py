@@ -329,7 +329,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     data = data or load_dataset(comp, ws, cfg.features)
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
-    X, _ = data.inputs(model.scaled)
+    X = data.train_inputs(model.scaled)
     if not asked and X.size < threads.SMALL_TABLE:  # the default on a small table: one thread wastes nothing
         cfg = dataclasses.replace(cfg, threads=1)
     events = None
