@@ -36,6 +36,19 @@ def text(values: pd.Series) -> pd.Series:
     return stripped.astype(object).where((stripped.fillna("") != "").to_numpy(dtype=bool))
 
 
+def positions(values: pd.Series, keys: Sequence[str]) -> np.ndarray:
+    """(n,) int64: each cell's index in `keys` as `text` would give it (missing or blank as MISSING), -1 if absent."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    stringy = values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+    cells = values.astype("string[pyarrow]").str.strip() if stringy else text(values).astype("string[pyarrow]")
+    strings = pc.fill_null(pc.cast(pa.array(cells), pa.large_string()), "")
+    strings = pc.if_else(pc.equal(strings, ""), MISSING, strings)
+    found = pc.index_in(strings, value_set=pa.array(list(keys), type=pa.large_string()))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Numeric:
     """A number column: median-imputed, optionally flagged; scaled variant logged if skewed, then standardised."""
@@ -97,8 +110,11 @@ class _OneHot:
         return [f"{self.column}={category}" for category in self.categories]
 
     def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
-        cells = text(values).fillna(MISSING).to_numpy()
-        return (cells[:, None] == np.array(self.categories, dtype=object)[None, :]).astype(np.float64)
+        at = positions(values, self.categories)
+        out = np.zeros((len(at), len(self.categories)))
+        seen = at >= 0
+        out[np.flatnonzero(seen), at[seen]] = 1.0
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +129,9 @@ class _Frequency:
         return [f"{self.column}_frequency"]
 
     def encode(self, values: pd.Series, scaled: bool) -> np.ndarray:
-        return text(values).fillna(MISSING).map(self.shares).fillna(0.0).to_numpy(dtype=np.float64)[:, None]
+        at = positions(values, tuple(self.shares))
+        shares = np.append(np.fromiter(self.shares.values(), np.float64, len(self.shares)), 0.0)  # [-1]: unseen
+        return shares[at][:, None]
 
 
 DATE_PARTS = ("year", "month", "day", "weekday", "dayofyear", "hour", "minute")
@@ -294,11 +312,11 @@ class TableEncoder:
             fmt = date_format(present)
             if fmt is not None:  # dates become parts models can use; the raw text never becomes a category
                 return _fit_date(column, values, fmt)
-        x = numbers(values)
-        finite = int(np.isfinite(x).sum())
-        if finite and finite >= self.numeric_share * len(present):
-            return self._fit_numeric(column, x)
         counts = present.value_counts()
+        parsed = pd.to_numeric(pd.Series(counts.index, dtype=object), errors="coerce").to_numpy(np.float64)
+        finite = int(counts.to_numpy()[np.isfinite(parsed)].sum())  # cells that parse, counted by distinct value
+        if finite and finite >= self.numeric_share * len(present):
+            return self._fit_numeric(column, numbers(values))
         if len(counts) <= self.max_onehot:
             missing = (MISSING,) if len(present) < len(cells) else ()
             return _OneHot(column, tuple(sorted(counts.index)) + missing)
