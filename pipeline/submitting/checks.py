@@ -28,7 +28,7 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
     column = read_table(path, strings=True)[comp.id_column].str.strip()
-    keys = [_id_key(comp, v) or v for v in column]
+    keys = [key or text for key, text in zip(_id_keys(comp, column), column, strict=True)]
     if len(set(keys)) != len(keys):
         seen: set[str] = set()
         row = next(i for i, k in enumerate(keys) if k in seen or seen.add(k))  # type: ignore[func-returns-value]
@@ -37,19 +37,26 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     return keys
 
 
-def _id_key(comp: Competition, text: str) -> str | None:
-    """An id's comparable form (ints without leading zeros), or None when it is no valid id."""
-    if comp.id_type == "int":
-        return str(int(text)) if _INT.fullmatch(text) else None
-    return text if text else None
+def _id_keys(comp: Competition, cells: pd.Series) -> list[str | None]:
+    """Each id's comparable form (ints without leading zeros), or None where it is no valid id."""
+    text = cells.astype(str).str.strip()
+    if comp.id_type != "int":
+        return [v or None for v in text]
+    valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool)
+    out = np.full(len(text), None, dtype=object)
+    out[valid] = text[valid].astype(np.int64).astype(str).to_numpy(dtype=object)
+    return out.tolist()
 
 
-def _label_ok(comp: Competition, text: str) -> bool:
+def _labels_ok(comp: Competition, cells: pd.Series) -> np.ndarray:
+    """(n,) bool: which cells are valid labels (a class, or a number the metric takes)."""
+    import pandas as pd
+
     if comp.is_classification:
-        return text in comp.classes
-    if not _FLOAT.fullmatch(text):
-        return False
-    return bool(comp.scorer.valid_values(np.array([float(text)]))[0])
+        return cells.isin(comp.classes).to_numpy(dtype=bool)
+    numeric = cells.str.fullmatch(_FLOAT.pattern).fillna(False).to_numpy(dtype=bool)
+    values = pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
+    return numeric & comp.scorer.valid_values(np.where(numeric, values, 0.0))
 
 
 def _expected_label(comp: Competition) -> str:
@@ -81,10 +88,10 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
         empty = (cells[col] == "").to_numpy()
         if empty.any():
             raise SubmissionError(f"row {int(empty.argmax()) + 1}: {col} is empty")
-    got = [_id_key(comp, v) for v in cells[id_col]]
-    for row, key in enumerate(got):
-        if key is None:
-            raise SubmissionError(f"row {row + 1}: {id_col} '{shown(cells[id_col].iloc[row])}' is not an integer id")
+    got = _id_keys(comp, cells[id_col])
+    if None in got:
+        row = got.index(None)
+        raise SubmissionError(f"row {row + 1}: {id_col} '{shown(cells[id_col].iloc[row])}' is not an integer id")
     seen: set[str] = set()
     for row, key in enumerate(got):
         if key in seen:
@@ -108,9 +115,11 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
         _check_proba(comp, cells)
         return
     for label_col in expected[1:]:  # one column, or several targets' values
-        for row, text in enumerate(cells[label_col]):
-            if not _label_ok(comp, text):
-                raise SubmissionError(f"row {row + 1}: {label_col} '{shown(text)}' is not {_expected_label(comp)}")
+        bad = ~_labels_ok(comp, cells[label_col])
+        if bad.any():
+            row = int(bad.argmax())
+            raise SubmissionError(f"row {row + 1}: {label_col} '{shown(cells[label_col].iloc[row])}' is not "
+                                  f"{_expected_label(comp)}")
 
 
 PROBA_SUM_TOLERANCE = 0.01  # a row of class probabilities may sum to 1 within this (kc writes them to 6 digits)
@@ -181,7 +190,8 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
-    keys = [_id_key(comp, str(i)) or str(i) for i in ids]
+    written = pd.Series(ids).astype(str)
+    keys = [key or text for key, text in zip(_id_keys(comp, written), written, strict=True)]
     by_id = {key: row for row, key in enumerate(keys)}
     if len(by_id) < len(keys):  # a dict keeps the last of two rows with one id: refuse rather than drop one
         seen: set[str] = set()
