@@ -434,16 +434,20 @@ def test_out_of_memory_is_one_line(titanic_only, kc, monkeypatch):
     assert result.stderr == "Error: out of memory: close other programs, or use a machine with more memory\n"
 
 
-@pytest.mark.slow
-def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspace, kc):
+def _huge_lot_area(workspace: Path, name: str) -> None:
+    """House Prices installed, with LotArea 1e100 (beyond float32) in the first row of `name`."""
     from conftest import install
 
-    folder = install(workspace, "house-prices")
-    train = folder / "train.csv"
-    lines = train.read_text().splitlines()
+    path = install(workspace, "house-prices") / name
+    lines = path.read_text().splitlines()
     header, first = lines[0].split(","), lines[1].split(",")
     first[header.index("LotArea")] = "1e100"
-    train.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    path.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+
+
+@pytest.mark.slow
+def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspace, kc):
+    _huge_lot_area(workspace, "train.csv")
     result = kc("train", "house-prices", "--model", "sk-gbm", ws=workspace)  # trees read the raw features
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: train.csv: feature LotArea (row 1) is beyond what 32-bit features hold")
@@ -453,14 +457,7 @@ def test_a_feature_beyond_float32_is_named_and_no_warning_reaches_stderr(workspa
 @pytest.mark.slow
 def test_a_test_feature_beyond_float32_is_named_when_submitting(workspace, kc):
     # training never encodes the test rows; the submission that does names the cell
-    from conftest import install
-
-    folder = install(workspace, "house-prices")
-    test = folder / "test.csv"
-    lines = test.read_text().splitlines()
-    header, first = lines[0].split(","), lines[1].split(",")
-    first[header.index("LotArea")] = "1e100"
-    test.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    _huge_lot_area(workspace, "test.csv")
     assert kc("train", "house-prices", "--model", "sk-gbm", "--folds", "0", ws=workspace).exit_code == 0
     result = kc("submit", "house-prices", ws=workspace)
     assert result.exit_code == 1, result.output

@@ -43,13 +43,18 @@ def test_a_blend_lists_its_members_and_weights(titanic_only):
     assert listing.model_text(run) == "blend"
 
 
+def _record_members(run: trainer.Run, members: str) -> None:
+    """Rewrite the run's config.json as if it had been given `members`."""
+    path = run.folder / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps(saved | {"params": saved["params"] | {"members": members}}))
+
+
 def test_a_default_blend_saved_with_the_defaults_of_an_earlier_kc_still_loads_and_lists(titanic_only, kc):
     # a default blend from before CatBoost joined had two members: saved so, it loads, predicts and lists as it ran
     ws = Workspace(titanic_only)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": "sk-logistic,sk-gbm"}))
-    path = run.folder / "config.json"
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps(saved | {"params": saved["params"] | {"members": ""}}))
+    _record_members(run, "")
     old = trainer.get_run(TITANIC, ws, run.run_id)
     assert old.config.params["members"] == ""
     assert listing.options_text(old, TITANIC) == "members=sk-logistic,sk-gbm weights=0.50,0.50"
@@ -59,9 +64,7 @@ def test_a_default_blend_saved_with_the_defaults_of_an_earlier_kc_still_loads_an
 def test_a_blend_named_with_other_members_than_it_saved_is_refused(titanic_only, kc):
     ws = Workspace(titanic_only)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": "sk-logistic,knn"}))
-    path = run.folder / "config.json"
-    saved = json.loads(path.read_text())
-    path.write_text(json.dumps(saved | {"params": saved["params"] | {"members": "sk-logistic,sk-gbm"}}))
+    _record_members(run, "sk-logistic,sk-gbm")
     refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
     assert refused.exit_code == 1 and "the blend's saved members cannot be loaded" in refused.stderr
 
