@@ -236,8 +236,13 @@ class TableEncoder:
         absent = [e.column for e in encodings if e.column not in frame.columns]
         if absent:
             raise DataError(f"the table lacks column {absent[0]!r}, which the features were fitted with")
-        blocks = [e.encode(frame[e.column], scaled) for e in encodings]
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+        out = np.empty((len(frame), len(self.names(scaled))), np.float32)  # filled a column block at a time
+        at = 0
+        for e in encodings:
+            block = e.encode(frame[e.column], scaled)
+            out[:, at : at + block.shape[1]] = block
+            at += block.shape[1]
+        return out
 
     def names(self, scaled: bool) -> tuple[str, ...]:
         """The feature names, one per column of `transform(frame, scaled)`."""
