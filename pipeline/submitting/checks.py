@@ -27,25 +27,41 @@ MAX_COLUMNS = 2048  # header cells of any kind (a spreadsheet's empty trailing o
 def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
-    column = read_table(path, strings=True)[comp.id_column].str.strip()
-    keys = [key or text for key, text in zip(_id_keys(comp, column), column, strict=True)]
-    if len(set(keys)) != len(keys):
-        seen: set[str] = set()
-        row = next(i for i, k in enumerate(keys) if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    keys = _keys_or_text(comp, read_table(path, strings=True)[comp.id_column])
+    row = _first_repeat(keys)
+    if row is not None:
         raise DataError(f"{comp.sample_file}: row {row + 1}, column {comp.id_column}: id {shown(keys[row])} appears "
                         f"twice in the sample submission; fetch {comp.slug} again with --force")
+    return keys.tolist()
+
+
+def _id_keys(comp: Competition, cells: pd.Series) -> np.ndarray:
+    """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id."""
+    text = cells.astype(str).str.strip()
+    out = np.full(len(text), None, dtype=object)
+    valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool) if comp.id_type == "int" else \
+        (text != "").to_numpy(dtype=bool)
+    chosen = text[valid]
+    out[valid] = (chosen.astype(np.int64).astype(str) if comp.id_type == "int" else chosen).to_numpy(dtype=object)
+    return out
+
+
+def _keys_or_text(comp: Competition, cells: pd.Series) -> np.ndarray:
+    """(n,) object: each id's comparable form, or its stripped text where it is no valid id."""
+    import pandas as pd
+
+    keys = _id_keys(comp, cells)
+    invalid = pd.isna(keys)
+    keys[invalid] = cells.astype(str).str.strip().to_numpy(dtype=object)[invalid]
     return keys
 
 
-def _id_keys(comp: Competition, cells: pd.Series) -> list[str | None]:
-    """Each id's comparable form (ints without leading zeros), or None where it is no valid id."""
-    text = cells.astype(str).str.strip()
-    if comp.id_type != "int":
-        return [v or None for v in text]
-    valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool)
-    out = np.full(len(text), None, dtype=object)
-    out[valid] = text[valid].astype(np.int64).astype(str).to_numpy(dtype=object)
-    return out.tolist()
+def _first_repeat(keys: np.ndarray) -> int | None:
+    """The first row whose key an earlier row holds, or None."""
+    import pandas as pd
+
+    twice = pd.Series(keys, dtype=object).duplicated().to_numpy()
+    return int(twice.argmax()) if twice.any() else None
 
 
 def _labels_ok(comp: Competition, cells: pd.Series) -> np.ndarray:
@@ -72,6 +88,8 @@ def _ids_text(values: list[str], id_col: str) -> str:
 
 def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     """Raise SubmissionError naming the first problem; `df` holds the CSV's cells as strings."""
+    import pandas as pd
+
     expected = list(comp.submission_columns)
     id_col = expected[0]
     if list(df.columns[: len(expected)]) == expected and len(df.columns) > len(expected):
@@ -89,35 +107,35 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
         if empty.any():
             raise SubmissionError(f"row {int(empty.argmax()) + 1}: {col} is empty")
     got = _id_keys(comp, cells[id_col])
-    if None in got:
-        row = got.index(None)
-        raise SubmissionError(f"row {row + 1}: {id_col} '{shown(cells[id_col].iloc[row])}' is not an integer id")
-    seen: set[str] = set()
-    for row, key in enumerate(got):
-        if key in seen:
-            raise SubmissionError(f"row {row + 1}: {id_col} {shown(key)} appears twice")
-        seen.add(key)  # type: ignore[arg-type]
-    missing = [v for v in want if v not in seen]
-    wanted = set(want)
-    extra_ids = [v for v in got if v not in wanted]
+    invalid = pd.isna(got)
+    if invalid.any():
+        bad = int(invalid.argmax())
+        raise SubmissionError(f"row {bad + 1}: {id_col} '{shown(cells[id_col].iloc[bad])}' is not an integer id")
+    twice = _first_repeat(got)
+    if twice is not None:
+        raise SubmissionError(f"row {twice + 1}: {id_col} {shown(got[twice])} appears twice")
+    wanted = np.asarray(want, dtype=object)
+    missing = wanted[~pd.Series(wanted, dtype=object).isin(got).to_numpy()].tolist()
+    extra_ids = got[~pd.Series(got, dtype=object).isin(wanted).to_numpy()].tolist()
     if len(got) != len(want) or missing or extra_ids:
         parts = [f"{len(want)} rows expected, got {len(got)}"]
         if missing:
             parts.append("missing " + _ids_text(missing, id_col))
         if extra_ids:
-            parts.append("unexpected " + _ids_text(extra_ids, id_col))  # type: ignore[arg-type]
+            parts.append("unexpected " + _ids_text(extra_ids, id_col))
         raise SubmissionError("; ".join(parts))
-    if got != want:
-        row = next(i for i, (a, b) in enumerate(zip(want, got, strict=True)) if a != b)
+    moved = wanted != got
+    if moved.any():
+        row = int(moved.argmax())
         raise SubmissionError(f"ids must follow the sample submission's order; row {row + 1} has {id_col} "
                               f"{shown(got[row])}, expected {shown(want[row])}")
     if comp.writes_proba:
         _check_proba(comp, cells)
         return
     for label_col in expected[1:]:  # one column, or several targets' values
-        bad = ~_labels_ok(comp, cells[label_col])
-        if bad.any():
-            row = int(bad.argmax())
+        wrong = ~_labels_ok(comp, cells[label_col])
+        if wrong.any():
+            row = int(wrong.argmax())
             raise SubmissionError(f"row {row + 1}: {label_col} '{shown(cells[label_col].iloc[row])}' is not "
                                   f"{_expected_label(comp)}")
 
@@ -190,19 +208,16 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
-    written = pd.Series(ids).astype(str)
-    keys = [key or text for key, text in zip(_id_keys(comp, written), written, strict=True)]
-    by_id = {key: row for row, key in enumerate(keys)}
-    if len(by_id) < len(keys):  # a dict keeps the last of two rows with one id: refuse rather than drop one
-        seen: set[str] = set()
-        twice = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(twice)} appears twice among the test rows; "
-                              "each test row needs its own id")
+    keys = _keys_or_text(comp, pd.Series(ids).astype(str))
+    twice = _first_repeat(keys)
+    if twice is not None:  # two test rows with one id: refuse rather than submit one of them
+        raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(keys[twice])} appears twice among the test "
+                              "rows; each test row needs its own id")
     want = sample_ids(comp, ws)
-    missing = [i for i in want if i not in by_id]
-    if missing:
+    order = pd.Index(keys).get_indexer(want)
+    if (order < 0).any():
+        missing = np.asarray(want, dtype=object)[order < 0].tolist()
         raise SubmissionError(f"test.csv has no row for {_ids_text(missing, comp.id_column)} of the sample submission")
-    order = np.fromiter((by_id[i] for i in want), dtype=np.int64, count=len(want))
     df = pd.DataFrame({comp.id_column: want, **{name: cells[order] for name, cells in columns.items()}})
     check(comp, want, df)
     return df
