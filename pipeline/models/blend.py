@@ -18,6 +18,14 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _member_names(listing: Any) -> list[str]:
+    """The model names in blend.json's member list; ValueError unless it names two or more."""
+    names = [m["name"] for m in listing]
+    if len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ValueError("blend.json must list two or more members by name")
+    return names
+
+
 # the usual pairs, each member with options suited to blending (benchmarks/RESULTS.md, House Prices): for values,
 # a lasso (alpha as inner cross-validation chose it on House Prices' training folds) refitted without the rows it
 # misses by more than 4 robust standard deviations and never run past the inputs it saw, beside boosted trees whose
@@ -65,7 +73,7 @@ class BlendModel(Model):
         """The members and normalised weights a run of this blend used (its saved members when `folder` holds them)."""
         self.regression_ = regression
         try:
-            self.saved_ = [m["name"] for m in json.loads((folder / "blend.json").read_text())["members"]]
+            self.saved_ = _member_names(json.loads((folder / "blend.json").read_text())["members"])
         except (TypeError, OSError, ValueError, KeyError):
             self.saved_ = []
         return self._chosen(), self._weights()
@@ -149,7 +157,7 @@ class BlendModel(Model):
             state = json.loads((folder / "blend.json").read_text())
             listing = state["members"]
             self.regression_ = bool(state["regression"])
-            names = [m["name"] for m in listing]
+            names = _member_names(listing)
             # a run with the default members keeps the defaults of the kc that trained it (a 2-member blend
             # from before CatBoost joined still loads); named members must match the run's config
             if (self.members and names != self._plan_names()) or any("/" in m["folder"] for m in listing):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KcError
-from pipeline.training.records import Damaged, Run, model_folders
+from pipeline.training.records import Damaged, Run
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def model_text(run: Run) -> str:
 def options_text(run: Run, comp: Competition) -> str:
     """`key=value` pairs; a blend's members and weights as it used them, not the empty defaults it was given."""
     params = {k: v for k, v in _used(run, comp.task == "regression").items() if k not in HIDDEN}
-    if run.model == "blend":
+    if run.model == "blend" and isinstance(params.get("weights"), tuple):
         params["weights"] = ",".join(f"{w:.2f}" for w in params["weights"])
     return " ".join(f"{k}={v}" for k, v in params.items())
 
@@ -75,12 +75,13 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
     if run.model == "blend":
         from pipeline.models.blend import BlendModel
 
-        blend = BlendModel(members=str(params.get("members", "")), weights=str(params.get("weights", "")))
+        saved = min(run.folder.rglob("blend.json"), default=None)  # the first fold's, or the first target's
+        given = str(params.get("members", "")), str(params.get("weights", ""))
         try:
-            names, weights = blend.resolved(regression, model_folders(run)[0])
-        except KcError:  # weights that no longer fit the members: show them equal, as a fresh blend would refuse
-            blend.weights = ""
-            names, weights = blend.resolved(regression, model_folders(run)[0])
+            blend = BlendModel(members=given[0], weights=given[1])
+            names, weights = blend.resolved(regression, saved.parent if saved else None)
+        except KcError:  # options that no longer make a blend (edited by hand): shown as given
+            return params
         params["members"], params["weights"] = ",".join(names), tuple(float(w) for w in weights)
     return params
 
@@ -96,6 +97,8 @@ def repeats(runs: list[Run], comp: Competition) -> dict[str, str]:
     for run in sorted(runs, key=lambda r: r.run_id):  # run ids start with their time
         c, m = run.config, run.metrics
         params = {k: v for k, v in sorted(_used(run, comp.task == "regression").items()) if k not in IGNORED}
+        if c.model == "blend":  # default members carry options of their own: named ones are another blend
+            params["members given"] = c.params.get("members", "")
         key = repr((c.model, params, c.valid_pct if not c.folds else None, c.folds, c.seed, c.full, c.features,
                     c.time_limit, m.data_fingerprint, m.interrupted))
         if key in first:

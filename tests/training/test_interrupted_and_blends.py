@@ -77,3 +77,28 @@ def test_shorthand_weights_list_as_used_and_repeat_their_spelled_out_form(titani
     spelled = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": members, "weights": "2,1,1"}))
     other = trainer.train(TITANIC, ws, trainer.TrainConfig("blend", {"members": members, "weights": "1,2"}))
     assert listing.repeats([short, spelled, other], TITANIC) == {spelled.run_id: short.run_id}
+
+
+def test_a_blend_whose_saved_members_were_cut_to_one_still_lists(titanic_only, kc):
+    run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend", {"members": "sk-logistic,knn"}))
+    path = run.folder / "blend.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps(saved | {"members": saved["members"][:1]}))
+    listed = kc("runs", "titanic", ws=titanic_only)
+    assert listed.exit_code == 0 and run.run_id in listed.stdout
+    assert "members=sk-logistic,knn" in listing.options_text(run, TITANIC)
+    refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
+    assert refused.exit_code == 1 and "the blend's saved members cannot be loaded" in refused.stderr
+
+
+@pytest.mark.slow
+def test_a_default_value_blend_and_one_naming_the_same_members_are_two_experiments(workspace):
+    from conftest import install
+
+    install(workspace, "house-prices")
+    houses = competitions.get("house-prices", workspace)
+    ws = Workspace(workspace)
+    default = trainer.train(houses, ws, trainer.TrainConfig("blend", folds=0))
+    named = trainer.train(houses, ws, trainer.TrainConfig("blend", {"members": "sk-ridge,sk-gbm"}, folds=0))
+    assert default.score != named.score  # the defaults' members carry their own options
+    assert listing.repeats([default, named], houses) == {}
