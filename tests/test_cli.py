@@ -464,6 +464,14 @@ def test_a_test_feature_beyond_float32_is_named_when_submitting(workspace, kc):
     assert result.stderr.startswith("Error: test.csv: feature LotArea (row 1) is beyond what 32-bit features hold")
 
 
+@pytest.mark.slow
+def test_a_table_that_cannot_be_encoded_stops_tune_before_any_trial(workspace, kc):
+    _huge_lot_area(workspace, "train.csv")
+    result = kc("tune", "house-prices", "--model", "sk-gbm", "--trials", "3", "--folds", "2", ws=workspace)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: train.csv: feature LotArea (row 1) is beyond what 32-bit features hold")
+
+
 @pytest.mark.parametrize("args", [("runs",), ("submissions",), ("train", "--model", "knn", "--folds", "0"),
                                   ("submit",)], ids=["runs", "submissions", "train", "submit"])
 def test_a_command_reads_the_competitions_description_once(kc, workspace, monkeypatch, args):

@@ -194,7 +194,9 @@ def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, stud
     _fail_dead(study)
     if len(study.get_trials(deepcopy=False)) >= job.budget:
         return False
-    objective = _Objective(job, comp, ws, load_dataset(comp, ws, job.cfg.features))
+    data = load_dataset(comp, ws, job.cfg.features)
+    data.train_inputs(model_class(job.cfg.model, comp).scaled)  # a table that cannot be encoded fails here, once
+    objective = _Objective(job, comp, ws, data)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial and not trial.user_attrs.get("over_budget"):
@@ -305,6 +307,6 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     if workers == 1:
         interrupted = _work(job, on_trial, opened, comp)
     else:
-        load_dataset(comp, ws, cfg.features)  # build the feature cache once, not in every worker at the same time
+        load_dataset(comp, ws, cfg.features).train_inputs(cls.scaled)  # fail once here, not in every worker
         interrupted, problems = _workers(job, workers, opened, on_trial)
     return summary(opened, comp, url, interrupted=interrupted, problems=problems)
