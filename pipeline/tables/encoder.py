@@ -323,7 +323,7 @@ class TableEncoder:
         if finite and finite >= self.numeric_share * len(present):
             return self._fit_numeric(column, numbers(values))
         if len(counts) <= self.max_onehot:
-            missing = (MISSING,) if len(present) < len(cells) else ()
+            missing = (MISSING,) if len(present) < len(cells) and MISSING not in counts.index else ()  # one column
             return _OneHot(column, tuple(sorted(counts.index)) + missing)
         repeated = counts[counts > 1].sum() / len(present)
         if repeated < self.min_repeat:

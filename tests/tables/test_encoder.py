@@ -88,6 +88,15 @@ def test_onehot_with_missing_category_and_unseen_test_value():
     np.testing.assert_array_equal(encoder.transform(test, scaled=False)[:, :4], expected)
 
 
+def test_a_cell_reading_like_the_missing_category_shares_its_one_column():
+    train = pd.DataFrame({"colour": ["red", "<missing>", None, "blue"], "n": [1, 2, 3, 4]})
+    encoder = TableEncoder().fit(train)
+    assert [n for n in encoder.names(scaled=False) if n.startswith("colour")] == [
+        "colour=<missing>", "colour=blue", "colour=red"]
+    np.testing.assert_array_equal(encoder.transform(train, scaled=False)[:, :3], [[0, 0, 1], [1, 0, 0], [1, 0, 0],
+                                                                                  [0, 1, 0]])
+
+
 def test_high_cardinality_text_is_frequency_encoded_or_dropped():
     tickets = [f"T{i // 2}" for i in range(38)] + ["T0", None]  # T0 three times, a gap, 18 pairs
     train = pd.DataFrame({"ticket": tickets, "name": [f"Person {i}" for i in range(40)], "n": range(40)})
