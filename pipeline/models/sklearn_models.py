@@ -22,6 +22,9 @@ from pipeline.pixels import images
 ESTIMATOR = "estimator.skops"
 # scikit-learn's torch shim, which skops' import would load (with torch, ~500 MB and seconds) only to list estimators
 _TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on
+TREE = "sklearn.tree._tree.Tree"
+TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 def _skops() -> Any:
@@ -39,9 +42,6 @@ def _skops() -> Any:
     finally:
         sys.modules.pop(_TORCH_SHIM, None)  # a later import of the shim (torch arrays in sklearn) gets the real one
     return skops.io
-RANGE = "range.npz"  # sk-ridge with clip: the input range of the rows it was fitted on
-TREE = "sklearn.tree._tree.Tree"
-TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
 @dataclasses.dataclass

@@ -35,9 +35,9 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     return keys.tolist()
 
 
-def _id_keys(comp: Competition, cells: pd.Series) -> np.ndarray:
-    """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id."""
-    text = cells.astype(str).str.strip()
+def _id_keys(comp: Competition, text: pd.Series) -> np.ndarray:
+    """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id; `text`
+    holds the ids as stripped strings."""
     out = np.full(len(text), None, dtype=object)
     valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool) if comp.id_type == "int" else \
         (text != "").to_numpy(dtype=bool)
@@ -50,9 +50,10 @@ def _keys_or_text(comp: Competition, cells: pd.Series) -> np.ndarray:
     """(n,) object: each id's comparable form, or its stripped text where it is no valid id."""
     import pandas as pd
 
-    keys = _id_keys(comp, cells)
+    text = cells.astype(str).str.strip()
+    keys = _id_keys(comp, text)
     invalid = pd.isna(keys)
-    keys[invalid] = cells.astype(str).str.strip().to_numpy(dtype=object)[invalid]
+    keys[invalid] = text.to_numpy(dtype=object)[invalid]
     return keys
 
 

@@ -28,7 +28,7 @@ def numbers(values: pd.Series) -> np.ndarray:
 
 def text(values: pd.Series) -> pd.Series:
     """The cells as stripped strings (object dtype), NaN where missing or blank; text stripped by Arrow, not per row."""
-    if values.dtype != object and not isinstance(values.dtype, pd.StringDtype):  # numbers, dates, categoricals:
+    if not _is_text(values):  # numbers, dates, categoricals:
         out = values.astype(object).map(lambda v: str(v).strip(), na_action="ignore").astype(object)  # as printed
         return out.where(out.notna() & (out != ""))
     strings = values if isinstance(values.dtype, pd.StringDtype) else values.astype("string[pyarrow]")
@@ -36,13 +36,17 @@ def text(values: pd.Series) -> pd.Series:
     return stripped.astype(object).where((stripped.fillna("") != "").to_numpy(dtype=bool))
 
 
+def _is_text(values: pd.Series) -> bool:
+    """Object or string cells, which Arrow strips; anything else is text as printed."""
+    return values.dtype == object or isinstance(values.dtype, pd.StringDtype)
+
+
 def positions(values: pd.Series, keys: Sequence[str]) -> np.ndarray:
     """(n,) int64: each cell's index in `keys` as `text` would give it (missing or blank as MISSING), -1 if absent."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    stringy = values.dtype == object or isinstance(values.dtype, pd.StringDtype)
-    cells = values.astype("string[pyarrow]").str.strip() if stringy else text(values).astype("string[pyarrow]")
+    cells = values.astype("string[pyarrow]").str.strip() if _is_text(values) else text(values).astype("string[pyarrow]")
     strings = pc.fill_null(pc.cast(pa.array(cells), pa.large_string()), "")
     strings = pc.if_else(pc.equal(strings, ""), MISSING, strings)
     found = pc.index_in(strings, value_set=pa.array(list(keys), type=pa.large_string()))

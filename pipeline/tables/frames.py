@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,17 +121,14 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     dates = comp.date_columns if builder == "generic" else None
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
-    def built(frame: pd.DataFrame, name: str, scaled: bool) -> Callable[[], np.ndarray]:  # when a model asks
-        return partial(_encoded, encoder, frame, name, scaled)
-
-    return Dataset.of(built(train, comp.train_file, True), y, built(test, comp.test_file, True), test_ids, key,
-                      encoder.names(scaled=True), built(train, comp.train_file, False),
-                      built(test, comp.test_file, False), record)
+    return Dataset.of(_encoded(encoder, train, comp.train_file, True), y, _encoded(encoder, test, comp.test_file, True),
+                      test_ids, key, encoder.names(scaled=True), _encoded(encoder, train, comp.train_file, False),
+                      _encoded(encoder, test, comp.test_file, False), record)
 
 
-def _encoded(encoder: TableEncoder, frame: pd.DataFrame, name: str, scaled: bool) -> np.ndarray:
-    """The frame's features, checked by `finite`."""
-    return finite(encoder.transform(frame, scaled=scaled), name, encoder.names(scaled))
+def _encoded(encoder: TableEncoder, frame: pd.DataFrame, name: str, scaled: bool) -> Callable[[], np.ndarray]:
+    """How to build the frame's features when a model first asks for them, checked by `finite`."""
+    return lambda: finite(encoder.transform(frame, scaled=scaled), name, encoder.names(scaled))
 
 
 def finite(X: np.ndarray, name: str, names: tuple[str, ...]) -> np.ndarray:
@@ -168,9 +164,9 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
     no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
-    return Dataset.of(no_rows, np.zeros(0), partial(_encoded, encoder, test, comp.test_file, True), test_ids,
+    return Dataset.of(no_rows, np.zeros(0), _encoded(encoder, test, comp.test_file, True), test_ids,
                       fingerprint(comp, folder, builder), encoder.names(scaled=True), no_rows,
-                      partial(_encoded, encoder, test, comp.test_file, False), record)
+                      _encoded(encoder, test, comp.test_file, False), record)
 
 
 def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:

@@ -76,9 +76,8 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
         from pipeline.models.blend import BlendModel
 
         saved = min(run.folder.rglob("blend.json"), default=None)  # the first fold's, or the first target's
-        given = str(params.get("members", "")), str(params.get("weights", ""))
+        blend = BlendModel(members=str(params.get("members", "")), weights=str(params.get("weights", "")))
         try:
-            blend = BlendModel(members=given[0], weights=given[1])
             names, weights = blend.resolved(regression, saved.parent if saved else None)
         except KcError:  # options that no longer make a blend (edited by hand): shown as given
             return params

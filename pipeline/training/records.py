@@ -272,7 +272,7 @@ def get_run(comp: Competition, ws: Workspace, run_id: str | None = None) -> Run:
 def load_models(comp: Competition, run: Run) -> list[Any]:
     """The models a run submits with: its one model, its refit on all rows, or its K fold models; each checked
     against the competition (task, classes, learned shapes)."""
-    return [_load(comp, run, folder) for folder in model_folders(run)]
+    return [_load(comp, run, folder) for folder in _model_folders(run)]
 
 
 def load_model(comp: Competition, run: Run) -> Any:
@@ -280,8 +280,7 @@ def load_model(comp: Competition, run: Run) -> Any:
     return load_models(comp, run)[0]
 
 
-def model_folders(run: Run) -> list[Path]:
-    """The folders a run's models are saved in: one per fold for fold-mean runs, else the run's own."""
+def _model_folders(run: Run) -> list[Path]:
     if run.metrics.submits_with == "fold-mean":
         return [run.folder / f"fold{k}" for k in range(len(run.metrics.fold_scores))]
     return [run.folder]
@@ -290,7 +289,7 @@ def model_folders(run: Run) -> list[Path]:
 def load_train_rows(run: Run, rows: int) -> list[np.ndarray] | None:
     """The training rows each of `load_models`' models was fitted on (None for runs from before kc recorded them)."""
     found = []
-    for folder in model_folders(run):
+    for folder in _model_folders(run):
         try:
             index = np.load(folder / TRAIN_ROWS, allow_pickle=False)
         except FileNotFoundError:
