@@ -5,12 +5,14 @@
 The table is Titanic's train rows copied until it holds N rows (numbers jittered by up to 5 %, new ids), with a test
 table a quarter its size; kc describes it as any inferred table. Each step runs in its own process under
 `/usr/bin/time -v`: wall and CPU seconds, and peak RSS (children included). kc trains `lgbm` on one split with
-`n_estimators` and `patience=0`, so both sides grow the same number of rounds.
+`n_estimators` and `patience=0`, so both sides grow the same number of rounds; with `--rounds 0`, kc trains its default
+for the table (lgbm with early stopping on an inner split and a refit) and plain LightGBM grows the rounds kc kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -82,8 +84,13 @@ def measure(rows: int, rounds: int, threads: int) -> dict:
     data = grow(rows, work / "data")
     kc = [sys.executable, "-m", "pipeline", "--workspace", str(work / "ws")]
     subprocess.run([*kc, "fetch", SLUG, "--from", str(data)], check=True, capture_output=True, cwd=ROOT)
-    train = timed([*kc, "train", SLUG, "--model", "lgbm", "-p", f"n_estimators={rounds}", "-p", "patience=0",
-                   "--threads", str(threads)], cwd=ROOT)
+    if rounds:
+        train = timed([*kc, "train", SLUG, "--model", "lgbm", "-p", f"n_estimators={rounds}", "-p", "patience=0",
+                       "--threads", str(threads)], cwd=ROOT)
+    else:  # kc's default, then plain LightGBM with the rounds of the model kc submits with
+        train = timed([*kc, "train", SLUG, "--threads", str(threads)], cwd=ROOT)
+        state = json.loads(next((work / "ws" / "competitions" / SLUG / "runs").rglob("lgbm.json")).read_text())
+        rounds = train["rounds"] = state["rounds"]
     submit = timed([*kc, "submit", SLUG], cwd=ROOT)
     plain = timed([sys.executable, "-c", PLAIN, str(data), str(rounds), str(threads)])
     return {"rows": rows, "kc_train": train, "kc_submit": submit, "plain_lightgbm": plain}
@@ -92,7 +99,7 @@ def measure(rows: int, rounds: int, threads: int) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
-    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=200, help="0: kc's default model, plain with its rounds")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     for n in args.rows:

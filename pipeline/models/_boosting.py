@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.core.errors import DataError
-from pipeline.models.base import Model
+from pipeline.core.errors import DataError, UsageError
+from pipeline.models.base import EpochCallback, Model
+
+# boosters a fit with a time limit may average when the limit leaves room (each with its own seed, inner split and
+# row and feature draws): more members when the budget is long, fewer rounds when it is short
+MAX_BAGS = 5
+BAGS = "bags.json"  # how many boosters a saved fit averages, when more than one
 
 
 @dataclasses.dataclass
@@ -23,7 +30,93 @@ class Boosted(Model):
     refit: bool = True  # after early stopping, fit again on every row for the chosen rounds (Otto: 0.4716 -> 0.4642)
     threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
     time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
+    bags: int = 0  # boosters averaged (seeds seed, seed+1, ...); 0 = one, or with a time limit as many as it allows
     seed: int = 0
+
+    bags_: list[Any] = dataclasses.field(default_factory=list, init=False, repr=False)  # the boosters after the first
+    best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
+    stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
+            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> Any:
+        """Boost on X, y, early-stopping on an inner split of these rows (X_valid is never looked at); then bag."""
+        if self.bags < 0:
+            raise UsageError(f"option bags={self.bags}: expected 0 (as time allows) or a number of boosters")
+        start = time.monotonic()
+        deadline = start + self.time_limit if self.time_limit > 0 else None
+        self._fit(X, y, deadline)
+        self.bags_, began, slowest = [], start, 0.0
+        wanted = self.bags or (MAX_BAGS if deadline is not None else 1)
+        while len(self.bags_) + 1 < wanted and self.stopped_by_ != "time":
+            now = time.monotonic()
+            began, slowest = now, max(slowest, now - began)
+            if deadline is not None and now + 1.2 * slowest > deadline:  # another would likely not finish in time
+                break
+            twin = dataclasses.replace(self, seed=self.seed + len(self.bags_) + 1, bags=1)
+            twin._fit(X, y, deadline)
+            if twin.stopped_by_ == "time":  # cut short, it would pull the mean towards a weaker model
+                break
+            self.bags_.append(twin)
+        return self
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> None:
+        raise NotImplementedError
+
+    def _boosters(self) -> list[Any]:
+        self._check_fitted()
+        return [self, *self.bags_]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, classes) float32 probabilities: the mean over the boosters."""
+        return np.asarray(np.mean([b._proba(X) for b in self._boosters()], axis=0, dtype=np.float64), np.float32)
+
+    def predict_values(self, X: np.ndarray) -> np.ndarray:
+        """(n,) float64 predicted values: the mean over the boosters."""
+        return np.asarray(np.mean([b._values(X) for b in self._boosters()], axis=0, dtype=np.float64))
+
+    def _proba(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _values(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        """The first booster in `folder`, each further one in bag1/, bag2/, ..."""
+        self._check_fitted()
+        self._save(folder)
+        for k, twin in enumerate(self.bags_, start=1):
+            (folder / f"bag{k}").mkdir()
+            twin._save(folder / f"bag{k}")
+        if self.bags_:
+            (folder / BAGS).write_text(json.dumps({"boosters": 1 + len(self.bags_)}))
+
+    def load(self, folder: Path) -> Any:
+        """Read what `save` wrote: the first booster, then bag1/, bag2/, ... as many as bags.json lists."""
+        self._load(folder)
+        try:
+            boosters = json.loads((folder / BAGS).read_text())["boosters"] if (folder / BAGS).exists() else 1
+            if not isinstance(boosters, int) or not 1 <= boosters <= 1000:
+                raise ValueError(f"boosters={boosters!r}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"run {folder.name}'s {BAGS} cannot be read ({exc}); train it again") from None
+        self.bags_ = []
+        for k in range(1, boosters):
+            if not (folder / f"bag{k}").is_dir():
+                raise DataError(f"run {folder.name}'s bag{k} is missing ({BAGS} lists {boosters} boosters); "
+                                "train it again")
+            twin = dataclasses.replace(self, bags=1)
+            twin._load(folder / f"bag{k}")
+            if twin.regression_ != self.regression_ or not np.array_equal(
+                    np.asarray(twin.classes_), np.asarray(self.classes_)):
+                raise DataError(f"run {folder.name}'s bag{k} does not match its first booster; train it again")
+            self.bags_.append(twin)
+        return self
+
+    def _save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def _load(self, folder: Path) -> None:
+        raise NotImplementedError
 
 
 class RoundClock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +18,6 @@ import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models._boosting import Boosted, RoundClock, inner_split
-from pipeline.models.base import EpochCallback
 from pipeline.pixels import images
 
 SAVED = "catboost.cbm"
@@ -40,8 +38,6 @@ class CatBoostModel(Boosted):
     l2_leaf_reg: float = 3.0
 
     model_: Any = dataclasses.field(default=None, init=False, repr=False)
-    best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
-    stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
 
     def _estimator(self, rounds: int, deadline: float | None) -> tuple[Any, _Deadline]:
         import catboost
@@ -57,10 +53,8 @@ class CatBoostModel(Boosted):
                    l2_leaf_reg=self.l2_leaf_reg, loss_function=loss, random_seed=self.seed,
                    thread_count=self.threads or -1, verbose=False, allow_writing_files=False), clock
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
-            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CatBoostModel:
-        """Boost on X, y, early-stopping on an inner split of these rows (X_valid is never looked at)."""
-        deadline = time.monotonic() + self.time_limit if self.time_limit > 0 else None
+    def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> None:
+        """One booster on X, y, early-stopping on an inner split of these rows, ending by the deadline."""
         self._start(y)
         x = images.flat_inputs(X).astype(np.float32, copy=False)
         if self.regression_:
@@ -83,21 +77,20 @@ class CatBoostModel(Boosted):
             model.fit(x, target, callbacks=[clock])
             stopped = "time" if clock.hit else "rounds"
         self.model_, self.best_rounds_, self.stopped_by_ = model, int(model.tree_count_), stopped
-        return self
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32 probabilities."""
         self._check_fitted()
         x = images.flat_inputs(X).astype(np.float32, copy=False)
         return self.model_.predict_proba(x, thread_count=self.threads or -1).astype(np.float32)
 
-    def predict_values(self, X: np.ndarray) -> np.ndarray:
+    def _values(self, X: np.ndarray) -> np.ndarray:
         """(n,) float64 predicted values."""
         self._check_fitted()
         x = images.flat_inputs(X).astype(np.float32, copy=False)
         return np.asarray(self.model_.predict(x, thread_count=self.threads or -1), np.float64)
 
-    def save(self, folder: Path) -> None:
+    def _save(self, folder: Path) -> None:
         """The model in CatBoost's format and what kc needs beside it, as JSON."""
         self._check_fitted()
         self.model_.save_model(str(folder / SAVED))
@@ -106,7 +99,7 @@ class CatBoostModel(Boosted):
                  "classes": None if self.classes_ is None else self.classes_.tolist()}
         (folder / STATE).write_text(json.dumps(state, indent=2))
 
-    def load(self, folder: Path) -> CatBoostModel:
+    def _load(self, folder: Path) -> None:
         """Read what `save` wrote; CatBoost verifies its file, kc that it fits the run's features and classes."""
         import catboost
 
@@ -126,7 +119,6 @@ class CatBoostModel(Boosted):
         self.model_, self.best_rounds_ = model, int(model.tree_count_)
         self.stopped_by_ = str(state.get("stopped_by", ""))
         self.regression_, self.classes_, self.fitted_ = regression, classes, True
-        return self
 
 
 class _Deadline:

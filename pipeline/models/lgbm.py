@@ -4,7 +4,8 @@ Early stopping never looks at the rows a run scores: each `fit` carves its own i
 out of the rows it is given, stops when the loss on that split has not improved for `patience` rounds or when its
 `time_limit` is spent, and keeps the best round. The objective follows the target: log loss (binary or multiclass,
 so probabilities are calibrated) for class codes, squared error for values (kc's trainer already hands a model the
-metric's scale, e.g. log prices for RMSE of logs). A saved model is a text file LightGBM parses; kc checks every
+metric's scale, e.g. log prices for RMSE of logs). With a time limit that leaves room, further boosters of other
+seeds are averaged in (see `_boosting.Boosted`). A saved model is a text file LightGBM parses; kc checks every
 tree's node indices and features before handing it over, since LightGBM follows them without bounds checks.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +21,6 @@ import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models._boosting import Boosted, RoundClock, inner_split
-from pipeline.models.base import EpochCallback
 from pipeline.pixels import images
 
 BOOSTER = "lgbm.txt"
@@ -45,8 +44,6 @@ class LGBMModel(Boosted):
     lambda_l2: float = 0.0
 
     booster_: Any = dataclasses.field(default=None, init=False, repr=False)
-    best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
-    stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
 
     def _params(self, n_classes: int) -> dict[str, Any]:
         for key in ("feature_fraction", "bagging_fraction"):
@@ -68,12 +65,10 @@ class LGBMModel(Boosted):
                 "lambda_l2": self.lambda_l2, "num_threads": self.threads, "seed": self.seed,
                 "deterministic": True, "force_row_wise": True, "verbosity": -1}
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
-            y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> LGBMModel:
-        """Boost on X, y, early-stopping on an inner split of these rows (X_valid is never looked at)."""
+    def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> None:
+        """One booster on X, y, early-stopping on an inner split of these rows, ending by the deadline."""
         import lightgbm as lgb
 
-        start = time.monotonic()
         self._start(y)
         x = images.flat_inputs(X)
         if self.regression_:
@@ -83,11 +78,13 @@ class LGBMModel(Boosted):
                 raise DataError("lgbm needs rows of at least two classes to learn from; use more rows or folds")
             target = np.searchsorted(self.classes_, y).astype(np.float64)
         params = self._params(1 if self.regression_ else len(self.classes_))
-        stop = _Stopper(self.patience, start + self.time_limit if self.time_limit > 0 else None)
+        stop = _Stopper(self.patience, deadline)
         fit_rows, held = inner_split(target if not self.regression_ else None, len(x), self.inner_pct, self.seed) \
-            if self.patience > 0 else (np.arange(len(x)), None)
-        data = lgb.Dataset(x[fit_rows], target[fit_rows], free_raw_data=True)
-        valid = [lgb.Dataset(x[held], target[held], reference=data)] if held is not None else []
+            if self.patience > 0 else (None, None)
+        # the rows are binned once, without copying them: the inner split and the refit are subsets of one Dataset
+        whole = lgb.Dataset(x, target, params=params, free_raw_data=True).construct()
+        data = whole.subset(fit_rows) if held is not None else whole
+        valid = [whole.subset(held)] if held is not None else []
         # keep_training_booster: not re-parsing the whole model from text at the end (seconds on a big model)
         booster = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid, callbacks=[stop],
                             keep_training_booster=True)
@@ -95,30 +92,29 @@ class LGBMModel(Boosted):
         if self.refit and held is not None and stop.reason != "time":
             # the stopped rounds were learnt on (1 - inner_pct) of the rows: a fit on all of them takes a few more
             rounds = max(1, round(rounds / (1 - self.inner_pct)))
+            del booster, data, valid  # their binned rows are not needed again
             again = _Stopper(0, stop.deadline)
-            booster = lgb.train(params, lgb.Dataset(x, target), num_boost_round=rounds, callbacks=[again],
-                                keep_training_booster=True)
+            booster = lgb.train(params, whole, num_boost_round=rounds, callbacks=[again], keep_training_booster=True)
             rounds = booster.current_iteration()
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, int(rounds), stop.reason
-        return self
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return self.booster_.predict(images.flat_inputs(X), num_iteration=self.best_rounds_,
                                      num_threads=self.threads)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def _proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32: the booster's probabilities (binary: [1 - p, p])."""
         p = self._raw(X)
         if p.ndim == 1:
             p = np.column_stack([1.0 - p, p])
         return p.astype(np.float32)
 
-    def predict_values(self, X: np.ndarray) -> np.ndarray:
+    def _values(self, X: np.ndarray) -> np.ndarray:
         """(n,) float64 predicted values."""
         return np.asarray(self._raw(X), dtype=np.float64)
 
-    def save(self, folder: Path) -> None:
+    def _save(self, folder: Path) -> None:
         """The booster as LightGBM text (its best rounds only) and what kc needs beside it, as JSON."""
         self._check_fitted()
         self.booster_.save_model(str(folder / BOOSTER), num_iteration=self.best_rounds_)
@@ -127,7 +123,7 @@ class LGBMModel(Boosted):
                  "classes": None if self.classes_ is None else self.classes_.tolist()}
         (folder / STATE).write_text(json.dumps(state, indent=2))
 
-    def load(self, folder: Path) -> LGBMModel:
+    def _load(self, folder: Path) -> None:
         """Read what `save` wrote, after checking every tree points only inside itself and at real features."""
         import lightgbm as lgb
 
@@ -148,7 +144,6 @@ class LGBMModel(Boosted):
             raise DataError(f"{run}'s {BOOSTER} cannot be read ({str(exc).strip()}); train it again") from None
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, rounds, str(state.get("stopped_by", ""))
         self.regression_, self.classes_, self.fitted_ = regression, classes, True
-        return self
 
 
 class _Stopper:

@@ -4,7 +4,7 @@ from conftest import Clock
 from test_lgbm import classes_table, comp, log_loss, values_table
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.models import _boosting, cat, model_class
+from pipeline.models import _boosting, model_class
 from pipeline.models._boosting import inner_split
 from pipeline.models.cat import SAVED, STATE, CatBoostModel
 
@@ -55,7 +55,6 @@ def test_a_time_limit_stops_boosting_in_time_with_fewer_rounds_when_short(monkey
     # on a clock that moves 0.01 s a read; benchmarks/time_limit.py measures a real one
     X, y = values_table(n=2000, seed=7, d=8)
     clock = Clock(0.01)
-    monkeypatch.setattr(cat, "time", clock)
     monkeypatch.setattr(_boosting, "time", clock)
     model = CatBoostModel(learning_rate=0.001, patience=0, time_limit=1.0, threads=1).fit(X, y)
     assert model.stopped_by_ == "time" and 0.5 < clock.now <= 1.1

@@ -5,7 +5,7 @@ import pytest
 from conftest import Clock
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.models import _boosting, lgbm, model_class
+from pipeline.models import _boosting, model_class
 from pipeline.models._boosting import inner_split
 from pipeline.models.lgbm import BOOSTER, LGBMModel
 
@@ -107,7 +107,6 @@ def test_a_time_limit_stops_boosting_in_time_with_fewer_rounds_when_short(limit,
     X = rng.normal(size=(3000, 8)).astype(np.float32)
     y = X @ rng.normal(size=8) + rng.normal(size=3000)
     clock = Clock(0.01)
-    monkeypatch.setattr(lgbm, "time", clock)
     monkeypatch.setattr(_boosting, "time", clock)
     model = LGBMModel(learning_rate=0.001, patience=0, time_limit=limit, threads=1).fit(X, y)
     assert model.stopped_by_ == "time" and limit * 0.5 < clock.now <= limit * 1.1

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_info
 from pipeline.core import competitions, dataset, threads
 from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
-from pipeline.models import _boosting, _torch, blend, lgbm, sklearn_models
+from pipeline.models import _boosting, _torch, blend, sklearn_models
 from pipeline.training import trainer
 
 TITANIC = competitions.get("titanic")
@@ -87,7 +87,6 @@ def test_a_time_limit_is_kept_with_fewer_rounds_when_short(fetched, monkeypatch)
     for limit in (5.0, 10.0):
         clock = Clock(0.05)  # each LightGBM round reads the clock once: 0.05 s a round
         monkeypatch.setattr(trainer, "time", clock)
-        monkeypatch.setattr(lgbm, "time", clock)
         monkeypatch.setattr(_boosting, "time", clock)  # the round clock of lgbm's deadline
         cfg = trainer.TrainConfig(model="lgbm", params=slow, folds=3, time_limit=limit, threads=1)
         run = trainer.train(TITANIC, ws, cfg, data=data)
@@ -107,7 +106,6 @@ def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
     model = blend.BlendModel(time_limit=1.0, threads=1)
     clock = Clock(0.05)
     monkeypatch.setattr(blend, "time", clock)
-    monkeypatch.setattr(lgbm, "time", clock)
     monkeypatch.setattr(_boosting, "time", clock)
     t0 = clock.monotonic()
     model.fit(X, y)
