@@ -181,8 +181,11 @@ def test_an_unknown_slug_without_files_says_what_to_do(kc, workspace):
     assert kc("fetch", "../etc", ws=workspace).stderr.startswith("Error: '../etc' is not a competition slug")
 
 
-@pytest.mark.parametrize(("labels", "model"), [(["a", "b", "c"], "lgbm"), (["a", "b"], "blend")])
-def test_tables_default_to_lgbm_for_several_classes_and_blend_otherwise(tmp_path, labels, model):
+@pytest.mark.parametrize(("labels", "large", "model"), [(["a", "b", "c"], 40_000, "lgbm"), (["a", "b"], 30, "lgbm"),
+                                                     (["a", "b"], 40_000, "blend"), (["a", "b"], 31, "blend")])
+def test_tables_default_to_lgbm_for_several_classes_or_many_rows_and_blend_otherwise(tmp_path, monkeypatch, labels,
+                                                                                      large, model):
+    monkeypatch.setattr(describe, "LARGE_TABLE", large)  # 30 training rows below: a large table from 30 rows on
     rng = np.random.default_rng(0)
     train = pd.DataFrame({"id": range(1, 31), "x": rng.normal(size=30), "kind": (labels * 30)[:30]})
     (tmp_path / "train.csv").write_text(train.to_csv(index=False))
