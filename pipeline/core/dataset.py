@@ -19,6 +19,13 @@ READERS = {"pixels": "pipeline.pixels.arrays", "images": "pipeline.pixels.arrays
 Matrix = np.ndarray | Callable[[], np.ndarray]  # an array, or how to build it when first asked for
 
 
+def rows_except(n: int, rows: np.ndarray) -> np.ndarray:
+    """The row indices 0..n-1 not in `rows`, in order (a mask: np.setdiff1d sorts, 0.9 s on a million rows)."""
+    keep = np.ones(n, dtype=bool)
+    keep[rows] = False
+    return np.flatnonzero(keep)
+
+
 @dataclass(frozen=True)
 class Dataset:
     """What every model eats: training inputs and targets, test inputs and the ids a submission needs.

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.core.dataset import rows_except
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models.base import EpochCallback, Model
 
@@ -154,4 +155,4 @@ def inner_split(codes: np.ndarray | None, n: int, share: float, seed: int) -> tu
     if not len(held_rows):
         raise DataError(f"a boosted model holds out {share:.0%} of its rows to stop early, and {n} rows leave none: "
                         "use -p patience=0")
-    return np.setdiff1d(np.arange(n), held_rows), held_rows
+    return rows_except(n, held_rows), held_rows

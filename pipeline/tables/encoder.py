@@ -342,11 +342,12 @@ class TableEncoder:
         median = float(np.median(seen))
         filled = np.where(np.isnan(x), median, x)
         skewness = float(pd.Series(seen).skew()) if len(seen) > 2 else 0.0
-        # only a long right tail: log1p would stretch a left-skewed column further
-        log = bool(seen.min() >= 0 and len(np.unique(seen)) > 2 and skewness > self.skew)
+        flag, low, high = bool(np.isnan(x).any()), float(seen.min()), float(seen.max())
+        # only a long right tail (log1p would stretch a left-skewed column further), and more than two distinct values
+        # (one strictly between the least and the greatest: cheaper than counting them)
+        log = bool(low >= 0 and skewness > self.skew and np.any((seen > low) & (seen < high)))
         scaled = np.log1p(filled) if log else filled
         std = float(scaled.std())
-        flag, low, high = bool(np.isnan(x).any()), float(seen.min()), float(seen.max())
         return _Numeric(column, median, flag, low, high, log, float(scaled.mean()), std if std > 0 else 1.0)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pipeline
 from pipeline.core import epochs, threads, tracking
 from pipeline.core.competitions import Competition
-from pipeline.core.dataset import Dataset, load_dataset
+from pipeline.core.dataset import Dataset, load_dataset, rows_except
 from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
@@ -66,7 +66,7 @@ def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, 
         take = min(len(members) - 1, max(1, round(valid_pct * len(members))))
         valid.append(members[:take])
     valid_idx = np.sort(np.concatenate(valid)).astype(np.int64)
-    train_idx = np.setdiff1d(np.arange(len(groups)), valid_idx)
+    train_idx = rows_except(len(groups), valid_idx)
     if not len(valid_idx) or not len(train_idx):
         raise UsageError(f"--valid-pct {valid_pct}: leaves no rows to {'validate' if not len(valid_idx) else 'train'}")
     return train_idx, valid_idx
@@ -246,7 +246,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     fold = np.zeros(len(y), np.int64)
     scores = []
     for k, part in enumerate(parts):
-        rest = np.setdiff1d(np.arange(len(y)), part)
+        rest = rows_except(len(y), part)
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
         model = build_model(comp, cfg, fit_budget(deadline, len(parts) - k + cfg.full))
         note = model.plan()
