@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -159,12 +160,26 @@ NA_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-na
               "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
 
 
+def system_memory_pool() -> None:
+    """Arrow (pandas' text columns) allocates through the C library unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
+
+    Arrow's own mimalloc pool keeps what a big table's reading and encoding freed: `kc train` on a million rows
+    peaked at 750 MB with it and 645 MB without, in the same time (benchmarks/RESULTS.md, "Big tables").
+    """
+    import pyarrow as pa
+
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = ()) -> pd.DataFrame:
     """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
 
     Columns named in `as_written` are read as written: ids like 0061 keep their zeros, and NA or null are ids, not gaps.
     """
     import pandas as pd
+
+    system_memory_pool()
 
     try:
         data = path.read_bytes()
