@@ -172,10 +172,12 @@ def system_memory_pool() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = (),
+               columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
 
     Columns named in `as_written` are read as written: ids like 0061 keep their zeros, and NA or null are ids, not gaps.
+    `columns`: only these are kept (every row is still parsed, so a malformed file is refused all the same).
     """
     import pandas as pd
 
@@ -194,6 +196,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         as_text = [c for c in header if str(c).strip() in as_written]
         options = {"dtype": dict.fromkeys(as_text, str), "keep_default_na": False,
                    "na_values": {c: list(NA_STRINGS) for c in header if c not in as_text}}
+    if columns is not None:
+        options["usecols"] = lambda name: str(name).strip() in columns
     try:
         # the bytes as they are (no decoded copy: a str in a StringIO takes up to 4 bytes a character)
         df = pd.read_csv(io.BytesIO(data), encoding=encoding, **options)

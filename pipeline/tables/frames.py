@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -104,16 +105,11 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
         return _titanic(comp, folder, builder, key)
     from pipeline.tables.encoder import TableEncoder
 
-    ids_as_text = (comp.id_column,) if comp.id_type == "str" else ()
-    train, test = (read_table(folder / name, as_written=ids_as_text) for name in (comp.train_file, comp.test_file))
-    if builder == "houses":  # row-by-row columns only: no statistics, no labels
-        from pipeline.tables import houses
-
-        train, test = houses.build(train), houses.build(test)
+    train = _built(read_table(folder / comp.train_file, as_written=_ids_as_text(comp)), builder)
+    test = functools.cache(lambda: _test_table(comp, folder, builder))  # read when test rows are first encoded
     y = targets(comp, train[comp.target_column], comp.train_file) if not comp.targets else \
         np.column_stack([targets(comp.for_target(t), train[t], comp.train_file) for t in comp.targets])  # (n, T)
-    test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
-        np.arange(1, len(test) + 1, dtype=np.int64)
+    test_ids = _test_ids(comp, folder, test)
     # the id is no feature, unless it is a date (Bike Sharing's `datetime`); train-only columns are left out
     id_is_feature = comp.id_column in comp.date_columns
     drop = [*comp.target_columns, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
@@ -121,14 +117,41 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     dates = comp.date_columns if builder == "generic" else None
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
-    return Dataset.of(_encoded(encoder, train, comp.train_file, True), y, _encoded(encoder, test, comp.test_file, True),
-                      test_ids, key, encoder.names(scaled=True), _encoded(encoder, train, comp.train_file, False),
+    return Dataset.of(_encoded(encoder, lambda: train, comp.train_file, True), y,
+                      _encoded(encoder, test, comp.test_file, True), test_ids, key, encoder.names(scaled=True),
+                      _encoded(encoder, lambda: train, comp.train_file, False),
                       _encoded(encoder, test, comp.test_file, False), record)
 
 
-def _encoded(encoder: TableEncoder, frame: pd.DataFrame, name: str, scaled: bool) -> Callable[[], np.ndarray]:
+def _ids_as_text(comp: Competition) -> tuple[str, ...]:
+    return (comp.id_column,) if comp.id_type == "str" else ()
+
+
+def _built(frame: pd.DataFrame, builder: str) -> pd.DataFrame:
+    """The frame with the builder's row-by-row columns (houses'); as read otherwise."""
+    if builder != "houses":  # row-by-row columns only: no statistics, no labels
+        return frame
+    from pipeline.tables import houses
+
+    return houses.build(frame)
+
+
+def _test_table(comp: Competition, folder: Path, builder: str) -> pd.DataFrame:
+    return _built(read_table(folder / comp.test_file, as_written=_ids_as_text(comp)), builder)
+
+
+def _test_ids(comp: Competition, folder: Path, test: Callable[[], pd.DataFrame]) -> np.ndarray:
+    """The test rows' ids: read alone from the id column (training needs no other test cell), or the row numbers."""
+    if not comp.test_has_ids:
+        return np.arange(1, len(test()) + 1, dtype=np.int64)
+    column = read_table(folder / comp.test_file, as_written=_ids_as_text(comp), columns=(comp.id_column,))
+    return ids(comp, column[comp.id_column], comp.test_file)
+
+
+def _encoded(encoder: TableEncoder, frame: Callable[[], pd.DataFrame], name: str,
+             scaled: bool) -> Callable[[], np.ndarray]:
     """How to build the frame's features when a model first asks for them, checked by `finite`."""
-    return lambda: finite(encoder.transform(frame, scaled=scaled), name, encoder.names(scaled))
+    return lambda: finite(encoder.transform(frame(), scaled=scaled), name, encoder.names(scaled))
 
 
 def finite(X: np.ndarray, name: str, names: tuple[str, ...]) -> np.ndarray:
@@ -156,17 +179,13 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
         return None
     folder = require_fetched(comp, ws)
     encoder = TableEncoder.from_json(state)
-    test = read_table(folder / comp.test_file, as_written=(comp.id_column,) if comp.id_type == "str" else ())
-    if builder == "houses":
-        from pipeline.tables import houses
-
-        test = houses.build(test)
+    test = _test_table(comp, folder, builder)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
     no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
-    return Dataset.of(no_rows, np.zeros(0), _encoded(encoder, test, comp.test_file, True), test_ids,
+    return Dataset.of(no_rows, np.zeros(0), _encoded(encoder, lambda: test, comp.test_file, True), test_ids,
                       fingerprint(comp, folder, builder), encoder.names(scaled=True), no_rows,
-                      _encoded(encoder, test, comp.test_file, False), record)
+                      _encoded(encoder, lambda: test, comp.test_file, False), record)
 
 
 def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset:
