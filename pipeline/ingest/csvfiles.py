@@ -177,7 +177,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
     """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
 
     Columns named in `as_written` are read as written: ids like 0061 keep their zeros, and NA or null are ids, not gaps.
-    `columns`: only these are kept (every row is still parsed, so a malformed file is refused all the same).
+    `columns`: only these are kept (pandas then passes over a row with more fields than the header; reading the
+    whole file, as submitting does, refuses it).
     """
     import pandas as pd
 

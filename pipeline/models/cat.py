@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models._boosting import Boosted, RoundClock, inner_split
+from pipeline.models.base import saved_file
 from pipeline.pixels import images
 
 SAVED = "catboost.cbm"
@@ -70,13 +71,17 @@ class CatBoostModel(Boosted):
                       early_stopping_rounds=self.patience, callbacks=[clock])
             rounds = model.get_best_iteration() + 1
             stopped = "time" if clock.hit else "patience" if clock.rounds < self.iterations else "rounds"
-            if self.refit and not clock.hit:  # a fit on every row takes a few more rounds than one on (1 - inner)
+            if self._refits(len(x)) and not clock.hit:  # on every row: a few more rounds than on (1 - inner)
                 model, clock = self._estimator(max(1, round(rounds / (1 - self.inner_pct))), deadline)
                 model.fit(x, target, callbacks=[clock])
+                stopped = "time" if clock.hit else stopped  # a refit cut short is cut short
         else:
             model.fit(x, target, callbacks=[clock])
             stopped = "time" if clock.hit else "rounds"
         self.model_, self.best_rounds_, self.stopped_by_ = model, int(model.tree_count_), stopped
+
+    def _width(self) -> int:
+        return len(self.model_.feature_names_)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32 probabilities."""
@@ -103,7 +108,6 @@ class CatBoostModel(Boosted):
         """Read what `save` wrote; CatBoost verifies its file, kc that it fits the run's features and classes."""
         import catboost
 
-        run = f"run {folder.name}"
         try:
             state = json.loads((folder / STATE).read_text())
             regression, n_features = bool(state["regression"]), int(state["features"])
@@ -111,11 +115,11 @@ class CatBoostModel(Boosted):
             model = (catboost.CatBoostRegressor() if regression else catboost.CatBoostClassifier())
             model.load_model(str(folder / SAVED))
         except (OSError, ValueError, KeyError, TypeError, catboost.CatBoostError) as exc:
-            raise DataError(f"{run}'s {SAVED} or {STATE} cannot be read ({str(exc).strip()[:200]}); "
+            raise DataError(f"{saved_file(folder, SAVED)} or {STATE} cannot be read ({str(exc).strip()[:200]}); "
                             "train it again") from None
         kept = [] if regression or classes is None else list(range(len(classes)))
         if len(model.feature_names_) != n_features or [int(c) for c in getattr(model, "classes_", [])] != kept:
-            raise DataError(f"{run}'s {SAVED} does not match the run's features or classes; train it again")
+            raise DataError(f"{saved_file(folder, SAVED)} does not match the run's features or classes; train it again")
         self.model_, self.best_rounds_ = model, int(model.tree_count_)
         self.stopped_by_ = str(state.get("stopped_by", ""))
         self.regression_, self.classes_, self.fitted_ = regression, classes, True

@@ -21,6 +21,7 @@ import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models._boosting import Boosted, RoundClock, inner_split
+from pipeline.models.base import saved_file
 from pipeline.pixels import images
 
 BOOSTER = "lgbm.txt"
@@ -89,14 +90,24 @@ class LGBMModel(Boosted):
         booster = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid, callbacks=[stop],
                             keep_training_booster=True)
         rounds = stop.best + 1 if held is not None else booster.current_iteration()
-        if self.refit and held is not None and stop.reason != "time":
+        if self._refits(len(x)) and held is not None and stop.reason != "time":
             # the stopped rounds were learnt on (1 - inner_pct) of the rows: a fit on all of them takes a few more
             rounds = max(1, round(rounds / (1 - self.inner_pct)))
             del booster, data, valid  # their binned rows are not needed again
             again = _Stopper(0, stop.deadline)
             booster = lgb.train(params, whole, num_boost_round=rounds, callbacks=[again], keep_training_booster=True)
             rounds = booster.current_iteration()
+            stop.reason = "time" if again.reason == "time" else stop.reason  # a refit cut short is cut short
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, int(rounds), stop.reason
+
+    def _compact(self) -> None:
+        """Drop the booster's training state (gradients and scores per row) by rebuilding it from its trees."""
+        import lightgbm as lgb
+
+        self.booster_ = lgb.Booster(model_str=self.booster_.model_to_string(num_iteration=self.best_rounds_))
+
+    def _width(self) -> int:
+        return int(self.booster_.num_feature())
 
     def _raw(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -127,21 +138,22 @@ class LGBMModel(Boosted):
         """Read what `save` wrote, after checking every tree points only inside itself and at real features."""
         import lightgbm as lgb
 
-        run = f"run {folder.name}"
         try:
             state = json.loads((folder / STATE).read_text())
             text = (folder / BOOSTER).read_text(encoding="ascii")
             regression, rounds, n_features = bool(state["regression"]), int(state["rounds"]), int(state["features"])
             classes = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{run}'s {BOOSTER} or {STATE} cannot be read ({exc}); train it again") from None
+            raise DataError(f"{saved_file(folder, BOOSTER)} or {STATE} cannot be read ({exc}); train it again") \
+                from None
         problem = check_model_text(text, n_features)
         if problem:
-            raise DataError(f"{run}'s {BOOSTER} {problem}; train it again")
+            raise DataError(f"{saved_file(folder, BOOSTER)} {problem}; train it again")
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
-            raise DataError(f"{run}'s {BOOSTER} cannot be read ({str(exc).strip()}); train it again") from None
+            raise DataError(f"{saved_file(folder, BOOSTER)} cannot be read ({str(exc).strip()}); "
+                            "train it again") from None
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, rounds, str(state.get("stopped_by", ""))
         self.regression_, self.classes_, self.fitted_ = regression, classes, True
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipeline.core.errors import DataError, UsageError
-from pipeline.models.base import EpochCallback, Model
+from pipeline.models.base import EpochCallback, Model, saved_file, saved_in
 from pipeline.pixels import images
 
 ESTIMATOR = "estimator.skops"
@@ -88,7 +88,7 @@ class _Sklearn(Model):
         from sklearn.base import is_regressor
 
         skops_io = _skops()
-        path, run = folder / ESTIMATOR, f"run {folder.name}"
+        path, run, named = folder / ESTIMATOR, saved_in(folder), saved_file(folder, ESTIMATOR)
         if not path.is_file():
             old = (folder / "estimator.pkl").exists()
             why = " (only an old pickled estimator.pkl, which kc no longer opens)" if old else ""
@@ -96,19 +96,19 @@ class _Sklearn(Model):
         try:
             untrusted = [t for t in skops_io.get_untrusted_types(file=path) if t not in self.trusted]
         except Exception as e:
-            raise DataError(f"{run}'s {ESTIMATOR} cannot be read ({_first_line(e)}); train it again") from None
+            raise DataError(f"{named} cannot be read ({_first_line(e)}); train it again") from None
         if untrusted:
             types = ", ".join(untrusted)
-            raise DataError(f"{run}'s {ESTIMATOR} holds types kc does not trust ({types}); train it again")
+            raise DataError(f"{named} holds types kc does not trust ({types}); train it again")
         try:
             est = skops_io.load(path, trusted=list(self.trusted))
         except Exception as e:
-            raise DataError(f"{run}'s {ESTIMATOR} cannot be read ({_first_line(e)}); train it again") from None
+            raise DataError(f"{named} cannot be read ({_first_line(e)}); train it again") from None
         kind = type(est)
         if not kind.__module__.startswith("sklearn.") or kind.__name__ not in self.estimators:
-            raise DataError(f"{run}'s {ESTIMATOR} holds a {kind.__name__}, not a {self.name} estimator; train it again")
+            raise DataError(f"{named} holds a {kind.__name__}, not a {self.name} estimator; train it again")
         if not _trees_in_bounds(est):
-            raise DataError(f"{run}'s {ESTIMATOR} holds trees whose nodes point outside them; train it again")
+            raise DataError(f"{named} holds trees whose nodes point outside them; train it again")
         self.estimator_ = est
         self.regression_ = is_regressor(est)
         self.classes_ = None if self.regression_ else np.asarray(est.classes_)
@@ -240,11 +240,11 @@ class SkRidge(_Sklearn):
                 with np.load(folder / RANGE, allow_pickle=False) as saved:
                     self.low_, self.high_ = saved["low"], saved["high"]
             except (OSError, KeyError, ValueError) as e:
-                raise DataError(f"run {folder.name}'s {RANGE} cannot be read ({_first_line(e)}); train it again") \
+                raise DataError(f"{saved_file(folder, RANGE)} cannot be read ({_first_line(e)}); train it again") \
                     from None
             d = self.estimator_.n_features_in_
             if self.low_.shape != (d,) or self.high_.shape != (d,):
-                raise DataError(f"run {folder.name}'s {RANGE} does not match its estimator; train it again")
+                raise DataError(f"{saved_file(folder, RANGE)} does not match its estimator; train it again")
         return self
 
 

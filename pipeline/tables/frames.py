@@ -106,7 +106,7 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     from pipeline.tables.encoder import TableEncoder
 
     train = _train_table(comp, folder, builder)
-    test = functools.partial(_test_table, comp, folder, builder)  # read when test rows are encoded, not before
+    test = functools.partial(_unchanged, comp, folder, builder, key, _test_table)  # read when first encoded
     y = targets(comp, train[comp.target_column], comp.train_file) if not comp.targets else \
         np.column_stack([targets(comp.for_target(t), train[t], comp.train_file) for t in comp.targets])  # (n, T)
     test_ids = _test_ids(comp, folder, test)
@@ -117,7 +117,7 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     dates = comp.date_columns if builder == "generic" else None
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
-    rows = _handed_once(train, functools.partial(_train_table, comp, folder, builder))
+    rows = _handed_once(train, functools.partial(_unchanged, comp, folder, builder, key, _train_table))
     del train  # held by `rows` alone, until a matrix is built from it
     return Dataset.of(_encoded(encoder, rows, comp.train_file, True), y,
                       _encoded(encoder, test, comp.test_file, True), test_ids, key, encoder.names(scaled=True),
@@ -146,6 +146,15 @@ def _built(frame: pd.DataFrame, builder: str) -> pd.DataFrame:
     from pipeline.tables import houses
 
     return houses.build(frame)
+
+
+def _unchanged(comp: Competition, folder: Path, builder: str, key: str,
+               read: Callable[[Competition, Path, str], pd.DataFrame]) -> pd.DataFrame:
+    """A table read after the dataset was made, refused if the competition's files have changed since."""
+    if fingerprint(comp, folder, builder) != key:
+        raise DataError(f"{comp.slug}'s files changed after kc read them (fetched or edited again): load the data "
+                        "again, e.g. run the command again")
+    return read(comp, folder, builder)
 
 
 def _train_table(comp: Competition, folder: Path, builder: str) -> pd.DataFrame:
@@ -199,10 +208,11 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
     no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
-    rows = _handed_once(test, functools.partial(_test_table, comp, folder, builder))
+    key = fingerprint(comp, folder, builder)
+    rows = _handed_once(test, functools.partial(_unchanged, comp, folder, builder, key, _test_table))
     del test
     return Dataset.of(no_rows, np.zeros(0), _encoded(encoder, rows, comp.test_file, True), test_ids,
-                      fingerprint(comp, folder, builder), encoder.names(scaled=True), no_rows,
+                      key, encoder.names(scaled=True), no_rows,
                       _encoded(encoder, rows, comp.test_file, False), record)
 
 

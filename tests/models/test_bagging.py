@@ -61,5 +61,60 @@ def test_a_long_time_limit_buys_more_boosters_and_a_short_one_only_the_first(mon
 
 def test_a_negative_bag_count_is_refused():
     X, y = values_table(n=100)
-    with pytest.raises(UsageError, match="option bags=-1"):
+    with pytest.raises(UsageError, match=r"option bags=-1: expected 0 \(as time allows\) or 1 to 100 boosters"):
         LGBMModel(bags=-1).fit(X, y)
+
+
+def test_a_bag_of_another_width_is_refused(tmp_path):
+    X, y = classes_table(n=300, d=5, k=3, seed=4)
+    LGBMModel(bags=2, threads=1, **FAST[LGBMModel]).fit(X, y).save(tmp_path)
+    shutil.rmtree(tmp_path / "bag1")
+    (tmp_path / "bag1").mkdir()
+    LGBMModel(threads=1, **FAST[LGBMModel]).fit(X[:, :3], y).save(tmp_path / "bag1")
+    with pytest.raises(DataError, match="bag1 does not match its first booster"):
+        LGBMModel().load(tmp_path)
+
+
+def test_a_compacted_booster_predicts_as_before():
+    X, y = classes_table(n=400, d=5, k=3, seed=6)
+    model = LGBMModel(threads=1, **FAST[LGBMModel]).fit(X, y)
+    before = model.predict_proba(X)
+    model._compact()
+    assert np.array_equal(model.predict_proba(X), before)
+
+
+def test_a_refit_cut_short_by_the_time_limit_says_so_and_no_booster_follows(monkeypatch):
+    X, y = values_table(n=3000, d=6, seed=8)
+    clock = Clock(0.01)
+    monkeypatch.setattr(_boosting, "time", clock)
+    whole = LGBMModel(bags=1, time_limit=1e6, threads=1, **FAST[LGBMModel]).fit(X, y)
+    inner = clock.now - whole.best_rounds_ * 0.01  # the refit reads the clock once a round
+    clock.now = 0.0
+    cut = LGBMModel(time_limit=inner + whole.best_rounds_ * 0.005, threads=1, **FAST[LGBMModel]).fit(X, y)
+    assert cut.stopped_by_ == "time" and cut.best_rounds_ < whole.best_rounds_ and not cut.bags_
+
+
+@pytest.mark.parametrize("cls", [LGBMModel, CatBoostModel])
+def test_fits_of_refit_rows_or_more_keep_their_early_stopped_model(cls):
+    X, y = values_table(n=500, seed=6)
+    kept = cls(refit_rows=500, threads=1, **FAST[cls]).fit(X, y)
+    refitted = cls(refit_rows=501, threads=1, **FAST[cls]).fit(X, y)
+    assert refitted.best_rounds_ == round(kept.best_rounds_ / 0.9)
+
+
+def test_errors_name_the_run_and_the_path_inside_it(tmp_path):
+    from pathlib import Path
+
+    from pipeline.models.base import saved_file
+
+    run = Path("/ws/competitions/x/runs/20261201-050000-lgbm")
+    assert saved_file(run, "lgbm.txt") == "run 20261201-050000-lgbm's lgbm.txt"
+    assert saved_file(run / "fold0" / "bag1", "lgbm.txt") == "run 20261201-050000-lgbm's fold0/bag1/lgbm.txt"
+    assert saved_file(Path("/elsewhere/model"), "lgbm.txt") == "run model's lgbm.txt"
+    X, y = classes_table(n=300, d=5, k=3, seed=4)
+    fold = tmp_path / "runs" / "20261201-050000-lgbm" / "fold0"
+    fold.mkdir(parents=True)
+    LGBMModel(bags=2, threads=1, **FAST[LGBMModel]).fit(X, y).save(fold)
+    (fold / "bag1" / "lgbm.txt").write_text("tree\n")
+    with pytest.raises(DataError, match=r"^run 20261201-050000-lgbm's fold0/bag1/lgbm.txt does not describe"):
+        LGBMModel().load(fold)

@@ -97,3 +97,20 @@ def test_house_prices_loads_with_the_generic_builder(workspace):
         dataset.load_dataset(HOUSES, ws, features="titanic-plain")
     assert str(err.value) == (f"--features titanic-plain is Titanic's own builder; {HOUSES.slug} takes generic")
     assert data.fit_columns is None  # the generic builder computes nothing from labels
+
+
+def test_a_second_matrix_reads_the_rows_again_unless_the_files_changed(workspace):
+    install(workspace, "house-prices")
+    ws = Workspace(workspace)
+    fresh = dataset.load_dataset(HOUSES, ws)
+    X, X_raw = fresh.X, fresh.X_raw  # the first takes the frame load read; the second reads train.csv again
+    again = dataset.load_dataset(HOUSES, ws)
+    assert np.array_equal(again.X_raw, X_raw) and np.array_equal(again.X, X) and not np.array_equal(X, X_raw)
+    changed = dataset.load_dataset(HOUSES, ws)
+    assert changed.X_raw.shape == X_raw.shape
+    train = workspace / "competitions" / HOUSES.slug / "train.csv"
+    train.write_text("\n".join(train.read_text().splitlines()[:-5]) + "\n")  # five rows fewer, after the load
+    with pytest.raises(DataError, match=f"{HOUSES.slug}'s files changed after kc read them"):
+        _ = changed.X
+    with pytest.raises(DataError, match=f"{HOUSES.slug}'s files changed after kc read them"):
+        _ = changed.X_test  # test rows are read when first encoded, after the same check
