@@ -7,6 +7,7 @@ table a quarter its size; kc describes it as any inferred table. Each step runs 
 `/usr/bin/time -v`: wall and CPU seconds, and peak RSS (children included). kc trains `lgbm` on one split with
 `n_estimators` and `patience=0`, so both sides grow the same number of rounds; with `--rounds 0`, kc trains its default
 for the table (lgbm with early stopping on an inner split and a refit) and plain LightGBM grows the rounds kc kept.
+With `--convert`, `kc convert` runs first (timed apart): train and submit then map its cached matrices.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ pd.DataFrame({"PassengerId": range(len(test)), "Survived": (booster.predict(test
 """
 
 
-def measure(rows: int, rounds: int, threads: int) -> dict:
-    """kc fetch (untimed), kc train, kc submit; and plain LightGBM read + fit + predict, on one grown table."""
+def measure(rows: int, rounds: int, threads: int, convert: bool = False) -> dict:
+    """kc fetch (untimed), [kc convert,] kc train, kc submit; and plain LightGBM read + fit + predict, on one table."""
     work = Path(tempfile.mkdtemp(prefix="kc-scale-"))
     data = grow(rows, work / "data")
     kc = [sys.executable, "-m", "pipeline", "--workspace", str(work / "ws")]
     subprocess.run([*kc, "fetch", SLUG, "--from", str(data)], check=True, capture_output=True, cwd=ROOT)
+    converted = timed([*kc, "convert", SLUG], cwd=ROOT) if convert else None
     if rounds:
         train = timed([*kc, "train", SLUG, "--model", "lgbm", "-p", f"n_estimators={rounds}", "-p", "patience=0",
                        "--threads", str(threads)], cwd=ROOT)
@@ -93,7 +95,7 @@ def measure(rows: int, rounds: int, threads: int) -> dict:
         rounds = train["rounds"] = state["rounds"]
     submit = timed([*kc, "submit", SLUG], cwd=ROOT)
     plain = timed([sys.executable, "-c", PLAIN, str(data), str(rounds), str(threads)])
-    return {"rows": rows, "kc_train": train, "kc_submit": submit, "plain_lightgbm": plain}
+    return {"rows": rows, "kc_convert": converted, "kc_train": train, "kc_submit": submit, "plain_lightgbm": plain}
 
 
 if __name__ == "__main__":
@@ -101,6 +103,7 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
     parser.add_argument("--rounds", type=int, default=200, help="0: kc's default model, plain with its rounds")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--convert", action="store_true", help="kc convert first; train and submit map its cache")
     args = parser.parse_args()
     for n in args.rows:
-        print(measure(n, args.rounds, args.threads), flush=True)
+        print(measure(n, args.rounds, args.threads, args.convert), flush=True)

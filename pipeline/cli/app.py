@@ -272,7 +272,8 @@ def convert(
             out.print(f"PNGs: {result.pngs_written:,} written in {result.png_seconds:.1f}s (existing kept) -> "
                       f"{result.png_folder}")
         return
-    out.print(f"{comp.slug}: converted in {result.seconds:.2f}s: {len(data.X):,} train and {len(data.X_test):,} test "
+    how = "loaded from cache" if data.from_cache else "converted"
+    out.print(f"{comp.slug}: {how} in {result.seconds:.2f}s: {len(data.X):,} train and {len(data.X_test):,} test "
               f"rows, {data.X.shape[1]} features ({data.features['builder']} builder) -> {result.folder}")
     for what, columns in data.features.get("report", {}).items():
         if columns:

@@ -44,15 +44,16 @@ class Dataset:
     # train rows; fit_columns(rows) -> (n, g) recomputes them for a model fitted on `rows`, from those labels only
     fit_columns: Callable[[np.ndarray], np.ndarray] | None = None
     matrices: dict[str, Matrix | None] = field(default_factory=dict, repr=False)  # X, X_test, X_raw, X_test_raw
+    from_cache: bool = False  # the matrices are mapped from the cache `kc convert` wrote
 
     @classmethod
     def of(cls, X: Matrix, y: np.ndarray, X_test: Matrix, test_ids: np.ndarray, fingerprint: str,
            feature_names: tuple[str, ...] = (), X_raw: Matrix | None = None, X_test_raw: Matrix | None = None,
            features: dict[str, Any] | None = None,
-           fit_columns: Callable[[np.ndarray], np.ndarray] | None = None) -> Dataset:
+           fit_columns: Callable[[np.ndarray], np.ndarray] | None = None, from_cache: bool = False) -> Dataset:
         """A dataset from its matrices (arrays, or functions building them) and the rest."""
         matrices = {"X": X, "X_test": X_test, "X_raw": X_raw, "X_test_raw": X_test_raw}
-        return cls(y, test_ids, fingerprint, feature_names, features or {}, fit_columns, matrices)
+        return cls(y, test_ids, fingerprint, feature_names, features or {}, fit_columns, matrices, from_cache)
 
     def _matrix(self, name: str) -> np.ndarray | None:
         value = self.matrices.get(name)

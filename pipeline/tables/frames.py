@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -94,8 +95,9 @@ def _builder(comp: Competition, features: str | None) -> str:
     return builder
 
 
-def load(comp: Competition, ws: Workspace, features: str | None = None) -> Dataset:
-    """Validate the CSVs and build the model-ready dataset with the competition's (or the chosen) feature builder."""
+def load(comp: Competition, ws: Workspace, features: str | None = None, cached: bool = True) -> Dataset:
+    """The model-ready dataset with the competition's (or the chosen) feature builder: mapped from the cache `kc
+    convert` wrote when it is current (and `cached`), else from the validated CSVs."""
     from pipeline.core.dataset import Dataset
 
     builder = _builder(comp, features)
@@ -103,7 +105,11 @@ def load(comp: Competition, ws: Workspace, features: str | None = None) -> Datas
     key = fingerprint(comp, folder, builder)
     if builder.startswith("titanic"):
         return _titanic(comp, folder, builder, key)
+    from pipeline.tables import cache
     from pipeline.tables.encoder import TableEncoder
+
+    if cached and (found := cache.read(comp, ws, builder, key)) is not None:
+        return found
 
     train = _train_table(comp, folder, builder)
     test = functools.partial(_unchanged, comp, folder, builder, key, _test_table)  # read when first encoded
@@ -197,6 +203,7 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
     The dataset holds no train rows; its fingerprint is the current files', to compare with the run's.
     """
     from pipeline.core.dataset import Dataset
+    from pipeline.tables import cache
     from pipeline.tables.encoder import TableEncoder
 
     builder, state = record.get("builder"), record.get("state")
@@ -204,11 +211,15 @@ def load_test(comp: Competition, ws: Workspace, record: dict[str, Any]) -> Datas
         return None
     folder = require_fetched(comp, ws)
     encoder = TableEncoder.from_json(state)
+    no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
+    key = fingerprint(comp, folder, builder)
+    found = cache.read(comp, ws, builder, key)
+    if found is not None and found.features.get("state") == state:  # the run's encoder made the cached rows
+        return Dataset.of(no_rows, np.zeros(0), found.X_test, found.test_ids, key, found.feature_names,
+                          no_rows, found.X_test_raw, record, from_cache=True)
     test = _test_table(comp, folder, builder)
     test_ids = ids(comp, test[comp.id_column], comp.test_file) if comp.test_has_ids else \
         np.arange(1, len(test) + 1, dtype=np.int64)
-    no_rows = np.zeros((0, len(encoder.names(scaled=True))), np.float32)
-    key = fingerprint(comp, folder, builder)
     rows = _handed_once(test, functools.partial(_unchanged, comp, folder, builder, key, _test_table))
     del test
     return Dataset.of(no_rows, np.zeros(0), _encoded(encoder, rows, comp.test_file, True), test_ids,
@@ -241,10 +252,17 @@ def _titanic(comp: Competition, folder: Path, builder: str, key: str) -> Dataset
 
 
 def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:
-    """Build the feature tables and write them to `derived/` as parquet (with the builder's report) to look at."""
+    """Build the feature matrices once: cache them for train and submit (generic and houses builders) and write
+    them to `derived/` as parquet (with the builder's report) to look at; reuse a current cache unless `force`."""
+    from pipeline.tables import cache
+
+    data = load(comp, ws, cached=not force)
+    if data.from_cache and _looked_at(ws.cache_dir(comp.slug), data.fingerprint):
+        return data
+    if not data.from_cache and data.features["builder"] in cache.CACHED:
+        data = dataclasses.replace(cache.store(comp, ws, data), from_cache=False)
     import pandas as pd
 
-    data = load(comp, ws)
     folder = ws.cache_dir(comp.slug)
     for name, X in (("train", data.X), ("test", data.X_test)):
         with atomic_path(folder / f"features_{name}.parquet", suffix=".parquet") as tmp:
@@ -253,3 +271,12 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:
         tmp.write_text(json.dumps({"fingerprint": data.fingerprint, "columns": list(data.feature_names),
                                    **{k: v for k, v in data.features.items() if k != "state"}}, indent=2))
     return data
+
+
+def _looked_at(folder: Path, key: str) -> bool:
+    """The parquet tables to look at were written from the data of this fingerprint."""
+    try:
+        written = json.loads((folder / "features.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return written == key and all((folder / f"features_{name}.parquet").is_file() for name in ("train", "test"))

@@ -307,6 +307,11 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     if workers == 1:
         interrupted = _work(job, on_trial, opened, comp)
     else:
-        load_dataset(comp, ws, cfg.features).train_inputs(cls.scaled)  # fail once here, not in every worker
+        data = load_dataset(comp, ws, cfg.features)
+        if comp.modality == "tabular":  # the workers map the matrices encoded here instead of each encoding them
+            from pipeline.tables import cache
+
+            data = cache.kept(comp, ws, data)
+        data.train_inputs(cls.scaled)  # fail once here, not in every worker
         interrupted, problems = _workers(job, workers, opened, on_trial)
     return summary(opened, comp, url, interrupted=interrupted, problems=problems)

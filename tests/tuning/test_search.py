@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import install
 from optuna.trial import TrialState
 from PIL import Image
 
@@ -231,6 +232,17 @@ def test_two_worker_processes_on_sqlite_run_exactly_the_budget(titanic_only, kc)
     assert len({t.user_attrs["worker"] for t in real}) == 2  # both processes ran trials
     assert sorted(int(line.split()[1].rstrip(":")) for line in result.stdout.splitlines()
                   if line.startswith("trial ")) == list(range(6))
+
+
+@pytest.mark.slow
+def test_workers_on_a_table_map_the_rows_encoded_once(workspace, kc):
+    install(workspace, "house-prices")
+    slug = "house-prices-advanced-regression-techniques"
+    tables = workspace / "competitions" / slug / "derived" / "tables"
+    result = kc("tune", slug, "--model", "sk-ridge", "--trials", "2", "--workers", "2", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert [p.name.split("-")[0] for p in tables.iterdir()] == ["houses"]  # encoded by the parent, mapped by both
+    assert len(_load(workspace, f"{slug}-sk-ridge", f"sqlite:///{tables.parent.parent / 'tune.db'}").trials) == 2
 
 
 @pytest.mark.slow
