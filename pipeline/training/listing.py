@@ -66,7 +66,30 @@ def options_text(run: Run, comp: Competition) -> str:
     params = {k: v for k, v in _used(run, comp.task == "regression").items() if k not in HIDDEN}
     if run.model == "blend" and isinstance(params.get("weights"), tuple):
         params["weights"] = ",".join(f"{w:.2f}" for w in params["weights"])
+    # bags=0 under a time limit: as many boosters as the time held, shown as counted in the saved fits
+    used = sorted(set(_boosters(run))) if params.get("bags") == 0 and run.config.time_limit else []
+    if used:
+        params["bags"] = f"0 ({used[0]}{'' if len(used) == 1 else f'-{used[-1]}'} used)"
     return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _boosters(run: Run) -> list[int]:
+    """How many boosters each saved fit of a boosted run averages (its bags.json; one without it)."""
+    import json
+
+    from pipeline.models import _boosting, cat, lgbm
+
+    state = {lgbm.LGBMModel.name: lgbm.STATE, cat.CatBoostModel.name: cat.STATE}.get(run.model)
+    fits = [p.parent for p in run.folder.rglob(state or "-") if not p.parent.name.startswith("bag")]
+    counts = []
+    for fit in fits:
+        try:
+            counts.append(int(json.loads((fit / _boosting.BAGS).read_text())["boosters"]))
+        except FileNotFoundError:
+            counts.append(1)
+        except (OSError, ValueError, KeyError, TypeError):  # damaged: `kc submit` says so; the table shows no count
+            return []
+    return counts
 
 
 def _used(run: Run, regression: bool) -> dict[str, Any]:

@@ -67,3 +67,28 @@ def test_a_run_repeated_with_the_same_settings_is_named_a_repeat(kc, titanic_onl
     assert kc("report", "titanic", ws=titanic_only).exit_code == 0
     page = (titanic_only / "competitions/titanic/report.html").read_text()
     assert f"knn (repeats {runs[0].run_id})" in page
+
+
+def test_a_time_limited_boosted_run_shows_the_boosters_its_fits_average(tmp_path):
+    ws = Workspace(tmp_path)
+    folder = ws.runs_dir("titanic") / "20260104-000000-lgbm"
+    for fold, boosters in (("fold0", 5), ("fold1", 3), ("fold2", 1)):
+        (folder / fold / "bag1").mkdir(parents=True)
+        (folder / fold / "lgbm.json").write_text("{}")
+        (folder / fold / "bag1" / "lgbm.json").write_text("{}")  # a bag's own state: not a fit of its own
+        if boosters > 1:
+            (folder / fold / "bags.json").write_text(json.dumps({"boosters": boosters}))
+    params = {"bags": 0, "seed": 0, "num_leaves": 31}
+    for limit, shown in ((60.0, "bags=0 (1-5 used) num_leaves=31"), (None, "bags=0 num_leaves=31")):
+        config = TrainConfig(model="lgbm", params=params, folds=3, time_limit=limit)
+        (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+        (folder / "metrics.json").write_text(json.dumps(dataclasses.asdict(RunMetrics(
+            metric="accuracy", score=0.8, valid_rows=300, train_rows=200, fit_seconds=1.0, predict_seconds=0.1))))
+        (run,), _ = scan(TITANIC, ws)
+        assert listing.options_text(run, TITANIC) == shown
+    (folder / "fold2" / "bags.json").write_text(json.dumps({"boosters": 5}))
+    (folder / "fold1" / "bags.json").write_text(json.dumps({"boosters": 5}))
+    config = TrainConfig(model="lgbm", params=params, folds=3, time_limit=60.0)
+    (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    (run,), _ = scan(TITANIC, ws)
+    assert listing.options_text(run, TITANIC) == "bags=0 (5 used) num_leaves=31"
