@@ -1,5 +1,6 @@
 import collections
 import importlib
+import json
 import os
 import pickle
 from pathlib import Path
@@ -475,12 +476,49 @@ def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monk
     assert lasso.params() == {"alpha": 0.4, "l1_ratio": 1.0, "trim": 4.0, "clip": True}
     assert type(lasso.estimator_).__name__ == "ElasticNet"  # saved with skops, loaded through the allow-list below
     assert gbm.params() == {**SkGBM().params(), **fast, "seed": 3}
-    expected = (lasso.predict(X) + gbm.predict(X)) / 2  # equal weights, fixed: nothing tuned on the scored rows
-    np.testing.assert_allclose(model.predict(X), expected)
+    w = model.chosen_  # chosen on rows held out of the fit's own: nothing tuned on the scored rows
+    assert w is not None and sorted(w.tolist()) in ([0.5, 0.5], [0.0, 1.0])
+    np.testing.assert_allclose(model.predict(X), w[0] * lasso.predict(X) + w[1] * gbm.predict(X))
     model.save(tmp_path)
-    assert np.array_equal(blend.BlendModel(seed=3).load(tmp_path).predict(X), model.predict(X))
+    again = blend.BlendModel(seed=3).load(tmp_path)
+    assert np.array_equal(again.chosen_, w) and np.array_equal(again.predict(X), model.predict(X))
     named = blend.BlendModel(members="sk-ridge,sk-gbm").fit(X, y)  # named members keep their own defaults
     assert named.models_[0].params() == SkRidge().params()
+
+
+@pytest.mark.parametrize(("members", "target", "kept"), [
+    ("sk-ridge,sk-gbm", "steps", [0.0, 1.0]),  # a straight line through steps misses by far more than trees do
+    ("sk-ridge,sk-ridge", "line", [0.5, 0.5]),  # two members alike: both kept, equal weights
+])
+def test_a_value_blend_leaves_out_a_member_far_worse_on_held_rows(members, target, kept, tmp_path):
+    from pipeline.models import blend
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = 20.0 * ((X[:, 0] > 0) ^ (X[:, 1] > 0)) if target == "steps" else 3.0 * X[:, 0]
+    y = y + rng.normal(size=400)
+    model = blend.BlendModel(members=members, seed=2).fit(X, y)
+    assert model.chosen_.tolist() == kept
+    outputs = [m.predict(X) for m in model.models_]
+    np.testing.assert_allclose(model.predict(X), sum(w * o for w, o in zip(kept, outputs, strict=True)), atol=1e-9)
+    model.save(tmp_path)
+    state = json.loads((tmp_path / "blend.json").read_text())
+    assert state["chosen"] == kept
+    state["chosen"] = [0.7, 0.7]  # edited: no longer shares
+    (tmp_path / "blend.json").write_text(json.dumps(state))
+    with pytest.raises(DataError, match=r"its chosen weights \[0.7, 0.7\] are not 2 non-negative shares"):
+        blend.BlendModel(members=members).load(tmp_path)
+
+
+def test_only_a_value_blend_given_no_weights_and_enough_rows_chooses():
+    from pipeline.models import blend
+
+    X, y = values_table(n=200)
+    assert blend.BlendModel(members="sk-ridge,sk-ridge", weights="1,3").fit(X, y).chosen_ is None
+    assert blend.BlendModel(members="sk-ridge,sk-ridge").fit(X[:blend.CHOOSES_FROM - 1],
+                                                             y[:blend.CHOOSES_FROM - 1]).chosen_ is None
+    Xc, yc = classes_table(n=200)
+    assert blend.BlendModel(members="sk-logistic,sk-logistic").fit(Xc, yc).chosen_ is None
 
 
 def test_blend_weights_name_each_member_and_the_last_stands_for_the_rest():
