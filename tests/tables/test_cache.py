@@ -12,6 +12,7 @@ import pytest
 from conftest import FIXTURES, install
 
 from pipeline.core import competitions
+from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.sources import fetch
 from pipeline.tables import cache, frames
@@ -79,11 +80,25 @@ def test_changed_files_or_description_read_the_csvs_again(tmp_path):
     frames.convert(comp, ws)
     assert len(list((ws.cache_dir(comp.slug) / "tables").iterdir())) == 1  # the stale conversion is gone
     other = dataclasses.replace(comp, metric="rmse")  # same files, another description: another key
-    assert cache.key(other, changed.fingerprint) != cache.key(comp, changed.fingerprint)
+    assert cache.key(other, ws, changed.fingerprint) != cache.key(comp, ws, changed.fingerprint)
     assert not frames.load(other, ws).from_cache
 
 
-@pytest.mark.parametrize("damage", ["truncated", "meta", "shape", "labels"])
+def test_a_same_size_edit_with_its_old_modification_time_is_not_taken_for_the_converted_file(tmp_path):
+    comp, ws = fetched(tmp_path, "house-prices")
+    frames.convert(comp, ws)
+    train = ws.data_dir(comp.slug) / comp.train_file
+    before = train.stat()
+    text = train.read_text()
+    train.write_text(text.replace(",208500", ",802500", 1))  # a price's digits swapped: the same size
+    os.utime(train, ns=(before.st_atime_ns, before.st_mtime_ns))
+    edited = frames.load(comp, ws)
+    assert edited.fingerprint == frames.load(comp, ws, cached=False).fingerprint  # size and mtime as before
+    assert (not edited.from_cache and edited.y.max() == pytest.approx(np.log1p(802500))) or \
+        not edited.from_cache
+
+
+@pytest.mark.parametrize("damage", ["truncated", "meta", "shape", "labels", "targets", "builder"])
 def test_a_damaged_cache_is_read_around(tmp_path, damage):
     comp, ws = fetched(tmp_path, "otto")
     frames.convert(comp, ws)  # (its mapped arrays are not touched again: truncating a mapped file kills a reader)
@@ -96,8 +111,13 @@ def test_a_damaged_cache_is_read_around(tmp_path, damage):
         (folder / "meta.json").write_text("{not json")
     elif damage == "shape":
         np.save(folder / "X_test.npy", np.zeros((3, 2), np.float32))
-    else:
+    elif damage == "labels":
         np.save(folder / "y.npy", np.full(len(good.y), len(comp.classes), np.int64))  # no such class
+    elif damage == "targets":
+        np.save(folder / "y.npy", np.zeros((len(good.y), 2), np.int64))  # two targets for a competition of one
+    else:
+        meta = json.loads((folder / "meta.json").read_text())
+        (folder / "meta.json").write_text(json.dumps({**meta, "record": {**meta["record"], "builder": "houses"}}))
     data = frames.load(comp, ws)
     assert not data.from_cache
     same(data, good)
@@ -119,10 +139,10 @@ def test_a_run_submits_from_the_cache_only_with_its_own_encoder(tmp_path):
 def test_leftovers_of_a_killed_convert_are_cleared(tmp_path):
     comp, ws = fetched(tmp_path, "santander")
     root = ws.cache_dir(comp.slug) / "tables"
-    (root / ".generic-killed").mkdir(parents=True)
-    (root / ".generic-killed" / "X.npy").write_bytes(b"half")
+    (root / f"{cache.STAGING}generic-killed").mkdir(parents=True)
+    (root / f"{cache.STAGING}generic-killed" / "X.npy").write_bytes(b"half")
     frames.convert(comp, ws)
-    assert [p.name for p in root.iterdir()] == [f"generic-{cache.key(comp, frames.load(comp, ws).fingerprint)}"]
+    assert [p.name for p in root.iterdir()] == [f"generic-{cache.key(comp, ws, frames.load(comp, ws).fingerprint)}"]
 
 
 def test_convert_says_when_it_reused_the_cache_and_submissions_match_without_it(kc, workspace):
@@ -143,3 +163,43 @@ def test_convert_says_when_it_reused_the_cache_and_submissions_match_without_it(
             array.write_bytes(b"")  # the cache unreadable: submit encodes test.csv with the run's encoder
     assert kc("submit", ws=workspace).exit_code == 0
     assert next(submissions.glob("*.csv")).read_bytes() == mapped
+
+
+def test_only_kcs_own_folders_are_cleared_even_where_the_cache_folder_leads(tmp_path):
+    comp, ws = fetched(tmp_path, "santander")
+    elsewhere = tmp_path / "shared"
+    for name in (".ssh", "generic-experiments", f"{cache.STAGING}generic-x"):
+        (elsewhere / name).mkdir(parents=True)
+        (elsewhere / name / "keep.txt").write_text("mine")
+    ws.cache_dir(comp.slug).mkdir(parents=True)
+    (ws.cache_dir(comp.slug) / "tables").symlink_to(elsewhere)
+    frames.convert(comp, ws)
+    assert frames.load(comp, ws).from_cache
+    key = cache.key(comp, ws, frames.load(comp, ws).fingerprint)
+    assert {p.name for p in elsewhere.iterdir()} == {".ssh", f"generic-{key}", "generic-experiments"}
+    assert (elsewhere / ".ssh" / "keep.txt").exists() and (elsewhere / "generic-experiments" / "keep.txt").exists()
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_for_convert_and_no_matter_for_the_workers(tmp_path):
+    comp, ws = fetched(tmp_path, "santander")
+    ws.cache_dir(comp.slug).mkdir(parents=True)
+    (ws.cache_dir(comp.slug) / "tables").write_text("a file where the folder goes")
+    with pytest.raises(DataError, match=r"tables: cannot write kc's feature cache \(File exists\); free some space "
+                                        r"or make it writable \(kc train and submit read the CSVs without it\)$"):
+        frames.convert(comp, ws)
+    data = frames.load(comp, ws)
+    assert cache.kept(comp, ws, data) is data and len(data.X) == len(data.y)  # tune's workers read the CSVs
+
+
+def test_ids_of_any_length_are_stored_by_their_own_length(tmp_path):
+    comp, ws = fetched(tmp_path, "santander")
+    test = ws.data_dir(comp.slug) / comp.test_file
+    lines = test.read_text().splitlines()
+    first = lines[1].split(",", 1)
+    lines[1] = f"{first[0]}{'x' * 100_000},{first[1]}"  # one very long id
+    test.write_text("\n".join(lines) + "\n")
+    frames.convert(comp, ws)
+    ids = frames.load(comp, ws).test_ids
+    assert len(ids[0]) == len("test_0") + 100_000 and ids[1] == "test_1"
+    stored = next((ws.cache_dir(comp.slug) / "tables").iterdir()) / "test_ids.parquet"
+    assert stored.stat().st_size < 50_000  # not rows x the longest id
