@@ -44,7 +44,7 @@ class Dataset:
     # train rows; fit_columns(rows) -> (n, g) recomputes them for a model fitted on `rows`, from those labels only
     fit_columns: Callable[[np.ndarray], np.ndarray] | None = None
     matrices: dict[str, Matrix | None] = field(default_factory=dict, repr=False)  # X, X_test, X_raw, X_test_raw
-    from_cache: bool = False  # the matrices are mapped from the cache `kc convert` wrote
+    from_cache: bool = False  # the matrices are mapped from a cache `kc convert` had written before this load
 
     @classmethod
     def of(cls, X: Matrix, y: np.ndarray, X_test: Matrix, test_ids: np.ndarray, fingerprint: str,

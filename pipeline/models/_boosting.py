@@ -18,6 +18,7 @@ from pipeline.models.base import EpochCallback, Model, saved_file
 # row and feature draws): more members when the budget is long, fewer rounds when it is short
 MAX_BAGS = 5
 MOST_BAGS = 100  # boosters -p bags=N may ask for
+BAG = "bag"  # each booster after the first is saved in bag1/, bag2/, ...
 BAGS = "bags.json"  # how many boosters a saved fit averages, when more than one
 
 
@@ -100,30 +101,25 @@ class Boosted(Model):
         self._check_fitted()
         self._save(folder)
         for k, twin in enumerate(self.bags_, start=1):
-            (folder / f"bag{k}").mkdir()
-            twin._save(folder / f"bag{k}")
+            (folder / f"{BAG}{k}").mkdir()
+            twin._save(folder / f"{BAG}{k}")
         if self.bags_:
             (folder / BAGS).write_text(json.dumps({"boosters": 1 + len(self.bags_)}))
 
     def load(self, folder: Path) -> Any:
         """Read what `save` wrote: the first booster, then bag1/, bag2/, ... as many as bags.json lists."""
         self._load(folder)
-        try:
-            boosters = json.loads((folder / BAGS).read_text())["boosters"] if (folder / BAGS).exists() else 1
-            if not isinstance(boosters, int) or not 1 <= boosters <= MOST_BAGS:
-                raise ValueError(f"boosters={boosters!r}")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataError(f"{saved_file(folder, BAGS)} cannot be read ({exc}); train it again") from None
         self.bags_ = []
-        for k in range(1, boosters):
-            if not (folder / f"bag{k}").is_dir():
-                raise DataError(f"{saved_file(folder, f'bag{k}')} is missing ({BAGS} lists {boosters} boosters); "
+        count = boosters(folder)
+        for k in range(1, count):
+            if not (folder / f"{BAG}{k}").is_dir():
+                raise DataError(f"{saved_file(folder, f'{BAG}{k}')} is missing ({BAGS} lists {count} boosters); "
                                 "train it again")
             twin = dataclasses.replace(self, bags=1)
-            twin._load(folder / f"bag{k}")
+            twin._load(folder / f"{BAG}{k}")
             if twin.regression_ != self.regression_ or twin._width() != self._width() or not np.array_equal(
                     np.asarray(twin.classes_), np.asarray(self.classes_)):
-                raise DataError(f"{saved_file(folder, f'bag{k}')} does not match its first booster; train it again")
+                raise DataError(f"{saved_file(folder, f'{BAG}{k}')} does not match its first booster; train it again")
             self.bags_.append(twin)
         return self
 
@@ -132,6 +128,17 @@ class Boosted(Model):
 
     def _load(self, folder: Path) -> None:
         raise NotImplementedError
+
+
+def boosters(folder: Path) -> int:
+    """How many boosters the fit saved in `folder` averages: its bags.json, or one without it."""
+    try:
+        count = json.loads((folder / BAGS).read_text())["boosters"] if (folder / BAGS).exists() else 1
+        if not isinstance(count, int) or not 1 <= count <= MOST_BAGS:
+            raise ValueError(f"boosters={count!r}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{saved_file(folder, BAGS)} cannot be read ({exc}); train it again") from None
+    return count
 
 
 class RoundClock:

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.core.dataset import rows_except
 from pipeline.core.errors import DataError, UsageError
+from pipeline.models._boosting import inner_split
 from pipeline.models.base import EpochCallback, Model
 
 
@@ -65,9 +65,9 @@ class BlendModel(Model):
 
     models_: list[Model] = dataclasses.field(default_factory=list, init=False, repr=False)
     saved_: list[str] = dataclasses.field(default_factory=list, init=False, repr=False)  # members as loaded
-    chosen_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)  # weights fit chose
+    weights_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False)  # weights fit chose
 
-    def _chosen(self) -> list[str]:
+    def _names_used(self) -> list[str]:
         return self.saved_ or self._plan_names()
 
     def _plan_names(self) -> list[str]:
@@ -85,17 +85,17 @@ class BlendModel(Model):
         try:
             state = json.loads((folder / "blend.json").read_text())
             self.saved_ = _member_names(state["members"])
-            self.chosen_ = _chosen_weights(state, len(self.saved_))
+            self.weights_ = _weights_weights(state, len(self.saved_))
         except (TypeError, OSError, ValueError, KeyError):
-            self.saved_, self.chosen_ = [], None
-        return self._chosen(), self._weights()
+            self.saved_, self.weights_ = [], None
+        return self._names_used(), self._weights()
 
     def _weights(self) -> np.ndarray:
-        names = self._chosen()
+        names = self._names_used()
         if len(names) < 2:
             raise UsageError(f"members={self.members!r}: a blend needs at least two models, e.g. sk-ridge,sk-gbm")
-        if self.chosen_ is not None:
-            return self.chosen_
+        if self.weights_ is not None:
+            return self.weights_
         if not self.weights:
             return np.full(len(names), 1 / len(names))
         try:
@@ -120,40 +120,45 @@ class BlendModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> BlendModel:
-        """Fit every member on the same rows; a value blend given no weights first chooses them out of fold."""
+        """Fit every member on the same rows; a value blend given no weights first judges them on held rows."""
         deadline = time.monotonic() + self.time_limit if self.time_limit else None
         self._start(y)
-        self.chosen_ = None
+        self.weights_ = None
         self._weights()
         self.models_, self.saved_ = [], []
         plan = self._plan()
         timed = [i for i, (name, options) in enumerate(plan) if "time_limit" in self._member(name, options).params()]
-        held = self._held(len(y)) if self.regression_ and not self.weights else None
-        fits = _Fits(deadline, len(timed) * (2 if held is not None else 1))
-        if held is not None:
-            keep, errors = rows_except(len(y), held), []
+        # judged only where the time limit, if any, can be kept: members that keep no time would overrun it
+        judging = self.regression_ and not self.weights and len(y) >= CHOOSES_FROM and (timed or deadline is None)
+        fits = _Fits(deadline, len(timed) * (2 if judging else 1))
+        judged: list[Model] = []
+        if judging:
+            keep, held = inner_split(None, len(y), HELD, self.seed)
+            errors = []
             for i, (name, options) in enumerate(plan):
-                member = fits.fit(self._member(name, options), i in timed, X[keep], y[keep])
-                errors.append(float(np.mean((member.predict_values(X[held]) - y[held]) ** 2)))
-            kept = np.asarray(errors) <= LEFT_OUT_ABOVE * min(errors)
-            self.chosen_ = kept / kept.sum()
+                judged.append(fits.fit(self._member(name, options), i in timed, X[keep], y[keep]))
+                errors.append(float(np.mean((judged[-1].predict_values(X[held]) - y[held]) ** 2)))
+                if judged[-1].interrupted_:  # Ctrl-C: no choice made on a half-trained member
+                    self.interrupted_, judged = True, []
+                    break
+            self.weights_ = _left_out(np.asarray(errors)) if judged else None
+            fits.timed = sum(1 for i in timed if self.weights_ is None or self.weights_[i] > 0)
         for i, (name, options) in enumerate(plan):
+            if self.weights_ is not None and self.weights_[i] == 0:  # left out: kept as judged, never refitted
+                self.models_.append(judged[i])
+                continue
             member = fits.fit(self._member(name, options), i in timed, X, y, X_valid, y_valid)
             self.interrupted_ = self.interrupted_ or member.interrupted_
             self.models_.append(member)
         return self
-
-    def _held(self, n: int) -> np.ndarray | None:
-        """The rows held out to judge the members by (HELD of them, drawn by the seed); None below CHOOSES_FROM."""
-        if n < CHOOSES_FROM:
-            return None
-        return np.sort(np.random.default_rng(self.seed).permutation(n)[: round(HELD * n)])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' class probabilities (over this blend's classes)."""
         self._check_fitted()
         total = np.zeros((len(X), len(self.classes_)), np.float32)
         for w, m in zip(self._weights(), self.models_, strict=True):
+            if w == 0:  # a member left out predicts nothing (its outputs might not even be finite)
+                continue
             proba = m.predict_proba(X)
             total[:, np.searchsorted(self.classes_, m.classes_)] += w * proba
         return total
@@ -161,7 +166,8 @@ class BlendModel(Model):
     def predict_values(self, X: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' predictions."""
         self._check_fitted()
-        return sum(w * m.predict_values(X) for w, m in zip(self._weights(), self.models_, strict=True))
+        used = [(w, m) for w, m in zip(self._weights(), self.models_, strict=True) if w > 0]  # left out: not asked
+        return sum(w * m.predict_values(X) for w, m in used)
 
     def save(self, folder: Path) -> None:
         """Each member in a subfolder, with the list of members and their options."""
@@ -174,7 +180,7 @@ class BlendModel(Model):
             listing.append({"name": m.name, "params": m.params(), "folder": sub.name})
         state = {"members": listing, "regression": self.regression_,
                  "classes": None if self.classes_ is None else self.classes_.tolist(),
-                 **({"chosen": self.chosen_.tolist()} if self.chosen_ is not None else {})}
+                 **({"chosen": self.weights_.tolist()} if self.weights_ is not None else {})}
         (folder / "blend.json").write_text(json.dumps(state, indent=2))
 
     def load(self, folder: Path) -> BlendModel:
@@ -191,7 +197,7 @@ class BlendModel(Model):
             if (self.members and names != self._plan_names()) or any("/" in m["folder"] for m in listing):
                 raise ValueError("members do not match the run's config")
             self.saved_ = names
-            self.chosen_ = _chosen_weights(state, len(names))
+            self.weights_ = _weights_weights(state, len(names))
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
@@ -201,7 +207,7 @@ class BlendModel(Model):
         return self
 
 
-def _chosen_weights(state: dict[str, Any], members: int) -> np.ndarray | None:
+def _weights_weights(state: dict[str, Any], members: int) -> np.ndarray | None:
     """The weights a fit chose, from blend.json (None: the given or equal ones); ValueError when they are damaged."""
     if "chosen" not in state:
         return None
@@ -209,6 +215,16 @@ def _chosen_weights(state: dict[str, Any], members: int) -> np.ndarray | None:
     if w.shape != (members,) or not np.all(np.isfinite(w)) or (w < 0).any() or not np.isclose(w.sum(), 1):
         raise ValueError(f"its chosen weights {state['chosen']!r} are not {members} non-negative shares")
     return w
+
+
+def _left_out(errors: np.ndarray) -> np.ndarray | None:
+    """Equal weights among the members whose squared error is within LEFT_OUT_ABOVE of the best finite one; None
+    (equal weights for all) when no error is finite."""
+    finite = np.isfinite(errors)
+    if not finite.any():
+        return None
+    kept = finite & (errors <= LEFT_OUT_ABOVE * errors[finite].min())
+    return kept / kept.sum()
 
 
 class _Fits:

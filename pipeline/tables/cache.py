@@ -105,6 +105,8 @@ def _sound(comp: Competition, builder: str, meta: Any, arrays: dict[str, np.ndar
         return False
     if y.shape != ((rows, len(comp.targets)) if comp.targets else (rows,)) or len(test_ids) != test_rows:
         return False
+    if not len(y):
+        return False
     if y.dtype == np.int64:  # class codes (a column per target when there are several)
         return bool(y.min() >= 0 and (comp.targets or (comp.is_classification and y.max() < len(comp.classes))))
     return y.dtype == np.float64 and bool(np.isfinite(y).all())
@@ -120,7 +122,7 @@ def kept(comp: Competition, ws: Workspace, data: Dataset) -> Dataset:
         return data
     try:
         return store(comp, ws, data)
-    except DataError:
+    except (DataError, OSError):  # OSError: the lock or the data files themselves could not be reached
         return data
 
 
@@ -133,8 +135,10 @@ def store(comp: Competition, ws: Workspace, data: Dataset) -> Dataset:
         try:
             _write(root, final, builder, data)
         except (OSError, ValueError) as exc:  # numpy says "N requested and M written" when the disk is full
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
-                "no space left on the device" if "requested and" in str(exc) else str(exc)
+            if isinstance(exc, ValueError) and "requested and" not in str(exc):
+                raise
+            reason = "no space left on the device" if isinstance(exc, ValueError) else \
+                exc.strerror or " ".join(str(exc).split())
             raise DataError(f"{root}: cannot write kc's feature cache ({reason}); free some space or make it "
                             "writable (kc train and submit read the CSVs without it)") from None
     found = read(comp, ws, builder, data.fingerprint)
@@ -167,11 +171,17 @@ def _write(root: Path, final: Path, builder: str, data: Dataset) -> None:
         meta = {"train_rows": len(data.y), "test_rows": len(ids), "names": list(data.feature_names),
                 "record": data.features}
         (staged / "meta.json").write_text(json.dumps(meta, indent=1))
-        for old in root.glob(f"{builder}-*"):  # this builder's conversions of other data or code, and nothing else
-            if old.is_symlink():
-                old.unlink()
-            elif old.is_dir() and _KEPT.fullmatch(old.name):
-                shutil.rmtree(old)
+        if final.is_symlink():
+            final.unlink()
+        elif final.exists():  # --force over the same key: set aside, so a failed rename leaves it in place
+            final.rename(staged.with_name(f"{STAGING}{builder}-replaced"))
         staged.rename(final)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+    for old in [*root.glob(f"{builder}-*"), *root.glob(f"{STAGING}{builder}-replaced")]:
+        if old == final:  # this builder's conversions of other data or code go, and nothing else
+            continue
+        if old.is_symlink():
+            old.unlink()
+        elif old.is_dir() and (_KEPT.fullmatch(old.name) or old.name.startswith(STAGING)):
+            shutil.rmtree(old, ignore_errors=True)

@@ -260,7 +260,7 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> Dataset:
     if data.from_cache and _looked_at(ws.cache_dir(comp.slug), data.fingerprint):
         return data
     if not data.from_cache and data.features["builder"] in cache.CACHED:
-        data = dataclasses.replace(cache.store(comp, ws, data), from_cache=False)
+        data = dataclasses.replace(cache.store(comp, ws, data), from_cache=False)  # mapped, but written just now
     import pandas as pd
 
     folder = ws.cache_dir(comp.slug)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipeline.core.competitions import Competition
@@ -74,22 +75,18 @@ def options_text(run: Run, comp: Competition) -> str:
 
 
 def _boosters(run: Run) -> list[int]:
-    """How many boosters each saved fit of a boosted run averages (its bags.json; one without it)."""
-    import json
-
+    """How many boosters each saved fit of a boosted run averages; [] when the run is not boosted or a count is
+    damaged (`kc submit` says which)."""
     from pipeline.models import _boosting, cat, lgbm
 
     state = {lgbm.LGBMModel.name: lgbm.STATE, cat.CatBoostModel.name: cat.STATE}.get(run.model)
-    fits = [p.parent for p in run.folder.rglob(state or "-") if not p.parent.name.startswith("bag")]
-    counts = []
-    for fit in fits:
-        try:
-            counts.append(int(json.loads((fit / _boosting.BAGS).read_text())["boosters"]))
-        except FileNotFoundError:
-            counts.append(1)
-        except (OSError, ValueError, KeyError, TypeError):  # damaged: `kc submit` says so; the table shows no count
-            return []
-    return counts
+    if state is None:
+        return []
+    fits = [p.parent for p in run.folder.rglob(state) if not p.parent.name.startswith(_boosting.BAG)]
+    try:
+        return [_boosting.boosters(fit) for fit in fits]
+    except KcError:
+        return []
 
 
 def _used(run: Run, regression: bool) -> dict[str, Any]:
@@ -98,13 +95,17 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
     if run.model == "blend":
         from pipeline.models.blend import BlendModel
 
-        saved = min(run.folder.rglob("blend.json"), default=None)  # the first fold's, or the first target's
+        saved: list[Path | None] = [*sorted(run.folder.rglob("blend.json"))] or [None]  # each fold's or target's
         blend = BlendModel(members=str(params.get("members", "")), weights=str(params.get("weights", "")))
         try:
-            names, weights = blend.resolved(regression, saved.parent if saved else None)
+            used = [blend.resolved(regression, path.parent if path else None) for path in saved]
         except KcError:  # options that no longer make a blend (edited by hand): shown as given
             return params
-        params["members"], params["weights"] = ",".join(names), tuple(float(w) for w in weights)
+        shares = sorted({tuple(float(w) for w in weights) for _, weights in used})
+        params["members"] = ",".join(used[0][0])
+        # a value blend judges its members in each fit: fits that left out different members show each choice
+        params["weights"] = shares[0] if len(shares) == 1 else \
+            "per fit " + "|".join(",".join(f"{w:.2f}" for w in share) for share in shares)
     return params
 
 

@@ -476,12 +476,12 @@ def test_default_blend_members_carry_their_options_and_round_trip(tmp_path, monk
     assert lasso.params() == {"alpha": 0.4, "l1_ratio": 1.0, "trim": 4.0, "clip": True}
     assert type(lasso.estimator_).__name__ == "ElasticNet"  # saved with skops, loaded through the allow-list below
     assert gbm.params() == {**SkGBM().params(), **fast, "seed": 3}
-    w = model.chosen_  # chosen on rows held out of the fit's own: nothing tuned on the scored rows
-    assert w is not None and sorted(w.tolist()) in ([0.5, 0.5], [0.0, 1.0])
+    w = model.weights_  # judged on rows held out of the fit's own: nothing tuned on the scored rows
+    assert w is not None and w.tolist() in ([0.5, 0.5], [1.0, 0.0])  # a linear target: the lasso is never left out
     np.testing.assert_allclose(model.predict(X), w[0] * lasso.predict(X) + w[1] * gbm.predict(X))
     model.save(tmp_path)
     again = blend.BlendModel(seed=3).load(tmp_path)
-    assert np.array_equal(again.chosen_, w) and np.array_equal(again.predict(X), model.predict(X))
+    assert np.array_equal(again.weights_, w) and np.array_equal(again.predict(X), model.predict(X))
     named = blend.BlendModel(members="sk-ridge,sk-gbm").fit(X, y)  # named members keep their own defaults
     assert named.models_[0].params() == SkRidge().params()
 
@@ -498,7 +498,7 @@ def test_a_value_blend_leaves_out_a_member_far_worse_on_held_rows(members, targe
     y = 20.0 * ((X[:, 0] > 0) ^ (X[:, 1] > 0)) if target == "steps" else 3.0 * X[:, 0]
     y = y + rng.normal(size=400)
     model = blend.BlendModel(members=members, seed=2).fit(X, y)
-    assert model.chosen_.tolist() == kept
+    assert model.weights_.tolist() == kept
     outputs = [m.predict(X) for m in model.models_]
     np.testing.assert_allclose(model.predict(X), sum(w * o for w, o in zip(kept, outputs, strict=True)), atol=1e-9)
     model.save(tmp_path)
@@ -510,15 +510,46 @@ def test_a_value_blend_leaves_out_a_member_far_worse_on_held_rows(members, targe
         blend.BlendModel(members=members).load(tmp_path)
 
 
+def test_a_value_blend_saved_before_members_were_judged_loads_with_equal_weights(tmp_path):
+    from pipeline.models import blend
+
+    X, y = values_table(n=200)
+    model = blend.BlendModel(members="sk-ridge,sk-ridge", weights="1,1").fit(X, y)
+    model.save(tmp_path)
+    state = json.loads((tmp_path / "blend.json").read_text())
+    assert "chosen" not in state  # as every blend.json written before
+    old = blend.BlendModel(members="sk-ridge,sk-ridge").load(tmp_path)
+    assert old.weights_ is None and old._weights().tolist() == [0.5, 0.5]
+    np.testing.assert_allclose(old.predict(X), model.predict(X))
+
+
+def test_a_left_out_member_is_not_refitted_and_not_asked_to_predict(monkeypatch):
+    from pipeline.models import blend
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = 20.0 * ((X[:, 0] > 0) ^ (X[:, 1] > 0)) + rng.normal(size=400)
+    fitted = []
+    real_fit = SkRidge.fit
+    monkeypatch.setattr(SkRidge, "fit", lambda self, X, y, *a, **k: fitted.append(len(X)) or real_fit(self, X, y))
+    model = blend.BlendModel(members="sk-ridge,sk-gbm", seed=2).fit(X, y)
+    lasso, trees = model.models_
+    assert model.weights_.tolist() == [0.0, 1.0] and fitted == [300]  # judged on 3/4 of the rows, not refitted
+    monkeypatch.setattr(type(lasso), "predict_values", lambda self, X: np.full(len(X), np.nan))
+    np.testing.assert_allclose(model.predict(X), trees.predict(X))  # its NaN outputs never reach the blend
+    assert blend._left_out(np.array([np.nan, 2.0, 5.0])).tolist() == [0.0, 1.0, 0.0]
+    assert blend._left_out(np.array([np.nan, np.inf])) is None
+
+
 def test_only_a_value_blend_given_no_weights_and_enough_rows_chooses():
     from pipeline.models import blend
 
     X, y = values_table(n=200)
-    assert blend.BlendModel(members="sk-ridge,sk-ridge", weights="1,3").fit(X, y).chosen_ is None
+    assert blend.BlendModel(members="sk-ridge,sk-ridge", weights="1,3").fit(X, y).weights_ is None
     assert blend.BlendModel(members="sk-ridge,sk-ridge").fit(X[:blend.CHOOSES_FROM - 1],
-                                                             y[:blend.CHOOSES_FROM - 1]).chosen_ is None
+                                                             y[:blend.CHOOSES_FROM - 1]).weights_ is None
     Xc, yc = classes_table(n=200)
-    assert blend.BlendModel(members="sk-logistic,sk-logistic").fit(Xc, yc).chosen_ is None
+    assert blend.BlendModel(members="sk-logistic,sk-logistic").fit(Xc, yc).weights_ is None
 
 
 def test_blend_weights_name_each_member_and_the_last_stands_for_the_rest():

@@ -111,7 +111,7 @@ def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
     model.fit(X, y)
     assert clock.now - t0 <= 1.1
     ridge, boosted = model.models_
-    # two timed fits: one judged on held rows, then the one kept, each given half of what was left
+    # two timed fits: one judged on held rows, then the one on all rows, each given half of what was left
     assert "time_limit" not in ridge.params() and 0.3 < boosted.time_limit <= 0.5 and boosted.stopped_by_ == "time"
     assert boosted.threads == 1
 
