@@ -85,7 +85,7 @@ class BlendModel(Model):
         try:
             state = json.loads((folder / "blend.json").read_text())
             self.saved_ = _member_names(state["members"])
-            self.weights_ = _weights_weights(state, len(self.saved_))
+            self.weights_ = _saved_weights(state, len(self.saved_))
         except (TypeError, OSError, ValueError, KeyError):
             self.saved_, self.weights_ = [], None
         return self._names_used(), self._weights()
@@ -197,7 +197,7 @@ class BlendModel(Model):
             if (self.members and names != self._plan_names()) or any("/" in m["folder"] for m in listing):
                 raise ValueError("members do not match the run's config")
             self.saved_ = names
-            self.weights_ = _weights_weights(state, len(names))
+            self.weights_ = _saved_weights(state, len(names))
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
@@ -207,7 +207,7 @@ class BlendModel(Model):
         return self
 
 
-def _weights_weights(state: dict[str, Any], members: int) -> np.ndarray | None:
+def _saved_weights(state: dict[str, Any], members: int) -> np.ndarray | None:
     """The weights a fit chose, from blend.json (None: the given or equal ones); ValueError when they are damaged."""
     if "chosen" not in state:
         return None
