@@ -134,9 +134,9 @@ def boosters(folder: Path) -> int:
     """How many boosters the fit saved in `folder` averages: its bags.json, or one without it."""
     try:
         count = json.loads((folder / BAGS).read_text())["boosters"] if (folder / BAGS).exists() else 1
-        if not isinstance(count, int) or not 1 <= count <= MOST_BAGS:
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MOST_BAGS:
             raise ValueError(f"boosters={count!r}")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise DataError(f"{saved_file(folder, BAGS)} cannot be read ({exc}); train it again") from None
     return count
 

@@ -86,7 +86,7 @@ class BlendModel(Model):
             state = json.loads((folder / "blend.json").read_text())
             self.saved_ = _member_names(state["members"])
             self.weights_ = _saved_weights(state, len(self.saved_))
-        except (TypeError, OSError, ValueError, KeyError):
+        except (TypeError, OSError, ValueError, KeyError, RecursionError):
             self.saved_, self.weights_ = [], None
         return self._names_used(), self._weights()
 
@@ -139,12 +139,13 @@ class BlendModel(Model):
                 judged.append(fits.fit(self._member(name, options), i in timed, X[keep], y[keep]))
                 errors.append(float(np.mean((judged[-1].predict_values(X[held]) - y[held]) ** 2)))
                 if judged[-1].interrupted_:  # Ctrl-C: no choice made on a half-trained member
-                    self.interrupted_, judged = True, []
+                    self.interrupted_ = True
                     break
-            self.weights_ = _left_out(np.asarray(errors)) if judged else None
+            self.weights_ = None if self.interrupted_ else _left_out(np.asarray(errors))
             fits.timed = sum(1 for i in timed if self.weights_ is None or self.weights_[i] > 0)
         for i, (name, options) in enumerate(plan):
-            if self.weights_ is not None and self.weights_[i] == 0:  # left out: kept as judged, never refitted
+            # left out: kept as judged, never refitted; after Ctrl-C the members judged so far are kept as they are
+            if i < len(judged) and (self.interrupted_ or (self.weights_ is not None and self.weights_[i] == 0)):
                 self.models_.append(judged[i])
                 continue
             member = fits.fit(self._member(name, options), i in timed, X, y, X_valid, y_valid)
@@ -201,7 +202,7 @@ class BlendModel(Model):
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise DataError(f"{folder.name}: the blend's saved members cannot be loaded ({exc})") from None
         self.fitted_ = True
         return self

@@ -118,3 +118,10 @@ def test_errors_name_the_run_and_the_path_inside_it(tmp_path):
     (fold / "bag1" / "lgbm.txt").write_text("tree\n")
     with pytest.raises(DataError, match=r"^run 20261201-050000-lgbm's fold0/bag1/lgbm.txt does not describe"):
         LGBMModel().load(fold)
+
+
+@pytest.mark.parametrize("text", ['{"boosters": true}', '{"boosters": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+def test_a_hand_edited_booster_count_is_one_line(text, tmp_path):
+    (tmp_path / _boosting.BAGS).write_text(text)
+    with pytest.raises(DataError, match="bags.json cannot be read"):
+        _boosting.boosters(tmp_path)

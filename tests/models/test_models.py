@@ -541,6 +541,34 @@ def test_a_left_out_member_is_not_refitted_and_not_asked_to_predict(monkeypatch)
     assert blend._left_out(np.array([np.nan, np.inf])) is None
 
 
+def test_ctrl_c_while_judging_keeps_the_members_judged_so_far(monkeypatch):
+    from pipeline.models import blend
+
+    X, y = values_table(n=200)
+    fitted = []
+    real_fit = SkRidge.fit
+
+    def stopped(self, X, y, *a, **k):
+        fitted.append(len(X))
+        real_fit(self, X, y)
+        self.interrupted_ = True  # as a member that caught Ctrl-C and kept what it had
+        return self
+
+    monkeypatch.setattr(SkRidge, "fit", stopped)
+    model = blend.BlendModel(members="sk-ridge,sk-gbm").fit(X, y)
+    assert model.interrupted_ and model.weights_ is None and fitted == [150]  # not refitted on all 200 rows
+    assert model.models_[1].fitted_
+
+
+def test_blend_json_nested_past_the_recursion_limit_is_one_line(tmp_path):
+    from pipeline.models import blend
+
+    (tmp_path / "blend.json").write_text('{"members": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert blend.BlendModel().resolved(True, tmp_path)[0] == ["sk-ridge", "sk-gbm"]  # shown as configured
+    with pytest.raises(DataError, match="the blend's saved members cannot be loaded"):
+        blend.BlendModel().load(tmp_path)
+
+
 def test_only_a_value_blend_given_no_weights_and_enough_rows_chooses():
     from pipeline.models import blend
 
