@@ -130,10 +130,12 @@ class BlendModel(Model):
         timed = [i for i, (name, options) in enumerate(plan) if "time_limit" in self._member(name, options).params()]
         # judged only where the time limit, if any, can be kept: members that keep no time would overrun it
         judging = self.regression_ and not self.weights and len(y) >= CHOOSES_FROM and (timed or deadline is None)
+        if judging:
+            keep, held = inner_split(None, len(y), HELD, self.seed)
+            judging = bool(np.ptp(y[keep]) > 0)  # one value on the judged rows: nothing to judge (catboost refuses it)
         fits = _Fits(deadline, len(timed) * (2 if judging else 1))
         judged: list[Model] = []
         if judging:
-            keep, held = inner_split(None, len(y), HELD, self.seed)
             errors = []
             for i, (name, options) in enumerate(plan):
                 judged.append(fits.fit(self._member(name, options), i in timed, X[keep], y[keep]))

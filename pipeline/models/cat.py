@@ -60,6 +60,8 @@ class CatBoostModel(Boosted):
         x = images.flat_inputs(X).astype(np.float32, copy=False)
         if self.regression_:
             target = np.asarray(y, np.float64)
+            if len(target) and np.ptp(target) == 0:
+                raise DataError("catboost needs targets of at least two values to learn from; these rows hold one")
         else:
             if len(self.classes_) < 2:
                 raise DataError("catboost needs rows of at least two classes to learn from; use more rows or folds")

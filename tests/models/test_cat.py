@@ -30,6 +30,12 @@ def test_early_stopping_keeps_the_round_with_the_lowest_inner_loss():
     assert model.best_rounds_ == int(np.argmin(losses)) + 1
 
 
+def test_a_constant_target_is_a_one_line_error():
+    X, y = values_table(n=60)
+    with pytest.raises(DataError, match="catboost needs targets of at least two values to learn from"):
+        CatBoostModel(iterations=10, threads=1).fit(X, np.full(len(y), 3.0))
+
+
 def test_a_fit_that_ran_every_round_says_so_though_it_keeps_fewer_trees():
     X, y = classes_table(n=600, d=6, k=2, seed=1)
     model = CatBoostModel(patience=500, iterations=40, learning_rate=0.9, refit=False, threads=1).fit(X, y)

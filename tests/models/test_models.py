@@ -541,6 +541,21 @@ def test_a_left_out_member_is_not_refitted_and_not_asked_to_predict(monkeypatch)
     assert blend._left_out(np.array([np.nan, np.inf])) is None
 
 
+def test_a_value_blend_whose_judged_rows_hold_one_value_keeps_every_member(monkeypatch):
+    from pipeline.models import blend
+    from pipeline.models._boosting import inner_split
+
+    members = (("catboost", {"patience": 0, "iterations": 20}), ("sk-ridge", {}))
+    monkeypatch.setitem(blend.DEFAULTS, "regression", members)
+    X, _ = values_table(n=100)
+    _, held = inner_split(None, 100, blend.HELD, 0)
+    y = np.ones(100)
+    y[held[0]] = 2.0  # all rows hold two values, the 3/4 a blend judges on hold one: catboost refuses to fit those
+    model = blend.BlendModel().fit(X, y)
+    assert model.weights_ is None and [m.name for m in model.models_] == ["catboost", "sk-ridge"]
+    assert np.isfinite(model.predict(X)).all()
+
+
 def test_ctrl_c_while_judging_keeps_the_members_judged_so_far(monkeypatch):
     from pipeline.models import blend
 
