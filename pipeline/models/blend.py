@@ -80,14 +80,17 @@ class BlendModel(Model):
         return list(DEFAULTS["regression" if self.regression_ else "classes"])
 
     def resolved(self, regression: bool, folder: Path | None = None) -> tuple[list[str], np.ndarray]:
-        """The members and normalised weights a run of this blend used (its saved members when `folder` holds them)."""
+        """The members and normalised weights a run of this blend used (its saved members when `folder` holds them);
+        DataError when `folder` holds a blend.json that cannot be read (its weights would be a guess)."""
         self.regression_ = regression
-        try:
-            state = json.loads((folder / "blend.json").read_text())
-            self.saved_ = _member_names(state["members"])
-            self.weights_ = _saved_weights(state, len(self.saved_))
-        except (TypeError, OSError, ValueError, KeyError, RecursionError):
-            self.saved_, self.weights_ = [], None
+        self.saved_, self.weights_ = [], None
+        if folder is not None and (folder / "blend.json").is_file():
+            try:
+                state = json.loads((folder / "blend.json").read_text())
+                self.saved_ = _member_names(state["members"])
+                self.weights_ = _saved_weights(state, len(self.saved_))
+            except (TypeError, OSError, ValueError, KeyError, RecursionError) as exc:
+                raise DataError(f"{folder.name}'s blend.json cannot be read: {exc}") from None
         return self._names_used(), self._weights()
 
     def _weights(self) -> np.ndarray:

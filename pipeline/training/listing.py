@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.competitions import Competition
-from pipeline.core.errors import KcError
+from pipeline.core.errors import DataError, KcError
 from pipeline.training.records import Damaged, Run
 
 
@@ -99,7 +99,9 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
         blend = BlendModel(members=str(params.get("members", "")), weights=str(params.get("weights", "")))
         try:
             used = [blend.resolved(regression, path.parent if path else None) for path in saved]
-        except KcError:  # options that no longer make a blend (edited by hand): shown as given
+        except DataError:  # a damaged blend.json (edited by hand): equal weights would be a guess
+            return params | {"weights": "unreadable"}
+        except KcError:  # options that no longer make a blend: shown as given
             return params
         shares = sorted({tuple(float(w) for w in weights) for _, weights in used})
         params["members"] = ",".join(used[0][0])

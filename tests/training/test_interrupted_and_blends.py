@@ -86,7 +86,7 @@ def test_a_blend_whose_saved_members_were_cut_to_one_still_lists(titanic_only, k
     path.write_text(json.dumps(saved | {"members": saved["members"][:1]}))
     listed = kc("runs", "titanic", ws=titanic_only)
     assert listed.exit_code == 0 and run.run_id in listed.stdout
-    assert "members=sk-logistic,knn" in listing.options_text(run, TITANIC)
+    assert "members=sk-logistic,knn weights=unreadable" in listing.options_text(run, TITANIC)
     refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
     assert refused.exit_code == 1 and "the blend's saved members cannot be loaded" in refused.stderr
 
@@ -102,3 +102,14 @@ def test_a_default_value_blend_and_one_naming_the_same_members_are_two_experimen
     named = trainer.train(houses, ws, trainer.TrainConfig("blend", {"members": "sk-ridge,sk-gbm"}, folds=0))
     assert default.score != named.score  # the defaults' members carry their own options
     assert listing.repeats([default, named], houses) == {}
+
+
+def test_a_blend_whose_chosen_weights_were_damaged_lists_them_as_unreadable_not_equal(titanic_only, kc):
+    run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend", {"members": "sk-logistic,knn"}))
+    path = run.folder / "blend.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"chosen": [0.7, 0.7]}))
+    assert listing.options_text(run, TITANIC) == "members=sk-logistic,knn weights=unreadable"
+    listed = kc("runs", "titanic", ws=titanic_only)
+    assert listed.exit_code == 0 and run.run_id in listed.stdout
+    refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
+    assert refused.exit_code == 1 and "its chosen weights [0.7, 0.7] are not 2 non-negative shares" in refused.stderr
