@@ -33,17 +33,29 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
 
+CACHE = Path(tempfile.gettempdir()) / "kc-bench-digits.npz"
+
+
+def cpu_name() -> str:
+    """The CPU's model name with its family and model numbers (which tell AMD's Zen generations apart)."""
+    info = {}
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name = info.get("model name", platform.processor())
+    return f"{name} (family {info.get('cpu family')}, model {info.get('model')})"
+
+
 def digits(zip_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(n, 28, 28) uint8 images and labels from Kaggle's train.csv, cached beside the temp folder."""
-    cache = Path(tempfile.gettempdir()) / "kc-bench-digits.npz"
-    if not cache.exists():
+    if not CACHE.exists():
         import pandas as pd
 
         with zipfile.ZipFile(zip_path) as z:
             frame = pd.read_csv(z.open("train.csv"))
         y = frame.pop("label").to_numpy()
-        np.savez(cache, X=frame.to_numpy().astype(np.uint8).reshape(-1, 28, 28), y=y)
-    saved = np.load(cache)
+        np.savez(CACHE, X=frame.to_numpy().astype(np.uint8).reshape(-1, 28, 28), y=y)
+    saved = np.load(CACHE)
     return saved["X"], saved["y"]
 
 
@@ -132,8 +144,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     X, y = digits(args.data / "digit-recognizer.zip")
     native = bf16_ok(torch.device("cpu"))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_name()
     print(f"CPU: {cpu}, {os.cpu_count()} cores, native bf16: {native}, torch {torch.__version__}, "
           f"{threads} threads; at most {args.rows} training rows, batch {args.bs}, {args.epochs} epochs\n")
     print("| split seed | loop | precision | width | 28×28 block | epoch wall s | epoch CPU s | total wall s | "
