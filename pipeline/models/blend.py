@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -84,12 +85,12 @@ class BlendModel(Model):
         DataError when `folder` holds a blend.json that cannot be read (its weights would be a guess)."""
         self.regression_ = regression
         self.saved_, self.weights_ = [], None
-        if folder is not None and (folder / "blend.json").is_file():
+        if folder is not None and os.path.lexists(folder / "blend.json"):  # a directory or dangling link: damaged
             try:
                 state = json.loads((folder / "blend.json").read_text())
                 self.saved_ = _member_names(state["members"])
                 self.weights_ = _saved_weights(state, len(self.saved_))
-            except (TypeError, OSError, ValueError, KeyError, RecursionError) as exc:
+            except (TypeError, OSError, ValueError, KeyError, RecursionError, OverflowError) as exc:
                 raise DataError(f"{folder.name}'s blend.json cannot be read: {exc}") from None
         return self._names_used(), self._weights()
 
@@ -207,7 +208,7 @@ class BlendModel(Model):
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
             raise DataError(f"{folder.name}: the blend's saved members cannot be loaded ({exc})") from None
         self.fitted_ = True
         return self

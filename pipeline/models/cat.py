@@ -67,8 +67,11 @@ class CatBoostModel(Boosted):
                 raise DataError("catboost needs rows of at least two classes to learn from; use more rows or folds")
             target = np.searchsorted(self.classes_, y)
         model, clock = self._estimator(self.iterations, deadline)
-        if self.patience > 0:
-            fit_rows, held = inner_split(None if self.regression_ else target, len(x), self.inner_pct, self.seed)
+        fit_rows, held = inner_split(None if self.regression_ else target, len(x), self.inner_pct, self.seed) \
+            if self.patience > 0 else (None, None)
+        if fit_rows is not None and np.ptp(target[fit_rows]) == 0:  # catboost refuses one value: fit every row
+            fit_rows = None
+        if fit_rows is not None:
             model.fit(x[fit_rows], target[fit_rows], eval_set=(x[held], target[held]), use_best_model=True,
                       early_stopping_rounds=self.patience, callbacks=[clock])
             rounds = model.get_best_iteration() + 1

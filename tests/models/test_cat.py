@@ -30,10 +30,15 @@ def test_early_stopping_keeps_the_round_with_the_lowest_inner_loss():
     assert model.best_rounds_ == int(np.argmin(losses)) + 1
 
 
-def test_a_constant_target_is_a_one_line_error():
+def test_a_constant_target_is_a_one_line_error_and_a_nearly_constant_one_fits():
     X, y = values_table(n=60)
     with pytest.raises(DataError, match="catboost needs targets of at least two values to learn from"):
         CatBoostModel(iterations=10, threads=1).fit(X, np.full(len(y), 3.0))
+    _, held = inner_split(None, len(y), CatBoostModel().inner_pct, 0)
+    nearly = np.full(len(y), 3.0)
+    nearly[held[0]] = 4.0  # its early-stopping rows hold one value: every row is fitted, without stopping early
+    model = CatBoostModel(iterations=10, threads=1).fit(X, nearly)
+    assert model.stopped_by_ == "rounds" and np.isfinite(model.predict(X)).all()
 
 
 def test_a_fit_that_ran_every_round_says_so_though_it_keeps_fewer_trees():

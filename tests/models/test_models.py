@@ -545,7 +545,7 @@ def test_a_value_blend_whose_judged_rows_hold_one_value_keeps_every_member(monke
     from pipeline.models import blend
     from pipeline.models._boosting import inner_split
 
-    members = (("catboost", {"patience": 0, "iterations": 20}), ("sk-ridge", {}))
+    members = (("catboost", {"iterations": 20}), ("sk-ridge", {}))  # early stopping on its own inner rows too
     monkeypatch.setitem(blend.DEFAULTS, "regression", members)
     X, _ = values_table(n=100)
     _, held = inner_split(None, 100, blend.HELD, 0)
@@ -581,6 +581,17 @@ def test_blend_json_nested_past_the_recursion_limit_is_one_line(tmp_path):
     (tmp_path / "blend.json").write_text('{"members": ' + "[" * 100_000 + "]" * 100_000 + "}")
     with pytest.raises(DataError, match="blend.json cannot be read: maximum recursion depth exceeded"):
         blend.BlendModel().resolved(True, tmp_path)  # kc runs lists its weights as unreadable
+    huge = {"members": [{"name": "sk-ridge", "folder": "a"}, {"name": "sk-gbm", "folder": "b"}],
+            "chosen": [10**400, 0], "classes": None}
+    (tmp_path / "blend.json").write_text(json.dumps(huge))  # past a float: OverflowError, not a ValueError
+    with pytest.raises(DataError, match="blend.json cannot be read: int too large"):
+        blend.BlendModel().resolved(True, tmp_path)
+    with pytest.raises(DataError, match="the blend's saved members cannot be loaded"):
+        blend.BlendModel().load(tmp_path)
+    (tmp_path / "blend.json").unlink()
+    (tmp_path / "blend.json").symlink_to(tmp_path / "gone.json")  # dangling: damaged, not absent
+    with pytest.raises(DataError, match="blend.json cannot be read"):
+        blend.BlendModel().resolved(True, tmp_path)
     with pytest.raises(DataError, match="the blend's saved members cannot be loaded"):
         blend.BlendModel().load(tmp_path)
 
