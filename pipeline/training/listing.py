@@ -100,7 +100,7 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
         try:
             used = [blend.resolved(regression, path.parent if path else None) for path in saved]
         except DataError:  # a damaged blend.json (edited by hand): equal weights would be a guess
-            return params | {"weights": "unreadable"}
+            return params | {"members": ",".join(blend._plan_names()), "weights": "unreadable"}
         except KcError:  # options that no longer make a blend: shown as given
             return params
         shares = sorted({tuple(float(w) for w in weights) for _, weights in used})

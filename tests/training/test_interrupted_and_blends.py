@@ -113,3 +113,9 @@ def test_a_blend_whose_chosen_weights_were_damaged_lists_them_as_unreadable_not_
     assert listed.exit_code == 0 and run.run_id in listed.stdout
     refused = kc("submit", "titanic", "--run", run.run_id, ws=titanic_only)
     assert refused.exit_code == 1 and "its chosen weights [0.7, 0.7] are not 2 non-negative shares" in refused.stderr
+
+
+def test_a_default_blend_with_a_damaged_blend_json_lists_its_default_members(titanic_only):
+    run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend", {}, folds=0))
+    (run.folder / "blend.json").write_text("{")
+    assert listing.options_text(run, TITANIC) == "members=sk-logistic,sk-gbm,catboost weights=unreadable"
