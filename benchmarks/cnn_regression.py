@@ -33,6 +33,7 @@ CNNModel(epochs=1, **options).fit(saved["X"][:rows], saved["y"][:rows])
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
 """
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, required=True, help="a checkout of the older kc")
@@ -56,6 +57,7 @@ def main() -> None:
                                   json.dumps(options)], capture_output=True, text=True, env=env, check=True)
             figures = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"| {name} | {repeat + 1} | {figures['wall']:.1f} | {figures['cpu']:.1f} |", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -46,6 +46,8 @@ DEFAULTS: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
 HELD = 0.25  # a value blend given no weights judges its members on this share of its rows, held out
 CHOOSES_FROM = 80  # rows; fewer keep every member (a quarter of them is too few to judge by)
 LEFT_OUT_ABOVE = 1.5  # times the best mean squared error on the held rows: a member missing by more is left out
+# what reading a damaged blend.json raises (wrong types, missing keys, deep nesting, numbers past a float)
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError)
 
 
 @dataclasses.dataclass
@@ -90,7 +92,7 @@ class BlendModel(Model):
                 state = json.loads((folder / "blend.json").read_text())
                 self.saved_ = _member_names(state["members"])
                 self.weights_ = _saved_weights(state, len(self.saved_))
-            except (TypeError, OSError, ValueError, KeyError, RecursionError, OverflowError) as exc:
+            except UNREADABLE as exc:
                 raise DataError(f"{folder.name}'s blend.json cannot be read: {exc}") from None
         return self._names_used(), self._weights()
 
@@ -208,7 +210,7 @@ class BlendModel(Model):
             self.models_ = [model_by_name(m["name"]).from_params(m["params"]).load(folder / m["folder"])
                             for m in listing]
             self.classes_ = None if state["classes"] is None else np.asarray(state["classes"], dtype=np.int64)
-        except (OSError, ValueError, KeyError, TypeError, RecursionError, OverflowError) as exc:
+        except UNREADABLE as exc:
             raise DataError(f"{folder.name}: the blend's saved members cannot be loaded ({exc})") from None
         self.fitted_ = True
         return self
