@@ -174,7 +174,8 @@ def test_convert_titanic_images_is_refused(fetched, kc):
         (["--features", "pixels"],
          "Error: --features pixels: expected one of generic, titanic, titanic-plain, houses\n"),
         (["--model", "linear", "--time-limit", "30"], "Error: --time-limit: model 'linear' cannot keep to a time "
-                                                      "budget; use lgbm, catboost or blend, or train without "
+                                                      "budget; use lgbm, catboost, blend, cnn or tabular, or "
+                                                      "train without "
                                                       "--time-limit\n"),
     ],
 )

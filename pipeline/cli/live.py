@@ -117,7 +117,13 @@ class TrainDisplay:
                             f"{epoch_figures(record)} ({row.seconds:.0f}s)")
 
     def batch(self, what: str, done: int, total: int) -> None:
-        """A batch ended: move the line; once a fit's pace is known, say about how long it will take."""
+        """A batch ended: move the line; once a fit's pace is known, say about how long it will take. ("epochs",
+        fitting, asked): a time limit chose how many epochs this fit trains."""
+        if what == "epochs":
+            if done < total:
+                self.ticker.say(f"{self.status.label.split(':')[0]}: {done} of {total} epochs fit in --time-limit")
+            self.epochs = self.status.epochs = done
+            return
         if what != "batch":
             return
         self.status.batch, self.status.batches = done, total

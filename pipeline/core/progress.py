@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-Listener = Callable[[str, int, int], None]  # (what, done, total): what is "batch", "predict" or "png"
+Listener = Callable[[str, int, int], None]  # (what, done, total): "batch", "predict", "png"; ("epochs", fitting, asked)
 
 _listener: ContextVar[Listener | None] = ContextVar("kc_progress", default=None)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,8 +15,14 @@ from fastai.callback.core import Callback, CancelFitException
 
 from pipeline.core import epochs, progress
 from pipeline.core.epochs import Epoch
+from pipeline.core.errors import UsageError
 from pipeline.models._torch import CtrlC
 from pipeline.models.base import EpochCallback
+
+PROBE_STEPS = 8  # training steps timed one by one (after one that warms up); their median paces an epoch
+# an epoch's seconds over its batches' median step and one validation batch: augmentation, batching and fastai's
+# callbacks cost about what the probe's own optimiser copy does (digits, Zen 1 EPYC: see benchmarks/RESULTS.md)
+EPOCH_OVERHEAD = 1.0
 
 
 class Watch(Callback):
@@ -30,6 +38,8 @@ class Watch(Callback):
       `interrupted`. What it keeps, for every fastai model: the weights of the best epoch so far when validation rows
       were watched, else (a refit, or before the first epoch ends) the weights as they are. A second Ctrl-C stops
       at once. A KeyboardInterrupt raised by `on_epoch` or a progress listener counts as Ctrl-C too.
+    - A `deadline` (time.monotonic seconds, set by `one_cycle` under a time limit) passed at the end of a batch
+      stops the fit the same way, keeping the same weights, and sets `out_of_time`.
 
     Its order, 90, puts it after fastai's Recorder (50) and TensorBoardCallback (51): the epoch's figures are there.
     """
@@ -47,7 +57,8 @@ class Watch(Callback):
         self.history: list[Epoch] = []
         self.best: Epoch | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
-        self.interrupted = False
+        self.interrupted = self.out_of_time = False
+        self.deadline: float | None = None
         self.ctrl_c = CtrlC()
 
     def ctrl_c_stops(self) -> CtrlC:
@@ -57,7 +68,7 @@ class Watch(Callback):
     def before_fit(self) -> None:
         """A fit starts: nothing recorded, nothing kept."""
         self.history.clear()
-        self.best, self.best_state, self.interrupted = None, None, False
+        self.best, self.best_state, self.interrupted, self.out_of_time = None, None, False, False
 
     def before_batch(self) -> None:
         """Move the batch to the device; augment training batches."""
@@ -91,8 +102,8 @@ class Watch(Callback):
         self._stop_if_asked()
 
     def after_cancel_fit(self) -> None:
-        """Stopped by Ctrl-C: go back to the best epoch's weights, when there is one."""
-        if self.interrupted and self.best_state is not None:
+        """Stopped by Ctrl-C or the deadline: go back to the best epoch's weights, when there is one."""
+        if (self.interrupted or self.out_of_time) and self.best_state is not None:
             self.learn.model.load_state_dict(self.best_state)
 
     def _hook(self, fn: Callable[..., None], *args: Any) -> None:
@@ -105,6 +116,55 @@ class Watch(Callback):
         if self.ctrl_c.pressed:
             self.interrupted = True
             raise CancelFitException
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.out_of_time = True
+            raise CancelFitException
+
+
+def one_cycle(learn: Any, watch: Watch, n_epochs: int, lr: float, time_limit: float = 0.0,
+              started: float | None = None) -> None:
+    """fastai's `fit_one_cycle` under kc's Watch: Ctrl-C keeps the best epoch; with `time_limit` (seconds from
+    `started`, a time.monotonic reading) it trains as many of `n_epochs` as the pace measured here says fit, tells
+    progress listeners ("epochs", fitting, asked), and stops at the deadline whatever the estimate said."""
+    from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
+
+    with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
+        if time_limit > 0:
+            start = time.monotonic() if started is None else started
+            fitting = epochs_in_time(learn, watch.dev, n_epochs, start + time_limit)
+            progress.report("epochs", fitting, n_epochs)
+            n_epochs = fitting
+            watch.deadline = start + time_limit
+        learn.fit_one_cycle(n_epochs, lr)
+
+
+def epochs_in_time(learn: Any, device: torch.device, n_epochs: int, deadline: float) -> int:
+    """How many of `n_epochs` end before `deadline`, judged by timing a few training steps and a validation batch on
+    a copy of the network (the fit's weights and random draws stay as they were); at least one, or a UsageError."""
+    train, valid = learn.dls.train, learn.dls.valid  # torch DataLoaders of `_torch.Batches`
+    net = copy.deepcopy(learn.model).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-6)
+    *xb, yb = (t.to(device) for t in train.dataset.__getitems__(list(range(train.batch_size))))
+    *xv, _ = (t.to(device) for t in valid.dataset.__getitems__(list(range(min(valid.batch_size, len(valid.dataset))))))
+
+    def step() -> None:
+        opt.zero_grad()
+        learn.loss_func(net(*xb), yb).backward()
+        opt.step()
+
+    with torch.random.fork_rng(devices=[]):  # dropout draws here must not move the fit's own
+        step()  # the first call allocates and picks kernels
+        per_step = statistics.median(seconds(step) for _ in range(PROBE_STEPS))  # one busy moment moves a mean
+        net.eval()
+        with torch.no_grad():
+            per_valid = seconds(lambda: net(*xv))
+    epoch = EPOCH_OVERHEAD * (len(train) * per_step + len(valid) * per_valid)
+    left = deadline - time.monotonic()
+    fitting = min(n_epochs, int(left // epoch))
+    if fitting < 1:
+        raise UsageError(f"--time-limit: one epoch takes about {epoch:.0f} s here, and this fit has {max(left, 0):.0f} "
+                         "s left; give more seconds, or train without --time-limit")
+    return fitting
 
 
 @dataclass(frozen=True)
@@ -132,3 +192,10 @@ def find_lr(learn: Any) -> LrFound:
             found = learn.lr_find(show_plot=False, suggest_funcs=(valley,))
     lrs, losses = (tuple(float(v) for v in values) for values in (learn.recorder.lrs, learn.recorder.losses))
     return LrFound(float(found.valley), lrs, losses)
+
+
+def seconds(work: Callable[[], object]) -> float:
+    """How long one call of `work` takes (time.monotonic)."""
+    t0 = time.monotonic()
+    work()
+    return time.monotonic() - t0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +17,7 @@ from torch import nn
 from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
-from pipeline.models._fastai import LrFound, Watch, find_lr
+from pipeline.models._fastai import LrFound, Watch, find_lr, one_cycle
 from pipeline.models.base import EpochCallback, Model
 from pipeline.pixels import images
 
@@ -121,6 +122,7 @@ class CNNModel(Model):
     precision: str = "auto"  # auto (bfloat16 where the CPU has it), bf16 or fp32
     full_res: bool = False  # a residual block at 28×28 too: about a third more CPU per epoch
     threads: int = 0  # torch threads; 0: the cores not busy when training starts
+    time_limit: float = 0.0  # seconds one fit may take (0 = no limit): fewer epochs if short; kc shares --time-limit
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
 
@@ -131,12 +133,12 @@ class CNNModel(Model):
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> CNNModel:
-        """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
-        from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
-
+        """Train one cycle (fewer epochs when `time_limit` says so); report each epoch; Ctrl-C stops and keeps the
+        best epoch so far (see `Watch`)."""
+        started = time.monotonic()
         learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
-        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging(), _torch.threads(n_threads):
-            learn.fit_one_cycle(self.epochs, self.lr)
+        with _torch.threads(n_threads):
+            one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
         self.interrupted_ = watch.interrupted
         self.net_ = learn.model.eval()
         return self

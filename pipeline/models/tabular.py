@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,7 +16,7 @@ from torch import nn
 from pipeline.core import tracking
 from pipeline.core.errors import UsageError
 from pipeline.models import _torch
-from pipeline.models._fastai import LrFound, Watch, find_lr
+from pipeline.models._fastai import LrFound, Watch, find_lr, one_cycle
 from pipeline.models.base import EpochCallback, Model
 
 # fastai's modules decorate with torch.jit.script, which this torch deprecates loudly at import
@@ -64,6 +65,7 @@ class TabularModel(Model):
     dropout: float = 0.1
     seed: int = 0
     device: str = "auto"
+    time_limit: float = 0.0  # seconds one fit may take (0 = no limit): fewer epochs if short; kc shares --time-limit
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
     y_mean_: float = dataclasses.field(default=0.0, init=False, repr=False)
@@ -89,12 +91,11 @@ class TabularModel(Model):
     @_torch.small_tables_on_one_thread
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> TabularModel:
-        """Train with `fit_one_cycle`; report each epoch; Ctrl-C stops and keeps the best epoch so far (see `Watch`)."""
-        from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
-
+        """Train one cycle (fewer epochs when `time_limit` says so); report each epoch; Ctrl-C stops and keeps the
+        best epoch so far (see `Watch`)."""
+        started = time.monotonic()
         learn, watch = self._learner(X, y, X_valid, y_valid, on_epoch)
-        with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(self.epochs, self.lr)
+        one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
         self.interrupted_ = watch.interrupted
         self.net_ = learn.model.eval()
         return self

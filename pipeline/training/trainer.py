@@ -97,8 +97,8 @@ def build_model(comp: Competition, cfg: TrainConfig, time_limit: float = 0.0) ->
     elif cfg.device == "cuda":
         raise UsageError(f"--device cuda: model '{cfg.model}' runs on the CPU only")
     if cfg.time_limit and "time_limit" not in names:
-        raise UsageError(f"--time-limit: model '{cfg.model}' cannot keep to a time budget; use lgbm, catboost or "
-                         "blend, or train without --time-limit")
+        raise UsageError(f"--time-limit: model '{cfg.model}' cannot keep to a time budget; use lgbm, catboost, "
+                         "blend, cnn or tabular, or train without --time-limit")
     if time_limit:
         params["time_limit"] = round(time_limit, 3)
     return cls.from_params(params)

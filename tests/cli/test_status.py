@@ -94,3 +94,19 @@ def test_an_epoch_table_too_long_to_show_says_which_epochs_it_shows():
     table = epoch_table(rows)
     assert table.title == "epochs: 24 of 40 shown (first, best, last and evenly between)"
     assert epoch_table(rows[:10]).title == "epochs"
+
+
+def test_a_time_limit_that_cuts_the_epochs_is_said_and_counted():
+    buffer = io.StringIO()
+    display = TrainDisplay(12)
+    import pipeline.cli.live as live
+
+    live.err, before = Console(file=buffer, width=200), live.err
+    try:
+        with display.running():
+            display.stage("training cnn on 37,800 rows: fp32 channels-last, 2 threads", 12)
+            display.batch("epochs", 9, 12)
+    finally:
+        live.err = before
+    assert re.search(r"^training cnn on 37,800 rows: 9 of 12 epochs fit in --time-limit$", buffer.getvalue(), re.M)
+    assert display.epochs == display.status.epochs == 9

@@ -1,13 +1,17 @@
-"""The one fastai Callback both fastai models train with: epochs recorded, Ctrl-C keeps the lowest-loss epoch."""
+"""What both fastai models share: epochs recorded, Ctrl-C keeps the lowest-loss epoch, a time limit keeps time."""
 
 import os
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Clock
 
-from pipeline.core import epochs
+from pipeline.core import epochs, progress
+from pipeline.core.errors import UsageError
+from pipeline.models import _fastai
 
 DIGITS = Path(__file__).parents[1] / "fixtures" / "digit-recognizer"
 
@@ -83,3 +87,52 @@ def test_a_fit_without_validation_rows_records_train_loss_only_and_stops_on_ctrl
     model.fit(X, y, on_epoch=interrupt)
     assert model.interrupted_ and model.history_ == seen and len(seen) == 1
     assert seen[0].figures().keys() == {"train_loss"}  # no figures from a sliver of its own training rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
+def test_a_time_limit_long_enough_trains_every_epoch_exactly_as_without_one(make):
+    model, X, y, Xv, yv, *_ = make()
+    model.epochs = 3
+    heard = []
+    plain = model.fit(X, y, Xv, yv).predict_proba(Xv)
+    with progress.listening(lambda *event: heard.append(event) if event[0] == "epochs" else None):
+        model.time_limit = 1e6
+        timed = model.fit(X, y, Xv, yv).predict_proba(Xv)
+    assert heard == [("epochs", 3, 3)] and len(model.history_) == 3
+    np.testing.assert_array_equal(timed, plain)  # timing the pace moved no weights and no random draws
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
+def test_a_time_limit_trains_the_epochs_the_pace_allows_and_stops_at_its_deadline(make, monkeypatch):
+    model, X, y, Xv, yv, *_ = make()
+    module = sys.modules[type(model).__module__]
+    clock = Clock(1.0)  # every reading of the clock is a second later: the pace and the deadline become counts
+    monkeypatch.setattr(_fastai, "time", clock)
+    monkeypatch.setattr(module, "time", clock)
+    # the probe times each step and the validation batch at a second (two readings); the fit's batches read the clock
+    # once each, a second a batch; as if the probe judged epochs 4x too fast, the deadline, not the estimate, ends it
+    monkeypatch.setattr(_fastai, "EPOCH_OVERHEAD", 0.25)
+    heard = []
+    model.time_limit = 28.0  # 20 readings before the fit starts: 9 seconds for epochs judged at about 2 s
+    with progress.listening(lambda *event: heard.append(event) if event[0] == "epochs" else None):
+        model.fit(X, y, Xv, yv)
+    [(_, fitting, asked)] = heard
+    assert asked == model.epochs and 1 <= fitting < asked  # the probe judged that not all of them fit
+    assert 1 <= len(model.history_) < fitting and not model.interrupted_
+    assert clock.now <= 1 + 28.0 + 1  # the clock passed the limit by one reading at most: the fit stopped there
+    assert model.predict_proba(Xv).shape == (len(Xv), len(np.unique(y)))
+
+
+@pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
+def test_a_time_limit_shorter_than_one_epoch_is_refused_before_training(make, monkeypatch):
+    model, X, y, Xv, yv, *_ = make()
+    clock = Clock(1.0)
+    monkeypatch.setattr(_fastai, "time", clock)
+    monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)
+    model.time_limit = 3.0
+    with pytest.raises(UsageError, match=r"^--time-limit: one epoch takes about \d+ s here, and this fit has 0 s left; "
+                                         r"give more seconds, or train without --time-limit$"):
+        model.fit(X, y, Xv, yv)
+    assert model.history_ == []

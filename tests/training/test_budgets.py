@@ -119,7 +119,18 @@ def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
 def test_a_time_limit_needs_a_model_that_keeps_time(fetched):
     cfg = trainer.TrainConfig(model="linear", time_limit=5)
     with pytest.raises(UsageError, match=r"--time-limit: model 'linear' cannot keep to a time budget; use lgbm, "
-                                         r"catboost or blend, or train without --time-limit"):
+                                         r"catboost, blend, cnn or tabular, or train without --time-limit"):
         trainer.train(TITANIC, Workspace(fetched), cfg)
     with pytest.raises(UsageError, match=r"--time-limit -1: expected seconds"):
         trainer.TrainConfig(model="lgbm", time_limit=-1).check()
+
+
+@pytest.mark.slow
+def test_a_cnn_run_shares_its_time_limit_with_its_fit_and_records_it(fetched):
+    digits = competitions.get("digit-recognizer")
+    cfg = trainer.TrainConfig(model="cnn", params={"epochs": 2, "width": 4, "bs": 32}, time_limit=600, threads=1)
+    seen = []
+    run = trainer.train(digits, Workspace(fetched), cfg, on_epoch=seen.append)
+    assert run.config.time_limit == 600 and len(seen) == 2  # two epochs of a tiny network fit in ten minutes
+    config = json.loads((run.folder / "config.json").read_text())
+    assert config["time_limit"] == 600
