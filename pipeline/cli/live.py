@@ -126,7 +126,7 @@ class TrainDisplay:
             return
         if what != "batch":
             return
-        self.status.batch, self.status.batches = done, total
+        self.status.progress(done, total)
         elapsed = time.perf_counter() - self.status.fit_start
         if not self._told and elapsed > 5 and (left := self.status.eta()) is not None:
             self._told = True

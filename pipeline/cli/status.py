@@ -44,25 +44,38 @@ class Status:
     batches: int = 0
     fit_start: float = field(default_factory=time.perf_counter)
     start: float = field(default_factory=time.perf_counter)
+    paced: tuple[float, float] | None = None  # (when, share of the fit done) at its first batch: the pace starts there
 
     def new_fit(self, label: str, epochs: int | None = None) -> None:
         """A fit (or any stage) starts: its clock and counters restart."""
         self.label, self.epoch, self.figures, self.batch, self.batches = label, 0, "", 0, 0
         self.epochs = epochs if epochs is not None else self.epochs
-        self.fit_start = time.perf_counter()
+        self.fit_start, self.paced = time.perf_counter(), None
+
+    def progress(self, batch: int, batches: int, now: float | None = None) -> None:
+        """A training batch ended; the first one of a fit starts the pace (not the setup before it: a time limit's
+        probe, the data turned into tensors)."""
+        self.batch, self.batches = batch, batches
+        if self.paced is None:
+            self.paced = (time.perf_counter() if now is None else now, self._done())
+
+    def _done(self) -> float:
+        """The share of this fit's epochs done."""
+        return (self.epoch + (self.batch / self.batches if self.batches else 0.0)) / self.epochs if self.epochs else 0.0
 
     def eta(self, now: float | None = None) -> float | None:
         """Seconds left in this fit and the folds after it, from the pace so far (None until there is a pace)."""
         if not self.epochs:
             return None
         now = time.perf_counter() if now is None else now
-        done = (self.epoch + (self.batch / self.batches if self.batches else 0.0)) / self.epochs
-        if done <= 0:
+        done = self._done()
+        since, done_then = self.paced or (self.fit_start, 0.0)
+        if done <= done_then:
             return None
-        fit_left = (now - self.fit_start) * (1 - done) / done
+        fit_seconds = (now - since) / (done - done_then)  # a whole fit at this pace
         fold = re.match(r"fold (\d+)/(\d+)", self.label)
-        later = (int(fold.group(2)) - int(fold.group(1))) * (now - self.fit_start) / done if fold else 0.0
-        return fit_left + later
+        later = (int(fold.group(2)) - int(fold.group(1))) * fit_seconds if fold else 0.0
+        return fit_seconds * (1 - done) + later
 
     def line(self, width: int | None = None, now: float | None = None) -> str:
         """The line, metric first, cut to `width` characters by dropping the stage text first."""

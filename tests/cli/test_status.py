@@ -42,6 +42,14 @@ def test_the_eta_counts_the_epochs_and_folds_left():
     assert clock(5) == "0:05" and clock(754) == "12:34" and clock(3723) == "1:02:03"
 
 
+def test_the_eta_counts_from_the_first_batch_not_from_the_setup_before_it():
+    s = Status(label="training cnn", epochs=5, start=0.0, fit_start=0.0)
+    s.progress(1, 100, now=30.0)  # 30 s of setup (tensors, a time limit's probe), then the first batch
+    assert s.eta(now=30.0) is None  # one batch is no pace yet
+    s.progress(11, 100, now=40.0)  # 10 batches in 10 s: 500 batches in all, 489 left
+    assert s.eta(now=40.0) == pytest.approx(489.0)
+
+
 def test_not_on_a_terminal_a_plain_line_comes_every_interval():
     buffer = io.StringIO()
     s = Status(label="training cnn", epochs=3, batch=1, batches=10)
