@@ -116,22 +116,25 @@ def progress_bar(epochs: int | None) -> Iterator[Any]:
     """A fastprogress bar over the batches of each fit, its comment the stage and the last epoch's figures."""
     from fastprogress.fastprogress import progress_bar as bar
 
-    state: dict[str, Any] = {"bar": None, "stage": "", "figures": "", "epoch": 0, "start": time.perf_counter()}
+    state: dict[str, Any] = {"bar": None, "stage": "", "figures": "", "epoch": 0, "start": time.perf_counter(),
+                             "epochs": epochs}
 
     def comment() -> str:
-        of = f"epoch {state['epoch'] + 1}/{epochs} · " if epochs else ""
+        of = f"epoch {state['epoch'] + 1}/{state['epochs']} · " if state["epochs"] else ""
         return f"{state['figures'] + ' · ' if state['figures'] else ''}{of}{state['stage']}"
 
     def on_batch(what: str, done: int, total: int) -> None:
+        if what == "epochs":  # a time limit chose how many epochs this fit trains
+            state["epochs"] = done
         if what != "batch":
             return
-        span = total * (epochs or 1)  # one bar over all the fit's epochs when their number is known
+        span = total * (state["epochs"] or 1)  # one bar over all the fit's epochs when their number is known
         if state["bar"] is None:
             started: Any = bar(range(span), leave=True)
             started.update(0)  # starts its clock
             state["bar"] = started
         state["bar"].comment = comment()
-        state["bar"].update(min(span, (state["epoch"] if epochs else 0) * total + done))
+        state["bar"].update(min(span, (state["epoch"] if state["epochs"] else 0) * total + done))
 
     class Hooks:
         def stage(self, text: str) -> None:
