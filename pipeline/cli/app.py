@@ -390,8 +390,9 @@ def train(
                                                                     "the tensorboard extra)")] = False,
     threads: Threads = 0,
     time_limit: Annotated[float, typer.Option(min=0.0, help="seconds the whole run may take: fewer boosting rounds "
-                                                            "when short, up to 5 boosters averaged when long (lgbm, "
-                                                            "catboost, blend; 0 = no limit)")] = 0.0,
+                                                            "or epochs when short, up to 5 boosters averaged when "
+                                                            "long (lgbm, catboost, blend, cnn, tabular; 0 = no "
+                                                            "limit)")] = 0.0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""

@@ -119,10 +119,14 @@ class TrainDisplay:
     def batch(self, what: str, done: int, total: int) -> None:
         """A batch ended: move the line; once a fit's pace is known, say about how long it will take. ("epochs",
         fitting, asked): a time limit chose how many epochs this fit trains."""
-        if what == "epochs":
-            if done < total:
-                self.ticker.say(f"{self.status.label.split(':')[0]}: {done} of {total} epochs fit in --time-limit")
-            self.epochs = self.status.epochs = done
+        if what in ("epochs", "stopped") and self.epochs is not None:  # not a blend's member: its stage has no epochs
+            label = self.status.label.split(":")[0]
+            if what == "stopped":
+                self.ticker.say(f"{label}: stopped at --time-limit after {done} of {total} epochs")
+            else:
+                if done < total:
+                    self.ticker.say(f"{label}: {done} of {total} epochs fit in --time-limit")
+                self.epochs = self.status.epochs = done
             return
         if what != "batch":
             return

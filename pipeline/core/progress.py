@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-Listener = Callable[[str, int, int], None]  # (what, done, total): "batch", "predict", "png"; ("epochs", fitting, asked)
+# (what, done, total): "batch", "predict", "png"; under a time limit ("epochs", fitting, asked) and ("stopped",
+# epochs done, fitting)
+Listener = Callable[[str, int, int], None]
 
 _listener: ContextVar[Listener | None] = ContextVar("kc_progress", default=None)
 

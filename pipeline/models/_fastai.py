@@ -1,4 +1,5 @@
-"""The one fastai Callback both fastai models (cnn, tabular) train with: batches, progress, epochs, pruning, Ctrl-C."""
+"""What both fastai models (cnn, tabular) train with: one Callback (batches, progress, epochs, pruning, Ctrl-C, a
+deadline) and a one-cycle fit that keeps to a time limit."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ from pipeline.models._torch import CtrlC
 from pipeline.models.base import EpochCallback
 
 PROBE_STEPS = 8  # training steps timed one by one (after one that warms up); their median paces an epoch
-# an epoch's seconds over its batches' median step and one validation batch: augmentation, batching and fastai's
-# callbacks cost about what the probe's own optimiser copy does (digits, Zen 1 EPYC: see benchmarks/RESULTS.md)
-EPOCH_OVERHEAD = 1.0
+# an epoch's seconds over its batches' median step (augmentation, forward, backward, the fit's optimiser) and its
+# validation batches: a margin, since a cut costs the schedule's last epochs
+EPOCH_OVERHEAD = 1.1
+# seconds fastai's loop adds to each batch beyond the step (callbacks, batching), and to each epoch (its start and
+# end, the best weights kept): tabular on 20,000 rows (312 batches of 64) took 2.2 s an epoch against 1.6 s of timed
+# steps, on 712 rows 84 ms against 55 ms (Zen 1 EPYC); small beside a CNN's 0.2 s steps
+BATCH_OVERHEAD, EPOCH_FIXED = 0.002, 0.03
 
 
 class Watch(Callback):
@@ -38,8 +43,8 @@ class Watch(Callback):
       `interrupted`. What it keeps, for every fastai model: the weights of the best epoch so far when validation rows
       were watched, else (a refit, or before the first epoch ends) the weights as they are. A second Ctrl-C stops
       at once. A KeyboardInterrupt raised by `on_epoch` or a progress listener counts as Ctrl-C too.
-    - A `deadline` (time.monotonic seconds, set by `one_cycle` under a time limit) passed at the end of a batch
-      stops the fit the same way, keeping the same weights, and sets `out_of_time`.
+    - A `deadline` (time.monotonic seconds, set by `one_cycle` under a time limit) passed at the end of a training
+      batch stops the fit the same way, keeping the same weights, and sets `out_of_time`.
 
     Its order, 90, puts it after fastai's Recorder (50) and TensorBoardCallback (51): the epoch's figures are there.
     """
@@ -48,12 +53,13 @@ class Watch(Callback):
 
     def __init__(self, device: torch.device, on_epoch: EpochCallback | None = None, validating: bool = True,
                  rmse_scale: float | None = None,
-                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 augment_gen: torch.Generator | None = None):
         super().__init__()
         # rmse_scale: the target's std for a regression on a standardised target (valid_rmse on the target's scale);
-        # None: a classifier whose first fastai metric is accuracy
+        # None: a classifier whose first fastai metric is accuracy; augment_gen: the generator `augment` draws from
         self.dev, self.on_epoch, self.validating = device, on_epoch, validating
-        self.rmse_scale, self.augment = rmse_scale, augment
+        self.rmse_scale, self.augment, self.augment_gen = rmse_scale, augment, augment_gen
         self.history: list[Epoch] = []
         self.best: Epoch | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -81,7 +87,7 @@ class Watch(Callback):
         """Report a training batch; stop here when Ctrl-C was pressed."""
         if self.training:
             self._hook(progress.report, "batch", self.iter + 1, self.n_iter)
-        self._stop_if_asked()
+        self._stop_if_asked(deadline=self.training)  # a finished epoch's validation is not cut
 
     def after_epoch(self) -> None:
         """Record the epoch, keep the best weights, hand the epoch on."""
@@ -112,11 +118,11 @@ class Watch(Callback):
         except KeyboardInterrupt:
             self.ctrl_c.pressed = True
 
-    def _stop_if_asked(self) -> None:
+    def _stop_if_asked(self, deadline: bool = False) -> None:
         if self.ctrl_c.pressed:
             self.interrupted = True
             raise CancelFitException
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if deadline and self.deadline is not None and time.monotonic() > self.deadline:
             self.out_of_time = True
             raise CancelFitException
 
@@ -125,44 +131,58 @@ def one_cycle(learn: Any, watch: Watch, n_epochs: int, lr: float, time_limit: fl
               started: float | None = None) -> None:
     """fastai's `fit_one_cycle` under kc's Watch: Ctrl-C keeps the best epoch; with `time_limit` (seconds from
     `started`, a time.monotonic reading) it trains as many of `n_epochs` as the pace measured here says fit, tells
-    progress listeners ("epochs", fitting, asked), and stops at the deadline whatever the estimate said."""
+    progress listeners ("epochs", fitting, asked), and stops at the deadline whatever the estimate said (then
+    `watch.out_of_time`, and ("stopped", epochs done, fitting) to listeners; a UsageError before one epoch ended)."""
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
 
     with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
         if time_limit > 0:
             start = time.monotonic() if started is None else started
-            fitting = epochs_in_time(learn, watch.dev, n_epochs, start + time_limit)
+            fitting = epochs_in_time(learn, watch, n_epochs, start + time_limit)
+            if watch.ctrl_c.pressed:  # Ctrl-C while the pace was timed: nothing trained, nothing to keep
+                raise KeyboardInterrupt
             progress.report("epochs", fitting, n_epochs)
             n_epochs = fitting
             watch.deadline = start + time_limit
         learn.fit_one_cycle(n_epochs, lr)
+    if watch.out_of_time:
+        if not watch.history:
+            raise UsageError(f"--time-limit: the time ran out before the first of {n_epochs} epochs ended (the machine "
+                             "slowed down after the pace was timed); give more seconds, or train without --time-limit")
+        progress.report("stopped", len(watch.history), n_epochs)
 
 
-def epochs_in_time(learn: Any, device: torch.device, n_epochs: int, deadline: float) -> int:
-    """How many of `n_epochs` end before `deadline`, judged by timing a few training steps and a validation batch on
-    a copy of the network (the fit's weights and random draws stay as they were); at least one, or a UsageError."""
+def epochs_in_time(learn: Any, watch: Watch, n_epochs: int, deadline: float) -> int:
+    """How many of `n_epochs` end before `deadline`, judged by timing a few training steps (augmentation, forward,
+    backward, the fit's optimiser) and a validation batch on a copy of the network; the fit's weights and its CPU
+    random draws (dropout, augmentation) stay as they were. At least one, or a UsageError."""
     train, valid = learn.dls.train, learn.dls.valid  # torch DataLoaders of `_torch.Batches`
     net = copy.deepcopy(learn.model).train()
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-6)
-    *xb, yb = (t.to(device) for t in train.dataset.__getitems__(list(range(train.batch_size))))
-    *xv, _ = (t.to(device) for t in valid.dataset.__getitems__(list(range(min(valid.batch_size, len(valid.dataset))))))
+    opt = learn.opt_func(list(net.parameters()), lr=1e-6)  # fastai's own: torch's AdamW imports 2 s of dynamo at first
+    (*xb, yb), (*xv, _) = first_batch(train, watch.dev), first_batch(valid, watch.dev)
+    gen = watch.augment_gen.get_state() if watch.augment_gen is not None else None
 
     def step() -> None:
+        inputs = [*xb[:-1], watch.augment(xb[-1])] if watch.augment is not None else xb
         opt.zero_grad()
-        learn.loss_func(net(*xb), yb).backward()
+        learn.loss_func(net(*inputs), yb).backward()
         opt.step()
 
     with torch.random.fork_rng(devices=[]):  # dropout draws here must not move the fit's own
-        step()  # the first call allocates and picks kernels
-        per_step = statistics.median(seconds(step) for _ in range(PROBE_STEPS))  # one busy moment moves a mean
+        per_step = 0.0  # no whole batch (a table of one row, batches of two): the fit trains no step
+        if len(train):
+            step()  # the first call allocates and picks kernels
+            per_step = statistics.median(seconds(step) for _ in range(PROBE_STEPS))  # one busy moment moves a mean
         net.eval()
         with torch.no_grad():
             per_valid = seconds(lambda: net(*xv))
-    epoch = EPOCH_OVERHEAD * (len(train) * per_step + len(valid) * per_valid)
+    if watch.augment_gen is not None and gen is not None:
+        watch.augment_gen.set_state(gen)
+    epoch = EPOCH_OVERHEAD * (EPOCH_FIXED + len(train) * (per_step + BATCH_OVERHEAD) + len(valid) * per_valid)
     left = deadline - time.monotonic()
-    fitting = min(n_epochs, int(left // epoch))
+    fitting = n_epochs if left >= n_epochs * epoch else int(left // epoch)  # (a huge limit: no int of infinity)
     if fitting < 1:
-        raise UsageError(f"--time-limit: one epoch takes about {epoch:.0f} s here, and this fit has {max(left, 0):.0f} "
+        raise UsageError(f"--time-limit: one epoch takes about {epoch:.1f} s here, and this fit has {max(left, 0):.1f} "
                          "s left; give more seconds, or train without --time-limit")
     return fitting
 
@@ -192,6 +212,12 @@ def find_lr(learn: Any) -> LrFound:
             found = learn.lr_find(show_plot=False, suggest_funcs=(valley,))
     lrs, losses = (tuple(float(v) for v in values) for values in (learn.recorder.lrs, learn.recorder.losses))
     return LrFound(float(found.valley), lrs, losses)
+
+
+def first_batch(loader: torch.utils.data.DataLoader, device: torch.device) -> list[torch.Tensor]:
+    """The loader's first rows, as many as one of its batches holds (or as it has), on `device`."""
+    rows = list(range(min(loader.batch_size or 1, len(loader.dataset))))  # type: ignore[arg-type]
+    return [t.to(device) for t in loader.dataset.__getitems__(rows)]  # type: ignore[attr-defined]
 
 
 def seconds(work: Callable[[], object]) -> float:

@@ -102,6 +102,8 @@ class Model:
     classes_: np.ndarray | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
     history_: list[Epoch] = dataclasses.field(default_factory=list, init=False, repr=False, compare=False)
     interrupted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
+    # a time limit's deadline stopped an epochal fit part-way (the fastai models keep their best validated epoch)
+    out_of_time_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     compute_: str = dataclasses.field(default="", init=False, repr=False, compare=False)  # how fit ran here
     regression_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     fitted_: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)

@@ -127,13 +127,15 @@ class BlendModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> BlendModel:
         """Fit every member on the same rows; a value blend given no weights first judges them on held rows."""
-        deadline = time.monotonic() + self.time_limit if self.time_limit else None
         self._start(y)
         self.weights_ = None
         self._weights()
         self.models_, self.saved_ = [], []
         plan = self._plan()
         timed = [i for i, (name, options) in enumerate(plan) if "time_limit" in self._member(name, options).params()]
+        # the members' modules are imported by now (torch and fastai: seconds, once a process): the first fold's
+        # members do not pay them out of their share; the run's later fits share what is left
+        deadline = time.monotonic() + self.time_limit if self.time_limit else None
         # judged only where the time limit, if any, can be kept: members that keep no time would overrun it
         judging = self.regression_ and not self.weights and len(y) >= CHOOSES_FROM and (timed or deadline is None)
         if judging:

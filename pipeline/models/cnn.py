@@ -139,7 +139,7 @@ class CNNModel(Model):
         learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
         with _torch.threads(n_threads):
             one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
-        self.interrupted_ = watch.interrupted
+        self.interrupted_, self.out_of_time_ = watch.interrupted, watch.out_of_time
         self.net_ = learn.model.eval()
         return self
 
@@ -172,7 +172,7 @@ class CNNModel(Model):
                           _torch.loader(xv, tv, bs=512, shuffle=False, seed=self.seed), device=dev)
         aug_gen = torch.Generator().manual_seed(self.seed + 1)
         watch = Watch(dev, on_epoch, validating,
-                      augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift))
+                      augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift), augment_gen=aug_gen)
         use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
         self.compute_ = compute_note(dev, use_bf16, n_threads)
         net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res, x.shape[1]), use_bf16)

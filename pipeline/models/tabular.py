@@ -96,7 +96,7 @@ class TabularModel(Model):
         started = time.monotonic()
         learn, watch = self._learner(X, y, X_valid, y_valid, on_epoch)
         one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
-        self.interrupted_ = watch.interrupted
+        self.interrupted_, self.out_of_time_ = watch.interrupted, watch.out_of_time
         self.net_ = learn.model.eval()
         return self
 

@@ -48,7 +48,7 @@ class TrainConfig:
     features: str | None = None  # the feature builder; None = the competition's own
     tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ folder
     threads: int = 0  # threads every model may use; 0 = every core (the run records the number it used)
-    time_limit: float = 0.0  # seconds the whole run may take (lgbm, catboost, blend); 0 = no limit
+    time_limit: float = 0.0  # seconds the whole run may take (lgbm, catboost, blend, cnn, tabular); 0 = no limit
 
     def check(self) -> TrainConfig:
         """Refuse values no run could use, with the option to fix; return self."""

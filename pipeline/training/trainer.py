@@ -366,8 +366,8 @@ def refit(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, fit
         with _events(events, "full", full, on_epoch) as watch:
             full.fit(X, model_target(comp, y), on_epoch=watch)
         fitted.fit_seconds += time.perf_counter() - t0
-        if full.interrupted_:  # Ctrl-C in the refit: a half-trained model must not submit
-            stage("refit stopped: submissions use the validated model", None)
+        if full.interrupted_ or full.out_of_time_:  # Ctrl-C or the deadline in the refit: a half-trained model
+            stage("refit stopped: submissions use the validated model", None)  # must not submit
             full = None
     return full, full_epochs
 

@@ -114,7 +114,14 @@ def test_a_time_limit_that_cuts_the_epochs_is_said_and_counted():
         with display.running():
             display.stage("training cnn on 37,800 rows: fp32 channels-last, 2 threads", 12)
             display.batch("epochs", 9, 12)
+            display.batch("stopped", 8, 9)
+            assert display.epochs == display.status.epochs == 9
+            display.stage("fold 1/3: training blend on 594 rows", None)  # a blend's fastai member: no epochs to show
+            display.batch("epochs", 5, 20)
+            assert display.epochs is None
     finally:
         live.err = before
-    assert re.search(r"^training cnn on 37,800 rows: 9 of 12 epochs fit in --time-limit$", buffer.getvalue(), re.M)
-    assert display.epochs == display.status.epochs == 9
+    text = buffer.getvalue()
+    assert re.search(r"^training cnn on 37,800 rows: 9 of 12 epochs fit in --time-limit$", text, re.M)
+    assert re.search(r"^training cnn on 37,800 rows: stopped at --time-limit after 8 of 9 epochs$", text, re.M)
+    assert "of 20 epochs" not in text

@@ -116,11 +116,12 @@ def test_a_time_limit_trains_the_epochs_the_pace_allows_and_stops_at_its_deadlin
     monkeypatch.setattr(_fastai, "EPOCH_OVERHEAD", 0.25)
     heard = []
     model.time_limit = 28.0  # 20 readings before the fit starts: 9 seconds for epochs judged at about 2 s
-    with progress.listening(lambda *event: heard.append(event) if event[0] == "epochs" else None):
+    with progress.listening(lambda *event: heard.append(event) if event[0] in ("epochs", "stopped") else None):
         model.fit(X, y, Xv, yv)
-    [(_, fitting, asked)] = heard
+    [(_, fitting, asked), stopped] = heard
     assert asked == model.epochs and 1 <= fitting < asked  # the probe judged that not all of them fit
-    assert 1 <= len(model.history_) < fitting and not model.interrupted_
+    assert 1 <= len(model.history_) < fitting and model.out_of_time_ and not model.interrupted_
+    assert stopped == ("stopped", len(model.history_), fitting)
     assert clock.now <= 1 + 28.0 + 1  # the clock passed the limit by one reading at most: the fit stopped there
     assert model.predict_proba(Xv).shape == (len(Xv), len(np.unique(y)))
 
@@ -132,7 +133,48 @@ def test_a_time_limit_shorter_than_one_epoch_is_refused_before_training(make, mo
     monkeypatch.setattr(_fastai, "time", clock)
     monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)
     model.time_limit = 3.0
-    with pytest.raises(UsageError, match=r"^--time-limit: one epoch takes about \d+ s here, and this fit has 0 s left; "
-                                         r"give more seconds, or train without --time-limit$"):
+    with pytest.raises(UsageError, match=r"^--time-limit: one epoch takes about \d+\.\d s here, and this fit has "
+                                         r"0\.0 s left; give more seconds, or train without --time-limit$"):
         model.fit(X, y, Xv, yv)
     assert model.history_ == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
+def test_a_deadline_before_the_first_epoch_ends_is_an_error_not_a_model(make, monkeypatch):
+    model, X, y, Xv, yv, *_ = make()
+    clock = Clock(1.0)
+    monkeypatch.setattr(_fastai, "time", clock)
+    monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)
+    monkeypatch.setattr(_fastai, "EPOCH_OVERHEAD", 0.01)  # as if the machine slowed down after the pace was timed
+    model.time_limit = 22.0  # 20 readings before the fit: 2 batches of a second each, then the deadline
+    with pytest.raises(UsageError, match=r"^--time-limit: the time ran out before the first of \d+ epochs ended "):
+        model.fit(X, y, Xv, yv)
+
+
+@pytest.mark.slow
+def test_a_time_limit_copes_with_one_row_and_with_no_end_in_sight():
+    from pipeline.models.tabular import TabularModel
+
+    X, y = _table()
+    one = TabularModel(epochs=2, time_limit=100.0).fit(X[:1], y[:1])  # no whole batch of two: nothing to time
+    assert one.predict_proba(X[:3]).shape == (3, 1)
+    huge = TabularModel(epochs=2, time_limit=1e308).fit(X[:100], y[:100], X[300:], y[300:])
+    assert len(huge.history_) == 2 and not huge.out_of_time_
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_pace_is_timed_stops_before_any_training(monkeypatch):
+    model, X, y, Xv, yv, *_ = _cnn()
+    timed = _fastai.seconds
+
+    def pressed_once(work):
+        monkeypatch.setattr(_fastai, "seconds", timed)
+        os.kill(os.getpid(), signal.SIGINT)  # as the terminal sends it, in the middle of the probe
+        return timed(work)
+
+    monkeypatch.setattr(_fastai, "seconds", pressed_once)
+    model.time_limit = 1e6
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, y, Xv, yv)
+    assert model.history_ == [] and model.net_ is None  # no network kept

@@ -134,3 +134,42 @@ def test_a_cnn_run_shares_its_time_limit_with_its_fit_and_records_it(fetched):
     assert run.config.time_limit == 600 and len(seen) == 2  # two epochs of a tiny network fit in ten minutes
     config = json.loads((run.folder / "config.json").read_text())
     assert config["time_limit"] == 600
+
+
+@pytest.mark.slow
+def test_a_refit_cut_by_its_deadline_does_not_submit(fetched, monkeypatch):
+    from pipeline.models import tabular
+
+    fit = tabular.TabularModel.fit
+
+    def refit_cut(self, X, y, X_valid=None, y_valid=None, on_epoch=None):
+        fit(self, X, y, X_valid, y_valid, on_epoch)
+        self.out_of_time_ = X_valid is None  # the refit on all rows (no validation rows) stopped at its deadline
+        return self
+
+    monkeypatch.setattr(tabular.TabularModel, "fit", refit_cut)
+    cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2}, folds=0, full=True, time_limit=600, threads=1)
+    run = trainer.train(TITANIC, Workspace(fetched), cfg)
+    assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
+
+
+def test_a_blend_shares_its_time_after_its_members_are_imported(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    slow = {"learning_rate": 0.0005, "patience": 0, "n_estimators": 1_000_000}
+    clock = Clock(0.05)
+    monkeypatch.setattr(blend, "time", clock)
+    monkeypatch.setattr(_boosting, "time", clock)
+    member = blend.BlendModel._member
+
+    def importing(self, name, options):  # the first member built imports its module: torch and fastai take seconds
+        if not getattr(importing, "done", False):
+            importing.done, clock.now = True, clock.now + 5.0  # type: ignore[attr-defined]
+        return member(self, name, options)
+
+    monkeypatch.setattr(blend.BlendModel, "_member", importing)
+    monkeypatch.setitem(blend.DEFAULTS, "classes", (("sk-logistic", {}), ("lgbm", slow)))
+    model = blend.BlendModel(time_limit=1.0, threads=1).fit(X, y)
+    boosted = model.models_[1]
+    assert 0.8 < boosted.time_limit <= 1.0  # the one timed member got the blend's second, not what the import left
