@@ -430,6 +430,8 @@ def train(
         out.print(f"submissions average the {len(m.fold_scores)} fold models")
     if m.interrupted:
         out.print("interrupted: kept the best weights so far")
+    if m.out_of_time:
+        out.print("cut at --time-limit: a fit kept its best epoch before the deadline (give more seconds for all)")
     out.print(f"run {run.run_id} -> {run.folder}")
     for png in run.plots:
         out.print(f"  {png}")

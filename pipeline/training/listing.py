@@ -58,8 +58,10 @@ HIDDEN = ("seed", "device", "threads", "time_limit")  # options every run has, s
 
 
 def model_text(run: Run) -> str:
-    """The model's name, marked `(interrupted)` when Ctrl-C stopped its training."""
-    return run.model + (" (interrupted)" if run.metrics.interrupted else "")
+    """The model's name, marked `(interrupted)` when Ctrl-C stopped its training, `(cut at time limit)` when a
+    deadline did."""
+    cut = " (cut at time limit)" if run.metrics.out_of_time else ""
+    return run.model + (" (interrupted)" if run.metrics.interrupted else "") + cut
 
 
 def options_text(run: Run, comp: Competition) -> str:

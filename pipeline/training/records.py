@@ -28,7 +28,7 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 }
 _METRIC_TYPES: dict[str, tuple[type, ...]] = {
     "metric": (str,), "score": _NUMBER, "valid_rows": (int,), "train_rows": (int,), "fit_seconds": _NUMBER,
-    "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "history": (list,),
+    "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "out_of_time": (bool,), "history": (list,),
     "fold_scores": (list,), "full_epochs": (int, type(None)), "submits_with": (str,), "data_fingerprint": (str,),
     "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,), "target_scores": (dict,),
 }
@@ -86,6 +86,7 @@ class RunMetrics:
     predict_seconds: float
     scored_on: str = "split"  # "split": one held-out split; "oof": out-of-fold over K folds
     interrupted: bool = False
+    out_of_time: bool = False  # a time limit's deadline stopped a fit part-way (a fastai model: its best epoch kept)
     history: list[Epoch] = field(default_factory=list)  # the first model's epochs
     fold_scores: list[float] = field(default_factory=list)  # each fold's score, when scored out-of-fold
     compute: str = ""  # how the model ran here, when it chose ("fp32 channels-last, 1 thread (no native bfloat16…)")

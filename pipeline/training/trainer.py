@@ -402,6 +402,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         train_rows=len(y) - (len(fitted.valid_idx) if not cfg.folds else len(y) // cfg.folds),
         fit_seconds=round(fitted.fit_seconds, 3), predict_seconds=round(fitted.predict_seconds, 3),
         scored_on="oof" if cfg.folds else "split", interrupted=bool(first.interrupted_), history=first.history_,
+        out_of_time=any(m.out_of_time_ for m in fitted.models),
         fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),

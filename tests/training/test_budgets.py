@@ -137,20 +137,26 @@ def test_a_cnn_run_shares_its_time_limit_with_its_fit_and_records_it(fetched):
 
 
 @pytest.mark.slow
-def test_a_refit_cut_by_its_deadline_does_not_submit(fetched, monkeypatch):
+@pytest.mark.parametrize("cut", ["refit", "both"])
+def test_a_fit_cut_by_its_deadline_is_recorded_and_a_cut_refit_does_not_submit(fetched, monkeypatch, cut):
     from pipeline.models import tabular
+    from pipeline.training.listing import model_text
+    from pipeline.training.records import read_run
 
     fit = tabular.TabularModel.fit
 
-    def refit_cut(self, X, y, X_valid=None, y_valid=None, on_epoch=None):
+    def cut_at_deadline(self, X, y, X_valid=None, y_valid=None, on_epoch=None):
         fit(self, X, y, X_valid, y_valid, on_epoch)
-        self.out_of_time_ = X_valid is None  # the refit on all rows (no validation rows) stopped at its deadline
+        self.out_of_time_ = X_valid is None or cut == "both"  # the refit has no validation rows
         return self
 
-    monkeypatch.setattr(tabular.TabularModel, "fit", refit_cut)
+    monkeypatch.setattr(tabular.TabularModel, "fit", cut_at_deadline)
     cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2}, folds=0, full=True, time_limit=600, threads=1)
     run = trainer.train(TITANIC, Workspace(fetched), cfg)
     assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
+    saved = read_run(run.folder)
+    assert saved.metrics.out_of_time == (cut == "both")
+    assert model_text(saved).endswith("(cut at time limit)") == (cut == "both")
 
 
 def test_a_blend_shares_its_time_after_its_members_are_imported(monkeypatch):
