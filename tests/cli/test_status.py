@@ -61,21 +61,24 @@ def test_not_on_a_terminal_a_plain_line_comes_every_interval():
     assert len(lines) >= 3 and all("epoch 1/3" in line and "elapsed" in line for line in lines)
 
 
-def test_a_finished_fit_prints_its_score():
-    buffer = io.StringIO()
-    display = TrainDisplay(2)
+@pytest.fixture
+def said(monkeypatch) -> io.StringIO:
+    """What the live display writes to stderr."""
     import pipeline.cli.live as live
 
-    live.err, before = Console(file=buffer, width=200), live.err
-    try:
-        with display.running():
-            display.stage("fold 1/2: training linear on 80 rows")
-            display.epoch(Epoch(1, 0.5, 0.4, valid_accuracy=0.75))
-            display.stage("fold 2/2: training linear on 80 rows")
-            display.epoch(Epoch(1, 0.5, 0.3, valid_accuracy=0.8))
-    finally:
-        live.err = before
-    text = buffer.getvalue()
+    buffer = io.StringIO()
+    monkeypatch.setattr(live, "err", Console(file=buffer, width=200))
+    return buffer
+
+
+def test_a_finished_fit_prints_its_score(said):
+    display = TrainDisplay(2)
+    with display.running():
+        display.stage("fold 1/2: training linear on 80 rows")
+        display.epoch(Epoch(1, 0.5, 0.4, valid_accuracy=0.75))
+        display.stage("fold 2/2: training linear on 80 rows")
+        display.epoch(Epoch(1, 0.5, 0.3, valid_accuracy=0.8))
+    text = said.getvalue()
     assert re.search(r"^fold 1/2: valid_accuracy 75\.00%, valid_loss 0\.4000 after 1 epochs \(0:00\)$", text, re.M)
     assert re.search(r"^fold 2/2: valid_accuracy 80\.00%, valid_loss 0\.3000 after 1 epochs", text, re.M)
 
@@ -104,24 +107,17 @@ def test_an_epoch_table_too_long_to_show_says_which_epochs_it_shows():
     assert epoch_table(rows[:10]).title == "epochs"
 
 
-def test_a_time_limit_that_cuts_the_epochs_is_said_and_counted():
-    buffer = io.StringIO()
+def test_a_time_limit_that_cuts_the_epochs_is_said_and_counted(said):
     display = TrainDisplay(12)
-    import pipeline.cli.live as live
-
-    live.err, before = Console(file=buffer, width=200), live.err
-    try:
-        with display.running():
-            display.stage("training cnn on 37,800 rows: fp32 channels-last, 2 threads", 12)
-            display.batch("epochs", 9, 12)
-            display.batch("stopped", 8, 9)
-            assert display.epochs == display.status.epochs == 9
-            display.stage("fold 1/3: training blend on 594 rows", None)  # a blend's fastai member: no epochs to show
-            display.batch("epochs", 5, 20)
-            assert display.epochs is None
-    finally:
-        live.err = before
-    text = buffer.getvalue()
+    with display.running():
+        display.stage("training cnn on 37,800 rows: fp32 channels-last, 2 threads", 12)
+        display.batch("epochs", 9, 12)
+        display.batch("stopped", 8, 9)
+        assert display.epochs == display.status.epochs == 9
+        display.stage("fold 1/3: training blend on 594 rows", None)  # a blend's fastai member: no epochs to show
+        display.batch("epochs", 5, 20)
+        assert display.epochs is None
+    text = said.getvalue()
     assert re.search(r"^training cnn on 37,800 rows: 9 of 12 epochs fit in --time-limit$", text, re.M)
     assert re.search(r"^training cnn on 37,800 rows: stopped at --time-limit after 8 of 9 epochs$", text, re.M)
     assert "of 20 epochs" not in text

@@ -103,14 +103,19 @@ def test_a_time_limit_long_enough_trains_every_epoch_exactly_as_without_one(make
     np.testing.assert_array_equal(timed, plain)  # timing the pace moved no weights and no random draws
 
 
+def counting_clock(model, monkeypatch) -> Clock:
+    """A clock a second later at every reading, for the fit and its probe: the pace and the deadline become counts."""
+    clock = Clock(1.0)
+    monkeypatch.setattr(_fastai, "time", clock)
+    monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)  # where the fit's clock starts
+    return clock
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
 def test_a_time_limit_trains_the_epochs_the_pace_allows_and_stops_at_its_deadline(make, monkeypatch):
     model, X, y, Xv, yv, *_ = make()
-    module = sys.modules[type(model).__module__]
-    clock = Clock(1.0)  # every reading of the clock is a second later: the pace and the deadline become counts
-    monkeypatch.setattr(_fastai, "time", clock)
-    monkeypatch.setattr(module, "time", clock)
+    clock = counting_clock(model, monkeypatch)
     # the probe times each step and the validation batch at a second (two readings); the fit's batches read the clock
     # once each, a second a batch; as if the probe judged epochs 4x too fast, the deadline, not the estimate, ends it
     monkeypatch.setattr(_fastai, "EPOCH_OVERHEAD", 0.25)
@@ -129,9 +134,7 @@ def test_a_time_limit_trains_the_epochs_the_pace_allows_and_stops_at_its_deadlin
 @pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
 def test_a_time_limit_shorter_than_one_epoch_is_refused_before_training(make, monkeypatch):
     model, X, y, Xv, yv, *_ = make()
-    clock = Clock(1.0)
-    monkeypatch.setattr(_fastai, "time", clock)
-    monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)
+    counting_clock(model, monkeypatch)
     model.time_limit = 3.0
     with pytest.raises(UsageError, match=r"^--time-limit: one epoch takes about \d+\.\d s here, and this fit has "
                                          r"0\.0 s left; give more seconds, or train without --time-limit$"):
@@ -143,9 +146,7 @@ def test_a_time_limit_shorter_than_one_epoch_is_refused_before_training(make, mo
 @pytest.mark.parametrize("make", [_tabular, _cnn], ids=["tabular", "cnn"])
 def test_a_deadline_before_the_first_epoch_ends_is_an_error_not_a_model(make, monkeypatch):
     model, X, y, Xv, yv, *_ = make()
-    clock = Clock(1.0)
-    monkeypatch.setattr(_fastai, "time", clock)
-    monkeypatch.setattr(sys.modules[type(model).__module__], "time", clock)
+    counting_clock(model, monkeypatch)
     monkeypatch.setattr(_fastai, "EPOCH_OVERHEAD", 0.01)  # as if the machine slowed down after the pace was timed
     model.time_limit = 22.0  # 20 readings before the fit: 2 batches of a second each, then the deadline
     with pytest.raises(UsageError, match=r"^--time-limit: the time ran out before the first of \d+ epochs ended "):
