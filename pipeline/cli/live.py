@@ -154,8 +154,9 @@ def epoch_figures(record: Epoch) -> str:
     return ", ".join(parts)
 
 
-def epoch_table(rows: list[EpochRow]) -> Table | None:
-    """fastai's end-of-training table (epoch, losses, metric, time) for the first fit; None when nothing was epochal."""
+def epoch_table(rows: list[EpochRow], stopped: bool = False) -> Table | None:
+    """fastai's end-of-training table (epoch, losses, metric, time) for the first fit; None when nothing was epochal.
+    `stopped`: Ctrl-C or a time limit ended a fit, which keeps the starred epoch, not the last."""
     first = [r for r in rows if r.fit == rows[0].fit] if rows else []
     if not first:
         return None
@@ -174,7 +175,8 @@ def epoch_table(rows: list[EpochRow]) -> Table | None:
         cells = [f"{100 * figures[k]:.2f}%" if k.endswith("accuracy") else f"{figures[k]:.4f}" for k in keys]
         table.add_row(f"{r.record.epoch}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
     if chosen is not None:
-        table.caption = "* best validation loss; the model keeps the last epoch"
+        table.caption = "* best validation loss; " + ("stopped early, the model keeps it" if stopped
+                                                      else "the model keeps the last epoch")
     return table
 
 

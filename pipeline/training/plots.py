@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core.epochs import METRICS, Epoch
+from pipeline.core.epochs import METRICS, Epoch, best
 from pipeline.core.figures import pyplot as _pyplot
 
 
@@ -22,9 +22,23 @@ def _metric_key(histories: list[list[Epoch]]) -> str | None:
     return next((k for k in METRICS if all(k in r.figures() for h in histories for r in h)), None)
 
 
-def learning_curves(histories: list[list[Epoch]], path: Path, title: str) -> Path:
+def kept_mark(histories: list[list[Epoch]], n: int, stopped: bool) -> tuple[int, str]:
+    """Where the kept epoch's star goes (an index into the first `n` epochs) and its legend: the last epoch, or after
+    a stop (Ctrl-C, a time limit's deadline) the best validated one, which is what a stopped fit keeps."""
+    last = f"kept: the last epoch ({histories[0][n - 1].epoch:g})"
+    if not stopped:
+        return n - 1, last
+    if len(histories) > 1:
+        return n - 1, "stopped early: each fold kept its best epoch"
+    chosen = best(histories[0][:n])
+    if chosen is None:  # nothing validated (a refit): the weights as they were
+        return n - 1, last
+    return histories[0].index(chosen), f"kept: the best epoch ({chosen.epoch:g}), stopped early"
+
+
+def learning_curves(histories: list[list[Epoch]], path: Path, title: str, stopped: bool = False) -> Path:
     """Loss and the validation metric per epoch: one thin line per fold and a bold mean when there are several
-    fits, one line otherwise; the epoch the model keeps (the last) is marked."""
+    fits, one line otherwise; the epoch the model keeps (the last; the best when `stopped`) is marked."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
@@ -58,11 +72,11 @@ def learning_curves(histories: list[list[Epoch]], path: Path, title: str) -> Pat
         values = draw(ax_metric, metric, scale, "tab:green", what.split(" (")[0])
         ax_metric.set(xlabel="epoch", ylabel=what, title=what.split(" (")[0] + (" per fold" if several else ""))
         assert values is not None
-        shown = f"{values[-1]:.2f}%" if scale == 100 else f"{values[-1]:.4f}"
-        ax_metric.plot([epochs[-1]], [values[-1]], "*", ms=14, color="tab:red", zorder=3,
-                       label=f"kept: the last epoch ({epochs[-1]:g})")
+        at, label = kept_mark(histories, n, stopped)
+        shown = f"{values[at]:.2f}%" if scale == 100 else f"{values[at]:.4f}"
+        ax_metric.plot([epochs[at]], [values[at]], "*", ms=14, color="tab:red", zorder=3, label=label)
         below = scale == 100  # accuracy peaks near the top of its panel, RMSE dips near the bottom
-        ax_metric.annotate(shown, (epochs[-1], values[-1]), textcoords="offset points",
+        ax_metric.annotate(shown, (epochs[at], values[at]), textcoords="offset points",
                            xytext=(-8, -16 if below else 10), ha="right")
         ax_metric.legend(fontsize=8)
     else:

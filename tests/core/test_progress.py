@@ -69,4 +69,6 @@ def test_the_epoch_table_samples_long_runs_but_keeps_the_first_best_and_last():
     shown = table.columns[0]._cells
     assert len(shown) <= live.MAX_ROWS + 1 and shown[0] == "1" and shown[-1] == "100" and "37 *" in shown
     assert "of 100 shown" in str(table.title)
+    assert table.caption == "* best validation loss; the model keeps the last epoch"
+    assert live.epoch_table(rows, stopped=True).caption == "* best validation loss; stopped early, the model keeps it"
     assert live.epoch_table([]) is None

@@ -23,3 +23,11 @@ def test_learning_curves_of_folds_are_drawn(tmp_path):
     path = plots.learning_curves([_history([0.5, 0.7, 0.8]), _history([0.6, 0.7, 0.9])], tmp_path / "c.png",
                                  "titanic · linear")
     assert Image.open(path).size == (1000, 400)
+
+
+def test_the_star_marks_the_epoch_a_fit_keeps():
+    h = _history([0.5, 0.7, 0.8])  # validation losses fall: the last epoch is the best as well
+    h[2] = Epoch(3, 0.3, 0.9, valid_accuracy=0.8)  # ... unless the last one's loss rose
+    assert plots.kept_mark([h], 3, stopped=False) == (2, "kept: the last epoch (3)")
+    assert plots.kept_mark([h], 3, stopped=True) == (1, "kept: the best epoch (2), stopped early")  # Ctrl-C, deadline
+    assert plots.kept_mark([h, h], 3, stopped=True) == (2, "stopped early: each fold kept its best epoch")
