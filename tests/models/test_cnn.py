@@ -1,5 +1,6 @@
 """The digits CNN: its network, augmentation, the precision and threads it picks, a short fit and reload."""
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -83,6 +84,25 @@ def test_idle_cores_leaves_busy_cores_alone():
     with _torch.threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_busy_cores_are_counted_from_what_the_cpus_did_not_from_a_lagging_load(monkeypatch):
+    from pipeline.models import _torch
+
+    # two CPUs, 100 ticks each between the readings: the first 75 busy (steal counts: the host took them), 25 idle or
+    # waiting on I/O; the second 10 busy
+    before = [[100, 0, 50, 1000, 10, 0, 0, 0], [100, 0, 50, 1000, 10, 0, 0, 0]]
+    after = [[160, 0, 60, 1020, 15, 0, 0, 5], [105, 0, 55, 1080, 20, 0, 0, 0]]
+    assert _torch.cores_busy(before, after) == pytest.approx(0.75 + 0.10)
+    assert len(_torch.cpu_times()) == os.cpu_count()  # this machine's /proc/stat: one row per CPU
+    readings = iter([before, after])
+    monkeypatch.setattr(_torch, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))  # a suite that just ended: the load still says 1.9
+    _torch.busy_at_start.cache_clear()
+    try:
+        assert _torch.busy_at_start() == pytest.approx(0.85)  # the CPUs say less than one core was busy
+    finally:
+        _torch.busy_at_start.cache_clear()
 
 
 def test_digit_resnet_full_res_is_one_block_at_28x28():
