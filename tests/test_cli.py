@@ -490,3 +490,25 @@ def test_a_command_reads_the_competitions_description_once(kc, workspace, monkey
     result = kc(args[0], "tiles", *args[1:], ws=workspace)
     assert result.exit_code == 0, result.output
     assert [p.name for p in reads] == ["competition.json"]
+
+
+@pytest.mark.slow
+def test_a_fit_cut_at_its_time_limit_is_said_and_marked_in_runs(titanic_only, kc, monkeypatch):
+    from pipeline.models import tabular
+
+    fit = tabular.TabularModel.fit
+
+    def cut(self, *args, **kwargs):  # as if the deadline had stopped the fit after its best epoch
+        fit(self, *args, **kwargs)
+        self.out_of_time_ = True
+        return self
+
+    monkeypatch.setattr(tabular.TabularModel, "fit", cut)
+    result = kc("train", "titanic", "--model", "tabular", "--epochs", "2", "--folds", "0", "--time-limit", "600",
+                ws=titanic_only)
+    assert result.exit_code == 0, result.output
+    assert "cut at --time-limit: a fit kept its best epoch before the deadline (give more seconds for all)\n" \
+        in result.stdout
+    assert "stopped early, the model keeps it" in result.stdout  # the epoch table's caption
+    runs = kc("runs", "titanic", ws=titanic_only)
+    assert "tabular (cut at time limit)" in runs.stdout
