@@ -408,7 +408,7 @@ def train(
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
                         threads=threads, time_limit=time_limit, workspace=ws, on_epoch=display.epoch,
                         on_stage=display.stage)
-    if (table := epoch_table(display.rows, run.metrics.interrupted or run.metrics.out_of_time)) is not None:
+    if (table := epoch_table(display.rows, run.metrics.stopped_early)) is not None:
         show_table(table)
     m, metric = run.metrics, comp.scorer
     if m.fold_scores:

@@ -127,23 +127,21 @@ class Watch(Callback):
             raise CancelFitException
 
 
-def one_cycle(learn: Any, watch: Watch, n_epochs: int, lr: float, time_limit: float = 0.0,
-              started: float | None = None) -> None:
+def one_cycle(learn: Any, watch: Watch, n_epochs: int, lr: float, time_limit: float, started: float) -> None:
     """fastai's `fit_one_cycle` under kc's Watch: Ctrl-C keeps the best epoch; with `time_limit` (seconds from
-    `started`, a time.monotonic reading) it trains as many of `n_epochs` as the pace measured here says fit, tells
-    progress listeners ("epochs", fitting, asked), and stops at the deadline whatever the estimate said (then
+    `started`, a time.monotonic reading; 0: none) it trains as many of `n_epochs` as the pace measured here says fit,
+    tells progress listeners ("epochs", fitting, asked), and stops at the deadline whatever the estimate said (then
     `watch.out_of_time`, and ("stopped", epochs done, fitting) to listeners; a UsageError before one epoch ended)."""
     from fastai.callback.schedule import fit_one_cycle  # noqa: F401 (adds Learner.fit_one_cycle)
 
     with watch.ctrl_c_stops(), learn.no_bar(), learn.no_logging():
         if time_limit > 0:
-            start = time.monotonic() if started is None else started
-            fitting = epochs_in_time(learn, watch, n_epochs, start + time_limit)
+            fitting = epochs_in_time(learn, watch, n_epochs, started + time_limit)
             if watch.ctrl_c.pressed:  # Ctrl-C while the pace was timed: nothing trained, nothing to keep
                 raise KeyboardInterrupt
             progress.report("epochs", fitting, n_epochs)
             n_epochs = fitting
-            watch.deadline = start + time_limit
+            watch.deadline = started + time_limit
         learn.fit_one_cycle(n_epochs, lr)
     if watch.out_of_time:
         if not watch.history:

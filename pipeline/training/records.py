@@ -103,6 +103,11 @@ class RunMetrics:
         return dataclasses.asdict(self) | {"history": [e.to_json() for e in self.history]}
 
     @property
+    def stopped_early(self) -> bool:
+        """Ctrl-C or a time limit's deadline ended a fit, which then keeps its best validated epoch, not its last."""
+        return self.interrupted or self.out_of_time
+
+    @property
     def fold_std(self) -> float | None:
         """Spread of the per-fold scores, when scored out-of-fold."""
         return float(np.std(self.fold_scores)) if self.fold_scores else None
