@@ -160,6 +160,7 @@ class BlendModel(Model):
                 continue
             member = fits.fit(self._member(name, options), i in timed, X, y, X_valid, y_valid)
             self.interrupted_ = self.interrupted_ or member.interrupted_
+            self.out_of_time_ = self.out_of_time_ or member.out_of_time_  # a member's cut is the blend's
             self.models_.append(member)
         return self
 

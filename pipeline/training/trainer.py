@@ -354,6 +354,9 @@ def refit(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, fit
           deadline: float | None) -> tuple[Model | None, int | None]:
     """With --full, (a model refitted on all rows with the epochs validation chose, those epochs); else (None, None)."""
     full, full_epochs = None, None
+    if cfg.full and deadline is not None and time.monotonic() >= deadline:  # the folds used the time (a machine
+        stage("no time left to refit: submissions use the validated model", None)  # that slept): keep them
+        return full, full_epochs
     if cfg.full and not fitted.models[0].interrupted_:
         params = dict(cfg.params)
         full_epochs = chosen_epochs(fitted.models)

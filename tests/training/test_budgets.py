@@ -179,3 +179,52 @@ def test_a_blend_shares_its_time_after_its_members_are_imported(monkeypatch):
     model = blend.BlendModel(time_limit=1.0, threads=1).fit(X, y)
     boosted = model.models_[1]
     assert 0.8 < boosted.time_limit <= 1.0  # the one timed member got the blend's second, not what the import left
+
+
+class _Slept:
+    """A monotonic clock that stands still until the machine 'sleeps' past any deadline."""
+
+    now = 0.0
+    perf_counter = staticmethod(__import__("time").perf_counter)
+
+    def monotonic(self) -> float:
+        """The time, as set."""
+        return self.now
+
+
+@pytest.mark.slow
+def test_no_time_left_after_the_folds_keeps_the_validated_run_without_a_refit(fetched, monkeypatch):
+    clock = _Slept()
+    monkeypatch.setattr(trainer, "time", clock)
+    validate = trainer.validate
+
+    def then_sleep(*args, **kwargs):  # the laptop slept (or was stopped) once the folds were done
+        fitted = validate(*args, **kwargs)
+        clock.now += 10_000
+        return fitted
+
+    monkeypatch.setattr(trainer, "validate", then_sleep)
+    said = []
+    cfg = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}, folds=0, full=True, time_limit=600, threads=1)
+    run = trainer.train(TITANIC, Workspace(fetched), cfg, on_stage=lambda text, _epochs: said.append(text))
+    assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
+    assert "no time left to refit: submissions use the validated model" in said
+
+
+@pytest.mark.slow
+def test_a_blend_with_a_member_cut_at_its_deadline_is_cut_too(monkeypatch):
+    from pipeline.models import tabular
+
+    fit = tabular.TabularModel.fit
+
+    def cut(self, *args, **kwargs):  # as if the deadline had stopped the member after its best epoch
+        fit(self, *args, **kwargs)
+        self.out_of_time_ = True
+        return self
+
+    monkeypatch.setattr(tabular.TabularModel, "fit", cut)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    model = blend.BlendModel(members="sk-logistic,tabular", threads=1).fit(X, y)
+    assert model.out_of_time_ and not model.models_[0].out_of_time_
