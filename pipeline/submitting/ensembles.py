@@ -58,7 +58,8 @@ def _combine(outs: list[np.ndarray], weights: np.ndarray, method: str, classes: 
 def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str = "weighted") -> Ensemble:
     """Combine runs, scored on their shared validation rows; write the submission."""
     from pipeline.core.dataset import load_dataset
-    from pipeline.submitting.ledger import check_same_data, test_outputs, write
+    from pipeline.submitting.ledger import check_same_data, write
+    from pipeline.training import prepared
     from pipeline.training.records import read_valid
     from pipeline.training.trainer import get_run, score, submitted
 
@@ -95,7 +96,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     for r in runs:
         data = load_dataset(comp, ws, r.config.features)
         check_same_data(comp, r, data)
-        test.append(test_outputs(comp, r, data))
+        test.append(prepared.outputs(comp, ws, r, data))
     assert data is not None
     name = f"ensemble-{method}-{len(runs)}"
     written = write(comp, ws, data.test_ids, submitted(comp, _combine(test, weights, method, len(comp.classes))),

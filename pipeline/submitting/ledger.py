@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.core import progress
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import KaggleError, KcError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path, held
@@ -24,7 +23,6 @@ from pipeline.ingest import kaggle_api
 from pipeline.ingest.sources import read_marker
 from pipeline.submitting.checks import frame, validate_file
 
-PREDICT_CHUNK = 4096  # test rows predicted at a time, so progress can be shown
 UPLOADING = "UPLOADING"  # logged before a file is sent: if kc dies before Kaggle's answer is logged, this remains
 MAX_LINE = 1 << 16  # a log line longer than this is no line kc wrote
 # each field's JSON types; any other makes the line unreadable (kept as it is, never a crash)
@@ -169,8 +167,9 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
     """Predict the test set with a run (default: the best) and write the submission."""
     from pipeline.core.dataset import load_test
     from pipeline.core.errors import DataError
+    from pipeline.training import prepared
     from pipeline.training.records import list_runs
-    from pipeline.training.trainer import get_run
+    from pipeline.training.trainer import get_run, submitted
 
     best = get_run(comp, ws, run_id)
     # unnamed: the best finished run trained on the data as it is now (runs of data since changed are passed over)
@@ -184,7 +183,8 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
             if run_id is not None:
                 raise
             continue
-        return write(comp, ws, data.test_ids, test_predictions(comp, run, data), run.run_id, run.model, run.score)
+        out = prepared.outputs(comp, ws, run, data)
+        return write(comp, ws, data.test_ids, submitted(comp, out), run.run_id, run.model, run.score)
     raise DataError(f"every run of {comp.slug} was trained on other data or features than the current ones (the "
                     f"files or `kc convert --size` changed since): train again with `kc train {comp.slug}`")
 
@@ -207,36 +207,9 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
                         f"train again with `kc train {comp.slug} --model {run.model}`")
 
 
-def test_outputs(comp: Competition, run: Any, data: Any) -> np.ndarray:
-    """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values)."""
-    from pipeline.core.errors import DataError
-    from pipeline.training.records import check_fits
-    from pipeline.training.trainer import load_models, outputs
-
-    if comp.targets:  # each target's models from its own folder: (n, targets)
-        from pipeline.training.targets import column, per_target
-
-        return np.column_stack([column(view, test_outputs(view, sub, data)) for view, sub in per_target(comp, run)])
-    models = load_models(comp, run)
-    total = len(models) * len(data.test_ids)
-    parts = []
-    for k, m in enumerate(models):
-        X = data.test_inputs(m.scaled)
-        check_fits(comp, run, m, int(np.prod(X.shape[1:])))
-        chunks = []
-        for start in range(0, len(X), PREDICT_CHUNK):
-            try:
-                chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
-            except (ValueError, IndexError, TypeError, AttributeError) as exc:  # learned fields edited to misfit
-                raise DataError(f"run {run.run_id}: its saved model cannot predict {comp.slug}'s test rows "
-                                f"({type(exc).__name__}); train it again or pick another run") from None
-            progress.report("predict", k * len(X) + min(start + PREDICT_CHUNK, len(X)), total)
-        parts.append(np.concatenate(chunks))
-    return np.mean(parts, axis=0)
-
-
 def test_predictions(comp: Competition, run: Any, data: Any) -> np.ndarray:
     """A run's test predictions as the submission writes them (class codes, values, or probabilities)."""
+    from pipeline.training.prepared import test_outputs
     from pipeline.training.trainer import submitted
 
     return submitted(comp, test_outputs(comp, run, data))

@@ -312,8 +312,9 @@ def alive(pid: int) -> bool:
 
 
 def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCallback | None = None,
-          on_stage: Stage | None = None, data: Dataset | None = None) -> Run:
-    """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically)."""
+          on_stage: Stage | None = None, data: Dataset | None = None, predict_test: bool = True) -> Run:
+    """Fit, score on a split or out-of-fold, optionally refit on all rows, and write the run folder (atomically);
+    then, with `predict_test`, predict the test rows and keep them with the run for `kc submit`."""
     started = time.monotonic()
     stage = on_stage or (lambda _text, _epochs: None)
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
@@ -343,7 +344,12 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     deadline = started + cfg.time_limit * (1 - RESERVE_SHARE) - RESERVE_SECONDS if cfg.time_limit else None
     try:
         with threads.limited(cfg.threads):
-            return _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+            run = _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+            if predict_test:
+                from pipeline.training import prepared
+
+                prepared.save(comp, ws, run, data, stage, started + cfg.time_limit if cfg.time_limit else None)
+            return run
     finally:
         if events is not None:
             shutil.rmtree(events, ignore_errors=True)

@@ -165,7 +165,8 @@ class _Objective:
         cfg = dataclasses.replace(self.job.cfg, params=params)
         reporter = _Reporter(trial, self.comp.scorer.higher_is_better)
         try:
-            run = trainer.train(self.comp, self.ws, cfg, on_epoch=reporter, data=self.data)
+            # trials are many and most are never submitted: `kc submit` predicts the test rows of the one it takes
+            run = trainer.train(self.comp, self.ws, cfg, on_epoch=reporter, data=self.data, predict_test=False)
         except KcError as exc:
             trial.set_user_attr("error", str(exc))
             raise

@@ -9,8 +9,7 @@ from pipeline.core import competitions, dataset, progress
 from pipeline.core.epochs import Epoch
 from pipeline.core.workspace import Workspace
 from pipeline.pixels import images
-from pipeline.submitting import ledger
-from pipeline.training import trainer
+from pipeline.training import prepared, trainer
 
 TITANIC = competitions.get("titanic")
 
@@ -42,12 +41,12 @@ def test_test_predictions_report_rows_across_fold_models(titanic_only, monkeypat
     ws = Workspace(titanic_only)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", folds=3))
     data = dataset.load_dataset(TITANIC, ws)
-    monkeypatch.setattr(ledger, "PREDICT_CHUNK", 40)  # several chunks of the fixture's test rows
+    monkeypatch.setattr(prepared, "PREDICT_CHUNK", 40)  # several chunks of the fixture's test rows
     heard, listener = listen()
     with progress.listening(listener):
-        chunked = ledger.test_outputs(TITANIC, run, data)
-    monkeypatch.setattr(ledger, "PREDICT_CHUNK", 10**9)
-    assert np.array_equal(chunked, ledger.test_outputs(TITANIC, run, data))  # chunking changes nothing
+        chunked = prepared.test_outputs(TITANIC, run, data)
+    monkeypatch.setattr(prepared, "PREDICT_CHUNK", 10**9)
+    assert np.array_equal(chunked, prepared.test_outputs(TITANIC, run, data))  # chunking changes nothing
     done = [d for what, d, _ in heard if what == "predict"]
     assert done == sorted(done) and done[-1] == 3 * len(data.test_ids)
     assert {total for _, _, total in heard} == {3 * len(data.test_ids)}

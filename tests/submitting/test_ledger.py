@@ -27,7 +27,9 @@ def trained_once(tmp_path_factory):
     root.mkdir()
     for slug in SLUGS:
         install(root, slug)
-    return root, trainer.train(TITANIC, Workspace(root), trainer.TrainConfig(model="linear", params={"epochs": 3}))
+    # kept without test outputs: these tests check submit's own prediction (tests/training/test_prepared.py the other)
+    return root, trainer.train(TITANIC, Workspace(root), trainer.TrainConfig(model="linear", params={"epochs": 3}),
+                               predict_test=False)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_train_records_a_complete_run(fetched):
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 4}))
     names = sorted(p.name for p in run.folder.iterdir())
     assert names == ["config.json", "confusion_matrix.png", "features.json", "learning_curves.png", "metrics.json",
-                     "train_rows.npy", "valid.npz", "weights.pt"]
+                     "test_outputs.npz", "train_rows.npy", "valid.npz", "weights.pt"]
     assert len(np.load(run.folder / "train_rows.npy")) == run.metrics.train_rows
     config = json.loads((run.folder / "config.json").read_text())
     assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.08 and config["seed"] == 0  # titanic's
@@ -77,8 +77,9 @@ def test_full_refits_on_every_row_for_the_epochs_validation_chose(fetched):
     best = best.epoch
     assert m.submits_with == "full" and m.full_epochs == best and best < 12  # a refit of 12 epochs would differ
     assert json.loads((run.folder / "metrics.json").read_text())["full_epochs"] == best
-    assert stages[-2] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
-    assert [epochs for _, epochs in stages] == [None, 12, best, None]  # loading data, validation, refit, saving
+    assert stages[-3] == (f"refitting linear on all 300 rows for {best} epochs", best)  # the count as a number
+    assert stages[-1] == ("predicting the 100 test rows for kc submit", None)
+    assert [epochs for _, epochs in stages] == [None, 12, best, None, None]  # loading, validation, refit, saving
     [model] = records.load_models(TITANIC, run)
     from pipeline.models.linear import LinearModel
 
