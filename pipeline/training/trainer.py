@@ -317,6 +317,9 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     then, with `predict_test`, predict the test rows and keep them with the run for `kc submit`."""
     started = time.monotonic()
     stage = on_stage or (lambda _text, _epochs: None)
+    if cfg.time_limit and "time_limit" in cfg.params:  # one would silently override the other
+        raise UsageError("-p time_limit and --time-limit: give one (--time-limit is the whole run's seconds, shared "
+                         "among its fits; -p time_limit each fit's own)")
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
     asked = cfg.threads
     cfg = dataclasses.replace(cfg, threads=threads.resolve(asked))  # the run records the number it used

@@ -228,3 +228,9 @@ def test_a_blend_with_a_member_cut_at_its_deadline_is_cut_too(monkeypatch):
     y = (X[:, 0] > 0).astype(np.int64)
     model = blend.BlendModel(members="sk-logistic,tabular", threads=1).fit(X, y)
     assert model.out_of_time_ and not model.models_[0].out_of_time_
+
+
+def test_a_fit_limit_beside_the_run_limit_is_refused_not_overridden(titanic_only, kc):
+    result = kc("train", "titanic", "--model", "lgbm", "-p", "time_limit=5", "--time-limit", "20", ws=titanic_only)
+    assert result.exit_code == 1 and result.stderr.startswith("Error: -p time_limit and --time-limit: give one")
+    assert not (titanic_only / "competitions/titanic/runs").exists()
