@@ -257,7 +257,8 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
             model.fit(Xk[rest], target[rest], Xk[part], target[part], on_epoch=watch)
         fit_s += time.perf_counter() - t0
-        if model.interrupted_ and cfg.folds:  # Ctrl-C in a fold stops the whole run
+        # Ctrl-C in a fold stops the whole run; before the first epoch ended there is no epoch worth keeping
+        if model.interrupted_ and (cfg.folds or not model.history_):
             raise KeyboardInterrupt
         t0 = time.perf_counter()
         part_out = outputs(comp, model, Xk[part])

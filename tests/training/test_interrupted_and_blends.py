@@ -119,3 +119,18 @@ def test_a_default_blend_with_a_damaged_blend_json_lists_its_default_members(tit
     run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend", {}, folds=0))
     (run.folder / "blend.json").write_text("{")
     assert listing.options_text(run, TITANIC) == "members=sk-logistic,sk-gbm,catboost weights=unreadable"
+
+
+@pytest.mark.parametrize("model", ["linear", "tabular"])
+def test_ctrl_c_before_the_first_epoch_ends_saves_no_run(titanic_only, model):
+    from pipeline.core import progress
+
+    def ctrl_c(what, done, total):
+        if what == "batch":
+            raise KeyboardInterrupt
+
+    cfg = trainer.TrainConfig(model, {"epochs": 3}, folds=0, threads=1)
+    with progress.listening(ctrl_c), pytest.raises(KeyboardInterrupt):
+        trainer.train(TITANIC, Workspace(titanic_only), cfg)
+    runs = Workspace(titanic_only).runs_dir("titanic")
+    assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
