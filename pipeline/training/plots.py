@@ -22,26 +22,47 @@ def _metric_key(histories: list[list[Epoch]]) -> str | None:
     return next((k for k in METRICS if all(k in r.figures() for h in histories for r in h)), None)
 
 
-def kept_mark(histories: list[list[Epoch]], n: int, stopped: bool) -> tuple[int, str]:
+def kept_mark(histories: list[list[Epoch]], n: int, stopped: list[bool]) -> tuple[int, str]:
     """Where the kept epoch's star goes (an index into the first `n` epochs) and its legend: the last epoch, or after
-    a stop (Ctrl-C, a time limit's deadline) the best validated one, which is what a stopped fit keeps."""
+    a stop (Ctrl-C, a time limit's deadline; `stopped` says which fits) the best validated one, which is what a
+    stopped fit keeps. With several fits the star is on their mean, and a stopped fold gets a mark of its own."""
     last = f"kept: the last epoch ({histories[0][n - 1].epoch:g})"
-    if not stopped:
+    cut = sum(stopped)
+    if not cut:
         return n - 1, last
     if len(histories) > 1:
-        return n - 1, "stopped early: each fold kept its best epoch"
+        if cut == len(histories):
+            return n - 1, "stopped early: each fold kept its best epoch (small stars)"
+        kept = max(h[-1].epoch for h, c in zip(histories, stopped, strict=True) if not c)
+        whole = f"{len(histories) - cut} of {len(histories)} folds"
+        if kept == histories[0][n - 1].epoch:
+            return n - 1, f"{last} by {whole}"
+        return n - 1, f"the last epoch all folds reached ({histories[0][n - 1].epoch:g}); {whole} kept epoch {kept:g}"
     chosen = best(histories[0][:n])
     if chosen is None:  # nothing validated (a refit): the weights as they were
         return n - 1, last
     return histories[0].index(chosen), f"kept: the best epoch ({chosen.epoch:g}), stopped early"
 
 
-def learning_curves(histories: list[list[Epoch]], path: Path, title: str, stopped: bool = False) -> Path:
+def fold_marks(histories: list[list[Epoch]], n: int, stopped: list[bool]) -> list[tuple[int, int]]:
+    """(fold, epoch index) of the best validated epoch each stopped fold kept, where it lies among the `n` drawn."""
+    if len(histories) < 2:
+        return []
+    marks = []
+    for k, (h, cut) in enumerate(zip(histories, stopped, strict=True)):
+        chosen = best(h) if cut else None
+        if chosen is not None and h.index(chosen) < n:
+            marks.append((k, h.index(chosen)))
+    return marks
+
+
+def learning_curves(histories: list[list[Epoch]], path: Path, title: str, stopped: list[bool] | None = None) -> Path:
     """Loss and the validation metric per epoch: one thin line per fold and a bold mean when there are several
-    fits, one line otherwise; the epoch the model keeps (the last; the best when `stopped`) is marked."""
+    fits, one line otherwise; the epoch each model keeps (the last; the best for a fit `stopped` early) is marked."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
+    stopped = [bool(c) for c, h in zip(stopped or [False] * len(histories), histories, strict=True) if h]
     histories = [h for h in histories if h]
     n = min(len(h) for h in histories)  # the epochs every fit reached (Ctrl-C may cut one short)
     epochs = [r.epoch for r in histories[0][:n]]
@@ -75,6 +96,9 @@ def learning_curves(histories: list[list[Epoch]], path: Path, title: str, stoppe
         at, label = kept_mark(histories, n, stopped)
         shown = f"{values[at]:.2f}%" if scale == 100 else f"{values[at]:.4f}"
         ax_metric.plot([epochs[at]], [values[at]], "*", ms=14, color="tab:red", zorder=3, label=label)
+        for i, (k, e) in enumerate(fold_marks(histories, n, stopped)):
+            ax_metric.plot([epochs[e]], [scale * histories[k][e].figures()[metric]], "*", ms=8, color="tab:red",
+                           alpha=0.7, zorder=3, label="kept by a fold stopped early" if i == 0 else None)
         below = scale == 100  # accuracy peaks near the top of its panel, RMSE dips near the bottom
         ax_metric.annotate(shown, (epochs[at], values[at]), textcoords="offset points",
                            xytext=(-8, -16 if below else 10), ha="right")

@@ -437,7 +437,8 @@ def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetr
         title = f"{comp.slug} · {cfg.model} · {how} {comp.scorer.title} {comp.scorer.format(metrics.score)}"
         if metrics.history:
             plots.learning_curves([m.history_ for m in fitted.models] or [metrics.history],
-                                  tmp / "learning_curves.png", title, metrics.stopped_early)
+                                  tmp / "learning_curves.png", title,
+                                  [m.interrupted_ or m.out_of_time_ for m in fitted.models] or [metrics.stopped_early])
         y, pred = data.y[fitted.valid_idx], predictions(comp, fitted.out)
         if comp.is_classification:
             names = np.asarray(comp.display_classes)

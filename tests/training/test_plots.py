@@ -28,6 +28,20 @@ def test_learning_curves_of_folds_are_drawn(tmp_path):
 def test_the_star_marks_the_epoch_a_fit_keeps():
     h = _history([0.5, 0.7, 0.8])  # validation losses fall: the last epoch is the best as well
     h[2] = Epoch(3, 0.3, 0.9, valid_accuracy=0.8)  # ... unless the last one's loss rose
-    assert plots.kept_mark([h], 3, stopped=False) == (2, "kept: the last epoch (3)")
-    assert plots.kept_mark([h], 3, stopped=True) == (1, "kept: the best epoch (2), stopped early")  # Ctrl-C, deadline
-    assert plots.kept_mark([h, h], 3, stopped=True) == (2, "stopped early: each fold kept its best epoch")
+    assert plots.kept_mark([h], 3, stopped=[False]) == (2, "kept: the last epoch (3)")
+    assert plots.kept_mark([h], 3, stopped=[True]) == (1, "kept: the best epoch (2), stopped early")  # Ctrl-C, deadline
+    assert plots.kept_mark([h, h], 3, [True, True]) == (2, "stopped early: each fold kept its best epoch (small stars)")
+    assert plots.fold_marks([h, h], 3, [True, True]) == [(0, 1), (1, 1)]
+
+
+def test_when_a_time_limit_cut_some_folds_each_cut_fold_is_marked_at_the_epoch_it_kept():
+    cut = _history([0.6, 0.8])
+    cut[1] = Epoch(2, 0.4, 1.2, valid_accuracy=0.8)  # its second epoch's loss rose: it kept its first
+    stopped = [False, True, False]
+    even = [_history([0.5, 0.7]), cut, _history([0.6, 0.7])]  # the cut came in the last epoch
+    assert plots.kept_mark(even, 2, stopped) == (1, "kept: the last epoch (2) by 2 of 3 folds")
+    assert plots.fold_marks(even, 2, stopped) == [(1, 0)]
+    # the folds that went on kept their own last epoch, past the curves every fold reached
+    longer = [_history([0.5, 0.7, 0.8]), cut, _history([0.6, 0.7, 0.9])]
+    assert plots.kept_mark(longer, 2, stopped) == (1, "the last epoch all folds reached (2); 2 of 3 folds kept epoch 3")
+    assert plots.fold_marks([longer[0]], 3, [True]) == []  # one fit: its star is the main one
