@@ -114,8 +114,8 @@ def fit_budget(deadline: float | None, fits_left: int) -> float:
         return 0.0
     left = deadline - time.monotonic()
     if left <= 0:
-        raise UsageError("--time-limit: the time ran out before training began (loading the data took it all); "
-                         "give more seconds")
+        raise UsageError("--time-limit: the time ran out before training began (starting up took it all: loading the "
+                         "data and the model's libraries, and the reserve for saving the run); give more seconds")
     return max(left / fits_left, 0.01)
 
 

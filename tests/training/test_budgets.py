@@ -234,3 +234,11 @@ def test_a_fit_limit_beside_the_run_limit_is_refused_not_overridden(titanic_only
     result = kc("train", "titanic", "--model", "lgbm", "-p", "time_limit=5", "--time-limit", "20", ws=titanic_only)
     assert result.exit_code == 1 and result.stderr.startswith("Error: -p time_limit and --time-limit: give one")
     assert not (titanic_only / "competitions/titanic/runs").exists()
+
+
+def test_a_limit_spent_before_training_began_says_what_spent_it(titanic_only, kc):
+    result = kc("train", "titanic", "--model", "lgbm", "--time-limit", "1.7", ws=titanic_only)  # 0.03 s after reserves
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: --time-limit: the time ran out before training began (starting up took it all: "
+                             "loading the data and the model's libraries, and the reserve for saving the run); give "
+                             "more seconds\n")
