@@ -243,7 +243,8 @@ def write_pngs(comp: Competition, ws: Workspace, arrays: PixelArrays, force: boo
 def sheet(comp: Competition, ws: Workspace, label: str | None, n: int, seed: int, out: Path | None = None) -> Path:
     """A contact sheet of `n` random training images (optionally of one label), written as a PNG."""
     if comp.image_shape is None:
-        raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}")
+        look = f": for a first look at a table, run `kc explore {comp.slug}`" if comp.modality == "tabular" else ""
+        raise UsageError(f"kc show draws pixel competitions; {comp.slug} is {comp.modality}{look}")
     if label is not None and label not in comp.classes:
         raise UsageError(f"--label {label}: expected one of {', '.join(comp.classes)}")
     if not isinstance(n, int) or not 1 <= n <= 400:

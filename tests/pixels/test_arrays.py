@@ -120,7 +120,8 @@ def test_contact_sheet_refuses_tables_and_unknown_labels(fetched):
     ws = Workspace(fetched)
     with pytest.raises(UsageError) as err:
         arrays.sheet(competitions.get("titanic"), ws, None, 4, 0)
-    assert str(err.value) == "kc show draws pixel competitions; titanic is tabular"
+    assert str(err.value) == ("kc show draws pixel competitions; titanic is tabular: for a first look at a table, "
+                              "run `kc explore titanic`")
     with pytest.raises(UsageError) as err:
         arrays.sheet(DIGITS, ws, "x", 4, 0)
     assert str(err.value) == "--label x: expected one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
