@@ -397,17 +397,24 @@ def train(
 ) -> None:
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
     from pipeline.cli.live import TrainDisplay, epoch_table
+    from pipeline.training import prepared
     from pipeline.training.honesty import few_rows_note
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
     display = TrainDisplay(epochs=None)  # each fit's stage says how many epochs it trains
+    stages: list[str] = []
+
+    def stage(text: str, epochs: int | None) -> None:
+        stages.append(text)
+        display.stage(text, epochs)
+
     with display.running():
         run = api.train(comp, model, folds=folds, full=full, epochs=epochs, lr=lr, bs=bs, valid_pct=valid_pct,
                         seed=seed, device=device, features=features, params=params, tensorboard=tensorboard,
                         threads=threads, time_limit=time_limit, workspace=ws, on_epoch=display.epoch,
-                        on_stage=display.stage)
+                        on_stage=stage)
     if (table := epoch_table(display.rows, run.metrics.stopped_early)) is not None:
         show_table(table)
     m, metric = run.metrics, comp.scorer
@@ -430,6 +437,10 @@ def train(
         out.print(f"submissions average the {len(m.fold_scores)} fold models")
     if m.interrupted:
         out.print("interrupted: kept the best weights so far")
+    elif (run.folder / prepared.FILE).is_file():
+        out.print("test rows predicted and kept with the run: kc submit writes them without predicting")
+    elif stages and stages[-1].endswith(prepared.LATER):  # why not: the live line that said so is gone
+        out.print(stages[-1])
     if m.out_of_time:
         out.print("cut at --time-limit: a fit kept its best epoch before the deadline (give more seconds for all)")
     out.print(f"run {run.run_id} -> {run.folder}")

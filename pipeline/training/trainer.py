@@ -108,12 +108,17 @@ def build_model(comp: Competition, cfg: TrainConfig, time_limit: float = 0.0) ->
 RESERVE_SECONDS, RESERVE_SHARE = 1.5, 0.1
 
 
-def fit_budget(deadline: float | None, fits_left: int) -> float:
-    """Seconds the next fit may take: an equal share of what is left before the deadline, less the reserve."""
+def fit_budget(deadline: float | None, fits_left: int, fold: tuple[int, int] = (0, 1)) -> float:
+    """Seconds the next fit may take: an equal share of what is left before the deadline, less the reserve.
+    `fold`: (index, count) of the fit among the run's folds, for the message when none is left."""
     if deadline is None:
         return 0.0
     left = deadline - time.monotonic()
     if left <= 0:
+        k, count = fold
+        if k:
+            raise UsageError(f"--time-limit: the time ran out before fold {k + 1} of {count} began (the first {k} "
+                             "took it all); give more seconds, or fewer --folds")
         raise UsageError("--time-limit: the time ran out before training began (starting up took it all: loading the "
                          "data and the model's libraries, and the reserve for saving the run); give more seconds")
     return max(left / fits_left, 0.01)
@@ -248,7 +253,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     for k, part in enumerate(parts):
         rest = rows_except(len(y), part)
         what = f"fold {k + 1}/{len(parts)}: " if cfg.folds else ""
-        model = build_model(comp, cfg, fit_budget(deadline, len(parts) - k + cfg.full))
+        model = build_model(comp, cfg, fit_budget(deadline, len(parts) - k + cfg.full, (k, len(parts))))
         note = model.plan()
         stage(f"{what}training {cfg.model} on {len(rest):,} rows" + (f": {note}" if note else ""),
               model.params().get("epochs"))
@@ -332,6 +337,10 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
                              "use it with linear, cnn or tabular")
     stage("loading data", None)
     data = data or load_dataset(comp, ws, cfg.features)
+    if predict_test:  # the files as loaded: the test outputs are kept only if they are the same after training
+        from pipeline.training import prepared
+
+        before = prepared.data_key(comp, ws, data)
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X = data.train_inputs(model.scaled)
@@ -350,9 +359,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         with threads.limited(cfg.threads):
             run = _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
             if predict_test:
-                from pipeline.training import prepared
-
-                prepared.save(comp, ws, run, data, stage, started + cfg.time_limit if cfg.time_limit else None)
+                prepared.save(comp, ws, run, data, stage, started + cfg.time_limit if cfg.time_limit else None,
+                              before)
             return run
     finally:
         if events is not None:

@@ -242,3 +242,13 @@ def test_a_limit_spent_before_training_began_says_what_spent_it(titanic_only, kc
     assert result.stderr == ("Error: --time-limit: the time ran out before training began (starting up took it all: "
                              "loading the data and the model's libraries, and the reserve for saving the run); give "
                              "more seconds\n")
+
+
+def test_a_limit_spent_by_the_first_folds_says_so(monkeypatch):
+    from conftest import Clock
+
+    monkeypatch.setattr(trainer, "time", Clock(1.0))  # each reading one second on
+    assert trainer.fit_budget(10.0, 4, (1, 5)) == pytest.approx((10.0 - 1.0) / 4)
+    with pytest.raises(UsageError, match=r"^--time-limit: the time ran out before fold 3 of 5 began \(the first 2 "
+                                         r"took it all\); give more seconds, or fewer --folds$"):
+        trainer.fit_budget(1.5, 3, (2, 5))

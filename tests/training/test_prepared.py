@@ -97,19 +97,119 @@ def test_a_same_size_edit_of_the_test_file_with_its_time_restored_is_predicted_a
     assert prepared.load(TITANIC, ws, run, data) is None
 
 
-def test_an_interrupted_run_or_one_out_of_time_keeps_no_outputs(folds_run):
+def saving(folds_run, **changes):
+    """prepared.save on the run with its file removed: (whether it kept outputs, what it said, the file exists)."""
     root, run = folds_run
     ws = Workspace(root)
     (run.folder / prepared.FILE).unlink()
-    said = []
     data = load_dataset(TITANIC, ws)
-    prepared.save(TITANIC, ws, run, data, lambda text, _: said.append(text), until=0.0)  # long past
-    assert not (run.folder / prepared.FILE).exists()
-    assert said == ["no time left to predict the test rows: kc submit will"]
-    interrupted = records.read_run(run.folder)
+    said: list[str] = []
+    chosen = changes.pop("run", run)
+    args = {"until": None, "before": prepared.data_key(TITANIC, ws, data)} | changes
+    kept = prepared.save(TITANIC, ws, chosen, data, lambda text, _: said.append(text), **args)
+    return kept, said, (run.folder / prepared.FILE).exists()
+
+
+def test_saving_again_keeps_outputs_that_load(folds_run):
+    kept, said, exists = saving(folds_run)
+    root, run = folds_run
+    assert kept and exists and said == ["predicting the 100 test rows for kc submit"]
+    assert prepared.load(TITANIC, Workspace(root), run, load_dataset(TITANIC, Workspace(root))) is not None
+
+
+def test_no_time_left_keeps_no_outputs(folds_run):
+    assert saving(folds_run, until=0.0) == (  # long past
+        False, ["no time left under --time-limit to predict the test rows; kc submit will predict them"], False)
+
+
+def test_the_limit_passing_while_predicting_keeps_no_outputs(folds_run, monkeypatch):
+    from conftest import Clock
+
+    monkeypatch.setattr(prepared, "time", Clock(1.0))  # each reading one second on: the third chunk is past
+    monkeypatch.setattr(prepared, "PREDICT_CHUNK", 10)
+    kept, said, exists = saving(folds_run, until=3.5)
+    assert (kept, exists) == (False, False)
+    assert said[-1] == "--time-limit reached while predicting the test rows; kc submit will predict them"
+
+
+def test_an_interrupted_run_keeps_no_outputs(folds_run):
+    interrupted = records.read_run(folds_run[1].folder)
     interrupted.metrics.interrupted = True
-    prepared.save(TITANIC, ws, interrupted, data, lambda text, _: said.append(text), until=None)
-    assert not (run.folder / prepared.FILE).exists() and len(said) == 1
+    assert saving(folds_run, run=interrupted) == (False, [], False)
+
+
+def test_data_changed_while_training_keeps_no_outputs(folds_run):
+    kept, said, exists = saving(folds_run, before="the files as they were when loaded")
+    assert (kept, exists) == (False, False)
+    assert said[-1] == "the data files changed while training: the test rows were not kept; kc submit will predict them"
+
+
+def test_a_file_that_cannot_be_written_loses_nothing(folds_run):
+    root, run = folds_run
+    ws = Workspace(root)
+    target = run.folder / prepared.FILE
+    target.unlink()
+    target.mkdir()  # a folder where the file goes: writing fails with an OSError, as a full disk would
+    data = load_dataset(TITANIC, ws)
+    said: list[str] = []
+    kept = prepared.save(TITANIC, ws, run, data, lambda text, _: said.append(text), None,
+                         prepared.data_key(TITANIC, ws, data))
+    assert not kept and target.is_dir()
+    assert said[-1] == "the test rows were not kept (Is a directory); kc submit will predict them"
+
+
+def test_a_changed_description_or_train_labels_send_submit_back_to_the_models(folds_run):
+    import dataclasses
+
+    root, run = folds_run
+    ws = Workspace(root)
+    data = load_dataset(TITANIC, ws)
+    other = dataclasses.replace(TITANIC, classes=TITANIC.classes[::-1])  # the description changed
+    assert prepared.load(other, ws, run, data) is None
+    train_csv = ws.data_dir("titanic") / "train.csv"
+    before = os.stat(train_csv)
+    header, *rows = train_csv.read_bytes().split(b"\n")
+    flip = {b"0": b"1", b"1": b"0"}
+
+    def flipped(row: bytes) -> bytes:  # Survived is the second column: same size
+        cells = row.split(b",", 2)
+        return b",".join([cells[0], flip[cells[1]], cells[2]]) if len(cells) == 3 else row
+
+    train_csv.write_bytes(b"\n".join([header, *map(flipped, rows)]))
+    os.utime(train_csv, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = load_dataset(TITANIC, ws)
+    assert again.fingerprint == run.metrics.data_fingerprint  # size and time alone cannot tell
+    assert prepared.load(TITANIC, ws, run, again) is None  # Titanic's test features come from train labels
+
+
+def test_odd_files_in_the_run_folder_are_never_read(folds_run):
+    root, run = folds_run
+    ws = Workspace(root)
+    (run.folder / "notes.txt").symlink_to("/proc/self/mem")  # reading it fails
+    os.mkfifo(run.folder / "pipe")  # opening it would wait forever
+    data = load_dataset(TITANIC, ws)
+    assert prepared.load(TITANIC, ws, run, data) is None  # the run's files changed: predict afresh
+    (run.folder / "notes.txt").unlink()
+    (run.folder / "pipe").unlink()
+    assert prepared.load(TITANIC, ws, run, data) is not None
+
+
+def test_outputs_declaring_a_huge_shape_are_never_read(folds_run):
+    import io
+    import zipfile
+
+    root, run = folds_run
+    ws = Workspace(root)
+    with np.load(run.folder / prepared.FILE) as saved:
+        key = saved["key"]
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2)})
+    keyed = io.BytesIO()
+    np.lib.format.write_array(keyed, key)
+    with zipfile.ZipFile(run.folder / prepared.FILE, "w") as z:  # 8 TB declared, nothing behind it
+        z.writestr("key.npy", keyed.getvalue())
+        z.writestr("outputs.npy", header.getvalue())
+    assert prepared.load(TITANIC, ws, run, load_dataset(TITANIC, ws)) is None
 
 
 def test_an_ensemble_reads_its_members_outputs_without_their_models(folds_run, monkeypatch):
