@@ -182,3 +182,10 @@ def test_the_kaggle_api_metric_of_several_targets(kc, workspace, tmp_path, kaggl
     assert result.exit_code == 0, result.output
     assert (competitions.get("skies", workspace).metric, competitions.get("skies", workspace).metric_source) == \
         (metric, source)
+
+
+def test_several_targets_refit_for_the_epochs_validation_chose(kc, workspace):
+    fetch(kc, workspace, "skies", "--metric", "Mean Columnwise AUC")
+    trained = kc("train", "skies", "--model", "linear", "--full", "--threads", "1", ws=workspace)
+    assert trained.exit_code == 0, trained.output  # the epoch table met refit epochs without validation figures
+    assert "refit on all rows for" in trained.stdout

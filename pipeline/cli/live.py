@@ -172,7 +172,8 @@ def epoch_table(rows: list[EpochRow], stopped: bool = False) -> Table | None:
         r = first[i]
         mark = " *" if r.record is chosen else ""
         figures = r.record.figures()
-        cells = [f"{100 * figures[k]:.2f}%" if k.endswith("accuracy") else f"{figures[k]:.4f}" for k in keys]
+        cells = ["–" if k not in figures else f"{100 * figures[k]:.2f}%" if k.endswith("accuracy") else
+                 f"{figures[k]:.4f}" for k in keys]  # a refit's epochs have no validation figures
         table.add_row(f"{r.record.epoch}{mark}", *cells, f"{int(r.seconds // 60):02d}:{int(r.seconds % 60):02d}")
     if chosen is not None:
         table.caption = "* best validation loss; " + ("stopped early, the model keeps it" if stopped

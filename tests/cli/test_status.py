@@ -121,3 +121,11 @@ def test_a_time_limit_that_cuts_the_epochs_is_said_and_counted(said):
     assert re.search(r"^training cnn on 37,800 rows: 9 of 12 epochs fit in --time-limit$", text, re.M)
     assert re.search(r"^training cnn on 37,800 rows: stopped at --time-limit after 8 of 9 epochs$", text, re.M)
     assert "of 20 epochs" not in text
+
+
+def test_an_epoch_table_whose_fit_has_refit_epochs_without_validation_shows_a_dash():
+    from pipeline.cli.live import EpochRow, epoch_table
+
+    rows = [EpochRow("rain", Epoch(1, 1.0, 0.9, valid_accuracy=0.7), 1.0), EpochRow("rain", Epoch(1, 0.8), 1.0)]
+    table = epoch_table(rows)
+    assert [list(c.cells) for c in table.columns][1:4] == [["1.0000", "0.8000"], ["0.9000", "–"], ["70.00%", "–"]]
