@@ -222,6 +222,7 @@ class CNNModel(Model):
         width, channels = state["net.0.0.weight"].shape[:2]  # the first convolution: (width, 1 grey or 3 RGB, 3, 3)
         self.net_ = Autocast(digit_resnet(int(width), len(self.classes_), full_res, int(channels)), use_bf16)
         self.net_.load_state_dict(state)
+        self.net_.to(memory_format=torch.channels_last)  # as it trained: the same kernels, the same outputs
         self.net_.eval()
         self.fitted_ = True
         return self

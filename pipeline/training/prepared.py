@@ -79,10 +79,12 @@ class _OutOfTime(Exception):
     """The time limit passed while the test rows were predicted at training."""
 
 
-def test_outputs(comp: Competition, run: Any, data: Any, until: float | None = None) -> np.ndarray:
+def test_outputs(comp: Competition, run: Any, data: Any, until: float | None = None,
+                 models: list[Any] | None = None) -> np.ndarray:
     """A run's outputs on the test rows: its model's, or the mean of its fold models' (probabilities or values).
 
-    With `until` (a time.monotonic reading), raises _OutOfTime once it passes, between models and chunks of rows."""
+    `models`: the run's models still in memory after training (else loaded from its folder, as submit does). With
+    `until` (a time.monotonic reading), raises _OutOfTime once it passes, between models and chunks of rows."""
     from pipeline.training.records import check_fits
     from pipeline.training.trainer import load_models, outputs
 
@@ -91,7 +93,7 @@ def test_outputs(comp: Competition, run: Any, data: Any, until: float | None = N
 
         return np.column_stack([column(view, test_outputs(view, sub, data, until))
                                 for view, sub in per_target(comp, run)])
-    models = load_models(comp, run)
+    models = models or load_models(comp, run)
     total = len(models) * len(data.test_ids)
     parts = []
     for k, m in enumerate(models):
@@ -144,26 +146,27 @@ def load(comp: Competition, ws: Workspace, run: Any, data: Dataset) -> np.ndarra
 
 
 def save(comp: Competition, ws: Workspace, run: Any, data: Dataset, stage: Callable[[str, int | None], None],
-         until: float | None, before: str) -> bool:
+         until: float | None, before: str, models: list[Any] | None = None) -> bool:
     """Predict the test rows with a new run's models and keep the outputs in its folder; whether they were kept.
 
-    `before` is `data_key` taken when the data was loaded: a file changed since, and nothing is kept. Skipped, saying
-    why, for an interrupted run, when the time limit (`until`, monotonic) would not hold the prediction, or when the
-    test rows cannot be predicted or the file written: the run stands, and `kc submit` predicts them itself.
+    `models`: the run's models as trained (None: loaded from its folder). `before` is `data_key` taken when the
+    data was loaded: a file changed since, and nothing is kept. Skipped, saying why, for an interrupted run, when
+    the time limit (`until`, monotonic) would not hold the prediction, or when the test rows cannot be predicted or
+    the file written: the run stands, and `kc submit` predicts them itself.
     """
     m = run.metrics
     rows = len(data.test_ids)
     if m.interrupted or not rows:
         return False
-    models = (len(m.fold_scores) or 1) if m.submits_with == "fold-mean" else 1
-    estimate = m.predict_seconds / max(m.valid_rows, 1) * rows * models  # at the pace validation predicted
+    count = (len(m.fold_scores) or 1) if m.submits_with == "fold-mean" else 1
+    estimate = m.predict_seconds / max(m.valid_rows, 1) * rows * count  # at the pace validation predicted
     later = LATER
     if until is not None and time.monotonic() + estimate > until:
         stage(f"no time left under --time-limit to predict the test rows{later}", None)
         return False
     stage(f"predicting the {rows:,} test rows for kc submit", None)
     try:
-        predicted = test_outputs(comp, run, data, until)
+        predicted = test_outputs(comp, run, data, until, models)
         if data_key(comp, ws, data) != before:
             stage(f"the data files changed while training: the test rows were not kept{later}", None)
             return False

@@ -357,10 +357,10 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     deadline = started + cfg.time_limit * (1 - RESERVE_SHARE) - RESERVE_SECONDS if cfg.time_limit else None
     try:
         with threads.limited(cfg.threads):
-            run = _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+            run, models = _train(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
             if predict_test:
                 prepared.save(comp, ws, run, data, stage, started + cfg.time_limit if cfg.time_limit else None,
-                              before)
+                              before, models)
             return run
     finally:
         if events is not None:
@@ -406,11 +406,13 @@ def save_models(folder: Path, submits_with: str, fitted: Fitted, full: Model | N
 
 
 def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, data: Dataset,
-           on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
+           on_epoch: EpochCallback | None, stage: Stage, events: Path | None,
+           deadline: float | None) -> tuple[Run, list[Model] | None]:
+    """The recorded run, and the models it submits with while they are in memory (None: load them)."""
     if comp.targets:  # one model (or K) per target column
         from pipeline.training.targets import train_targets
 
-        return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline)
+        return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline), None
     y = data.y
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
     # --full and test: X, X_test as built
@@ -429,7 +431,8 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"))
     cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
-    return _record(comp, ws, cfg, metrics, fitted, full, data, events)
+    run = _record(comp, ws, cfg, metrics, fitted, full, data, events)
+    return run, [full] if full is not None else fitted.models if cfg.folds else fitted.models[:1]
 
 
 def _record(comp: Competition, ws: Workspace, cfg: TrainConfig, metrics: RunMetrics, fitted: Fitted,

@@ -277,3 +277,21 @@ def test_a_pickle_planted_as_the_outputs_is_never_unpickled(folds_run, tmp_path)
         np.savez(f, outputs=np.array([Planted(marker)], dtype=object), key=key)
     data = load_dataset(TITANIC, ws)
     assert prepared.load(TITANIC, ws, run, data) is None and not marker.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("slug", "model", "params"), [
+    ("titanic", "linear", {"epochs": 3}), ("titanic", "knn", {}), ("titanic", "sk-logistic", {}),
+    ("titanic", "sk-gbm", {}), ("titanic", "catboost", {"iterations": 20}), ("titanic", "tabular", {"epochs": 1}),
+    ("titanic", "blend", {"members": "sk-logistic,lgbm"}), ("digit-recognizer", "cnn", {"epochs": 1, "width": 4}),
+])
+def test_outputs_kept_from_the_models_in_memory_are_what_the_saved_models_predict(workspace, slug, model, params):
+    from conftest import install
+
+    install(workspace, slug)
+    comp, ws = competitions.get(slug), Workspace(workspace)
+    run = trainer.train(comp, ws, trainer.TrainConfig(model=model, params=params, folds=2, threads=1))
+    data = load_dataset(comp, ws)
+    with np.load(run.folder / prepared.FILE) as saved:
+        kept = saved["outputs"]
+    np.testing.assert_array_equal(kept, prepared.test_outputs(comp, run, data))  # loaded from the folder, as submit
