@@ -50,7 +50,8 @@ MODELS: dict[str, ModelInfo] = {
     "catboost": ModelInfo("pipeline.models.cat", "CatBoostModel", _ALL, ("tabular",),
                           "CatBoost's ordered boosting, early-stopped on an inner split of the rows each fit sees"),
     "blend": ModelInfo("pipeline.models.blend", "BlendModel", _ALL, ("tabular",),
-                       "weighted mean of several models (default sk-ridge + sk-gbm)"),
+                       "weighted mean of several models (default: sk-ridge + sk-gbm for values, sk-logistic + "
+                       "sk-gbm + catboost for classes)"),
 }
 
 

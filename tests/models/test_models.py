@@ -685,3 +685,11 @@ def test_saving_a_scikit_learn_model_does_not_load_torch(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_kc_models_names_the_blends_default_members_for_values_and_for_classes():
+    from pipeline.models import MODELS, blend
+
+    for kind, members in blend.DEFAULTS.items():
+        named = " + ".join(name for name, _ in members)
+        assert named in MODELS["blend"].description, (kind, MODELS["blend"].description)
