@@ -207,14 +207,6 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
                         f"train again with `kc train {comp.slug} --model {run.model}`")
 
 
-def test_predictions(comp: Competition, run: Any, data: Any) -> np.ndarray:
-    """A run's test predictions as the submission writes them (class codes, values, or probabilities)."""
-    from pipeline.training.prepared import test_outputs
-    from pipeline.training.trainer import submitted
-
-    return submitted(comp, test_outputs(comp, run, data))
-
-
 def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: bool = True,
            timeout: float = 300.0, poll: float = 5.0, on_wait: Callable[[str], None] | None = None) -> LogEntry:
     """Upload a logged submission, then (optionally) poll Kaggle until it is scored; return its log entry."""

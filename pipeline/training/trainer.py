@@ -27,6 +27,7 @@ from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
+from pipeline.training import prepared
 from pipeline.training.honesty import auto_folds
 from pipeline.training.records import (
     TRAIN_ROWS,
@@ -338,10 +339,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
                              "use it with linear, cnn or tabular")
     stage("loading data", None)
     data = data or load_dataset(comp, ws, cfg.features)
-    if predict_test:  # the files as loaded: the test outputs are kept only if they are the same after training
-        from pipeline.training import prepared
-
-        before = prepared.data_key(comp, ws, data)
+    # the files as loaded: the test outputs are kept only if they are the same after training
+    before = prepared.data_key(comp, ws, data) if predict_test else ""
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X = data.train_inputs(model.scaled)

@@ -12,7 +12,7 @@ from pipeline.core.errors import KcError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.sources import bundled_zip, fetch
 from pipeline.submitting import checks, ledger
-from pipeline.training import records, trainer
+from pipeline.training import prepared, records, trainer
 
 TITANIC = competitions.get("titanic")
 DIGITS = competitions.get("digit-recognizer")
@@ -121,7 +121,8 @@ def test_submit_applies_the_encoder_saved_with_the_run_without_refitting(workspa
     houses, ws = competitions.get("house-prices"), Workspace(workspace)
     run = trainer.train(houses, ws, trainer.TrainConfig(model="blend", features=features, params={
         "members": "sk-ridge,lgbm"}, threads=1))
-    expected = ledger.test_predictions(houses, run, load_dataset(houses, ws, features))  # re-derived, as before
+    data = load_dataset(houses, ws, features)
+    expected = trainer.submitted(houses, prepared.test_outputs(houses, run, data))  # re-derived, as before
 
     def refit(*args, **kwargs):
         raise AssertionError("submit refitted the encoder")
