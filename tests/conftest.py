@@ -83,6 +83,21 @@ def copied_run(template: tuple[Path, str], tmp_path: Path) -> tuple[Path, object
     return root, read_run(Workspace(root).runs_dir(slug) / template[1])
 
 
+def cut_tabular_fits(monkeypatch: pytest.MonkeyPatch, which: Callable[[Any], bool] = lambda _valid: True) -> None:
+    """Make `tabular` fits end as if their time limit's deadline had stopped them after their best epoch: those
+    `which` says yes to, given the fit's validation rows (None for a refit)."""
+    from pipeline.models import tabular
+
+    fit = tabular.TabularModel.fit
+
+    def cut(self, X, y, X_valid=None, y_valid=None, on_epoch=None):
+        fit(self, X, y, X_valid, y_valid, on_epoch)
+        self.out_of_time_ = which(X_valid)
+        return self
+
+    monkeypatch.setattr(tabular.TabularModel, "fit", cut)
+
+
 class Clock:
     """A monotonic clock that moves `step` seconds each time it is read: time limits become counts, not timings.
 

@@ -494,16 +494,9 @@ def test_a_command_reads_the_competitions_description_once(kc, workspace, monkey
 
 @pytest.mark.slow
 def test_a_fit_cut_at_its_time_limit_is_said_and_marked_in_runs(titanic_only, kc, monkeypatch):
-    from pipeline.models import tabular
+    from conftest import cut_tabular_fits
 
-    fit = tabular.TabularModel.fit
-
-    def cut(self, *args, **kwargs):  # as if the deadline had stopped the fit after its best epoch
-        fit(self, *args, **kwargs)
-        self.out_of_time_ = True
-        return self
-
-    monkeypatch.setattr(tabular.TabularModel, "fit", cut)
+    cut_tabular_fits(monkeypatch)
     result = kc("train", "titanic", "--model", "tabular", "--epochs", "2", "--folds", "0", "--time-limit", "600",
                 ws=titanic_only)
     assert result.exit_code == 0, result.output

@@ -139,18 +139,12 @@ def test_a_cnn_run_shares_its_time_limit_with_its_fit_and_records_it(fetched):
 @pytest.mark.slow
 @pytest.mark.parametrize("cut", ["refit", "both"])
 def test_a_fit_cut_by_its_deadline_is_recorded_and_a_cut_refit_does_not_submit(fetched, monkeypatch, cut):
-    from pipeline.models import tabular
+    from conftest import cut_tabular_fits
+
     from pipeline.training.listing import model_text
     from pipeline.training.records import read_run
 
-    fit = tabular.TabularModel.fit
-
-    def cut_at_deadline(self, X, y, X_valid=None, y_valid=None, on_epoch=None):
-        fit(self, X, y, X_valid, y_valid, on_epoch)
-        self.out_of_time_ = X_valid is None or cut == "both"  # the refit has no validation rows
-        return self
-
-    monkeypatch.setattr(tabular.TabularModel, "fit", cut_at_deadline)
+    cut_tabular_fits(monkeypatch, lambda valid: valid is None or cut == "both")  # the refit has no validation rows
     cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2}, folds=0, full=True, time_limit=600, threads=1)
     run = trainer.train(TITANIC, Workspace(fetched), cfg)
     assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
@@ -213,16 +207,9 @@ def test_no_time_left_after_the_folds_keeps_the_validated_run_without_a_refit(fe
 
 @pytest.mark.slow
 def test_a_blend_with_a_member_cut_at_its_deadline_is_cut_too(monkeypatch):
-    from pipeline.models import tabular
+    from conftest import cut_tabular_fits
 
-    fit = tabular.TabularModel.fit
-
-    def cut(self, *args, **kwargs):  # as if the deadline had stopped the member after its best epoch
-        fit(self, *args, **kwargs)
-        self.out_of_time_ = True
-        return self
-
-    monkeypatch.setattr(tabular.TabularModel, "fit", cut)
+    cut_tabular_fits(monkeypatch)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
