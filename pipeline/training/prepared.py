@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.core import progress
 from pipeline.core.competitions import Competition
-from pipeline.core.dataset import Dataset
+from pipeline.core.dataset import Dataset, take_rows
 from pipeline.core.errors import DataError, KcError
 from pipeline.core.workspace import Workspace, atomic_path
 from pipeline.training.records import TRAIN_ROWS
@@ -106,7 +106,7 @@ def test_outputs(comp: Competition, run: Any, data: Any, until: float | None = N
         chunks = []
         for start in range(0, len(X), PREDICT_CHUNK):
             try:
-                chunks.append(outputs(comp, m, X[start : start + PREDICT_CHUNK]))
+                chunks.append(outputs(comp, m, take_rows(X, np.arange(start, min(start + PREDICT_CHUNK, len(X))))))
             except (ValueError, IndexError, TypeError, AttributeError) as exc:  # learned fields edited to misfit
                 raise DataError(f"run {run.run_id}: its saved model cannot predict {comp.slug}'s test rows "
                                 f"({type(exc).__name__}); train it again or pick another run") from None

@@ -21,7 +21,7 @@ import numpy as np
 import pipeline
 from pipeline.core import epochs, threads, tracking
 from pipeline.core.competitions import Competition
-from pipeline.core.dataset import Dataset, load_dataset, rows_except
+from pipeline.core.dataset import Dataset, load_dataset, rows_except, take_rows
 from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace
@@ -262,13 +262,14 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         t0 = time.perf_counter()
         Xk = X if for_fit is None else for_fit(rest)  # label columns from this fit's training rows only
         with _events(events, f"fold{k + 1}" if cfg.folds else "split", model, on_epoch) as watch:
-            model.fit(Xk[rest], target[rest], Xk[part], target[part], on_epoch=watch)
+            # copies handed over, not named here: a model done with them (lgbm, once binned) lets them go
+            model.fit(take_rows(Xk, rest), target[rest], take_rows(Xk, part), target[part], on_epoch=watch)
         fit_s += time.perf_counter() - t0
         # Ctrl-C in a fold stops the whole run; before the first epoch ended there is no epoch worth keeping
         if model.interrupted_ and (cfg.folds or not model.history_):
             raise KeyboardInterrupt
         t0 = time.perf_counter()
-        part_out = outputs(comp, model, Xk[part])
+        part_out = outputs(comp, model, take_rows(Xk, part))
         predict_s += time.perf_counter() - t0
         if out is None:
             out = np.zeros((len(y), *part_out.shape[1:]), part_out.dtype)
