@@ -66,39 +66,53 @@ class LGBMModel(Boosted):
                 "lambda_l2": self.lambda_l2, "num_threads": self.threads, "seed": self.seed,
                 "deterministic": True, "force_row_wise": True, "verbosity": -1}
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> None:
-        """One booster on X, y, early-stopping on an inner split of these rows, ending by the deadline."""
+    def _rows(self, X: np.ndarray, y: np.ndarray) -> Any:
+        """The rows binned once by LightGBM, without copying them: every booster's inner split and refit are subsets."""
         import lightgbm as lgb
 
         self._start(y)
-        x = images.flat_inputs(X)
-        if self.regression_:
-            target = np.asarray(y, np.float64)
-        else:
-            if len(self.classes_) < 2:
-                raise DataError("lgbm needs rows of at least two classes to learn from; use more rows or folds")
-            target = np.searchsorted(self.classes_, y).astype(np.float64)
-        params = self._params(1 if self.regression_ else len(self.classes_))
-        stop = _Stopper(self.patience, deadline)
-        fit_rows, held = inner_split(target if not self.regression_ else None, len(x), self.inner_pct, self.seed) \
-            if self.patience > 0 else (None, None)
-        # the rows are binned once, without copying them: the inner split and the refit are subsets of one Dataset
-        whole = lgb.Dataset(x, target, params=params, free_raw_data=True).construct()
-        data = whole.subset(fit_rows) if held is not None else whole
-        valid = [whole.subset(held)] if held is not None else []
-        # keep_training_booster: not re-parsing the whole model from text at the end (seconds on a big model)
+        return lgb.Dataset(images.flat_inputs(X), self._target(y), params=self._params(self._n_classes()),
+                           free_raw_data=True).construct()
+
+    def _fit(self, rows: Any, y: np.ndarray, deadline: float | None) -> None:
+        """One booster on the binned rows, early-stopping on an inner split of them, ending by the deadline."""
+        import lightgbm as lgb
+
+        self._start(y)
+        params, stop = self._params(self._n_classes()), _Stopper(self.patience, deadline)
+        data, valid = self._inner_sets(rows, self._target(y))
+        # keep_training_booster: not re-parsing the model from text after each fit (Boosted.fit compacts the last)
         booster = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid, callbacks=[stop],
                             keep_training_booster=True)
-        rounds = stop.best + 1 if held is not None else booster.current_iteration()
-        if self._refits(len(x)) and held is not None and stop.reason != "time":
+        rounds = stop.best + 1 if valid else booster.current_iteration()
+        if self._refits(len(y)) and valid and stop.reason != "time":
             # the stopped rounds were learnt on (1 - inner_pct) of the rows: a fit on all of them takes a few more
             rounds = max(1, round(rounds / (1 - self.inner_pct)))
             del booster, data, valid  # their binned rows are not needed again
             again = _Stopper(0, stop.deadline)
-            booster = lgb.train(params, whole, num_boost_round=rounds, callbacks=[again], keep_training_booster=True)
+            booster = lgb.train(params, rows, num_boost_round=rounds, callbacks=[again], keep_training_booster=True)
             rounds = booster.current_iteration()
             stop.reason = "time" if again.reason == "time" else stop.reason  # a refit cut short is cut short
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, int(rounds), stop.reason
+
+    def _inner_sets(self, whole: Any, target: np.ndarray) -> tuple[Any, list[Any]]:
+        """The rows boosted on and, when stopping early, the inner split it watches: binned subsets of `whole`."""
+        if self.patience <= 0:
+            return whole, []
+        fit_rows, held = inner_split(None if self.regression_ else target, len(target), self.inner_pct, self.seed)
+        return _subset(whole, fit_rows), [_subset(whole, held)]
+
+    def _n_classes(self) -> int:
+        return 1 if self.regression_ or self.classes_ is None else len(self.classes_)
+
+    def _target(self, y: np.ndarray) -> np.ndarray:
+        """LightGBM's label: the values, or each row's class as its index in classes_."""
+        if self.regression_:
+            return np.asarray(y, np.float64)
+        assert self.classes_ is not None
+        if len(self.classes_) < 2:
+            raise DataError("lgbm needs rows of at least two classes to learn from; use more rows or folds")
+        return np.searchsorted(self.classes_, y).astype(np.float64)
 
     def _compact(self) -> None:
         """Drop the booster's training state (gradients and scores per row) by rebuilding it from its trees."""
@@ -156,6 +170,14 @@ class LGBMModel(Boosted):
                             "train it again") from None
         self.booster_, self.best_rounds_, self.stopped_by_ = booster, rounds, str(state.get("stopped_by", ""))
         self.regression_, self.classes_, self.fitted_ = regression, classes, True
+
+
+def _subset(whole: Any, rows: np.ndarray) -> Any:
+    """The binned rows `rows` of `whole`, without the list of their indices LightGBM keeps beside them (Python ints:
+    31 MB for 810,000 rows, while the fit lasts); it reads the list only to build the subset."""
+    part = whole.subset(rows).construct()
+    part.used_indices = None
+    return part
 
 
 class _Stopper:
