@@ -32,17 +32,17 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     stretch at a time instead, so its pages do not become this process's memory beside the copy (57 MB of a
     million-row table, for as long as the mapping lives); the file holds what the mapping shows, as kc writes to no
     mapped matrix."""
-    if not _mapped_whole(X):
+    if not (isinstance(X, np.memmap) and _mapped_whole(X)):
         return X[rows]
     out = np.empty((len(rows), *X.shape[1:]), X.dtype)
     row_bytes, done = X.strides[0], 0
-    with open(X.filename, "rb") as f:
+    with open(str(X.filename), "rb") as f:
         while done < len(rows):
             first = int(rows[done])
             end = done + int(np.searchsorted(rows[done:], first + _STRETCH))  # the rows within one stretch
             stretch = np.empty((int(rows[end - 1]) - first + 1, *X.shape[1:]), X.dtype)
             f.seek(X.offset + first * row_bytes)
-            if f.readinto(stretch) != stretch.nbytes:  # type: ignore[arg-type]
+            if f.readinto(stretch.data.cast("B")) != stretch.nbytes:
                 return X[rows]  # the file is not what was mapped: the mapping is what counts
             out[done:end] = stretch[rows[done:end] - first]
             done = end
@@ -52,12 +52,12 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
 _STRETCH = 65_536  # rows read at a time (3.8 MB of a 15-feature float32 table)
 
 
-def _mapped_whole(X: np.ndarray) -> bool:
+def _mapped_whole(X: np.memmap) -> bool:
     """Whether X is a C-ordered matrix mapped whole from a file (np.load's mmap_mode), not a view into one."""
     import mmap
 
-    return isinstance(X, np.memmap) and isinstance(X.base, mmap.mmap) and X.flags.c_contiguous and \
-        bool(X.filename) and os.path.getsize(X.filename) == X.offset + X.nbytes
+    return isinstance(X.base, mmap.mmap) and X.flags.c_contiguous and bool(X.filename) and \
+        os.path.getsize(str(X.filename)) == X.offset + X.nbytes
 
 
 @dataclass(frozen=True)
