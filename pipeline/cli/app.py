@@ -627,10 +627,12 @@ def ensemble(
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
         table.add_row("blend", "", metric.format(result.score))
         show_table(table)
+    _show_submission(comp, blended.submission)
+    if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
-            out.print(f"the blend is no better than its best member ({best_id}): submit that run instead")
-    _show_submission(comp, blended.submission)
+            out.print(f"the blend is no better than its best member: `kc submit {comp.slug} --run {best_id}` writes "
+                      "that run's own file, the one to prefer")
     if upload:
         _upload(comp, ws, blended.submission, message, wait, timeout)
 

@@ -48,6 +48,18 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
 
 
 @pytest.mark.slow
+def test_a_blend_no_better_than_a_member_names_the_command_for_that_members_file(fetched, kc):
+    ws = Workspace(fetched)
+    a, b = (trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": k})) for k in (5, 5))
+    shown = kc("ensemble", "titanic", a.run_id, b.run_id, "--method", "mean", ws=fetched)
+    assert shown.exit_code == 0
+    lines = shown.stdout.splitlines()
+    advice = next(i for i, line in enumerate(lines) if "no better than its best member" in line)
+    wrote = next(i for i, line in enumerate(lines) if line.startswith("wrote "))
+    assert wrote < advice and f"kc submit titanic --run {a.run_id}" in " ".join(lines[advice:])
+
+
+@pytest.mark.slow
 def test_the_same_model_twice_scores_as_that_model(fetched):
     ws = Workspace(fetched)
     a = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
