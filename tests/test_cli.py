@@ -384,6 +384,14 @@ def test_model_names_are_case_insensitive(titanic_only, kc):
     assert [p.name.endswith("-linear") for p in (titanic_only / "competitions/titanic/runs").iterdir()] == [True]
 
 
+def test_submit_names_how_its_run_was_scored(titanic_only, kc):
+    for folds, scored in (("0", ", validation accuracy "), ("2", ", out-of-fold accuracy ")):
+        assert kc("train", "-m", "knn", "--folds", folds, ws=titanic_only).exit_code == 0
+        [run] = sorted((titanic_only / "competitions/titanic/runs").glob("*-knn*"))[-1:]
+        shown = kc("submit", "titanic", "--run", run.name, ws=titanic_only)
+        assert shown.exit_code == 0 and scored in shown.stdout.replace("\n", " ")
+
+
 def test_make_demo_installs_kc_without_the_test_and_server_extras(tmp_path):
     repo = Path(__file__).parent.parent
     for name in ("Makefile", "pyproject.toml"):

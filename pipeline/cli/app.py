@@ -556,7 +556,8 @@ def submit(
     comp = api.competition(slug, ws)
     with working("predicting the test set"):
         result = api.submit(comp, run, workspace=ws)
-    _show_submission(comp, result)  # shown before uploading: an upload that fails leaves the file written
+    scored = "out-of-fold" if api.run(comp, result.entry.run, ws).metrics.fold_scores else "validation"
+    _show_submission(comp, result, scored)  # shown before uploading: an upload that fails leaves the file written
     if upload:
         _upload(comp, ws, result, message, wait, timeout)
 
@@ -572,9 +573,9 @@ def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submissio
         out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
 
-def _show_submission(comp: competitions.Competition, result: api.Submission) -> None:
+def _show_submission(comp: competitions.Competition, result: api.Submission, scored: str) -> None:
     e = result.entry
-    score = f", validation {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
+    score = f", {scored} {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
     what = "wrote" if result.new else "already written, unchanged:"
     out.print(f"{what} {result.path} (valid format; {e.model} run {e.run}{score})")
     if e.sample:
@@ -627,7 +628,7 @@ def ensemble(
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
         table.add_row("blend", "", metric.format(result.score))
         show_table(table)
-    _show_submission(comp, blended.submission)
+    _show_submission(comp, blended.submission, "out-of-fold" if result.scored_on == "oof" else "validation")
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
