@@ -34,16 +34,26 @@ def take_rows(X: np.ndarray, rows: np.ndarray) -> np.ndarray:
     mapped matrix."""
     if not (isinstance(X, np.memmap) and _mapped_whole(X)):
         return X[rows]
+    try:
+        return _read_rows(X, rows)
+    except (OSError, ValueError):  # the file is gone or not what was mapped (a newer cache): the mapping is what counts
+        return X[rows]
+
+
+def _read_rows(X: np.memmap, rows: np.ndarray) -> np.ndarray:
+    """X[rows] read from X's file, a stretch of rows at a time; ValueError when the file ends early."""
     out = np.empty((len(rows), *X.shape[1:]), X.dtype)
     row_bytes, done = X.strides[0], 0
     with open(str(X.filename), "rb") as f:
+        if os.fstat(f.fileno()).st_size != X.offset + X.nbytes:
+            raise ValueError("another file")
         while done < len(rows):
             first = int(rows[done])
             end = done + int(np.searchsorted(rows[done:], first + _STRETCH))  # the rows within one stretch
             stretch = np.empty((int(rows[end - 1]) - first + 1, *X.shape[1:]), X.dtype)
             f.seek(X.offset + first * row_bytes)
             if f.readinto(stretch.data.cast("B")) != stretch.nbytes:
-                return X[rows]  # the file is not what was mapped: the mapping is what counts
+                raise ValueError("the file ends early")
             out[done:end] = stretch[rows[done:end] - first]
             done = end
     return out
@@ -56,8 +66,7 @@ def _mapped_whole(X: np.memmap) -> bool:
     """Whether X is a C-ordered matrix mapped whole from a file (np.load's mmap_mode), not a view into one."""
     import mmap
 
-    return isinstance(X.base, mmap.mmap) and X.flags.c_contiguous and bool(X.filename) and \
-        os.path.getsize(str(X.filename)) == X.offset + X.nbytes
+    return isinstance(X.base, mmap.mmap) and X.flags.c_contiguous and bool(X.filename)
 
 
 @dataclass(frozen=True)
