@@ -44,11 +44,7 @@ def test_registered_for_every_task_on_raw_inputs():
 
 def test_early_stopping_keeps_the_round_with_the_lowest_inner_loss():
     X, y = classes_table(n=600, d=6, k=2, seed=1)
-    fitted = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
-    assert fitted.booster_.current_iteration() == fitted.best_rounds_  # the fit keeps its best rounds' trees alone
-    model = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1)
-    model._fit(model._rows(X, y), y, None)  # one booster as grown, before `fit` trims it
-    assert model.best_rounds_ == fitted.best_rounds_
+    model = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
     fit_rows, held = inner_split(y, len(y), 0.1, 0)
     assert len(held) == 60 and not np.intersect1d(fit_rows, held).size
     # the inner split's loss after every round, recomputed from the booster: the kept round is its minimum
@@ -165,3 +161,13 @@ def test_a_fit_lets_go_of_the_rows_handed_to_it_once_they_are_binned(monkeypatch
     model = LGBMModel(bags=2, patience=5, threads=1).fit(handed.pop(), y)
     assert alive_while_boosting == [False, False] and len(model.bags_) == 1
     assert np.array_equal(model.predict(X), LGBMModel(bags=2, patience=5, threads=1).fit(X, y).predict(X))
+
+
+def test_a_big_tables_fit_keeps_its_best_trees_alone_and_predicts_the_same(monkeypatch):
+    X, y = classes_table(n=600, d=6, k=2, seed=1)
+    grown = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
+    assert grown.booster_.current_iteration() == grown.best_rounds_ + 10  # a small table's booster as it grew
+    monkeypatch.setattr(_boosting, "COMPACT_ROWS", 600)  # as if 600 rows were a big table
+    kept = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
+    assert kept.booster_.current_iteration() == kept.best_rounds_ == grown.best_rounds_
+    assert np.array_equal(kept.predict_proba(X), grown.predict_proba(X))
