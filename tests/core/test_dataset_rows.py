@@ -31,7 +31,7 @@ def mapped(tmp_path):
 @pytest.mark.parametrize("share", [0.9, 0.1, 0.0001])
 def test_take_rows_copies_what_indexing_copies_without_the_mapping_becoming_resident(mapped, monkeypatch, share):
     path, X = mapped
-    monkeypatch.setattr(dataset, "_STRETCH", 10_000)
+    monkeypatch.setattr(dataset, "_STRETCH_BYTES", 600_000)  # 10,000 rows of 15 float32
     rows = np.sort(np.random.default_rng(1).choice(len(X), max(1, int(share * len(X))), replace=False))
     taken = take_rows(X, rows)
     assert not isinstance(taken, np.memmap) and taken.flags.owndata and taken.dtype == np.float32
@@ -42,6 +42,7 @@ def test_take_rows_copies_what_indexing_copies_without_the_mapping_becoming_resi
 
 def test_views_plain_arrays_and_a_changed_file_are_indexed_as_usual(mapped):
     path, X = mapped
+    assert np.array_equal(take_rows(X, np.array([9, 4, 1])), X[[9, 4, 1]])  # rows out of order: indexed
     rows = np.array([1, 4, 9])
     for array in (X[5:], X[:, :3], np.arange(40, dtype=np.float32).reshape(10, 4)):
         assert np.array_equal(take_rows(array, rows), array[rows])
