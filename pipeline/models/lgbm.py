@@ -81,7 +81,8 @@ class LGBMModel(Boosted):
         self._start(y)
         params, stop = self._params(self._n_classes()), _Stopper(self.patience, deadline)
         data, valid = self._inner_sets(rows, self._target(y))
-        # keep_training_booster: not re-parsing the model from text after each fit (Boosted.fit compacts the last)
+        # keep_training_booster: not re-parsing the model from text after each fit (Boosted.fit rebuilds the last
+        # from its trees on big tables only)
         booster = lgb.train(params, data, num_boost_round=self.n_estimators, valid_sets=valid, callbacks=[stop],
                             keep_training_booster=True)
         rounds = stop.best + 1 if valid else booster.current_iteration()

@@ -269,6 +269,7 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
         if model.interrupted_ and (cfg.folds or not model.history_):
             raise KeyboardInterrupt
         t0 = time.perf_counter()
+        # read again rather than held through the fit: 10 MB more at a million rows' peak, for 23 ms of reading (Zen 1)
         part_out = outputs(comp, model, take_rows(Xk, part))
         predict_s += time.perf_counter() - t0
         if out is None:
