@@ -573,11 +573,13 @@ def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submissio
         out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
 
-def _show_submission(comp: competitions.Competition, result: api.Submission, scored: str) -> None:
+def _show_submission(comp: competitions.Competition, result: api.Submission, scored: str,
+                     made_by: str | None = None) -> None:
+    """The file written and what made it ("lgbm run ID" unless `made_by` says otherwise), with its score."""
     e = result.entry
     score = f", {scored} {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
     what = "wrote" if result.new else "already written, unchanged:"
-    out.print(f"{what} {result.path} (valid format; {e.model} run {e.run}{score})")
+    out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})")
     if e.sample:
         out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
 
@@ -626,9 +628,10 @@ def ensemble(
         table = Table("run", "weight", metric.title, title=f"ensemble, scored {where}")
         for run_id, member_score in result.members.items():
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
-        table.add_row("blend", "", metric.format(result.score))
+        table.add_row(f"{method} ensemble", "", metric.format(result.score))  # not "blend": that is a model
         show_table(table)
-    _show_submission(comp, blended.submission, "out-of-fold" if result.scored_on == "oof" else "validation")
+    _show_submission(comp, blended.submission, "out-of-fold" if result.scored_on == "oof" else "validation",
+                     made_by=f"{method} ensemble of runs {', '.join(result.weights)}")
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
