@@ -34,6 +34,8 @@ def test_a_table_is_described_as_pandas_counts_it(kc, titanic_only):
     names = {p.name for p in found.pictures}
     assert names == {"target.png", "missing.png", "association.png", "distributions.png"}
     assert all(p.read_bytes().startswith(PNG) for p in found.pictures)
+    related = next(line for line in lines if line.startswith("most related to the target"))
+    assert related.endswith(f" and {len(found.association) - 6} more in association.png")  # 6 named, all drawn
 
 
 def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):
