@@ -58,10 +58,10 @@ class Overview:
         elif comp.modality == "tabular":
             out.append("missing: none")
         if self.association:
-            more = len(self.association) - 6
+            unnamed = len(self.association) - 6
             out.append("most related to the target (mutual information): " + ", ".join(
                 f"{c} {v:.3f}" for c, v in list(self.association.items())[:6])
-                       + (f" and {more} more in association.png" if more > 0 else ""))
+                       + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))
         for column, (a, b, c, d) in self.dates.items():
             out.append(f"dates {column}: train {a} to {b}, test {c} to {d}")
         out.append("pictures: " + ", ".join(str(p) for p in self.pictures))
