@@ -184,7 +184,10 @@ class _Date:
 def _fit_date(column: str, values: pd.Series, fmt: str) -> _Date:
     found = date_parts(values, fmt)
     seen = ~np.isnan(found["elapsed"])
-    parts = (*(p for p in DATE_PARTS if len(np.unique(found[p][seen])) > 1), "elapsed")
+    varies = {p for p in DATE_PARTS if len(np.unique(found[p][seen])) > 1}
+    if "day" not in varies:  # years or months as their first days: the weekday of a 1st is no signal
+        varies.discard("weekday")
+    parts = (*(p for p in DATE_PARTS if p in varies), "elapsed")
     x = np.column_stack([found[p] for p in parts])[seen]
     std = x.std(axis=0)
     return _Date(column, fmt, parts, tuple(map(float, np.median(x, axis=0))), tuple(map(float, x.mean(axis=0))),
