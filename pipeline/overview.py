@@ -58,7 +58,7 @@ class Overview:
         elif comp.modality == "tabular":
             out.append("missing: none")
         if self.association:
-            unnamed = len(self.association) - 6
+            unnamed = min(len(self.association), SHOWN) - 6  # the chart draws the first SHOWN
             out.append("most related to the target (mutual information): " + ", ".join(
                 f"{c} {v:.3f}" for c, v in list(self.association.items())[:6])
                        + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,9 @@ def test_a_table_is_described_as_pandas_counts_it(kc, titanic_only):
     assert all(p.read_bytes().startswith(PNG) for p in found.pictures)
     related = next(line for line in lines if line.startswith("most related to the target"))
     assert related.endswith(f" and {len(found.association) - 6} more in association.png")  # 6 named, all drawn
+    wide = dataclasses.replace(found, association={f"c{i}": 1 / (i + 1) for i in range(30)})
+    related = next(line for line in wide.lines() if line.startswith("most related to the target"))
+    assert related.endswith("c5 0.167 and 14 more in association.png")  # the chart draws 20 of the 30
 
 
 def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):

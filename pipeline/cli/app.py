@@ -579,7 +579,8 @@ def _show_submission(comp: competitions.Competition, result: api.Submission, sco
     e = result.entry
     score = f", {scored} {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
     what = "wrote" if result.new else "already written, unchanged:"
-    out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})")
+    # run ids and paths are the user's folder names: "[red]" in one is text, not Rich markup
+    out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})", markup=False)
     if e.sample:
         out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
 
@@ -631,12 +632,13 @@ def ensemble(
         table.add_row(f"{method} ensemble", "", metric.format(result.score))  # not "blend": that is a model
         show_table(table)
     _show_submission(comp, blended.submission, "out-of-fold" if result.scored_on == "oof" else "validation",
-                     made_by=f"{method} ensemble of runs {', '.join(result.weights)}")
+                     made_by=f"{method} ensemble of runs "
+                     + ", ".join(f"{run_id} ({weight:.2f})" for run_id, weight in result.weights.items()))
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
-            out.print(f"the blend is no better than its best member: `kc submit {comp.slug} --run {best_id}` writes "
-                      "that run's own file, the one to prefer")
+            out.print(f"the ensemble is no better than its best member: `kc submit {comp.slug} --run {best_id}` "
+                      "writes that run's own file, the one to prefer", markup=False)
     if upload:
         _upload(comp, ws, blended.submission, message, wait, timeout)
 

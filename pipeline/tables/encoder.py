@@ -185,8 +185,8 @@ def _fit_date(column: str, values: pd.Series, fmt: str) -> _Date:
     found = date_parts(values, fmt)
     seen = ~np.isnan(found["elapsed"])
     varies = {p for p in DATE_PARTS if len(np.unique(found[p][seen])) > 1}
-    if "day" not in varies:  # years or months as their first days: the weekday of a 1st is no signal
-        varies.discard("weekday")
+    if "day" not in varies:  # yearly or monthly rows (each on a 1st, say): weekday and day of year only restate
+        varies -= {"weekday", "dayofyear"}  # the year or the month, or flag leap years
     parts = (*(p for p in DATE_PARTS if p in varies), "elapsed")
     x = np.column_stack([found[p] for p in parts])[seen]
     std = x.std(axis=0)

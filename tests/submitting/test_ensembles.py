@@ -58,7 +58,7 @@ def test_a_blend_no_better_than_a_member_names_the_command_for_that_members_file
     wrote = next(i for i, line in enumerate(lines) if line.startswith("wrote "))
     assert wrote < advice and f"kc submit titanic --run {a.run_id}" in " ".join(lines[advice:])
     # the file's line names the runs blended (its log name, ensemble-mean-2, is no run), the table's row the method
-    assert f"mean ensemble of runs {a.run_id}, {b.run_id}" in " ".join(lines[wrote:advice])
+    assert f"mean ensemble of runs {a.run_id} (0.50), {b.run_id} (0.50)" in " ".join(lines[wrote:advice])
     assert any(line.startswith("│ mean ensemble ") for line in lines[:wrote]), lines
 
 
