@@ -122,7 +122,7 @@ def test_cnn_trains_on_fewer_rows_than_a_batch(digits):
     from pipeline.models.cnn import CNNModel
 
     X, y = digits.X, digits.y
-    model = CNNModel(epochs=2, width=4, threads=1).fit(X[:20], y[:20], X[250:], y[250:])  # 20 rows, bs 128
+    model = CNNModel(epochs=2, width=4, threads=1).fit(X[:20], y[:20], X[250:], y[250:])  # 20 rows, bs 64
     assert [np.isfinite(e.train_loss) and np.isfinite(e.valid_loss) for e in model.history_] == [True, True]
     assert np.isfinite(model.predict_proba(X[250:])).all()
 
