@@ -268,7 +268,9 @@ def main() -> None:
     args = parser.parse_args()
     sections = set(args.only.split(","))
     limit = 6000 if args.quick else 42000
-    cnn_epochs = 1 if args.quick else 12
+    from pipeline.models.cnn import CNNModel
+
+    cnn_epochs = 1 if args.quick else CNNModel.epochs  # the default recipe (and its batch size)
     rows: list[tuple[str, str, str, str, str, str]] = []  # what, kc, peer, kc/peer time, target, met
 
     def row(*cells: str) -> None:

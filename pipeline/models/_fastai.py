@@ -26,7 +26,7 @@ PROBE_STEPS = 8  # training steps timed one by one (after one that warms up); th
 EPOCH_OVERHEAD = 1.1
 # seconds fastai's loop adds to each batch beyond the step (callbacks, batching), and to each epoch (its start and
 # end, the best weights kept): tabular on 20,000 rows (312 batches of 64) took 2.2 s an epoch against 1.6 s of timed
-# steps, on 712 rows 84 ms against 55 ms (Zen 1 EPYC); small beside a CNN's 0.2 s steps
+# steps, on 712 rows 84 ms against 55 ms (Zen 1 EPYC); small beside a CNN's 0.12 s steps (batches of 64)
 BATCH_OVERHEAD, EPOCH_FIXED = 0.002, 0.03
 
 
