@@ -304,7 +304,7 @@ def explore(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = Non
     with working("exploring"):
         found = api.explore(slug, workspace=_ws(ctx, workspace))
     for line in found.lines():
-        out.print(line, markup=False)
+        out.print(line)
 
 
 @app.command()
@@ -328,13 +328,13 @@ def explain(
         out.print(f"{metric.title} on them, unshuffled: {metric.format(found.baseline)}")
         out.print(f"{'column':<28} {metric.title} {change} when shuffled (mean ± spread over {repeats} shuffles)")
         for column, (mean, spread) in list(found.importance.items())[:15]:
-            out.print(f"{column[:28]:<28} {mean * times:+.4f}{unit} ± {spread * times:.4f}", markup=False)
+            out.print(f"{column[:28]:<28} {mean * times:+.4f}{unit} ± {spread * times:.4f}")
         if len(found.importance) > 15:
             drawn = min(len(found.importance), 40)
             out.print(f"... {drawn - 15} more in the picture" + (f" ({len(found.importance) - drawn} more, each "
                       "below those, not drawn)" if len(found.importance) > drawn else ""))
     for label, share in found.class_accuracy.items():
-        out.print(f"class {label}: {share:.2%} right of {found.class_counts[label]:,} held-out images", markup=False)
+        out.print(f"class {label}: {share:.2%} right of {found.class_counts[label]:,} held-out images")
     if found.picture is not None:
         out.print(str(found.picture))
 
@@ -579,8 +579,7 @@ def _show_submission(comp: competitions.Competition, result: api.Submission, sco
     e = result.entry
     score = f", {scored} {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
     what = "wrote" if result.new else "already written, unchanged:"
-    # run ids and paths are the user's folder names: "[red]" in one is text, not Rich markup
-    out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})", markup=False)
+    out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})")
     if e.sample:
         out.print("note: predicted from kc's bundled SAMPLE data, not Kaggle's full data: not for upload")
 
@@ -638,7 +637,7 @@ def ensemble(
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
             out.print(f"the ensemble is no better than its best member: `kc submit {comp.slug} --run {best_id}` "
-                      "writes that run's own file, the one to prefer", markup=False)
+                      "writes that run's own file, the one to prefer")
     if upload:
         _upload(comp, ws, blended.submission, message, wait, timeout)
 

@@ -25,8 +25,9 @@ from pipeline.cli.status import Status, Ticker, clock, headline
 from pipeline.core import epochs, progress
 from pipeline.core.epochs import Epoch
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# no Rich markup: what kc prints holds the user's names (run folders, columns, class labels), where "[red]" is text
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 MAX_ROWS = 25  # an epoch table longer than this shows a sample of epochs, always with the best and the last
 SLOW_EPOCH = 1.0  # seconds: epochs at least this slow also get a line of their own on stderr
 
@@ -35,19 +36,19 @@ WHAT = {"batch": "batches", "predict": "test rows predicted", "png": "PNGs writt
 
 def show_table(table: Table) -> None:
     """Print a table on stdout without squeezing it into 80 columns when output is not a terminal."""
-    (out if out.is_terminal else Console(highlight=False, width=200)).print(table)
+    (out if out.is_terminal else Console(highlight=False, width=200, markup=False)).print(table)
 
 
 def bytes_progress(label: str) -> Progress:
     """A byte-counting bar on stderr (terminals only)."""
-    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
+    return Progress(TextColumn(label, markup=False), BarColumn(), DownloadColumn(), TransferSpeedColumn(), console=err,
                     transient=True, disable=not err.is_terminal)
 
 
 @contextmanager
 def working(text: str) -> Iterator[Progress]:
     """A spinner with `text`, turned into a bar with ETA by `progress.report` calls from the work (terminals only)."""
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                    console=err, transient=True, disable=not err.is_terminal)
     task = bar.add_task(text, total=None, unit="")

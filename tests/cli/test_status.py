@@ -129,3 +129,16 @@ def test_an_epoch_table_whose_fit_has_refit_epochs_without_validation_shows_a_da
     rows = [EpochRow("rain", Epoch(1, 1.0, 0.9, valid_accuracy=0.7), 1.0), EpochRow("rain", Epoch(1, 0.8), 1.0)]
     table = epoch_table(rows)
     assert [list(c.cells) for c in table.columns][1:4] == [["1.0000", "0.8000"], ["0.9000", "–"], ["70.00%", "–"]]
+
+
+def test_names_print_as_written_not_as_rich_markup(capsys):
+    from rich.table import Table
+
+    from pipeline.cli.live import out, show_table
+
+    table = Table("run")
+    table.add_row("old[/]run")  # a run folder a user named so: Rich markup would raise here
+    show_table(table)
+    out.print("wrote best[red]run.csv")
+    shown = capsys.readouterr().out
+    assert "old[/]run" in shown and "wrote best[red]run.csv" in shown
