@@ -556,8 +556,8 @@ def submit(
     comp = api.competition(slug, ws)
     with working("predicting the test set"):
         result = api.submit(comp, run, workspace=ws)
-    scored = "out-of-fold" if api.run(comp, result.entry.run, ws).metrics.fold_scores else "validation"
-    _show_submission(comp, result, scored)  # shown before uploading: an upload that fails leaves the file written
+    # shown before uploading: an upload that fails leaves the file written
+    _show_submission(comp, result, api.run(comp, result.entry.run, ws).metrics.scored_on)
     if upload:
         _upload(comp, ws, result, message, wait, timeout)
 
@@ -573,10 +573,12 @@ def _upload(comp: competitions.Competition, ws: Workspace, result: api.Submissio
         out.print(f"uploaded (ref {entry.upload_ref}); not scored yet: see `kc submissions {comp.slug}` later")
 
 
-def _show_submission(comp: competitions.Competition, result: api.Submission, scored: str,
+def _show_submission(comp: competitions.Competition, result: api.Submission, scored_on: str,
                      made_by: str | None = None) -> None:
-    """The file written and what made it ("lgbm run ID" unless `made_by` says otherwise), with its score."""
+    """The file written and what made it ("lgbm run ID" unless `made_by` says otherwise), with its score and where
+    it was scored (`scored_on`: "oof" out-of-fold, else on a validation split)."""
     e = result.entry
+    scored = "out-of-fold" if scored_on == "oof" else "validation"
     score = f", {scored} {comp.scorer.title} {comp.scorer.format(e.valid_score)}" if e.valid_score is not None else ""
     what = "wrote" if result.new else "already written, unchanged:"
     out.print(f"{what} {result.path} (valid format; {made_by or f'{e.model} run {e.run}'}{score})")
@@ -630,8 +632,7 @@ def ensemble(
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
         table.add_row(f"{method} ensemble", "", metric.format(result.score))  # not "blend": that is a model
         show_table(table)
-    _show_submission(comp, blended.submission, "out-of-fold" if result.scored_on == "oof" else "validation",
-                     made_by=f"{method} ensemble of runs "
+    _show_submission(comp, blended.submission, result.scored_on, made_by=f"{method} ensemble of runs "
                      + ", ".join(f"{run_id} ({weight:.2f})" for run_id, weight in result.weights.items()))
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
