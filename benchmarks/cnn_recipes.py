@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 import warnings
@@ -39,13 +38,12 @@ DECAYS = (0.998, 0.999, 0.9995)
 
 def main() -> None:
     import torch
-    import torch.nn.functional as F
     from cnn_speed import cpu_name, digits
     from fastai.callback.core import Callback
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from pipeline.models import cnn
-    from pipeline.models.cnn import CNNModel
+    from pipeline.models.cnn import CNNModel, augment
     from pipeline.pixels import images
     from pipeline.training import trainer
 
@@ -90,21 +88,13 @@ def main() -> None:
         def before_epoch(self) -> None:
             side[0] = args.small if self.epoch < args.small_epochs else 28
 
-    def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float) -> torch.Tensor:
+    def resized(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float) -> torch.Tensor:
         """kc's augmentation, resampled onto a side[0]×side[0] grid."""
-        n, (h, w) = len(x), x.shape[-2:]
-        u = torch.rand(n, 4, generator=gen) * 2 - 1
-        angle, scale = u[:, 0] * math.radians(rotate), 1 + u[:, 1] * zoom
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / w], 1),
-                             torch.stack([sin, cos, u[:, 3] * shift * 2 / h], 1)], 1)
-        grid = F.affine_grid(theta, [n, x.shape[1], side[0], side[0]], align_corners=False)
-        background = x.amin()
-        return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
+        return augment(x, gen, rotate, zoom, shift, size=(side[0], side[0]))
 
     extra = Averages() if args.variant == "averaged" else Sides()
     if args.variant == "resized":
-        cnn.augment = augment  # CNNModel's augmentation looks the name up at each batch
+        cnn.augment = resized  # CNNModel's augmentation looks the name up at each batch
     learner = CNNModel._learner
 
     def with_extra(self: CNNModel, *a: object, **kw: object) -> tuple:

@@ -49,8 +49,10 @@ def digit_resnet(width: int = 16, classes: int = 10, full_res: bool = False, cha
     )
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float) -> torch.Tensor:
-    """Random small rotations, zooms and shifts (up to `shift` pixels of these images) of a (n, c, h, w) batch.
+def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, shift: float,
+            size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Random small rotations, zooms and shifts (up to `shift` pixels of these images) of a (n, c, h, w) batch,
+    resampled onto a `size` grid (default: h×w).
 
     Never flips (a flipped 2 is no digit).
     """
@@ -62,7 +64,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, rotate: float, zoom: float, s
     # affine_grid's coordinates run from -1 to 1 across the image: one pixel is 2 / w across, 2 / h down
     theta = torch.stack([torch.stack([cos, -sin, u[:, 2] * shift * 2 / w], 1),
                          torch.stack([sin, cos, u[:, 3] * shift * 2 / h], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(x.device), [n, x.shape[1], *(size or (h, w))], align_corners=False)
     background = x.amin()  # normalised 0, so borders stay paper
     return F.grid_sample(x - background, grid, align_corners=False, padding_mode="zeros") + background
 

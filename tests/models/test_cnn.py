@@ -56,6 +56,10 @@ def test_augmentation_never_flips():
     centre = (out.sum((1, 2)) * cols).sum(1) / out.sum((1, 2, 3))
     assert (centre < 11).all()  # still on the left: shifted a little, never mirrored
     assert out.shape == x.shape and out.dtype == x.dtype and not torch.equal(out[0], out[1])  # each its own draw
+    same = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2, size=(28, 28))
+    small = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2, size=(20, 20))
+    assert torch.equal(same, out) and small.shape == (64, 1, 20, 20)  # the same draws, onto a smaller grid
+    assert ((small.sum((1, 2)) * torch.arange(20.0)).sum(1) / small.sum((1, 2, 3)) < 8).all()  # the ink stays left
 
 
 def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
