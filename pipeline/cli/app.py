@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -637,8 +638,9 @@ def ensemble(
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
-            out.print(f"the ensemble is no better than its best member: `kc submit {comp.slug} --run {best_id}` "
-                      "writes that run's own file, the one to prefer")
+            command = f"kc submit {comp.slug} --run {shlex.quote(best_id)}"  # pasteable, whatever the folder's name
+            out.print(f"the ensemble is no better than its best member: `{command}` writes that run's own file, the "
+                      "one to prefer")
     if upload:
         _upload(comp, ws, blended.submission, message, wait, timeout)
 

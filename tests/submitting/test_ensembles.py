@@ -60,6 +60,10 @@ def test_a_blend_no_better_than_a_member_names_the_command_for_that_members_file
     # the file's line names the runs blended (its log name, ensemble-mean-2, is no run), the table's row the method
     assert f"mean ensemble of runs {a.run_id} (0.50), {b.run_id} (0.50)" in " ".join(lines[wrote:advice])
     assert any(line.startswith("│ mean ensemble ") for line in lines[:wrote]), lines
+    renamed = a.folder.with_name("knn [red] 5")  # a run folder a user renamed: the command still pastes
+    a.folder.rename(renamed)
+    shown = kc("ensemble", "titanic", renamed.name, b.run_id, "--method", "mean", ws=fetched)
+    assert shown.exit_code == 0 and "`kc submit titanic --run 'knn [red] 5'`" in shown.stdout.replace("\n", " ")
 
 
 @pytest.mark.slow
