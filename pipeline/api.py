@@ -275,7 +275,7 @@ def _upload(comp: Competition, space: Workspace, path: Path, entry: LogEntry, me
     from pipeline.training.trainer import git_commit
 
     score = f"valid {entry.metric} {entry.valid_score:.4f}" if entry.valid_score is not None else "valid n/a"
-    text = message or f"kc {entry.run}: {entry.model}, {score}, git {git_commit() or 'none'}"
+    text = message or f"kc {entry.made_from}: {entry.model}, {score}, git {git_commit() or 'none'}"
     done = ledger.upload(comp, space, path, text, wait=wait, timeout=timeout, on_wait=on_wait)
     if done.status == "ERROR":
         raise KaggleError(f"Kaggle could not score {path.name}: {done.error or 'no reason given'}")

@@ -365,7 +365,7 @@ def _log_table(metric: Metric, log: list[LogEntry]) -> str:
             f'<td class="num" title="Kaggle: {_e(e.public_score)}">{_e(metric.format(score))}</td>'
         said = " ".join(x for x in (e.message or "", f"error: {e.error}" if e.error else "") if x)
         rows.append(f"<tr>{_td(n, cls='num')}{_td(str(e.time).replace('T', ' ')[:16], cls='nowrap')}"
-                    f"{_td(e.file, code=True)}{_td(e.run, cls='nowrap', code=True)}{_td(e.model, cls='nowrap')}"
+                    f"{_td(e.file, code=True)}{_td(e.made_from, cls='nowrap', code=True)}{_td(e.model, cls='nowrap')}"
                     f"{_td(valid, cls='num')}<td>{data}</td><td>{status}</td>{public}{_td(said)}</tr>")
     head = "".join(('<th class="num">' if h in ("#", "valid score", "public score") else "<th>") + f"{h}</th>"
                    for h in ("#", "time", "file", "run", "model", "valid score", "data", "status", "public score",

@@ -103,7 +103,9 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
            ledger.LogEntry("2026-01-02T12:00:00", "c.csv", "z", made[2].run_id, "linear", "accuracy",
                                made[2].score, sample=True),
            ledger.LogEntry("2026-01-02T13:00:00", "d.csv", "w", made[2].run_id, "linear", "accuracy",
-                               made[2].score, status="ERROR", upload_ref=3, error="bad rows")]
+                               made[2].score, status="ERROR", upload_ref=3, error="bad rows"),
+           ledger.LogEntry("2026-01-02T14:00:00", "e.csv", "v", "ensemble-mean-2", "linear+sk-logistic", "accuracy",
+                               None, runs={made[0].run_id: 0.25, HOSTILE_RUN: 0.75})]
     path = ws.submissions_dir("titanic") / "log.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("".join(json.dumps(dataclasses.asdict(e)) + "\n" for e in log))
@@ -182,13 +184,16 @@ def test_pictures_are_embedded(titanic):
 
 @pytest.mark.slow
 def test_the_submission_log_and_the_chart(titanic):
-    _, path = titanic
+    root, path = titanic
     text = path.read_text()
     assert 'title="Kaggle: 0.76794">76.79%</td>' in text and 'title="Kaggle: 0.7799">77.99%</td>' in text
     assert '<span class="tag sample">SAMPLE</span>' in text and "error: bad rows" in text
     chart = text[text.index('<svg id="chart"'):text.index("</svg>")]
     assert chart.count("<circle") == 2 and 'class="same"' in chart  # the two entries with both scores; y = x
     assert "#1 a.csv: validation" in chart and "#3" not in chart
+    # an ensemble's line names its runs and their weights (escaped: a run folder's name is anyone's text)
+    first = json.loads((root / "submissions/titanic/log.jsonl").read_text().splitlines()[0])["run"]
+    assert f"<code>ensemble-mean-2 of {html.escape(f'{first} (0.25), {HOSTILE_RUN} (0.75)')}</code>" in text
 
 
 @pytest.mark.slow

@@ -633,8 +633,8 @@ def ensemble(
             table.add_row(run_id, f"{result.weights[run_id]:.2f}", metric.format(member_score))
         table.add_row(f"{method} ensemble", "", metric.format(result.score))  # not "blend": that is a model
         show_table(table)
-    _show_submission(comp, blended.submission, result.scored_on, made_by=f"{method} ensemble of runs "
-                     + ", ".join(f"{run_id} ({weight:.2f})" for run_id, weight in result.weights.items()))
+    _show_submission(comp, blended.submission, result.scored_on,
+                     made_by=f"{method} ensemble of runs {blended.submission.entry.blended}")
     if result.score is not None:
         best_id = min(result.members, key=lambda r: metric.sort_key(result.members[r]))
         if not metric.better(result.score, result.members[best_id]):
@@ -659,7 +659,8 @@ def submissions(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt =
                       title=f"{comp.slug} submissions")
         for e in entries:
             valid = f"{e.metric} {e.valid_score:.4f}" if e.valid_score is not None else "-"
-            table.add_row(e.file, e.model, valid, "SAMPLE" if e.sample else "full", e.status, e.public_score or "-",
+            model = f"{e.model} of {e.blended}" if e.runs else e.model  # an ensemble: which runs, what weights
+            table.add_row(e.file, model, valid, "SAMPLE" if e.sample else "full", e.status, e.public_score or "-",
                           str(e.upload_ref or "-"))
         show_table(table)
     if entries.note:

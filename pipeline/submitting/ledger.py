@@ -30,6 +30,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "time": (str,), "file": (str,), "sha256": (str,), "run": (str,), "model": (str,), "metric": (str,),
     "valid_score": (int, float, type(None)), "sample": (bool,), "upload_ref": (int, type(None)), "status": (str,),
     "public_score": (str, type(None)), "message": (str, type(None)), "error": (str, type(None)),
+    "runs": (dict, type(None)),
 }
 
 __all__ = ["LogEntry", "Written", "predict_run", "read_log", "refresh", "upload", "validate_file", "write"]
@@ -52,6 +53,17 @@ class LogEntry:
     public_score: str | None = None
     message: str | None = None
     error: str | None = None
+    runs: dict[str, float] | None = None  # an ensemble's runs and their weights; None for one run's file
+
+    @property
+    def blended(self) -> str:
+        """An ensemble's runs and weights, "A (0.75), B (0.25)"; empty for one run's file."""
+        return ", ".join(f"{run} ({weight:.2f})" for run, weight in (self.runs or {}).items())
+
+    @property
+    def made_from(self) -> str:
+        """The run, or the ensemble and its runs: "ensemble-weighted-2 of A (0.75), B (0.25)"."""
+        return f"{self.run} of {self.blended}" if self.runs else self.run
 
     @classmethod
     def from_line(cls, line: str) -> LogEntry | None:
@@ -68,8 +80,10 @@ class LogEntry:
         for key, value in values.items():
             if not isinstance(value, _TYPES[key]) or (type(value) is bool and bool not in _TYPES[key]):
                 return None
-        score = values.get("valid_score")
+        score, runs = values.get("valid_score"), values.get("runs") or {}
         if isinstance(score, float) and not math.isfinite(score):
+            return None
+        if not all(isinstance(w, int | float) and type(w) is not bool and math.isfinite(w) for w in runs.values()):
             return None
         try:
             return cls(**values)
@@ -135,20 +149,22 @@ class Written:
 
 
 def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.ndarray, source: str,
-          model: str, valid_score: float | None) -> Written:
-    """Validate predictions against the sample submission, then write the CSV atomically and log it."""
+          model: str, valid_score: float | None, runs: dict[str, float] | None = None) -> Written:
+    """Validate predictions against the sample submission, then write the CSV atomically and log it (`runs`: an
+    ensemble's runs and weights)."""
     df = frame(comp, ws, ids, predictions)
     content = df.to_csv(index=False).encode()
     with _log_lock(comp, ws):  # the name chosen, the file and its log line: one kc at a time
-        return _write_logged(comp, ws, content, source, model, valid_score)
+        return _write_logged(comp, ws, content, source, model, valid_score, runs)
 
 
 def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str, model: str,
-                  valid_score: float | None) -> Written:
+                  valid_score: float | None, runs: dict[str, float] | None) -> Written:
     digest = hashlib.sha256(content).hexdigest()
     for entry in read_log(comp, ws):
         existing = ws.submissions_dir(comp.slug) / entry.file
-        if entry.sha256 == digest and entry.run == source and existing.is_file() and sha256(existing) == digest:
+        if (entry.sha256 == digest and entry.run == source and entry.runs == runs and existing.is_file()
+                and sha256(existing) == digest):
             return Written(existing, entry, new=False)
     folder = ws.submissions_dir(comp.slug)
     path, n = folder / f"{source}.csv", 2
@@ -158,7 +174,8 @@ def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str,
         tmp.write_bytes(content)
     marker = read_marker(ws.data_dir(comp.slug)) or {}
     entry = LogEntry(time=datetime.now().isoformat(timespec="seconds"), file=path.name, sha256=digest, run=source,
-                     model=model, metric=comp.metric, valid_score=valid_score, sample=bool(marker.get("sample")))
+                     model=model, metric=comp.metric, valid_score=valid_score, sample=bool(marker.get("sample")),
+                     runs=runs)
     _write_log(comp, ws, [*_lines(comp, ws), ("", entry)])
     return Written(path, entry)
 

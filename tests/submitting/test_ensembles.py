@@ -60,10 +60,26 @@ def test_a_blend_no_better_than_a_member_names_the_command_for_that_members_file
     # the file's line names the runs blended (its log name, ensemble-mean-2, is no run), the table's row the method
     assert f"mean ensemble of runs {a.run_id} (0.50), {b.run_id} (0.50)" in " ".join(lines[wrote:advice])
     assert any(line.startswith("│ mean ensemble ") for line in lines[:wrote]), lines
+    # the log keeps which runs went in, with their weights, and `kc submissions` shows them
+    assert ledger.read_log(TITANIC, ws)[-1].runs == {a.run_id: 0.5, b.run_id: 0.5}
+    listed = kc("submissions", "titanic", ws=fetched)
+    assert f"knn+knn of {a.run_id} (0.50), {b.run_id} (0.50)" in listed.stdout, listed.stdout
     renamed = a.folder.with_name("knn [red] 5")  # a run folder a user renamed: the command still pastes
     a.folder.rename(renamed)
     shown = kc("ensemble", "titanic", renamed.name, b.run_id, "--method", "mean", ws=fetched)
     assert shown.exit_code == 0 and "`kc submit titanic --run 'knn [red] 5'`" in shown.stdout.replace("\n", " ")
+
+
+@pytest.mark.slow
+def test_an_uploaded_ensemble_tells_kaggle_which_runs_went_in(three, kaggle_server, kc):
+    ws, members = three
+    ids = [r.run_id for r in members[:2]]
+    result = kc("ensemble", "titanic", *ids, "--method", "mean", "--upload", ws=ws.root)
+    assert result.exit_code == 0, result.output
+    [sub] = kaggle_server.submissions
+    assert sub["description"].startswith(f"kc ensemble-mean-2 of {ids[0]} (0.50), {ids[1]} (0.50): linear+knn, ")
+    [entry] = ledger.read_log(TITANIC, ws)
+    assert entry.upload_ref == sub["ref"] and entry.runs == dict.fromkeys(ids, 0.5)
 
 
 @pytest.mark.slow

@@ -459,6 +459,8 @@ def test_validate_refuses_a_very_wide_file_before_parsing_it(fetched, tmp_path, 
                                   '"valid_score": "0.5"}',
                                   '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
                                   '"upload_ref": "x", "status": "PENDING"}',
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"runs": {"a": "0.5", "b": NaN}}',
                                   "[" * 200_000 + "]" * 200_000])
 def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, line):
     ws_root, _ = trained
