@@ -1,16 +1,16 @@
 """Digits CNN speed: seconds per epoch on this CPU, kc's fastai loop against a plain PyTorch loop of the same network.
 
     python benchmarks/cnn_speed.py [--data ../shared/competitions] [--rows 8000] [--epochs 1] [--threads 0]
-        [--loops kc,plain] [--precisions fp32,bf16] [--widths 32] [--full-res 0,1] [--bs 128] [--valid 0]
-        [--split-seeds 0]
+        [--loops kc,plain] [--precisions fp32,bf16] [--widths 32] [--full-res 0,1] [--pools concat,avg] [--bs 128]
+        [--valid 0] [--split-seeds 0] [--model-seed N]
 
 Trains on the first `--rows` rows of the 90 % side of kc's 10 % split and, with `--valid 1`, scores the 4,200
 held-out rows (kc's loop then validates on them after every epoch, as `kc train` does, so its epoch time includes
 that pass). Each of `--split-seeds` draws its own split and seeds the model with the same number, so three seeds
-give three independent 10 % splits. Reports wall and CPU seconds (`time.process_time`, all threads) per epoch and
-in total, the 1-minute load before each run and the CPU's name, as a Markdown table. bf16 is measured only
-where the CPU has it natively
-(emulated bf16 is several times slower than fp32 and no path kc would pick), unless `--force-bf16`.
+give three independent 10 % splits (`--model-seed N` seeds every model with N instead). Reports wall and CPU
+seconds (`time.process_time`, all threads) per epoch and in total, the 1-minute load before each run and the CPU's
+name, as a Markdown table. bf16 is measured only where the CPU has it natively (emulated bf16 is several times
+slower than fp32 and no path kc would pick), unless `--force-bf16`.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def digits(zip_path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
-               Xv: np.ndarray | None, yv: np.ndarray | None, bs: int,
-               seed: int) -> tuple[list[float], np.ndarray | None]:
+               Xv: np.ndarray | None, yv: np.ndarray | None, bs: int, seed: int,
+               pool: str) -> tuple[list[float], np.ndarray | None]:
     """The same network, optimiser, schedule, loss and augmentation as kc's default, in a bare PyTorch loop."""
     import torch
     import torch.nn.functional as F
@@ -72,7 +72,7 @@ def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: 
 
     m = CNNModel(bs=bs)
     torch.manual_seed(seed)
-    net = Autocast(digit_resnet(width, 10, full_res), bf16).to(memory_format=torch.channels_last)
+    net = Autocast(digit_resnet(width, 10, full_res, pool=pool), bf16).to(memory_format=torch.channels_last)
     x, t = torch.from_numpy(images.to_float(X)), torch.from_numpy(y).long()
     batches = _torch.loader(x, t, bs=m.bs, shuffle=True, seed=seed)
     opt = torch.optim.AdamW(net.parameters(), lr=m.lr, weight_decay=m.weight_decay, betas=(0.9, 0.99))
@@ -100,7 +100,8 @@ def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: 
 
 
 def kc_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
-            Xv: np.ndarray | None, yv: np.ndarray | None, bs: int, seed: int) -> tuple[list[float], np.ndarray | None]:
+            Xv: np.ndarray | None, yv: np.ndarray | None, bs: int, seed: int,
+            pool: str) -> tuple[list[float], np.ndarray | None]:
     """kc's CNNModel.fit (fastai Learner, callbacks, a validation pass per epoch on `Xv` when given)."""
     import torch
 
@@ -113,7 +114,7 @@ def kc_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: boo
         last[0] = time.perf_counter()
 
     model = CNNModel(epochs=epochs, width=width, full_res=full_res, precision="bf16" if bf16 else "fp32",
-                     threads=torch.get_num_threads(), bs=bs, seed=seed)
+                     threads=torch.get_num_threads(), bs=bs, seed=seed, pool=pool)
     model.fit(X, y, Xv, yv, on_epoch=on_epoch)
     return times, None if Xv is None else model.predict(Xv)
 
@@ -133,8 +134,11 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--widths", default="16")
     parser.add_argument("--full-res", default="0", help="0: kc's default network (no 28×28 block), 1: with one")
+    parser.add_argument("--pools", default="concat", help="the head's pooling: concat (kc's default) or avg")
     parser.add_argument("--bs", type=int, default=128, help="batch size")
     parser.add_argument("--split-seeds", default="0", help="seeds of the 10 %% split (and of the model), e.g. 0,1,2")
+    parser.add_argument("--model-seed", type=int, default=None, help="seed every model with this (default: the "
+                        "split's seed)")
     parser.add_argument("--valid", type=int, default=0, help="1: score the 4,200 held-out rows")
     parser.add_argument("--force-bf16", action="store_true", help="measure bf16 even where it is emulated")
     args = parser.parse_args()
@@ -147,14 +151,15 @@ def main() -> None:
     cpu = cpu_name()
     print(f"CPU: {cpu}, {os.cpu_count()} cores, native bf16: {native}, torch {torch.__version__}, "
           f"{threads} threads; at most {args.rows} training rows, batch {args.bs}, {args.epochs} epochs\n")
-    print("| split seed | loop | precision | width | 28×28 block | epoch wall s | epoch CPU s | total wall s | "
+    print("| split seed | loop | precision | width | 28×28 block | pool | epoch wall s | epoch CPU s | total wall s | "
           "total CPU s | load | valid acc |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     loops = {"kc": kc_loop, "plain": plain_loop}
     for seed, width in itertools.product(map(int, args.split_seeds.split(",")), map(int, args.widths.split(","))):
         train, valid = trainer.split(y, 0.1, seed)
         train = train[: args.rows]
-        for full_res in (bool(int(f)) for f in args.full_res.split(",")):
+        for full_res, pool in itertools.product((bool(int(f)) for f in args.full_res.split(",")),
+                                                args.pools.split(",")):
             for precision in args.precisions.split(","):
                 if precision == "bf16" and not (native or args.force_bf16):
                     continue
@@ -163,10 +168,11 @@ def main() -> None:
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     Xv, yv = (X[valid], y[valid]) if args.valid else (None, None)
                     times, pred = loops[name](X[train], y[train], args.epochs, width, full_res, precision == "bf16",
-                                              Xv, yv, args.bs, seed)
+                                              Xv, yv, args.bs, seed if args.model_seed is None else args.model_seed,
+                                              pool)
                     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
                     acc = f"{100 * np.mean(pred == y[valid]):.2f}%" if pred is not None else "-"
-                    print(f"| {seed} | {name} | {precision} | {width} | {'yes' if full_res else 'no'} | "
+                    print(f"| {seed} | {name} | {precision} | {width} | {'yes' if full_res else 'no'} | {pool} | "
                           f"{np.mean(times):.1f} | {cpu_s / args.epochs:.1f} | {wall_s:.0f} | {cpu_s:.0f} | "
                           f"{load:.1f} | {acc} |", flush=True)
 

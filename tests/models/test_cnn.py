@@ -119,6 +119,11 @@ def test_digit_resnet_full_res_is_one_block_at_28x28():
     assert small(x).shape == older(x).shape == (2, 10)
     extra = sum(p.numel() for p in older.parameters()) - sum(p.numel() for p in small.parameters())
     assert extra == 2 * (8 * 8 * 9 + 2 * 8)  # two 3×3 convolutions of 8 channels, each with its batch norm
+    mean_only = digit_resnet(8, pool="avg")
+    assert mean_only(x).shape == (2, 10)  # the head sees 32 means, not 32 maxima and 32 means
+    assert sum(p.numel() for p in small.parameters()) - sum(p.numel() for p in mean_only.parameters()) == 32 * 10
+    with pytest.raises(UsageError, match="pool='max': expected concat or avg"):
+        digit_resnet(8, pool="max")
 
 
 @pytest.mark.slow
@@ -148,14 +153,16 @@ def test_augmentation_shifts_by_pixels_of_the_image_size(channels, size):
         assert m.max() <= 2.01 and m.max() > 1.8  # up to 2 pixels whatever the size, and the draws reach it
 
 
-def test_a_run_saved_with_the_old_default_loads_under_the_new_one(tmp_path):
+# the default until issue 25, then until 2026-12-02 (mean pooling), then now; runs did not record these options
+@pytest.mark.parametrize("width, full_res, pool", [(32, True, "avg"), (16, False, "avg"), (8, True, "concat")])
+def test_a_run_saved_with_an_older_default_loads_under_the_new_one(tmp_path, width, full_res, pool):
     import torch
 
     from pipeline.models.cnn import Autocast, CNNModel, digit_resnet
 
-    old = CNNModel(width=32, full_res=True)  # the default until issue 25; its runs did not record these options
+    old = CNNModel(width=width, full_res=full_res, pool=pool)
     old.classes_, old.fitted_ = np.arange(10), True
-    old.net_ = Autocast(digit_resnet(32, 10, full_res=True), False).eval()
+    old.net_ = Autocast(digit_resnet(width, 10, full_res=full_res, pool=pool), False).eval()
     old.save(tmp_path)
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
     again = CNNModel(precision="fp32").load(tmp_path)  # width 16, no 28×28 block by default; fp32 as saved here
