@@ -234,10 +234,10 @@ class CNNModel(Model):
         full_res = "net.9.weight" in state
         use_bf16 = self._use_bf16(torch.device("cpu"))
         width, channels = state["net.0.0.weight"].shape[:2]  # the first convolution: (width, 1 grey or 3 RGB, 3, 3)
-        head = next(v for v in reversed(state.values()) if v.ndim == 2)  # the linear head: (classes, pooled)
+        head = state[f"net.{9 if full_res else 8}.weight"]  # the linear head: (classes, pooled)
         pool = "avg" if head.shape[1] == 4 * width else "concat"  # runs saved before 2026-12-02 pooled the mean
-        net = digit_resnet(int(width), len(self.classes_), full_res, int(channels), pool)
-        self.net_ = Autocast(net, use_bf16)
+        self.width, self.full_res, self.pool = int(width), full_res, pool  # what the run has, whatever was asked
+        self.net_ = Autocast(digit_resnet(self.width, len(self.classes_), full_res, int(channels), pool), use_bf16)
         self.net_.load_state_dict(state)
         self.net_.to(memory_format=torch.channels_last)  # as it trained: the same kernels, the same outputs
         self.net_.eval()

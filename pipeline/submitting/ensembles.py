@@ -99,7 +99,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
         test.append(prepared.outputs(comp, ws, r, data))
     assert data is not None
     name = f"ensemble-{method}-{len(runs)}"
-    chosen = dict(zip(run_ids, map(float, weights), strict=True))
+    chosen = {run_id: round(float(w), 6) for run_id, w in zip(run_ids, weights, strict=True)}  # k / ROUNDS or 1 / n
     written = write(comp, ws, data.test_ids, submitted(comp, _combine(test, weights, method, len(comp.classes))),
                     name, "+".join(r.model for r in runs), blend_score, runs=chosen)
     return Ensemble(written, blend_score, members, chosen, scored_on)

@@ -25,6 +25,7 @@ from pipeline.submitting.checks import frame, validate_file
 
 UPLOADING = "UPLOADING"  # logged before a file is sent: if kc dies before Kaggle's answer is logged, this remains
 MAX_LINE = 1 << 16  # a log line longer than this is no line kc wrote
+SHOWN_RUNS = 6  # an ensemble's runs named on screen, in the report and in Kaggle's message; the log keeps them all
 # each field's JSON types; any other makes the line unreadable (kept as it is, never a crash)
 _TYPES: dict[str, tuple[type, ...]] = {
     "time": (str,), "file": (str,), "sha256": (str,), "run": (str,), "model": (str,), "metric": (str,),
@@ -57,8 +58,11 @@ class LogEntry:
 
     @property
     def blended(self) -> str:
-        """An ensemble's runs and weights, "A (0.75), B (0.25)"; empty for one run's file."""
-        return ", ".join(f"{run} ({weight:.2f})" for run, weight in (self.runs or {}).items())
+        """An ensemble's runs and weights, "A (0.75), B (0.25)" (the first SHOWN_RUNS, then "and N more"); empty for
+        one run's file."""
+        runs = list((self.runs or {}).items())
+        shown = ", ".join(f"{run} ({weight:.2f})" for run, weight in runs[:SHOWN_RUNS])
+        return shown + (f" and {len(runs) - SHOWN_RUNS} more" if len(runs) > SHOWN_RUNS else "")
 
     @property
     def made_from(self) -> str:
@@ -80,15 +84,21 @@ class LogEntry:
         for key, value in values.items():
             if not isinstance(value, _TYPES[key]) or (type(value) is bool and bool not in _TYPES[key]):
                 return None
-        score, runs = values.get("valid_score"), values.get("runs") or {}
-        if isinstance(score, float) and not math.isfinite(score):
-            return None
-        if not all(isinstance(w, int | float) and type(w) is not bool and math.isfinite(w) for w in runs.values()):
+        score, weights = values.get("valid_score"), (values.get("runs") or {}).values()
+        if not (score is None or _finite(score)) or not all(_finite(w) and 0 <= w <= 1 for w in weights):
             return None
         try:
             return cls(**values)
         except TypeError:  # a field missing
             return None
+
+
+def _finite(value: object) -> bool:
+    """Whether a log value is a finite number (a whole number too large for a float is not)."""
+    try:
+        return isinstance(value, int | float) and type(value) is not bool and math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def sha256(path: Path) -> str:
@@ -160,23 +170,29 @@ def write(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
 
 def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str, model: str,
                   valid_score: float | None, runs: dict[str, float] | None) -> Written:
-    digest = hashlib.sha256(content).hexdigest()
-    for entry in read_log(comp, ws):
-        existing = ws.submissions_dir(comp.slug) / entry.file
-        if (entry.sha256 == digest and entry.run == source and entry.runs == runs and existing.is_file()
-                and sha256(existing) == digest):
+    digest, lines = hashlib.sha256(content).hexdigest(), _lines(comp, ws)
+    for _, entry in lines:
+        existing = ws.submissions_dir(comp.slug) / entry.file if entry else None
+        if (entry and existing and entry.sha256 == digest and entry.run == source and entry.runs in (None, runs)
+                and existing.is_file() and sha256(existing) == digest):
+            if entry.runs != runs:  # logged before kc recorded an ensemble's runs: the same file, now with them
+                entry.runs = runs
+                _write_log(comp, ws, lines)
             return Written(existing, entry, new=False)
     folder = ws.submissions_dir(comp.slug)
     path, n = folder / f"{source}.csv", 2
     while path.exists():
         path, n = folder / f"{source}-{n}.csv", n + 1
-    with atomic_path(path, suffix=".csv") as tmp:
-        tmp.write_bytes(content)
     marker = read_marker(ws.data_dir(comp.slug)) or {}
     entry = LogEntry(time=datetime.now().isoformat(timespec="seconds"), file=path.name, sha256=digest, run=source,
                      model=model, metric=comp.metric, valid_score=valid_score, sample=bool(marker.get("sample")),
                      runs=runs)
-    _write_log(comp, ws, [*_lines(comp, ws), ("", entry)])
+    if len(json.dumps(dataclasses.asdict(entry))) > MAX_LINE:  # a line kc could not read back: refuse it first
+        raise UsageError(f"{len(runs or ())} runs with these names are more than one submission log line holds; "
+                         "blend fewer runs")
+    with atomic_path(path, suffix=".csv") as tmp:
+        tmp.write_bytes(content)
+    _write_log(comp, ws, [*lines, ("", entry)])
     return Written(path, entry)
 
 

@@ -166,5 +166,22 @@ def test_a_run_saved_with_an_older_default_loads_under_the_new_one(tmp_path, wid
     old.save(tmp_path)
     x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
     again = CNNModel(precision="fp32").load(tmp_path)  # width 16, no 28×28 block by default; fp32 as saved here
+    assert (again.width, again.full_res, again.pool) == (width, full_res, pool)
     with torch.no_grad():
         assert np.allclose(again.predict_proba(x), old.predict_proba(x), atol=1e-5)
+
+
+def test_weights_without_the_head_are_a_load_error_the_run_names(tmp_path):
+    import torch
+
+    from pipeline.models.cnn import Autocast, CNNModel, digit_resnet
+
+    model = CNNModel()
+    model.classes_, model.fitted_ = np.arange(10), True
+    model.net_ = Autocast(digit_resnet(8, 10), False).eval()
+    model.save(tmp_path)
+    state = torch.load(tmp_path / "weights.pt")
+    del state["net.8.weight"]
+    torch.save(state, tmp_path / "weights.pt")
+    with pytest.raises(KeyError):  # kc's run loader turns it into "its saved model cannot be loaded (KeyError)"
+        CNNModel().load(tmp_path)

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from conftest import install
@@ -80,6 +82,19 @@ def test_an_uploaded_ensemble_tells_kaggle_which_runs_went_in(three, kaggle_serv
     assert sub["description"].startswith(f"kc ensemble-mean-2 of {ids[0]} (0.50), {ids[1]} (0.50): linear+knn, ")
     [entry] = ledger.read_log(TITANIC, ws)
     assert entry.upload_ref == sub["ref"] and entry.runs == dict.fromkeys(ids, 0.5)
+
+
+@pytest.mark.slow
+def test_an_ensemble_logged_before_kc_recorded_its_runs_is_not_written_twice(three):
+    ws, members = three
+    ids = [r.run_id for r in members[:2]]
+    first = ensembles.ensemble(TITANIC, ws, ids, "mean").written
+    log = ws.submissions_dir("titanic") / "log.jsonl"
+    [line] = log.read_text().splitlines()
+    log.write_text(json.dumps({k: v for k, v in json.loads(line).items() if k != "runs"}) + "\n")  # an older kc's
+    again = ensembles.ensemble(TITANIC, ws, ids, "mean").written
+    assert (again.path, again.new) == (first.path, False)
+    assert [e.runs for e in ledger.read_log(TITANIC, ws)] == [dict.fromkeys(ids, 0.5)]  # filled in, not a new line
 
 
 @pytest.mark.slow

@@ -461,6 +461,12 @@ def test_validate_refuses_a_very_wide_file_before_parsing_it(fetched, tmp_path, 
                                   '"upload_ref": "x", "status": "PENDING"}',
                                   '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
                                   '"runs": {"a": "0.5", "b": NaN}}',
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"runs": {"a": 1' + "0" * 400 + '}}',  # no float holds it: OverflowError
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"valid_score": 1' + "0" * 400 + '}',
+                                  '{"time": "t", "file": "a.csv", "sha256": "s", "run": "r", "model": "m", '
+                                  '"runs": {"a": 1e308}}',  # a weight is between 0 and 1
                                   "[" * 200_000 + "]" * 200_000])
 def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, line):
     ws_root, _ = trained
@@ -471,6 +477,20 @@ def test_a_damaged_log_line_is_kept_apart_and_the_rest_still_works(trained, kc, 
         result = kc(*command, ws=ws_root)
         assert result.exit_code == 0, (command, result.output)
     assert len(ledger.read_log(TITANIC, Workspace(ws_root))) == 1
+
+
+def test_an_ensemble_too_big_for_a_log_line_is_refused_before_its_file_is_written(titanic_only):
+    from pipeline.submitting.checks import sample_ids
+
+    ws = Workspace(titanic_only)
+    ids = np.array([int(i) for i in sample_ids(TITANIC, ws)])
+    runs = {f"{'r' * 240}-{k}": 1 / 300 for k in range(300)}  # 300 long run folder names: over 64 KB as JSON
+    with pytest.raises(UsageError, match="300 runs with these names are more than one submission log line holds"):
+        ledger.write(TITANIC, ws, ids, np.zeros(len(ids), int), "ensemble-mean-300", "linear", 0.5, runs=runs)
+    assert submission_files(titanic_only) == [] and ledger.read_log(TITANIC, ws) == []
+    written = ledger.write(TITANIC, ws, ids, np.zeros(len(ids), int), "ensemble-mean-8", "linear", 0.5,
+                           runs=dict.fromkeys("abcdefgh", 0.125))
+    assert written.entry.blended == "a (0.12), b (0.12), c (0.12), d (0.12), e (0.12), f (0.12) and 2 more"
 
 
 def test_duplicate_ids_in_the_sample_name_the_sample(titanic_only, tmp_path, kc):
