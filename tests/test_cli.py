@@ -165,6 +165,8 @@ def test_convert_titanic_images_is_refused(fetched, kc):
         (["--model", "knn", "--epochs", "3"], "Error: model 'knn' has no option epochs; it takes: k, weighting, "
                                               "deskew, blur, pca, batch\n"),
         (["--model", "linear", "-p", "lr=fast"], "Error: option lr='fast': expected float\n"),
+        (["--model", "knn", "-p", "weighting=closest"], "Error: option weighting='closest': expected distance or "
+                                                        "uniform\n"),
         (["--model", "linear", "-p", "nonsense"], "Error: -p 'nonsense': expected key=value, e.g. -p k=3\n"),
         (["--model", "linear", "--valid-pct", "1.5"],
          "Error: --valid-pct 1.5: expected a fraction between 0.01 and 0.5, e.g. 0.1\n"),

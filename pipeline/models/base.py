@@ -30,6 +30,7 @@ class Model:
     fastai: ClassVar[bool] = False  # trains a fastai Learner (which logs TensorBoard events through its callback)
     scaled: ClassVar[bool] = True  # wants standardised, log-tamed table features (linear, kNN); trees do not
     signed: ClassVar[tuple[str, ...]] = ()  # numeric options that may be negative
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # text options and the values they take, refused up front
     space: ClassVar[dict[str, str]] = {}  # what `kc tune` searches: option -> "low:high[:log]" or "a|b|c"
     images_only: ClassVar[tuple[str, ...]] = ()  # options that act on (n, h, w) images only: not for tables
 
@@ -148,7 +149,11 @@ POSITIVE = ("epochs", "bs", "lr", "k", "batch", "n_estimators", "max_iter", "wid
 
 
 def _check_value(cls: type[Model], key: str, value: Any) -> None:
-    """Refuse option values no model can use: NaN or infinite numbers, non-positive counts and rates, negatives."""
+    """Refuse option values no model can use: NaN or infinite numbers, non-positive counts and rates, negatives,
+    text that is none of an option's `choices`."""
+    if key in cls.choices and value not in cls.choices[key]:
+        *others, last = cls.choices[key]
+        raise UsageError(f"option {key}={value!r}: expected {', '.join(others)} or {last}")
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if not math.isfinite(value):

@@ -59,6 +59,7 @@ class KNNModel(Model):
     name: ClassVar[str] = "knn"
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     space: ClassVar[dict[str, str]] = {"k": "1:40", "weighting": "distance|uniform", "pca": "0|20|50|100"}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"weighting": ("distance", "uniform")}
     images_only: ClassVar[tuple[str, ...]] = ("deskew", "blur", "pca")
     k: int = 4
     weighting: str = "distance"  # or "uniform"

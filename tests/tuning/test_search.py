@@ -116,6 +116,9 @@ def test_user_ranges_replace_declared_ones_and_plain_values_fix_an_option():
     ("linear", {"momentum": "0:0.9:log"}, "-p momentum=0:0.9:log: a log range must start above 0"),
     ("linear", {"lr": "0:1"}, "option lr=0.0: must be greater than 0"),
     ("knn", {"depth": "1:3"}, "model 'knn' has no option depth; it takes: k, weighting, deskew, blur, pca, batch"),
+    ("cnn", {"pool": "max"}, "option pool='max': expected concat or avg"),  # before a study exists
+    ("cnn", {"pool": "avg|max"}, "option pool='max': expected concat or avg"),
+    ("cnn", {"precision": "fp16"}, "option precision='fp16': expected auto, bf16 or fp32"),
 ])
 def test_bad_ranges_say_what_to_write(model, param, message):
     with pytest.raises(UsageError) as err:
