@@ -64,6 +64,9 @@ class Overview:
                        + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))
         for column, (a, b, c, d) in self.dates.items():
             out.append(f"dates {column}: train {a} to {b}, test {c} to {d}")
+            if b and c > b:  # ISO dates: text order is date order
+                out.append(f"  test's {column} values all come after train's: kc's folds are random, so they mix "
+                           "past and future rows, and out-of-fold scores may flatter a model that must forecast")
         out.append("pictures: " + ", ".join(str(p) for p in self.pictures))
         return out
 

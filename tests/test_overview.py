@@ -52,6 +52,10 @@ def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):
     assert "temp_min" not in found.association  # a train-only column is no feature, so it is not ranked
     assert found.target["min"] == pytest.approx(pd.read_csv(FIXTURES / "layouts/weather/train.csv")["temp_max"].min())
     assert {p.name for p in found.pictures} >= {"dates.png", "target.png"}
+    after = "  test's datetime values all come after train's: kc's folds are random, so they mix past and future"
+    assert any(line.startswith(after) for line in found.lines())  # test: 2012-06-29 on; train ends 2012-06-28
+    mixed = dataclasses.replace(found, dates={"datetime": (expected[0], expected[3], expected[2], expected[3])})
+    assert not any(line.startswith(after) for line in mixed.lines())  # overlapping: no note
 
 
 def test_pixels_show_their_class_means_and_balance(fetched):
