@@ -34,6 +34,13 @@ class Model:
     space: ClassVar[dict[str, str]] = {}  # what `kc tune` searches: option -> "low:high[:log]" or "a|b|c"
     images_only: ClassVar[tuple[str, ...]] = ()  # options that act on (n, h, w) images only: not for tables
 
+    def __post_init__(self) -> None:
+        """Refuse text options that are none of their `choices`, however the model is built (CLI, tuner or Python)."""
+        for key, allowed in self.choices.items():
+            if getattr(self, key) not in allowed:
+                *others, last = allowed
+                raise UsageError(f"option {key}={getattr(self, key)!r}: expected {', '.join(others)} or {last}")
+
     def params(self) -> dict[str, Any]:
         """The hyperparameters, as saved with every run."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
@@ -149,11 +156,8 @@ POSITIVE = ("epochs", "bs", "lr", "k", "batch", "n_estimators", "max_iter", "wid
 
 
 def _check_value(cls: type[Model], key: str, value: Any) -> None:
-    """Refuse option values no model can use: NaN or infinite numbers, non-positive counts and rates, negatives,
-    text that is none of an option's `choices`."""
-    if key in cls.choices and value not in cls.choices[key]:
-        *others, last = cls.choices[key]
-        raise UsageError(f"option {key}={value!r}: expected {', '.join(others)} or {last}")
+    """Refuse option values no model can use: NaN or infinite numbers, non-positive counts and rates, negatives
+    (text options are checked against their `choices` when the model is built)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     if not math.isfinite(value):

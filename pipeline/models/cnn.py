@@ -199,8 +199,6 @@ class CNNModel(Model):
         return learn, watch, n_threads
 
     def _use_bf16(self, dev: torch.device) -> bool:
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise UsageError(f"precision={self.precision!r}: expected auto, bf16 or fp32")
         return self.precision == "bf16" or (self.precision == "auto" and bf16_ok(dev))
 
     def plan(self) -> str:

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipeline.core.errors import UsageError
 from pipeline.models import _torch
 from pipeline.models.base import EpochCallback, Model
 
@@ -93,8 +92,6 @@ class KNNModel(Model):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> KNNModel:
         """Store the (projected) training set and its labels or values."""
-        if self.weighting not in ("distance", "uniform"):
-            raise UsageError(f"weighting={self.weighting!r}: expected distance or uniform")
         self.components_ = self.mean_ = None
         x = self._embed(X)
         if 0 < self.pca < x.shape[1] and np.asarray(X).ndim >= 3:  # images, grey or RGB

@@ -234,6 +234,17 @@ def test_knn_uniform_vote(digits):
     assert np.allclose(model.predict_proba(digits.X_test[:10]), votes)
 
 
+def test_text_options_are_refused_however_the_model_is_built():
+    from pipeline.models.cnn import CNNModel
+
+    for build in (lambda: KNNModel(weighting="closest"), lambda: KNNModel.from_params({"weighting": "closest"})):
+        with pytest.raises(UsageError, match="^option weighting='closest': expected distance or uniform$"):
+            build()
+    with pytest.raises(UsageError, match="^option pool='max': expected concat or avg$"):
+        CNNModel(pool="max")
+    assert KNNModel(weighting="uniform").weighting == "uniform"
+
+
 @pytest.mark.parametrize("weighting", ["distance", "uniform"])
 def test_knn_regression_matches_a_plain_weighted_mean(weighting):
     X, y = values_table(n=120)
