@@ -172,9 +172,11 @@ def _write_logged(comp: Competition, ws: Workspace, content: bytes, source: str,
                   valid_score: float | None, runs: dict[str, float] | None) -> Written:
     digest, lines = hashlib.sha256(content).hexdigest(), _lines(comp, ws)
     for _, entry in lines:
-        existing = ws.submissions_dir(comp.slug) / entry.file if entry else None
-        if (entry and existing and entry.sha256 == digest and entry.run == source and entry.runs in (None, runs)
-                and existing.is_file() and sha256(existing) == digest):
+        if entry is None:  # a line kc cannot read, kept as it is
+            continue
+        existing = ws.submissions_dir(comp.slug) / entry.file
+        if (entry.sha256 == digest and entry.run == source and entry.runs in (None, runs) and existing.is_file()
+                and sha256(existing) == digest):
             if entry.runs != runs:  # logged before kc recorded an ensemble's runs: the same file, now with them
                 entry.runs = runs
                 _write_log(comp, ws, lines)
