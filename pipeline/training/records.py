@@ -313,7 +313,10 @@ def _load(comp: Competition, run: Run, folder: Path) -> Any:
     from pipeline.models import model_class
 
     cls = model_class(run.config.model, comp)
-    model = cls.from_params(run.config.params)
+    try:
+        model = cls.from_params(run.config.params)
+    except UsageError as exc:  # the run's own config.json, edited or from another kc: not the user's command line
+        raise DataError(f"run {run.run_id}: its config.json says {exc}; train it again or pick another run") from None
     try:
         model = model.load(folder)
     except DataError:

@@ -177,6 +177,18 @@ def test_damaged_weights_are_a_clear_error(fetched):
         trainer.load_model(TITANIC, trainer.get_run(TITANIC, ws, run.run_id))
 
 
+@pytest.mark.slow
+def test_an_option_no_model_takes_in_a_saved_config_names_the_run(fetched):
+    ws = Workspace(fetched)
+    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn"))
+    config = json.loads((run.folder / "config.json").read_text())
+    config["params"]["weighting"] = "closest"  # a hand edit, not the user's -p
+    (run.folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match=f"^run {run.run_id}: its config.json says option weighting='closest': "
+                                        "expected distance or uniform; train it again or pick another run$"):
+        trainer.load_model(TITANIC, trainer.get_run(TITANIC, ws, run.run_id))
+
+
 def test_damaged_run_folders_are_listed_apart(fetched):
     ws = Workspace(fetched)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn"))
