@@ -32,6 +32,7 @@ class Overview:
     missing: dict[str, tuple[float, float]] = field(default_factory=dict)  # column -> (train share, test share)
     association: dict[str, float] = field(default_factory=dict)  # column -> mutual information with the target
     dates: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)  # column -> train first/last, test
+    forecast: tuple[str, ...] = ()  # date columns whose test values all come after train's (to the second)
     pictures: tuple[Path, ...] = ()
 
     def lines(self) -> list[str]:
@@ -64,7 +65,7 @@ class Overview:
                        + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))
         for column, (a, b, c, d) in self.dates.items():
             out.append(f"dates {column}: train {a} to {b}, test {c} to {d}")
-            if b and c > b:  # ISO dates: text order is date order
+            if column in self.forecast:
                 out.append(f"  test's {column} values all come after train's: kc's folds are random, so they mix "
                            "past and future rows, and out-of-fold scores may flatter a model that must forecast")
         out.append("pictures: " + ", ".join(str(p) for p in self.pictures))
@@ -120,7 +121,9 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     encoder = TableEncoder().fit(train[features], dates=comp.date_columns)
     association = _association(encoder, train[features], y, not comp.is_classification)
     formats = _date_formats(encoder)
-    dates = {c: _span(train[c], test[c], fmt) for c, fmt in formats.items()}
+    spans = {c: _span(train[c], test[c], fmt) for c, fmt in formats.items()}
+    dates = {c: days for c, (days, _) in spans.items()}
+    forecast = tuple(c for c, (_, after) in spans.items() if after)
     target = _target_summary(comp, y)
     pictures = [_draw_target(comp, y, out / "target.png")]
     if missing:
@@ -134,7 +137,7 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
         pictures.append(_draw_distributions(train, test, numeric, out / "distributions.png"))
     if dates:
         pictures.append(_draw_dates(train, test, formats, out / "dates.png"))
-    return Overview(comp, len(train), len(test), target, missing, association, dates, tuple(pictures))
+    return Overview(comp, len(train), len(test), target, missing, association, dates, forecast, tuple(pictures))
 
 
 def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: bool) -> dict[str, float]:
@@ -160,15 +163,17 @@ def _date_formats(encoder: Any) -> dict[str, str]:
     return {e.column: e.format for e in encoder.encodings_ if e.kind == "date"}
 
 
-def _span(train: pd.Series, test: pd.Series, fmt: str) -> tuple[str, str, str, str]:
-    """The first and last dates in train and in test, as ISO text ('' when a file has none)."""
+def _span(train: pd.Series, test: pd.Series, fmt: str) -> tuple[tuple[str, str, str, str], bool]:
+    """The first and last dates in train and in test, as ISO text ('' when a file has none); and whether every test
+    timestamp comes after every train one."""
     from pipeline.core.dates import parse
 
     out: list[str] = []
-    for values in (train, test):
-        when = parse(values, fmt).dropna()
+    seen = [parse(values, fmt).dropna() for values in (train, test)]
+    for when in seen:
         out += [str(when.min().date()), str(when.max().date())] if len(when) else ["", ""]
-    return out[0], out[1], out[2], out[3]
+    after = all(len(when) for when in seen) and bool(seen[1].min() > seen[0].max())
+    return (out[0], out[1], out[2], out[3]), after
 
 
 def _target_summary(comp: Competition, y: np.ndarray) -> dict[str, float]:

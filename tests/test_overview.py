@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +55,23 @@ def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):
     assert {p.name for p in found.pictures} >= {"dates.png", "target.png"}
     after = "  test's datetime values all come after train's: kc's folds are random, so they mix past and future"
     assert any(line.startswith(after) for line in found.lines())  # test: 2012-06-29 on; train ends 2012-06-28
-    mixed = dataclasses.replace(found, dates={"datetime": (expected[0], expected[3], expected[2], expected[3])})
-    assert not any(line.startswith(after) for line in mixed.lines())  # overlapping: no note
+
+
+@pytest.mark.parametrize("last_train, first_test, noted", [
+    ("2012-06-28 06:00:00", "2012-06-28 23:00:00", True),  # the same day, and still all after: to the second
+    ("2012-06-28 06:00:00", "2012-06-28 05:00:00", False),  # one test row before train's last: no note
+])
+def test_the_forecast_note_compares_timestamps_not_days(kc, workspace, tmp_path, last_train, first_test, noted):
+    source = tmp_path / "weather"
+    shutil.copytree(FIXTURES / "layouts/weather", source)
+    for name, row, when in (("train.csv", -1, last_train), ("test.csv", 0, first_test)):
+        frame = pd.read_csv(source / name)
+        frame.loc[frame.index[row], "datetime"] = when
+        frame.to_csv(source / name, index=False)
+    assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
+    found = explore(competitions.get("weather", workspace), Workspace(workspace))
+    assert found.dates["datetime"][1] == "2012-06-28" and found.dates["datetime"][2] == "2012-06-28"
+    assert any(line.startswith("  test's datetime values all come after train's") for line in found.lines()) is noted
 
 
 def test_pixels_show_their_class_means_and_balance(fetched):
