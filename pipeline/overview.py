@@ -33,6 +33,8 @@ class Overview:
     association: dict[str, float] = field(default_factory=dict)  # column -> mutual information with the target
     dates: dict[str, tuple[str, str, str, str]] = field(default_factory=dict)  # column -> train first/last, test
     forecast: tuple[str, ...] = ()  # date columns whose test values all come after train's (to the second)
+    # date column -> file -> (cells not read as dates in the column's format, one of them): kc reads them as missing
+    unreadable: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
     pictures: tuple[Path, ...] = ()
 
     def lines(self) -> list[str]:
@@ -64,7 +66,10 @@ class Overview:
                 f"{c} {v:.3f}" for c, v in list(self.association.items())[:6])
                        + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))
         for column, (a, b, c, d) in self.dates.items():
-            out.append(f"dates {column}: train {a} to {b}, test {c} to {d}")
+            out.append(f"dates {column}: train {_range(a, b)}, test {_range(c, d)}")
+            for name, (count, example) in self.unreadable.get(column, {}).items():
+                out.append(f"  {count:,} {name} value{'s' if count > 1 else ''} of {column} (such as {example!r}) "
+                           "are not dates written as in train: kc reads them as missing")
             if column in self.forecast:
                 out.append(f"  test's {column} values all come after train's: kc's folds are random, so they mix "
                            "past and future rows, and out-of-fold scores may flatter a model that must forecast")
@@ -122,8 +127,9 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     association = _association(encoder, train[features], y, not comp.is_classification)
     formats = _date_formats(encoder)
     spans = {c: _span(train[c], test[c], fmt) for c, fmt in formats.items()}
-    dates = {c: days for c, (days, _) in spans.items()}
-    forecast = tuple(c for c, (_, after) in spans.items() if after)
+    dates = {c: days for c, (days, _, _) in spans.items()}
+    forecast = tuple(c for c, (_, after, _) in spans.items() if after)
+    unreadable = {c: odd for c, (_, _, odd) in spans.items() if odd}
     target = _target_summary(comp, y)
     pictures = [_draw_target(comp, y, out / "target.png")]
     if missing:
@@ -137,7 +143,8 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
         pictures.append(_draw_distributions(train, test, numeric, out / "distributions.png"))
     if dates:
         pictures.append(_draw_dates(train, test, formats, out / "dates.png"))
-    return Overview(comp, len(train), len(test), target, missing, association, dates, forecast, tuple(pictures))
+    return Overview(comp, len(train), len(test), target, missing, association, dates, forecast, unreadable,
+                    tuple(pictures))
 
 
 def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: bool) -> dict[str, float]:
@@ -163,17 +170,31 @@ def _date_formats(encoder: Any) -> dict[str, str]:
     return {e.column: e.format for e in encoder.encodings_ if e.kind == "date"}
 
 
-def _span(train: pd.Series, test: pd.Series, fmt: str) -> tuple[tuple[str, str, str, str], bool]:
-    """The first and last dates in train and in test, as ISO text ('' when a file has none); and whether every test
-    timestamp comes after every train one."""
+def _span(train: pd.Series, test: pd.Series,
+          fmt: str) -> tuple[tuple[str, str, str, str], bool, dict[str, tuple[int, str]]]:
+    """The first and last dates in train and in test, as ISO text ('' when a file has none); whether every test
+    timestamp comes after every train one; and per file, the cells that are there but not dates in `fmt` (how many,
+    and the first)."""
     from pipeline.core.dates import parse
 
     out: list[str] = []
-    seen = [parse(values, fmt).dropna() for values in (train, test)]
-    for when in seen:
+    seen: list[pd.Series] = []
+    unreadable: dict[str, tuple[int, str]] = {}
+    for name, values in (("train", train), ("test", test)):
+        when = parse(values, fmt)
+        odd = values[when.isna() & values.notna() & (values.astype(str).str.strip() != "")]
+        if len(odd):
+            unreadable[name] = (len(odd), str(odd.iloc[0]))
+        when = when.dropna()
+        seen.append(when)
         out += [str(when.min().date()), str(when.max().date())] if len(when) else ["", ""]
     after = all(len(when) for when in seen) and bool(seen[1].min() > seen[0].max())
-    return (out[0], out[1], out[2], out[3]), after
+    return (out[0], out[1], out[2], out[3]), after, unreadable
+
+
+def _range(first: str, last: str) -> str:
+    """'2012-01-01 to 2012-06-28', or 'no dates' for a file with none."""
+    return f"{first} to {last}" if first else "no dates"
 
 
 def _target_summary(comp: Competition, y: np.ndarray) -> dict[str, float]:

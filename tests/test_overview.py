@@ -74,6 +74,29 @@ def test_the_forecast_note_compares_timestamps_not_days(kc, workspace, tmp_path,
     assert any(line.startswith("  test's datetime values all come after train's") for line in found.lines()) is noted
 
 
+
+@pytest.mark.parametrize("written, shown", [
+    (["unknown", "29/06/2012", "2012-06-30"], "2 test values of datetime (such as 'unknown') are not dates"),
+    (None, "1,"),  # every test date written otherwise: test has no dates, and explore says so
+])
+def test_test_dates_kc_cannot_read_are_counted_not_shown_as_an_empty_range(kc, workspace, tmp_path, written, shown):
+    source = tmp_path / "weather"
+    shutil.copytree(FIXTURES / "layouts/weather", source)
+    frame = pd.read_csv(source / "test.csv")
+    if written is None:  # day first with slashes: not the format train's dates are written in
+        frame["datetime"] = pd.to_datetime(frame["datetime"]).dt.strftime("%d/%m/%Y %H:%M")
+        shown = f"{len(frame):,} test values of datetime (such as {frame['datetime'][0]!r}) are not dates"
+    else:
+        frame.loc[frame.index[:3], "datetime"] = written
+    frame.to_csv(source / "test.csv", index=False)
+    assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
+    lines = explore(competitions.get("weather", workspace), Workspace(workspace)).lines()
+    noted = [line for line in lines if "are not dates" in line]
+    assert len(noted) == 1 and noted[0].startswith("  " + shown) and noted[0].endswith("kc reads them as missing")
+    dated = next(line for line in lines if line.startswith("dates datetime: "))
+    assert ("test no dates" in dated) is (written is None) and " to ," not in dated and not dated.endswith(" to ")
+
+
 def test_pixels_show_their_class_means_and_balance(fetched):
     comp = competitions.get("digit-recognizer", fetched)
     found = explore(comp, Workspace(fetched))
