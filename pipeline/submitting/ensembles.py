@@ -100,6 +100,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     assert data is not None
     name = f"ensemble-{method}-{len(runs)}"
     chosen = {run_id: round(float(w), 6) for run_id, w in zip(run_ids, weights, strict=True)}  # k / ROUNDS or 1 / n
+    models = "+".join(r.model for r, w in zip(runs, weights, strict=True) if w > 0)  # a run given 0 is in no blend
     written = write(comp, ws, data.test_ids, submitted(comp, _combine(test, weights, method, len(comp.classes))),
-                    name, "+".join(r.model for r in runs), blend_score, runs=chosen)
+                    name, models, blend_score, runs=chosen)
     return Ensemble(written, blend_score, members, chosen, scored_on)

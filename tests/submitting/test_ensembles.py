@@ -47,6 +47,8 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
     assert sum(result.weights.values()) == pytest.approx(1.0)
     assert all(w >= 0 for w in result.weights.values())
     assert result.score >= max(r.score for r in members)
+    kept = "+".join(r.model for r in members if result.weights[r.run_id] > 0)
+    assert 0 in result.weights.values() and ledger.read_log(TITANIC, ws)[-1].model == kept  # only what it blends
 
 
 @pytest.mark.slow
