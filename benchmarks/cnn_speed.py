@@ -2,7 +2,7 @@
 
     python benchmarks/cnn_speed.py [--data ../shared/competitions] [--rows 8000] [--epochs 1] [--threads 0]
         [--loops kc,plain] [--precisions fp32,bf16] [--widths 32] [--full-res 0,1] [--pools concat,avg] [--bs 128]
-        [--valid 0] [--split-seeds 0] [--model-seed N]
+        [--valid 0] [--split-seeds 0] [--model-seed N] [--param elastic=20 ...]
 
 Trains on the first `--rows` rows of the 90 % side of kc's 10 % split and, with `--valid 1`, scores the 4,200
 held-out rows (kc's loop then validates on them after every epoch, as `kc train` does, so its epoch time includes
@@ -101,8 +101,9 @@ def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: 
 
 def kc_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
             Xv: np.ndarray | None, yv: np.ndarray | None, bs: int, seed: int,
-            pool: str) -> tuple[list[float], np.ndarray | None]:
-    """kc's CNNModel.fit (fastai Learner, callbacks, a validation pass per epoch on `Xv` when given)."""
+            pool: str, **params: str) -> tuple[list[float], np.ndarray | None]:
+    """kc's CNNModel.fit (fastai Learner, callbacks, a validation pass per epoch on `Xv` when given); `params`: more
+    options, as `kc train -p` takes them."""
     import torch
 
     from pipeline.models.cnn import CNNModel
@@ -113,8 +114,9 @@ def kc_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: boo
         times.append(time.perf_counter() - last[0])
         last[0] = time.perf_counter()
 
-    model = CNNModel(epochs=epochs, width=width, full_res=full_res, precision="bf16" if bf16 else "fp32",
-                     threads=torch.get_num_threads(), bs=bs, seed=seed, pool=pool)
+    model = CNNModel.from_params({"epochs": epochs, "width": width, "full_res": full_res,
+                                  "precision": "bf16" if bf16 else "fp32", "threads": torch.get_num_threads(),
+                                  "bs": bs, "seed": seed, "pool": pool, **params})
     model.fit(X, y, Xv, yv, on_epoch=on_epoch)
     return times, None if Xv is None else model.predict(Xv)
 
@@ -140,6 +142,8 @@ def main() -> None:
     parser.add_argument("--model-seed", type=int, default=None, help="seed every model with this (default: the "
                         "split's seed)")
     parser.add_argument("--valid", type=int, default=0, help="1: score the 4,200 held-out rows")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="another CNNModel option for kc's loop, as `kc train -p` takes it (repeatable)")
     parser.add_argument("--force-bf16", action="store_true", help="measure bf16 even where it is emulated")
     args = parser.parse_args()
     from pipeline.models import _torch
@@ -155,6 +159,7 @@ def main() -> None:
           "total CPU s | load | valid acc |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     loops = {"kc": kc_loop, "plain": plain_loop}
+    params = dict(kv.split("=", 1) for kv in args.param)
     for seed, width in itertools.product(map(int, args.split_seeds.split(",")), map(int, args.widths.split(","))):
         train, valid = trainer.split(y, 0.1, seed)
         train = train[: args.rows]
@@ -169,7 +174,7 @@ def main() -> None:
                     Xv, yv = (X[valid], y[valid]) if args.valid else (None, None)
                     times, pred = loops[name](X[train], y[train], args.epochs, width, full_res, precision == "bf16",
                                               Xv, yv, args.bs, seed if args.model_seed is None else args.model_seed,
-                                              pool)
+                                              pool, **(params if name == "kc" else {}))
                     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
                     acc = f"{100 * np.mean(pred == y[valid]):.2f}%" if pred is not None else "-"
                     print(f"| {seed} | {name} | {precision} | {width} | {'yes' if full_res else 'no'} | {pool} | "

@@ -62,6 +62,27 @@ def test_augmentation_never_flips():
     assert ((small.sum((1, 2)) * torch.arange(20.0)).sum(1) / small.sum((1, 2, 3)) < 8).all()  # the ink stays left
 
 
+
+def test_elastic_distortions_bend_strokes_smoothly_and_change_nothing_when_off():
+    import torch
+
+    from pipeline.models.cnn import augment, smooth_noise
+
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 4:24, 12:15] = 1.0  # a vertical stroke
+    plain = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2)
+    off = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2, elastic=0)
+    bent = augment(x, torch.Generator().manual_seed(0), rotate=10, zoom=0.1, shift=2, elastic=20)
+    assert torch.equal(off, plain)  # off: the same draws and the same images as before the option
+    assert (bent - plain).abs().amax((1, 2, 3)).min() > 0.1  # every image moved
+    ink = bent.sum((1, 2, 3)) / plain.sum((1, 2, 3))
+    assert ((ink > 0.6) & (ink < 1.5)).all()  # strokes bent, thinned or thickened, not thrown off the image
+    d = smooth_noise(500, 28, 28, torch.Generator().manual_seed(1))[:, 6:22, 6:22]  # away from the edges
+    assert d.shape[-1] == 2 and 0.03 < d.std() < 0.05  # Simard's scale: times alpha 20, about 0.8 pixel
+    across = torch.corrcoef(torch.stack([d[:, :, :-1].flatten(), d[:, :, 1:].flatten()]))[0, 1]
+    assert across > 0.9  # neighbours move together: a smooth field, not per-pixel jitter
+
+
 def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
     import torch
 
