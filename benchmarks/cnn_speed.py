@@ -59,6 +59,10 @@ def digits(zip_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return saved["X"], saved["y"]
 
 
+# CNNModel options this benchmark sets from its own flags (or per run), so --param may not
+OWN_FLAGS = frozenset({"epochs", "width", "full_res", "precision", "threads", "bs", "seed", "pool"})
+
+
 def plain_loop(X: np.ndarray, y: np.ndarray, epochs: int, width: int, full_res: bool, bf16: bool,
                Xv: np.ndarray | None, yv: np.ndarray | None, bs: int, seed: int,
                pool: str) -> tuple[list[float], np.ndarray | None]:
@@ -146,6 +150,14 @@ def main() -> None:
                         help="another CNNModel option for kc's loop, as `kc train -p` takes it (repeatable)")
     parser.add_argument("--force-bf16", action="store_true", help="measure bf16 even where it is emulated")
     args = parser.parse_args()
+    params = {}
+    for pair in args.param:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            parser.error(f"--param {pair}: expected KEY=VALUE")
+        if key in OWN_FLAGS:
+            parser.error(f"--param {key}: this benchmark sets it (see its own flags)")
+        params[key] = value
     from pipeline.models import _torch
 
     threads = args.threads or _torch.idle_cores()
@@ -154,12 +166,12 @@ def main() -> None:
     native = bf16_ok(torch.device("cpu"))
     cpu = cpu_name()
     print(f"CPU: {cpu}, {os.cpu_count()} cores, native bf16: {native}, torch {torch.__version__}, "
-          f"{threads} threads; at most {args.rows} training rows, batch {args.bs}, {args.epochs} epochs\n")
+          f"{threads} threads; at most {args.rows} training rows, batch {args.bs}, {args.epochs} epochs"
+          + "".join(f", {k}={v}" for k, v in params.items()) + " (kc's loop)" * bool(params) + "\n")
     print("| split seed | loop | precision | width | 28×28 block | pool | epoch wall s | epoch CPU s | total wall s | "
           "total CPU s | load | valid acc |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     loops = {"kc": kc_loop, "plain": plain_loop}
-    params = dict(kv.split("=", 1) for kv in args.param)
     for seed, width in itertools.product(map(int, args.split_seeds.split(",")), map(int, args.widths.split(","))):
         train, valid = trainer.split(y, 0.1, seed)
         train = train[: args.rows]

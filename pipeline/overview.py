@@ -35,6 +35,7 @@ class Overview:
     forecast: tuple[str, ...] = ()  # date columns whose test values all come after train's (to the second)
     # date column -> file -> (cells not read as dates in the column's format, one of them): kc reads them as missing
     unreadable: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)  # date column -> the strftime format kc reads it in
     pictures: tuple[Path, ...] = ()
 
     def lines(self) -> list[str]:
@@ -68,8 +69,10 @@ class Overview:
         for column, (a, b, c, d) in self.dates.items():
             out.append(f"dates {column}: train {_range(a, b)}, test {_range(c, d)}")
             for name, (count, example) in self.unreadable.get(column, {}).items():
-                out.append(f"  {count:,} {name} value{'s' if count > 1 else ''} of {column} (such as {example!r}) "
-                           "are not dates written as in train: kc reads them as missing")
+                shown = example if len(example) <= 30 else example[:29] + "…"
+                values, are = ("values", "are not dates") if count > 1 else ("value", "is not a date")
+                out.append(f"  {count:,} {name} {values} of {column} (such as {shown!r}) {are} in the format kc "
+                           f"found for it ({self.formats.get(column, '?')}): kc reads them as no date")
             if column in self.forecast:
                 out.append(f"  test's {column} values all come after train's: kc's folds are random, so they mix "
                            "past and future rows, and out-of-fold scores may flatter a model that must forecast")
@@ -144,7 +147,7 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     if dates:
         pictures.append(_draw_dates(train, test, formats, out / "dates.png"))
     return Overview(comp, len(train), len(test), target, missing, association, dates, forecast, unreadable,
-                    tuple(pictures))
+                    formats, tuple(pictures))
 
 
 def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: bool) -> dict[str, float]:
@@ -297,6 +300,7 @@ def _draw_dates(train: pd.DataFrame, test: pd.DataFrame, formats: dict[str, str]
         for values, label in zip(days, ("train", "test"), strict=True):
             if len(values):
                 ax.hist(values, bins=edges, alpha=0.6, label=label)
+        ax.set_xlim(edges[0], edges[-1])  # no margin: past year 9999 matplotlib has no dates (a 9999-12-31 cell)
         ax.xaxis_date()
         ax.set(title=column, ylabel="rows")
         ax.legend(fontsize=8)

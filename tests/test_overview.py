@@ -77,6 +77,7 @@ def test_the_forecast_note_compares_timestamps_not_days(kc, workspace, tmp_path,
 
 @pytest.mark.parametrize("written, shown", [
     (["unknown", "29/06/2012", "2012-06-30"], "2 test values of datetime (such as 'unknown') are not dates"),
+    (["x" * 40, "2012-06-29", "2012-06-30"], f"1 test value of datetime (such as '{'x' * 29}…') is not a date"),
     (None, "1,"),  # every test date written otherwise: test has no dates, and explore says so
 ])
 def test_test_dates_kc_cannot_read_are_counted_not_shown_as_an_empty_range(kc, workspace, tmp_path, written, shown):
@@ -85,16 +86,33 @@ def test_test_dates_kc_cannot_read_are_counted_not_shown_as_an_empty_range(kc, w
     frame = pd.read_csv(source / "test.csv")
     if written is None:  # day first with slashes: not the format train's dates are written in
         frame["datetime"] = pd.to_datetime(frame["datetime"]).dt.strftime("%d/%m/%Y %H:%M")
-        shown = f"{len(frame):,} test values of datetime (such as {frame['datetime'][0]!r}) are not dates"
+        shown = f"{len(frame):,} test values of datetime (such as {frame['datetime'][0]!r}) are not dates in the format"
     else:
         frame.loc[frame.index[:3], "datetime"] = written
     frame.to_csv(source / "test.csv", index=False)
     assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
     lines = explore(competitions.get("weather", workspace), Workspace(workspace)).lines()
-    noted = [line for line in lines if "are not dates" in line]
-    assert len(noted) == 1 and noted[0].startswith("  " + shown) and noted[0].endswith("kc reads them as missing")
+    noted = [line for line in lines if " in the format kc found for it (" in line]
+    assert len(noted) == 1 and noted[0].startswith("  " + shown) and noted[0].endswith("): kc reads them as no date")
     dated = next(line for line in lines if line.startswith("dates datetime: "))
     assert ("test no dates" in dated) is (written is None) and " to ," not in dated and not dated.endswith(" to ")
+
+
+def test_a_date_in_year_9999_is_drawn_and_counted_in_days(kc, workspace, tmp_path):
+    from pipeline.tables.encoder import date_parts
+
+    source = tmp_path / "weather"
+    shutil.copytree(FIXTURES / "layouts/weather", source)
+    frame = pd.read_csv(source / "train.csv")
+    frame.loc[frame.index[0], "datetime"] = "9999-12-31 00:00:00"  # a "no end" placeholder some tables use
+    frame.to_csv(source / "train.csv", index=False)
+    assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
+    result = kc("explore", "weather", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert "dates datetime: train 2012-01-02 to 9999-12-31" in result.stdout
+    days = date_parts(frame["datetime"], "%Y-%m-%d %H:%M:%S")["elapsed"]
+    expected = (pd.to_datetime(frame["datetime"]).dt.as_unit("s") - pd.Timestamp("1970-01-01")).dt.days
+    assert days[0] == 2_932_896 and (days == expected.to_numpy()).all()  # nanoseconds would have overflowed
 
 
 def test_pixels_show_their_class_means_and_balance(fetched):

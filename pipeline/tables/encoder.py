@@ -139,7 +139,7 @@ class _Frequency:
 
 
 DATE_PARTS = ("year", "month", "day", "weekday", "dayofyear", "hour", "minute")
-_DAY_NS = 86_400 * 10**9
+_DAY_US = 86_400 * 10**6
 
 
 def date_parts(values: pd.Series, fmt: str) -> dict[str, np.ndarray]:
@@ -149,7 +149,8 @@ def date_parts(values: pd.Series, fmt: str) -> dict[str, np.ndarray]:
     when = parse(values, fmt)
     missing = when.isna().to_numpy()
     out = {part: getattr(when.dt, part).to_numpy(dtype=np.float64, na_value=np.nan) for part in DATE_PARTS}
-    elapsed = when.to_numpy(dtype="datetime64[ns]").astype(np.int64) / _DAY_NS
+    # microseconds: nanoseconds overflow past 2262 (9999-12-31 came out as -56,160 days)
+    elapsed = when.to_numpy(dtype="datetime64[us]").astype(np.int64) / _DAY_US
     out["elapsed"] = np.where(missing, np.nan, elapsed)
     return out
 
