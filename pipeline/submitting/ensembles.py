@@ -98,7 +98,7 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
         check_same_data(comp, r, data)
         test.append(prepared.outputs(comp, ws, r, data))
     assert data is not None
-    name = f"ensemble-{method}-{len(runs)}"
+    name = f"ensemble-{method}-{int(np.count_nonzero(weights))}"  # the runs it blends: one given 0 is in no blend
     chosen = {run_id: round(float(w), 6) for run_id, w in zip(run_ids, weights, strict=True)}  # k / ROUNDS or 1 / n
     models = "+".join(r.model for r, w in zip(runs, weights, strict=True) if w > 0)  # a run given 0 is in no blend
     written = write(comp, ws, data.test_ids, submitted(comp, _combine(test, weights, method, len(comp.classes))),

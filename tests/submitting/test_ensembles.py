@@ -49,6 +49,7 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
     assert result.score >= max(r.score for r in members)
     kept = "+".join(r.model for r in members if result.weights[r.run_id] > 0)
     assert 0 in result.weights.values() and ledger.read_log(TITANIC, ws)[-1].model == kept  # only what it blends
+    assert result.written.path.name == f"ensemble-weighted-{kept.count('+') + 1}.csv"  # and its file counts them
 
 
 @pytest.mark.slow
