@@ -159,15 +159,11 @@ def epochs_in_time(learn: Any, watch: Watch, n_epochs: int, deadline: float) -> 
     opt = learn.opt_func(list(net.parameters()), lr=1e-6)  # fastai's own: torch's AdamW imports 2 s of dynamo at first
     (*xb, yb), (*xv, _) = first_batch(train, watch.dev), first_batch(valid, watch.dev)
     gen = watch.augment_gen.get_state() if watch.augment_gen is not None else None
-    shards = learn.shards.like(net) if getattr(learn, "shards", None) is not None else None  # the CNN's ghost batches
 
     def step() -> None:
         inputs = [*xb[:-1], watch.augment(xb[-1])] if watch.augment is not None else xb
         opt.zero_grad()
-        if shards is not None:
-            shards.train_step(*inputs, yb, learn.loss_func)
-        else:
-            learn.loss_func(net(*inputs), yb).backward()
+        learn.loss_func(net(*inputs), yb).backward()
         opt.step()
 
     with torch.random.fork_rng(devices=[]):  # dropout draws here must not move the fit's own
@@ -177,9 +173,7 @@ def epochs_in_time(learn: Any, watch: Watch, n_epochs: int, deadline: float) -> 
             per_step = statistics.median(seconds(step) for _ in range(PROBE_STEPS))  # one busy moment moves a mean
         net.eval()
         with torch.no_grad():
-            per_valid = seconds(lambda: shards.predict(*xv) if shards is not None else net(*xv))
-    if shards is not None:
-        shards.close()
+            per_valid = seconds(lambda: net(*xv))
     if watch.augment_gen is not None and gen is not None:
         watch.augment_gen.set_state(gen)
     epoch = EPOCH_OVERHEAD * (EPOCH_FIXED + len(train) * (per_step + BATCH_OVERHEAD) + len(valid) * per_valid)

@@ -152,7 +152,7 @@ def is_regression(y: np.ndarray) -> bool:
 
 # options that count or scale something: zero or less makes no model
 POSITIVE = ("epochs", "bs", "lr", "k", "batch", "n_estimators", "max_iter", "width", "max_leaf_nodes",
-            "min_samples_leaf", "C", "alpha", "learning_rate", "ghost")
+            "min_samples_leaf", "C", "alpha", "learning_rate")
 
 
 def _check_value(cls: type[Model], key: str, value: Any) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,8 +39,6 @@ def digit_resnet(width: int = 16, classes: int = 10, full_res: bool = False, cha
     """
     from fastai.layers import AdaptiveConcatPool2d, ConvLayer, ResBlock
 
-    from pipeline.models._ghost import SeededDropout
-
     if pool not in POOLS:
         raise UsageError(f"pool={pool!r}: expected {' or '.join(POOLS)}")
     w, pooled = width, 8 * width if pool == "concat" else 4 * width
@@ -55,7 +51,7 @@ def digit_resnet(width: int = 16, classes: int = 10, full_res: bool = False, cha
         ResBlock(1, 4 * w, 4 * w),
         AdaptiveConcatPool2d(1) if pool == "concat" else nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        SeededDropout(0.2),
+        nn.Dropout(0.2),
         nn.Linear(pooled, classes),
     )
 
@@ -104,28 +100,16 @@ def bf16_ok(dev: torch.device) -> bool:
     return dev.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def compute_note(dev: torch.device, bf16: bool, threads: int, ghost: int = 1) -> str:
-    """A short note on the path chosen: "fp32 channels-last, 1 thread (no native bfloat16 on this CPU)", and how a
-    batch's shards run (`ghost`: "batches in 2 shards side by side")."""
-    shards = "" if ghost < 2 else f", batches in {ghost} shards {'side by side' if threads >= ghost else 'in turn'}"
+def compute_note(dev: torch.device, bf16: bool, threads: int) -> str:
+    """A short note on the path chosen: "fp32 channels-last, 1 thread (no native bfloat16 on this CPU)"."""
     if dev.type != "cpu":
-        return f"{'bf16 autocast' if bf16 else 'fp32'} on {dev.type}{shards}"
+        return f"{'bf16 autocast' if bf16 else 'fp32'} on {dev.type}"
     native = bf16_ok(dev)
     why = "" if bf16 == native else (" (no native bfloat16 on this CPU: emulated, slow)" if bf16 else " (asked for)")
     if not bf16 and not native:
         why = " (no native bfloat16 on this CPU)"
     kind = "bf16 autocast" if bf16 else "fp32"
-    return f"{kind} channels-last, {threads} thread{'s' if threads > 1 else ''}{why}{shards}"
-
-
-@contextlib.contextmanager
-def _shards_closed(learn: Any) -> Iterator[None]:
-    """Shut a sharded Learner's thread pool down when the block ends."""
-    try:
-        yield
-    finally:
-        if getattr(learn, "shards", None) is not None:
-            learn.shards.close()
+    return f"{kind} channels-last, {threads} thread{'s' if threads > 1 else ''}{why}"
 
 
 class Autocast(nn.Module):
@@ -175,7 +159,6 @@ class CNNModel(Model):
     # alone's 99.60, 99.57, 99.45, at the same cost (RESULTS.md, 2026-12-02); "avg": the mean alone
     pool: str = "concat"
     threads: int = 0  # torch threads; 0: the cores not busy when training starts
-    ghost: int = 1  # shards per batch, each with its own batch-norm statistics, side by side on the threads
     time_limit: float = 0.0  # seconds one fit may take (0 = no limit): fewer epochs if short; kc shares --time-limit
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
@@ -191,7 +174,7 @@ class CNNModel(Model):
         best epoch so far (see `Watch`)."""
         started = time.monotonic()
         learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
-        with _torch.threads(n_threads), _shards_closed(learn):
+        with _torch.threads(n_threads):
             one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
         self.interrupted_, self.out_of_time_ = watch.interrupted, watch.out_of_time
         self.net_ = learn.model.eval()
@@ -200,7 +183,7 @@ class CNNModel(Model):
     def lr_find(self, X: np.ndarray, y: np.ndarray) -> LrFound:
         """fastai's learning-rate finder on these rows (the model is not trained by it)."""
         learn, _, n_threads = self._learner(X, y, None, None, None)
-        with _torch.threads(n_threads), _shards_closed(learn):
+        with _torch.threads(n_threads):
             return find_lr(learn)
 
     def _learner(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None, y_valid: np.ndarray | None,
@@ -229,19 +212,11 @@ class CNNModel(Model):
                       augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift, elastic=self.elastic),
                       augment_gen=aug_gen)
         use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
-        self.compute_ = compute_note(dev, use_bf16, n_threads, self.ghost)
+        self.compute_ = compute_note(dev, use_bf16, n_threads)
         net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res, x.shape[1], self.pool), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
-        kind = Learner
-        if self.ghost > 1:
-            from pipeline.models._ghost import ShardedLearner, Shards
-
-            kind = ShardedLearner
-        learn = kind(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
-                     metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
-        if self.ghost > 1:
-            learn.shards = Shards(net, self.ghost, n_threads, self.seed)
-            n_threads = learn.shards.per_shard  # this thread runs the first shard
+        learn = Learner(dls, net, loss_func=LabelSmoothingCrossEntropy(eps=self.label_smoothing),
+                        metrics=accuracy, wd=self.weight_decay, cbs=[watch, *tracking.fastai_callbacks()])
         self.history_ = watch.history
         return learn, watch, n_threads
 
@@ -251,7 +226,7 @@ class CNNModel(Model):
     def plan(self) -> str:
         """How training will run here: precision, memory layout and threads (the CPU decides under `auto`)."""
         dev = _torch.device(self.device)
-        return compute_note(dev, self._use_bf16(dev), self.threads or _torch.idle_cores(), self.ghost)
+        return compute_note(dev, self._use_bf16(dev), self.threads or _torch.idle_cores())
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax of the network's outputs, in batches."""

@@ -94,9 +94,6 @@ def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
     auto = CNNModel(threads=3).plan()
     assert auto.startswith("bf16 autocast" if bf16_ok(cpu) else "fp32") and "3 threads" in auto
     assert CNNModel(precision="fp32", threads=1).plan().startswith("fp32 channels-last")
-    assert CNNModel(ghost=2, threads=2).plan().endswith(", batches in 2 shards side by side")
-    assert CNNModel(ghost=2, threads=1).plan().endswith(", batches in 2 shards in turn")
-    assert "shards" not in CNNModel(ghost=1, threads=2).plan()
     with pytest.raises(UsageError, match="precision='fp16': expected auto, bf16 or fp32"):
         CNNModel(precision="fp16").plan()
 
