@@ -163,6 +163,20 @@ class CNNModel(Model):
 
     net_: nn.Module | None = dataclasses.field(default=None, init=False, repr=False)
 
+    # bounds past which augmentation or the loss leaves nothing to learn (blank or degenerate images, uniform targets)
+    limits: ClassVar[dict[str, tuple[float, str]]] = {
+        "zoom": (0.5, "past it some digits shrink to less than half their size, at 1 to a point"),
+        "label_smoothing": (0.99, "at 1 every class is equally right and nothing is learnt"),
+        "elastic": (100.0, "at 100 strokes bend about 4 pixels; Simard et al. used 34"),
+    }
+
+    def __post_init__(self) -> None:
+        """Refuse options that would train on blank or degenerate images, however the model is built."""
+        super().__post_init__()
+        for key, (most, why) in self.limits.items():
+            if getattr(self, key) > most:
+                raise UsageError(f"option {key}={getattr(self, key)}: must be at most {most:g} ({why})")
+
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
         if X.dtype != np.uint8 or X.ndim not in (3, 4):
             raise UsageError("the cnn model takes (n, rows, columns) or RGB (n, rows, columns, 3) uint8 images")
@@ -173,6 +187,10 @@ class CNNModel(Model):
         """Train one cycle (fewer epochs when `time_limit` says so); report each epoch; Ctrl-C stops and keeps the
         best epoch so far (see `Watch`)."""
         started = time.monotonic()
+        side = min(np.shape(X)[1:3])
+        if 2 * self.shift >= side:  # in pixels of these images: half the side moves every digit off its image
+            raise UsageError(f"option shift={self.shift:g}: moves {side}-pixel images off themselves; at most "
+                             f"{(side - 1) // 2} pixels")
         learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
         with _torch.threads(n_threads):
             one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)

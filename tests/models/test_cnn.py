@@ -206,3 +206,28 @@ def test_weights_without_the_head_are_a_load_error_the_run_names(tmp_path):
     torch.save(state, tmp_path / "weights.pt")
     with pytest.raises(KeyError):  # kc's run loader turns it into "its saved model cannot be loaded (KeyError)"
         CNNModel().load(tmp_path)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("zoom", "1", "option zoom=1.0: must be at most 0.5 (past it some digits shrink to less than half their size, at 1 "
+                  "to a point)"),
+    ("elastic", "1e9", "option elastic=1000000000.0: must be at most 100 (at 100 strokes bend about 4 pixels; Simard "
+                       "et al. used 34)"),
+    ("label_smoothing", "1", "option label_smoothing=1.0: must be at most 0.99 (at 1 every class is equally right and "
+                             "nothing is learnt)"),
+])
+def test_augmentation_and_smoothing_that_leave_nothing_to_learn_are_refused(option, value, message):
+    from pipeline.models.cnn import CNNModel
+
+    with pytest.raises(UsageError) as err:
+        CNNModel.from_params({option: value})
+    assert str(err.value) == message
+    CNNModel.from_params({option: "0.2"})  # a usual value passes
+
+
+def test_a_shift_of_half_the_image_is_refused_before_training(digits):
+    from pipeline.models.cnn import CNNModel
+
+    with pytest.raises(UsageError) as err:
+        CNNModel(shift=14, epochs=1).fit(digits.X[:64], digits.y[:64])
+    assert str(err.value) == "option shift=14: moves 28-pixel images off themselves; at most 13 pixels"
