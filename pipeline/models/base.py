@@ -59,6 +59,10 @@ class Model:
             _check_value(cls, key, converted[key])
         return cls(**converted)
 
+    def check_options(self, shape: tuple[int, ...] | None = None) -> None:
+        """Refuse option values this model cannot train with (on inputs of `shape`, when given); a saved run is
+        loaded without this check, since predicting does not use them. Nothing for most models."""
+
     def plan(self) -> str:
         """A short note on how `fit` will run on this machine (the CNN's precision and threads); "" for most."""
         return ""

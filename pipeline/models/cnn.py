@@ -170,12 +170,16 @@ class CNNModel(Model):
         "elastic": (100.0, "at 100 strokes bend about 4 pixels; Simard et al. used 34"),
     }
 
-    def __post_init__(self) -> None:
-        """Refuse options that would train on blank or degenerate images, however the model is built."""
-        super().__post_init__()
+    def check_options(self, shape: tuple[int, ...] | None = None) -> None:
+        """Refuse augmentation and smoothing that would train on blank or degenerate images, and on images of `shape`
+        ((n, rows, columns[, 3])) a shift of half their side or more."""
         for key, (most, why) in self.limits.items():
-            if getattr(self, key) > most:
+            if not 0 <= getattr(self, key) <= most:  # NaN too
                 raise UsageError(f"option {key}={getattr(self, key)}: must be at most {most:g} ({why})")
+        side = min(shape[1:3]) if shape is not None and len(shape) in (3, 4) else None
+        if side is not None and not 0 <= 2 * self.shift < side:  # in pixels of these images
+            raise UsageError(f"option shift={self.shift:g}: must be less than {side / 2:g} pixels, half the side of "
+                             f"these {side}-pixel images; pass a smaller -p shift=")
 
     def _inputs(self, X: np.ndarray) -> torch.Tensor:
         if X.dtype != np.uint8 or X.ndim not in (3, 4):
@@ -187,10 +191,6 @@ class CNNModel(Model):
         """Train one cycle (fewer epochs when `time_limit` says so); report each epoch; Ctrl-C stops and keeps the
         best epoch so far (see `Watch`)."""
         started = time.monotonic()
-        side = min(np.shape(X)[1:3])
-        if 2 * self.shift >= side:  # in pixels of these images: half the side moves every digit off its image
-            raise UsageError(f"option shift={self.shift:g}: moves {side}-pixel images off themselves; at most "
-                             f"{(side - 1) // 2} pixels")
         learn, watch, n_threads = self._learner(X, y, X_valid, y_valid, on_epoch)
         with _torch.threads(n_threads):
             one_cycle(learn, watch, self.epochs, self.lr, self.time_limit, started)
@@ -217,6 +217,7 @@ class CNNModel(Model):
         dev = _torch.device(self.device)
         self._start(y)
         x, t = self._inputs(X), torch.from_numpy(np.searchsorted(self.classes_, y)).long()
+        self.check_options(np.shape(X))  # lr_find too, and models built in Python
         validating = X_valid is not None and y_valid is not None
         if X_valid is None or y_valid is None:  # fastai wants a validation set; a sliver of train will do
             X_valid, y_valid = X[:256], y[:256]

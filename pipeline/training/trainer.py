@@ -102,7 +102,9 @@ def build_model(comp: Competition, cfg: TrainConfig, time_limit: float = 0.0) ->
                          "blend, cnn or tabular, or train without --time-limit")
     if time_limit:
         params["time_limit"] = round(time_limit, 3)
-    return cls.from_params(params)
+    model = cls.from_params(params)
+    model.check_options()
+    return model
 
 
 # seconds a run keeps back from --time-limit for predicting, drawing and writing its folder, beyond RESERVE_SHARE of it:

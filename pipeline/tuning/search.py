@@ -31,7 +31,7 @@ from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.training.honesty import auto_folds
 from pipeline.training.records import TrainConfig
-from pipeline.training.trainer import alive
+from pipeline.training.trainer import alive, build_model
 from pipeline.tuning.space import Dimension, search_space
 from pipeline.tuning.studies import (
     HEARTBEAT,
@@ -180,6 +180,13 @@ class _Objective:
         return run.score
 
 
+def _check_inputs(comp: Competition, cfg: TrainConfig, data: Any) -> None:
+    """Fail once, before any trial, on a table that cannot be encoded or on fixed options its inputs refuse (a CNN's
+    -p shift=20 on 28-pixel digits)."""
+    X = data.train_inputs(model_class(cfg.model, comp).scaled)
+    build_model(comp, cfg).check_options(X.shape)
+
+
 def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None,
           comp: Competition | None = None) -> bool:
     """Run trials of the study in this process until the budget or the timeout; True when interrupted.
@@ -196,7 +203,7 @@ def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, stud
     if len(study.get_trials(deepcopy=False)) >= job.budget:
         return False
     data = load_dataset(comp, ws, job.cfg.features)
-    data.train_inputs(model_class(job.cfg.model, comp).scaled)  # a table that cannot be encoded fails here, once
+    _check_inputs(comp, job.cfg, data)
     objective = _Objective(job, comp, ws, data)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -313,6 +320,6 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
             from pipeline.tables import cache
 
             data = cache.kept(comp, ws, data)
-        data.train_inputs(cls.scaled)  # fail once here, not in every worker
+        _check_inputs(comp, cfg, data)  # fail once here, not in every worker
         interrupted, problems = _workers(job, workers, opened, on_trial)
     return summary(opened, comp, url, interrupted=interrupted, problems=problems)

@@ -219,10 +219,11 @@ def test_weights_without_the_head_are_a_load_error_the_run_names(tmp_path):
 def test_augmentation_and_smoothing_that_leave_nothing_to_learn_are_refused(option, value, message):
     from pipeline.models.cnn import CNNModel
 
+    model = CNNModel.from_params({option: value})  # builds: a run saved with it still loads and predicts
     with pytest.raises(UsageError) as err:
-        CNNModel.from_params({option: value})
+        model.check_options()
     assert str(err.value) == message
-    CNNModel.from_params({option: "0.2"})  # a usual value passes
+    CNNModel.from_params({option: "0.2"}).check_options()  # a usual value passes
 
 
 def test_a_shift_of_half_the_image_is_refused_before_training(digits):
@@ -230,4 +231,8 @@ def test_a_shift_of_half_the_image_is_refused_before_training(digits):
 
     with pytest.raises(UsageError) as err:
         CNNModel(shift=14, epochs=1).fit(digits.X[:64], digits.y[:64])
-    assert str(err.value) == "option shift=14: moves 28-pixel images off themselves; at most 13 pixels"
+    assert str(err.value) == ("option shift=14: must be less than 14 pixels, half the side of these 28-pixel images; "
+                              "pass a smaller -p shift=")
+    with pytest.raises(UsageError, match="less than 2 pixels, half the side of these 4-pixel images"):
+        CNNModel().lr_find(digits.X[:64, :4, 10:20], digits.y[:64])  # the default shift, on the short side of 4×10
+    CNNModel(shift=13.9).check_options((5, 28, 28, 3))  # under half the side

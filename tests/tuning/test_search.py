@@ -424,6 +424,16 @@ def test_a_study_refuses_workers_that_search_something_else(titanic_only, kc):
                             "study with --study NAME\n")
 
 
+@pytest.mark.slow
+def test_a_fixed_option_the_images_refuse_fails_before_any_trial(workspace, kc):
+    install(workspace, "digit-recognizer")
+    shown = kc("tune", "digit-recognizer", "-m", "cnn", "--trials", "3", "-p", "shift=20", "-p", "epochs=1",
+               ws=workspace)
+    assert shown.exit_code == 1 and shown.stderr == ("Error: option shift=20: must be less than 14 pixels, half the "
+                                                     "side of these 28-pixel images; pass a smaller -p shift=\n")
+    assert not (workspace / "competitions/digit-recognizer/runs").exists()
+
+
 def test_tune_needs_a_budget(titanic_only, kc):
     result = kc("tune", "titanic", ws=titanic_only)
     assert (result.exit_code, result.stderr) == (1, "Error: how many trials? e.g. `kc tune titanic --trials 20` (or "
