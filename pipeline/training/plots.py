@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,15 @@ def most_confused(matrix: np.ndarray, classes: np.ndarray) -> tuple[str, str, in
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, path: Path, title: str) -> Path:
-    """Counts of true (rows) against predicted (columns) labels, with the most confused pair named."""
+    """Counts of true (rows) against predicted (columns) labels, with the most confused pair named, as a PNG."""
+    fig = confusion_figure(y_true, y_pred, classes, title)
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray, title: str) -> Any:
+    """The matplotlib Figure `confusion_matrix` saves: long class names slant and are cut, long titles wrap."""
     plt = _pyplot()
     index = {c: i for i, c in enumerate(classes)}
     matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -148,16 +157,24 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
                 light = image.norm(shown[i, j]) > 0.5  # white text on the dark half of the colour map only
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if light else "black")
-    ax.set_xticks(range(len(classes)), [str(c) for c in classes])
-    ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+    names = [_cut(str(c)) for c in classes]
+    slanted = max(len(name) for name in names) > 3  # longer names side by side run into each other
+    ax.set_xticks(range(len(classes)), names, rotation=40 if slanted else 0, ha="right" if slanted else "center",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(len(classes)), names)
     ax.set(xlabel="predicted", ylabel="true")
     worst = most_confused(matrix, classes)
-    subtitle = f"most confused: true {worst[0]} predicted as {worst[1]} ({worst[2]}×)" if worst else "no mistakes"
-    ax.set_title(f"{title}\n{subtitle}", fontsize=10)
+    subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
+                else "no mistakes")
+    chars = int((size + 1.4) * 10)  # what a line of 10-point text holds across the figure
+    fig.suptitle("\n".join(textwrap.wrap(title, chars) + textwrap.wrap(subtitle, chars)), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _cut(name: str, most: int = 24) -> str:
+    """A class name short enough for an axis: 'a very long … name' cut to `most` characters."""
+    return name if len(name) <= most else name[: most - 1] + "…"
 
 
 def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str, log: bool = False) -> Path:

@@ -1,4 +1,4 @@
-"""Learning curves of every fold (thin) and their mean (bold), the kept epoch marked."""
+"""Learning curves of every fold (thin) and their mean (bold), the kept epoch marked; confusion matrices."""
 
 from __future__ import annotations
 
@@ -45,3 +45,23 @@ def test_when_a_time_limit_cut_some_folds_each_cut_fold_is_marked_at_the_epoch_i
     longer = [_history([0.5, 0.7, 0.8]), cut, _history([0.6, 0.7, 0.9])]
     assert plots.kept_mark(longer, 2, stopped) == (1, "the last epoch all folds reached (2); 2 of 3 folds kept epoch 3")
     assert plots.fold_marks([longer[0]], 3, [True]) == []  # one fit: its star is the main one
+
+
+def test_long_class_names_and_titles_stay_readable_in_the_confusion_matrix(tmp_path):
+    classes = np.array(["1. < HS Grad", "2. HS Grad", "3. Some College", "4. College Grad", "5. Advanced Degree",
+                        "6. " + "a name far longer than any axis holds " * 3])
+    y = np.repeat(classes, 20)
+    fig = plots.confusion_figure(y, np.roll(y, 7), classes, "a-rather-long-competition-slug · lgbm · OOF accuracy 40%")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    labels = ax.get_xticklabels()
+    assert all(t.get_rotation() == 40 for t in labels)  # slanted: side by side they ran into each other
+    assert all(t.get_window_extent(renderer).x0 >= 0 and t.get_window_extent(renderer).y0 >= 0 for t in labels)
+    assert ax.get_xticklabels()[-1].get_text().endswith("…") and len(ax.get_yticklabels()[-1].get_text()) == 24
+    width = fig.bbox.width
+    title = fig._suptitle.get_window_extent(renderer)
+    assert title.x0 >= 0 and title.x1 <= width and "\n" in fig._suptitle.get_text()  # wrapped, not cut at the edge
+    path = plots.confusion_matrix(y, np.roll(y, 7), classes, tmp_path / "c.png", "t")
+    assert Image.open(path).size[0] > 0
+    short = plots.confusion_figure(np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([0, 1]), "titanic · linear")
+    assert [t.get_rotation() for t in short.axes[0].get_xticklabels()] == [0, 0]  # digits and 0/1 stay level
