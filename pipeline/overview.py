@@ -37,6 +37,8 @@ class Overview:
     unreadable: dict[str, dict[str, tuple[int, str]]] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)  # date column -> the strftime format kc reads it in
     pictures: tuple[Path, ...] = ()
+    # column -> why a plain table's features leave it out ("constant in train"); none where kc has its own features
+    unused: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """What was found, in a few lines of text (the CLI prints them; the notebook view shows them)."""
@@ -66,6 +68,10 @@ class Overview:
             out.append("most related to the target (mutual information): " + ", ".join(
                 f"{c} {v:.3f}" for c, v in list(self.association.items())[:6])
                        + (f" and {unnamed} more in association.png" if unnamed > 0 else ""))
+        if self.unused:
+            out.append("left out of the features: " + "; ".join(f"{c}: {why}" for c, why in
+                                                                 list(self.unused.items())[:6])
+                       + (f" and {len(self.unused) - 6} more" if len(self.unused) > 6 else ""))
         for column, (a, b, c, d) in self.dates.items():
             out.append(f"dates {column}: train {_range(a, b)}, test {_range(c, d)}")
             for name, (count, example) in self.unreadable.get(column, {}).items():
@@ -147,7 +153,7 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     if dates:
         pictures.append(_draw_dates(train, test, formats, out / "dates.png"))
     return Overview(comp, len(train), len(test), target, missing, association, dates, forecast, unreadable,
-                    formats, tuple(pictures))
+                    formats, tuple(pictures), dict(encoder.dropped_) if comp.features == "generic" else {})
 
 
 def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: bool) -> dict[str, float]:

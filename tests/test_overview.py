@@ -115,6 +115,22 @@ def test_a_date_in_year_9999_is_drawn_and_counted_in_days(kc, workspace, tmp_pat
     assert days[0] == 2_932_896 and (days == expected.to_numpy()).all()  # nanoseconds would have overflowed
 
 
+def test_columns_the_features_leave_out_are_named_with_why(kc, workspace, tmp_path, titanic_only):
+    source = tmp_path / "weather"
+    shutil.copytree(FIXTURES / "layouts/weather", source)
+    for name in ("train.csv", "test.csv"):
+        frame = pd.read_csv(source / name)
+        frame["station"] = "Seattle"  # one value throughout: nothing to learn from
+        frame.to_csv(source / name, index=False)
+    assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
+    result = kc("explore", "weather", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert "left out of the features: station: constant in train (every row is Seattle)" in result.stdout.splitlines()
+    assert "station" not in explore(competitions.get("weather", workspace), Workspace(workspace)).association
+    titanic = kc("explore", "titanic", ws=titanic_only)  # kc's own Titanic features read Name: nothing to report
+    assert titanic.exit_code == 0 and "left out of the features" not in titanic.stdout
+
+
 def test_pixels_show_their_class_means_and_balance(fetched):
     comp = competitions.get("digit-recognizer", fetched)
     found = explore(comp, Workspace(fetched))
