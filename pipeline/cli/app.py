@@ -425,6 +425,10 @@ def train(
     else:
         line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
+    if run.model == "blend":  # what it blended: a member given weight 0 is in name only
+        from pipeline.training import listing
+
+        out.print(f"blend as trained: {listing.options_text(run, comp)}")
     if m.target_scores and comp.targets:  # several targets: each one's score, by the metric the mean averages
         each = comp.for_target(comp.targets[0]).scorer
         out.print(f"each target's {each.title}: " + ", ".join(f"{name} {each.format(value)}"

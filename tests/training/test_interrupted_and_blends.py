@@ -79,6 +79,13 @@ def test_shorthand_weights_list_as_used_and_repeat_their_spelled_out_form(titani
     assert listing.repeats([short, spelled, other], TITANIC) == {spelled.run_id: short.run_id}
 
 
+def test_kc_train_says_what_a_blend_blended(titanic_only, kc):
+    shown = kc("train", "titanic", "--model", "blend", "-p", "members=sk-logistic,knn", "-p", "weights=3,1",
+               ws=titanic_only)
+    assert shown.exit_code == 0, shown.output
+    assert "blend as trained: members=sk-logistic,knn weights=0.75,0.25" in shown.stdout.splitlines()
+
+
 def test_a_blend_whose_saved_members_were_cut_to_one_still_lists(titanic_only, kc):
     run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("blend", {"members": "sk-logistic,knn"}))
     path = run.folder / "blend.json"
