@@ -158,23 +158,29 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if light else "black")
     names = [_cut(str(c)) for c in classes]
-    slanted = max(len(name) for name in names) > 3  # longer names side by side run into each other
+    # names wider than their column run into each other side by side (a column holds about 40 characters in all)
+    slanted = max(len(name) for name in names) > max(3, 40 // len(classes))
     ax.set_xticks(range(len(classes)), names, rotation=40 if slanted else 0, ha="right" if slanted else "center",
-                  rotation_mode="anchor")
-    ax.set_yticks(range(len(classes)), names)
+                  rotation_mode="anchor", parse_math=False)  # "$50k-$100k" is a class, not TeX
+    ax.set_yticks(range(len(classes)), names, parse_math=False)
     ax.set(xlabel="predicted", ylabel="true")
     worst = most_confused(matrix, classes)
     subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
                 else "no mistakes")
     chars = int((size + 1.4) * 10)  # what a line of 10-point text holds across the figure
-    fig.suptitle("\n".join(textwrap.wrap(title, chars) + textwrap.wrap(subtitle, chars)), fontsize=10)
+    fig.suptitle("\n".join(textwrap.wrap(title, chars) + textwrap.wrap(subtitle, chars)), fontsize=10,
+                 parse_math=False)
     fig.tight_layout()
     return fig
 
 
 def _cut(name: str, most: int = 24) -> str:
-    """A class name short enough for an axis: 'a very long … name' cut to `most` characters."""
-    return name if len(name) <= most else name[: most - 1] + "…"
+    """A class name short enough for an axis, cut in the middle to `most` characters so that names alike at the start
+    stay apart: 'Department …Education 12'."""
+    if len(name) <= most:
+        return name
+    head = (most - 1) // 2
+    return name[:head] + "…" + name[len(name) - (most - 1 - head):]
 
 
 def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path, title: str, log: bool = False) -> Path:

@@ -57,7 +57,7 @@ def test_long_class_names_and_titles_stay_readable_in_the_confusion_matrix(tmp_p
     labels = ax.get_xticklabels()
     assert all(t.get_rotation() == 40 for t in labels)  # slanted: side by side they ran into each other
     assert all(t.get_window_extent(renderer).x0 >= 0 and t.get_window_extent(renderer).y0 >= 0 for t in labels)
-    assert ax.get_xticklabels()[-1].get_text().endswith("…") and len(ax.get_yticklabels()[-1].get_text()) == 24
+    assert "…" in ax.get_xticklabels()[-1].get_text() and len(ax.get_yticklabels()[-1].get_text()) == 24
     width = fig.bbox.width
     title = fig._suptitle.get_window_extent(renderer)
     assert title.x0 >= 0 and title.x1 <= width and "\n" in fig._suptitle.get_text()  # wrapped, not cut at the edge
@@ -65,3 +65,17 @@ def test_long_class_names_and_titles_stay_readable_in_the_confusion_matrix(tmp_p
     assert Image.open(path).size[0] > 0
     short = plots.confusion_figure(np.array([0, 1, 1]), np.array([0, 1, 0]), np.array([0, 1]), "titanic · linear")
     assert [t.get_rotation() for t in short.axes[0].get_xticklabels()] == [0, 0]  # digits and 0/1 stay level
+
+
+def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apart(tmp_path):
+    classes = np.array(["tier {$1}", "$50k-$100k", "Department of Education 11", "Department of Education 12"])
+    y = np.repeat(classes, 5)
+    fig = plots.confusion_figure(y, np.roll(y, 3), classes, "money · sk-logistic")
+    fig.canvas.draw()  # "tier {$1}" as TeX stopped kc train after the fit, and the run was lost
+    shown = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert shown[:2] == ["tier {$1}", "$50k-$100k"] and len(set(shown)) == 4
+    assert shown[3] == "Department …Education 12"
+    plots.confusion_matrix(y, np.roll(y, 3), classes, tmp_path / "m.png", "money")
+    two = plots.confusion_figure(np.array(["died", "survived"]), np.array(["died", "died"]),
+                                 np.array(["died", "survived"]), "titanic")
+    assert [t.get_rotation() for t in two.axes[0].get_xticklabels()] == [0, 0]  # two short names fit level
