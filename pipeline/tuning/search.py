@@ -310,6 +310,8 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,
                heartbeat, sampler_seed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # fixed options the images refuse (a CNN's -p shift=20 on 28-pixel digits) fail before a study records them
+    build_model(comp, cfg).check_options((0, *comp.image_shape) if comp.image_shape else None)
     opened = _open(job, comp)  # fail here, once, on a bad storage or a study that searches something else
     problems: list[str] = []
     if workers == 1:

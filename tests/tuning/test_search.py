@@ -432,6 +432,9 @@ def test_a_fixed_option_the_images_refuse_fails_before_any_trial(workspace, kc):
     assert shown.exit_code == 1 and shown.stderr == ("Error: option shift=20: must be less than 14 pixels, half the "
                                                      "side of these 28-pixel images; pass a smaller -p shift=\n")
     assert not (workspace / "competitions/digit-recognizer/runs").exists()
+    again = kc("tune", "digit-recognizer", "-m", "cnn", "--trials", "1", "-p", "shift=2", "-p", "epochs=1",
+               "-p", "width=8", ws=workspace)  # the refused study left nothing behind to block the corrected one
+    assert again.exit_code == 0, again.output
 
 
 def test_tune_needs_a_budget(titanic_only, kc):
