@@ -68,12 +68,17 @@ def options_text(run: Run, comp: Competition) -> str:
     """`key=value` pairs; a blend's members and weights as it used them, not the empty defaults it was given."""
     params = {k: v for k, v in _used(run, comp.task == "regression").items() if k not in HIDDEN}
     if run.model == "blend" and isinstance(params.get("weights"), tuple):
-        params["weights"] = ",".join(f"{w:.2f}" for w in params["weights"])
+        params["weights"] = ",".join(_weight(w) for w in params["weights"])
     # bags=0 under a time limit: as many boosters as the time held, shown as counted in the saved fits
     used = sorted(set(_boosters(run))) if params.get("bags") == 0 and run.config.time_limit else []
     if used:
         params["bags"] = f"0 ({used[0]}{'' if len(used) == 1 else f'-{used[-1]}'} used)"
     return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _weight(w: float) -> str:
+    """A blend weight to two places, '<0.01' for one that counts but rounds to nothing (0.00 means left out)."""
+    return "<0.01" if 0 < w < 0.005 else f"{w:.2f}"
 
 
 def _boosters(run: Run) -> list[int]:
@@ -109,7 +114,7 @@ def _used(run: Run, regression: bool) -> dict[str, Any]:
         params["members"] = ",".join(used[0][0])
         # a value blend judges its members in each fit: fits that left out different members show each choice
         params["weights"] = shares[0] if len(shares) == 1 else \
-            "per fit " + "|".join(",".join(f"{w:.2f}" for w in share) for share in shares)
+            "per fit " + "|".join(",".join(_weight(w) for w in share) for share in shares)
     return params
 
 

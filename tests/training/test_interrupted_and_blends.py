@@ -84,6 +84,9 @@ def test_kc_train_says_what_a_blend_blended(titanic_only, kc):
                ws=titanic_only)
     assert shown.exit_code == 0, shown.output
     assert "blend as trained: members=sk-logistic,knn weights=0.75,0.25" in shown.stdout.splitlines()
+    tiny = kc("train", "titanic", "--model", "blend", "-p", "members=sk-logistic,knn", "-p", "weights=1,1000",
+              ws=titanic_only)
+    assert "blend as trained: members=sk-logistic,knn weights=<0.01,1.00" in tiny.stdout.splitlines()  # not 0.00
 
 
 def test_a_blend_whose_saved_members_were_cut_to_one_still_lists(titanic_only, kc):
