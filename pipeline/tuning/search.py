@@ -180,13 +180,6 @@ class _Objective:
         return run.score
 
 
-def _check_inputs(comp: Competition, cfg: TrainConfig, data: Any) -> None:
-    """Fail once, before any trial, on a table that cannot be encoded or on fixed options its inputs refuse (a CNN's
-    -p shift=20 on 28-pixel digits)."""
-    X = data.train_inputs(model_class(cfg.model, comp).scaled)
-    build_model(comp, cfg).check_options(X.shape)
-
-
 def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, study: optuna.Study | None = None,
           comp: Competition | None = None) -> bool:
     """Run trials of the study in this process until the budget or the timeout; True when interrupted.
@@ -203,7 +196,7 @@ def _work(job: _Job, on_trial: Callable[[TrialResult], None] | None = None, stud
     if len(study.get_trials(deepcopy=False)) >= job.budget:
         return False
     data = load_dataset(comp, ws, job.cfg.features)
-    _check_inputs(comp, job.cfg, data)
+    data.train_inputs(model_class(job.cfg.model, comp).scaled)  # a table that cannot be encoded fails here, once
     objective = _Objective(job, comp, ws, data)
 
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -310,7 +303,8 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
     job = _Job(ws.root, comp.slug, cfg, dims, trials, timeout, url, study or f"{comp.slug}-{cfg.model}", pruner,
                heartbeat, sampler_seed)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # fixed options the images refuse (a CNN's -p shift=20 on 28-pixel digits) fail before a study records them
+    # fixed options the images refuse (a CNN's -p shift=20 on 28-pixel digits; `kc convert --size` records the size
+    # trained on) fail here, once, before a study records them
     build_model(comp, cfg).check_options((0, *comp.image_shape) if comp.image_shape else None)
     opened = _open(job, comp)  # fail here, once, on a bad storage or a study that searches something else
     problems: list[str] = []
@@ -322,6 +316,6 @@ def tune(comp: Competition, ws: Workspace, cfg: TrainConfig, trials: int, timeou
             from pipeline.tables import cache
 
             data = cache.kept(comp, ws, data)
-        _check_inputs(comp, cfg, data)  # fail once here, not in every worker
+        data.train_inputs(cls.scaled)  # fail once here, not in every worker
         interrupted, problems = _workers(job, workers, opened, on_trial)
     return summary(opened, comp, url, interrupted=interrupted, problems=problems)
