@@ -24,8 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
 from tables_oof import HOUSES_KINDS, TITANIC_KINDS, houses_oof, titanic_oof  # noqa: E402
+
+import pipeline  # noqa: E402,F401  (kc's OpenMP waits, set before torch or LightGBM starts its runtime)
 
 
 def _in_child(fn: Callable[..., dict], args: tuple, queue: Any) -> None:

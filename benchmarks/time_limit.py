@@ -20,13 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+import pipeline  # noqa: E402  (kc's OpenMP waits, set before torch or LightGBM starts its runtime)
 
 SLOW = {"learning_rate": 0.0005, "patience": 0, "n_estimators": 1_000_000, "num_leaves": 63, "min_data_in_leaf": 2}
 
 
 def measure(limits: list[float], folds: int, threads: int) -> list[dict[str, float]]:
     """One run per limit, in a fresh workspace holding the bundled Titanic."""
-    import pipeline
     from pipeline.core import competitions, dataset
     from pipeline.core.workspace import Workspace
     from pipeline.ingest.sources import fetch

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# OpenMP threads (LightGBM, scikit-learn, torch) that wait by spinning burn a busy CPU: on 2 cores under load 4,
-# LightGBM on 2 threads took 38.5 s wall / 30.7 s CPU spinning, 9.0 s / 7.7 s sleeping (benchmarks/RESULTS.md).
-# Read once, when the OpenMP runtime starts: so set before kc imports any of them; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How OpenMP threads (LightGBM, scikit-learn, torch) wait between parallel regions. Spinning without end burns a
+# busy CPU: on 2 cores under load 4, LightGBM on 2 threads took 38.5 s wall / 30.7 s CPU spinning, 9.0 s / 7.7 s
+# sleeping. Sleeping at once costs a wake-up per region: the digits CNN's bf16 epoch took 39.9 s on 2 idle cores,
+# 24.2 s when threads spin about 0.1 ms (libgomp's GOMP_SPINCOUNT, ~100,000 spins a millisecond) before they sleep
+# (benchmarks/RESULTS.md, 2026-12-02). Both are read once, when the runtime starts: so set before kc imports any of
+# them; a user who set either keeps their own.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ.update(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT="10000")
 
 from pipeline.core.errors import DataError, KaggleError, KcError, SubmissionError, UsageError
 
