@@ -149,7 +149,7 @@ def train(slug: CompetitionLike = None, model: str | None = None, *, folds: int 
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
 
     `folds` None: 5 folds for a table under 5,000 rows, else one split. `progress` (default: in Jupyter) shows a
-    fastprogress bar. `threads`: threads every model may use (0 = every core); `time_limit`: seconds the run may
+    fastprogress bar. `threads`: threads every model may use (0 = the idle cores); `time_limit`: seconds the run may
     take (lgbm, catboost, blend, cnn, tabular)."""
     from pipeline.training.trainer import TrainConfig
     from pipeline.training.trainer import train as do_train

@@ -26,4 +26,4 @@ def test_demo_trains_on_the_threads_its_title_names(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(trainer, "train", fake_train)
     with pytest.raises(Stop):
         demo.run_demo(Workspace(tmp_path / "ws"))
-    assert asked == [idle]  # not 0, which the trainer reads as every core, busy or not
+    assert asked == [idle]  # the count the title names, not 0 for the trainer to measure again

@@ -64,7 +64,7 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model nam
 ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
 Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
-Threads = Annotated[int, typer.Option(min=0, help="threads each model may use (0 = every core)")]
+Threads = Annotated[int, typer.Option(min=0, help="threads each model may use (0 = the cores idle at the start)")]
 # --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
 WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
                                                    metavar="DIR", show_default=False)]

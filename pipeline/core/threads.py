@@ -1,4 +1,4 @@
-"""How many threads kc's work may use: every core by default, fewer when asked (`--threads N`).
+"""How many threads kc's work may use: the cores idle when the process starts by default, or as asked (`--threads N`).
 
 Each library keeps its own pool: BLAS and OpenMP (NumPy, scikit-learn, LightGBM) are limited through
 threadpoolctl, torch through `torch.set_num_threads`, joblib (random forests) through its parallel config.
@@ -8,10 +8,13 @@ are slower together than one after the other.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 
 from pipeline.core.errors import UsageError
 
@@ -31,16 +34,57 @@ def available() -> int:
 
 def resolve(threads: int) -> int:
     """The thread count to use: `threads`; for 0, $OMP_NUM_THREADS when set (as every OpenMP library reads it), else
-    every core."""
+    the cores idle when the process first asked (`idle`)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise UsageError(f"--threads {threads}: expected a whole number of threads, or 0 for every core")
+        raise UsageError(f"--threads {threads}: expected a whole number of threads, or 0 for the idle cores")
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    return threads or (int(omp) if omp.isdigit() and int(omp) > 0 else available())
+    return threads or (int(omp) if omp.isdigit() and int(omp) > 0 else idle())
+
+
+def idle(load: float | None = None) -> int:
+    """The cores not fully busy, at least 1: with `load` cores busy, else those busy when the process first asks
+    (`busy_at_start`), so its own training (folds, a refit) never counts.
+
+    On a busy CPU a second thread waits for a core: on 2 cores beside one busy process, the digits CNN's epoch on
+    12,800 rows took 42–44 s on two threads and 14 s on one (benchmarks/RESULTS.md, 2026-12-02).
+    """
+    busy = busy_at_start() if load is None else load
+    return max(1, available() - int(busy))  # a core counts as busy when fully so
+
+
+@functools.cache
+def busy_at_start() -> float:
+    """Cores busy now: the 1-minute load, or what the CPUs did over the next quarter second when that is less (the
+    load lags a minute behind a process that has ended: right after a test suite, `kc demo` trained on 1 thread)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    try:
+        before = cpu_times()
+        time.sleep(0.25)
+        now = cores_busy(before, cpu_times())
+    except (OSError, ValueError, IndexError):  # no /proc/stat (not Linux), or one we cannot read
+        return load
+    return min(load, now)
+
+
+def cpu_times() -> list[list[int]]:
+    """Each CPU's time counters (user, nice, system, idle, iowait, irq, softirq, steal, ...) from /proc/stat."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    return [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
+
+
+def cores_busy(before: list[list[int]], after: list[list[int]]) -> float:
+    """How many cores were busy between two `cpu_times` readings (idle and I/O wait count as free; steal, taken by
+    the host, as busy)."""
+    busy = 0.0
+    for a, b in zip(before, after, strict=True):
+        total, free = sum(b) - sum(a), (b[3] + b[4]) - (a[3] + a[4])
+        busy += 1 - free / total if total > 0 else 0.0
+    return busy
 
 
 @contextmanager
 def limited(threads: int) -> Iterator[int]:
-    """Run the block with every thread pool kc's models use limited to `threads` (0: every core); yields the count."""
+    """Run the block with every thread pool kc's models use limited to `threads` (0: the idle cores); yields it."""
     import joblib
     import sklearn.utils._openmp_helpers  # noqa: F401  loads scikit-learn's OpenMP runtime, so the limit reaches it
     from threadpoolctl import threadpool_limits

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import UsageError
-from pipeline.core.threads import SMALL_TABLE  # cells: below this, one thread
+from pipeline.core.threads import SMALL_TABLE, idle  # cells: below SMALL_TABLE, one thread
 from pipeline.pixels import images
 
 
@@ -43,45 +41,8 @@ def small_tables_on_one_thread(fit: Callable) -> Callable:
 
 
 def idle_cores(load: float | None = None) -> int:
-    """Torch threads worth using: the cores not fully busy, at least 1, at most torch's own.
-
-    On a busy CPU a second thread only spins waiting for a core: on 2 shared cores (load 13) one thread trained
-    the digits CNN in a third of the CPU time of two, and faster by the clock too. Without `load`, the cores busy
-    when the process first asks decide (`busy_at_start`), so its own training (folds, a refit) never counts.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = busy_at_start() if load is None else load
-    return max(1, min(torch.get_num_threads(), cores - int(busy)))  # a core counts as busy when fully so
-
-
-@functools.cache
-def busy_at_start() -> float:
-    """Cores busy now: the 1-minute load, or what the CPUs did over the next quarter second when that is less (the
-    load lags a minute behind a process that has ended: right after a test suite, `kc demo` trained on 1 thread)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    try:
-        before = cpu_times()
-        time.sleep(0.25)
-        now = cores_busy(before, cpu_times())
-    except (OSError, ValueError, IndexError):  # no /proc/stat (not Linux), or one we cannot read
-        return load
-    return min(load, now)
-
-
-def cpu_times() -> list[list[int]]:
-    """Each CPU's time counters (user, nice, system, idle, iowait, irq, softirq, steal, ...) from /proc/stat."""
-    lines = Path("/proc/stat").read_text().splitlines()
-    return [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
-
-
-def cores_busy(before: list[list[int]], after: list[list[int]]) -> float:
-    """How many cores were busy between two `cpu_times` readings (idle and I/O wait count as free; steal, taken by
-    the host, as busy)."""
-    busy = 0.0
-    for a, b in zip(before, after, strict=True):
-        total, free = sum(b) - sum(a), (b[3] + b[4]) - (a[3] + a[4])
-        busy += 1 - free / total if total > 0 else 0.0
-    return busy
+    """Torch threads worth using: the idle cores (`core.threads.idle`), at most torch's own."""
+    return min(torch.get_num_threads(), idle(load))
 
 
 @contextlib.contextmanager

@@ -47,7 +47,7 @@ class TrainConfig:
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own
     tensorboard: bool = False  # also write TensorBoard event files into the run's tensorboard/ folder
-    threads: int = 0  # threads every model may use; 0 = every core (the run records the number it used)
+    threads: int = 0  # threads every model may use; 0 = the cores idle at the start (the run records the number)
     time_limit: float = 0.0  # seconds the whole run may take (lgbm, catboost, blend, cnn, tabular); 0 = no limit
 
     def check(self) -> TrainConfig:
@@ -60,7 +60,7 @@ class TrainConfig:
                                        or not 0 <= self.folds <= 20):
             raise UsageError(f"--folds {self.folds}: expected 0 (one validation split) or a number from 2 to 20")
         if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise UsageError(f"--threads {self.threads}: expected a whole number of threads, or 0 for every core")
+            raise UsageError(f"--threads {self.threads}: expected a whole number of threads, or 0 for the idle cores")
         if not isinstance(self.time_limit, float | int) or not 0 <= self.time_limit < math.inf:
             raise UsageError(f"--time-limit {self.time_limit}: expected seconds above 0 (or 0 for no limit)")
         if self.device not in DEVICES:

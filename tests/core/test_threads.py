@@ -4,6 +4,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from pipeline.core import threads
+
 PROBE = "import os, pipeline; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
 CLEAN = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
 
@@ -19,3 +23,30 @@ def test_openmp_threads_spin_briefly_then_sleep_unless_the_user_says_otherwise()
     assert waits() == "PASSIVE 10000"
     assert waits(OMP_WAIT_POLICY="ACTIVE") == "ACTIVE None"  # theirs, and no spin count of ours on top of it
     assert waits(GOMP_SPINCOUNT="0") == "None 0"
+
+
+def test_busy_cores_are_counted_from_what_the_cpus_did_not_from_a_lagging_load(monkeypatch):
+    # two CPUs, 100 ticks each between the readings: the first 75 busy (steal counts: the host took them), 25 idle or
+    # waiting on I/O; the second 10 busy
+    before = [[100, 0, 50, 1000, 10, 0, 0, 0], [100, 0, 50, 1000, 10, 0, 0, 0]]
+    after = [[160, 0, 60, 1020, 15, 0, 0, 5], [105, 0, 55, 1080, 20, 0, 0, 0]]
+    assert threads.cores_busy(before, after) == pytest.approx(0.75 + 0.10)
+    assert len(threads.cpu_times()) == os.cpu_count()  # this machine's /proc/stat: one row per CPU
+    readings = iter([before, after])
+    monkeypatch.setattr(threads, "cpu_times", lambda: next(readings))
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))  # a suite that just ended: the load still says 1.9
+    threads.busy_at_start.cache_clear()
+    try:
+        assert threads.busy_at_start() == pytest.approx(0.85)  # the CPUs say less than one core was busy
+    finally:
+        threads.busy_at_start.cache_clear()
+
+
+def test_the_default_is_the_cores_not_busy_at_least_one(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available", lambda: 4)
+    assert [threads.idle(load) for load in (0.0, 0.9, 1.0, 2.5, 40.0)] == [4, 4, 3, 2, 1]
+    monkeypatch.setattr(threads, "busy_at_start", lambda: 3.2)
+    assert threads.resolve(0) == 1 and threads.resolve(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert threads.resolve(0) == 2  # the user's own count wins over ours

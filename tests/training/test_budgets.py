@@ -63,12 +63,15 @@ def test_threads_default_to_omp_num_threads_else_every_core_and_refuse_negatives
     assert run.config.threads == 1 and run.config.params["threads"] == 1
     run = trainer.train(TITANIC, Workspace(fetched), dataclasses.replace(lgbm, threads=2))
     assert run.config.threads == 2
-    monkeypatch.setattr(threads, "SMALL_TABLE", 0)  # as if the table were big
-    run = trainer.train(TITANIC, Workspace(fetched), lgbm)
-    assert run.config.threads == threads.available() and run.config.params["threads"] == threads.available()
+    monkeypatch.setattr(threads, "SMALL_TABLE", 0)  # as if the table were big: the cores idle at the start
+    monkeypatch.setattr(threads, "available", lambda: 3)
+    for busy, expected in ((0.0, 3), (1.2, 2)):  # on a busy machine a second thread waits for a core
+        monkeypatch.setattr(threads, "busy_at_start", lambda busy=busy: busy)
+        run = trainer.train(TITANIC, Workspace(fetched), lgbm)
+        assert run.config.threads == expected and run.config.params["threads"] == expected
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.resolve(0) == 3 and threads.resolve(2) == 2
-    with pytest.raises(UsageError, match=r"--threads -1: expected a whole number of threads, or 0 for every core"):
+    with pytest.raises(UsageError, match=r"--threads -1: expected a whole number of threads, or 0 for the idle cores"):
         trainer.TrainConfig(model="lgbm", threads=-1).check()
 
 
