@@ -48,7 +48,9 @@ def main() -> None:
     sides = [(f"older checkout ({args.old})", args.old, {}),
              (f"this checkout, {args.options}", ROOT, {**json.loads(args.options), "threads": args.threads}),
              ("this checkout, its default", ROOT, {"threads": args.threads})]
-    env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin"}
+    # both checkouts with the OpenMP waits kc sets today (an old one may set others, or none before torch loads)
+    env = {"OMP_NUM_THREADS": str(args.threads), "PATH": "/usr/bin:/bin", "OMP_WAIT_POLICY": "PASSIVE",
+           "GOMP_SPINCOUNT": "10000"}
     print(f"CPU: {cpu_name()}; one epoch on {args.rows} digits, {args.threads} threads\n")
     print("| code | run | wall s | CPU s |\n|---|---|---|---|")
     for repeat in range(args.repeats):

@@ -102,7 +102,7 @@ def _one(slug: str, ws: Workspace, watch: DemoWatch, result: DemoResult) -> None
         folds = 5 if comp.modality == "tabular" else 0
         watch.on_model(f"{slug} {model}", _epochs(model, params))
         t0 = time.perf_counter()
-        # the threads the table's title names (the trainer would measure the idle cores again, perhaps differently)
+        # the threads the table's title names (left at 0, small tables would train on one, and torch's cap not apply)
         cfg = trainer.TrainConfig(model=model, params=dict(params), folds=folds, threads=result.threads)
         run = trainer.train(comp, ws, cfg, data=data, on_epoch=watch.on_epoch, on_stage=watch.on_stage)
         cv = run.score if run.metrics.scored_on == "oof" else None

@@ -26,6 +26,7 @@ for var in ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_API_TOKEN", "KC_WORKSPACE"):
     os.environ.pop(var, None)
 # the kaggle package reads KAGGLE_USERNAME/KAGGLE_KEY once, when first imported
 os.environ["KAGGLE_USERNAME"], os.environ["KAGGLE_KEY"] = "kc-test", "secret-key"
+import pipeline  # noqa: E402,F401  kc's OpenMP waits, before any test module imports torch or scikit-learn
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLUGS = ("titanic", "digit-recognizer")

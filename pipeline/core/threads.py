@@ -42,34 +42,42 @@ def resolve(threads: int) -> int:
 
 
 def idle(load: float | None = None) -> int:
-    """The cores not fully busy, at least 1: with `load` cores busy, else those busy when the process first asks
+    """The cores not busy, at least 1: with `load` cores busy, else those busy when the process first asks
     (`busy_at_start`), so its own training (folds, a refit) never counts.
 
     On a busy CPU a second thread waits for a core: on 2 cores beside one busy process, the digits CNN's epoch on
     12,800 rows took 42–44 s on two threads and 14 s on one (benchmarks/RESULTS.md, 2026-12-02).
     """
     busy = busy_at_start() if load is None else load
-    return max(1, available() - int(busy))  # a core counts as busy when fully so
+    return max(1, available() - int(busy + 0.5))  # a core counts as busy when more than half so
 
 
 @functools.cache
 def busy_at_start() -> float:
-    """Cores busy now: the 1-minute load, or what the CPUs did over the next quarter second when that is less (the
-    load lags a minute behind a process that has ended: right after a test suite, `kc demo` trained on 1 thread)."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    """How many of the CPUs this process may use were busy over the next half second (/proc/stat); where that cannot
+    be read, the 1-minute load, which lags: a minute after a test suite ends it still counts the suite, and one busy
+    process reads 0.6 after a minute."""
     try:
         before = cpu_times()
-        time.sleep(0.25)
-        now = cores_busy(before, cpu_times())
+        time.sleep(0.5)
+        return cores_busy(before, cpu_times())
     except (OSError, ValueError, IndexError):  # no /proc/stat (not Linux), or one we cannot read
-        return load
-    return min(load, now)
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load either
+            return 0.0
 
 
 def cpu_times() -> list[list[int]]:
-    """Each CPU's time counters (user, nice, system, idle, iowait, irq, softirq, steal, ...) from /proc/stat."""
-    lines = Path("/proc/stat").read_text().splitlines()
-    return [[int(v) for v in line.split()[1:]] for line in lines if line.startswith("cpu") and line[3:4].isdigit()]
+    """The time counters (user, nice, system, idle, iowait, irq, softirq, steal) of each CPU this process may run on,
+    from /proc/stat (guest time is inside user and nice already)."""
+    mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    rows = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and (mine is None or int(name[3:]) in mine):
+            rows.append([int(v) for v in values[:8]])
+    return rows
 
 
 def cores_busy(before: list[list[int]], after: list[list[int]]) -> float:

@@ -38,7 +38,7 @@ class Boosted(Model):
     # ... on fewer rows than this: on more, the held-out tenth adds little and the refit doubles the time (flights,
     # 245,502 rows: 91.36 % with the refit, 91.33 % without, in half the time; benchmarks/RESULTS.md, "Big tables")
     refit_rows: int = 200_000
-    threads: int = 0  # 0 = every core; kc's trainer fills in the run's --threads
+    threads: int = 0  # 0 = every core (used directly); kc's trainer fills in the run's --threads or the idle cores
     time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
     bags: int = 0  # boosters averaged (seeds seed, seed+1, ...); 0 = one, or with a time limit as many as it allows
     seed: int = 0

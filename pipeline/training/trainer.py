@@ -333,8 +333,7 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
         raise UsageError("-p time_limit and --time-limit: give one (--time-limit is the whole run's seconds, shared "
                          "among its fits; -p time_limit each fit's own)")
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
-    asked = cfg.threads
-    cfg = dataclasses.replace(cfg, threads=threads.resolve(asked))  # the run records the number it used
+    asked = cfg.threads  # 0: set below from the table's size and the cores idle (the run records the number used)
     model = build_model(comp, cfg)  # fail on bad options before any work
     if cfg.tensorboard:
         tracking.check_available()
@@ -348,8 +347,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X = data.train_inputs(model.scaled)
-    if not asked and X.size < threads.SMALL_TABLE:  # the default on a small table: one thread wastes nothing
-        cfg = dataclasses.replace(cfg, threads=1)
+    if not asked:  # on a small table one thread wastes nothing; else the idle cores (or $OMP_NUM_THREADS)
+        cfg = dataclasses.replace(cfg, threads=1 if X.size < threads.SMALL_TABLE else threads.resolve(0))
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
         cfg = dataclasses.replace(cfg, features=data.features["builder"])

@@ -25,27 +25,35 @@ def test_openmp_threads_spin_briefly_then_sleep_unless_the_user_says_otherwise()
     assert waits(GOMP_SPINCOUNT="0") == "None 0"
 
 
-def test_busy_cores_are_counted_from_what_the_cpus_did_not_from_a_lagging_load(monkeypatch):
+def test_busy_cores_are_counted_from_what_our_cpus_did_not_from_a_lagging_load(monkeypatch):
     # two CPUs, 100 ticks each between the readings: the first 75 busy (steal counts: the host took them), 25 idle or
     # waiting on I/O; the second 10 busy
     before = [[100, 0, 50, 1000, 10, 0, 0, 0], [100, 0, 50, 1000, 10, 0, 0, 0]]
     after = [[160, 0, 60, 1020, 15, 0, 0, 5], [105, 0, 55, 1080, 20, 0, 0, 0]]
     assert threads.cores_busy(before, after) == pytest.approx(0.75 + 0.10)
-    assert len(threads.cpu_times()) == os.cpu_count()  # this machine's /proc/stat: one row per CPU
+    assert len(threads.cpu_times()) == threads.available()  # this machine's /proc/stat: a row per CPU of ours
     readings = iter([before, after])
     monkeypatch.setattr(threads, "cpu_times", lambda: next(readings))
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 1.0))  # a suite that just ended: the load still says 1.9
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 1.0, 1.0))  # a process that started a while ago: load 0.3
     threads.busy_at_start.cache_clear()
     try:
-        assert threads.busy_at_start() == pytest.approx(0.85)  # the CPUs say less than one core was busy
+        assert threads.busy_at_start() == pytest.approx(0.85)  # the CPUs say, whatever the load
+        threads.busy_at_start.cache_clear()
+        monkeypatch.setattr(threads, "cpu_times", lambda: (_ for _ in ()).throw(OSError("no /proc/stat")))
+        assert threads.busy_at_start() == 0.3  # no /proc/stat: the load is all there is
     finally:
         threads.busy_at_start.cache_clear()
+
+
+def test_only_the_cpus_this_process_may_use_are_read(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})
+    assert len(threads.cpu_times()) == 1
 
 
 def test_the_default_is_the_cores_not_busy_at_least_one(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "available", lambda: 4)
-    assert [threads.idle(load) for load in (0.0, 0.9, 1.0, 2.5, 40.0)] == [4, 4, 3, 2, 1]
+    assert [threads.idle(load) for load in (0.0, 0.4, 0.6, 1.0, 2.4, 40.0)] == [4, 4, 3, 3, 2, 1]
     monkeypatch.setattr(threads, "busy_at_start", lambda: 3.2)
     assert threads.resolve(0) == 1 and threads.resolve(3) == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "2")

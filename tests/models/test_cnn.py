@@ -1,6 +1,5 @@
 """The digits CNN: its network, augmentation, the precision and threads it picks, a short fit and reload."""
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -101,10 +100,11 @@ def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
 def test_torch_threads_are_the_idle_cores_and_a_block_gives_them_back():
     import torch
 
+    from pipeline.core import threads
     from pipeline.models import _torch
 
     assert _torch.idle_cores(load=1000.0) == 1  # a saturated machine: one thread, never zero
-    assert _torch.idle_cores(load=0.0) == min(torch.get_num_threads(), os.cpu_count())  # idle: what torch would use
+    assert _torch.idle_cores(load=0.0) == min(torch.get_num_threads(), threads.available())  # idle: torch's own
     before = torch.get_num_threads()
     with _torch.threads(1):
         assert torch.get_num_threads() == 1

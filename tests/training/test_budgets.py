@@ -56,7 +56,7 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
     assert torch_threads == [n, n]
 
 
-def test_threads_default_to_omp_num_threads_else_every_core_and_refuse_negatives(fetched, monkeypatch):
+def test_threads_default_to_omp_num_threads_else_the_idle_cores_and_refuse_negatives(fetched, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     lgbm = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5})
     run = trainer.train(TITANIC, Workspace(fetched), lgbm)  # a small table: one thread unless told otherwise
