@@ -100,7 +100,8 @@ class TrainDisplay:
         """Say how the fit that just ended scored, when it had epochs."""
         if self.status.epoch and self.status.figures:
             what = self.status.label.split(":")[0]
-            self.ticker.say(f"{what}: {self.status.figures} after {self.status.epoch} epochs "
+            epochs = f"{self.status.epoch} epoch{'s' if self.status.epoch != 1 else ''}"
+            self.ticker.say(f"{what}: {self.status.figures} after {epochs} "
                             f"({clock(time.perf_counter() - self.status.fit_start)})")
             self.status.epoch = 0
 

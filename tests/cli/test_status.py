@@ -79,8 +79,8 @@ def test_a_finished_fit_prints_its_score(said):
         display.stage("fold 2/2: training linear on 80 rows")
         display.epoch(Epoch(1, 0.5, 0.3, valid_accuracy=0.8))
     text = said.getvalue()
-    assert re.search(r"^fold 1/2: valid_accuracy 75\.00%, valid_loss 0\.4000 after 1 epochs \(0:00\)$", text, re.M)
-    assert re.search(r"^fold 2/2: valid_accuracy 80\.00%, valid_loss 0\.3000 after 1 epochs", text, re.M)
+    assert re.search(r"^fold 1/2: valid_accuracy 75\.00%, valid_loss 0\.4000 after 1 epoch \(0:00\)$", text, re.M)
+    assert re.search(r"^fold 2/2: valid_accuracy 80\.00%, valid_loss 0\.3000 after 1 epoch", text, re.M)
 
 
 @pytest.mark.slow
