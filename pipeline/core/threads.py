@@ -38,7 +38,7 @@ def resolve(threads: int) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise UsageError(f"--threads {threads}: expected a whole number of threads, or 0 for the idle cores")
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    return threads or (int(omp) if omp.isdigit() and int(omp) > 0 else idle())
+    return threads or (int(omp) if omp.isascii() and omp.isdigit() and int(omp) > 0 else idle())  # '²' is a digit
 
 
 def idle(load: float | None = None) -> int:
@@ -86,7 +86,7 @@ def cores_busy(before: list[list[int]], after: list[list[int]]) -> float:
     busy = 0.0
     for a, b in zip(before, after, strict=True):
         total, free = sum(b) - sum(a), (b[3] + b[4]) - (a[3] + a[4])
-        busy += 1 - free / total if total > 0 else 0.0
+        busy += min(1.0, max(0.0, 1 - free / total)) if total > 0 else 0.0  # counters that went back: 0 to 1
     return busy
 
 

@@ -31,6 +31,8 @@ def test_busy_cores_are_counted_from_what_our_cpus_did_not_from_a_lagging_load(m
     before = [[100, 0, 50, 1000, 10, 0, 0, 0], [100, 0, 50, 1000, 10, 0, 0, 0]]
     after = [[160, 0, 60, 1020, 15, 0, 0, 5], [105, 0, 55, 1080, 20, 0, 0, 0]]
     assert threads.cores_busy(before, after) == pytest.approx(0.75 + 0.10)
+    steal_back = [[100, 0, 50, 1000, 0, 0, 0, 500]], [[200, 0, 50, 1100, 0, 0, 0, 350]]  # steal went back (red team)
+    assert threads.cores_busy(*steal_back) == 0.0  # not -2: never more threads than cores
     assert len(threads.cpu_times()) == threads.available()  # this machine's /proc/stat: a row per CPU of ours
     readings = iter([before, after])
     monkeypatch.setattr(threads, "cpu_times", lambda: next(readings))
@@ -56,5 +58,7 @@ def test_the_default_is_the_cores_not_busy_at_least_one(monkeypatch):
     assert [threads.idle(load) for load in (0.0, 0.4, 0.6, 1.0, 2.4, 40.0)] == [4, 4, 3, 3, 2, 1]
     monkeypatch.setattr(threads, "busy_at_start", lambda: 3.2)
     assert threads.resolve(0) == 1 and threads.resolve(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "²")  # a digit to str.isdigit, not to int() or libgomp
+    assert threads.resolve(0) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.resolve(0) == 2  # the user's own count wins over ours
