@@ -32,13 +32,20 @@ def available() -> int:
         return os.cpu_count() or 1
 
 
-def resolve(threads: int) -> int:
-    """The thread count to use: `threads`; for 0, $OMP_NUM_THREADS when set (as every OpenMP library reads it), else
-    the cores idle when the process first asked (`idle`)."""
+def check(threads: int) -> int:
+    """`threads` when it is a thread count kc can use (0 for the idle cores); else a UsageError naming --threads."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise UsageError(f"--threads {threads}: expected a whole number of threads, or 0 for the idle cores")
+    return threads
+
+
+def resolve(threads: int) -> int:
+    """The thread count to use, at most the cores this process may run on (more only wait for each other, and a
+    count like 10**12 overflows torch): `threads`; for 0, $OMP_NUM_THREADS when set (as every OpenMP library reads
+    it), else the cores idle when the process first asked (`idle`)."""
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    return threads or (int(omp) if omp.isascii() and omp.isdigit() and int(omp) > 0 else idle())  # '²' is a digit
+    asked = check(threads) or (int(omp) if omp.isascii() and omp.isdigit() and int(omp) > 0 else idle())
+    return min(asked, available())  # '²' above is a digit to str.isdigit, not to int()
 
 
 def idle(load: float | None = None) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import UsageError
-from pipeline.core.threads import SMALL_TABLE, idle  # cells: below SMALL_TABLE, one thread
+from pipeline.core.threads import SMALL_TABLE, available, idle  # cells: below SMALL_TABLE, one thread
 from pipeline.pixels import images
 
 
@@ -47,9 +47,10 @@ def idle_cores(load: float | None = None) -> int:
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Run the block on `n` torch threads, then restore the previous count."""
+    """Run the block on `n` torch threads, at most the cores this process may use (a model's `-p threads=10**12`
+    overflows torch), then restore the previous count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(max(1, min(n, available())))
     try:
         yield
     finally:

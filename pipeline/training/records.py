@@ -15,6 +15,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.epochs import Epoch
 from pipeline.core.errors import DataError, UsageError
+from pipeline.core.threads import check as check_threads
 from pipeline.core.workspace import Workspace
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -59,8 +60,7 @@ class TrainConfig:
         if self.folds is not None and (not isinstance(self.folds, int) or self.folds == 1  # None: the trainer picks
                                        or not 0 <= self.folds <= 20):
             raise UsageError(f"--folds {self.folds}: expected 0 (one validation split) or a number from 2 to 20")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
-            raise UsageError(f"--threads {self.threads}: expected a whole number of threads, or 0 for the idle cores")
+        check_threads(self.threads)
         if not isinstance(self.time_limit, float | int) or not 0 <= self.time_limit < math.inf:
             raise UsageError(f"--time-limit {self.time_limit}: expected seconds above 0 (or 0 for no limit)")
         if self.device not in DEVICES:

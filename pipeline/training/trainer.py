@@ -347,8 +347,9 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     if cfg.folds is None:  # not given: out-of-fold on small tables (see honesty.auto_folds)
         cfg = dataclasses.replace(cfg, folds=auto_folds(comp, data.y))
     X = data.train_inputs(model.scaled)
-    if not asked:  # on a small table one thread wastes nothing; else the idle cores (or $OMP_NUM_THREADS)
-        cfg = dataclasses.replace(cfg, threads=1 if X.size < threads.SMALL_TABLE else threads.resolve(0))
+    # on a small table one thread wastes nothing; else the idle cores (or $OMP_NUM_THREADS); asked: at most the cores
+    small = not asked and X.size < threads.SMALL_TABLE
+    cfg = dataclasses.replace(cfg, threads=1 if small else threads.resolve(asked))
     events = None
     if cfg.features is None and isinstance(data.features.get("builder"), str):  # record what "default" meant
         cfg = dataclasses.replace(cfg, features=data.features["builder"])

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from pipeline.core import threads
+from pipeline.core.errors import UsageError
 
 PROBE = "import os, pipeline; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
 CLEAN = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
@@ -62,3 +63,22 @@ def test_the_default_is_the_cores_not_busy_at_least_one(monkeypatch):
     assert threads.resolve(0) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert threads.resolve(0) == 2  # the user's own count wins over ours
+
+
+def test_a_count_beyond_the_cores_is_capped_at_them(monkeypatch):
+    monkeypatch.setattr(threads, "available", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1000000000000")  # torch overflowed on it
+    assert threads.resolve(0) == 2 and threads.resolve(10**12) == 2 and threads.resolve(1) == 1
+    with pytest.raises(UsageError, match=r"--threads -3: expected a whole number"):
+        threads.resolve(-3)
+
+
+def test_torch_never_gets_more_threads_than_cores(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from pipeline.models import _torch
+
+    monkeypatch.setattr(_torch, "available", lambda: 1)
+    before = torch.get_num_threads()
+    with _torch.threads(10**12):  # a model's -p threads=…
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
