@@ -45,6 +45,11 @@ def idle_cores(load: float | None = None) -> int:
     return min(torch.get_num_threads(), idle(load))
 
 
+def count(threads: int) -> int:
+    """The torch threads a model's `threads` option means: itself (0: the idle cores), at most the cores kc may use."""
+    return max(1, min(threads or idle_cores(), available()))
+
+
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
     """Run the block on `n` torch threads, at most the cores this process may use (a model's `-p threads=10**12`

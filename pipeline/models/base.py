@@ -12,6 +12,7 @@ import numpy as np
 
 from pipeline.core.epochs import Epoch
 from pipeline.core.errors import UsageError
+from pipeline.core.threads import available
 
 EpochCallback = Callable[[Epoch], None]
 
@@ -57,6 +58,8 @@ class Model:
             default = fields[key].default
             converted[key] = _coerce(key, value, type(default)) if isinstance(value, str) else value
             _check_value(cls, key, converted[key])
+        if isinstance(converted.get("threads"), int):  # -p threads=64 on 2 cores, or a run saved on a bigger machine
+            converted["threads"] = min(converted["threads"], available())  # more wait for each other; 10**12 crashes
         return cls(**converted)
 
     def check_options(self, shape: tuple[int, ...] | None = None) -> None:

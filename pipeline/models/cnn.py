@@ -230,7 +230,7 @@ class CNNModel(Model):
         watch = Watch(dev, on_epoch, validating,
                       augment=lambda xb: augment(xb, aug_gen, self.rotate, self.zoom, self.shift, elastic=self.elastic),
                       augment_gen=aug_gen)
-        use_bf16, n_threads = self._use_bf16(dev), self.threads or _torch.idle_cores()
+        use_bf16, n_threads = self._use_bf16(dev), _torch.count(self.threads)
         self.compute_ = compute_note(dev, use_bf16, n_threads)
         net = Autocast(digit_resnet(self.width, len(self.classes_), self.full_res, x.shape[1], self.pool), use_bf16)
         net = net.to(dev).to(memory_format=torch.channels_last)
@@ -245,7 +245,7 @@ class CNNModel(Model):
     def plan(self) -> str:
         """How training will run here: precision, memory layout and threads (the CPU decides under `auto`)."""
         dev = _torch.device(self.device)
-        return compute_note(dev, self._use_bf16(dev), self.threads or _torch.idle_cores())
+        return compute_note(dev, self._use_bf16(dev), _torch.count(self.threads))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Softmax of the network's outputs, in batches."""
@@ -255,7 +255,7 @@ class CNNModel(Model):
         x = self._inputs(X)
         dev = next(self.net_.parameters()).device
         out = []
-        with torch.no_grad(), _torch.threads(self.threads or _torch.idle_cores()):
+        with torch.no_grad(), _torch.threads(_torch.count(self.threads)):
             for start in range(0, len(x), 1024):
                 out.append(torch.softmax(self.net_(x[start : start + 1024].to(dev)), 1).cpu())
         return torch.cat(out).numpy()

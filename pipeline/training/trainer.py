@@ -335,6 +335,8 @@ def train(comp: Competition, ws: Workspace, cfg: TrainConfig, on_epoch: EpochCal
     cfg = dataclasses.replace(cfg, params={**comp.options_for(cfg.model), **cfg.params}).check()  # the one merge
     asked = cfg.threads  # 0: set below from the table's size and the cores idle (the run records the number used)
     model = build_model(comp, cfg)  # fail on bad options before any work
+    if "threads" in cfg.params:  # the run records the count used: -p threads=64 on 2 cores trains on 2
+        cfg = dataclasses.replace(cfg, params={**cfg.params, "threads": model.params()["threads"]})
     if cfg.tensorboard:
         tracking.check_available()
         if "epochs" not in model.params():
