@@ -1,0 +1,123 @@
+"""Digits CNN options, one change at a time, scored on several 10 % splits: kc's default recipe against each variant.
+
+    python benchmarks/cnn_sweep.py [--variants "default;lr=2e-3;label_smoothing=0.05,rotate=15"] [--splits 0,1,2]
+        [--workers 2] [--out /tmp/kc-sweep] [--data ../shared/competitions] [--precision auto] [--pair-with default]
+
+A variant is `default` or comma-separated `KEY=VALUE` options as `kc train -p` takes them, on top of kc's default.
+Each (variant, split) is one fit on all 37,800 training rows of that 10 % split (model seed = split seed), scored on
+its 4,200 held-out rows. Fits run in `--workers` processes of one thread each, side by side (two one-thread fits
+finish sooner than two two-thread fits in turn). Each fit's held-out probabilities go to `--out` as
+`VARIANT@SPLIT.npz`, and a fit already there is not run again, so a stopped sweep resumes and later variants
+line up with earlier fits. Prints a Markdown table: accuracy per split, the mean and the CPU seconds of each fit;
+with `--pair-with V`, a second one: V's probabilities averaged with each other variant's, a two-model ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+import pipeline  # noqa: E402,F401  (kc's OpenMP waits, set before torch starts its runtime)
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cnn_speed import cpu_name, digits  # noqa: E402
+
+
+def options(variant: str) -> dict[str, str]:
+    """`lr=2e-3,rotate=15` -> {"lr": "2e-3", "rotate": "15"}; `default` -> {}."""
+    if variant == "default":
+        return {}
+    pairs = [pair.partition("=") for pair in variant.split(",")]
+    if any(not eq or not key for key, eq, _ in pairs):
+        raise SystemExit(f"variant {variant!r}: expected default or KEY=VALUE[,KEY=VALUE...]")
+    return {key: value for key, _, value in pairs}
+
+
+def fit(data: Path, variant: str, split: int, precision: str, out: Path) -> tuple[float, float]:
+    """Train one variant on one split, one thread; save its held-out probabilities; (accuracy, CPU s)."""
+    import torch
+
+    from pipeline.models.cnn import CNNModel
+    from pipeline.training import trainer
+
+    torch.set_num_threads(1)
+    X, y = digits(data / "digit-recognizer.zip")
+    train, valid = trainer.split(y, 0.1, split)
+    model = CNNModel.from_params({"seed": split, "threads": 1, "precision": precision, **options(variant)})
+    cpu0 = time.process_time()
+    model.fit(X[train], y[train], X[valid], y[valid])
+    proba = model.predict_proba(X[valid])
+    cpu_s, classes = time.process_time() - cpu0, np.asarray(model.classes_)
+    np.savez(out / f"{variant}@{split}.npz", proba=proba, classes=classes, rows=valid, cpu_s=cpu_s)
+    return float(np.mean(classes[proba.argmax(1)] == y[valid])), cpu_s
+
+
+def score(out: Path, variant: str, split: int, y: np.ndarray) -> tuple[float, float] | None:
+    """(accuracy, CPU s) of a saved fit, None when it has not run."""
+    path = out / f"{variant}@{split}.npz"
+    if not path.exists():
+        return None
+    saved = np.load(path)
+    return float(np.mean(saved["classes"][saved["proba"].argmax(1)] == y[saved["rows"]])), float(saved["cpu_s"])
+
+
+def averaged(out: Path, variants: list[str], split: int, y: np.ndarray) -> float:
+    """Accuracy of the saved fits of `variants` on one split, their probabilities averaged (a two-model ensemble)."""
+    saved = [np.load(out / f"{variant}@{split}.npz") for variant in variants]
+    proba = np.mean([s["proba"] for s in saved], axis=0)
+    return float(np.mean(saved[0]["classes"][proba.argmax(1)] == y[saved[0]["rows"]]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="default", help="variants separated by ';'")
+    parser.add_argument("--splits", default="0,1,2")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/kc-sweep"))
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it), bf16 or fp32")
+    parser.add_argument("--pair-with", default="", help="a variant: also score it averaged with each other one")
+    args = parser.parse_args()
+    variants, splits = args.variants.split(";"), [int(s) for s in args.splits.split(",")]
+    for variant in variants:
+        options(variant)  # refuse a malformed variant before an hour of fits
+    args.out.mkdir(parents=True, exist_ok=True)
+    _, y = digits(args.data / "digit-recognizer.zip")
+    jobs = [(v, s) for v in variants for s in splits if score(args.out, v, s, y) is None]
+    print(f"CPU: {cpu_name()}; {len(jobs)} fits to run in {args.workers} one-thread workers, precision "
+          f"{args.precision}; fits saved in {args.out}", flush=True)
+    context = multiprocessing.get_context("spawn")  # a fresh torch per worker, one thread each
+    with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+        running = {pool.submit(fit, args.data, v, s, args.precision, args.out): (v, s) for v, s in jobs}
+        for done in concurrent.futures.as_completed(running):
+            acc, cpu_s = done.result()
+            print(f"  {running[done][0]} on split {running[done][1]}: {100 * acc:.2f}% ({cpu_s:.0f} CPU s)", flush=True)
+    print("\n| variant | " + " | ".join(f"split {s}" for s in splits) + " | mean | CPU s per fit |")
+    print("|---|" + "---|" * (len(splits) + 2))
+    for variant in variants:
+        scored = [result for s in splits if (result := score(args.out, variant, s, y))]  # every fit ran above
+        accs = [100 * acc for acc, _ in scored]
+        print(f"| {variant} | " + " | ".join(f"{a:.2f} %" for a in accs) + f" | {np.mean(accs):.2f} % | "
+              f"{np.mean([cpu for _, cpu in scored]):.0f} |")
+    if args.pair_with:
+        run = [v for v in variants if v != args.pair_with]
+        missing = [s for s in splits if score(args.out, args.pair_with, s, y) is None]
+        if missing:
+            raise SystemExit(f"--pair-with {args.pair_with}: not fitted on split(s) {missing}; add it to --variants")
+        print(f"\n| {args.pair_with} averaged with | " + " | ".join(f"split {s}" for s in splits) + " | mean |")
+        print("|---|" + "---|" * (len(splits) + 1))
+        for variant in run:
+            accs = [100 * averaged(args.out, [args.pair_with, variant], s, y) for s in splits]
+            print(f"| {variant} | " + " | ".join(f"{a:.2f} %" for a in accs) + f" | {np.mean(accs):.2f} % |")
+
+
+if __name__ == "__main__":
+    main()
