@@ -40,9 +40,9 @@ def check(threads: int) -> int:
 
 
 def resolve(threads: int) -> int:
-    """The thread count to use, at most the cores this process may run on (more only wait for each other, and a
-    count like 10**12 overflows torch): `threads`; for 0, $OMP_NUM_THREADS when set (as every OpenMP library reads
-    it), else the cores idle when the process first asked (`idle`)."""
+    """The thread count to use: `threads`, or for 0 $OMP_NUM_THREADS, else the idle cores; at most `available()`."""
+    # OMP_NUM_THREADS as every OpenMP library reads it; more threads than cores only wait for each other, and a count
+    # like 10**12 overflows torch
     omp = os.environ.get("OMP_NUM_THREADS", "")
     asked = check(threads) or (int(omp) if omp.isascii() and omp.isdigit() and int(omp) > 0 else idle())
     return min(asked, available())  # '²' above is a digit to str.isdigit, not to int()

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.core import threads as cores
 from pipeline.core.errors import UsageError
-from pipeline.core.threads import SMALL_TABLE, available, idle  # cells: below SMALL_TABLE, one thread
+from pipeline.core.threads import SMALL_TABLE, idle  # cells: below SMALL_TABLE, one thread
 from pipeline.pixels import images
 
 
@@ -47,15 +48,15 @@ def idle_cores(load: float | None = None) -> int:
 
 def count(threads: int) -> int:
     """The torch threads a model's `threads` option means: itself (0: the idle cores), at most the cores kc may use."""
-    return max(1, min(threads or idle_cores(), available()))
+    return max(1, min(threads or idle_cores(), cores.available()))
 
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Run the block on `n` torch threads, at most the cores this process may use (a model's `-p threads=10**12`
-    overflows torch), then restore the previous count."""
+    """Run the block on `n` torch threads (at most `cores.available()`), then restore the previous count."""
+    # a model built in Python skips from_params' cap, and torch overflows on threads=10**12
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, available())))
+    torch.set_num_threads(max(1, min(n, cores.available())))
     try:
         yield
     finally:

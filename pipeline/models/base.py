@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.core import threads as cores
 from pipeline.core.epochs import Epoch
 from pipeline.core.errors import UsageError
-from pipeline.core.threads import available
 
 EpochCallback = Callable[[Epoch], None]
 
@@ -58,8 +58,9 @@ class Model:
             default = fields[key].default
             converted[key] = _coerce(key, value, type(default)) if isinstance(value, str) else value
             _check_value(cls, key, converted[key])
-        if isinstance(converted.get("threads"), int):  # -p threads=64 on 2 cores, or a run saved on a bigger machine
-            converted["threads"] = min(converted["threads"], available())  # more wait for each other; 10**12 crashes
+        # -p threads=64 on 2 cores, or a run saved on a bigger machine: more threads only wait, and 10**12 crashes
+        if isinstance(converted.get("threads"), int):
+            converted["threads"] = min(converted["threads"], cores.available())
         return cls(**converted)
 
     def check_options(self, shape: tuple[int, ...] | None = None) -> None:

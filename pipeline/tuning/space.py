@@ -49,6 +49,9 @@ def _value(cls: type[Model], name: str, text: str) -> Any:
 def parse_dimension(cls: type[Model], name: str, text: str) -> Dimension | None:
     """Parse low:high[:log] (numeric options) or a|b|c into a Dimension; None when the text is one fixed value."""
     kind = type(next(f.default for f in dataclasses.fields(cls) if f.name == name))
+    if name == "threads" and ("|" in text or ":" in text):  # capped at the cores, 1:8 would search 1:2 unawares
+        raise UsageError(f"-p threads={text}: threads change how fast a trial runs, not what it learns; give one "
+                         "count (or --threads)")
     if "|" in text:
         choices = tuple(dict.fromkeys(_value(cls, name, part) for part in text.split("|")))
         if len(choices) < 2:

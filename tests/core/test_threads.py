@@ -77,7 +77,7 @@ def test_torch_never_gets_more_threads_than_cores(monkeypatch):
     torch = pytest.importorskip("torch")
     from pipeline.models import _torch
 
-    monkeypatch.setattr(_torch, "available", lambda: 1)
+    monkeypatch.setattr(threads, "available", lambda: 1)
     before = torch.get_num_threads()
     with _torch.threads(10**12):  # a model's -p threads=…
         assert torch.get_num_threads() == 1
@@ -86,12 +86,11 @@ def test_torch_never_gets_more_threads_than_cores(monkeypatch):
 
 def test_a_models_own_thread_option_is_capped_too(monkeypatch):
     pytest.importorskip("torch")
-    from pipeline.models import _torch, model_by_name
+    from pipeline.models import model_by_name
     from pipeline.models.cnn import CNNModel
 
-    monkeypatch.setattr("pipeline.models.base.available", lambda: 2)
+    monkeypatch.setattr(threads, "available", lambda: 2)
     for name in ("lgbm", "catboost", "blend", "cnn"):  # -p threads=… and runs saved on bigger machines
         assert model_by_name(name).from_params({"threads": "999999999999"}).threads == 2
         assert model_by_name(name).from_params({"threads": 1}).threads == 1
-    monkeypatch.setattr(_torch, "available", lambda: 2)
-    assert "channels-last, 2 threads" in CNNModel(threads=10**12, device="cpu").plan()  # the count torch runs on
+        assert "channels-last, 2 threads" in CNNModel(threads=10**12, device="cpu").plan()  # the count torch runs on

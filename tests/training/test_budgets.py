@@ -242,3 +242,17 @@ def test_a_limit_spent_by_the_first_folds_says_so(monkeypatch):
     with pytest.raises(UsageError, match=r"^--time-limit: the time ran out before fold 3 of 5 began \(the first 2 "
                                          r"took it all\); give more seconds, or fewer --folds$"):
         trainer.fit_budget(1.5, 3, (2, 5))
+
+
+def test_a_models_thread_option_is_recorded_as_used_and_never_searched(fetched, monkeypatch):
+    from pipeline.models.lgbm import LGBMModel
+    from pipeline.tuning.space import parse_dimension
+
+    monkeypatch.setattr(threads, "available", lambda: 2)
+    cfg = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5, "threads": "1000000000000"})
+    run = trainer.train(TITANIC, Workspace(fetched), cfg)  # 64 on 2 cores ran 64; 10**12 crashed catboost
+    assert run.config.params["threads"] == 2
+    assert json.loads((run.folder / "config.json").read_text())["params"]["threads"] == 2
+    for text in ("1:8", "1|2|4"):  # capped ends would search 1:2 unawares
+        with pytest.raises(UsageError, match=r"-p threads=.*: threads change how fast a trial runs"):
+            parse_dimension(LGBMModel, "threads", text)
