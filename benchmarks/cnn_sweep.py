@@ -7,7 +7,7 @@ A variant is `default` or comma-separated `KEY=VALUE` options as `kc train -p` t
 Each (variant, split) is one fit on all 37,800 training rows of that 10 % split (model seed = split seed), scored on
 its 4,200 held-out rows. Fits run in `--workers` processes of one thread each, side by side (two one-thread fits
 finish sooner than two two-thread fits in turn). Each fit's held-out probabilities go to `--out` as
-`VARIANT@SPLIT.npz`, and a fit already there is not run again, so a stopped sweep resumes and later variants
+`VARIANT@SPLIT-PRECISION.npz`, and a fit already there is not run again, so a stopped sweep resumes and later variants
 line up with earlier fits. Prints a Markdown table: accuracy per split, the mean and the CPU seconds of each fit;
 with `--pair-with V`, a second one: V's probabilities averaged with each other variant's, a two-model ensemble.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,11 @@ def options(variant: str) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
+def saved_as(out: Path, variant: str, split: int, precision: str) -> Path:
+    """Where one fit's held-out probabilities are kept: a bf16 fit is never taken for an fp32 one."""
+    return out / f"{variant}@{split}-{precision}.npz"
+
+
 def fit(data: Path, variant: str, split: int, precision: str, out: Path) -> tuple[float, float]:
     """Train one variant on one split, one thread; save its held-out probabilities; (accuracy, CPU s)."""
     import torch
@@ -56,22 +62,25 @@ def fit(data: Path, variant: str, split: int, precision: str, out: Path) -> tupl
     model.fit(X[train], y[train], X[valid], y[valid])
     proba = model.predict_proba(X[valid])
     cpu_s, classes = time.process_time() - cpu0, np.asarray(model.classes_)
-    np.savez(out / f"{variant}@{split}.npz", proba=proba, classes=classes, rows=valid, cpu_s=cpu_s)
+    path = saved_as(out, variant, split, precision)
+    with open(path.with_suffix(".tmp"), "wb") as f:  # whole or not at all: a sweep stopped mid-write resumes
+        np.savez(f, proba=proba, classes=classes, rows=valid, cpu_s=cpu_s)
+    os.replace(path.with_suffix(".tmp"), path)
     return float(np.mean(classes[proba.argmax(1)] == y[valid])), cpu_s
 
 
-def score(out: Path, variant: str, split: int, y: np.ndarray) -> tuple[float, float] | None:
+def score(out: Path, variant: str, split: int, precision: str, y: np.ndarray) -> tuple[float, float] | None:
     """(accuracy, CPU s) of a saved fit, None when it has not run."""
-    path = out / f"{variant}@{split}.npz"
+    path = saved_as(out, variant, split, precision)
     if not path.exists():
         return None
     saved = np.load(path)
     return float(np.mean(saved["classes"][saved["proba"].argmax(1)] == y[saved["rows"]])), float(saved["cpu_s"])
 
 
-def averaged(out: Path, variants: list[str], split: int, y: np.ndarray) -> float:
+def averaged(out: Path, variants: list[str], split: int, precision: str, y: np.ndarray) -> float:
     """Accuracy of the saved fits of `variants` on one split, their probabilities averaged (a two-model ensemble)."""
-    saved = [np.load(out / f"{variant}@{split}.npz") for variant in variants]
+    saved = [np.load(saved_as(out, variant, split, precision)) for variant in variants]
     proba = np.mean([s["proba"] for s in saved], axis=0)
     return float(np.mean(saved[0]["classes"][proba.argmax(1)] == y[saved[0]["rows"]]))
 
@@ -87,35 +96,49 @@ def main() -> None:
     parser.add_argument("--pair-with", default="", help="a variant: also score it averaged with each other one")
     args = parser.parse_args()
     variants, splits = args.variants.split(";"), [int(s) for s in args.splits.split(",")]
-    for variant in variants:
-        options(variant)  # refuse a malformed variant before an hour of fits
+    from pipeline.core.errors import UsageError
+    from pipeline.models.cnn import CNNModel
+
+    for variant in variants:  # refuse a malformed variant or an unknown option before an hour of fits
+        try:
+            CNNModel.from_params({"precision": args.precision, **options(variant)})
+        except UsageError as exc:
+            raise SystemExit(f"variant {variant!r}: {exc}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     _, y = digits(args.data / "digit-recognizer.zip")
-    jobs = [(v, s) for v in variants for s in splits if score(args.out, v, s, y) is None]
+    jobs = [(v, s) for v in variants for s in splits if score(args.out, v, s, args.precision, y) is None]
     print(f"CPU: {cpu_name()}; {len(jobs)} fits to run in {args.workers} one-thread workers, precision "
           f"{args.precision}; fits saved in {args.out}", flush=True)
     context = multiprocessing.get_context("spawn")  # a fresh torch per worker, one thread each
     with concurrent.futures.ProcessPoolExecutor(args.workers, mp_context=context) as pool:
         running = {pool.submit(fit, args.data, v, s, args.precision, args.out): (v, s) for v, s in jobs}
+        failed = []
         for done in concurrent.futures.as_completed(running):
+            (variant, split), error = running[done], done.exception()
+            if error is not None:  # the other fits go on; the tables need them all
+                failed.append(f"{variant} on split {split}")
+                print(f"  {variant} on split {split} failed: {error!r}", flush=True)
+                continue
             acc, cpu_s = done.result()
-            print(f"  {running[done][0]} on split {running[done][1]}: {100 * acc:.2f}% ({cpu_s:.0f} CPU s)", flush=True)
+            print(f"  {variant} on split {split}: {100 * acc:.2f}% ({cpu_s:.0f} CPU s)", flush=True)
+    if failed:
+        raise SystemExit(f"{len(failed)} fit(s) failed ({', '.join(failed)}); run again to retry them")
     print("\n| variant | " + " | ".join(f"split {s}" for s in splits) + " | mean | CPU s per fit |")
     print("|---|" + "---|" * (len(splits) + 2))
     for variant in variants:
-        scored = [result for s in splits if (result := score(args.out, variant, s, y))]  # every fit ran above
+        scored = [result for s in splits if (result := score(args.out, variant, s, args.precision, y))]  # all ran
         accs = [100 * acc for acc, _ in scored]
         print(f"| {variant} | " + " | ".join(f"{a:.2f} %" for a in accs) + f" | {np.mean(accs):.2f} % | "
               f"{np.mean([cpu for _, cpu in scored]):.0f} |")
     if args.pair_with:
-        run = [v for v in variants if v != args.pair_with]
-        missing = [s for s in splits if score(args.out, args.pair_with, s, y) is None]
+        others = [v for v in variants if v != args.pair_with]
+        missing = [s for s in splits if score(args.out, args.pair_with, s, args.precision, y) is None]
         if missing:
             raise SystemExit(f"--pair-with {args.pair_with}: not fitted on split(s) {missing}; add it to --variants")
         print(f"\n| {args.pair_with} averaged with | " + " | ".join(f"split {s}" for s in splits) + " | mean |")
         print("|---|" + "---|" * (len(splits) + 1))
-        for variant in run:
-            accs = [100 * averaged(args.out, [args.pair_with, variant], s, y) for s in splits]
+        for variant in others:
+            accs = [100 * averaged(args.out, [args.pair_with, variant], s, args.precision, y) for s in splits]
             print(f"| {variant} | " + " | ".join(f"{a:.2f} %" for a in accs) + f" | {np.mean(accs):.2f} % |")
 
 
