@@ -82,10 +82,13 @@ def test_elastic_distortions_bend_strokes_smoothly_and_change_nothing_when_off()
     assert across > 0.9  # neighbours move together: a smooth field, not per-pixel jitter
 
 
-def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16():
+def test_cnn_path_names_fp32_where_the_cpu_lacks_bf16(monkeypatch):
     import torch
 
+    from pipeline.core import threads
     from pipeline.models.cnn import CNNModel, bf16_ok, compute_note
+
+    monkeypatch.setattr(threads, "available", lambda: 3)  # a 3-core machine: the count asked is the count used
 
     cpu = torch.device("cpu")
     assert compute_note(cpu, False, 1).startswith("fp32 channels-last, 1 thread")
