@@ -64,7 +64,8 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model nam
 ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
 Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
-Threads = Annotated[int, typer.Option(min=0, help="threads each model may use (0 = the cores idle at the start)")]
+Threads = Annotated[int, typer.Option(min=0, help="threads each model may use, at most the cores kc may run on (0 = "
+                                               "the cores idle at the start)")]
 # --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
 WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
                                                    metavar="DIR", show_default=False)]
@@ -768,8 +769,8 @@ def tune(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="search key=LOW:HIGH[:log] or "
                                                                           "key=A|B|C; fix key=VALUE",
                                                     metavar="KEY=RANGE")] = None,
-    threads: Annotated[int, typer.Option(min=0, help="threads in all, shared by the workers (0 = every "
-                                                     "core)")] = 0,
+    threads: Annotated[int, typer.Option(min=0, help="threads in all, shared by the workers, at most the cores kc "
+                                                     "may run on (0 = the cores idle at the start)")] = 0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Search a model's options with Optuna (TPE, pruning); each trial is a kc run scored by the metric."""
