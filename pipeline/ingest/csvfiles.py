@@ -142,7 +142,9 @@ def check_headers(comp: Competition, folder: Path) -> None:
                             f"{comp.image_shape[1]}, as image_shape says)"
                             + (f" beside {comp.target_column}" if name == comp.train_file else "")
                             + f", found {len(pixels)}")
-    if features != test_features:
+    # a table's columns are read by name, so test may hold them in its own order; pixels are read by position
+    same = sorted(features) == sorted(test_features) if comp.image_shape is None else features == test_features
+    if not same:
         extra = [c for c in test_features if c not in features]
         gone = [c for c in features if c not in test_features]
         if gone:
@@ -151,7 +153,9 @@ def check_headers(comp: Competition, folder: Path) -> None:
         elif extra:
             what = f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target"
         else:
-            what = "the columns are in another order than train's"
+            at = next(i for i, (a, b) in enumerate(zip(features, test_features, strict=True)) if a != b)
+            what = (f"the pixel columns are in another order than train's (column {at + 1} is "
+                    f"'{shown(test_features[at])}', train's is '{shown(features[at])}')")
         raise DataError(f"{comp.test_file}: {what}")
 
 

@@ -59,7 +59,8 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tupl
     images: Images = []
     if comp is None:
         # image competitions may have no train.csv (labels.csv, or class folders): their sample marks the folder
-        anchor = "train.csv" if "train.csv" in names else _image_sample(entries)
+        # Kaggle often zips each CSV again inside the download: train.csv.zip marks the folder as train.csv does
+        anchor = next((n for n in ("train.csv", "train.csv.zip") if n in names), None) or _image_sample(entries)
         if anchor is None:
             raise DataError(f"{origin}: no train.csv in the zip; is it a Kaggle competition's data?")
         home = PurePosixPath(*_safe_path(_choose(entries, anchor, origin), origin).parts[:-1])
@@ -164,6 +165,25 @@ def _unpack_nested(dest: Path, progress: Progress | None) -> None:
         inner.unlink()
 
 
+def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
+    """Unpack each X.csv.zip shipped inside the zip (one CSV per archive, as Kaggle zips them) into X.csv."""
+    for inner in sorted(dest.glob("*.csv.zip")):
+        name = inner.name.removesuffix(".zip")
+        try:
+            with zipfile.ZipFile(inner) as zf:
+                csvs = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")
+                        and PurePosixPath(i.filename).suffix.lower() == ".csv"]
+                if len(csvs) != 1:
+                    raise DataError(f"{inner.name} (inside the zip): expected one CSV, found {len(csvs)}; unzip it "
+                                    "yourself and fetch the folder with --from")
+                _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
+        except FileExistsError:
+            raise DataError(f"{inner.name}: {name} is also beside it in the zip; keep one copy") from None
+        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+            raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
+        inner.unlink()
+
+
 def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:
     """Extract the competition's files from a Kaggle zip into `dest`, checking sizes and CRCs as it goes."""
     origin = str(zip_path)
@@ -174,6 +194,7 @@ def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Prog
                     origin, progress)
         if comp is None:
             with _disk_full(dest):
+                _unpack_csvs(dest, progress)
                 _unpack_nested(dest, progress)
     except NotImplementedError as exc:  # e.g. deflate64, which Python cannot unpack
         raise DataError(f"{origin}: compressed with a method Python cannot read ({exc}); unzip it yourself and "
@@ -207,4 +228,5 @@ def copy_folder(src: Path, comp: Competition | None, dest: Path, progress: Progr
             if progress:
                 progress(done, total)
         if comp is None:
+            _unpack_csvs(dest, progress)
             _unpack_nested(dest, progress)

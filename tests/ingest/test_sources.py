@@ -5,6 +5,7 @@ import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from conftest import FIXTURES, non_dot
 
@@ -398,3 +399,46 @@ def test_a_line_break_in_a_quoted_header_cell_is_named(workspace, tmp_path):
         sources.fetch("titanic", Workspace(workspace), broken)
     assert str(err.value) == ("train.csv: a quoted header cell holds a line break (or a quote is unclosed); put the "
                               "column names on the first line")
+
+
+def zipped(name: str, data: bytes) -> bytes:
+    """One file zipped on its own, as Kaggle ships train.csv.zip inside a competition's download."""
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_csvs_zipped_again_inside_the_zip_or_folder_are_unpacked(workspace, tmp_path):
+    ws, files = Workspace(workspace), other_files(tmp_path)
+    nested = zip_of(tmp_path / "nested.zip", {f"{n}.zip": zipped(n, data) for n, data in files.items()})
+    sources.fetch("other", ws, nested)
+    folder = workspace / "competitions/other"
+    assert files_in(folder) == sorted([*files, ".kc-fetch.json", "competition.json"])
+    assert (folder / "train.csv").read_bytes() == files["train.csv"]
+    src = tmp_path / "src"
+    src.mkdir()
+    for n, data in files.items():
+        (src / (f"{n}.zip" if n == "test.csv" else n)).write_bytes(zipped(n, data) if n == "test.csv" else data)
+    sources.fetch("other", ws, src, force=True)
+    assert (folder / "test.csv").read_bytes() == files["test.csv"] and not (folder / "test.csv.zip").exists()
+    (src / "test.csv.zip").write_bytes(zip_of(tmp_path / "inner.zip", {"a.csv": b"x", "b.csv": b"y"}).read_bytes())
+    with pytest.raises(DataError, match=r"test.csv.zip \(inside the zip\): expected one CSV, found 2; unzip it"):
+        sources.fetch("other", ws, src, force=True)
+    assert (folder / "test.csv").read_bytes() == files["test.csv"]  # the earlier fetch is kept
+
+
+def test_a_tables_test_columns_may_come_in_any_order(workspace, tmp_path):
+    from pipeline.core import dataset
+
+    ws, files = Workspace(workspace), other_files(tmp_path)
+    sources.fetch("other", ws, zip_of(tmp_path / "a.zip", files))
+    header, *rows = [line.split(",") for line in files["test.csv"].decode().splitlines()]
+    assert header[:2] == ["PassengerId", "Pclass"]  # Name holds commas in quotes, so only these two move
+    files["test.csv"] = "".join(",".join([r[1], r[0], *r[2:]]) + "\n" for r in [header, *rows]).encode()
+    sources.fetch("swapped", ws, zip_of(tmp_path / "b.zip", files))  # refused before: "in another order"
+    a, b = (dataset.load_dataset(competitions.get(slug, workspace), ws) for slug in ("other", "swapped"))
+    assert np.array_equal(a.test_inputs(True), b.test_inputs(True), equal_nan=True)
+    assert np.array_equal(a.test_ids, b.test_ids)

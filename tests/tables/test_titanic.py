@@ -195,3 +195,10 @@ def test_a_rows_own_label_never_reaches_its_features(fetched):
         block = dataclasses.replace(fit, labels=flipped)(everyone)
         assert np.array_equal(block[i], base[i])
         assert not np.array_equal(block, base)  # its label reaches its group-mates' features
+
+
+def test_titanic_columns_in_any_order_read_the_same(fetched):
+    path = fetched / "competitions/titanic/test.csv"
+    before = titanic.read_titanic_csv(path, titanic.TEST_COLUMNS)
+    pd.read_csv(path, dtype=str, keep_default_na=False).iloc[:, ::-1].to_csv(path, index=False)  # Embarked first
+    pd.testing.assert_frame_equal(titanic.read_titanic_csv(path, titanic.TEST_COLUMNS), before)
