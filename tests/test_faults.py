@@ -520,15 +520,21 @@ def test_a_csv_with_old_mac_line_endings_is_no_traceback(workspace, tmp_path, kc
     assert "300 train" in succeeded(kc("convert", "titanic", ws=workspace))
 
 
-def test_test_columns_in_another_order_are_one_error(workspace, tmp_path, kc):
+def test_test_columns_in_another_order_are_read_by_name_but_pixels_are_one_error(workspace, tmp_path, kc):
     src = tmp_path / "src"
     shutil.copytree(FIXTURES / "titanic", src)
-    lines = (src / "test.csv").read_text().splitlines()
+    rows = [line.split(",", 2) for line in (src / "test.csv").read_text().splitlines()]
+    (src / "test.csv").write_text("".join(f"{b},{a},{rest}\n" for a, b, rest in rows))  # Pclass,PassengerId,...
+    succeeded(kc("fetch", "titanic", "--from", src, ws=workspace))
+    succeeded(kc("train", "titanic", "--model", "knn", ws=workspace))
+    digits = tmp_path / "digits"
+    shutil.copytree(FIXTURES / "digit-recognizer", digits)
+    lines = (digits / "test.csv").read_text().splitlines()
     header = lines[0].split(",")
-    header[0], header[1] = header[1], header[0]  # Pclass,PassengerId,... (the cells stay; only order matters here)
-    (src / "test.csv").write_text("\n".join([",".join(header), *lines[1:]]) + "\n")
-    line = one_error(kc("fetch", "titanic", "--from", src, ws=workspace))
-    assert "test.csv" in line and "order" in line
+    header[0], header[1] = header[1], header[0]  # pixel1,pixel0,...: pixels are read by position
+    (digits / "test.csv").write_text("\n".join([",".join(header), *lines[1:]]) + "\n")
+    line = one_error(kc("fetch", "digit-recognizer", "--from", digits, ws=workspace))
+    assert line.startswith("Error: test.csv: expected the columns pixel0 … pixel783"), line
 
 
 @pytest.mark.slow
