@@ -145,6 +145,16 @@ def _unpack(zf: zipfile.ZipFile, members: list[tuple[Path, zipfile.ZipInfo]], de
                     progress(done, total)
 
 
+@contextmanager
+def _inner_zip(inner: Path) -> Iterator[zipfile.ZipFile]:
+    """An archive shipped inside the download, opened; a corrupt one is one line naming it."""
+    try:
+        with zipfile.ZipFile(inner) as zf:
+            yield zf
+    except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
+
+
 def _unpack_nested(dest: Path, progress: Progress | None) -> None:
     """Unpack image archives shipped inside the zip (Aerial Cactus' train.zip, test.zip) into train/ and test/."""
     for folder in competitions.IMAGE_FOLDERS:
@@ -152,7 +162,7 @@ def _unpack_nested(dest: Path, progress: Progress | None) -> None:
         if not inner.is_file():
             continue
         try:
-            with zipfile.ZipFile(inner) as zf:
+            with _inner_zip(inner) as zf:
                 images = imagefiles.nested_images(zf, folder, inner.name)
                 if not images:  # not an image archive (a zipped CSV, say): left as it is, one of the other files
                     continue
@@ -160,8 +170,6 @@ def _unpack_nested(dest: Path, progress: Progress | None) -> None:
         except FileExistsError as exc:
             raise DataError(f"{inner.name}: {Path(str(exc.filename)).name} is also in the {folder}/ folder; keep "
                             "one copy") from None
-        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
         inner.unlink()
 
 
@@ -170,7 +178,7 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
     for inner in sorted(dest.glob("*.csv.zip")):
         name = inner.name.removesuffix(".zip")
         try:
-            with zipfile.ZipFile(inner) as zf:
+            with _inner_zip(inner) as zf:
                 csvs = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")
                         and PurePosixPath(i.filename).suffix.lower() == ".csv"]
                 if len(csvs) != 1:
@@ -179,8 +187,6 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
                 _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         except FileExistsError:
             raise DataError(f"{inner.name}: {name} is also beside it in the zip; keep one copy") from None
-        except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-            raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
         inner.unlink()
 
 

@@ -48,15 +48,15 @@ def idle_cores(load: float | None = None) -> int:
 
 def count(threads: int) -> int:
     """The torch threads a model's `threads` option means: itself (0: the idle cores), at most the cores kc may use."""
+    # a model built in Python skips from_params' cap, and torch overflows on threads=10**12
     return max(1, min(threads or idle_cores(), cores.available()))
 
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Run the block on `n` torch threads (at most `cores.available()`), then restore the previous count."""
-    # a model built in Python skips from_params' cap, and torch overflows on threads=10**12
+    """Run the block on the torch threads a model's `threads` option `n` means (`count`), then restore the count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, min(n, cores.available())))
+    torch.set_num_threads(count(n))
     try:
         yield
     finally:

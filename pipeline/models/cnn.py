@@ -255,7 +255,7 @@ class CNNModel(Model):
         x = self._inputs(X)
         dev = next(self.net_.parameters()).device
         out = []
-        with torch.no_grad(), _torch.threads(_torch.count(self.threads)):
+        with torch.no_grad(), _torch.threads(self.threads):
             for start in range(0, len(x), 1024):
                 out.append(torch.softmax(self.net_(x[start : start + 1024].to(dev)), 1).cpu())
         return torch.cat(out).numpy()
