@@ -182,11 +182,11 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
                 csvs = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")
                         and PurePosixPath(i.filename).suffix.lower() == ".csv"]
                 if len(csvs) != 1:
-                    raise DataError(f"{inner.name} (inside the zip): expected one CSV, found {len(csvs)}; unzip it "
-                                    "yourself and fetch the folder with --from")
+                    raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
+                                    f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
                 _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         except FileExistsError:
-            raise DataError(f"{inner.name}: {name} is also beside it in the zip; keep one copy") from None
+            raise DataError(f"{inner.name}: {name} is also beside it; keep one copy") from None  # zip or folder
         inner.unlink()
 
 

@@ -425,9 +425,19 @@ def test_csvs_zipped_again_inside_the_zip_or_folder_are_unpacked(workspace, tmp_
     sources.fetch("other", ws, src, force=True)
     assert (folder / "test.csv").read_bytes() == files["test.csv"] and not (folder / "test.csv.zip").exists()
     (src / "test.csv.zip").write_bytes(zip_of(tmp_path / "inner.zip", {"a.csv": b"x", "b.csv": b"y"}).read_bytes())
-    with pytest.raises(DataError, match=r"test.csv.zip \(inside the zip\): expected one CSV, found 2; unzip it"):
+    with pytest.raises(DataError, match=r"^test.csv.zip: expected one CSV inside, found 2; unzip it yourself, keep "
+                                        r"the one that is test.csv and remove test.csv.zip$"):
         sources.fetch("other", ws, src, force=True)
     assert (folder / "test.csv").read_bytes() == files["test.csv"]  # the earlier fetch is kept
+    (src / "test.csv.zip").write_bytes(zipped("test.csv", files["test.csv"]))
+    (src / "test.csv").write_bytes(files["test.csv"])  # unzipped by hand, the archive left beside it
+    with pytest.raises(DataError, match=r"^test.csv.zip: test.csv is also beside it; keep one copy$"):
+        sources.fetch("other", ws, src, force=True)
+    (src / "test.csv").unlink()
+    (src / "test.csv.zip").write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match=r"^test.csv.zip \(inside the zip\): corrupt or truncated .*; download it"):
+        sources.fetch("other", ws, src, force=True)
+    assert (folder / "test.csv").read_bytes() == files["test.csv"]
 
 
 def test_a_tables_test_columns_may_come_in_any_order(workspace, tmp_path):
