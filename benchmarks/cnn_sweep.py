@@ -66,7 +66,7 @@ def fit(data: Path, variant: str, split: int, precision: str, out: Path) -> tupl
     with open(path.with_suffix(".tmp"), "wb") as f:  # whole or not at all: a sweep stopped mid-write resumes
         np.savez(f, proba=proba, classes=classes, rows=valid, cpu_s=cpu_s)
     os.replace(path.with_suffix(".tmp"), path)
-    return float(np.mean(classes[proba.argmax(1)] == y[valid])), cpu_s
+    return averaged(out, [variant], split, precision, y), cpu_s
 
 
 def score(out: Path, variant: str, split: int, precision: str, y: np.ndarray) -> tuple[float, float] | None:
@@ -74,12 +74,11 @@ def score(out: Path, variant: str, split: int, precision: str, y: np.ndarray) ->
     path = saved_as(out, variant, split, precision)
     if not path.exists():
         return None
-    saved = np.load(path)
-    return float(np.mean(saved["classes"][saved["proba"].argmax(1)] == y[saved["rows"]])), float(saved["cpu_s"])
+    return averaged(out, [variant], split, precision, y), float(np.load(path)["cpu_s"])
 
 
 def averaged(out: Path, variants: list[str], split: int, precision: str, y: np.ndarray) -> float:
-    """Accuracy of the saved fits of `variants` on one split, their probabilities averaged (a two-model ensemble)."""
+    """Accuracy of the saved fits of `variants` on one split, their probabilities averaged (two: an ensemble)."""
     saved = [np.load(saved_as(out, variant, split, precision)) for variant in variants]
     proba = np.mean([s["proba"] for s in saved], axis=0)
     return float(np.mean(saved[0]["classes"][proba.argmax(1)] == y[saved[0]["rows"]]))
