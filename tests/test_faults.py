@@ -533,8 +533,9 @@ def test_test_columns_in_another_order_are_read_by_name_but_pixels_are_one_error
     header = lines[0].split(",")
     header[0], header[1] = header[1], header[0]  # pixel1,pixel0,...: pixels are read by position
     (digits / "test.csv").write_text("\n".join([",".join(header), *lines[1:]]) + "\n")
-    line = one_error(kc("fetch", "digit-recognizer", "--from", digits, ws=workspace))
-    assert line.startswith("Error: test.csv: expected the columns pixel0 … pixel783"), line
+    for slug in ("digit-recognizer", "digits-unknown-to-kc"):  # an inferred one, too: not taken for a table
+        line = one_error(kc("fetch", slug, "--from", digits, ws=workspace))
+        assert line.startswith("Error: test.csv: expected the columns pixel0 … pixel783"), line
 
 
 @pytest.mark.slow

@@ -64,7 +64,9 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     if not test_has_ids and not (id_type == "int" and ids.tolist() == [str(i) for i in range(1, len(ids) + 1)]):
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
-    shape = _image_shape([c for c in test_header if c != id_column], train)
+    # in train's order, as kc reads pixels: a test.csv with them in another order is then refused, not read as a table
+    inputs = set(test_header) - {id_column}
+    shape = _image_shape([c for c in train.columns if c in inputs], train)
     if shape is not None and several:
         raise DataError(f"{sample} has {len(several)} target columns, and test.csv holds pixels: kc learns several "
                         "targets from tables only")
