@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import zipfile
 import zlib
@@ -44,6 +45,13 @@ def _choose(entries: list[tuple[PurePosixPath, zipfile.ZipInfo]], name: str, ori
 Images = list[tuple[PurePosixPath, zipfile.ZipInfo]]  # (path in the competition folder, zip entry)
 
 
+def _files(zf: zipfile.ZipFile, origin: str) -> list[tuple[PurePosixPath, zipfile.ZipInfo]]:
+    """The zip's files worth reading: no folders, macOS resource forks (__MACOSX/, ._name) or dotfiles, nor kc's own
+    names; an unsafe name (absolute, ..) is refused."""
+    return [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
+            and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
+
+
 def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tuple[dict[str, zipfile.ZipInfo], Images]:
     """Map each file to install to its zip entry; for an unknown competition, every file beside train.csv (or
     beside the sample submission, for images), and the images in the train/ and test/ folders there.
@@ -53,8 +61,7 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tupl
     odd = next((i.filename for i in zf.infolist() if not i.filename.isprintable()), None)
     if odd is not None:
         raise DataError(f"{origin}: the zip entry '{shown(odd)}' has control characters in its name; rename it")
-    entries = [(p, i) for i in zf.infolist() if not i.is_dir() and (p := _safe_path(i, origin)).parts
-               and "__MACOSX" not in p.parts and not p.name.startswith(".") and p.name not in RESERVED]
+    entries = _files(zf, origin)
     names = {p.name for p, _ in entries}
     images: Images = []
     if comp is None:
@@ -177,16 +184,14 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
     """Unpack each X.csv.zip shipped inside the zip (one CSV per archive, as Kaggle zips them) into X.csv."""
     for inner in sorted(dest.glob("*.csv.zip")):
         name = inner.name.removesuffix(".zip")
-        try:
-            with _inner_zip(inner) as zf:
-                csvs = [i for i in zf.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX")
-                        and PurePosixPath(i.filename).suffix.lower() == ".csv"]
-                if len(csvs) != 1:
-                    raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
-                                    f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
-                _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
-        except FileExistsError:
-            raise DataError(f"{inner.name}: {name} is also beside it; keep one copy") from None  # zip or folder
+        if os.path.lexists(dest / name):  # before the archive is read: unzipped by hand beside it, say
+            raise DataError(f"{inner.name}: {name} is also beside it; keep one copy")  # zip or folder
+        with _inner_zip(inner) as zf:
+            csvs = [i for p, i in _files(zf, inner.name) if p.suffix.lower() == ".csv"]
+            if len(csvs) != 1:
+                raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
+                                f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
+            _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         inner.unlink()
 
 

@@ -429,10 +429,21 @@ def test_csvs_zipped_again_inside_the_zip_or_folder_are_unpacked(workspace, tmp_
                                         r"the one that is test.csv and remove test.csv.zip$"):
         sources.fetch("other", ws, src, force=True)
     assert (folder / "test.csv").read_bytes() == files["test.csv"]  # the earlier fetch is kept
-    (src / "test.csv.zip").write_bytes(zipped("test.csv", files["test.csv"]))
+    locked = bytearray(zipped("test.csv", files["test.csv"]))  # marked password-protected (zipfile writes no such)
+    for signature, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local header, central directory
+        locked[locked.index(signature) + flags_at] |= 0x1
+    (src / "test.csv.zip").write_bytes(locked)
+    with pytest.raises(DataError, match=r"^test.csv.zip: test.csv is password-protected; unzip it yourself"):
+        sources.fetch("other", ws, src, force=True)
     (src / "test.csv").write_bytes(files["test.csv"])  # unzipped by hand, the archive left beside it
     with pytest.raises(DataError, match=r"^test.csv.zip: test.csv is also beside it; keep one copy$"):
-        sources.fetch("other", ws, src, force=True)
+        sources.fetch("other", ws, src, force=True)  # said before the password, so the advice leads somewhere
+    (src / "test.csv").unlink()
+    (src / "test.csv.zip").write_bytes(zip_of(tmp_path / "mac.zip", {"test.csv": files["test.csv"], "._test.csv": b"\0",
+                                                                      "__MACOSX/._test.csv": b"\0"}).read_bytes())
+    sources.fetch("other", ws, src, force=True)  # macOS resource forks are no second CSV, as in the outer zip
+    (src / "test.csv.zip").write_bytes(zipped("test.csv", files["test.csv"]))
+    (src / "test.csv").write_bytes(files["test.csv"])
     (src / "test.csv").unlink()
     (src / "test.csv.zip").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(DataError, match=r"^test.csv.zip \(inside the zip\): corrupt or truncated .*; download it"):
