@@ -300,3 +300,44 @@ def test_a_grid_that_is_no_square_gets_a_hint_and_runs_once_declared(kc, workspa
     converted = kc("convert", "wide", ws=workspace)
     assert "train (120, 26, 30) uint8" in converted.stdout, converted.output
     run_through(kc, workspace, "wide", "--model", "knn")
+
+
+# ---- pixels that stop short of 255 -------------------------------------------------------------------------------
+
+
+def _small_digits(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """scikit-learn's 8 × 8 digits (values 0-16) as a Kaggle pixel competition: 1,000 rows to train, 200 to test."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X.astype(np.int64)
+    source = tmp_path / "digits-8x8"
+    source.mkdir()
+    columns = [f"pixel{i}" for i in range(64)]
+    train = pd.DataFrame(X[:1000], columns=columns)
+    train.insert(0, "label", y[:1000])
+    train.to_csv(source / "train.csv", index=False)
+    test = X[1000:1200].copy()
+    test[0, 0] = 17  # brighter than any of train's pixels
+    pd.DataFrame(test, columns=columns).to_csv(source / "test.csv", index=False)
+    pd.DataFrame({"ImageId": range(1, 201), "Label": 0}).to_csv(source / "sample_submission.csv", index=False)
+    return source, test
+
+
+def test_pixels_of_0_to_16_are_stretched_to_bytes_and_the_convert_says_so(kc, workspace, tmp_path):
+    source, test = _small_digits(tmp_path)
+    comp = fetch(kc, workspace, "digits-8x8", source=source)
+    assert (comp.modality, comp.image_shape) == ("pixels", (8, 8))
+    result = kc("convert", "digits-8x8", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert "pixels: train's run 0-16; kc stretched them and test's to 0-255 (x 15.94)" in result.stdout
+    from pipeline.pixels import arrays
+
+    data = arrays.convert(comp, Workspace(workspace))
+    assert data.from_cache and data.top == 16 and data.train_images.max() == 255
+    expected = np.clip(np.rint(test * (255 / 16)), 0, 255).reshape(-1, 8, 8)
+    assert np.array_equal(data.test_images, expected) and data.test_images[0, 0, 0] == 255
+    from pipeline.training import trainer
+
+    run = trainer.train(comp, Workspace(workspace), trainer.TrainConfig(model="linear"))
+    assert run.score > 0.9, run.score  # bytes of 0-16 left it near 0.8

@@ -270,6 +270,9 @@ def convert(
         how = "loaded from cache" if data.from_cache else "converted"
         out.print(f"{comp.slug}: {how} in {result.seconds:.2f}s: train {data.train_images.shape} uint8 + labels, "
                   f"test {data.test_images.shape} uint8 -> {result.folder}")
+        if data.top < 255:
+            out.print(f"pixels: train's run 0-{data.top}; kc stretched them and test's to 0-255 "
+                      f"(x {255 / data.top:.4g})")
         if result.png_folder is not None:
             out.print(f"PNGs: {result.pngs_written:,} written in {result.png_seconds:.1f}s (existing kept) -> "
                       f"{result.png_folder}")
@@ -377,7 +380,7 @@ def train(
     seed: Seed = 0,
     folds: Annotated[int | None, typer.Option(help="K models on K stratified folds, scored out-of-fold on every row "
                                                    "(0 = one validation split; default: 5 for tables under 5,000 "
-                                                   "rows, else 0)", show_default=False)] = None,
+                                                   "rows and images under 2,000, else 0)", show_default=False)] = None,
     full: Annotated[bool, typer.Option("--full", help="after validating, refit on all rows for the "
                                                       "submission")] = False,
     device: Device = "auto",

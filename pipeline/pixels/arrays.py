@@ -21,7 +21,7 @@ from pipeline.pixels import images
 if TYPE_CHECKING:
     from pipeline.core.dataset import Dataset
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: pixels that stop short of 255 in train are stretched to 0-255
 
 
 def fingerprint(*paths: Path) -> str:
@@ -122,6 +122,7 @@ class PixelArrays:
     test_images: np.ndarray
     fingerprint: str
     from_cache: bool
+    top: int = 255  # train's brightest pixel as read; below 255, every image was stretched by 255 / top
 
 
 def _cache_paths(comp: Competition, ws: Workspace) -> dict[str, Path]:
@@ -158,7 +159,10 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
         return None
     if labels.min() < 0 or labels.max() >= len(comp.classes):
         return None
-    return PixelArrays(train, labels, test, fingerprint=key, from_cache=True)
+    top = meta.get("top", 255)
+    if not isinstance(top, int) or not 1 <= top <= 255:
+        return None
+    return PixelArrays(train, labels, test, fingerprint=key, from_cache=True, top=top)
 
 
 def cached(comp: Competition, ws: Workspace, key: str) -> PixelArrays | None:
@@ -186,11 +190,19 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     assert train_labels is not None  # label=True: the label column is read
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
-    return store(comp, ws, key, train_images, train_labels, test_images)
+    top = int(train_images.max())
+    if 0 < top < 255:  # e.g. scikit-learn's 8 × 8 digits run 0-16: as bytes they would look nearly blank
+        train_images, test_images = stretch(train_images, top), stretch(test_images, top)
+    return store(comp, ws, key, train_images, train_labels, test_images, top=top or 255)
+
+
+def stretch(images: np.ndarray, top: int) -> np.ndarray:
+    """Pixels of 0 … `top` as 0-255 (kc's convention), rounded; brighter ones (a test image's) become 255."""
+    return np.clip(np.rint(images * np.float32(255 / top)), 0, 255).astype(np.uint8)
 
 
 def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, train_labels: np.ndarray,
-          test_images: np.ndarray) -> PixelArrays:
+          test_images: np.ndarray, top: int = 255) -> PixelArrays:
     """Write the arrays to the cache under `key` (the meta last: until it is rewritten, the cache counts as gone)."""
     paths = _cache_paths(comp, ws)
     with locked(ws.data_dir(comp.slug)):  # one writer of the cache at a time, so leftovers of a killed one can go
@@ -201,10 +213,10 @@ def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, 
                             ("test_images", test_images)):
             with atomic_path(paths[name], suffix=".npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, array)
-        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images)}
+        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images), "top": top}
         with atomic_path(paths["meta"]) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
-    return PixelArrays(train_images, train_labels, test_images, key, from_cache=False)
+    return PixelArrays(train_images, train_labels, test_images, key, from_cache=False, top=top)
 
 
 def test_ids(comp: Competition, ws: Workspace, n: int) -> np.ndarray:
