@@ -68,7 +68,8 @@ def test_ids_that_are_file_names_with_nested_zips_run_knn_end_to_end(kc, workspa
     truth = np.arange(60, 80) % 2  # build.py: image i shows photo i % 2
     assert ((p.to_numpy() > 0.5) == truth).mean() >= 0.8  # the two photos are told apart
 
-    out = run_through(kc, workspace, "cactus", "--model", "cnn", "-p", "epochs=2", "-p", "width=8", "-p", "bs=16")
+    out = run_through(kc, workspace, "cactus", "--model", "cnn", "-p", "epochs=2", "-p", "width=8", "-p", "bs=16",
+                      "--folds", "0")  # one model, saved whole
     assert out["has_cactus"].astype(float).between(0, 1).all()
     run = sorted((workspace / "competitions/cactus/runs").glob("*-cnn"))[-1]  # the knn run may share its second
     from pipeline.models.cnn import CNNModel

@@ -8,14 +8,15 @@ from pipeline.core.competitions import Competition
 from pipeline.training.records import RunMetrics
 
 SMALL_TABLE_ROWS = 5_000  # below this a table is scored out-of-fold unless --folds says otherwise
+SMALL_IMAGE_ROWS = 2_000  # images: below this a 10% split holds under FEW_ROWS, so they are scored out-of-fold too
 AUTO_FOLDS = 5
 FEW_ROWS = 200  # a score on fewer rows than this moves by several points with the split
 
 
 def auto_folds(comp: Competition, y: np.ndarray) -> int:
-    """The folds `--folds` means when not given: 5 for a table under 5,000 rows (a 10% split of it is a few dozen
-    rows), fewer when the smallest class has fewer rows, else 0 (one validation split)."""
-    if comp.modality != "tabular" or len(y) >= SMALL_TABLE_ROWS:
+    """The folds `--folds` means when not given: 5 for a table under 5,000 rows or images under 2,000 (a 10% split
+    of either is too few rows to judge by), fewer when the smallest class has fewer rows, else 0 (one split)."""
+    if len(y) >= (SMALL_TABLE_ROWS if comp.modality == "tabular" else SMALL_IMAGE_ROWS):
         return 0
     if comp.is_classification:  # several 0/1 targets: the rarest class of any of them
         smallest = min(int(np.unique(c, return_counts=True)[1].min()) for c in np.asarray(y).reshape(len(y), -1).T)

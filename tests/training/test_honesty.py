@@ -14,12 +14,13 @@ TITANIC = competitions.get("titanic")
 DIGITS = competitions.get("digit-recognizer")
 
 
-def test_small_tables_get_five_folds_and_others_one_split():
+def test_small_tables_and_image_sets_get_five_folds_and_others_one_split():
     def labels(n: int, smallest: int = 100) -> np.ndarray:
         return np.r_[np.zeros(n - smallest, np.int64), np.ones(smallest, np.int64)]
 
     assert auto_folds(TITANIC, labels(891)) == 5 and auto_folds(TITANIC, labels(4_999)) == 5
-    assert auto_folds(TITANIC, labels(5_000)) == 0 and auto_folds(DIGITS, labels(300)) == 0
+    assert auto_folds(TITANIC, labels(5_000)) == 0 and auto_folds(DIGITS, labels(2_000)) == 0
+    assert auto_folds(DIGITS, labels(1_999)) == 5  # images: a 10% split of fewer holds under 200
     assert auto_folds(TITANIC, labels(300, smallest=3)) == 3  # as many folds as the rarest class can fill
     assert auto_folds(TITANIC, labels(300, smallest=1)) == 0
 
