@@ -116,10 +116,15 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
         # Kaggle's headers may differ in case between train and sample (Digit Recognizer: label vs Label)
         target = label if label in train_header else \
             next((c for c in train_header if c.lower() == label.lower()), label)
-        if target not in train_header:
-            raise DataError(f"train.csv has no '{shown(target)}' column, the target named by {sample}; is the sample "
-                            "submission from this competition?")
-        return target, []
+        if target in train_header:
+            return target, []
+        # Kaggle's sample may name the value generically (Id,Predicted): then train's one column absent from test
+        only = [c for c in train_header if c not in test_header and c != id_column]
+        if len(only) == 1:
+            return only[0], []
+        which = f"; of its columns not in test.csv ({shown(', '.join(only))}), rename the target '{shown(label)}'" \
+            if only else "; is the sample submission from this competition?"
+        raise DataError(f"train.csv has no '{shown(label)}' column, the target named by {sample}{which}")
     import pandas as pd
 
     assert isinstance(train, pd.DataFrame)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_through
 
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, UsageError
@@ -130,8 +131,9 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
          "sample_submission.csv has 2 value columns (A, B) that are neither class names found in a train.csv column "
          "nor train.csv columns"),
         ({"sample_submission.csv": None}, "no sample submission (a CSV named like sample_submission.csv)"),
-        ({"sample_submission.csv": "Id,Missing\n1000,1\n"},
-         "train.csv has no 'Missing' column, the target named by sample_submission.csv"),
+        ({"sample_submission.csv": "Id,Missing\n1000,1\n", "test.csv": "Id,LotArea\n1000,8450\n"},
+         "train.csv has no 'Missing' column, the target named by sample_submission.csv; of its columns not in "
+         "test.csv ("),
         ({"train.csv": None}, "no train.csv among the files"),
     ],
 )
@@ -146,6 +148,18 @@ def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
     with pytest.raises(DataError) as err:
         describe.infer("prices-mini", folder)
     assert str(err.value).startswith(error)
+
+
+def test_a_sample_value_column_named_unlike_trains_target_is_trains_one_column_not_in_test(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    ids = pd.read_csv(folder / "sample_submission.csv")["Id"]
+    pd.DataFrame({"Id": ids, "Predicted": 0.0}).to_csv(folder / "sample_submission.csv", index=False)
+    assert kc("fetch", "prices-mini", "--from", folder, ws=workspace).exit_code == 0
+    comp = competitions.get("prices-mini", workspace)
+    assert (comp.target_column, comp.submission_columns, comp.task) == ("Price", ("Id", "Predicted"), "regression")
+    out = run_through(kc, workspace, "prices-mini", "--model", "knn")
+    assert out.columns.tolist() == ["Id", "Predicted"] and out["Predicted"].astype(float).min() > 10_000
 
 
 def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
