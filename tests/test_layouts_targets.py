@@ -112,7 +112,11 @@ def _edited(tmp_path: Path, name: str, change) -> Path:
 
 @pytest.mark.parametrize(("change", "error"), [
     (lambda t: t.loc.__setitem__((4, "flipper_length_mm"), ""),
-     "train.csv: row 5, column flipper_length_mm: the target is missing"),
+     "train.csv: row 5, column flipper_length_mm: the target is missing; kc learns from labelled rows only: delete "
+     "the 1 unlabelled row from train.csv"),
+    (lambda t: t.loc.__setitem__(([4, 9, 11], "flipper_length_mm"), ""),
+     "train.csv: row 5, column flipper_length_mm: the target is missing (and in 2 more rows); kc learns from "
+     "labelled rows only: delete the 3 unlabelled rows from train.csv and fetch that folder with --from"),
     (lambda t: t.loc.__setitem__((7, "bill_length_mm"), "n/a"),
      "train.csv: row 8, column bill_length_mm: 'n/a' is not a finite number, though the target's other values are"),
     (lambda t: t.drop(columns=["flipper_length_mm"], inplace=True),

@@ -222,7 +222,11 @@ def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]
     empty = values == ""
     if empty.any():
         row = int(empty.to_numpy().argmax()) + 1
-        raise DataError(f"train.csv: row {row}, column {shown(target)}: the target is missing")
+        count = int(empty.sum())
+        more = f" (and in {count - 1:,} more row{'s' * (count > 2)})" if count > 1 else ""
+        raise DataError(f"train.csv: row {row}, column {shown(target)}: the target is missing{more}; kc learns from "
+                        f"labelled rows only: delete the {count:,} unlabelled row{'s' * (count > 1)} from train.csv "
+                        "and fetch that folder with --from")
     distinct = set(values.unique())
     if distinct <= _TRUE | _FALSE and distinct & _TRUE and distinct & _FALSE:
         return "binary", "bool", ("False", "True")
