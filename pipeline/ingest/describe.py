@@ -78,6 +78,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     given = read_table(folder / sample, strings=True)
     chosen, source = binary_metric(metric, task, values, given) or \
         _metric(metric, metric_source, task, bool(proba_columns), len(several) > 1)
+    if task == "regression":
+        _fits_metric(train, several or (target,), chosen, source)
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
     dropped = tuple(c for c in train_header if c not in test_header and c not in (target, *several, id_column))
     return Competition(
@@ -142,6 +144,22 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
     raise DataError(f"{sample} has {len(values)} value columns ({shown(', '.join(values))}) that are neither class "
                     "names found in a train.csv column nor train.csv columns: describe the competition by hand in "
                     "competition.json")
+
+
+def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str) -> None:
+    """Refuse at fetch a metric that cannot score train's targets (RMSLE of a negative value), not at train."""
+    import pandas as pd
+
+    assert isinstance(train, pd.DataFrame)
+    metric = metrics.get(name)
+    for target in targets:
+        values = pd.to_numeric(train[target].str.strip(), errors="coerce").to_numpy()
+        bad = ~metric.valid_values(values)
+        if bad.any():
+            row = int(bad.argmax()) + 1
+            raise UsageError(f"metric '{name}' ({source}) cannot score train.csv's targets: row {row}, column "
+                             f"{shown(target)}: '{shown(train[target].iloc[row - 1])}' is not {metric.value_rule}; "
+                             "choose another with --metric, e.g. rmse")
 
 
 def binary_metric(metric: str | None, task: str, values: list[str], sample: object) -> tuple[str, str] | None:

@@ -110,6 +110,20 @@ def test_prices_is_regression_scored_by_rmse_unless_told(tmp_path):
         describe.infer("prices-mini", folder, metric="accuracy")
 
 
+def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv")
+    train.loc[5, "Price"] = -300.0
+    train.to_csv(folder / "train.csv", index=False)
+    assert describe.infer("prices-mini", folder, metric="rmse").metric == "rmse"
+    result = kc("fetch", "prices-mini", "--from", folder, "--metric", "rmsle", ws=workspace)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert ("metric 'rmsle' (--metric) cannot score train.csv's targets: row 6, column Price: '-300.0' is not a number "
+            ">= 0 (the metric takes log(1 + value)); choose another with --metric, e.g. rmse") in result.output
+    assert not (workspace / "competitions/prices-mini").exists()
+
+
 def test_pixel_columns_make_a_pixel_competition(tmp_path):
     rng = np.random.default_rng(0)
     pixels = [f"pixel{i}" for i in range(16)]
