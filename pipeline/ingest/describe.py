@@ -62,6 +62,11 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     id_type = "int" if ids.str.fullmatch(r"-?[1-9][0-9]{0,17}|0").all() else "str"
     test_has_ids = id_column in test_header
     if not test_has_ids and not (id_type == "int" and ids.tolist() == [str(i) for i in range(1, len(ids) + 1)]):
+        alike = next((c for c in test_header if c.lower() == id_column.lower()), None)
+        if alike is not None:
+            raise DataError(f"test.csv's id column is '{shown(alike)}' and {sample}'s '{shown(id_column)}': rename "
+                            f"test.csv's to '{shown(id_column)}' (Kaggle scores the sample's header) and fetch that "
+                            "folder with --from")
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
     # in train's order, as kc reads pixels: a test.csv with them in another order is then refused, not read as a table

@@ -149,6 +149,8 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
          "train.csv has no 'Missing' column, the target named by sample_submission.csv; of its columns not in "
          "test.csv ("),
         ({"train.csv": None}, "no train.csv among the files"),
+        ({"test.csv": "ID,Area,Rooms,Town\n1000,100.0,2,north\n"},
+         "test.csv's id column is 'ID' and sample_submission.csv's 'Id': rename test.csv's to 'Id'"),
     ],
 )
 def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
