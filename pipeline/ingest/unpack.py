@@ -159,7 +159,7 @@ def _inner_zip(inner: Path) -> Iterator[zipfile.ZipFile]:
         with zipfile.ZipFile(inner) as zf:
             yield zf
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{inner.name} (inside the zip): corrupt or truncated ({exc}); download it again") from None
+        raise DataError(f"{inner.name}: corrupt or truncated ({exc}); download it again") from None
 
 
 def _unpack_nested(dest: Path, progress: Progress | None) -> None:
@@ -181,17 +181,24 @@ def _unpack_nested(dest: Path, progress: Progress | None) -> None:
 
 
 def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
-    """Unpack each X.csv.zip shipped inside the zip (one CSV per archive, as Kaggle zips them) into X.csv."""
+    """Unpack each X.csv.zip shipped inside the zip (one CSV per archive, as Kaggle zips them) into X.csv; an extra
+    archive kc does not read that fails to unpack is left as it is, an ignored extra file."""
     for inner in sorted(dest.glob("*.csv.zip")):
         name = inner.name.removesuffix(".zip")
         if os.path.lexists(dest / name):  # before the archive is read: unzipped by hand beside it, say
             raise DataError(f"{inner.name}: {name} is also beside it; keep one copy")  # zip or folder
-        with _inner_zip(inner) as zf:
-            csvs = [i for p, i in _files(zf, inner.name) if p.suffix.lower() == ".csv"]
-            if len(csvs) != 1:
-                raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
-                                f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
-            _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
+        try:
+            with _inner_zip(inner) as zf:
+                csvs = [i for p, i in _files(zf, inner.name) if p.suffix.lower() == ".csv"]
+                if len(csvs) != 1:
+                    raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
+                                    f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
+                _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
+        except (DataError, RuntimeError, NotImplementedError):
+            if name in ("train.csv", "test.csv") or "submission" in name.lower():
+                raise
+            (dest / name).unlink(missing_ok=True)  # what was written of it
+            continue
         inner.unlink()
 
 

@@ -446,9 +446,15 @@ def test_csvs_zipped_again_inside_the_zip_or_folder_are_unpacked(workspace, tmp_
     (src / "test.csv").write_bytes(files["test.csv"])
     (src / "test.csv").unlink()
     (src / "test.csv.zip").write_bytes(b"PK\x03\x04 not a zip")
-    with pytest.raises(DataError, match=r"^test.csv.zip \(inside the zip\): corrupt or truncated .*; download it"):
+    with pytest.raises(DataError, match=r"^test.csv.zip: corrupt or truncated .*; download it"):
         sources.fetch("other", ws, src, force=True)
     assert (folder / "test.csv").read_bytes() == files["test.csv"]
+    (src / "test.csv.zip").write_bytes(zipped("test.csv", files["test.csv"]))
+    (src / "notes.csv.zip").write_bytes(b"PK\x03\x04 not a zip")  # an extra kc does not read: no reason to stop
+    (src / "more.csv.zip").write_bytes(zip_of(tmp_path / "two.zip", {"a.csv": b"x", "b.csv": b"y"}).read_bytes())
+    sources.fetch("other", ws, src, force=True)
+    assert {p.name for p in folder.glob("*.csv*")} == {"train.csv", "test.csv", "sample_submission.csv",
+                                                       "notes.csv.zip", "more.csv.zip"}
 
 
 def test_a_tables_test_columns_may_come_in_any_order(workspace, tmp_path):
