@@ -197,6 +197,19 @@ def test_train_threads_and_time_limit_reach_the_run(fetched, kc):
     assert 0 < config["params"]["time_limit"] < 60  # the fit's share, less what loading and recording need
 
 
+def test_more_threads_than_cores_are_capped_and_the_cap_is_said(fetched, kc):
+    from pipeline.core.threads import available
+
+    n = available()
+    result = kc("train", "titanic", "--model", "lgbm", "-p", "n_estimators=5", "--threads", str(n + 62), ws=fetched)
+    assert result.exit_code == 0, result.output
+    assert f"NOTE: --threads {n + 62}: kc may run on {n} core{'s' * (n > 1)} here, so it uses {n}\n" in result.stderr
+    config = json.loads(next((fetched / "competitions/titanic/runs").glob("*/config.json")).read_text())
+    assert config["threads"] == n
+    quiet = kc("train", "titanic", "--model", "lgbm", "-p", "n_estimators=5", "--threads", str(n), ws=fetched)
+    assert quiet.exit_code == 0 and "NOTE" not in quiet.stderr
+
+
 def test_train_before_fetch(workspace, kc):
     result = kc("train", "titanic", "--model", "linear", ws=workspace)
     assert result.exit_code == 1

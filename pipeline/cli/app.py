@@ -66,6 +66,16 @@ Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]
 Threads = Annotated[int, typer.Option(min=0, help="threads each model may use, at most the cores kc may run on (0 = "
                                                "the cores idle at the start)")]
+
+
+def _more_threads_than_cores(threads: int) -> None:
+    """Say so when --threads asks for more threads than kc may run on: it uses the cores it has."""
+    from pipeline.core import threads as cores
+
+    if threads > (n := cores.available()):
+        typer.echo(f"NOTE: --threads {threads}: kc may run on {n} core{'s' * (n > 1)} here, so it uses {n}", err=True)
+
+
 # --workspace is taken before the command (`kc --workspace W train`) and after it (`kc train --workspace W`)
 WorkspaceOpt = Annotated[Path | None, typer.Option("--workspace", help="workspace root (default: $KC_WORKSPACE or .)",
                                                    metavar="DIR", show_default=False)]
@@ -408,6 +418,7 @@ def train(
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
     params: dict[str, Any] = _parse_params(param or [])
+    _more_threads_than_cores(threads)
     display = TrainDisplay(epochs=None)  # each fit's stage says how many epochs it trains
     stages: list[str] = []
 
@@ -482,6 +493,7 @@ def compare(
     def starting(name: str, i: int, n: int) -> None:
         display.stage(f"model {i + 1}/{n}: {name}", None)
 
+    _more_threads_than_cores(threads)
     with display.running():
         result = api.compare(slug, models.split(",") if models else None, folds=folds, seed=seed, threads=threads,
                              workspace=ws, on_model=starting, on_epoch=display.epoch, on_stage=display.stage)
@@ -793,6 +805,7 @@ def tune(
     elif trials is None:
         raise UsageError(f"how many trials? e.g. `kc tune {comp.slug} --trials 20` (or --show to see a study)")
     else:
+        _more_threads_than_cores(threads)
         result = api.tune(comp, model, trials=trials, timeout=timeout, workers=workers, storage=storage,
                           study=study, valid_pct=valid_pct, seed=seed, folds=folds, device=device,
                           features=features, params=_parse_params(param or []), threads=threads, workspace=ws,
