@@ -205,8 +205,12 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
              f"{' '.join((comp.default_model, *comp.default_options))}"]
     if comp.modality == "images" and comp.train_file == "labels-from-folders.csv":
         lines.append("labels: the class folders train/<class>/, listed by kc in labels-from-folders.csv")
-    if comp.dropped_columns:
-        lines.append(f"left out (in train only, not in test): {listed(comp.dropped_columns)}")
+    from pipeline.ingest.csvfiles import is_row_index
+
+    if only := [c for c in comp.dropped_columns if not is_row_index(c)]:
+        lines.append(f"left out (in train only, not in test): {listed(only)}")
+    if index := [c for c in comp.dropped_columns if is_row_index(c)]:
+        lines.append(f"left out, row numbers pandas wrote (to_csv's index): {listed(index)}")
     if comp.date_columns:
         lines.append(f"dates, turned into year, month, day, weekday, hour...: {listed(comp.date_columns)}")
     if comp.extra_files:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,11 +96,17 @@ def has_rows(path: Path) -> bool:
 
 
 def read_header(path: Path) -> tuple[str, ...]:
-    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas)."""
+    """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas); any
+    other empty one is named as pandas names it, `Unnamed: i` (the row index `to_csv` writes by default)."""
     found = header_cells(path)
     while found and not found[-1]:
         found.pop()
-    return tuple(found)
+    return tuple(c or f"Unnamed: {i}" for i, c in enumerate(found))
+
+
+def is_row_index(column: str) -> bool:
+    """Whether a column is a row index pandas wrote (`df.to_csv(f)` with its index): no name, or `Unnamed: i`."""
+    return re.fullmatch(r"Unnamed: [0-9]+", column) is not None
 
 
 def check_headers(comp: Competition, folder: Path) -> None:
@@ -127,7 +134,9 @@ def check_headers(comp: Competition, folder: Path) -> None:
             raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
     # test holds train's columns without the target (and the train-only ones), in order; the id where train has it
     features = tuple(c for c in train if c not in {*comp.target_columns, *comp.dropped_columns})
-    test_features = test if comp.id_in_train else tuple(c for c in test if c != comp.id_column)
+    # columns left out are left out of test too (a row index pandas wrote into both, say)
+    test_features = tuple(c for c in test if c not in comp.dropped_columns and (comp.id_in_train or
+                                                                               c != comp.id_column))
     files = ((comp.train_file, features), (comp.test_file, test_features))
     # pixel0 … pixelN-1 in either file: both keep those names; other names (1x1 …, 0 …): one column per pixel
     named = comp.image_shape is not None and comp.pixel_columns in [tuple(c for c in h if c != comp.id_column)

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.core import metrics
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
-from pipeline.ingest.csvfiles import read_header, read_table, shown
+from pipeline.ingest.csvfiles import is_row_index, read_header, read_table, shown
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
 MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
@@ -42,7 +42,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     if len(columns) < 2:
         raise DataError(f"{sample} has {len(columns)} column(s); a sample submission has an id column and at least "
                         "one value column")
-    if not all(columns):
+    if any(map(is_row_index, columns)):
         raise DataError(f"{sample}: a header cell is empty; the sample submission names its id and target columns")
     id_column, values = columns[0], list(columns[1:])
     train_header, test_header = read_header(folder / "train.csv"), read_header(folder / "test.csv")
@@ -70,7 +70,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         raise DataError(f"test.csv has no '{shown(id_column)}' column and {sample}'s ids are not the row numbers "
                         "1..n: kc cannot tell which test row each id belongs to")
     # in train's order, as kc reads pixels: a test.csv with them in another order is then refused, not read as a table
-    inputs = set(test_header) - {id_column}
+    inputs = {c for c in test_header if not is_row_index(c)} - {id_column}
     shape = _image_shape([c for c in train.columns if c in inputs], train)
     if shape is not None and several:
         raise DataError(f"{sample} has {len(several)} target columns, and test.csv holds pixels: kc learns several "
@@ -86,7 +86,10 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     if task == "regression":
         _fits_metric(train, several or (target,), chosen, source)
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
-    dropped = tuple(c for c in train_header if c not in test_header and c not in (target, *several, id_column))
+    # train-only columns, and a row index pandas wrote (in test too, perhaps): row numbers, which would leak the
+    # target's order when train was sorted by it
+    dropped = tuple(c for c in train_header if (c not in test_header or is_row_index(c))
+                    and c not in (target, *several, id_column))
     return Competition(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -126,7 +129,7 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
         if target in train_header:
             return target, []
         # Kaggle's sample may name the value generically (Id,Predicted): then train's one column absent from test
-        only = [c for c in train_header if c not in test_header and c != id_column]
+        only = [c for c in train_header if c not in test_header and c != id_column and not is_row_index(c)]
         if len(only) == 1:
             return only[0], []
         which = f"; of its columns not in test.csv ({shown(', '.join(only))}), rename the target '{shown(label)}'" \

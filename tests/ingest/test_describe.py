@@ -110,6 +110,24 @@ def test_prices_is_regression_scored_by_rmse_unless_told(tmp_path):
         describe.infer("prices-mini", folder, metric="accuracy")
 
 
+@pytest.mark.parametrize("in_test", [True, False])
+def test_a_row_index_pandas_wrote_is_left_out_not_learnt(kc, workspace, tmp_path, in_test):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv").sort_values("Price").reset_index(drop=True)
+    train.to_csv(folder / "train.csv")  # pandas' default: the row numbers first, under an empty header cell
+    if in_test:
+        pd.read_csv(folder / "test.csv").to_csv(folder / "test.csv")
+    fetched = kc("fetch", "prices-mini", "--from", folder, ws=workspace)
+    assert fetched.exit_code == 0, fetched.output
+    assert "left out, row numbers pandas wrote (to_csv's index): Unnamed: 0" in fetched.stdout
+    assert competitions.get("prices-mini", workspace).dropped_columns == ("Unnamed: 0",)
+    out = run_through(kc, workspace, "prices-mini", "--model", "knn")  # the row number sorted by price: a leak
+    assert out.columns.tolist() == ["Id", "Price"]
+    run = next((workspace / "competitions/prices-mini/runs").iterdir())
+    assert "Unnamed" not in (run / "features.json").read_text()
+
+
 def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspace, tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
