@@ -256,8 +256,11 @@ def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]
     distinct = set(values.unique())
     if distinct <= _TRUE | _FALSE and distinct & _TRUE and distinct & _FALSE:
         return "binary", "bool", ("False", "True")
-    if all(v.isascii() and re.fullmatch(r"-?[0-9]+", v) for v in distinct) and len(distinct) <= MAX_CLASSES:
-        classes = tuple(str(v) for v in sorted({int(v) for v in distinct}))
+    # whole numbers, also as floats write them (0.0 and 1.0: pandas writes a 0/1 column so after a gap or a division)
+    whole = {int(v.partition(".")[0]) for v in distinct} \
+        if all(v.isascii() and re.fullmatch(r"-?[0-9]+(\.0*)?", v) for v in distinct) else None
+    if whole is not None and len(whole) <= MAX_CLASSES:
+        classes = tuple(str(v) for v in sorted(whole))
         if len(classes) < 2:
             raise DataError(f"train.csv: the target '{shown(target)}' has one value only; nothing to learn")
         return ("binary" if len(classes) == 2 else "multiclass"), "int", classes

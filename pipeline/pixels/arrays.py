@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,12 @@ def pixel_names(comp: Competition, header: tuple[str, ...]) -> list[str]:
     return [c for c in header if c not in {comp.id_column, comp.target_column, *comp.dropped_columns}]
 
 
+def label_text(cell: object) -> str:
+    """A label cell as kc's class names write it: stripped, and a whole number written as a float (1.0) as 1."""
+    text = str(cell).strip()
+    return str(int(text.partition(".")[0])) if re.fullmatch(r"-?[0-9]+\.0*", text) else text
+
+
 def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...],
                      pixels: set[str]) -> str:
     """Scan the CSV slowly to name the first bad row and column (only called after the fast path fails)."""
@@ -58,7 +65,7 @@ def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | 
             if cell == "":
                 return f"{path.name}: row {row}, column {name}: missing value"
             if name == label:
-                if cell not in classes:
+                if label_text(cell) not in classes:
                     return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not one of {', '.join(classes)}"
             elif name in pixels and (not (cell.isascii() and cell.isdigit()) or int(cell) > 255):
                 return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not an integer 0-255"
@@ -97,7 +104,7 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
     if label:
         text = np.asarray(table.column(comp.target_column).to_pylist(), dtype=object)
         lookup = {c: i for i, c in enumerate(comp.classes)}
-        codes = np.fromiter((lookup.get(str(v).strip(), -1) for v in text), np.int64, len(text))
+        codes = np.fromiter((lookup.get(label_text(v), -1) for v in text), np.int64, len(text))
         if (codes < 0).any():
             raise bad()
     pixels = table.select(names)

@@ -142,6 +142,24 @@ def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspac
     assert not (workspace / "competitions/prices-mini").exists()
 
 
+def test_whole_numbers_written_as_floats_are_classes_as_integers_are(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv")
+    train["Price"] = (train["Price"] > train["Price"].median()).astype(float)  # written 0.0 and 1.0
+    train.to_csv(folder / "train.csv", index=False)
+    assert "1.0" in (folder / "train.csv").read_text()
+    pd.read_csv(folder / "sample_submission.csv").assign(Price=0).to_csv(folder / "sample_submission.csv", index=False)
+    assert kc("fetch", "prices-mini", "--from", folder, ws=workspace).exit_code == 0
+    comp = competitions.get("prices-mini", workspace)
+    assert (comp.task, comp.labels, comp.classes, comp.metric) == ("binary", "int", ("0", "1"), "accuracy")
+    out = run_through(kc, workspace, "prices-mini", "--model", "knn")
+    assert set(out["Price"]) <= {"0", "1"}
+    train["Price"] = train["Price"] + 0.5  # no longer whole: values
+    train.to_csv(folder / "train.csv", index=False)
+    assert describe.infer("prices-mini", folder).task == "regression"
+
+
 def test_pixel_columns_make_a_pixel_competition(tmp_path):
     rng = np.random.default_rng(0)
     pixels = [f"pixel{i}" for i in range(16)]

@@ -150,6 +150,12 @@ def test_any_image_shape_and_string_labels(tmp_path):
     with pytest.raises(DataError) as err:
         arrays.read_pixel_csv(train, comp, label=True)
     assert str(err.value) == "train.csv: row 2, column label: '4' is not one of 3, 7, 9"
+    train.write_text(f"label,{header}\n9.0,0,1,2,3,4,5\n3.00,255,0,0,0,0,7\n")  # whole numbers written as floats
+    assert arrays.read_pixel_csv(train, comp, label=True)[1].tolist() == [2, 0]
+    train.write_text(f"label,{header}\n9.0,0,1,2,3,4,5\n3.5,255,0,0,0,0,7\n")
+    with pytest.raises(DataError) as err:
+        arrays.read_pixel_csv(train, comp, label=True)
+    assert str(err.value) == "train.csv: row 2, column label: '3.5' is not one of 3, 7, 9"
 
 
 def test_leftovers_of_a_killed_convert_are_cleaned(fetched):
