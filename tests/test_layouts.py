@@ -331,10 +331,12 @@ def test_pixels_of_0_to_16_are_stretched_to_bytes_and_the_convert_says_so(kc, wo
     result = kc("convert", "digits-8x8", ws=workspace)
     assert result.exit_code == 0, result.output
     assert "pixels: train's run 0-16; kc stretched them and test's to 0-255 (x 15.94)" in result.stdout
+    assert ("WARNING: 0.01% of test's pixels are brighter than train's brightest (16) and became 255: test images "
+            "are brighter than any kc learnt from") in result.stderr
     from pipeline.pixels import arrays
 
     data = arrays.convert(comp, Workspace(workspace))
-    assert data.from_cache and data.top == 16 and data.train_images.max() == 255
+    assert data.from_cache and data.top == 16 and data.train_images.max() == 255 and data.clipped == 1 / (200 * 64)
     expected = np.clip(np.rint(test * (255 / 16)), 0, 255).reshape(-1, 8, 8)
     assert np.array_equal(data.test_images, expected) and data.test_images[0, 0, 0] == 255
     from pipeline.training import trainer

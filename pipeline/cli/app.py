@@ -207,9 +207,9 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
         lines.append("labels: the class folders train/<class>/, listed by kc in labels-from-folders.csv")
     from pipeline.ingest.csvfiles import is_row_index
 
-    if only := [c for c in comp.dropped_columns if not is_row_index(c)]:
+    if only := tuple(c for c in comp.dropped_columns if not is_row_index(c)):
         lines.append(f"left out (in train only, not in test): {listed(only)}")
-    if index := [c for c in comp.dropped_columns if is_row_index(c)]:
+    if index := tuple(c for c in comp.dropped_columns if is_row_index(c)):
         lines.append(f"left out, row numbers pandas wrote (to_csv's index): {listed(index)}")
     if comp.date_columns:
         lines.append(f"dates, turned into year, month, day, weekday, hour...: {listed(comp.date_columns)}")
@@ -287,6 +287,9 @@ def convert(
         if data.top < 255:
             out.print(f"pixels: train's run 0-{data.top}; kc stretched them and test's to 0-255 "
                       f"(x {255 / data.top:.4g})")
+        if data.clipped:
+            typer.echo(f"WARNING: {data.clipped:.2%} of test's pixels are brighter than train's brightest "
+                       f"({data.top}) and became 255: test images are brighter than any kc learnt from", err=True)
         if result.png_folder is not None:
             out.print(f"PNGs: {result.pngs_written:,} written in {result.png_seconds:.1f}s (existing kept) -> "
                       f"{result.png_folder}")

@@ -130,6 +130,7 @@ class PixelArrays:
     fingerprint: str
     from_cache: bool
     top: int = 255  # train's brightest pixel as read; below 255, every image was stretched by 255 / top
+    clipped: float = 0.0  # the share of test's pixels brighter than `top`, which stretching made 255
 
 
 def _cache_paths(comp: Competition, ws: Workspace) -> dict[str, Path]:
@@ -166,10 +167,11 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
         return None
     if labels.min() < 0 or labels.max() >= len(comp.classes):
         return None
-    top = meta.get("top", 255)
-    if not isinstance(top, int) or not 1 <= top <= 255:
+    top, clipped = meta.get("top", 255), meta.get("clipped", 0.0)
+    if not isinstance(top, int) or not 1 <= top <= 255 or not isinstance(clipped, float | int) or \
+            not 0 <= clipped <= 1:
         return None
-    return PixelArrays(train, labels, test, fingerprint=key, from_cache=True, top=top)
+    return PixelArrays(train, labels, test, fingerprint=key, from_cache=True, top=top, clipped=float(clipped))
 
 
 def cached(comp: Competition, ws: Workspace, key: str) -> PixelArrays | None:
@@ -197,10 +199,11 @@ def convert(comp: Competition, ws: Workspace, force: bool = False) -> PixelArray
     train_images, train_labels = read_pixel_csv(sources[0], comp, label=True)
     assert train_labels is not None  # label=True: the label column is read
     test_images, _ = read_pixel_csv(sources[1], comp, label=False)
-    top = int(train_images.max())
+    top, clipped = int(train_images.max()), 0.0
     if 0 < top < 255:  # e.g. scikit-learn's 8 × 8 digits run 0-16: as bytes they would look nearly blank
+        clipped = float(np.count_nonzero(test_images > top) / test_images.size)
         train_images, test_images = stretch(train_images, top), stretch(test_images, top)
-    return store(comp, ws, key, train_images, train_labels, test_images, top=top or 255)
+    return store(comp, ws, key, train_images, train_labels, test_images, top=top or 255, clipped=clipped)
 
 
 def stretch(images: np.ndarray, top: int) -> np.ndarray:
@@ -209,7 +212,7 @@ def stretch(images: np.ndarray, top: int) -> np.ndarray:
 
 
 def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, train_labels: np.ndarray,
-          test_images: np.ndarray, top: int = 255) -> PixelArrays:
+          test_images: np.ndarray, top: int = 255, clipped: float = 0.0) -> PixelArrays:
     """Write the arrays to the cache under `key` (the meta last: until it is rewritten, the cache counts as gone)."""
     paths = _cache_paths(comp, ws)
     with locked(ws.data_dir(comp.slug)):  # one writer of the cache at a time, so leftovers of a killed one can go
@@ -220,10 +223,11 @@ def store(comp: Competition, ws: Workspace, key: str, train_images: np.ndarray, 
                             ("test_images", test_images)):
             with atomic_path(paths[name], suffix=".npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, array)
-        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images), "top": top}
+        meta = {"fingerprint": key, "train_rows": len(train_images), "test_rows": len(test_images), "top": top,
+                "clipped": clipped}
         with atomic_path(paths["meta"]) as tmp:
             tmp.write_text(json.dumps(meta, indent=2))
-    return PixelArrays(train_images, train_labels, test_images, key, from_cache=False, top=top)
+    return PixelArrays(train_images, train_labels, test_images, key, from_cache=False, top=top, clipped=clipped)
 
 
 def test_ids(comp: Competition, ws: Workspace, n: int) -> np.ndarray:
