@@ -46,13 +46,13 @@ def folder_name(j: int) -> str:
     return f"target{j}"
 
 
-def shared_strata(comp: Competition, y: np.ndarray) -> np.ndarray:
+def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
     """What every target's split stratifies on, so all share the same folds: the codes of the 0/1 target whose rarer
     class is rarest (each fold then sees both of its classes), or the first target's quantile bins."""
     if comp.is_classification:
         positives = y.sum(axis=0)
         return y[:, int(np.argmin(np.minimum(positives, len(y) - positives)))]
-    return strata(comp.for_target(comp.targets[0]), y[:, 0])
+    return strata(comp.for_target(comp.targets[0]), y[:, 0], k=k)
 
 
 def column(comp: Competition, out: np.ndarray) -> np.ndarray:
@@ -65,7 +65,7 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
                   on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
     """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
     y = data.y  # (n, targets)
-    groups = shared_strata(comp, y)
+    groups = shared_strata(comp, y, cfg.folds or 0)
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
     fits: list[tuple[Fitted, Model | None]] = []
     full_epochs = None

@@ -50,12 +50,18 @@ __all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs"
 Stage = Callable[[str, int | None], None]  # (what starts now, the epochs a fit starting now trains, if epochal)
 
 
-def strata(comp: Competition, y: np.ndarray, bins: int = 10) -> np.ndarray:
-    """What a split stratifies on: the class codes, or the target's quantile bins for regression."""
+def strata(comp: Competition, y: np.ndarray, bins: int = 10, k: int = 0) -> np.ndarray:
+    """What a split stratifies on: the class codes, or the target's quantile bins for regression (for `k` folds,
+    fewer bins of equal size by rank when a bin would hold under k rows: a few rows, or values that repeat)."""
     if comp.is_classification:
         return y
     edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
-    return np.searchsorted(edges, y, side="right")
+    groups = np.searchsorted(edges, y, side="right")
+    counts = np.bincount(groups)
+    if k and counts[counts > 0].min() < k:
+        fewer = max(1, min(bins, len(y) // k))
+        groups = np.argsort(np.argsort(y, kind="stable"), kind="stable") * fewer // len(y)
+    return groups
 
 
 def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,10 +248,12 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
     # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels;
     # groups: what the split stratifies on, when not this target's strata (several targets share one split)
-    groups = strata(comp, y) if groups is None else groups
+    groups = strata(comp, y, k=cfg.folds or 0) if groups is None else groups
     target = model_target(comp, y)
     if cfg.folds:
-        if cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
+        if len(y) < cfg.folds:
+            raise UsageError(f"--folds {cfg.folds}: more folds than the {len(y)} training rows; use fewer folds")
+        if comp.is_classification and cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
             raise UsageError(f"--folds {cfg.folds}: more folds than rows in the smallest class; use fewer folds")
         parts = folds(groups, cfg.folds, cfg.seed)
     else:
