@@ -53,6 +53,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         task, labels, classes = _targets_kind(train, several, sample)
     else:
         task, labels, classes = _target_kind(train[target].str.strip(), target)
+    if labels == "int" and not proba_columns and _values_metric(metric):  # e.g. grades 3-8 scored by RMSE: values
+        task, labels, classes = "regression", "float", ()
     if proba_columns and set(proba_columns) != set(classes):
         unseen = sorted(set(proba_columns) - set(classes)) or sorted(set(classes) - set(proba_columns))
         raise DataError(f"{sample}: its class columns and the classes of train.csv's '{shown(target)}' differ "
@@ -168,6 +170,12 @@ def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str
             raise UsageError(f"metric '{name}' ({source}) cannot score train.csv's targets: row {row}, column "
                              f"{shown(target)}: '{shown(train[target].iloc[row - 1])}' is not {metric.value_rule}; "
                              "choose another with --metric, e.g. rmse")
+
+
+def _values_metric(metric: str | None) -> bool:
+    """Whether a metric given by name scores values only (rmse, mae): whole-number targets are then values."""
+    known = metrics.METRICS.get(metrics.canonical(metric) or "") if metric else None
+    return known is not None and known.tasks == ("regression",)
 
 
 def binary_metric(metric: str | None, task: str, values: list[str], sample: object) -> tuple[str, str] | None:

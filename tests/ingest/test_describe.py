@@ -160,6 +160,19 @@ def test_whole_numbers_written_as_floats_are_classes_as_integers_are(kc, workspa
     assert describe.infer("prices-mini", folder).task == "regression"
 
 
+def test_whole_number_targets_are_values_when_the_metric_scores_values(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv")
+    train["Price"] = pd.qcut(train["Price"], 5, labels=False) + 3  # grades 3-7, as wine quality is
+    train.to_csv(folder / "train.csv", index=False)
+    assert describe.infer("prices-mini", folder).task == "multiclass"
+    for metric in ("rmse", "Root Mean Squared Error", "mae"):
+        comp = describe.infer("prices-mini", folder, metric=metric)
+        assert (comp.task, comp.labels, comp.classes) == ("regression", "float", ()), metric
+    assert describe.infer("prices-mini", folder, metric="accuracy").task == "multiclass"
+
+
 def test_pixel_columns_make_a_pixel_competition(tmp_path):
     rng = np.random.default_rng(0)
     pixels = [f"pixel{i}" for i in range(16)]
