@@ -81,9 +81,14 @@ def header_cells(path: Path) -> list[str]:
         raise DataError(f"{path.name}: a quoted header cell holds a line break (or a quote is unclosed); put the "
                         "column names on the first line")
     try:
-        return [c.strip() for c in next(csv.reader(lines[:1]), [])]
+        cells = [c.strip() for c in next(csv.reader(lines[:1]), [])]
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
+    other = next((s for s in (";", "\t", "|") if len(cells) == 1 and s in cells[0]), None)
+    if other is not None:  # one column named 'Id;Area;...': another separator than Kaggle's comma
+        raise DataError(f"{path.name}: its columns are separated by {'a tab' if other == chr(9) else repr(other)}, "
+                        "not commas; kc reads CSVs as Kaggle ships them: save it with commas")
+    return cells
 
 
 def has_rows(path: Path) -> bool:
@@ -160,7 +165,8 @@ def check_headers(comp: Competition, folder: Path) -> None:
             what = (f"column '{shown(gone[0])}' is missing; test must have train's columns without the target "
                     f"(or list it in dropped_columns in competition.json)")
         elif extra:
-            what = f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target"
+            what = (f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target: "
+                    "remove it from test.csv (a column train lacks teaches nothing)")
         else:
             at = next(i for i, (a, b) in enumerate(zip(features, test_features, strict=True)) if a != b)
             what = (f"the pixel columns are in another order than train's (column {at + 1} is "

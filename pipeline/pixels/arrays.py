@@ -68,7 +68,10 @@ def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | 
                 if label_text(cell) not in classes:
                     return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not one of {', '.join(classes)}"
             elif name in pixels and (not (cell.isascii() and cell.isdigit()) or int(cell) > 255):
-                return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not an integer 0-255"
+                fraction = re.fullmatch(r"[01]?\.[0-9]+(e-?[0-9]+)?|[01]\.?", cell) is not None
+                return (f"{path.name}: row {row}, column {name}: '{shown(value)}' is not an integer 0-255"
+                        + ("; kc reads pixels as whole numbers: for fractions of 0-1, write round(x * 255)"
+                           if fraction else ""))
     return f"{path.name}: could not be parsed as integers 0-255 (row and column not found)"
 
 

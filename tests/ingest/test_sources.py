@@ -225,6 +225,11 @@ def test_wrong_header_is_named(workspace, tmp_path):
         sources.fetch("titanic", Workspace(workspace), src)
     assert str(err.value) == ("test.csv: column 'Pclass' is missing; test must have train's columns without the "
                               "target (or list it in dropped_columns in competition.json)")
+    (src / "test.csv").write_text(",".join(c for c in TRAIN_COLUMNS if c != "Survived") + ",Deck\n")
+    with pytest.raises(DataError) as err:
+        sources.fetch("titanic", Workspace(workspace), src)
+    assert str(err.value) == ("test.csv: column 'Deck' is not in train; test must have train's columns without the "
+                              "target: remove it from test.csv (a column train lacks teaches nothing)")
     (src / "test.csv").write_text(",".join(c for c in TRAIN_COLUMNS if c != "Survived") + "\n")
     (src / "gender_submission.csv").write_text("PassengerId,Survived,Name\n")
     with pytest.raises(DataError) as err:

@@ -58,6 +58,8 @@ def test_cache_is_reused_without_parsing_and_invalidated_by_a_changed_csv(fetche
         (3, "pixel100", "256", "train.csv: row 3, column pixel100: '256' is not an integer 0-255"),
         (7, "pixel5", "-1", "train.csv: row 7, column pixel5: '-1' is not an integer 0-255"),
         (2, "pixel0", "abc", "train.csv: row 2, column pixel0: 'abc' is not an integer 0-255"),
+        (2, "pixel3", "0.25", "train.csv: row 2, column pixel3: '0.25' is not an integer 0-255; kc reads pixels as "
+                              "whole numbers: for fractions of 0-1, write round(x * 255)"),
         (4, "pixel9", "", "train.csv: row 4, column pixel9: missing value"),
         (5, "label", "12", "train.csv: row 5, column label: '12' is not one of 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"),
     ],
