@@ -136,6 +136,17 @@ def _fetch_error(source: Path, workspace: Path) -> str:
     return str(err.value)
 
 
+def test_an_unreadable_extra_csv_is_ignored_and_a_sample_with_a_row_index_is_named(workspace, tmp_path):
+    source = copied("seedlings", tmp_path)
+    (source / "species.csv").write_text("file\tspecies\na.png\tx\n")  # tab-separated: not a CSV kc reads
+    sources.fetch("seedlings", Workspace(workspace), source)
+    assert competitions.get("seedlings", workspace).extra_files == ("species.csv",)
+    sample = pd.read_csv(source / "sample_submission.csv")
+    sample.to_csv(source / "sample_submission.csv")  # pandas' index first
+    assert _fetch_error(source, workspace).startswith("sample_submission.csv: expected an id column and named value "
+                                                      f"columns, got ,{','.join(sample.columns)}")
+
+
 def test_a_listed_image_that_is_missing_is_named(workspace, tmp_path):
     source, ids = _dogs(tmp_path)
     (source / "train" / f"{ids[2]}.png").unlink()

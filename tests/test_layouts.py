@@ -343,3 +343,19 @@ def test_pixels_of_0_to_16_are_stretched_to_bytes_and_the_convert_says_so(kc, wo
 
     run = trainer.train(comp, Workspace(workspace), trainer.TrainConfig(model="linear"))
     assert run.score > 0.9, run.score  # bytes of 0-16 left it near 0.8
+    meta = workspace / "competitions/digits-8x8/derived/arrays.json"
+    damaged = json.loads(meta.read_text()) | {"top": True, "clipped": True}  # bools pass for numbers in Python
+    meta.write_text(json.dumps(damaged))
+    assert not arrays.convert(comp, Workspace(workspace)).from_cache  # rebuilt, not trusted
+
+
+def test_a_pixel_csv_written_with_its_row_index_reads_its_pixels(kc, workspace, tmp_path):
+    source, _ = _small_digits(tmp_path)
+    for name in ("train.csv", "test.csv"):
+        pd.read_csv(source / name).to_csv(source / name)  # pandas' index first, under an empty header cell
+    comp = fetch(kc, workspace, "digits-8x8", source=source)
+    assert comp.dropped_columns == ("Unnamed: 0",) and comp.image_shape == (8, 8)
+    from pipeline.pixels import arrays
+
+    data = arrays.convert(comp, Workspace(workspace))
+    assert data.train_images.shape == (1000, 8, 8) and data.test_images.shape == (200, 8, 8)

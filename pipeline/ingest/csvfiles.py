@@ -109,9 +109,19 @@ def read_header(path: Path) -> tuple[str, ...]:
     return tuple(c or f"Unnamed: {i}" for i, c in enumerate(found))
 
 
-def is_row_index(column: str) -> bool:
-    """Whether a column is a row index pandas wrote (`df.to_csv(f)` with its index): no name, or `Unnamed: i`."""
-    return re.fullmatch(r"Unnamed: [0-9]+", column) is not None
+def is_row_index(column: str, values: pd.Series | None = None) -> bool:
+    """Whether a column is a row index pandas wrote (`df.to_csv(f)` with its index): no name, or `Unnamed: i`, and
+    (when `values`, text cells, are given) the row numbers 0..n-1 or 1..n in some order, not measurements."""
+    if re.fullmatch(r"Unnamed: [0-9]+", column) is None:
+        return False
+    if values is None:
+        return True
+    cells = values.str.strip()
+    if not cells.str.fullmatch(r"[0-9]{1,18}").all():
+        return False
+    numbers = cells.astype("int64")
+    return bool(numbers.is_unique) and int(numbers.max()) - int(numbers.min()) == len(numbers) - 1 and \
+        int(numbers.min()) in (0, 1)
 
 
 def check_headers(comp: Competition, folder: Path) -> None:
@@ -225,7 +235,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         raise DataError(f"{path.name}: the file is empty") from None
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
         raise DataError(f"{path.name}: not a readable CSV ({shown(str(exc).splitlines()[0])})") from None
-    df.columns = [str(c).strip() for c in df.columns]
+    # as read_header names them: stripped, a blank one 'Unnamed: i' (as pandas names an empty one, but not ' ')
+    df.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(df.columns)]
     return drop_empty_trailing_columns(df)
 
 

@@ -85,12 +85,12 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     given = read_table(folder / sample, strings=True)
     chosen, source = binary_metric(metric, task, values, given) or \
         _metric(metric, metric_source, task, bool(proba_columns), len(several) > 1)
-    if task == "regression":
-        _fits_metric(train, several or (target,), chosen, source)
+    if task == "regression" and not _fits_metric(train, several or (target,), chosen, source):
+        chosen, source = metrics.default_for(task, False, bool(several)), "default"  # Kaggle's word, not ours
     proba = bool(proba_columns) or (task == "binary" and metrics.get(chosen).needs == "proba")
     # train-only columns, and a row index pandas wrote (in test too, perhaps): row numbers, which would leak the
     # target's order when train was sorted by it
-    dropped = tuple(c for c in train_header if (c not in test_header or is_row_index(c))
+    dropped = tuple(c for c in train_header if (c not in test_header or is_row_index(c, train[c]))
                     and c not in (target, *several, id_column))
     return Competition(
         slug=slug,
@@ -156,8 +156,9 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
                     "competition.json")
 
 
-def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str) -> None:
-    """Refuse at fetch a metric that cannot score train's targets (RMSLE of a negative value), not at train."""
+def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str) -> bool:
+    """Refuse at fetch a metric given by --metric that cannot score train's targets (RMSLE of a negative value), not
+    at train; False for the Kaggle API's word then, which is never an error (see _metric)."""
     import pandas as pd
 
     assert isinstance(train, pd.DataFrame)
@@ -166,10 +167,13 @@ def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str
         values = pd.to_numeric(train[target].str.strip(), errors="coerce").to_numpy()
         bad = ~metric.valid_values(values)
         if bad.any():
+            if source == "Kaggle API":
+                return False
             row = int(bad.argmax()) + 1
             raise UsageError(f"metric '{name}' ({source}) cannot score train.csv's targets: row {row}, column "
                              f"{shown(target)}: '{shown(train[target].iloc[row - 1])}' is not {metric.value_rule}; "
                              "choose another with --metric, e.g. rmse")
+    return True
 
 
 def _values_metric(metric: str | None) -> bool:
@@ -257,6 +261,9 @@ def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]
     if empty.any():
         row = int(empty.to_numpy().argmax()) + 1
         count = int(empty.sum())
+        if count == len(values):
+            raise DataError(f"train.csv: column {shown(target)}, taken for the target, is empty in every row; is "
+                            "train.csv the training file, and separated by commas?")
         more = f" (and in {count - 1:,} more row{'s' * (count > 2)})" if count > 1 else ""
         raise DataError(f"train.csv: row {row}, column {shown(target)}: the target is missing{more}; kc learns from "
                         f"labelled rows only: delete the {count:,} unlabelled row{'s' * (count > 1)} from train.csv "

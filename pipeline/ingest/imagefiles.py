@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.core.competitions import IMAGE_FOLDERS, MAX_SIDE, Competition
 from pipeline.core.errors import DataError
-from pipeline.ingest.csvfiles import read_header, read_table, shown
+from pipeline.ingest.csvfiles import is_row_index, read_header, read_table, shown
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_IMAGES = 500_000  # images in train/ and test/ together; Kaggle's largest image competitions ship about 280,000
@@ -193,7 +193,10 @@ def _labels_file(folder: Path, names: list[str], sample: str, id_column: str, ta
     for images in one folder per class (train/<class>/<image>), a CSV of them that kc writes."""
     csvs = [n for n in names if n.lower().endswith(".csv") and n != sample]
     for name in sorted(csvs, key=lambda n: (n != "train.csv", n != "labels.csv", n)):
-        header = read_header(folder / name)
+        try:
+            header = read_header(folder / name)
+        except DataError:  # a CSV kc cannot read (tab-separated, say) lists no labels kc could use: another one may
+            continue
         if id_column in header and len(header) >= 2:
             return name
     found = sorted(_names(folder / IMAGE_FOLDERS[0]))
@@ -250,8 +253,9 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     sample = describe.sample_file(names)
     columns = read_header(folder / sample)
-    if len(columns) < 2 or not all(columns):
-        raise DataError(f"{sample}: expected an id column and named value columns, got {shown(','.join(columns))}")
+    if len(columns) < 2 or any(map(is_row_index, columns)):
+        raise DataError(f"{sample}: expected an id column and named value columns, got "
+                        f"{shown(','.join('' if is_row_index(c) else c for c in columns))}")
     id_column, values = columns[0], list(columns[1:])
     train_file = _labels_file(folder, names, sample, id_column, values[0] if len(values) == 1 else "label")
     train = read_table(folder / train_file, strings=True)

@@ -195,7 +195,7 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
                                     f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
                 _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         except (DataError, RuntimeError, NotImplementedError):
-            if name in ("train.csv", "test.csv") or "submission" in name.lower():
+            if name.lower() in ("train.csv", "test.csv") or "submission" in name.lower():
                 raise
             (dest / name).unlink(missing_ok=True)  # what was written of it
             continue

@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path
-from pipeline.ingest.csvfiles import decode, file_key, read_header, shown
+from pipeline.ingest.csvfiles import decode, file_key, header_cells, read_header, shown
 from pipeline.ingest.sources import locked, require_fetched
 from pipeline.pixels import images
 
@@ -92,8 +92,9 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
 
     try:
         table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=8 << 20),
+            path,  # named as read_header names them (a blank cell 'Unnamed: i', where pyarrow would say '')
+            read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=[
+                c or f"Unnamed: {i}" for i, c in enumerate(header_cells(path))]),
             convert_options=pacsv.ConvertOptions(column_types=pixel_types | text_types, include_columns=list(columns),
                                                  strings_can_be_null=True),
         )
@@ -171,8 +172,7 @@ def _cached(comp: Competition, paths: dict[str, Path], key: str) -> PixelArrays 
     if labels.min() < 0 or labels.max() >= len(comp.classes):
         return None
     top, clipped = meta.get("top", 255), meta.get("clipped", 0.0)
-    if not isinstance(top, int) or not 1 <= top <= 255 or not isinstance(clipped, float | int) or \
-            not 0 <= clipped <= 1:
+    if type(top) is not int or not 1 <= top <= 255 or type(clipped) not in (float, int) or not 0 <= clipped <= 1:
         return None
     return PixelArrays(train, labels, test, fingerprint=key, from_cache=True, top=top, clipped=float(clipped))
 

@@ -21,7 +21,7 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
     if comp.is_classification:  # several 0/1 targets: the rarest class of any of them
         smallest = min(int(np.unique(c, return_counts=True)[1].min()) for c in np.asarray(y).reshape(len(y), -1).T)
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
-    return AUTO_FOLDS
+    return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
 
 
 def few_rows_note(metrics: RunMetrics) -> str | None:

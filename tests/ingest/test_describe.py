@@ -12,6 +12,7 @@ from conftest import run_through
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, UsageError
 from pipeline.ingest import describe
+from pipeline.ingest.csvfiles import read_table
 
 
 def spaceship(folder: Path, n: int = 120, m: int = 40) -> Path:
@@ -128,6 +129,20 @@ def test_a_row_index_pandas_wrote_is_left_out_not_learnt(kc, workspace, tmp_path
     assert "Unnamed" not in (run / "features.json").read_text()
 
 
+def test_a_blank_header_cell_names_the_same_column_everywhere_and_a_real_unnamed_column_stays(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv").sort_values("Price").reset_index(drop=True)
+    text = train.to_csv()
+    (folder / "train.csv").write_text(" " + text)  # a blank cell of one space: pandas names it ' ', not Unnamed: 0
+    assert describe.infer("prices-mini", folder).dropped_columns == ("Unnamed: 0",)
+    assert "Unnamed: 0" in read_table(folder / "train.csv").columns
+    renamed = train.rename(columns={"Area": "Unnamed: 0"})  # a measurement under pandas' name: a feature
+    renamed.to_csv(folder / "train.csv", index=False)
+    pd.read_csv(folder / "test.csv").rename(columns={"Area": "Unnamed: 0"}).to_csv(folder / "test.csv", index=False)
+    assert describe.infer("prices-mini", folder).dropped_columns == ()
+
+
 def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspace, tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
@@ -140,6 +155,8 @@ def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspac
     assert ("metric 'rmsle' (--metric) cannot score train.csv's targets: row 6, column Price: '-300.0' is not a number "
             ">= 0 (the metric takes log(1 + value)); choose another with --metric, e.g. rmse") in result.output
     assert not (workspace / "competitions/prices-mini").exists()
+    kaggle = describe.infer("prices-mini", folder, metric="RMSLE", metric_source="Kaggle API")
+    assert (kaggle.metric, kaggle.metric_source) == ("rmse", "default")  # Kaggle's word is never an error
 
 
 def test_whole_numbers_written_as_floats_are_classes_as_integers_are(kc, workspace, tmp_path):
@@ -198,6 +215,8 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
          "train.csv has no 'Missing' column, the target named by sample_submission.csv; of its columns not in "
          "test.csv ("),
         ({"train.csv": None}, "no train.csv among the files"),
+        ({"train.csv": "Id,Area,Price\n1,2,\n2,3,\n"},
+         "train.csv: column Price, taken for the target, is empty in every row; is train.csv the training file"),
         ({"sample_submission.csv": "Id;Price\n1000;1\n"},
          "sample_submission.csv: its columns are separated by ';', not commas; kc reads CSVs as Kaggle ships them"),
         ({"train.csv": "Id\tArea\tPrice\n1\t2\t3\n"}, "train.csv: its columns are separated by a tab, not commas"),

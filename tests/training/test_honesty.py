@@ -21,6 +21,8 @@ def test_small_tables_and_image_sets_get_five_folds_and_others_one_split():
     assert auto_folds(TITANIC, labels(891)) == 5 and auto_folds(TITANIC, labels(4_999)) == 5
     assert auto_folds(TITANIC, labels(5_000)) == 0 and auto_folds(DIGITS, labels(2_000)) == 0
     assert auto_folds(DIGITS, labels(1_999)) == 5  # images: a 10% split of fewer holds under 200
+    values = competitions.get("house-prices-advanced-regression-techniques")
+    assert [auto_folds(values, np.arange(n, dtype=float)) for n in (1, 2, 4, 5, 45)] == [0, 2, 4, 5, 5]
     assert auto_folds(TITANIC, labels(300, smallest=3)) == 3  # as many folds as the rarest class can fill
     assert auto_folds(TITANIC, labels(300, smallest=1)) == 0
 
