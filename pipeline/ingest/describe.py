@@ -53,7 +53,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         task, labels, classes = _targets_kind(train, several, sample)
     else:
         task, labels, classes = _target_kind(train[target].str.strip(), target)
-    if labels == "int" and not proba_columns and _values_metric(metric):  # e.g. grades 3-8 scored by RMSE: values
+    if task == "multiclass" and labels == "int" and not proba_columns and _values_metric(metric):  # grades 3-8 by RMSE
         task, labels, classes = "regression", "float", ()
     if proba_columns and set(proba_columns) != set(classes):
         unseen = sorted(set(proba_columns) - set(classes)) or sorted(set(classes) - set(proba_columns))
