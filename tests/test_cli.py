@@ -5,6 +5,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import typer
 from conftest import FIXTURES, install, non_dot
@@ -208,6 +210,22 @@ def test_more_threads_than_cores_are_capped_and_the_cap_is_said(fetched, kc):
     assert config["threads"] == n
     quiet = kc("train", "titanic", "--model", "lgbm", "-p", "n_estimators=5", "--threads", str(n), ws=fetched)
     assert quiet.exit_code == 0 and "NOTE" not in quiet.stderr
+
+
+def test_fewer_default_folds_say_why(workspace, kc, tmp_path):
+    rng = np.random.default_rng(0)
+    grade = np.r_[np.full(30, 1), np.full(27, 2), np.full(3, 3)]  # the rarest class: 3 rows, so 3 folds
+    source = tmp_path / "grades"
+    source.mkdir()
+    pd.DataFrame({"Id": range(60), "x": grade + rng.normal(0, 0.3, 60), "grade": grade}).to_csv(
+        source / "train.csv", index=False)
+    pd.DataFrame({"Id": range(60, 70), "x": rng.normal(2, 1, 10)}).to_csv(source / "test.csv", index=False)
+    pd.DataFrame({"Id": range(60, 70), "grade": 1}).to_csv(source / "sample_submission.csv", index=False)
+    assert kc("fetch", "grades", "--from", source, ws=workspace).exit_code == 0
+    result = kc("train", "grades", "--model", "sk-logistic", ws=workspace)
+    assert result.exit_code == 0, result.output
+    assert "3 folds, not 5: the rarest class has only 3 rows\n" in result.stdout
+    assert "folds, not" not in kc("train", "grades", "--model", "sk-logistic", "--folds", "2", ws=workspace).stdout
 
 
 def test_train_before_fetch(workspace, kc):

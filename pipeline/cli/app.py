@@ -420,7 +420,7 @@ def train(
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
     from pipeline.cli.live import TrainDisplay, epoch_table
     from pipeline.training import prepared
-    from pipeline.training.honesty import few_rows_note
+    from pipeline.training.honesty import AUTO_FOLDS, few_rows_note
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
@@ -457,6 +457,9 @@ def train(
                                                                 for name, value in m.target_scores.items()))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
+    if folds is None and 1 < len(m.fold_scores) < AUTO_FOLDS:  # auto_folds took fewer than its usual 5
+        what = "the rarest class has" if comp.is_classification else "train has"
+        out.print(f"{len(m.fold_scores)} folds, not {AUTO_FOLDS}: {what} only {len(m.fold_scores)} rows")
     if m.submits_with == "full":
         how_long = f" for {m.full_epochs} epochs" if m.full_epochs else ""
         out.print(f"refit on all rows{how_long}: submissions use that model")
