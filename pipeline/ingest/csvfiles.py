@@ -111,17 +111,14 @@ def read_header(path: Path) -> tuple[str, ...]:
 
 def is_row_index(column: str, values: pd.Series | None = None) -> bool:
     """Whether a column is a row index pandas wrote (`df.to_csv(f)` with its index): no name, or `Unnamed: i`, and
-    (when `values`, text cells, are given) the row numbers 0..n-1 or 1..n in some order, not measurements."""
+    (when `values`, text cells, are given) row numbers, whole and each once (a subset's keep their gaps), not
+    measurements."""
     if re.fullmatch(r"Unnamed: [0-9]+", column) is None:
         return False
     if values is None:
         return True
     cells = values.str.strip()
-    if not cells.str.fullmatch(r"[0-9]{1,18}").all():
-        return False
-    numbers = cells.astype("int64")
-    return bool(numbers.is_unique) and int(numbers.max()) - int(numbers.min()) == len(numbers) - 1 and \
-        int(numbers.min()) in (0, 1)
+    return bool(cells.str.fullmatch(r"[0-9]{1,18}").all()) and bool(cells.astype("int64").is_unique)
 
 
 def check_headers(comp: Competition, folder: Path) -> None:

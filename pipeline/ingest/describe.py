@@ -43,7 +43,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         raise DataError(f"{sample} has {len(columns)} column(s); a sample submission has an id column and at least "
                         "one value column")
     if any(map(is_row_index, columns)):
-        raise DataError(f"{sample}: a header cell is empty; the sample submission names its id and target columns")
+        raise DataError(f"{sample}: a header cell is empty (or named as pandas names a row index, 'Unnamed: 0'); the "
+                        "sample submission names its id and target columns: write it with to_csv(..., index=False)")
     id_column, values = columns[0], list(columns[1:])
     train_header, test_header = read_header(folder / "train.csv"), read_header(folder / "test.csv")
     train = read_table(folder / "train.csv", strings=True)

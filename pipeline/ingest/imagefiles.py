@@ -254,8 +254,10 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     sample = describe.sample_file(names)
     columns = read_header(folder / sample)
     if len(columns) < 2 or any(map(is_row_index, columns)):
+        index = "; is the first a row index? write it with to_csv(..., index=False)" if \
+            any(map(is_row_index, columns)) else ""
         raise DataError(f"{sample}: expected an id column and named value columns, got "
-                        f"{shown(','.join('' if is_row_index(c) else c for c in columns))}")
+                        f"{shown(','.join('' if is_row_index(c) else c for c in columns))}{index}")
     id_column, values = columns[0], list(columns[1:])
     train_file = _labels_file(folder, names, sample, id_column, values[0] if len(values) == 1 else "label")
     train = read_table(folder / train_file, strings=True)

@@ -137,6 +137,9 @@ def test_a_blank_header_cell_names_the_same_column_everywhere_and_a_real_unnamed
     (folder / "train.csv").write_text(" " + text)  # a blank cell of one space: pandas names it ' ', not Unnamed: 0
     assert describe.infer("prices-mini", folder).dropped_columns == ("Unnamed: 0",)
     assert "Unnamed: 0" in read_table(folder / "train.csv").columns
+    kept = train.sample(frac=0.7, random_state=0).sort_values("Price")  # a subset's row numbers keep their gaps
+    kept.to_csv(folder / "train.csv")
+    assert describe.infer("prices-mini", folder).dropped_columns == ("Unnamed: 0",)
     renamed = train.rename(columns={"Area": "Unnamed: 0"})  # a measurement under pandas' name: a feature
     renamed.to_csv(folder / "train.csv", index=False)
     pd.read_csv(folder / "test.csv").rename(columns={"Area": "Unnamed: 0"}).to_csv(folder / "test.csv", index=False)
