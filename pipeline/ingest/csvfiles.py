@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,7 +107,17 @@ def read_header(path: Path) -> tuple[str, ...]:
     found = header_cells(path)
     while found and not found[-1]:
         found.pop()
-    return tuple(c or f"Unnamed: {i}" for i, c in enumerate(found))
+    return tuple(named(found))
+
+
+def named(cells: Iterable[str]) -> list[str]:
+    """Header cells (stripped) as kc names columns everywhere: a blank one at position i is `Unnamed: i`, as pandas
+    names an empty one (but not one of spaces, and pyarrow not at all)."""
+    return [c or f"Unnamed: {i}" for i, c in enumerate(cells)]
+
+
+# a whole number, also as a float writes it (1.0): pandas writes a 0/1 column so after a gap or a division
+WHOLE_NUMBER = re.compile(r"-?[0-9]+(\.0*)?")
 
 
 def is_row_index(column: str, values: pd.Series | None = None) -> bool:
@@ -232,8 +243,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         raise DataError(f"{path.name}: the file is empty") from None
     except (pd.errors.ParserError, ValueError, csv.Error) as exc:
         raise DataError(f"{path.name}: not a readable CSV ({shown(str(exc).splitlines()[0])})") from None
-    # as read_header names them: stripped, a blank one 'Unnamed: i' (as pandas names an empty one, but not ' ')
-    df.columns = [str(c).strip() or f"Unnamed: {i}" for i, c in enumerate(df.columns)]
+    # as read_header names them (a blank cell of spaces too)
+    df.columns = named(str(c).strip() for c in df.columns)
     return drop_empty_trailing_columns(df)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.core import metrics
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
-from pipeline.ingest.csvfiles import is_row_index, read_header, read_table, shown
+from pipeline.ingest.csvfiles import WHOLE_NUMBER, is_row_index, read_header, read_table, shown
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
 MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
@@ -272,9 +272,9 @@ def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]
     distinct = set(values.unique())
     if distinct <= _TRUE | _FALSE and distinct & _TRUE and distinct & _FALSE:
         return "binary", "bool", ("False", "True")
-    # whole numbers, also as floats write them (0.0 and 1.0: pandas writes a 0/1 column so after a gap or a division)
+    # whole numbers, also as floats write them (0.0 and 1.0)
     whole = {int(v.partition(".")[0]) for v in distinct} \
-        if all(v.isascii() and re.fullmatch(r"-?[0-9]+(\.0*)?", v) for v in distinct) else None
+        if all(v.isascii() and WHOLE_NUMBER.fullmatch(v) for v in distinct) else None
     if whole is not None and len(whole) <= MAX_CLASSES:
         classes = tuple(str(v) for v in sorted(whole))
         if len(classes) < 2:

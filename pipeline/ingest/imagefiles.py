@@ -253,9 +253,9 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     sample = describe.sample_file(names)
     columns = read_header(folder / sample)
-    if len(columns) < 2 or any(map(is_row_index, columns)):
-        index = "; is the first a row index? write it with to_csv(..., index=False)" if \
-            any(map(is_row_index, columns)) else ""
+    indexed = any(map(is_row_index, columns))
+    if len(columns) < 2 or indexed:
+        index = "; is the first a row index? write it with to_csv(..., index=False)" if indexed else ""
         raise DataError(f"{sample}: expected an id column and named value columns, got "
                         f"{shown(','.join('' if is_row_index(c) else c for c in columns))}{index}")
     id_column, values = columns[0], list(columns[1:])

@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path
-from pipeline.ingest.csvfiles import decode, file_key, header_cells, read_header, shown
+from pipeline.ingest.csvfiles import WHOLE_NUMBER, decode, file_key, header_cells, named, read_header, shown
 from pipeline.ingest.sources import locked, require_fetched
 from pipeline.pixels import images
 
@@ -38,7 +38,7 @@ def pixel_names(comp: Competition, header: tuple[str, ...]) -> list[str]:
 def label_text(cell: object) -> str:
     """A label cell as kc's class names write it: stripped, and a whole number written as a float (1.0) as 1."""
     text = str(cell).strip()
-    return str(int(text.partition(".")[0])) if re.fullmatch(r"-?[0-9]+\.0*", text) else text
+    return str(int(text.partition(".")[0])) if "." in text and WHOLE_NUMBER.fullmatch(text) else text
 
 
 def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, classes: tuple[str, ...],
@@ -92,9 +92,8 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
 
     try:
         table = pacsv.read_csv(
-            path,  # named as read_header names them (a blank cell 'Unnamed: i', where pyarrow would say '')
-            read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=[
-                c or f"Unnamed: {i}" for i, c in enumerate(header_cells(path))]),
+            path,  # named as read_header names them (pyarrow would name a blank cell '')
+            read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=named(header_cells(path))),
             convert_options=pacsv.ConvertOptions(column_types=pixel_types | text_types, include_columns=list(columns),
                                                  strings_can_be_null=True),
         )
