@@ -144,8 +144,6 @@ def test_submit_applies_the_encoder_saved_with_the_run_without_refitting(workspa
         (lambda d: d.assign(Survived=d["Survived"].astype(float) * 0.5), "row 1: Survived '0.0' is not one of 0, 1"),
         (lambda d: d.assign(Survived=d["Survived"].where(d.index != 4, 2)), "row 5: Survived '2' is not one of 0, 1"),
         (lambda d: d.assign(Survived=d["Survived"].astype(object).where(d.index != 6, "")), "row 7: Survived is empty"),
-        (lambda d: d.iloc[::-1], "ids must follow the sample submission's order; row 1 has PassengerId 1309, "
-                                 "expected 892"),
         (lambda d: d.assign(PassengerId=d["PassengerId"].where(d.index != 3, 892)),
          "row 4: PassengerId 892 appears twice"),
         (lambda d: d.assign(PassengerId=d["PassengerId"].astype(object).where(d.index != 2, "x9")),
@@ -168,6 +166,18 @@ def test_validate_accepts_a_good_file(fetched, tmp_path, kc):
     result = kc("validate", "titanic", path, ws=fetched)
     assert result.exit_code == 0 and result.stdout == f"{path}: valid titanic submission (100 rows)\n"
     assert checks.validate_file(TITANIC, Workspace(fetched), path) == 100
+
+
+def test_validate_takes_rows_in_any_order_as_kaggle_does(fetched, tmp_path, kc):
+    path = tmp_path / "shuffled.csv"
+    shuffled = good_titanic(fetched).sample(frac=1, random_state=0)
+    shuffled.to_csv(path, index=False)
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.exit_code == 0, result.output
+    shuffled.assign(Survived=shuffled["Survived"].where(shuffled["PassengerId"] != 900, 7)).to_csv(path, index=False)
+    row = int((shuffled["PassengerId"] == 900).to_numpy().argmax()) + 1
+    result = kc("validate", "titanic", path, ws=fetched)
+    assert result.stderr == f"Error: shuffled.csv: row {row}: Survived '7' is not one of 0, 1\n"
 
 
 def test_validate_accepts_kaggles_own_sample(fetched, kc):
