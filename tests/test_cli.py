@@ -228,6 +228,19 @@ def test_fewer_default_folds_say_why(workspace, kc, tmp_path):
     assert "folds, not" not in kc("train", "grades", "--model", "sk-logistic", "--folds", "2", ws=workspace).stdout
 
 
+def test_a_table_of_one_row_a_class_blames_the_rows_not_an_option(workspace, kc, tmp_path):
+    source = tmp_path / "pair"
+    source.mkdir()
+    pd.DataFrame({"Id": [1, 2], "x": [0.5, 1.5], "kind": ["cat", "dog"]}).to_csv(source / "train.csv", index=False)
+    pd.DataFrame({"Id": [3, 4], "x": [1.0, 2.0]}).to_csv(source / "test.csv", index=False)
+    pd.DataFrame({"Id": [3, 4], "kind": "cat"}).to_csv(source / "sample_submission.csv", index=False)
+    assert kc("fetch", "pair", "--from", source, ws=workspace).exit_code == 0
+    result = kc("train", "pair", "--model", "linear", ws=workspace)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: train has 2 rows: too few to hold any out and score a model on (a class needs two "
+                             "rows, one learnt and one scored); add rows\n")
+
+
 def test_train_before_fetch(workspace, kc):
     result = kc("train", "titanic", "--model", "linear", ws=workspace)
     assert result.exit_code == 1

@@ -74,8 +74,9 @@ def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, 
         valid.append(members[:take])
     valid_idx = np.sort(np.concatenate(valid)).astype(np.int64)
     train_idx = rows_except(len(groups), valid_idx)
-    if not len(valid_idx) or not len(train_idx):
-        raise UsageError(f"--valid-pct {valid_pct}: leaves no rows to {'validate' if not len(valid_idx) else 'train'}")
+    if not len(valid_idx):  # every class (or stratum) has one row: holding one out would leave it unlearnt
+        raise DataError(f"train has {len(groups)} rows: too few to hold any out and score a model on (a class needs "
+                        "two rows, one learnt and one scored); add rows")
     return train_idx, valid_idx
 
 
