@@ -37,6 +37,9 @@ def fingerprint(comp: Competition, folder: Path, builder: str) -> str:
     return file_key(f"{builder}|{described}", folder / comp.train_file, folder / comp.test_file, *code)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
     """Train targets: int64 class codes (indices into comp.classes) or float64 values; fail naming the bad row."""
     import pandas as pd
@@ -66,6 +69,11 @@ def targets(comp: Competition, column: pd.Series, name: str) -> np.ndarray:
         row = int(bad.argmax()) + 1
         raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is not "
                         f"{comp.scorer.value_rule}")
+    huge = np.abs(values) > FLOAT32_MAX
+    if huge.any():
+        row = int(huge.argmax()) + 1
+        raise DataError(f"{name}: row {row}, column {comp.target_column}: '{shown(text.iloc[row - 1])}' is beyond what "
+                        "32-bit models hold (about ±3.4e38): scale the target down")
     return values
 
 

@@ -34,6 +34,9 @@ def test_class_targets_become_codes_in_class_order():
                                    "metric takes logs)"),
         (dataclasses.replace(HOUSES, slug="any-values", metric="rmse", aliases=()), [1.0, float("inf")],
          "train.csv: row 2, column SalePrice: 'inf' is not a finite number"),
+        (dataclasses.replace(HOUSES, slug="any-values", metric="rmse", aliases=()), ["3e38", "-1e308"],
+         "train.csv: row 2, column SalePrice: '-1e308' is beyond what 32-bit models hold (about ±3.4e38): scale the "
+         "target down"),
     ],
 )
 def test_bad_targets_are_named(comp, values, message):
