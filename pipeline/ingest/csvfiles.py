@@ -72,6 +72,7 @@ def header_cells(path: Path) -> list[str]:
     """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB."""
     with open(path, "rb") as f:
         first = f.readline(MAX_HEADER + 1)
+        second = f.readline(MAX_HEADER) if len(first) <= MAX_HEADER else b""
     if not first:
         raise DataError(f"{path.name}: the file is empty")
     if len(first) > MAX_HEADER:
@@ -85,11 +86,23 @@ def header_cells(path: Path) -> list[str]:
         cells = [c.strip() for c in next(csv.reader(lines[:1]), [])]
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
-    other = next((s for s in (";", "\t", "|") if len(cells) == 1 and s in cells[0]), None)
+    other = _other_separator(lines[0], cells, decode(second, path.name).splitlines()[:1] if second else [])
     if other is not None:  # one column named 'Id;Area;...': another separator than Kaggle's comma
         raise DataError(f"{path.name}: its columns are separated by {'a tab' if other == chr(9) else repr(other)}, "
                         "not commas; kc reads CSVs as Kaggle ships them: save it with commas")
     return cells
+
+
+def _other_separator(header: str, cells: list[str], row: list[str]) -> str | None:
+    """';', a tab or '|' when the header is one cell holding it, or splits into more cells by it than by commas and
+    the first row splits by it into as many ('Id;Name, first;Price' over '1;Smith, J;3,5'); else None."""
+    for sep in (";", "\t", "|"):
+        if len(cells) == 1 and sep in cells[0]:
+            return sep
+        wide = header.count(sep) + 1
+        if wide > len(cells) and row and row[0].count(sep) + 1 == wide:
+            return sep
+    return None
 
 
 def has_rows(path: Path) -> bool:
