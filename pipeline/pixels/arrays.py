@@ -93,7 +93,7 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
     try:
         table = pacsv.read_csv(
             path,  # named as read_header names them (pyarrow would name a blank cell '')
-            read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=named(header_cells(path))),
+            read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=_names(path, columns)),
             convert_options=pacsv.ConvertOptions(column_types=pixel_types | text_types, include_columns=list(columns),
                                                  strings_can_be_null=True),
         )
@@ -121,6 +121,22 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
         out[start : start + batch.num_rows] = block.T
         start += batch.num_rows
     return images.to_images(np.ascontiguousarray(out), comp.image_shape), codes
+
+
+def _names(path: Path, columns: tuple[str, ...]) -> list[str]:
+    """Names for every cell of a row: the header's, less those of its trailing empty cells that the first row lacks
+    (a header saved with stray commas at its end, over rows without them)."""
+    cells = named(header_cells(path))
+    if len(cells) == len(columns):
+        return cells
+    with open(path, "rb") as f:
+        f.readline()
+        first = decode(f.readline(), path.name).splitlines()[:1]
+    try:
+        width = len(next(csv.reader(first), cells))
+    except csv.Error:  # the parse that follows names the malformed row
+        return cells
+    return cells[:width] if len(columns) <= width < len(cells) else cells
 
 
 @dataclass(frozen=True)

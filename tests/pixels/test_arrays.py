@@ -85,6 +85,16 @@ def test_short_row_is_named(fetched):
     assert str(err.value) == "test.csv: row 10 has 783 values, expected 784"
 
 
+@pytest.mark.parametrize("rows_end", ["", ",,"])
+def test_a_header_ending_in_empty_cells_reads_as_without_them(fetched, rows_end):
+    path = fetched / "competitions/digit-recognizer/train.csv"
+    before = arrays.read_pixel_csv(path, DIGITS, label=True)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",,"] + [line + rows_end for line in lines[1:]]) + "\n")
+    images, labels = arrays.read_pixel_csv(path, DIGITS, label=True)
+    assert np.array_equal(images, before[0]) and np.array_equal(labels, before[1])
+
+
 def test_not_fetched_says_which_command_to_run(workspace):
     with pytest.raises(DataError) as err:
         arrays.convert(DIGITS, Workspace(workspace))
