@@ -68,6 +68,11 @@ def _cp1252_ok(data: bytes) -> bool:
     return True
 
 
+def is_sample_name(name: str) -> bool:
+    """Whether a file is named as Kaggle names a sample submission: a CSV with "submission" in its name."""
+    return name.lower().endswith(".csv") and "submission" in name.lower()
+
+
 def header_cells(path: Path) -> list[str]:
     """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB."""
     with open(path, "rb") as f:

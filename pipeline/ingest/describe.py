@@ -9,7 +9,7 @@ from pathlib import Path
 from pipeline.core import metrics
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
-from pipeline.ingest.csvfiles import WHOLE_NUMBER, is_row_index, read_header, read_table, shown
+from pipeline.ingest.csvfiles import WHOLE_NUMBER, is_row_index, is_sample_name, read_header, read_table, shown
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
 MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
@@ -21,7 +21,7 @@ _TRUE, _FALSE = {"true", "True", "TRUE"}, {"false", "False", "FALSE"}
 
 def sample_file(names: list[str]) -> str:
     """The sample submission among a competition's files: the one CSV named like *submission*."""
-    found = sorted(n for n in names if n.lower().endswith(".csv") and "submission" in n.lower())
+    found = sorted(n for n in names if is_sample_name(n))
     if not found:
         raise DataError("no sample submission (a CSV named like sample_submission.csv): kc reads the id and target "
                         "columns from it; add Kaggle's sample submission to the files")

@@ -15,7 +15,7 @@ from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError
 from pipeline.ingest import imagefiles
-from pipeline.ingest.csvfiles import shown
+from pipeline.ingest.csvfiles import is_sample_name, shown
 
 MARKER = ".kc-fetch.json"  # the record of a finished fetch, written last
 # names kc keeps in a competition folder itself: a file of the competition's so named is never installed
@@ -84,7 +84,7 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tupl
 def _image_sample(entries: Images) -> str | None:
     """The sample submission of an image competition without train.csv: the one with train/ or train.zip beside it."""
     for path, _ in entries:
-        if path.suffix.lower() == ".csv" and "submission" in path.name.lower():
+        if is_sample_name(path.name):
             beside = {q.relative_to(path.parent).parts[0] for q, _ in entries if q.is_relative_to(path.parent)}
             if beside & {"train", "train.zip"}:
                 return path.name
@@ -195,7 +195,7 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
                                     f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
                 _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         except (DataError, RuntimeError, NotImplementedError):
-            if name.lower() in ("train.csv", "test.csv") or "submission" in name.lower():
+            if name.lower() in ("train.csv", "test.csv") or is_sample_name(name):
                 raise
             (dest / name).unlink(missing_ok=True)  # what was written of it
             continue
