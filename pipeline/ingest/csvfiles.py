@@ -99,15 +99,31 @@ def header_cells(path: Path) -> list[str]:
 
 
 def _other_separator(header: str, cells: list[str], row: list[str]) -> str | None:
-    """';', a tab or '|' when the header is one cell holding it, or splits into more cells by it than by commas and
-    the first row splits by it into as many ('Id;Name, first;Price' over '1;Smith, J;3,5'); else None."""
+    """';', a tab or '|' when the header is one cell holding it, or when header and first row disagree read with
+    commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'); else None. A file commas read
+    consistently is taken as a CSV, whatever its cells hold."""
     for sep in (";", "\t", "|"):
         if len(cells) == 1 and sep in cells[0]:
             return sep
-        wide = header.count(sep) + 1
-        if wide > len(cells) and row and row[0].count(sep) + 1 == wide:
+    narrow = len(_split(header, ","))
+    if not row or len(_split(row[0], ",")) in (0, narrow):
+        return None
+    for sep in (";", "\t", "|"):
+        wide = len(_split(header, sep))
+        if wide > narrow and len(_split(row[0], sep)) == wide:
             return sep
     return None
+
+
+def _split(line: str, sep: str) -> list[str]:
+    """A line's cells split by `sep` as csv reads them (quotes kept together), trailing empty ones dropped."""
+    try:
+        found = [c.strip() for c in next(csv.reader([line], delimiter=sep), [])]
+    except csv.Error:
+        return []
+    while found and not found[-1]:
+        found.pop()
+    return found
 
 
 def has_rows(path: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ingest.csvfiles import shown
+from pipeline.ingest.csvfiles import header_cells, shown
 
 
 @pytest.mark.parametrize(("cell", "text"), [
@@ -22,3 +22,15 @@ def test_shown_escapes_control_characters(cell, text):
 def test_shown_cuts_long_cells():
     assert shown("x" * 100) == "x" * 60 + "…"
     assert shown("\x1b" * 100).isprintable() and len(shown("\x1b" * 100)) == 61
+
+
+@pytest.mark.parametrize(("text", "second"), [
+    ("id,a,b\t\t\t\n1,2,3\t\t\t\n", "a"),  # a spreadsheet export's trailing tabs
+    ('id,y,comment (a; b; c; d)\n1,0,"x;y;z;w"\n', "y"),  # semicolons in a quoted cell
+    ("id,name|alias|nick\n1,Bob|Rob|B\n", "name|alias|nick"),  # pipes inside cells commas read consistently
+    ("id,a,b,,,\n1,2,3\n", "a"),  # a header with stray commas over rows without them
+])
+def test_comma_files_with_other_separators_in_their_cells_are_read_as_csv(tmp_path, text, second):
+    path = tmp_path / "train.csv"
+    path.write_text(text)
+    assert header_cells(path)[:2] == ["id", second]
