@@ -52,13 +52,15 @@ Stage = Callable[[str, int | None], None]  # (what starts now, the epochs a fit 
 
 def strata(comp: Competition, y: np.ndarray, bins: int = 10, k: int = 0) -> np.ndarray:
     """What a split stratifies on: the class codes, or the target's quantile bins for regression (for `k` folds,
-    fewer bins of equal size by rank when a bin would hold under k rows: a few rows, or values that repeat)."""
+    fewer bins of equal size by rank when a bin would hold under k rows: a few rows, or values that repeat; a
+    single split, k 0, needs two a bin, one to hold out and one to learn)."""
     if comp.is_classification:
         return y
+    k = max(k, 2)
     edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
     groups = np.searchsorted(edges, y, side="right")
     counts = np.bincount(groups)
-    if k and counts[counts > 0].min() < k:
+    if counts[counts > 0].min() < k:
         fewer = max(1, min(bins, len(y) // k))
         groups = np.argsort(np.argsort(y, kind="stable"), kind="stable") * fewer // len(y)
     return groups

@@ -34,8 +34,8 @@ def test_class_targets_become_codes_in_class_order():
                                    "metric takes logs)"),
         (dataclasses.replace(HOUSES, slug="any-values", metric="rmse", aliases=()), [1.0, float("inf")],
          "train.csv: row 2, column SalePrice: 'inf' is not a finite number"),
-        (dataclasses.replace(HOUSES, slug="any-values", metric="rmse", aliases=()), ["3e38", "-1e308"],
-         "train.csv: row 2, column SalePrice: '-1e308' is beyond what 32-bit models hold (about ±3.4e38): scale the "
+        (dataclasses.replace(HOUSES, slug="any-values", metric="rmse", aliases=()), ["1e30", "-3e38"],
+         "train.csv: row 2, column SalePrice: '-3e38' is beyond ±1e30, past which kc's models overflow: scale the "
          "target down"),
     ],
 )

@@ -25,6 +25,13 @@ def test_split_is_stratified_and_reproducible():
     assert not np.array_equal(trainer.split(y, 0.1, seed=4)[1], va)
 
 
+def test_a_split_of_few_distinct_values_holds_some_out():
+    houses = competitions.get("house-prices")
+    y = np.arange(10, dtype=np.float64) * 1000 + 5000  # ten rows, one in each quantile bin
+    train, valid = trainer.split(trainer.strata(houses, y), 0.1, seed=0)
+    assert len(valid) and len(train) + len(valid) == 10 and not set(train) & set(valid)
+
+
 def test_train_records_a_complete_run(fetched):
     ws = Workspace(fetched)
     run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 4}))
