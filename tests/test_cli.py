@@ -226,6 +226,12 @@ def test_fewer_default_folds_say_why(workspace, kc, tmp_path):
     assert result.exit_code == 0, result.output
     assert "3 folds, not 5: the rarest class has only 3 rows\n" in result.stdout
     assert "folds, not" not in kc("train", "grades", "--model", "sk-logistic", "--folds", "2", ws=workspace).stdout
+    too_many = kc("train", "grades", "--model", "sk-logistic", "--folds", "5", ws=workspace)
+    assert too_many.stderr == "Error: --folds 5: more folds than the 3 rows of the smallest class; use --folds 3\n"
+    compared = kc("compare", "grades", "--models", "sk-logistic", ws=workspace)  # 5 folds unless told
+    assert compared.stderr == ("Error: no model could be scored: --folds 5: more folds than the 3 rows of the "
+                               "smallest class; use --folds 3\n")
+    assert kc("compare", "grades", "--models", "sk-logistic", "--folds", "3", ws=workspace).exit_code == 0
 
 
 def test_a_table_of_one_row_a_class_blames_the_rows_not_an_option(workspace, kc, tmp_path):

@@ -256,8 +256,11 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     if cfg.folds:
         if len(y) < cfg.folds:
             raise UsageError(f"--folds {cfg.folds}: more folds than the {len(y)} training rows; use fewer folds")
-        if comp.is_classification and cfg.folds > np.bincount(np.unique(groups, return_inverse=True)[1]).min():
-            raise UsageError(f"--folds {cfg.folds}: more folds than rows in the smallest class; use fewer folds")
+        smallest = int(np.bincount(np.unique(groups, return_inverse=True)[1]).min())
+        if comp.is_classification and cfg.folds > smallest:
+            fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
+            raise UsageError(f"--folds {cfg.folds}: more folds than the {smallest} row{'s' * (smallest > 1)} of the "
+                             f"smallest class; {fix}")
         parts = folds(groups, cfg.folds, cfg.seed)
     else:
         parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]
