@@ -45,22 +45,23 @@ def _locate_bad_cell(path: Path, columns: tuple[str, ...], label: str | None, cl
                      pixels: set[str]) -> str:
     """Scan the CSV slowly to name the first bad row and column (only called after the fast path fails)."""
     text = decode(path.read_bytes(), path.name)
+    width = len(_names(path, columns))  # the cells a row must have: the header's, less its stray trailing ones
     try:
-        return _scan_cells(path, columns, csv.reader(text.splitlines()), label, classes, pixels)
+        return _scan_cells(path, columns, width, csv.reader(text.splitlines()), label, classes, pixels)
     except csv.Error as exc:
         return f"{path.name}: malformed CSV ({shown(str(exc))}); is a cell unreasonably long or a quote unclosed?"
 
 
-def _scan_cells(path: Path, columns: tuple[str, ...], reader: Any, label: str | None,
+def _scan_cells(path: Path, columns: tuple[str, ...], width: int, reader: Any, label: str | None,
                 classes: tuple[str, ...], pixels: set[str]) -> str:
-    """The first bad cell's row and column, read with the csv module."""
+    """The first bad cell's row and column, read with the csv module; every row has `width` cells."""
     header = tuple(c.strip() for c in next(reader, ()))
     if not header:
         return f"{path.name}: the file is empty"
     for row, fields in enumerate(reader, start=1):
-        if len(fields) != len(columns):
-            return f"{path.name}: row {row} has {len(fields)} values, expected {len(columns)}"
-        for name, value in zip(columns, fields, strict=True):
+        if len(fields) != width:
+            return f"{path.name}: row {row} has {len(fields)} values, expected {width}"
+        for name, value in zip(columns, fields[: len(columns)], strict=True):
             cell = value.strip()
             if cell == "":
                 return f"{path.name}: row {row}, column {name}: missing value"

@@ -95,6 +95,16 @@ def test_a_header_ending_in_empty_cells_reads_as_without_them(fetched, rows_end)
     assert np.array_equal(images, before[0]) and np.array_equal(labels, before[1])
 
 
+def test_rows_padded_unlike_the_first_are_the_ones_named(fetched):
+    path = fetched / "competitions/digit-recognizer/train.csv"
+    lines = path.read_text().splitlines()
+    padded = [lines[0] + ",,", lines[1] + ",,"] + [line + "," for line in lines[2:]]
+    path.write_text("\n".join(padded) + "\n")
+    with pytest.raises(DataError) as err:
+        arrays.read_pixel_csv(path, DIGITS, label=True)
+    assert str(err.value) == "train.csv: row 2 has 786 values, expected 787"
+
+
 def test_not_fetched_says_which_command_to_run(workspace):
     with pytest.raises(DataError) as err:
         arrays.convert(DIGITS, Workspace(workspace))
