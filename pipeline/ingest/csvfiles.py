@@ -106,7 +106,7 @@ def _other_separator(header: str, cells: list[str], row: list[str]) -> str | Non
         if len(cells) == 1 and sep in cells[0]:
             return sep
     narrow = len(_split(header, ","))
-    if not row or len(_split(row[0], ",")) in (0, narrow):
+    if not row or not narrow or len(_split(row[0], ",")) in (0, narrow):  # a header of commas alone: no names at all
         return None
     for sep in (";", "\t", "|"):
         wide = len(_split(header, sep))

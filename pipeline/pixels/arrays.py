@@ -59,6 +59,8 @@ def _scan_cells(path: Path, columns: tuple[str, ...], width: int, reader: Any, l
     if not header:
         return f"{path.name}: the file is empty"
     for row, fields in enumerate(reader, start=1):
+        if not fields:  # a blank line, which the fast parse skips too
+            continue
         if len(fields) != width:
             return f"{path.name}: row {row} has {len(fields)} values, expected {width}"
         for name, value in zip(columns, fields[: len(columns)], strict=True):

@@ -29,8 +29,9 @@ def test_shown_cuts_long_cells():
     ('id,y,comment (a; b; c; d)\n1,0,"x;y;z;w"\n', "y"),  # semicolons in a quoted cell
     ("id,name|alias|nick\n1,Bob|Rob|B\n", "name|alias|nick"),  # pipes inside cells commas read consistently
     ("id,a,b,,,\n1,2,3\n", "a"),  # a header with stray commas over rows without them
+    (",,,,\n1,a,b,c,y\n", ""),  # a spreadsheet's empty top row: no names, but no other separator either
 ])
 def test_comma_files_with_other_separators_in_their_cells_are_read_as_csv(tmp_path, text, second):
     path = tmp_path / "train.csv"
     path.write_text(text)
-    assert header_cells(path)[:2] == ["id", second]
+    assert header_cells(path)[:2] == ["id" if second else "", second]

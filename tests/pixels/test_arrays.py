@@ -98,11 +98,11 @@ def test_a_header_ending_in_empty_cells_reads_as_without_them(fetched, rows_end)
 def test_rows_padded_unlike_the_first_are_the_ones_named(fetched):
     path = fetched / "competitions/digit-recognizer/train.csv"
     lines = path.read_text().splitlines()
-    padded = [lines[0] + ",,", lines[1] + ",,"] + [line + "," for line in lines[2:]]
+    padded = [lines[0] + ",,", lines[1] + ",,", ""] + [line + "," for line in lines[2:]]  # a blank line is skipped
     path.write_text("\n".join(padded) + "\n")
     with pytest.raises(DataError) as err:
         arrays.read_pixel_csv(path, DIGITS, label=True)
-    assert str(err.value) == "train.csv: row 2 has 786 values, expected 787"
+    assert str(err.value) == "train.csv: row 3 has 786 values, expected 787"  # rows counted as lines
 
 
 def test_not_fetched_says_which_command_to_run(workspace):
