@@ -18,8 +18,11 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
     of either is too few rows to judge by), fewer when the smallest class has fewer rows, else 0 (one split)."""
     if len(y) >= (SMALL_TABLE_ROWS if comp.modality == "tabular" else SMALL_IMAGE_ROWS):
         return 0
-    if comp.is_classification:  # several 0/1 targets: the rarest class of any of them
-        smallest = min(int(np.unique(c, return_counts=True)[1].min()) for c in np.asarray(y).reshape(len(y), -1).T)
+    if comp.is_classification:  # several 0/1 targets: the smallest group of the rows they share folds by
+        from pipeline.training.targets import shared_strata
+
+        groups = shared_strata(comp, y) if comp.targets else y
+        smallest = int(np.unique(groups, return_counts=True)[1].min())
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
     return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
 

@@ -47,11 +47,14 @@ def folder_name(j: int) -> str:
 
 
 def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
-    """What every target's split stratifies on, so all share the same folds: the codes of the 0/1 target whose rarer
-    class is rarest (each fold then sees both of its classes), or the first target's quantile bins."""
+    """What every target's split stratifies on, so all share the same folds. 0/1 targets: each row's group is the
+    rarest target whose rarer class it holds, or one group more for rows holding none, so every target's rarer class
+    spreads over the folds (stratifying on the rarest target alone left another's few 1s in one fold, whose training
+    rows then had none). Values: the first target's quantile bins."""
     if comp.is_classification:
-        positives = y.sum(axis=0)
-        return y[:, int(np.argmin(np.minimum(positives, len(y) - positives)))]
+        rarer = (2 * y.sum(axis=0) < len(y)).astype(y.dtype)  # each target's rarer class: 1 when 1s are fewer
+        holds = (y == rarer)[:, np.argsort((y == rarer).sum(axis=0), kind="stable")]  # rarest target first
+        return np.where(holds.any(axis=1), holds.argmax(axis=1), holds.shape[1]).astype(np.int64)
     return strata(comp.for_target(comp.targets[0]), y[:, 0], k=k)
 
 

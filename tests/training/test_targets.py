@@ -20,11 +20,19 @@ SIZES = competitions.Competition(slug="sizes", title="Sizes", id_column="id", ta
                                  metric="mean-rmsle", labels="float", targets=("a", "b"))
 
 
-def test_binary_targets_share_the_folds_of_the_rarest_class():
+def test_binary_targets_share_folds_that_spread_every_targets_rarer_class():
     rng = np.random.default_rng(0)
     y = np.column_stack([rng.integers(0, 2, 100), (np.arange(100) % 10 == 0), rng.integers(0, 2, 100)])
     three = dataclasses.replace(SKIES, targets=("rain", "fog", "sun"))
-    assert np.array_equal(targets.shared_strata(three, y.astype(np.int64)), y[:, 1])  # 10 positives of 100
+    groups = targets.shared_strata(three, y.astype(np.int64))
+    assert np.array_equal(groups == 0, y[:, 1] == 1)  # the rarest target's 10 positives: a group of their own
+    two = np.zeros((20, 2), np.int64)
+    two[[0, 1], 0] = 1
+    two[[2, 3], 1] = 1  # two targets of two 1s each, on other rows: stratifying on one left the other's in one fold
+    for seed in range(10):
+        for part in trainer.folds(targets.shared_strata(SKIES, two), 2, seed):
+            rest = np.setdiff1d(np.arange(20), part)
+            assert (two[rest].min(axis=0) == 0).all() and (two[rest].max(axis=0) == 1).all(), seed
 
 
 def test_value_targets_share_the_first_targets_quantile_bins():
