@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path
-from pipeline.ingest.csvfiles import WHOLE_NUMBER, decode, file_key, header_cells, named, read_header, shown
+from pipeline.ingest.csvfiles import MAX_HEADER, WHOLE_NUMBER, decode, file_key, header_cells, named, read_header, shown
 from pipeline.ingest.sources import locked, require_fetched
 from pipeline.pixels import images
 
@@ -133,8 +133,8 @@ def _names(path: Path, columns: tuple[str, ...]) -> list[str]:
     if len(cells) == len(columns):
         return cells
     with open(path, "rb") as f:
-        f.readline()
-        first = decode(f.readline(), path.name).splitlines()[:1]
+        f.readline(MAX_HEADER + 1)  # header_cells above refused a longer header
+        first = decode(f.readline(MAX_HEADER), path.name).splitlines()[:1]  # as header_cells reads its first row
     try:
         width = len(next(csv.reader(first), cells))
     except csv.Error:  # the parse that follows names the malformed row
