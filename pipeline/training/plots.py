@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -167,11 +168,23 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     worst = most_confused(matrix, classes)
     subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
                 else "no mistakes")
-    chars = int((size + 1.4) * 10)  # what a line of 10-point text holds across the figure
-    fig.suptitle("\n".join(textwrap.wrap(title, chars) + textwrap.wrap(subtitle, chars)), fontsize=10,
+    chars = int((size + 1.4) * 12)  # what a line of 10-point text holds across the figure, margins left
+    fig.suptitle("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)), fontsize=10,
                  parse_math=False)
     fig.tight_layout()
     return fig
+
+
+def balanced_lines(text: str, chars: int) -> list[str]:
+    """`text` in as few lines of at most `chars` characters as wrapping needs, each about as long as the others, so
+    that no score or count ends alone on a line; a " · " joins the word before it, never starting a line."""
+    text = text.replace(" · ", "\u00a0· ")  # textwrap breaks at ASCII spaces only
+    lines = textwrap.wrap(text, chars)
+    for width in range(math.ceil(len(text) / max(len(lines), 1)), chars):
+        if len(narrower := textwrap.wrap(text, width)) <= len(lines):
+            lines = narrower
+            break
+    return [line.replace("\u00a0", " ") for line in lines]
 
 
 def _cut(name: str, most: int = 24) -> str:

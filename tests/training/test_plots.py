@@ -67,6 +67,21 @@ def test_long_class_names_and_titles_stay_readable_in_the_confusion_matrix(tmp_p
     assert [t.get_rotation() for t in short.axes[0].get_xticklabels()] == [0, 0]  # digits and 0/1 stay level
 
 
+def test_a_wrapped_title_keeps_its_score_beside_words_and_its_lines_inside_the_figure():
+    classes = np.array(["Adelie", "Chinstrap", "Gentoo"])
+    y = np.repeat(classes, 20)
+    title = "house-prices-advanced-regression-techniques · SaleCondition · blend · OOF accuracy 97.76%"
+    fig = plots.confusion_figure(y, np.roll(y, 3), classes, title)
+    lines = fig._suptitle.get_text().splitlines()
+    assert len(lines) == 3 and not any(line.startswith("·") for line in lines)
+    assert min(map(len, lines)) >= 0.5 * max(map(len, lines))  # no "97.76%" or "(2×)" alone on a line
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    assert plots.balanced_lines("titanic · linear · OOF accuracy 82.49%", 36) == ["titanic · linear ·",
+                                                                                  "OOF accuracy 82.49%"]
+    assert plots.balanced_lines("short", 36) == ["short"]
+
+
 def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apart(tmp_path):
     classes = np.array(["tier {$1}", "$50k-$100k", "Department of Education 11", "Department of Education 12"])
     y = np.repeat(classes, 5)
