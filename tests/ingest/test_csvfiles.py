@@ -30,6 +30,8 @@ def test_shown_cuts_long_cells():
     ("id,name|alias|nick\n1,Bob|Rob|B\n", "name|alias|nick"),  # pipes inside cells commas read consistently
     ("id,a,b,,,\n1,2,3\n", "a"),  # a header with stray commas over rows without them
     (",,,,\n1,a,b,c,y\n", ""),  # a spreadsheet's empty top row: no names, but no other separator either
+    ("id,a;b;c\n1,x;2;z\n", "a;b;c"),  # the comma in the row is no decimal comma: a CSV
+    ("id,wt|g|kg\n1,2|3|4\n", "wt|g|kg"),  # a comma between digits says decimal comma for ';' files only
 ])
 def test_comma_files_with_other_separators_in_their_cells_are_read_as_csv(tmp_path, text, second):
     path = tmp_path / "train.csv"

@@ -224,6 +224,7 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
          "sample_submission.csv: its columns are separated by ';', not commas; kc reads CSVs as Kaggle ships them"),
         ({"train.csv": "Id\tArea\tPrice\n1\t2\t3\n"}, "train.csv: its columns are separated by a tab, not commas"),
         ({"train.csv": "Id;Area, m2;Price\n1;2;3\n"}, "train.csv: its columns are separated by ';', not commas"),
+        ({"train.csv": "Id;Area, m2;Price\n1;2,5;3\n"}, "train.csv: its columns are separated by ';', not commas"),
         ({"test.csv": "ID,Area,Rooms,Town\n1000,100.0,2,north\n"},
          "test.csv's id column is 'ID' and sample_submission.csv's 'Id': rename test.csv's to 'Id'"),
     ],
