@@ -34,5 +34,10 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
         return None
     if metrics.scored_on == "oof":
         return f"scored on only {n} rows in all: any score on so few rows is rough; more training rows are the fix"
+    from pipeline.core.metrics import METRICS
+
+    scorer = METRICS.get(metrics.metric)
+    classes = scorer is not None and "regression" not in scorer.tasks  # --folds 5 fails past the rarest class's rows
     return (f"scored on only {n} held-out rows: another split could move it by several points; "
-            "score every row out-of-fold with --folds 5")
+            f"score every row out-of-fold with --folds {AUTO_FOLDS}"
+            + (" (at most as many folds as the rarest class has rows)" if classes else ""))
