@@ -168,20 +168,30 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     worst = most_confused(matrix, classes)
     subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
                 else "no mistakes")
-    chars = int((size + 1.4) * 12)  # what a line of 10-point text holds across the figure, margins left
-    fig.suptitle("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)), fontsize=10,
-                 parse_math=False)
+    chars = int((size + 1.4) * 12)  # what a line of 10-point text of average letters holds across the figure
+    heading = fig.suptitle("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)), fontsize=10,
+                           parse_math=False)
+    for _ in range(3):  # wide letters ("MMM…") take more room than average ones: narrower lines until they fit
+        wide = heading.get_window_extent(fig.canvas.get_renderer()).width / (0.96 * fig.bbox.width)
+        if wide <= 1:
+            break
+        chars = max(10, int(chars / wide))
+        heading.set_text("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)))
     fig.tight_layout()
     return fig
 
 
 def balanced_lines(text: str, chars: int) -> list[str]:
     """`text` in as few lines of at most `chars` characters as wrapping needs, each about as long as the others, so
-    that no score or count ends alone on a line; a " · " joins the word before it, never starting a line."""
+    that no score or count ends alone on a line; a " · " joins the word before it, never starting a line. Words are
+    cut only where one is longer than `chars`, as plain wrapping cuts them."""
     text = text.replace(" · ", "\u00a0· ")  # textwrap breaks at ASCII spaces only
     lines = textwrap.wrap(text, chars)
-    for width in range(math.ceil(len(text) / max(len(lines), 1)), chars):
-        if len(narrower := textwrap.wrap(text, width)) <= len(lines):
+    if not lines:  # nothing but spaces
+        return []
+    for width in range(max(1, math.ceil(len(text) / max(len(lines), 1))), chars):
+        narrower = textwrap.wrap(text, width, break_long_words=False)
+        if len(narrower) <= len(lines) and max(map(len, narrower)) <= chars:
             lines = narrower
             break
     return [line.replace("\u00a0", " ") for line in lines]

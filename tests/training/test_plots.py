@@ -80,6 +80,20 @@ def test_a_wrapped_title_keeps_its_score_beside_words_and_its_lines_inside_the_f
     assert plots.balanced_lines("titanic · linear · OOF accuracy 82.49%", 36) == ["titanic · linear ·",
                                                                                   "OOF accuracy 82.49%"]
     assert plots.balanced_lines("short", 36) == ["short"]
+    assert plots.balanced_lines("averyveryverylongcompetitionslugname · lgbm · OOF accuracy 97.76%", 50) == [
+        "averyveryverylongcompetitionslugname ·", "lgbm · OOF accuracy 97.76%"]  # a word that fits is never cut
+    assert plots.balanced_lines("", 36) == []
+    two = np.array(["0", "1"])
+    assert plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "")._suptitle.get_text() == (
+        "most confused: true 0 predicted as 1 (1×)")
+
+
+def test_a_title_of_wide_letters_is_wrapped_until_it_fits_the_figure():
+    classes = np.array(["M" * 26 + "1", "M" * 26 + "2", "c", "d"])
+    y = np.repeat(classes, 5)
+    fig = plots.confusion_figure(y, np.roll(y, 1), classes, "t · knn · OOF accuracy 1.00%")
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and fig._suptitle.get_text().endswith("\npredicted as d (1×)")
 
 
 def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apart(tmp_path):
