@@ -100,19 +100,26 @@ def header_cells(path: Path) -> list[str]:
 
 def _other_separator(header: str, cells: list[str], row: list[str]) -> str | None:
     """';', a tab or '|' when the header is one cell holding it, or when header and first row disagree read with
-    commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'), or agree wider with ';' over a first row
-    whose commas are all decimal commas ('1;2,5;3'); else None. Any other file commas read consistently is a CSV,
-    whatever its cells hold."""
+    commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'); ';' or a tab also when commas read
+    both alike but only as a European file writes them: a space after each in the header, digits either side of
+    each in the row ('Id;Area, m2;Price' over '1;2,5;3'). Else None: any other file commas read consistently is a
+    CSV, whatever its cells hold."""
     for sep in (";", "\t", "|"):
         if len(cells) == 1 and sep in cells[0]:
             return sep
     narrow = len(_split(header, ","))
     if not row or not narrow:  # a header of commas alone: no names at all
         return None
-    consistent = len(_split(row[0], ",")) == narrow
-    for sep in (";", "\t", "|") if not consistent else (";",) if _decimal_commas_only(row[0]) else ():
-        wide = len(_split(header, sep))
-        if wide > narrow and len(_split(row[0], sep)) == wide:
+    if len(_split(row[0], ",")) != narrow:
+        for sep in (";", "\t", "|"):
+            wide = len(_split(header, sep))
+            if wide > narrow and len(_split(row[0], sep)) == wide:
+                return sep
+        return None
+    if re.search(r",(?! )", header) or not _decimal_commas_only(row[0]):
+        return None
+    for sep in (";", "\t"):  # the row may end in empty cells the header names
+        if (wide := len(_split(header, sep))) >= 2 and 2 <= len(_split(row[0], sep)) <= wide:
             return sep
     return None
 
