@@ -232,6 +232,8 @@ def test_fewer_default_folds_say_why(workspace, kc, tmp_path):
     assert compared.stderr == ("Error: no model could be scored: --folds 5: more folds than the 3 rows of the "
                                "smallest class; use --folds 3\n")
     assert kc("compare", "grades", "--models", "sk-logistic", "--folds", "3", ws=workspace).exit_code == 0
+    split = kc("train", "grades", "--model", "sk-logistic", "--folds", "0", ws=workspace)
+    assert split.stderr.endswith("score every row out-of-fold with --folds 3\n")  # the --folds that works, not 5
 
 
 def test_a_table_of_one_row_a_class_blames_the_rows_not_an_option(workspace, kc, tmp_path):

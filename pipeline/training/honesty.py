@@ -18,7 +18,13 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
     of either is too few rows to judge by), fewer when the smallest class has fewer rows, else 0 (one split)."""
     if len(y) >= (SMALL_TABLE_ROWS if comp.modality == "tabular" else SMALL_IMAGE_ROWS):
         return 0
-    if comp.is_classification:  # several 0/1 targets: the smallest group of the rows they share folds by
+    return most_folds(comp, y)
+
+
+def most_folds(comp: Competition, y: np.ndarray) -> int:
+    """The most folds up to 5 that `--folds` can take on these targets: no more than the rows of the smallest class
+    (or group of rows several 0/1 targets share), nor than the rows; 0 when not even two work."""
+    if comp.is_classification:
         from pipeline.training.targets import shared_strata
 
         groups = shared_strata(comp, y) if comp.targets else y
@@ -34,10 +40,8 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
         return None
     if metrics.scored_on == "oof":
         return f"scored on only {n} rows in all: any score on so few rows is rough; more training rows are the fix"
-    from pipeline.core.metrics import METRICS
-
-    scorer = METRICS.get(metrics.metric)
-    classes = scorer is not None and "regression" not in scorer.tasks  # --folds 5 fails past the rarest class's rows
-    return (f"scored on only {n} held-out rows: another split could move it by several points; "
-            f"score every row out-of-fold with --folds {AUTO_FOLDS}"
-            + (" (at most as many folds as the rarest class has rows)" if classes else ""))
+    rough = f"scored on only {n} held-out rows: another split could move it by several points; "
+    if metrics.most_folds == 0:  # a class of one row: it is never both learnt and scored
+        return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
+    folds = metrics.most_folds or AUTO_FOLDS  # None: a run saved before kc recorded it
+    return rough + f"score every row out-of-fold with --folds {folds}"

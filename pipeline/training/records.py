@@ -32,6 +32,7 @@ _METRIC_TYPES: dict[str, tuple[type, ...]] = {
     "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "out_of_time": (bool,), "history": (list,),
     "fold_scores": (list,), "full_epochs": (int, type(None)), "submits_with": (str,), "data_fingerprint": (str,),
     "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,), "target_scores": (dict,),
+    "most_folds": (int, type(None)),
 }
 
 
@@ -97,6 +98,7 @@ class RunMetrics:
     git_commit: str | None = None
     created: str = ""
     target_scores: dict[str, float] = field(default_factory=dict)  # several targets: each one's score, in order
+    most_folds: int | None = None  # the most folds (up to 5) --folds could take on this data; None in older runs
 
     def to_json(self) -> dict[str, Any]:
         """As metrics.json holds it; each epoch a plain object, as kc has always written them."""

@@ -23,6 +23,7 @@ from pipeline.core.dataset import Dataset
 from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.models.base import EpochCallback, Model, for_inputs
+from pipeline.training.honesty import most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
 from pipeline.training.trainer import (
     Fitted,
@@ -105,7 +106,7 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
         compute=first.compute_, full_epochs=full_epochs if refits else None,
         submits_with="full" if refits else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
-        created=datetime.now().isoformat(timespec="seconds"),
+        created=datetime.now().isoformat(timespec="seconds"), most_folds=None if cfg.folds else most_folds(comp, y),
         target_scores={name: score(comp.for_target(name), scored[:, j], fits[j][0].out)
                        for j, name in enumerate(comp.targets)})
     cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))

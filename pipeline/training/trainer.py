@@ -28,7 +28,7 @@ from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
 from pipeline.training import prepared
-from pipeline.training.honesty import auto_folds
+from pipeline.training.honesty import auto_folds, most_folds
 from pipeline.training.records import (
     TRAIN_ROWS,
     Damaged,
@@ -449,7 +449,7 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
         data_fingerprint=data.fingerprint, kc_version=pipeline.__version__, git_commit=git_commit(),
-        created=datetime.now().isoformat(timespec="seconds"))
+        created=datetime.now().isoformat(timespec="seconds"), most_folds=None if cfg.folds else most_folds(comp, y))
     cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
     run = _record(comp, ws, cfg, metrics, fitted, full, data, events)
     return run, [full] if full is not None else fitted.models if cfg.folds else fitted.models[:1]

@@ -36,10 +36,12 @@ def test_a_run_without_folds_on_a_small_table_is_scored_out_of_fold(titanic_only
 def test_a_score_on_few_rows_warns_with_the_fix():
     split = RunMetrics("accuracy", 1.0, valid_rows=13, train_rows=117, fit_seconds=0, predict_seconds=0)
     assert few_rows_note(split) == ("scored on only 13 held-out rows: another split could move it by several "
-                                    "points; score every row out-of-fold with --folds 5 (at most as many folds as "
-                                    "the rarest class has rows)")
-    values = RunMetrics("rmse", 1.0, valid_rows=13, train_rows=117, fit_seconds=0, predict_seconds=0)
-    assert few_rows_note(values).endswith("with --folds 5")  # no classes to run short of
+                                    "points; score every row out-of-fold with --folds 5")  # a run saved before
+    split.most_folds = 3  # the rarest class has 3 rows: --folds 5 would be refused
+    assert few_rows_note(split).endswith("out-of-fold with --folds 3")
+    split.most_folds = 0
+    assert few_rows_note(split).endswith("a class with a single row keeps every row from being scored out-of-fold; "
+                                         "more rows are the fix")
     assert few_rows_note(RunMetrics("accuracy", 0.9, 200, 800, 0, 0)) is None
 
 
@@ -47,7 +49,6 @@ def test_kc_train_warns_on_a_small_split(titanic_only, kc):
     split = kc("train", "titanic", "-m", "knn", "--folds", "0", ws=titanic_only)
     assert split.exit_code == 0, split.output
     assert split.stderr.endswith("WARNING: scored on only 30 held-out rows: another split could move it by several "
-                                 "points; score every row out-of-fold with --folds 5 (at most as many folds as the "
-                                 "rarest class has rows)\n")
+                                 "points; score every row out-of-fold with --folds 5\n")
     default = kc("train", "titanic", "-m", "knn", ws=titanic_only)
     assert "out-of-fold accuracy" in default.stdout and "WARNING" not in default.stderr
