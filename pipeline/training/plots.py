@@ -168,29 +168,45 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     worst = most_confused(matrix, classes)
     subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
                 else "no mistakes")
-    chars = int((size + 1.4) * 12)  # what a line of 10-point text of average letters holds across the figure
-    heading = fig.suptitle("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)), fontsize=10,
-                           parse_math=False)
-    for _ in range(3):  # wide letters ("MMM…") take more room than average ones: narrower lines until they fit
-        wide = heading.get_window_extent(fig.canvas.get_renderer()).width / (0.96 * fig.bbox.width)
+    heading = fig.suptitle("\n".join(_fitted(fig, title) + _fitted(fig, subtitle)), fontsize=10, parse_math=False)
+    fig.tight_layout()
+    # tight_layout leaves the title's lines over the top row once the figure is tall (25 classes and more)
+    below = (heading.get_window_extent(fig.canvas.get_renderer()).y0 - fig.dpi * 6 / 72) / fig.bbox.height
+    if fig.subplotpars.top > below:
+        fig.subplots_adjust(top=below)
+    return fig
+
+
+def _fitted(fig: Any, text: str) -> list[str]:
+    """`text` in balanced lines of 10-point type as wide as `fig` holds: lines of average letters first, narrowed
+    until lines of wide letters ("MMM…") fit too."""
+    chars = int(fig.get_figwidth() * 12)  # what a line of average 10-point letters holds across the figure
+    lines = balanced_lines(text, chars)
+    probe = fig.text(0, 0, "", fontsize=10, parse_math=False)
+    for _ in range(3):
+        probe.set_text("\n".join(lines))
+        wide = probe.get_window_extent(fig.canvas.get_renderer()).width / (0.96 * fig.bbox.width)
         if wide <= 1:
             break
         chars = max(10, int(chars / wide))
-        heading.set_text("\n".join(balanced_lines(title, chars) + balanced_lines(subtitle, chars)))
-    fig.tight_layout()
-    return fig
+        lines = balanced_lines(text, chars)
+    probe.remove()
+    return lines
 
 
 def balanced_lines(text: str, chars: int) -> list[str]:
     """`text` in as few lines of at most `chars` characters as wrapping needs, each about as long as the others, so
     that no score or count ends alone on a line; a " · " joins the word before it, never starting a line. Words are
-    cut only where one is longer than `chars`, as plain wrapping cuts them."""
+    cut only where one is longer than `chars`, as plain wrapping cuts them (at a hyphen if it has one), so a slug
+    such as 'santander-customer-transaction-prediction' stays whole when it fits."""
     text = text.replace(" · ", "\u00a0· ")  # textwrap breaks at ASCII spaces only
-    lines = textwrap.wrap(text, chars)
+    lines = textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)
     if not lines:  # nothing but spaces
         return []
+    if max(map(len, lines)) > chars:  # a word longer than a line: plain wrapping's cuts, and no line balances
+        lines = textwrap.wrap(text, chars)
     for width in range(max(1, math.ceil(len(text) / max(len(lines), 1))), chars):
-        narrower = textwrap.wrap(text, width, break_long_words=False)
+        narrower = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
         if len(narrower) <= len(lines) and max(map(len, narrower)) <= chars:
             lines = narrower
             break

@@ -83,6 +83,10 @@ def test_a_wrapped_title_keeps_its_score_beside_words_and_its_lines_inside_the_f
     assert plots.balanced_lines("averyveryverylongcompetitionslugname · lgbm · OOF accuracy 97.76%", 50) == [
         "averyveryverylongcompetitionslugname ·", "lgbm · OOF accuracy 97.76%"]  # a word that fits is never cut
     assert plots.balanced_lines("", 36) == []
+    assert plots.balanced_lines("santander-customer-transaction-prediction · lgbm · OOF AUC 0.8912", 48) == [
+        "santander-customer-transaction-prediction ·", "lgbm · OOF AUC 0.8912"]  # a slug is cut at no hyphen
+    assert plots.balanced_lines("a santander-customer-transaction-prediction", 20) == [
+        "a santander-", "customer-", "transaction-", "prediction"]  # unless it is longer than a line
     two = np.array(["0", "1"])
     assert plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "")._suptitle.get_text() == (
         "most confused: true 0 predicted as 1 (1×)")
@@ -94,6 +98,19 @@ def test_a_title_of_wide_letters_is_wrapped_until_it_fits_the_figure():
     fig = plots.confusion_figure(y, np.roll(y, 1), classes, "t · knn · OOF accuracy 1.00%")
     box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
     assert box.x0 >= 0 and box.x1 <= fig.bbox.width and fig._suptitle.get_text().endswith("\npredicted as d (1×)")
+    short = np.array(["a", "b", "c", "d"])
+    wide = " ".join(["W" * 14] * 6)
+    fig = plots.confusion_figure(np.repeat(short, 5), np.roll(np.repeat(short, 5), 1), short, wide)
+    assert fig._suptitle.get_text().endswith("\nmost confused: true a predicted as d (1×)")  # its own width
+
+
+def test_the_title_of_many_classes_stays_above_the_matrix():
+    classes = np.array([f"Class_{i}" for i in range(40)])
+    y = np.repeat(classes, 3)
+    fig = plots.confusion_figure(y, np.roll(y, 1), classes, "otto-group-product-classification-challenge · lgbm · "
+                                 "OOF log loss 0.4523 · accuracy 81.20%")
+    renderer = fig.canvas.get_renderer()
+    assert fig.axes[0].get_window_extent(renderer).y1 < fig._suptitle.get_window_extent(renderer).y0
 
 
 def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apart(tmp_path):
