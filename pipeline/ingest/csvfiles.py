@@ -73,8 +73,9 @@ def is_sample_name(name: str) -> bool:
     return name.lower().endswith(".csv") and "submission" in name.lower()
 
 
-def header_cells(path: Path) -> list[str]:
-    """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB."""
+def header_cells(path: Path, expected: Iterable[str] = ()) -> list[str]:
+    """A CSV's header cells as written (stripped), trailing empty ones included; refuses a header over 1 MB, and a
+    file of another separator, also one told only by an `expected` column it names ('Id;Area,m2;Price')."""
     with open(path, "rb") as f:
         first = f.readline(MAX_HEADER + 1)
         second = f.readline(MAX_HEADER) if len(first) <= MAX_HEADER else b""
@@ -92,6 +93,8 @@ def header_cells(path: Path) -> list[str]:
     except csv.Error as exc:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
     other = _other_separator(lines[0], cells, decode(second, path.name).splitlines()[:1] if second else [])
+    missing = [c for c in expected if c not in cells]  # commas read 'Id;Area' and 'm2;Price' alike in every row
+    other = other or next((sep for sep in (";", "\t", "|") if set(missing) & set(_split(lines[0], sep))), None)
     if other is not None:  # one column named 'Id;Area;...': another separator than Kaggle's comma
         raise DataError(f"{path.name}: its columns are separated by {'a tab' if other == chr(9) else repr(other)}, "
                         "not commas; kc reads CSVs as Kaggle ships them: save it with commas")
@@ -149,10 +152,11 @@ def has_rows(path: Path) -> bool:
     return any(line.strip(b" \t,") for line in lines) or len(head) == size
 
 
-def read_header(path: Path) -> tuple[str, ...]:
+def read_header(path: Path, expected: Iterable[str] = ()) -> tuple[str, ...]:
     """A CSV's column names, stripped, ignoring trailing empty ones (spreadsheet exports end rows in commas); any
-    other empty one is named as pandas names it, `Unnamed: i` (the row index `to_csv` writes by default)."""
-    found = header_cells(path)
+    other empty one is named as pandas names it, `Unnamed: i` (the row index `to_csv` writes by default). `expected`:
+    columns it should have (the sample's), to tell another separator by."""
+    found = header_cells(path, expected)
     while found and not found[-1]:
         found.pop()
     return tuple(named(found))
@@ -182,7 +186,8 @@ def is_row_index(column: str, values: pd.Series | None = None) -> bool:
 
 def check_headers(comp: Competition, folder: Path) -> None:
     """Fail unless train, test and sample submission have the columns the description says, naming the first gap."""
-    train, test, sample = (read_header(folder / name) for name in (comp.train_file, comp.test_file, comp.sample_file))
+    sample = read_header(folder / comp.sample_file)
+    train, test = (read_header(folder / name, sample) for name in (comp.train_file, comp.test_file))
     if sample != comp.submission_columns:
         raise DataError(f"{comp.sample_file}: header is {shown(','.join(sample)) or '(empty)'}, expected "
                         f"{shown(','.join(comp.submission_columns))}")

@@ -46,7 +46,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         raise DataError(f"{sample}: a header cell is empty (or named as pandas names a row index, 'Unnamed: 0'); the "
                         "sample submission names its id and target columns: write it with to_csv(..., index=False)")
     id_column, values = columns[0], list(columns[1:])
-    train_header, test_header = read_header(folder / "train.csv"), read_header(folder / "test.csv")
+    train_header, test_header = (read_header(folder / name, columns) for name in ("train.csv", "test.csv"))
     train = read_table(folder / "train.csv", strings=True)
     target, proba_columns = _target(values, train, train_header, test_header, id_column, sample)
     several = tuple(values) if target in values and len(values) > 1 else ()  # several target columns

@@ -474,3 +474,14 @@ def test_a_tables_test_columns_may_come_in_any_order(workspace, tmp_path):
     a, b = (dataset.load_dataset(competitions.get(slug, workspace), ws) for slug in ("other", "swapped"))
     assert np.array_equal(a.test_inputs(True), b.test_inputs(True), equal_nan=True)
     assert np.array_equal(a.test_ids, b.test_ids)
+
+
+def test_a_semicolon_train_whose_cells_hold_commas_is_told_by_its_separator(tmp_path):
+    folder = tmp_path / "titanic"
+    shutil.copytree(FIXTURES / "titanic", folder)
+    # commas read this header and row alike ('PassengerId;Survived;Pclass;Name', 'Sex'): the sample's id tells ';'
+    (folder / "train.csv").write_text('PassengerId;Survived;Pclass;Name,Sex\n1;0;3;Braund,male\n')
+    with pytest.raises(DataError) as err:
+        check_headers(TITANIC, folder)
+    assert str(err.value) == ("train.csv: its columns are separated by ';', not commas; kc reads CSVs as Kaggle "
+                              "ships them: save it with commas")
