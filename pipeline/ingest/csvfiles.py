@@ -103,7 +103,7 @@ def header_cells(path: Path, expected: Iterable[str] = ()) -> list[str]:
 
 def _other_separator(header: str, cells: list[str], row: list[str]) -> str | None:
     """';', a tab or '|' when the header is one cell holding it, or when header and first row disagree read with
-    commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'); ';' or a tab also when commas read
+    commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'); any of them also when commas read
     both alike but only as a European file writes them: a space after each in the header, digits either side of
     each in the row ('Id;Area, m2;Price' over '1;2,5;3'). Else None: any other file commas read consistently is a
     CSV, whatever its cells hold."""
@@ -121,7 +121,7 @@ def _other_separator(header: str, cells: list[str], row: list[str]) -> str | Non
         return None
     if re.search(r",(?! )", header) or not _decimal_commas_only(row[0]):
         return None
-    for sep in (";", "\t"):  # the row may end in empty cells the header names
+    for sep in (";", "\t", "|"):  # the row may end in empty cells the header names
         if (wide := len(_split(header, sep))) >= 2 and 2 <= len(_split(row[0], sep)) <= wide:
             return sep
     return None

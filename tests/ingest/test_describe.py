@@ -229,6 +229,7 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
          "train.csv: its columns are separated by ';', not commas"),
         ({"train.csv": "Id;Area, m2;Price\n1;2,5;\n"}, "train.csv: its columns are separated by ';', not commas"),
         ({"train.csv": "Id\tArea, m2\tPrice\n1\t2,5\t3\n"}, "train.csv: its columns are separated by a tab"),
+        ({"train.csv": "Id|Area, m2|Price\n1|2,5|3\n"}, "train.csv: its columns are separated by '|', not commas"),
         ({"train.csv": "Id;Area,m2;Rooms;Price\n1;2,5;1;40\n"},  # commas read 'Id;Area' and 'm2;Rooms;Price'
          "train.csv: its columns are separated by ';', not commas"),
         ({"test.csv": "Id;Area,m2;Rooms\n1000;2,5;1\n"}, "test.csv: its columns are separated by ';', not commas"),
