@@ -179,11 +179,12 @@ def train(slug: CompetitionLike = None, model: str | None = None, *, folds: int 
         return do_train(comp, space, cfg, on_epoch=epoch, on_stage=stage)
 
 
-def compare(slug: str | None = None, models: list[str] | None = None, *, folds: int = 5, seed: int = 0,
+def compare(slug: str | None = None, models: list[str] | None = None, *, folds: int | None = None, seed: int = 0,
             threads: int = 0, workspace: WorkspaceLike = None,
             on_model: Callable[[str, int, int], None] | None = None, on_epoch: EpochCallback | None = None,
             on_stage: Callable[[str, int | None], None] | None = None) -> Comparison:
-    """Every model that fits (or those named), out-of-fold on the same folds, best first; each one a recorded run."""
+    """Every model that fits (or those named), out-of-fold on the same folds (5, or fewer when the rarest class has
+    fewer rows), best first; each one a recorded run."""
     from pipeline.training.comparison import compare as do_compare
 
     space = _space(workspace)

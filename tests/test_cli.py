@@ -228,10 +228,13 @@ def test_fewer_default_folds_say_why(workspace, kc, tmp_path):
     assert "folds, not" not in kc("train", "grades", "--model", "sk-logistic", "--folds", "2", ws=workspace).stdout
     too_many = kc("train", "grades", "--model", "sk-logistic", "--folds", "5", ws=workspace)
     assert too_many.stderr == "Error: --folds 5: more folds than the 3 rows of the smallest class; use --folds 3\n"
-    compared = kc("compare", "grades", "--models", "sk-logistic", ws=workspace)  # 5 folds unless told
-    assert compared.stderr == ("Error: no model could be scored: --folds 5: more folds than the 3 rows of the "
-                               "smallest class; use --folds 3\n")
-    assert kc("compare", "grades", "--models", "sk-logistic", "--folds", "3", ws=workspace).exit_code == 0
+    compared = kc("compare", "grades", "--models", "sk-logistic", ws=workspace)  # as many folds as train takes
+    assert compared.exit_code == 0, compared.output
+    assert "the same 3 folds" in compared.stdout and "3 folds, not 5: the rarest class has only 3 rows\n" in \
+        compared.stdout
+    told = kc("compare", "grades", "--models", "sk-logistic", "--folds", "5", ws=workspace)
+    assert told.stderr == ("Error: no model could be scored: --folds 5: more folds than the 3 rows of the smallest "
+                           "class; use --folds 3\n")
     split = kc("train", "grades", "--model", "sk-logistic", "--folds", "0", ws=workspace)
     assert split.stderr.endswith("score every row out-of-fold with --folds 3\n")  # the --folds that works, not 5
 
@@ -247,6 +250,9 @@ def test_a_table_of_one_row_a_class_blames_the_rows_not_an_option(workspace, kc,
     assert result.exit_code == 1
     assert result.stderr == ("Error: train has 2 rows: too few to hold any out and score a model on (a class needs two "
                              "rows, one learnt and one scored); add rows\n")
+    compared = kc("compare", "pair", "--models", "linear", ws=workspace)
+    assert compared.stderr == ("Error: no model can be scored out-of-fold: a class with a single row is never both "
+                               "learnt and scored; add rows\n")
 
 
 def test_train_before_fetch(workspace, kc):

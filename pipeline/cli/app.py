@@ -420,7 +420,7 @@ def train(
     """Fit a model, score it on a validation split or out-of-fold, and record the run."""
     from pipeline.cli.live import TrainDisplay, epoch_table
     from pipeline.training import prepared
-    from pipeline.training.honesty import AUTO_FOLDS, few_rows_note
+    from pipeline.training.honesty import few_rows_note
 
     ws = _ws(ctx, workspace)
     comp = api.competition(slug, ws)
@@ -445,7 +445,8 @@ def train(
         line = (f"{comp.slug} {run.model}: out-of-fold {metric.title} {metric.format(m.score)} on all "
                 f"{m.valid_rows:,} rows ({len(m.fold_scores)} folds, spread ± {metric.format(m.fold_std)})")
     else:
-        line = f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} rows)"
+        line = (f"{comp.slug} {run.model}: validation {metric.title} {metric.format(m.score)} ({m.valid_rows:,} "
+                f"row{'s' * (m.valid_rows != 1)})")
     out.print(line + f"; fit {m.fit_seconds:.1f}s, predict {m.predict_seconds:.2f}s")
     if run.model == "blend":  # what it blended: a member given weight 0 is in name only
         from pipeline.training import listing
@@ -457,9 +458,8 @@ def train(
                                                                 for name, value in m.target_scores.items()))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
-    if folds is None and 1 < len(m.fold_scores) < AUTO_FOLDS:  # auto_folds took fewer than its usual 5
-        what = "the rarest class has" if comp.is_classification else "train has"
-        out.print(f"{len(m.fold_scores)} folds, not {AUTO_FOLDS}: {what} only {len(m.fold_scores)} rows")
+    if folds is None and m.fold_scores:
+        _fewer_folds(comp, len(m.fold_scores))
     if m.submits_with == "full":
         how_long = f" for {m.full_epochs} epochs" if m.full_epochs else ""
         out.print(f"refit on all rows{how_long}: submissions use that model")
@@ -480,6 +480,15 @@ def train(
         out.print(f"TensorBoard: tensorboard --logdir {ws.runs_dir(comp.slug)}")
 
 
+def _fewer_folds(comp: competitions.Competition, folds: int) -> None:
+    """Say why kc took fewer folds than its usual 5 when --folds was not given."""
+    from pipeline.training.honesty import AUTO_FOLDS
+
+    if 1 < folds < AUTO_FOLDS:
+        what = "the rarest class has" if comp.is_classification else "train has"
+        out.print(f"{folds} folds, not {AUTO_FOLDS}: {what} only {folds} rows")
+
+
 @app.command()
 @handled
 def compare(
@@ -487,8 +496,9 @@ def compare(
     slug: Slug = None,
     models: Annotated[str | None, typer.Option("--models", help="comma-separated models to compare (default: every "
                                                                "model that fits, but cnn)", metavar="A,B")] = None,
-    folds: Annotated[int, typer.Option(min=2, max=20, help="every model is scored out-of-fold on these same "
-                                                           "folds")] = 5,
+    folds: Annotated[int | None, typer.Option(min=2, max=20, help="every model is scored out-of-fold on these same "
+                                                                  "folds  [default: 5, or as many as the rarest class "
+                                                                  "has rows]", show_default=False)] = None,
     seed: Seed = 0,
     threads: Threads = 0,
     workspace: WorkspaceOpt = None,
@@ -508,11 +518,13 @@ def compare(
         result = api.compare(slug, models.split(",") if models else None, folds=folds, seed=seed, threads=threads,
                              workspace=ws, on_model=starting, on_epoch=display.epoch, on_stage=display.stage)
     comp, metric = result.competition, result.competition.scorer
-    table = Table(*HEAD, title=f"{comp.slug}: {metric.title} out-of-fold, the same {folds} folds (seed {seed}), "
-                               "best first")
+    table = Table(*HEAD, title=f"{comp.slug}: {metric.title} out-of-fold, the same {result.folds} folds (seed "
+                               f"{seed}), best first")
     for row in rows(result):
         table.add_row(*row)
     show_table(table)
+    if folds is None:
+        _fewer_folds(comp, result.folds)
     if result.left_out:
         out.print(f"left out: {', '.join(result.left_out)} (slow on a CPU; add it with --models)")
     from pipeline.training.honesty import few_rows_note

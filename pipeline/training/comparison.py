@@ -11,6 +11,7 @@ from pipeline.core.errors import DataError, KcError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import fitting
 from pipeline.models.base import EpochCallback
+from pipeline.training.honesty import most_folds
 from pipeline.training.records import Run, TrainConfig
 from pipeline.training.trainer import Stage, train
 
@@ -61,19 +62,25 @@ def chosen_models(comp: Competition, models: list[str] | None) -> tuple[list[str
     return named, ()
 
 
-def compare(comp: Competition, ws: Workspace, models: list[str] | None = None, folds: int = 5, seed: int = 0,
-            threads: int = 0, on_model: Callable[[str, int, int], None] | None = None,
+def compare(comp: Competition, ws: Workspace, models: list[str] | None = None, folds: int | None = None,
+            seed: int = 0, threads: int = 0, on_model: Callable[[str, int, int], None] | None = None,
             on_epoch: EpochCallback | None = None, on_stage: Stage | None = None) -> Comparison:
     """Train each model out-of-fold on the same `folds` (same seed), one run each; a model that fails is reported,
-    not fatal. `on_model(name, i, n)` is called as each starts."""
+    not fatal. `on_model(name, i, n)` is called as each starts; `folds` None: 5, or as many as the rarest class has
+    rows when fewer."""
     from pipeline.core.dataset import load_dataset
 
-    if not 2 <= folds <= 20:
+    if folds is not None and not 2 <= folds <= 20:
         raise UsageError(f"--folds {folds}: a comparison scores every model out-of-fold; use 2 to 20")
     names, left_out = chosen_models(comp, models)
     if not names:
         raise UsageError("--models: name at least one model, e.g. --models knn,lgbm")
     data = load_dataset(comp, ws)  # read and encoded once, for every model
+    if folds is None:
+        folds = most_folds(comp, data.y)
+        if folds < 2:
+            raise DataError("no model can be scored out-of-fold: a class with a single row is never both learnt and "
+                            "scored; add rows")
     entries = []
     for i, name in enumerate(names):
         if on_model:

@@ -44,7 +44,7 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
         return None
     if metrics.scored_on == "oof":
         return f"scored on only {n} rows in all: any score on so few rows is rough; more training rows are the fix"
-    rough = f"scored on only {n} held-out rows: another split could move it by several points; "
+    rough = f"scored on only {n} held-out row{'s' * (n != 1)}: another split could move it by several points; "
     if metrics.most_folds == 0:  # a class of one row: it is never both learnt and scored
         return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
     if metrics.most_folds is not None:

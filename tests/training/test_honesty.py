@@ -46,6 +46,8 @@ def test_a_score_on_few_rows_warns_with_the_fix():
     assert few_rows_note(split).endswith("a class with a single row keeps every row from being scored out-of-fold; "
                                          "more rows are the fix")
     assert few_rows_note(RunMetrics("accuracy", 0.9, 200, 800, 0, 0)) is None
+    one = RunMetrics("rmse", 1.0, valid_rows=1, train_rows=3, fit_seconds=0, predict_seconds=0, most_folds=4)
+    assert few_rows_note(one).startswith("scored on only 1 held-out row: another split")
 
 
 def test_kc_train_warns_on_a_small_split(titanic_only, kc):
