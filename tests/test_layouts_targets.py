@@ -133,17 +133,6 @@ def test_bad_targets_are_one_line(tmp_path, change, error):
     assert str(err.value).startswith(error) and "\n" not in str(err.value)
 
 
-def test_too_many_folds_for_one_targets_rare_class_are_refused_before_any_fit(kc, tmp_path):
-    def rare_sun(train: pd.DataFrame) -> None:
-        train["sun"] = "0"
-        train.loc[train.index[train["rain"] == "1"][:3], "sun"] = "1"  # 3 sunny days, all of them rainy
-
-    fetch(kc, tmp_path, "skies", source=_edited(tmp_path, "skies", rare_sun))
-    refused = kc("train", "skies", "--folds", "4", ws=tmp_path)
-    assert refused.exit_code == 1 and not (tmp_path / "competitions" / "skies" / "runs").exists()
-    assert refused.stderr == "Error: --folds 4: more folds than the 3 rows of sun's smallest class; use --folds 3\n"
-
-
 def test_numbers_beside_values_are_regressed_and_the_metric_defaults_to_the_columnwise_mean(tmp_path):
     counts = describe.infer("sizes", _edited(tmp_path, "sizes", lambda t: t.__setitem__("flipper_length_mm", [
         str(i % 4) for i in range(len(t))])))  # a count with few values: a class alone, a value beside another

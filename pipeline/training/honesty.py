@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core.competitions import Competition
-from pipeline.core.metrics import METRICS
 from pipeline.training.records import RunMetrics
 
 SMALL_TABLE_ROWS = 5_000  # below this a table is scored out-of-fold unless --folds says otherwise
@@ -24,17 +23,14 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
 
 def most_folds(comp: Competition, y: np.ndarray) -> int:
     """The most folds up to 5 that `--folds` can take on these targets: no more than the rows of the smallest class
-    (of any target, when several share the folds), nor than the rows; 0 when not even two work."""
+    (or group of rows several 0/1 targets share), nor than the rows; 0 when not even two work."""
     if comp.is_classification:
-        smallest = smallest_class(y)
+        from pipeline.training.targets import shared_strata
+
+        groups = shared_strata(comp, y) if comp.targets else y
+        smallest = int(np.unique(groups, return_counts=True)[1].min())
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
     return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
-
-
-def smallest_class(y: np.ndarray) -> int:
-    """The rows of the smallest class of labels `y`, (n,) or one column a target (the smallest of any target's)."""
-    columns = y.reshape(len(y), -1).T
-    return min(int(np.unique(column, return_counts=True)[1].min()) for column in columns)
 
 
 def few_rows_note(metrics: RunMetrics) -> str | None:
@@ -47,9 +43,5 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
     rough = f"scored on only {n} held-out row{'s' * (n != 1)}: another split could move it by several points; "
     if metrics.most_folds == 0:  # a class of one row: it is never both learnt and scored
         return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
-    if metrics.most_folds is not None:
-        return rough + f"score every row out-of-fold with --folds {metrics.most_folds}"
-    scorer = METRICS.get(metrics.metric)  # a run saved before kc recorded its most folds
-    classes = scorer is not None and "regression" not in scorer.tasks  # --folds 5 fails past the rarest class's rows
-    return (rough + f"score every row out-of-fold with --folds {AUTO_FOLDS}"
-            + " (at most as many folds as the rarest class has rows)" * classes)
+    folds = metrics.most_folds or AUTO_FOLDS  # None: a run saved before kc recorded it
+    return rough + f"score every row out-of-fold with --folds {folds}"

@@ -28,7 +28,6 @@ from pipeline.training.records import Run, RunMetrics, TrainConfig
 from pipeline.training.trainer import (
     Fitted,
     Stage,
-    check_folds,
     close_run,
     git_commit,
     open_run,
@@ -70,9 +69,6 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
                   on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
     """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
     y = data.y  # (n, targets)
-    if cfg.folds:  # before the first target trains: a later one's few rows would waste the fits before it
-        for j, name in enumerate(comp.targets):
-            check_folds(comp, cfg.folds, y[:, j], whose=f"{name}'s")
     groups = shared_strata(comp, y, cfg.folds or 0)
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
     fits: list[tuple[Fitted, Model | None]] = []

@@ -28,7 +28,7 @@ from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
 from pipeline.training import prepared
-from pipeline.training.honesty import auto_folds, most_folds, smallest_class
+from pipeline.training.honesty import auto_folds, most_folds
 from pipeline.training.records import (
     TRAIN_ROWS,
     Damaged,
@@ -244,18 +244,6 @@ def _events(events: Path | None, name: str, model: Model,
             writer.close()
 
 
-def check_folds(comp: Competition, k: int, y: np.ndarray, whose: str = "the") -> None:
-    """Refuse `--folds k` that some fold could not be trained or scored with: more folds than rows, or than the rows of
-    the smallest class (`whose`: which target's, when several are trained)."""
-    if len(y) < k:
-        raise UsageError(f"--folds {k}: more folds than the {len(y)} training rows; use fewer folds")
-    smallest = smallest_class(y) if comp.is_classification else k
-    if k > smallest:
-        fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
-        raise UsageError(f"--folds {k}: more folds than the {smallest} row{'s' * (smallest > 1)} of {whose} smallest "
-                         f"class; {fix}")
-
-
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
              stage: Stage, events: Path | None = None,
              for_fit: Callable[[np.ndarray], np.ndarray] | None = None, deadline: float | None = None,
@@ -266,7 +254,13 @@ def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, 
     groups = strata(comp, y, k=cfg.folds or 0) if groups is None else groups
     target = model_target(comp, y)
     if cfg.folds:
-        check_folds(comp, cfg.folds, y)
+        if len(y) < cfg.folds:
+            raise UsageError(f"--folds {cfg.folds}: more folds than the {len(y)} training rows; use fewer folds")
+        smallest = int(np.bincount(np.unique(groups, return_inverse=True)[1]).min())
+        if comp.is_classification and cfg.folds > smallest:
+            fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
+            raise UsageError(f"--folds {cfg.folds}: more folds than the {smallest} row{'s' * (smallest > 1)} of the "
+                             f"smallest class; {fix}")
         parts = folds(groups, cfg.folds, cfg.seed)
     else:
         parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]

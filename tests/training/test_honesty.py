@@ -36,10 +36,7 @@ def test_a_run_without_folds_on_a_small_table_is_scored_out_of_fold(titanic_only
 def test_a_score_on_few_rows_warns_with_the_fix():
     split = RunMetrics("accuracy", 1.0, valid_rows=13, train_rows=117, fit_seconds=0, predict_seconds=0)
     assert few_rows_note(split) == ("scored on only 13 held-out rows: another split could move it by several "
-                                    "points; score every row out-of-fold with --folds 5 (at most as many folds as "
-                                    "the rarest class has rows)")  # a run saved before kc recorded its most folds
-    values = RunMetrics("rmse", 1.0, valid_rows=13, train_rows=117, fit_seconds=0, predict_seconds=0)
-    assert few_rows_note(values).endswith("out-of-fold with --folds 5")  # no classes to run short of
+                                    "points; score every row out-of-fold with --folds 5")  # a run saved before
     split.most_folds = 3  # the rarest class has 3 rows: --folds 5 would be refused
     assert few_rows_note(split).endswith("out-of-fold with --folds 3")
     split.most_folds = 0

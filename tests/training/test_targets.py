@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.core import competitions
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import DataError
 from pipeline.training import targets, trainer
-from pipeline.training.honesty import most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
 
 SKIES = competitions.Competition(slug="skies", title="Skies", id_column="id", target_column="rain", task="binary",
@@ -34,21 +33,6 @@ def test_binary_targets_share_folds_that_spread_every_targets_rarer_class():
         for part in trainer.folds(targets.shared_strata(SKIES, two), 2, seed):
             rest = np.setdiff1d(np.arange(20), part)
             assert (two[rest].min(axis=0) == 0).all() and (two[rest].max(axis=0) == 1).all(), seed
-
-
-def test_nested_targets_take_as_many_folds_as_their_smallest_class_has_rows():
-    y = np.zeros((40, 2), np.int64)
-    y[:4, 0] = 1  # rain on 4 rows, sun on 3 of them: the rows with rain and no sun are one, but no class is
-    y[:3, 1] = 1
-    assert most_folds(SKIES, y) == 3
-    trainer.check_folds(SKIES, 3, y[:, 0], whose="rain's")
-    for part in trainer.folds(targets.shared_strata(SKIES, y, 3), 3, 0):
-        assert (np.delete(y, part, axis=0).max(axis=0) == 1).all()  # every fold learns both targets' 1s
-    with pytest.raises(UsageError) as err:
-        trainer.check_folds(SKIES, 4, y[:, 1], whose="sun's")
-    assert str(err.value) == "--folds 4: more folds than the 3 rows of sun's smallest class; use --folds 3"
-    y[1:3, 1] = 0
-    assert most_folds(SKIES, y) == 0  # one row of sun: it cannot be both learnt and scored
 
 
 def test_value_targets_share_the_first_targets_quantile_bins():
