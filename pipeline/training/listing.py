@@ -43,7 +43,7 @@ def run_cells(comp: Competition, run: Run) -> list[Cell]:
     options = options_text(run, comp)
     return [Cell(run.run_id), Cell(model_text(run)),
             Cell(metric.format(run.score) if own else f"{run.score:.4f} ({m.metric})", run.score if own else ""),
-            Cell(f"{where}, {m.valid_rows:,} rows", f"{where} {m.valid_rows:09d}"),
+            Cell(f"{where}, {m.valid_rows:,} row{'s' * (m.valid_rows != 1)}", f"{where} {m.valid_rows:09d}"),
             Cell(f"± {metric.format(m.fold_std)}" if m.fold_scores else "-", m.fold_std if m.fold_scores else ""),
             Cell(m.submits_with), Cell(f"{m.fit_seconds:.1f}", m.fit_seconds), Cell(options)]
 

@@ -12,11 +12,11 @@ from pipeline.training.records import RunMetrics, TrainConfig, scan
 TITANIC = competitions.get("titanic")
 
 
-def _write_run(ws: Workspace, run_id: str, metric: str, score: float, folds: int = 0) -> None:
+def _write_run(ws: Workspace, run_id: str, metric: str, score: float, folds: int = 0, valid_rows: int = 90) -> None:
     folder = ws.runs_dir("titanic") / run_id
     folder.mkdir(parents=True)
     config = TrainConfig(model="knn", params={"k": 7, "seed": 0}, folds=folds)
-    metrics = RunMetrics(metric=metric, score=score, valid_rows=90, train_rows=801, fit_seconds=1.25,
+    metrics = RunMetrics(metric=metric, score=score, valid_rows=valid_rows, train_rows=801, fit_seconds=1.25,
                          predict_seconds=0.1, scored_on="oof" if folds else "split",
                          fold_scores=[score - 0.01, score + 0.01] if folds else [])
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
@@ -48,6 +48,13 @@ def test_cli_and_report_show_the_same_runs_table(tmp_path, kc):
     for cells in rows:
         for cell in cells:
             assert f">{reports._e(cell.text)}<" in page or cell is cells[0]
+
+
+def test_a_run_scored_on_one_row_reads_as_english(tmp_path):
+    ws = Workspace(tmp_path)
+    _write_run(ws, "20260101-000000-knn", "accuracy", 1.0, valid_rows=1)
+    [run], _ = scan(TITANIC, ws)
+    assert listing.run_cells(TITANIC, run)[3].text == "split, 1 row"
 
 
 def test_a_run_repeated_with_the_same_settings_is_named_a_repeat(kc, titanic_only):
