@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
+from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +161,8 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
                 light = image.norm(shown[i, j]) > 0.5  # white text on the dark half of the colour map only
                 ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if light else "black")
-    names = [_cut(str(c)) for c in classes]
+    names = cut_apart([str(c) for c in classes])
+    cut = dict(zip(map(str, classes), names, strict=True))
     # names wider than their column run into each other side by side (a column holds about 40 characters in all)
     slanted = max(len(name) for name in names) > max(3, 40 // len(classes))
     ax.set_xticks(range(len(classes)), names, rotation=40 if slanted else 0, ha="right" if slanted else "center",
@@ -166,7 +170,7 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     ax.set_yticks(range(len(classes)), names, parse_math=False)
     ax.set(xlabel="predicted", ylabel="true")
     worst = most_confused(matrix, classes)
-    subtitle = (f"most confused: true {_cut(worst[0])} predicted as {_cut(worst[1])} ({worst[2]}×)" if worst
+    subtitle = (f"most confused: true {cut[worst[0]]} predicted as {cut[worst[1]]} ({worst[2]}×)" if worst
                 else "no mistakes")
     heading = fig.suptitle("\n".join(_fitted(fig, title) + _fitted(fig, subtitle)), fontsize=10, parse_math=False)
     fig.tight_layout()
@@ -196,21 +200,47 @@ def _fitted(fig: Any, text: str) -> list[str]:
 
 def balanced_lines(text: str, chars: int) -> list[str]:
     """`text` in as few lines of at most `chars` characters as wrapping needs, each about as long as the others, so
-    that no score or count ends alone on a line; a " · " joins the word before it, never starting a line. Words are
-    cut only where one is longer than `chars`, as plain wrapping cuts them (at a hyphen if it has one), so a slug
-    such as 'santander-customer-transaction-prediction' stays whole when it fits."""
-    text = text.replace(" · ", "\u00a0· ")  # textwrap breaks at ASCII spaces only
-    lines = textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False)
+    that no score or count ends alone on a line; a " · " joins the word before it, never starting a line (it is
+    dropped where the two do not fit a line together). Words are cut only where one is longer than `chars`, as
+    plain wrapping cuts them (at a hyphen if it has one), so a slug such as
+    'santander-customer-transaction-prediction' stays whole when it fits."""
+    text = re.sub(r"[\t\n\r\v\f]", " ", text)  # as textwrap reads them, so that each line is found in `text`
+    words = [word.removesuffix("\u00a0·") if len(word) > chars >= len(word.removesuffix("\u00a0·")) else word
+             for word in text.replace(" · ", "\u00a0· ").split(" ")]  # textwrap breaks at ASCII spaces only
+    text = " ".join(words)
+    whole = max(map(len, words)) <= chars
+    wrap = partial(textwrap.wrap, break_long_words=not whole, break_on_hyphens=not whole)
+    lines = wrap(text, chars)
     if not lines:  # nothing but spaces
         return []
-    if max(map(len, lines)) > chars:  # a word longer than a line: plain wrapping's cuts, and no line balances
-        lines = textwrap.wrap(text, chars)
-    for width in range(max(1, math.ceil(len(text) / max(len(lines), 1))), chars):
-        narrower = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
-        if len(narrower) <= len(lines) and max(map(len, narrower)) <= chars:
+    for width in range(max(1, math.ceil(len(text) / len(lines))), chars):
+        narrower = wrap(text, width)
+        if len(narrower) <= len(lines) and _word_cuts(narrower, text) <= _word_cuts(lines, text):
             lines = narrower
             break
     return [line.replace("\u00a0", " ") for line in lines]
+
+
+def _word_cuts(lines: list[str], text: str) -> int:
+    """How many of the breaks between `lines` (wrapped from `text`) fall inside a word: not at a space, not after a
+    hyphen."""
+    cuts, end = 0, 0
+    for i, line in enumerate(lines):
+        start = text.index(line, end)
+        cuts += i > 0 and start == end and not lines[i - 1].endswith("-")
+        end = start + len(line)
+    return cuts
+
+
+def cut_apart(names: list[str], most: int = 24) -> list[str]:
+    """Each name cut by `_cut`, those whose cuts coincide ('Dept 1 of Health' and 'Dept 11 of Health') cut longer
+    until they differ."""
+    cuts, width = {name: _cut(name, most) for name in names}, most
+    while len(set(cuts.values())) < len(cuts) and width < max(map(len, cuts)):
+        width += 1
+        counts = Counter(cuts.values())
+        cuts = {name: _cut(name, width) if counts[cut] > 1 else cut for name, cut in cuts.items()}
+    return [cuts[name] for name in names]
 
 
 def _cut(name: str, most: int = 24) -> str:

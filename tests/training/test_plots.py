@@ -87,6 +87,13 @@ def test_a_wrapped_title_keeps_its_score_beside_words_and_its_lines_inside_the_f
         "santander-customer-transaction-prediction ·", "lgbm · OOF AUC 0.8912"]  # a slug is cut at no hyphen
     assert plots.balanced_lines("a santander-customer-transaction-prediction", 20) == [
         "a santander-", "customer-", "transaction-", "prediction"]  # unless it is longer than a line
+    assert plots.balanced_lines("X" * 59 + " · knn · OOF accuracy 98.00%", 60) == [
+        "X" * 59, "knn · OOF accuracy 98.00%"]  # a name that fits a line without its " ·" is not cut
+    slug = "-".join(["part"] * 20)
+    lines = plots.balanced_lines(f"{slug} · lgbm · OOF accuracy 97.76%", 60)
+    assert max(map(len, lines)) <= 60 and min(map(len, lines)) >= 0.5 * max(map(len, lines))  # no score alone
+    assert all(line.endswith(("-", "·")) for line in lines[:-1]) and " · lgbm · " in " ".join(lines)
+    assert plots.balanced_lines("a\tb\nc " * 20, 30)[0].startswith("a b c a b c")  # other spaces wrap as spaces
     two = np.array(["0", "1"])
     assert plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "")._suptitle.get_text() == (
         "most confused: true 0 predicted as 1 (1×)")
@@ -122,6 +129,11 @@ def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apa
     assert shown[:2] == ["tier {$1}", "$50k-$100k"] and len(set(shown)) == 4
     assert shown[3] == "Department …Education 12"
     plots.confusion_matrix(y, np.roll(y, 3), classes, tmp_path / "m.png", "money")
+    alike = np.array([f"Department {i} of Education and Skills" for i in (1, 11, 21)])  # one cut for all three
+    fig = plots.confusion_figure(np.repeat(alike, 2), np.roll(np.repeat(alike, 2), 1), alike, "departments")
+    shown = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(set(shown)) == 3 and max(map(len, shown)) < 30
+    assert f"true {shown[0]} predicted as {shown[2]} (1×)" in fig._suptitle.get_text().replace("\n", " ")
     two = plots.confusion_figure(np.array(["died", "survived"]), np.array(["died", "died"]),
                                  np.array(["died", "survived"]), "titanic")
     assert [t.get_rotation() for t in two.axes[0].get_xticklabels()] == [0, 0]  # two short names fit level
