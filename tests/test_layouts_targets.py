@@ -97,6 +97,29 @@ def test_several_binary_targets(kc, workspace):
     assert "mean column-wise AUC" in blended.stdout
 
 
+def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
+    folder = tmp_path / "nested"
+    shutil.copytree(LAYOUTS / "skies", folder)
+    train = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False).drop(columns=["sun", "rain"])
+    sample = pd.read_csv(folder / "sample_submission.csv", dtype=str)[["id"]]
+    nested = {"y": [3, 4], "x1": [1, 3], "x2": [2, 4], "b": [1, 2]}  # two 1s each, every one shared with a target
+    for name, rows in nested.items():
+        train[name] = np.isin(np.arange(len(train)), rows).astype(int)
+        sample[name] = 0.5
+    train.to_csv(folder / "train.csv", index=False)
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    comp, _ = fetch(kc, workspace, "nested", "--metric", "Mean Columnwise AUC", source=folder)
+    assert comp.targets == tuple(nested)
+    for model in ("sk-logistic", "knn"):  # a fold without a target's 1 to learn crashed one and fooled the other
+        run, out = run_through(kc, workspace, "nested", "--model", model)  # as many folds as a 1 has rows: 2
+        index, outputs, metrics = oof(run)
+        assert (metrics["scored_on"], len(metrics["fold_scores"]), len(index)) == ("oof", 2, len(train))
+        assert list(out.columns) == ["id", *nested]
+    refused = kc("train", "nested", "--folds", "3", ws=workspace)
+    assert refused.exit_code != 0 and refused.stderr == (
+        "Error: --folds 3: more folds than the 2 rows of y's rarer class; use --folds 2\n")
+
+
 # ---- bad input, one line each ----------------------------------------------------------------------------------
 
 

@@ -23,12 +23,11 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
 
 def most_folds(comp: Competition, y: np.ndarray) -> int:
     """The most folds up to 5 that `--folds` can take on these targets: no more than the rows of the smallest class
-    (or group of rows several 0/1 targets share), nor than the rows; 0 when not even two work."""
+    (of any of several 0/1 targets), nor than the rows; 0 when not even two work."""
     if comp.is_classification:
-        from pipeline.training.targets import shared_strata
-
-        groups = shared_strata(comp, y) if comp.targets else y
-        smallest = int(np.unique(groups, return_counts=True)[1].min())
+        ones = y.sum(axis=0) if comp.targets else None
+        smallest = (int(min(ones.min(), (len(y) - ones).min())) if ones is not None
+                    else int(np.unique(y, return_counts=True)[1].min()))
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
     return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
 

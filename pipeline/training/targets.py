@@ -28,8 +28,11 @@ from pipeline.training.records import Run, RunMetrics, TrainConfig
 from pipeline.training.trainer import (
     Fitted,
     Stage,
+    check_folds,
     close_run,
+    fewer_folds,
     git_commit,
+    held_out,
     open_run,
     predictions,
     refit,
@@ -48,15 +51,71 @@ def folder_name(j: int) -> str:
 
 
 def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
-    """What every target's split stratifies on, so all share the same folds. 0/1 targets: each row's group is the
-    rarest target whose rarer class it holds, or one group more for rows holding none, so every target's rarer class
-    spreads over the folds (stratifying on the rarest target alone left another's few 1s in one fold, whose training
-    rows then had none). Values: the first target's quantile bins."""
+    """What the split every target shares stratifies on. 0/1 targets: each row's group is the rarest target whose
+    rarer class it holds, or one group more for rows holding none. Values: the first target's quantile bins."""
     if comp.is_classification:
-        rarer = (2 * y.sum(axis=0) < len(y)).astype(y.dtype)  # each target's rarer class: 1 when 1s are fewer
-        holds = (y == rarer)[:, np.argsort((y == rarer).sum(axis=0), kind="stable")]  # rarest target first
+        holds = rarer_classes(y)
+        holds = holds[:, np.argsort(holds.sum(axis=0), kind="stable")]  # rarest target first
         return np.where(holds.any(axis=1), holds.argmax(axis=1), holds.shape[1]).astype(np.int64)
     return strata(comp.for_target(comp.targets[0]), y[:, 0], k=k)
+
+
+def rarer_classes(y: np.ndarray) -> np.ndarray:
+    """(rows, targets) booleans: whether a row holds each 0/1 target's rarer class (1 when 1s are fewer)."""
+    return y == (2 * y.sum(axis=0) < len(y)).astype(y.dtype)
+
+
+def shared_held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray) -> list[np.ndarray]:
+    """The rows each fit holds out, the same for every target: K folds each holding both classes of every 0/1 target
+    (nested targets too, where grouping rows by one target each left a group of one row), or one split."""
+    if not (cfg.folds and comp.is_classification):
+        return held_out(comp, cfg, y, shared_strata(comp, y, cfg.folds or 0))
+    check_folds(cfg.folds, len(y))
+    counts = np.minimum(y.sum(axis=0), len(y) - y.sum(axis=0))
+    if cfg.folds > counts.min():
+        j = int(counts.argmin())
+        raise fewer_folds(cfg.folds, int(counts.min()), f"{comp.targets[j]}'s rarer class")
+    rng = np.random.default_rng(cfg.seed)
+    for _ in range(10):  # the dealing is greedy: on a few small tables a fold misses a class, and another draw does not
+        fold = deal(np.column_stack([y == 1, y == 0]), cfg.folds, rng)  # both classes of every target
+        parts = [np.flatnonzero(fold == f) for f in range(cfg.folds)]
+        lacking = [name for j, name in enumerate(comp.targets) if any(len(np.unique(y[p, j])) < 2 for p in parts)]
+        if not lacking:
+            return parts
+    raise DataError(f"--folds {cfg.folds}: kc found no folds that each hold both classes of {lacking[0]} beside the "
+                    "other targets'; use fewer folds")
+
+
+def deal(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Each row's fold of `k`, so that every fold holds its share of each label's rows (iterative stratification,
+    Sechidis et al. 2011): the rows of the label with the fewest rows left go first, each to the fold that lacks
+    most of that label (then of the row's other labels, then rows); rows with no label then even out the fold
+    sizes."""
+    share = labels.sum(axis=0) / k
+    want = np.tile(share, (k, 1))  # rows of each label each fold still lacks
+    size = np.full(k, len(labels) / k)  # rows each fold still lacks
+    fold = np.full(len(labels), -1, np.int64)
+    left = labels.sum(axis=0)  # rows of each label not dealt yet
+    while left.any():
+        j = int(np.flatnonzero(left == left[left > 0].min())[0])
+        for row in rng.permutation(np.flatnonzero(labels[:, j] & (fold < 0))):
+            best = np.flatnonzero(np.isclose(want[:, j], want[:, j].max()))
+            lack = (want[best][:, labels[row]] / share[labels[row]]).min(axis=1)  # of the row's other labels too
+            best = best[np.isclose(lack, lack.max())]
+            best = best[np.isclose(size[best], size[best].max())]
+            f = int(rng.choice(best))
+            fold[row] = f
+            want[f] -= labels[row]
+            size[f] -= 1
+            left -= labels[row]
+    rest = rng.permutation(np.flatnonzero(fold < 0))
+    quota = np.maximum(np.round(size), 0).astype(np.int64)
+    while quota.sum() != len(rest):  # rounding: take from or give to the folds furthest from their share
+        over = quota.sum() > len(rest)
+        f = int(np.argmax(np.where(quota > 0, quota - size, -np.inf))) if over else int(np.argmax(size - quota))
+        quota[f] += -1 if over else 1
+    fold[rest] = np.repeat(np.arange(k), quota)
+    return fold
 
 
 def column(comp: Competition, out: np.ndarray) -> np.ndarray:
@@ -69,7 +128,7 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
                   on_epoch: EpochCallback | None, stage: Stage, events: Path | None, deadline: float | None) -> Run:
     """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
     y = data.y  # (n, targets)
-    groups = shared_strata(comp, y, cfg.folds or 0)
+    parts = shared_held_out(comp, cfg, y)
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
     fits: list[tuple[Fitted, Model | None]] = []
     full_epochs = None
@@ -83,7 +142,7 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
             stage(what + text, epochs)
 
         folder = None if events is None else events / folder_name(j)
-        fitted = validate(view, cfg, X, y[:, j], on_epoch, staged, folder, for_fit, share, groups)
+        fitted = validate(view, cfg, X, y[:, j], on_epoch, staged, folder, for_fit, share, parts)
         if fitted.models[0].interrupted_:  # Ctrl-C: the other targets would have no model
             raise KeyboardInterrupt
         full, epochs = refit(view, cfg, X, y[:, j], fitted, on_epoch, staged, folder, share)

@@ -244,26 +244,40 @@ def _events(events: Path | None, name: str, model: Model,
             writer.close()
 
 
+def held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """The rows each fit holds out: K stratified folds, or one split. `groups`: what they stratify on, when not the
+    target's own strata."""
+    groups = strata(comp, y, k=cfg.folds or 0) if groups is None else groups
+    if not cfg.folds:
+        return [split(groups, cfg.valid_pct, cfg.seed)[1]]
+    check_folds(cfg.folds, len(y))
+    smallest = int(np.bincount(np.unique(groups, return_inverse=True)[1]).min())
+    if comp.is_classification and cfg.folds > smallest:
+        raise fewer_folds(cfg.folds, smallest)
+    return folds(groups, cfg.folds, cfg.seed)
+
+
+def check_folds(k: int, rows: int) -> None:
+    """Refuses more folds than rows."""
+    if rows < k:
+        raise UsageError(f"--folds {k}: more folds than the {rows} training rows; use fewer folds")
+
+
+def fewer_folds(k: int, smallest: int, which: str = "the smallest class") -> UsageError:
+    """The error for `k` folds where `which` has only `smallest` rows, each fold needing one of them to score."""
+    fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
+    return UsageError(f"--folds {k}: more folds than the {smallest} row{'s' * (smallest > 1)} of {which}; {fix}")
+
+
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,
              stage: Stage, events: Path | None = None,
              for_fit: Callable[[np.ndarray], np.ndarray] | None = None, deadline: float | None = None,
-             groups: np.ndarray | None = None) -> Fitted:
+             parts: list[np.ndarray] | None = None) -> Fitted:
     """Fit on a split (one model) or on K folds (K models, each scored on the fold it did not see)."""
     # for_fit(train_rows): every row's inputs for a fit on those rows, when some columns come from labels;
-    # groups: what the split stratifies on, when not this target's strata (several targets share one split)
-    groups = strata(comp, y, k=cfg.folds or 0) if groups is None else groups
+    # parts: the rows each fit holds out, when several targets share them
+    parts = held_out(comp, cfg, y) if parts is None else parts
     target = model_target(comp, y)
-    if cfg.folds:
-        if len(y) < cfg.folds:
-            raise UsageError(f"--folds {cfg.folds}: more folds than the {len(y)} training rows; use fewer folds")
-        smallest = int(np.bincount(np.unique(groups, return_inverse=True)[1]).min())
-        if comp.is_classification and cfg.folds > smallest:
-            fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
-            raise UsageError(f"--folds {cfg.folds}: more folds than the {smallest} row{'s' * (smallest > 1)} of the "
-                             f"smallest class; {fix}")
-        parts = folds(groups, cfg.folds, cfg.seed)
-    else:
-        parts = [split(groups, cfg.valid_pct, cfg.seed)[1]]
     models, rows, fit_s, predict_s = [], [], 0.0, 0.0
     out: np.ndarray | None = None
     fold = np.zeros(len(y), np.int64)

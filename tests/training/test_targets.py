@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline.core import competitions
-from pipeline.core.errors import DataError
+from pipeline.core.errors import DataError, UsageError
 from pipeline.training import targets, trainer
+from pipeline.training.honesty import most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
 
 SKIES = competitions.Competition(slug="skies", title="Skies", id_column="id", target_column="rain", task="binary",
@@ -30,9 +31,41 @@ def test_binary_targets_share_folds_that_spread_every_targets_rarer_class():
     two[[0, 1], 0] = 1
     two[[2, 3], 1] = 1  # two targets of two 1s each, on other rows: stratifying on one left the other's in one fold
     for seed in range(10):
-        for part in trainer.folds(targets.shared_strata(SKIES, two), 2, seed):
+        for part in targets.shared_held_out(SKIES, TrainConfig("knn", folds=2, seed=seed), two):
             rest = np.setdiff1d(np.arange(20), part)
             assert (two[rest].min(axis=0) == 0).all() and (two[rest].max(axis=0) == 1).all(), seed
+
+
+def _each_fold_holds_both_classes(y: np.ndarray, parts: list[np.ndarray]) -> bool:
+    return sorted(np.concatenate(parts).tolist()) == list(range(len(y))) and all(
+        (y[part].min(axis=0) == 0).all() and (y[part].max(axis=0) == 1).all() for part in parts)
+
+
+def test_nested_binary_targets_take_as_many_folds_as_their_smallest_class_has_rows():
+    y = np.zeros((30, 4), np.int64)
+    for j, rows in enumerate([(3, 4), (1, 3), (2, 4), (1, 2)]):  # each 1 shared with another target: rows grouped
+        y[list(rows), j] = 1                                        # by one target left groups of one row
+    four = dataclasses.replace(SKIES, target_column="y", targets=("y", "x1", "x2", "b"))
+    assert most_folds(four, y) == 2
+    for seed in range(20):
+        assert _each_fold_holds_both_classes(y, targets.shared_held_out(four, TrainConfig("knn", folds=2, seed=seed),
+                                                                        y)), seed
+    with pytest.raises(UsageError) as err:
+        targets.shared_held_out(four, TrainConfig("knn", folds=3), y)
+    assert str(err.value) == "--folds 3: more folds than the 2 rows of y's rarer class; use --folds 2"
+
+
+def test_folds_hold_both_classes_of_every_target_on_random_tables():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        rows, count = int(rng.integers(10, 60)), int(rng.integers(2, 6))
+        y = (rng.random((rows, count)) < rng.uniform(0.05, 0.5, count)).astype(np.int64)
+        y[:, 1] = y[:, 0] * (rng.random(rows) < 0.7)  # one target nested in another
+        comp = dataclasses.replace(SKIES, target_column="t0", targets=tuple(f"t{j}" for j in range(count)))
+        for k in range(2, most_folds(comp, y) + 1):
+            parts = targets.shared_held_out(comp, TrainConfig("knn", folds=k, seed=trial), y)
+            assert _each_fold_holds_both_classes(y, parts), (trial, k)
+            assert max(map(len, parts)) - min(map(len, parts)) <= max(2, rows / k / 4), (trial, k)  # about even
 
 
 def test_value_targets_share_the_first_targets_quantile_bins():
