@@ -181,6 +181,9 @@ def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
     return fig
 
 
+MAX_LINES = 4  # of a title, and of the subtitle below it
+
+
 def _fitted(fig: Any, text: str) -> list[str]:
     """`text` in balanced lines of 10-point type as wide as `fig` holds: lines of average letters first, narrowed
     until lines of wide letters ("MMM…") fit too."""
@@ -195,6 +198,8 @@ def _fitted(fig: Any, text: str) -> list[str]:
         chars = max(10, int(chars / wide))
         lines = balanced_lines(text, chars)
     probe.remove()
+    if len(lines) > MAX_LINES:  # a title longer than the matrix is tall would leave it no room
+        lines = [*lines[:MAX_LINES - 1], lines[MAX_LINES - 1][:-1] + "…"]
     return lines
 
 

@@ -111,6 +111,13 @@ def test_a_title_of_wide_letters_is_wrapped_until_it_fits_the_figure():
     assert fig._suptitle.get_text().endswith("\nmost confused: true a predicted as d (1×)")  # its own width
 
 
+def test_a_title_of_a_thousand_letters_is_cut_to_four_lines():
+    two = np.array(["0", "1"])
+    fig = plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "word " * 200)
+    lines = fig._suptitle.get_text().splitlines()  # it raised 'bottom cannot be >= top' in subplots_adjust
+    assert len(lines) == 5 and lines[3].endswith("…") and lines[4] == "most confused: true 0 predicted as 1 (1×)"
+
+
 def test_the_title_of_many_classes_stays_above_the_matrix():
     classes = np.array([f"Class_{i}" for i in range(40)])
     y = np.repeat(classes, 3)
