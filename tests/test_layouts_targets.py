@@ -113,7 +113,8 @@ def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
     for model in ("sk-logistic", "knn"):  # a fold without a target's 1 to learn crashed one and fooled the other
         run, out = run_through(kc, workspace, "nested", "--model", model)  # as many folds as a 1 has rows: 2
         index, outputs, metrics = oof(run)
-        assert (metrics["scored_on"], len(metrics["fold_scores"]), len(index)) == ("oof", 2, len(train))
+        assert (metrics["scored_on"], len(metrics["fold_scores"]), outputs.shape) == ("oof", 2, (len(train), 4))
+        assert sorted(index) == list(range(len(train)))
         assert list(out.columns) == ["id", *nested]
     refused = kc("train", "nested", "--folds", "3", ws=workspace)
     assert refused.exit_code != 0 and refused.stderr == (
