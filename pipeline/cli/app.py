@@ -568,7 +568,10 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     rows = [*(listing.run_cells(comp, r) for r in found), *(listing.damaged_cells(comp, d) for d in found.damaged)]
     for cells in rows:
         table.add_row(*(c.text for c in cells))
-    show_table(table)
+    labels = {c.key: c.label for c in listing.columns(comp)}
+    show_table(table, drop=tuple(labels[k] for k in ("options", "submits", "spread")),
+               whole=(labels["run"], labels["model"]),
+               elsewhere=f" (a wider terminal or `kc report {comp.slug}` shows them)")
     for again, first in listing.repeats(list(found), comp).items():
         out.print(f"{again} repeats {first} (same model, options, folds, seed and data): one result, not two")
 

@@ -34,9 +34,22 @@ SLOW_EPOCH = 1.0  # seconds: epochs at least this slow also get a line of their 
 WHAT = {"batch": "batches", "predict": "test rows predicted", "png": "PNGs written"}
 
 
-def show_table(table: Table) -> None:
-    """Print a table on stdout without squeezing it into 80 columns when output is not a terminal."""
-    (out if out.is_terminal else Console(highlight=False, width=200, markup=False)).print(table)
+def show_table(table: Table, drop: tuple[str, ...] = (), whole: tuple[str, ...] = (), elsewhere: str = "") -> None:
+    """Print a table on stdout without squeezing it into 80 columns when output is not a terminal. In a terminal too
+    narrow for it, the `drop` columns are left out in turn until it fits (and a line says so and where they are
+    shown: `elsewhere`); `whole` columns (a run id to copy) never wrap."""
+    console = out if out.is_terminal else Console(highlight=False, width=200, markup=False)
+    for column in table.columns:
+        column.no_wrap = column.no_wrap or column.header in whole
+    left_out = []
+    for name in drop:
+        if console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width:
+            break
+        table.columns.pop([column.header for column in table.columns].index(name))
+        left_out.append(name)
+    console.print(table)
+    if left_out:
+        console.print(f"left out at this width: {', '.join(left_out)}{elsewhere}")
 
 
 def bytes_progress(label: str) -> Progress:

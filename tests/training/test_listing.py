@@ -99,3 +99,24 @@ def test_a_time_limited_boosted_run_shows_the_boosters_its_fits_average(tmp_path
     (folder / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
     (run,), _ = scan(TITANIC, ws)
     assert listing.options_text(run, TITANIC) == "bags=0 (5 used) num_leaves=31"
+
+
+def test_a_narrow_terminal_shows_whole_run_ids_and_says_which_columns_it_left_out(tmp_path, kc, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from pipeline.cli import live
+
+    ws = Workspace(tmp_path)
+    _write_run(ws, "20260101-000000-knn", "accuracy", 0.8125, folds=2)
+    _write_run(ws, "20260102-000000-sk-logistic", "f1", 0.5)
+    screen = io.StringIO()
+    monkeypatch.setattr(live, "out", Console(file=screen, width=80, force_terminal=True, highlight=False,
+                                             markup=False, soft_wrap=True, color_system=None))
+    assert kc("runs", "titanic", ws=tmp_path).exit_code == 0
+    lines = screen.getvalue().splitlines()
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert max(map(len, table)) <= 80  # options of a dozen key=value pairs had folded every cell, ids cut to '2026…'
+    assert any("20260102-000000-sk-logistic" in line for line in table)
+    assert lines[-1].startswith("left out at this width: options") and "`kc report titanic`" in lines[-1]
