@@ -273,6 +273,19 @@ def test_a_sample_value_column_named_unlike_trains_target_is_trains_one_column_n
     assert out.columns.tolist() == ["Id", "Predicted"] and out["Predicted"].astype(float).min() > 10_000
 
 
+def test_a_metric_given_again_to_a_fetched_competition_is_not_dropped_silently(kc, workspace, tmp_path):
+    source = prices(tmp_path)
+    assert kc("fetch", "prices-mini", "--from", source, ws=workspace).exit_code == 0
+    again = kc("fetch", "prices-mini", "--from", source, "--metric", "Mean Absolute Error", ws=workspace)
+    assert again.exit_code == 1 and again.stderr == (
+        "Error: --metric Mean Absolute Error: prices-mini is already fetched and scored by rmse; set \"metric\": "
+        f"\"mae\" in {workspace / 'competitions/prices-mini/competition.json'}, or add --force to fetch it again\n")
+    assert competitions.get("prices-mini", workspace).metric == "rmse"
+    assert kc("fetch", "prices-mini", "--metric", "rmse", ws=workspace).exit_code == 0  # the same metric: no change
+    forced = kc("fetch", "prices-mini", "--from", source, "--metric", "mae", "--force", ws=workspace)
+    assert forced.exit_code == 0 and competitions.get("prices-mini", workspace).metric == "mae"
+
+
 def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
     assert kc("fetch", "prices-mini", "--from", prices(tmp_path), ws=workspace).exit_code == 0
     path = workspace / "competitions/prices-mini/competition.json"
