@@ -94,9 +94,10 @@ def header_cells(path: Path, expected: Iterable[str] = ()) -> list[str]:
         raise DataError(f"{path.name}: the header line cannot be read ({shown(exc)})") from None
     row = decode(second, path.name).splitlines()[:1] if second else []
     other = _other_separator(lines[0], cells, row)
-    missing = {c for c in expected if c not in cells}  # commas read 'Id;Area' and 'm2;Price' alike in every row
-    other = other or next((sep for sep in (";", "\t", "|") if missing & set(_split(lines[0], sep))
-                           and _reads_alike(lines[0], row, sep)), None)
+    # commas read 'Id;Area' and 'm2;Price' alike in every row: the other separator finds more of the sample's columns
+    wanted = set(expected)
+    other = other or next((sep for sep in (";", "\t", "|") if len(wanted & set(_split(lines[0], sep)))
+                           > len(wanted & set(cells)) and _reads_alike(lines[0], row, sep)), None)
     if other is not None:  # one column named 'Id;Area;...': another separator than Kaggle's comma
         raise DataError(f"{path.name}: its columns are separated by {'a tab' if other == chr(9) else repr(other)}, "
                         "not commas; kc reads CSVs as Kaggle ships them: save it with commas")
@@ -106,9 +107,9 @@ def header_cells(path: Path, expected: Iterable[str] = ()) -> list[str]:
 def _other_separator(header: str, cells: list[str], row: list[str]) -> str | None:
     """';', a tab or '|' when the header is one cell holding it, or when header and first row disagree read with
     commas but agree, wider, read with it ('Id;Area, m2;Price' over '1;2;3'); any of them also when commas read
-    both alike but only as a European file writes them: digits either side of each in the row, and a space after
-    each in the header or header and row as wide read with it ('Id;Area, m2;Price' over '1;2,5;3', 'Id;Price,EUR'
-    over '41;0,5'). Else None: any other file commas read consistently is a CSV, whatever its cells hold."""
+    both alike but only as a European file writes them: a space after each in the header, digits either side of
+    each in the row ('Id;Area, m2;Price' over '1;2,5;3'). Else None: any other file commas read consistently is a
+    CSV, whatever its cells hold."""
     for sep in (";", "\t", "|"):
         if len(cells) == 1 and sep in cells[0]:
             return sep
@@ -121,11 +122,11 @@ def _other_separator(header: str, cells: list[str], row: list[str]) -> str | Non
             if wide > narrow and len(_split(row[0], sep)) == wide:
                 return sep
         return None
-    if not _decimal_commas_only(row[0]):
+    # 'Id;Price,EUR' over '1;0,5' reads as the comma CSV 'id,a;b' over '1,2;3' does: only a sample's columns tell
+    if re.search(r",(?! )", header) or not _decimal_commas_only(row[0]):
         return None
-    spaced = not re.search(r",(?! )", header)  # 'Area, m2': only a European header; 'Price,EUR' needs equal widths
     for sep in (";", "\t", "|"):  # the row may end in empty cells the header names
-        if _reads_alike(header, row, sep) and (spaced or len(_split(row[0], sep)) == len(_split(header, sep))):
+        if _reads_alike(header, row, sep):
             return sep
     return None
 

@@ -233,8 +233,6 @@ def test_pixel_columns_make_a_pixel_competition(tmp_path):
         ({"train.csv": "Id;Area,m2;Rooms;Price\n1;2,5;1;40\n"},  # commas read 'Id;Area' and 'm2;Rooms;Price'
          "train.csv: its columns are separated by ';', not commas"),
         ({"test.csv": "Id;Area,m2;Rooms\n1000;2,5;1\n"}, "test.csv: its columns are separated by ';', not commas"),
-        ({"sample_submission.csv": "Id;Price,EUR\n1000;0,0\n"},  # commas read 'Id;Price' and 'EUR' alike
-         "sample_submission.csv: its columns are separated by ';', not commas"),
         ({"test.csv": "ID,Area,Rooms,Town\n1000,100.0,2,north\n"},
          "test.csv's id column is 'ID' and sample_submission.csv's 'Id': rename test.csv's to 'Id'"),
     ],
@@ -255,8 +253,10 @@ def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
 def test_a_comma_csv_whose_column_name_holds_the_target_between_pipes_is_read(tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
-    for name in ("train.csv", "test.csv"):  # test.csv's 'Town|Price' is no sign of a '|' file: rows have no '|'
-        pd.read_csv(folder / name).rename(columns={"Town": "Town|Price"}).to_csv(folder / name, index=False)
+    for name in ("train.csv", "test.csv"):  # test.csv's 'Town|Price' is no sign of a '|' file: commas find 'Id' too
+        frame = pd.read_csv(folder / name)
+        frame["Town"] = frame["Town"] + "|IDF"
+        frame.rename(columns={"Town": "Town|Price"}).to_csv(folder / name, index=False)
     comp = describe.infer("prices-mini", folder)
     assert (comp.target_column, comp.task) == ("Price", "regression")
 
