@@ -23,13 +23,20 @@ def auto_folds(comp: Competition, y: np.ndarray) -> int:
 
 def most_folds(comp: Competition, y: np.ndarray) -> int:
     """The most folds up to 5 that `--folds` can take on these targets: no more than the rows of the smallest class
-    (of any of several 0/1 targets), nor than the rows; 0 when not even two work."""
-    if comp.is_classification:
-        ones = y.sum(axis=0) if comp.targets else None
-        smallest = (int(min(ones.min(), (len(y) - ones).min())) if ones is not None
-                    else int(np.unique(y, return_counts=True)[1].min()))
+    (of any of several 0/1 targets, and on a small table only as many as kc finds folds for that each hold both
+    classes of every target), nor than the rows; 0 when not even two work."""
+    if not comp.is_classification:
+        return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
+    if not comp.targets:
+        smallest = int(np.unique(y, return_counts=True)[1].min())
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
-    return min(AUTO_FOLDS, len(y)) if len(y) >= 2 else 0  # never more folds than rows
+    from pipeline.training.targets import dealt_folds
+
+    ones = y.sum(axis=0)
+    most = min(AUTO_FOLDS, int(min(ones.min(), (len(y) - ones).min())))
+    if len(y) >= SMALL_TABLE_ROWS:  # dealing takes seconds there: the check is left to the fit
+        return most if most >= 2 else 0
+    return next((k for k in range(most, 1, -1) if dealt_folds(y, k, 0) is not None), 0)
 
 
 def few_rows_note(metrics: RunMetrics) -> str | None:

@@ -7,6 +7,7 @@ valid.npz whose outputs are (rows, targets): probabilities of classes[1] for 0/1
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shutil
 import time
@@ -75,15 +76,54 @@ def shared_held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray) -> list[
     if cfg.folds > counts.min():
         j = int(counts.argmin())
         raise fewer_folds(cfg.folds, int(counts.min()), f"{comp.targets[j]}'s rarer class")
-    rng = np.random.default_rng(cfg.seed)
-    for _ in range(10):  # the dealing is greedy: on a few small tables a fold misses a class, and another draw does not
-        fold = deal(np.column_stack([y == 1, y == 0]), cfg.folds, rng)  # both classes of every target
-        parts = [np.flatnonzero(fold == f) for f in range(cfg.folds)]
-        lacking = [name for j, name in enumerate(comp.targets) if any(len(np.unique(y[p, j])) < 2 for p in parts)]
-        if not lacking:
-            return parts
-    raise DataError(f"--folds {cfg.folds}: kc found no folds that each hold both classes of {lacking[0]} beside the "
-                    "other targets'; use fewer folds")
+    # the seed's folds, else seed 0's, which `most_folds` checked
+    parts = dealt_folds(y, cfg.folds, cfg.seed) or dealt_folds(y, cfg.folds, 0)
+    if parts is None:
+        fix = "use fewer folds" if cfg.folds > 2 else "--folds 0 scores a split instead"
+        raise DataError(f"--folds {cfg.folds}: kc found no {cfg.folds} folds that each hold both classes of every "
+                        f"target (their 1s share rows: {', '.join(comp.targets[:3])}…); {fix}")
+    return parts
+
+
+@functools.lru_cache(maxsize=8)
+def _dealt(key: bytes, shape: tuple[int, int], k: int, seed: int) -> tuple[np.ndarray, ...] | None:
+    """`dealt_folds` of the 0/1 targets packed in `key`, kept for the next model of `kc compare`."""
+    y = np.unpackbits(np.frombuffer(key, np.uint8), count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    labels = np.column_stack([y, ~y])  # both classes of every target
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        fold = deal(labels, k, rng)
+        if repair(labels, fold, k, rng):
+            return tuple(np.flatnonzero(fold == f) for f in range(k))
+    return None
+
+
+def dealt_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray] | None:
+    """k folds of the rows of (rows, targets) 0/1 `y` that each hold both classes of every target, or None when kc
+    finds none."""
+    found = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, k, seed)
+    return None if found is None else list(found)
+
+
+def repair(labels: np.ndarray, fold: np.ndarray, k: int, rng: np.random.Generator, steps: int = 500) -> bool:
+    """Moves rows between folds (in place) until every fold holds every label, each move into a fold lacking one
+    from a fold holding it twice or more, the row whose leaving empties the fewest labels first; whether it got
+    there."""
+    counts = np.stack([labels[fold == f].sum(axis=0) for f in range(k)])
+    for _ in range(steps):
+        holes = np.argwhere(counts == 0)
+        if not len(holes):
+            return True
+        f, label = holes[rng.integers(len(holes))]
+        rows = np.flatnonzero(labels[:, label] & (counts[fold, label] >= 2))
+        if not len(rows):
+            return False
+        emptied = ((counts[fold[rows]] == 1) & labels[rows]).sum(axis=1)
+        row = int(rng.choice(rows[emptied == emptied.min()]))
+        counts[fold[row]] -= labels[row]
+        counts[f] += labels[row]
+        fold[row] = f
+    return not (counts == 0).any()
 
 
 def deal(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

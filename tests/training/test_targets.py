@@ -55,6 +55,29 @@ def test_nested_binary_targets_take_as_many_folds_as_their_smallest_class_has_ro
     assert str(err.value) == "--folds 3: more folds than the 2 rows of y's rarer class; use --folds 2"
 
 
+def _ones(rows: int, where: list[list[int]]) -> np.ndarray:
+    y = np.zeros((rows, len(where)), np.int64)
+    for j, found in enumerate(where):
+        y[found, j] = 1
+    return y
+
+
+def test_targets_whose_ones_no_two_folds_can_split_are_offered_no_folds_and_told_so():
+    triangle = _ones(60, [[0, 1], [0, 2], [1, 2]])  # each pair of rows must part, and three rows cannot in two folds
+    three = dataclasses.replace(SKIES, target_column="x", targets=("x", "y", "z"))
+    assert most_folds(three, triangle) == 0  # it offered 2, and `kc train` without --folds failed on them
+    with pytest.raises(DataError) as err:
+        targets.shared_held_out(three, TrainConfig("knn", folds=2), triangle)
+    assert str(err.value) == ("--folds 2: kc found no 2 folds that each hold both classes of every target (their 1s "
+                              "share rows: x, y, z…); --folds 0 scores a split instead")
+    five = _ones(60, [[1, 3], [0, 2, 3], [0, 4], [2, 4], [0, 1, 3]])  # {0, 1, 2} and {3, 4} part every target's 1s
+    names = dataclasses.replace(SKIES, target_column="t0", targets=tuple(f"t{j}" for j in range(5)))
+    assert most_folds(names, five) == 2  # greedy dealing alone found no such folds for any seed
+    for seed in range(5):
+        assert _each_fold_holds_both_classes(five, targets.shared_held_out(names, TrainConfig("knn", folds=2,
+                                                                                             seed=seed), five))
+
+
 def test_folds_hold_both_classes_of_every_target_on_random_tables():
     rng = np.random.default_rng(0)
     for trial in range(300):
