@@ -119,6 +119,25 @@ def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
     refused = kc("train", "nested", "--folds", "3", ws=workspace)
     assert refused.exit_code != 0 and refused.stderr == (
         "Error: --folds 3: more folds than the 2 rows of y's rarer class; use --folds 2\n")
+    split, _ = run_through(kc, workspace, "nested", "--model", "knn", "--folds", "0")  # saved with a NaN, unlisted
+    _, _, metrics = oof(split)
+    scored = {name: value for name, value in metrics["target_scores"].items() if value == value}
+    assert 0 < len(scored) < 4 and metrics["score"] == pytest.approx(np.mean(list(scored.values())))
+    assert "DAMAGED" not in kc("runs", "nested", ws=workspace).stdout
+
+
+def test_held_out_rows_of_one_class_for_every_target_are_refused_before_training(kc, workspace, tmp_path):
+    folder = tmp_path / "single"
+    shutil.copytree(LAYOUTS / "skies", folder)
+    train = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
+    train["rain"], train["sun"] = (np.arange(len(train)) == 1).astype(int), (np.arange(len(train)) == 2).astype(int)
+    train.to_csv(folder / "train.csv", index=False)
+    fetch(kc, workspace, "single", "--metric", "Mean Columnwise AUC", source=folder)
+    refused = kc("train", "single", "--model", "knn", ws=workspace)  # the run was saved with a NaN score: DAMAGED
+    assert refused.exit_code == 1 and refused.stderr == ("Error: the held-out rows hold one class of every target: "
+                                                         "no mean column-wise AUC to score them by; add rows\n")
+    assert not (workspace / "competitions/single/runs").exists() or not any(
+        (workspace / "competitions/single/runs").iterdir())
 
 
 # ---- bad input, one line each ----------------------------------------------------------------------------------

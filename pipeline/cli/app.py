@@ -456,6 +456,9 @@ def train(
         each = comp.for_target(comp.targets[0]).scorer
         out.print(f"each target's {each.title}: " + ", ".join(f"{name} {each.format(value)}"
                                                                 for name, value in m.target_scores.items()))
+        if unscored := [name for name, value in m.target_scores.items() if value != value]:
+            out.print(f"-: the held-out rows hold one class of {', '.join(unscored)}, so no {each.title}; the mean "
+                      "leaves them out" + (f" (--folds {m.most_folds} scores every row)" if m.most_folds else ""))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
     if folds is None and m.fold_scores:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -98,10 +99,11 @@ def _smape(y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def _auc_column(y: np.ndarray, proba: np.ndarray) -> float:
-    """ROC AUC of one 0/1 target from the probability of 1."""
+    """ROC AUC of one 0/1 target from the probability of 1; NaN on rows of one class, which rank nothing."""
+    import numpy as np
     from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(y, proba))
+    return float(roc_auc_score(y, proba)) if len(np.unique(y)) == 2 else math.nan
 
 
 def _log_loss_column(y: np.ndarray, proba: np.ndarray) -> float:
@@ -114,14 +116,16 @@ def _log_loss_column(y: np.ndarray, proba: np.ndarray) -> float:
 
 
 def _columnwise(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A per-column metric averaged over the columns of (n, targets) truths and predictions."""
+    """A per-column metric averaged over the columns of (n, targets) truths and predictions that it scores (an AUC
+    of rows of one class is no number); NaN when it scores none."""
     def mean(y: np.ndarray, pred: np.ndarray) -> float:
         import numpy as np
 
         y, pred = np.asarray(y), np.asarray(pred)
         if y.ndim != 2 or y.shape != pred.shape:
             raise ValueError(f"a column-wise metric scores (rows, targets) arrays, not {y.shape} and {pred.shape}")
-        return float(np.mean([fn(y[:, j], pred[:, j]) for j in range(y.shape[1])]))
+        scores = np.array([fn(y[:, j], pred[:, j]) for j in range(y.shape[1])])
+        return float(np.mean(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
 
     return mean
 

@@ -122,7 +122,7 @@ class RunMetrics:
         _check_types(data, _METRIC_TYPES, origin)
         metrics = _rebuild(cls, data, origin)
         numbers = [metrics.score, metrics.fit_seconds, metrics.predict_seconds, *metrics.fold_scores,
-                   *metrics.target_scores.values()]
+                   *(v for v in metrics.target_scores.values() if v == v)]  # NaN: a target of one class held out
         try:
             metrics.history = [Epoch.from_json(r) for r in metrics.history]
         except ValueError:

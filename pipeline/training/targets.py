@@ -61,6 +61,11 @@ def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
     return strata(comp.for_target(comp.targets[0]), y[:, 0], k=k)
 
 
+def _scorable(view: Competition, y: np.ndarray) -> bool:
+    """Whether the metric gives these rows of one target a number (an AUC of rows of one class does not)."""
+    return bool(np.isfinite(score(view, y, np.column_stack([1 - y, y]).astype(float))))
+
+
 def rarer_classes(y: np.ndarray) -> np.ndarray:
     """(rows, targets) booleans: whether a row holds each 0/1 target's rarer class (1 when 1s are fewer)."""
     return y == (2 * y.sum(axis=0) < len(y)).astype(y.dtype)
@@ -169,6 +174,11 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
     """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
     y = data.y  # (n, targets)
     parts = shared_held_out(comp, cfg, y)
+    if not cfg.folds and not any(_scorable(comp.for_target(name), y[parts[0], j])
+                                 for j, name in enumerate(comp.targets)):
+        most = most_folds(comp, y)
+        raise DataError(f"the held-out rows hold one class of every target: no {comp.scorer.title} to score them by; "
+                        + (f"score every row out-of-fold with --folds {most}" if most else "add rows"))
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
     fits: list[tuple[Fitted, Model | None]] = []
     full_epochs = None

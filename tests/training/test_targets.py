@@ -133,3 +133,13 @@ def test_saved_target_scores_are_read_back_and_checked(tmp_path):
         RunMetrics.from_json({**data, "target_scores": {"rain": "high"}}, "m")
     with pytest.raises(DataError, match="m: target_scores is list, expected dict"):
         RunMetrics.from_json({**data, "target_scores": [0.9]}, "m")
+
+
+def test_a_columnwise_auc_leaves_out_the_columns_of_one_class():
+    from pipeline.core import metrics
+
+    auc = metrics.get("mean-auc")
+    y = np.array([[0, 0], [1, 0], [0, 0], [1, 0]])
+    p = np.array([[0.1, 0.3], [0.9, 0.2], [0.2, 0.1], [0.8, 0.4]])
+    assert auc.score(y, p) == 1.0  # the second column has no 1 to rank
+    assert np.isnan(auc.score(y[:, [1, 1]], p))
