@@ -238,14 +238,32 @@ def _word_cuts(lines: list[str], text: str) -> int:
 
 
 def cut_apart(names: list[str], most: int = 24) -> list[str]:
-    """Each name cut by `_cut`, those whose cuts coincide ('Dept 1 of Health' and 'Dept 11 of Health') cut longer
-    until they differ."""
-    cuts, width = {name: _cut(name, most) for name in names}, most
+    """Each name cut by `_cut`; names whose cuts coincide keep the words where they part ('Department 1 of…d Skills',
+    '…Fully Paid - reviewed…'), and any still alike are cut longer until they differ."""
+    cuts = {name: _cut(name, most) for name in names}
+    for cut, count in Counter(cuts.values()).items():
+        if count > 1:
+            group = [name for name in cuts if cuts[name] == cut]
+            alike = zip(*group, strict=False)  # up to the shortest name
+            parting = next((i for i, chars in enumerate(alike) if len(set(chars)) > 1), min(map(len, group)))
+            cuts |= {name: _parted(name, parting, most) for name in group}
+    width = most
     while len(set(cuts.values())) < len(cuts) and width < max(map(len, cuts)):
         width += 1
         counts = Counter(cuts.values())
         cuts = {name: _cut(name, width) if counts[cut] > 1 else cut for name, cut in cuts.items()}
     return [cuts[name] for name in names]
+
+
+def _parted(name: str, parting: int, most: int) -> str:
+    """`name` in `most` characters that show it from where it parts from names alike: its head stretched past that
+    point when it is near the start, else the words from there, between '…'s."""
+    if parting + 4 <= most - 6:
+        head = parting + 4
+        return name[:head] + "…" + name[len(name) - (most - 1 - head):]
+    start = max(name.rfind(" ", 0, parting) + 1, parting - 8)  # the word where it parts, or a few letters before
+    text = "…" + name[start:]
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _cut(name: str, most: int = 24) -> str:
