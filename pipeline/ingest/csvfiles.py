@@ -246,6 +246,9 @@ def check_headers(comp: Competition, folder: Path) -> None:
         if gone:
             what = (f"column '{shown(gone[0])}' is missing; test must have train's columns without the target "
                     f"(or list it in dropped_columns in competition.json)")
+        elif targets := [c for c in extra if c in comp.target_columns]:
+            what = (f"it holds the target '{shown(targets[0])}', which a test set leaves for the model to predict: "
+                    "remove that column from test.csv")
         elif extra:
             what = (f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target: "
                     "remove it from test.csv (a column train lacks teaches nothing)")

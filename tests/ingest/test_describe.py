@@ -250,6 +250,17 @@ def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
     assert str(err.value).startswith(error)
 
 
+def test_a_test_file_holding_the_target_is_told_so(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    test = pd.read_csv(folder / "test.csv")
+    test.assign(Price=1.0).to_csv(folder / "test.csv", index=False)
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)
+    assert result.exit_code == 1 and result.stderr == (  # it said 'column Price is not in train'
+        "Error: test.csv: it holds the target 'Price', which a test set leaves for the model to predict: remove that "
+        "column from test.csv\n")
+
+
 def test_a_comma_csv_whose_column_name_holds_the_target_between_pipes_is_read(tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
