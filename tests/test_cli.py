@@ -100,7 +100,7 @@ def test_fetch_describes_a_competition_kc_does_not_know(workspace, kc):
         "  id PassengerId (int); target Survived: binary, 2 classes (0, 1) written as int",
         "  submission: one label per row in Survived",
         "  inputs: a table; metric: f1 (--metric); default model: blend",
-        '  edit competition.json to correct any of it (e.g. "metric": "f1")',
+        '  edit competition.json to correct any of it (e.g. "metric": "accuracy")',  # a metric of its task, not f1
     ]
     trained = kc("train", "my-titanic", "--model", "sk-logistic", "--folds", "0", ws=workspace)
     assert trained.exit_code == 0, trained.output

@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from pipeline import api
 from pipeline.cli.live import bytes_progress, out, show_table, working
-from pipeline.core import competitions
+from pipeline.core import competitions, metrics
 from pipeline.core.errors import KcError, UsageError
 from pipeline.core.workspace import Workspace
 
@@ -163,7 +163,9 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
     for line in describe_lines(comp):
         out.print("  " + line)
-    out.print("  edit competition.json to correct any of it (e.g. \"metric\": \"f1\")")
+    other = next(name for name, m in metrics.METRICS.items() if comp.task in m.tasks and name != comp.metric
+                 and m.columnwise == bool(comp.targets))
+    out.print(f"  edit competition.json to correct any of it (e.g. \"metric\": \"{other}\")")
 
 
 def describe_lines(comp: competitions.Competition) -> list[str]:

@@ -64,8 +64,9 @@ def test_saved_description_is_found_in_the_workspace(tmp_path):
     ("change", "problem"),
     [
         ({"task": "ranking"}, "task is 'ranking', expected one of binary, multiclass, regression"),
-        ({"metric": "auc"}, "metric 'auc' is unknown; kc knows: accuracy, f1, f1-macro, f1-micro, mcc, qwk, roc-auc, "
-                            "log-loss, map@3, rmse, rmse-log, rmsle, mae, mape, smape, r2"),
+        ({"metric": "auc"}, "metric 'auc' is another name of kc's 'roc-auc': write that"),
+        ({"metric": "area"}, "metric 'area' is unknown; kc knows: accuracy, f1, f1-macro, f1-micro, mcc, qwk, roc-auc, "
+                             "log-loss, map@3, rmse, rmse-log, rmsle, mae, mape, smape, r2"),
         ({"metric": "rmse"}, "metric 'rmse' does not score binary tasks"),
         ({"classes": ["0", "1", "2"]}, "a binary task needs exactly 2 classes"),
         ({"colour": "red"}, "unknown field colour; fields are: "),

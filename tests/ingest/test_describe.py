@@ -298,7 +298,8 @@ def test_a_metric_given_again_to_a_fetched_competition_is_not_dropped_silently(k
 
 
 def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
-    assert kc("fetch", "prices-mini", "--from", prices(tmp_path), ws=workspace).exit_code == 0
+    fetched = kc("fetch", "prices-mini", "--from", prices(tmp_path), ws=workspace)
+    assert fetched.exit_code == 0 and "(e.g. \"metric\": \"rmse-log\")" in fetched.stdout  # "f1" fits no regression
     path = workspace / "competitions/prices-mini/competition.json"
     data = json.loads(path.read_text())
     data["metric"] = "mae"
@@ -306,7 +307,10 @@ def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
     assert competitions.get("prices-mini", workspace).metric == "mae"
     result = kc("train", "prices-mini", "--model", "knn", "--folds", "0", ws=workspace)
     assert result.exit_code == 0 and "validation MAE" in result.stdout
-    for edit, message in [({"metric": "accuracy"}, "metric 'accuracy' does not score regression tasks"),
+    for edit, message in [({"metric": "accuracy"}, "metric 'accuracy' does not score regression tasks; use one of: "
+                                                   "rmse, rmse-log"),
+                          ({"metric": "Root Mean Squared Error"},
+                           "metric 'Root Mean Squared Error' is another name of kc's 'rmse': write that"),
                           ({"task": "ternary"}, "task is 'ternary', expected one of binary, multiclass, regression"),
                           ({"colour": "red"}, "unknown field colour")]:
         path.write_text(json.dumps(data | edit))
