@@ -203,7 +203,8 @@ def _metric(metric: str | None, source: str, task: str, proba: bool, several: bo
     if source == "Kaggle API":  # Kaggle's word is used when kc can score it on this task, never an error
         known = metrics.METRICS.get(metrics.canonical(metric) or "")
         if known is None or task not in known.tasks or (proba and known.needs != "proba") or \
-                (several and metrics.for_columns(known.name) is None) or (known.columnwise and not several):
+                (several and metrics.for_columns(known.name) is None) or (known.columnwise and not several) or \
+                _labels_for_log_loss(known.name, task, proba):
             return metrics.default_for(task, proba, several), "default"
     chosen = metrics.get(metric, task).name  # unknown or unfitting names are usage errors listing the choices
     if several:  # one target's metric means its column-wise mean (rmsle: mean-rmsle)
@@ -218,7 +219,15 @@ def _metric(metric: str | None, source: str, task: str, proba: bool, several: bo
     if proba and metrics.METRICS[chosen].needs != "proba":
         raise UsageError(f"metric '{metric}' scores labels, but the sample submission asks for one probability "
                          "column per class; use log-loss")
+    if _labels_for_log_loss(chosen, task, proba):
+        raise UsageError(f"metric '{metric}' scores one probability per class, but the sample submission holds one "
+                         "label per row, which Kaggle's log loss cannot score; use accuracy or f1-macro")
     return chosen, source
+
+
+def _labels_for_log_loss(metric: str, task: str, proba: bool) -> bool:
+    """Whether a multiclass sample of one label per row is to be scored by log loss (kc would submit labels)."""
+    return metric == "log-loss" and task == "multiclass" and not proba
 
 
 def _targets_kind(train: object, targets: tuple[str, ...], sample: str) -> tuple[str, str, tuple[str, ...]]:

@@ -162,6 +162,22 @@ def test_a_metric_that_cannot_score_the_targets_is_refused_at_fetch(kc, workspac
     assert (kaggle.metric, kaggle.metric_source) == ("rmse", "default")  # Kaggle's word is never an error
 
 
+def test_log_loss_over_a_sample_of_one_label_per_row_is_refused(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    train = pd.read_csv(folder / "train.csv")
+    train["Price"] = pd.qcut(train["Price"], 3, labels=["low", "mid", "high"]).astype(str)
+    train.to_csv(folder / "train.csv", index=False)
+    pd.read_csv(folder / "sample_submission.csv").assign(Price="low").to_csv(folder / "sample_submission.csv",
+                                                                            index=False)
+    with pytest.raises(UsageError) as err:  # it trained, scored log loss out-of-fold, and submitted labels
+        describe.infer("prices-mini", folder, metric="Multiclass Loss")
+    assert str(err.value) == ("metric 'Multiclass Loss' scores one probability per class, but the sample submission "
+                              "holds one label per row, which Kaggle's log loss cannot score; use accuracy or f1-macro")
+    kaggle = describe.infer("prices-mini", folder, metric="Multiclass Loss", metric_source="Kaggle API")
+    assert (kaggle.task, kaggle.metric, kaggle.metric_source) == ("multiclass", "accuracy", "default")
+
+
 def test_whole_numbers_written_as_floats_are_classes_as_integers_are(kc, workspace, tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
