@@ -208,6 +208,9 @@ def fetch(
             for name in (comp.train_file, comp.test_file):
                 if not has_rows(unpacked / name):
                     raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
+            from pipeline.submitting.checks import sample_ids_in_test  # it imports this module
+
+            sample_ids_in_test(comp, unpacked)
             names = (*comp.files, *comp.image_folders)
             if builtin is None:
                 (unpacked / competitions.DESCRIPTION).write_text(json.dumps(comp.to_json(), indent=2) + "\n")

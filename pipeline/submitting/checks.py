@@ -35,6 +35,21 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     return keys.tolist()
 
 
+def sample_ids_in_test(comp: Competition, folder: Path) -> None:
+    """Fail unless the test file in `folder` has a row for each id the sample submission lists: told at fetch, not
+    at the first submit."""
+    if not comp.test_has_ids or comp.modality == "images":  # ids implied by row order, or image files' names
+        return
+    ids = (comp.id_column,)
+    sample, test = (_keys_or_text(comp, read_table(folder / name, strings=True, columns=ids)[comp.id_column])
+                    for name in (comp.sample_file, comp.test_file))
+    found = set(test)
+    missing = [key for key in sample if key not in found]
+    if missing:
+        raise DataError(f"{comp.sample_file} lists {_ids_text([str(m) for m in missing], comp.id_column)} that "
+                        f"{comp.test_file} has no row for; is the sample submission from this competition's test set?")
+
+
 def _id_keys(comp: Competition, text: pd.Series) -> np.ndarray:
     """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id; `text`
     holds the ids as stripped strings."""

@@ -266,6 +266,18 @@ def test_ambiguous_competitions_are_one_line_errors(tmp_path, change, error):
     assert str(err.value).startswith(error)
 
 
+def test_sample_ids_without_test_rows_are_told_at_fetch(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    sample = pd.read_csv(folder / "sample_submission.csv")
+    sample.assign(Id=sample["Id"] + 5000).to_csv(folder / "sample_submission.csv", index=False)
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)
+    assert result.exit_code == 1 and result.stderr == (  # fetch and train passed; kc submit said it
+        "Error: sample_submission.csv lists Id 6000 and 29 more that test.csv has no row for; is the sample "
+        "submission from this competition's test set?\n")
+    assert not (workspace / "competitions/prices-mini").exists()
+
+
 def test_a_test_file_holding_the_target_is_told_so(kc, workspace, tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)
