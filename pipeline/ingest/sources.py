@@ -20,6 +20,7 @@ from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace, held
 from pipeline.ingest import describe, imagefiles, kaggle_api
 from pipeline.ingest.csvfiles import check_headers, has_rows, shown
+from pipeline.ingest.ids import sample_ids_in_test
 from pipeline.ingest.unpack import MARKER, Progress, copy_folder, extract
 
 KAGGLE_INPUT = Path("/kaggle/input")
@@ -208,8 +209,6 @@ def fetch(
             for name in (comp.train_file, comp.test_file):
                 if not has_rows(unpacked / name):
                     raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
-            from pipeline.submitting.checks import sample_ids_in_test  # it imports this module
-
             sample_ids_in_test(comp, unpacked)
             names = (*comp.files, *comp.image_folders)
             if builtin is None:

@@ -12,12 +12,12 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.csvfiles import header_cells, read_table, shown
+from pipeline.ingest.ids import id_keys, ids_text, keys_or_text
 from pipeline.ingest.sources import require_fetched
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-Indic digits are not Kaggle ints
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 SIZE_FACTOR = 20  # a submission may be this many times the sample's size (plus a megabyte) before it is refused
 EXTRA_COLUMNS = 64  # named header cells a submission may carry beyond its own (the check then names the extra)
@@ -27,49 +27,12 @@ MAX_COLUMNS = 2048  # header cells of any kind (a spreadsheet's empty trailing o
 def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
-    keys = _keys_or_text(comp, read_table(path, strings=True)[comp.id_column])
+    keys = keys_or_text(comp, read_table(path, strings=True)[comp.id_column])
     row = _first_repeat(keys)
     if row is not None:
         raise DataError(f"{comp.sample_file}: row {row + 1}, column {comp.id_column}: id {shown(keys[row])} appears "
                         f"twice in the sample submission; fetch {comp.slug} again with --force")
     return keys.tolist()
-
-
-def sample_ids_in_test(comp: Competition, folder: Path) -> None:
-    """Fail unless the test file in `folder` has a row for each id the sample submission lists: told at fetch, not
-    at the first submit."""
-    if not comp.test_has_ids or comp.modality == "images":  # ids implied by row order, or image files' names
-        return
-    ids = (comp.id_column,)
-    sample, test = (_keys_or_text(comp, read_table(folder / name, strings=True, columns=ids)[comp.id_column])
-                    for name in (comp.sample_file, comp.test_file))
-    found = set(test)
-    missing = [key for key in sample if key not in found]
-    if missing:
-        raise DataError(f"{comp.sample_file} lists {_ids_text([str(m) for m in missing], comp.id_column)} that "
-                        f"{comp.test_file} has no row for; is the sample submission from this competition's test set?")
-
-
-def _id_keys(comp: Competition, text: pd.Series) -> np.ndarray:
-    """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id; `text`
-    holds the ids as stripped strings."""
-    out = np.full(len(text), None, dtype=object)
-    valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool) if comp.id_type == "int" else \
-        (text != "").to_numpy(dtype=bool)
-    chosen = text[valid]
-    out[valid] = (chosen.astype(np.int64).astype(str) if comp.id_type == "int" else chosen).to_numpy(dtype=object)
-    return out
-
-
-def _keys_or_text(comp: Competition, cells: pd.Series) -> np.ndarray:
-    """(n,) object: each id's comparable form, or its stripped text where it is no valid id."""
-    import pandas as pd
-
-    text = cells.astype(str).str.strip()
-    keys = _id_keys(comp, text)
-    invalid = pd.isna(keys)
-    keys[invalid] = text.to_numpy(dtype=object)[invalid]
-    return keys
 
 
 def _first_repeat(keys: np.ndarray) -> int | None:
@@ -97,11 +60,6 @@ def _expected_label(comp: Competition) -> str:
     return comp.scorer.value_rule
 
 
-def _ids_text(values: list[str], id_col: str) -> str:
-    more = f" and {len(values) - 1} more" if len(values) > 1 else ""
-    return f"{id_col} {shown(values[0])}{more}"
-
-
 def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     """Raise SubmissionError naming the first problem; `df` holds the CSV's cells as strings."""
     import pandas as pd
@@ -122,7 +80,7 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
         empty = (cells[col] == "").to_numpy()
         if empty.any():
             raise SubmissionError(f"row {int(empty.argmax()) + 1}: {col} is empty")
-    got = _id_keys(comp, cells[id_col])
+    got = id_keys(comp, cells[id_col])
     invalid = pd.isna(got)
     if invalid.any():
         bad = int(invalid.argmax())
@@ -136,9 +94,9 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     if len(got) != len(want) or missing or extra_ids:
         parts = [f"{len(want)} rows expected, got {len(got)}"]
         if missing:
-            parts.append("missing " + _ids_text(missing, id_col))
+            parts.append("missing " + ids_text(missing, id_col))
         if extra_ids:
-            parts.append("unexpected " + _ids_text(extra_ids, id_col))
+            parts.append("unexpected " + ids_text(extra_ids, id_col))
         raise SubmissionError("; ".join(parts))
     # rows in another order than the sample's are fine: Kaggle matches a submission's rows to its answers by id
     if comp.writes_proba:
@@ -220,7 +178,7 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     if len(predictions) != len(ids):
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
-    keys = _keys_or_text(comp, pd.Series(ids).astype(str))
+    keys = keys_or_text(comp, pd.Series(ids).astype(str))
     twice = _first_repeat(keys)
     if twice is not None:  # two test rows with one id: refuse rather than submit one of them
         raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(keys[twice])} appears twice among the test "
@@ -229,7 +187,7 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
     order = pd.Index(keys).get_indexer(want)
     if (order < 0).any():
         missing = np.asarray(want, dtype=object)[order < 0].tolist()
-        raise SubmissionError(f"test.csv has no row for {_ids_text(missing, comp.id_column)} of the sample submission")
+        raise SubmissionError(f"test.csv has no row for {ids_text(missing, comp.id_column)} of the sample submission")
     df = pd.DataFrame({comp.id_column: want, **{name: cells[order] for name, cells in columns.items()}})
     check(comp, want, df)
     return df

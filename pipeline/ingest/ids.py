@@ -1,0 +1,61 @@
+"""Ids as kc compares them (ints without leading zeros), and the sample's ids checked against test's at fetch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipeline.core.competitions import Competition
+from pipeline.core.errors import DataError
+from pipeline.ingest.csvfiles import read_table, shown
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-Indic digits are not Kaggle ints
+
+
+def sample_ids_in_test(comp: Competition, folder: Path) -> None:
+    """Fail unless the test file in `folder` has a row for each id the sample submission lists: told at fetch, not
+    at the first submit."""
+    if not comp.test_has_ids or comp.modality == "images":  # ids implied by row order, or image files' names
+        return
+    ids = (comp.id_column,)
+    sample, test = (keys_or_text(comp, read_table(folder / name, strings=True, columns=ids)[comp.id_column])
+                    for name in (comp.sample_file, comp.test_file))
+    found = set(test)
+    missing = [key for key in sample if key not in found]
+    if missing:
+        raise DataError(f"{comp.sample_file} lists {ids_text([str(m) for m in missing], comp.id_column)} that "
+                        f"{comp.test_file} has no row for; is the sample submission from this competition's test set?")
+
+
+def id_keys(comp: Competition, text: pd.Series) -> np.ndarray:
+    """(n,) object: each id's comparable form (ints without leading zeros), or None where it is no valid id; `text`
+    holds the ids as stripped strings."""
+    out = np.full(len(text), None, dtype=object)
+    valid = text.str.fullmatch(_INT.pattern).fillna(False).to_numpy(dtype=bool) if comp.id_type == "int" else \
+        (text != "").to_numpy(dtype=bool)
+    chosen = text[valid]
+    out[valid] = (chosen.astype(np.int64).astype(str) if comp.id_type == "int" else chosen).to_numpy(dtype=object)
+    return out
+
+
+def keys_or_text(comp: Competition, cells: pd.Series) -> np.ndarray:
+    """(n,) object: each id's comparable form, or its stripped text where it is no valid id."""
+    import pandas as pd
+
+    text = cells.astype(str).str.strip()
+    keys = id_keys(comp, text)
+    invalid = pd.isna(keys)
+    keys[invalid] = text.to_numpy(dtype=object)[invalid]
+    return keys
+
+
+def ids_text(values: list[str], id_col: str) -> str:
+    """The first of some ids, and how many more: 'Id 6000 and 29 more'."""
+    more = f" and {len(values) - 1} more" if len(values) > 1 else ""
+    return f"{id_col} {shown(values[0])}{more}"
