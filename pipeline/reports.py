@@ -204,8 +204,8 @@ def _direction(metric: Metric) -> str:
 def _header(comp: Competition, metric: Metric, runs: list[Run], damaged: list[Damaged], log: list[LogEntry]) -> str:
     scored = sum(1 for e in log if _public(e) is not None)
     best = runs[0] if runs and runs[0].metrics.metric == comp.metric else None
-    facts = [(f"{len(runs)}", "runs" + (f", {len(damaged)} damaged" if damaged else "")),
-             (f"{len(log)}", f"submissions, {scored} scored on Kaggle")]
+    facts = [(f"{len(runs)}", f"run{'s' * (len(runs) != 1)}" + (f", {len(damaged)} damaged" if damaged else "")),
+             (f"{len(log)}", f"submission{'s' * (len(log) != 1)}, {scored} scored on Kaggle")]
     if best is not None:
         facts.insert(0, (metric.format(best.score), f"best {metric.title}: {best.run_id}"))
     items = "".join(f"<li><b>{_e(value)}</b><span>{_e(what)}</span></li>" for value, what in facts)

@@ -35,8 +35,10 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     for name in ("train.csv", "test.csv"):
         if name not in names:
+            inside = sorted(str(p.parent.relative_to(folder)) for p in folder.glob(f"*/{name}"))
+            where = f"; {name} is in {inside[0]}/: fetch that folder" if inside else ""
             raise DataError(f"no {name} among the files ({shown(', '.join(names)) or 'none'}); kc needs train.csv and "
-                            "test.csv as Kaggle names them")
+                            f"test.csv as Kaggle names them{where}")
     sample = sample_file(names)
     columns = read_header(folder / sample)
     if len(columns) < 2:

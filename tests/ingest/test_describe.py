@@ -278,6 +278,15 @@ def test_sample_ids_without_test_rows_are_told_at_fetch(kc, workspace, tmp_path)
     assert not (workspace / "competitions/prices-mini").exists()
 
 
+def test_files_one_folder_down_are_pointed_to(tmp_path):
+    folder = tmp_path / "download"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder / "prices-mini")
+    with pytest.raises(DataError) as err:
+        describe.infer("prices-mini", folder)
+    assert str(err.value) == ("no train.csv among the files (none); kc needs train.csv and test.csv as Kaggle names "
+                              "them; train.csv is in prices-mini/: fetch that folder")
+
+
 def test_a_test_file_holding_the_target_is_told_so(kc, workspace, tmp_path):
     folder = tmp_path / "files"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder)

@@ -120,3 +120,11 @@ def test_a_narrow_terminal_shows_whole_run_ids_and_says_which_columns_it_left_ou
     assert max(map(len, table)) <= 80  # options of a dozen key=value pairs had folded every cell, ids cut to '2026…'
     assert any("20260102-000000-sk-logistic" in line for line in table)
     assert lines[-1].startswith("left out at this width: options") and "`kc report titanic`" in lines[-1]
+
+
+def test_the_report_counts_one_run_and_one_submission_in_the_singular(tmp_path):
+    ws = Workspace(tmp_path)
+    _write_run(ws, "20260101-000000-knn", "accuracy", 0.8125)
+    runs, damaged = scan(TITANIC, ws)
+    page = reports.render(TITANIC, runs, damaged, [], "now")
+    assert "<b>1</b><span>run</span>" in page and "<b>0</b><span>submissions, 0 scored on Kaggle</span>" in page
