@@ -224,12 +224,12 @@ _CLASSES = ("binary", "multiclass")
 _VALUES = ("regression",)
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("accuracy", "accuracy", True, "labels", _CLASSES, _accuracy, percent=True,
-           kaggle=("CategorizationAccuracy", "Categorization Accuracy", "Accuracy Score")),
+           kaggle=("CategorizationAccuracy", "Categorization Accuracy", "Accuracy Score", "Multiclass Accuracy")),
     Metric("f1", "F1 score", True, "labels", ("binary",), _f1, kaggle=("F1 Score", "F-Score", "FScore", "F1Score")),
     Metric("f1-macro", "macro F1", True, "labels", _CLASSES, _sk("f1_score", average="macro"),
-           kaggle=("Macro F1", "MacroFScore", "F1 Macro", "Mean F1")),
+           kaggle=("Macro F1", "MacroFScore", "F1 Macro", "Mean F1", "Macro F1 Score")),
     Metric("f1-micro", "micro F1", True, "labels", _CLASSES, _sk("f1_score", average="micro"),
-           kaggle=("Micro F1", "MicroFScore", "F1 Micro")),
+           kaggle=("Micro F1", "MicroFScore", "F1 Micro", "Micro F1 Score")),
     Metric("mcc", "Matthews correlation", True, "labels", _CLASSES, _sk("matthews_corrcoef"),
            kaggle=("Matthews Correlation Coefficient", "MatthewsCorrelationCoefficient", "MCC")),
     Metric("qwk", "quadratic weighted kappa", True, "labels", _CLASSES, _sk("cohen_kappa_score", weights="quadratic"),
@@ -284,12 +284,20 @@ def canonical(name: str) -> str | None:
     return _BY_KAGGLE_NAME.get(_key(name))
 
 
+def _near(name: str) -> str:
+    """' (did you mean rmse?)' for a name close to one kc knows (its own or Kaggle's), else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(_key(str(name)), list(_BY_KAGGLE_NAME), n=1, cutoff=0.75)
+    return f" (did you mean {_BY_KAGGLE_NAME[close[0]]}?)" if close else ""
+
+
 def get(name: str, task: str | None = None) -> Metric:
     """A metric by name, checked against the task when given; unknown or unfitting names list the choices."""
     known = canonical(name) if isinstance(name, str) else None
     metric = METRICS.get(known) if known else None
     if metric is None:
-        raise UsageError(f"unknown metric '{name}'; kc knows: {', '.join(METRICS)}")
+        raise UsageError(f"unknown metric '{name}'{_near(name)}; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
         fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks and not m.columnwise)  # for one target
         raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {fits}")

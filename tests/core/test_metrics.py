@@ -124,3 +124,12 @@ def test_a_one_target_metric_maps_to_its_columnwise_mean():
         ["mean-rmsle", "mean-auc", "mean-log-loss", "mean-auc", None]
     assert (metrics.default_for("regression", several=True), metrics.default_for("binary", True, several=True)) == \
         ("mean-rmse", "mean-log-loss")
+
+
+def test_kaggle_names_of_more_metrics_and_a_near_miss_is_named():
+    assert [metrics.get(n).name for n in ("MulticlassAccuracy", "Macro F1 Score", "Micro F1 Score")] == [
+        "accuracy", "f1-macro", "f1-micro"]  # a new user's Kaggle names, unknown before
+    with pytest.raises(UsageError, match=r"^unknown metric 'acuracy' \(did you mean accuracy\?\); kc knows: "):
+        metrics.get("acuracy")
+    with pytest.raises(UsageError, match=r"^unknown metric 'Mean Squared Error' \(did you mean rmse\?\)"):
+        metrics.get("Mean Squared Error")
