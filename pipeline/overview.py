@@ -147,7 +147,7 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
     if association:
         pictures.append(_draw_bars({c: (v,) for c, v in list(association.items())[:SHOWN]}, out / "association.png",
                                    "mutual information with the target (nats)", ("train",)))
-    numeric = [c for c in association if c in encoder.report()["numeric"]][:DRAWN]
+    numeric = [c for c in association if c in encoder.report()["numeric"]]
     if numeric:
         pictures.append(_draw_distributions(train, test, numeric, out / "distributions.png"))
     if dates:
@@ -268,10 +268,12 @@ def _draw_bars(values: dict[str, tuple[float, ...]], path: Path, xlabel: str, se
     return _save(fig, path)
 
 
-def _draw_distributions(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], path: Path) -> Path:
-    """Train against test histograms (same bins, as shares of rows) of the columns most related to the target."""
+def _draw_distributions(train: pd.DataFrame, test: pd.DataFrame, numeric: list[str], path: Path) -> Path:
+    """Train against test histograms (same bins, as shares of rows) of the `DRAWN` numeric columns most related to
+    the target (`numeric` holds them all, most related first), saying so when it leaves some out."""
     from pipeline.tables.encoder import numbers
 
+    columns = numeric[:DRAWN]
     plt = figures.pyplot()
     cols = min(4, len(columns))
     rows = -(-len(columns) // cols)
@@ -288,7 +290,9 @@ def _draw_distributions(train: pd.DataFrame, test: pd.DataFrame, columns: list[s
     for ax in list(axes.flat)[len(columns):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("train against test, as shares of rows", fontsize=10)
+    which = f": the {len(columns)} of {len(numeric)} numeric columns most related to the target" \
+        if len(numeric) > len(columns) else ""
+    fig.suptitle("train against test, as shares of rows" + which, fontsize=10)
     return _save(fig, path)
 
 

@@ -57,6 +57,13 @@ def test_dates_of_train_and_test_are_their_first_and_last(kc, workspace):
     assert any(line.startswith(after) for line in found.lines())  # test: 2012-06-29 on; train ends 2012-06-28
 
 
+def _sample_of_test(source: Path) -> None:
+    """The sample submission's ids made test's again after a test edited them (the datetime is the id here)."""
+    sample = pd.read_csv(source / "sampleSubmission.csv")
+    sample.assign(datetime=pd.read_csv(source / "test.csv")["datetime"]).to_csv(source / "sampleSubmission.csv",
+                                                                             index=False)
+
+
 @pytest.mark.parametrize("last_train, first_test, noted", [
     ("2012-06-28 06:00:00", "2012-06-28 23:00:00", True),  # the same day, and still all after: to the second
     ("2012-06-28 06:00:00", "2012-06-28 05:00:00", False),  # one test row before train's last: no note
@@ -68,6 +75,7 @@ def test_the_forecast_note_compares_timestamps_not_days(kc, workspace, tmp_path,
         frame = pd.read_csv(source / name)
         frame.loc[frame.index[row], "datetime"] = when
         frame.to_csv(source / name, index=False)
+    _sample_of_test(source)
     assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
     found = explore(competitions.get("weather", workspace), Workspace(workspace))
     assert found.dates["datetime"][1] == "2012-06-28" and found.dates["datetime"][2] == "2012-06-28"
@@ -90,6 +98,7 @@ def test_test_dates_kc_cannot_read_are_counted_not_shown_as_an_empty_range(kc, w
     else:
         frame.loc[frame.index[:3], "datetime"] = written
     frame.to_csv(source / "test.csv", index=False)
+    _sample_of_test(source)
     assert kc("fetch", "weather", "--from", source, ws=workspace).exit_code == 0
     lines = explore(competitions.get("weather", workspace), Workspace(workspace)).lines()
     noted = [line for line in lines if " in the format kc found for it (" in line]
@@ -177,3 +186,16 @@ def test_explore_draws_no_picture_of_data_that_is_gone_and_makes_no_folder_befor
     stale.write_bytes(PNG)  # drawn when the data had gaps; the weather replica has none
     assert kc("explore", "weather", ws=workspace).exit_code == 0
     assert not stale.exists()
+
+
+def test_distributions_say_when_they_leave_columns_out(tmp_path, monkeypatch):
+    from pipeline import overview
+
+    drawn = []
+    monkeypatch.setattr(overview, "_save", lambda fig, path: drawn.append(fig._suptitle.get_text()) or path)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 13)), columns=[f"c{i}" for i in range(13)])
+    overview._draw_distributions(frame, frame, list(frame.columns), tmp_path / "d.png")
+    overview._draw_distributions(frame, frame, list(frame.columns[:3]), tmp_path / "d.png")
+    assert drawn == ["train against test, as shares of rows: the 12 of 13 numeric columns most related to the target",
+                     "train against test, as shares of rows"]  # 12 of 13 were drawn without a word
