@@ -45,7 +45,8 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
     if n >= FEW_ROWS:
         return None
     if metrics.scored_on == "oof":
-        return f"scored on only {n} rows in all: any score on so few rows is rough; more training rows are the fix"
+        return (f"scored on only {n} rows in all: any score on so few rows is rough, and runs a point or two apart "
+                "may differ by chance alone")
     rough = f"scored on only {n} held-out row{'s' * (n != 1)}: another split could move it by several points; "
     if metrics.most_folds == 0:  # a class of one row: it is never both learnt and scored
         return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
