@@ -108,8 +108,10 @@ def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
         sample[name] = 0.5
     train.to_csv(folder / "train.csv", index=False)
     sample.to_csv(folder / "sample_submission.csv", index=False)
-    comp, _ = fetch(kc, workspace, "nested", "--metric", "Mean Columnwise AUC", source=folder)
-    assert comp.targets == tuple(nested)
+    comp, _ = fetch(kc, workspace, "nested", "--metric", "auc", source=folder)
+    assert comp.targets == tuple(nested) and comp.metric == "mean-auc"
+    again = kc("fetch", "nested", "--from", folder, "--metric", "auc", ws=workspace)  # the same: its column-wise mean
+    assert again.exit_code == 0 and "already fetched" in again.stdout
     for model in ("sk-logistic", "knn"):  # a fold without a target's 1 to learn crashed one and fooled the other
         run, out = run_through(kc, workspace, "nested", "--model", model)  # as many folds as a 1 has rows: 2
         index, outputs, metrics = oof(run)

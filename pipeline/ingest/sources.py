@@ -159,7 +159,7 @@ def fetch(
         kept = previous is not None and previous.get("source") != "bundled"
         if not force and from_path is None and kept and current is not None and _is_complete(current, folder):
             assert previous is not None  # a real copy is kept without asking for a source (none may be left)
-            _same_metric(current, metric, folder)
+            _same_metric(current, metric, folder, previous)
             return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
                                _shown_files(current), previous.get("sample", False), True)
         source, path = _choose_source(slug, from_path, force, previous)
@@ -167,7 +167,7 @@ def fetch(
         upgrade = previous is not None and previous.get("source") == "bundled" and source != "bundled"
         if not force and not upgrade and current is not None and _is_complete(current, folder):
             assert previous is not None
-            _same_metric(current, metric, folder)
+            _same_metric(current, metric, folder, previous)
             return FetchResult(current, previous["source"], previous.get("origin", ""), folder,
                                _shown_files(current), previous.get("sample", False), True)
         folder.mkdir(parents=True, exist_ok=True)
@@ -230,17 +230,21 @@ def _shown_files(comp: Competition) -> tuple[str, ...]:
     return (*comp.files, *(f"{name}/" for name in comp.image_folders))
 
 
-def _same_metric(current: Competition, metric: str | None, folder: Path) -> None:
-    """Refuses a --metric other than the one a competition already fetched is scored by: fetching nothing anew, kc
-    would otherwise drop it without a word."""
+def _same_metric(current: Competition, metric: str | None, folder: Path, previous: dict) -> None:
+    """Refuses a --metric other than the one a competition already fetched is scored by (for several targets, its
+    column-wise mean): fetching nothing anew, kc would otherwise drop it without a word."""
     from pipeline.core import metrics
 
     if metric is None:
         return
     asked = metrics.get(metric).name  # an unknown name is its own error
+    if current.targets:
+        asked = metrics.for_columns(asked) or asked
     if asked != current.metric:
+        again = "--force" if previous.get("source") in ("kaggle", "bundled") else \
+            f"--force --from {previous.get('origin') or 'FILES'}"
         raise UsageError(f"--metric {metric}: {current.slug} is already fetched and scored by {current.metric}; set "
-                         f"\"metric\": \"{asked}\" in {folder / competitions.DESCRIPTION}, or add --force to fetch it "
+                         f"\"metric\": \"{asked}\" in {folder / competitions.DESCRIPTION}, or add {again} to fetch it "
                          "again")
 
 

@@ -327,7 +327,8 @@ def test_a_metric_given_again_to_a_fetched_competition_is_not_dropped_silently(k
     again = kc("fetch", "prices-mini", "--from", source, "--metric", "Mean Absolute Error", ws=workspace)
     assert again.exit_code == 1 and again.stderr == (
         "Error: --metric Mean Absolute Error: prices-mini is already fetched and scored by rmse; set \"metric\": "
-        f"\"mae\" in {workspace / 'competitions/prices-mini/competition.json'}, or add --force to fetch it again\n")
+        f"\"mae\" in {workspace / 'competitions/prices-mini/competition.json'}, or add --force --from {source} to "
+        "fetch it again\n")
     assert competitions.get("prices-mini", workspace).metric == "rmse"
     assert kc("fetch", "prices-mini", "--metric", "rmse", ws=workspace).exit_code == 0  # the same metric: no change
     forced = kc("fetch", "prices-mini", "--from", source, "--metric", "mae", "--force", ws=workspace)
