@@ -164,7 +164,7 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     for line in describe_lines(comp):
         out.print("  " + line)
     other = next(name for name, m in metrics.METRICS.items() if comp.task in m.tasks and name != comp.metric
-                 and m.columnwise == bool(comp.targets))
+                 and m.columnwise == bool(comp.targets) and not (m.log_target or m.log1p_target))  # any values
     out.print(f"  edit competition.json to correct any of it (e.g. \"metric\": \"{other}\")")
 
 
@@ -574,7 +574,7 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     for cells in rows:
         table.add_row(*(c.text for c in cells))
     labels = {c.key: c.label for c in listing.columns(comp)}
-    show_table(table, drop=tuple(labels[k] for k in ("options", "submits", "spread")),
+    show_table(table, drop=tuple(labels[k] for k in ("options", "submits", "spread", "fit", "scored")),
                whole=(labels["run"], labels["model"]),
                elsewhere=f" (a wider terminal or `kc report {comp.slug}` shows them)")
     for again, first in listing.repeats(list(found), comp).items():

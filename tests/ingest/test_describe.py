@@ -337,7 +337,7 @@ def test_a_metric_given_again_to_a_fetched_competition_is_not_dropped_silently(k
 
 def test_an_edited_description_is_used_and_validated(kc, workspace, tmp_path):
     fetched = kc("fetch", "prices-mini", "--from", prices(tmp_path), ws=workspace)
-    assert fetched.exit_code == 0 and "(e.g. \"metric\": \"rmse-log\")" in fetched.stdout  # "f1" fits no regression
+    assert fetched.exit_code == 0 and "(e.g. \"metric\": \"mae\")" in fetched.stdout  # "f1" fits no regression
     path = workspace / "competitions/prices-mini/competition.json"
     data = json.loads(path.read_text())
     data["metric"] = "mae"

@@ -120,6 +120,12 @@ def test_a_narrow_terminal_shows_whole_run_ids_and_says_which_columns_it_left_ou
     assert max(map(len, table)) <= 80  # options of a dozen key=value pairs had folded every cell, ids cut to '2026…'
     assert any("20260102-000000-sk-logistic" in line for line in table)
     assert lines[-1].startswith("left out at this width: options") and "`kc report titanic`" in lines[-1]
+    narrow = io.StringIO()
+    monkeypatch.setattr(live, "out", Console(file=narrow, width=60, force_terminal=True, highlight=False,
+                                             markup=False, soft_wrap=True, color_system=None))
+    assert kc("runs", "titanic", ws=tmp_path).exit_code == 0
+    table = [line for line in narrow.getvalue().splitlines() if line[:1] in "│"]
+    assert any("20260102-000000-sk-logistic" in line and "0.5000 (f1)" in line for line in table)  # the score whole
 
 
 def test_the_report_counts_one_run_and_one_submission_in_the_singular(tmp_path):
