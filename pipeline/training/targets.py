@@ -62,7 +62,7 @@ def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
 
 
 def _scorable(view: Competition, y: np.ndarray) -> bool:
-    """Whether the metric gives these rows of one target a number (an AUC of rows of one class does not)."""
+    """Whether the metric gives these rows of one 0/1 target a number (an AUC of rows of one class does not)."""
     return bool(np.isfinite(score(view, y, np.column_stack([1 - y, y]).astype(float))))
 
 
@@ -174,8 +174,8 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
     """Validate (and with --full refit) one model per target on the same folds; score and record them as one run."""
     y = data.y  # (n, targets)
     parts = shared_held_out(comp, cfg, y)
-    if not cfg.folds and not any(_scorable(comp.for_target(name), y[parts[0], j])
-                                 for j, name in enumerate(comp.targets)):
+    if comp.is_classification and not cfg.folds and not any(_scorable(comp.for_target(name), y[parts[0], j])
+                                                            for j, name in enumerate(comp.targets)):
         most = most_folds(comp, y)
         raise DataError(f"the held-out rows hold one class of every target: no {comp.scorer.title} to score them by; "
                         + (f"score every row out-of-fold with --folds {most}" if most else "add rows"))
