@@ -241,18 +241,22 @@ def cut_apart(names: list[str], most: int = 24) -> list[str]:
     """Each name cut by `_cut`; names whose cuts coincide keep the words where they part ('Department 1 of…d Skills',
     '…Fully Paid - reviewed…'), and any still alike are cut longer until they differ."""
     cuts = {name: _cut(name, most) for name in names}
-    for cut, count in Counter(cuts.values()).items():
-        if count > 1:
-            group = [name for name in cuts if cuts[name] == cut]
-            alike = zip(*group, strict=False)  # up to the shortest name
-            parting = next((i for i, chars in enumerate(alike) if len(set(chars)) > 1), min(map(len, group)))
-            cuts |= {name: _parted(name, parting, most) for name in group}
+    counts = Counter(cuts.values())
+    cuts |= {name: _parted(name, _parting(name, names), most) for name in cuts if counts[cuts[name]] > 1}
     width = most
     while len(set(cuts.values())) < len(cuts) and width < max(map(len, cuts)):
         width += 1
         counts = Counter(cuts.values())
         cuts = {name: _cut(name, width) if counts[cut] > 1 else cut for name, cut in cuts.items()}
     return [cuts[name] for name in names]
+
+
+def _parting(name: str, names: list[str]) -> int:
+    """Where `name` parts from the name most alike at the start among `names`: the length of their common start."""
+    def common(a: str, b: str) -> int:
+        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+    return max((common(name, other) for other in names if other != name), default=0)
 
 
 def _parted(name: str, parting: int, most: int) -> str:

@@ -146,6 +146,10 @@ def test_class_names_with_dollars_are_text_and_names_alike_at_the_start_stay_apa
     ticks = loans.axes[0].get_yticklabels()
     assert [t.get_text()[:12] for t in ticks] == ["…Fully Paid ", "…Charged Off"]
     loans.canvas.draw()
+    regions = ["Department of Education and Skills - North Region", "Department of Education and Skills - South Region",
+               "Department of Employment and Skills - South Region", "Other"]  # North and South: both read 'Education'
+    assert plots.cut_apart(regions) == ["Department …North Region", "…South Region", "…Employment and Skills …",
+                                        "Other"]
     assert all(t.get_window_extent().x0 >= 0 for t in ticks)
     assert f"true {shown[0]} predicted as {shown[2]} (1×)" in fig._suptitle.get_text().replace("\n", " ")
     two = plots.confusion_figure(np.array(["died", "survived"]), np.array(["died", "died"]),
