@@ -28,9 +28,13 @@ def sample_ids_in_test(comp: Competition, folder: Path) -> None:
                     for name in (comp.sample_file, comp.test_file))
     found = set(test)
     missing = [key for key in sample if key not in found]
-    if missing:
-        raise DataError(f"{comp.sample_file} lists {ids_text([str(m) for m in missing], comp.id_column)} that "
-                        f"{comp.test_file} has no row for; is the sample submission from this competition's test set?")
+    if not missing:
+        return
+    floats = next((key for key in test if re.fullmatch(r"-?[0-9]+\.0+", str(key))), None)
+    why = (f"{comp.test_file} writes its ids as numbers with decimals ({shown(floats)}): save them as whole numbers, "
+           "as the sample does") if floats else "is the sample submission from this competition's test set?"
+    raise DataError(f"{comp.sample_file} lists {ids_text([str(m) for m in missing], comp.id_column)} that "
+                    f"{comp.test_file} has no row for; {why}")
 
 
 def id_keys(comp: Competition, text: pd.Series) -> np.ndarray:

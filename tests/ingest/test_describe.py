@@ -276,6 +276,13 @@ def test_sample_ids_without_test_rows_are_told_at_fetch(kc, workspace, tmp_path)
         "Error: sample_submission.csv lists Id 6000 and 29 more that test.csv has no row for; is the sample "
         "submission from this competition's test set?\n")
     assert not (workspace / "competitions/prices-mini").exists()
+    sample.to_csv(folder / "sample_submission.csv", index=False)
+    test = pd.read_csv(folder / "test.csv")
+    test.assign(Id=test["Id"].astype(float)).to_csv(folder / "test.csv", index=False)  # '1000.0'
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)
+    assert result.exit_code == 1 and result.stderr == (
+        "Error: sample_submission.csv lists Id 1000 and 29 more that test.csv has no row for; test.csv writes its ids "
+        "as numbers with decimals (1000.0): save them as whole numbers, as the sample does\n")
 
 
 def test_files_one_folder_down_are_pointed_to(tmp_path):
