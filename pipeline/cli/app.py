@@ -163,8 +163,9 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
     for line in describe_lines(comp):
         out.print("  " + line)
-    other = next(name for name, m in metrics.METRICS.items() if comp.task in m.tasks and name != comp.metric
-                 and m.columnwise == bool(comp.targets) and not (m.log_target or m.log1p_target))  # any values
+    other = next((name for name, m in metrics.METRICS.items() if comp.task in m.tasks and name != comp.metric
+                  and m.columnwise == bool(comp.targets) and not (m.log_target or m.log1p_target)  # any values
+                  and (m.needs == "proba") == bool(comp.proba_columns)), comp.metric)  # the sample's kind
     out.print(f"  edit competition.json to correct any of it (e.g. \"metric\": \"{other}\")")
 
 
@@ -489,7 +490,9 @@ def _fewer_folds(comp: competitions.Competition, folds: int) -> None:
     """Say why kc took fewer folds than its usual 5 when --folds was not given."""
     from pipeline.training.honesty import AUTO_FOLDS
 
-    if 1 < folds < AUTO_FOLDS:
+    if 1 < folds < AUTO_FOLDS and comp.targets and comp.is_classification:  # class sizes, or 1s sharing rows
+        out.print(f"{folds} folds, not {AUTO_FOLDS}: kc finds no more that each hold both classes of every target")
+    elif 1 < folds < AUTO_FOLDS:
         what = "the rarest class has" if comp.is_classification else "train has"
         out.print(f"{folds} folds, not {AUTO_FOLDS}: {what} only {folds} rows")
 
@@ -574,9 +577,12 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     for cells in rows:
         table.add_row(*(c.text for c in cells))
     labels = {c.key: c.label for c in listing.columns(comp)}
-    show_table(table, drop=tuple(labels[k] for k in ("options", "submits", "spread", "fit", "scored")),
-               whole=(labels["run"], labels["model"]),
-               elsewhere=f" (a wider terminal or `kc report {comp.slug}` shows them)")
+    left_out = show_table(table, drop=tuple(labels[k] for k in ("options", "submits", "spread", "fit", "scored")),
+                          whole=(labels["run"], labels["model"]),
+                          elsewhere=f" (a wider terminal or `kc report {comp.slug}` shows them)")
+    if labels["options"] in left_out:  # a damaged run says why in that column
+        for damaged in found.damaged:
+            out.print(f"{damaged.run_id} is damaged: {damaged.reason}")
     for again, first in listing.repeats(list(found), comp).items():
         out.print(f"{again} repeats {first} (same model, options, folds, seed and data): one result, not two")
 

@@ -34,10 +34,11 @@ SLOW_EPOCH = 1.0  # seconds: epochs at least this slow also get a line of their 
 WHAT = {"batch": "batches", "predict": "test rows predicted", "png": "PNGs written"}
 
 
-def show_table(table: Table, drop: tuple[str, ...] = (), whole: tuple[str, ...] = (), elsewhere: str = "") -> None:
+def show_table(table: Table, drop: tuple[str, ...] = (), whole: tuple[str, ...] = (),
+               elsewhere: str = "") -> list[str]:
     """Print a table on stdout without squeezing it into 80 columns when output is not a terminal. In a terminal too
     narrow for it, the `drop` columns are left out in turn until it fits (and a line says so and where they are
-    shown: `elsewhere`); `whole` columns (a run id to copy) never wrap."""
+    shown: `elsewhere`); `whole` columns (a run id to copy) never wrap. Returns the columns left out."""
     console = out if out.is_terminal else Console(highlight=False, width=200, markup=False)
     for column in table.columns:
         column.no_wrap = column.no_wrap or column.header in whole
@@ -50,6 +51,7 @@ def show_table(table: Table, drop: tuple[str, ...] = (), whole: tuple[str, ...] 
     console.print(table)
     if left_out:
         console.print(f"left out at this width: {', '.join(left_out)}{elsewhere}")
+    return left_out
 
 
 def bytes_progress(label: str) -> Progress:

@@ -41,9 +41,8 @@ def _sk(name: str, **options: object) -> Callable[[np.ndarray, np.ndarray], floa
 
 
 def _roc_auc(y: np.ndarray, proba: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, proba[:, 1]))
+    """ROC AUC from the probabilities of classes[1]; NaN on rows of one class (see `_auc_column`)."""
+    return _auc_column(y, proba[:, 1])
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:
@@ -115,9 +114,10 @@ def _log_loss_column(y: np.ndarray, proba: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def _columnwise(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.ndarray, np.ndarray], float]:
-    """A per-column metric averaged over the columns of (n, targets) truths and predictions that it scores (an AUC
-    of rows of one class is no number); NaN when it scores none."""
+def _columnwise(fn: Callable[[np.ndarray, np.ndarray], float],
+                undefined: bool = False) -> Callable[[np.ndarray, np.ndarray], float]:
+    """A per-column metric averaged over the columns of (n, targets) truths and predictions; `undefined`: a column
+    the metric gives no number (an AUC of rows of one class) is left out, and NaN comes only when every one is."""
     def mean(y: np.ndarray, pred: np.ndarray) -> float:
         import numpy as np
 
@@ -125,7 +125,9 @@ def _columnwise(fn: Callable[[np.ndarray, np.ndarray], float]) -> Callable[[np.n
         if y.ndim != 2 or y.shape != pred.shape:
             raise ValueError(f"a column-wise metric scores (rows, targets) arrays, not {y.shape} and {pred.shape}")
         scores = np.array([fn(y[:, j], pred[:, j]) for j in range(y.shape[1])])
-        return float(np.mean(scores[np.isfinite(scores)])) if np.isfinite(scores).any() else math.nan
+        if undefined:
+            scores = scores[~np.isnan(scores)]
+        return float(np.mean(scores)) if len(scores) else math.nan
 
     return mean
 
@@ -261,7 +263,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                                        "Columnwise RMSLE")),
     Metric("mean-mae", "mean column-wise MAE", False, "values", _VALUES, _columnwise(_mae), per_column="mae",
            kaggle=("MCMAE", "Mean Columnwise Mean Absolute Error", "Columnwise MAE")),
-    Metric("mean-auc", "mean column-wise AUC", True, "proba", ("binary",), _columnwise(_auc_column),
+    Metric("mean-auc", "mean column-wise AUC", True, "proba", ("binary",), _columnwise(_auc_column, undefined=True),
            per_column="roc-auc", kaggle=("Mean Columnwise AUC", "MCAUC", "Mean Columnwise ROC AUC", "Columnwise AUC",
                                          "Mean Column-wise Area Under ROC Curve")),
     Metric("mean-log-loss", "mean column-wise log loss", False, "proba", ("binary",), _columnwise(_log_loss_column),

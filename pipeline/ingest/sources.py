@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
-from pipeline.core import competitions
+from pipeline.core import competitions, metrics
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KaggleError, UsageError
 from pipeline.core.workspace import Workspace, held
@@ -149,7 +149,7 @@ def fetch(
     """
     slug = competitions.canonical(competitions.check_slug(slug))
     builtin = competitions.known(slug)
-    if builtin is not None and metric is not None and metric != builtin.metric:
+    if builtin is not None and metric is not None and metrics.get(metric).name != builtin.metric:  # Kaggle's name too
         raise UsageError(f"--metric: {slug} is built in and scored by {builtin.metric}")
     folder = ws.data_dir(slug)
     with locked(folder):
@@ -233,8 +233,6 @@ def _shown_files(comp: Competition) -> tuple[str, ...]:
 def _same_metric(current: Competition, metric: str | None, folder: Path, previous: dict) -> None:
     """Refuses a --metric other than the one a competition already fetched is scored by (for several targets, its
     column-wise mean): fetching nothing anew, kc would otherwise drop it without a word."""
-    from pipeline.core import metrics
-
     if metric is None:
         return
     asked = metrics.get(metric).name  # an unknown name is its own error
@@ -250,8 +248,6 @@ def _same_metric(current: Competition, metric: str | None, folder: Path, previou
 
 def _kaggle_metric(slug: str) -> str | None:
     """The competition's metric as kc names it, read from the Kaggle API; None when Kaggle's is one kc lacks."""
-    from pipeline.core import metrics
-
     try:
         named = kaggle_api.evaluation_metric(slug)
     except KaggleError:

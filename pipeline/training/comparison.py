@@ -78,6 +78,9 @@ def compare(comp: Competition, ws: Workspace, models: list[str] | None = None, f
     data = load_dataset(comp, ws)  # read and encoded once, for every model
     if folds is None:
         folds = most_folds(comp, data.y)
+        if folds < 2 and comp.targets and comp.is_classification:
+            raise DataError("no model can be scored out-of-fold: kc finds no two folds that each hold both classes of "
+                            "every target; compare models with kc train --folds 0 (a split) instead")
         if folds < 2:
             raise DataError("no model can be scored out-of-fold: a class with a single row is never both learnt and "
                             "scored; add rows")

@@ -48,6 +48,9 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
         return (f"scored on only {n} rows in all: any score on so few rows is rough, and runs a point or two apart "
                 "may differ by chance alone")
     rough = f"scored on only {n} held-out row{'s' * (n != 1)}: another split could move it by several points; "
+    if metrics.most_folds == 0 and metrics.target_scores:  # several 0/1 targets: their 1s may share rows
+        return rough + ("kc finds no two folds that each hold both classes of every target, so no row is scored "
+                        "out-of-fold")
     if metrics.most_folds == 0:  # a class of one row: it is never both learnt and scored
         return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
     folds = metrics.most_folds or AUTO_FOLDS  # None: a run saved before kc recorded it

@@ -198,8 +198,8 @@ def _fitted(fig: Any, text: str) -> list[str]:
         chars = max(10, int(chars / wide))
         lines = balanced_lines(text, chars)
     probe.remove()
-    if len(lines) > MAX_LINES:  # a title longer than the matrix is tall would leave it no room
-        lines = [*lines[:MAX_LINES - 1], lines[MAX_LINES - 1][:-1] + "…"]
+    if len(lines) > MAX_LINES:  # a title longer than the matrix is tall would leave it no room; its end (the score)
+        lines = [*lines[:MAX_LINES - 2], lines[MAX_LINES - 2][:-1] + "…", lines[-1]]  # stays
     return lines
 
 

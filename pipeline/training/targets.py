@@ -81,33 +81,38 @@ def shared_held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray) -> list[
     if cfg.folds > counts.min():
         j = int(counts.argmin())
         raise fewer_folds(cfg.folds, int(counts.min()), f"{comp.targets[j]}'s rarer class")
-    # the seed's folds, else seed 0's, which `most_folds` checked
-    parts = dealt_folds(y, cfg.folds, cfg.seed) or dealt_folds(y, cfg.folds, 0)
+    parts, lacking = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, cfg.folds, cfg.seed)
     if parts is None:
-        fix = "use fewer folds" if cfg.folds > 2 else "--folds 0 scores a split instead"
+        names = ", ".join(comp.targets[j] for j in lacking[:3]) + ("…" if len(lacking) > 3 else "")
+        fix = "use fewer folds or another --seed" if cfg.folds > 2 else "--folds 0 scores a split instead"
         raise DataError(f"--folds {cfg.folds}: kc found no {cfg.folds} folds that each hold both classes of every "
-                        f"target (their 1s share rows: {', '.join(comp.targets[:3])}…); {fix}")
-    return parts
+                        f"target (a fold lacks a class of {names}, whose 1s share rows with other targets'); {fix}")
+    return list(parts)
 
 
 @functools.lru_cache(maxsize=8)
-def _dealt(key: bytes, shape: tuple[int, int], k: int, seed: int) -> tuple[np.ndarray, ...] | None:
-    """`dealt_folds` of the 0/1 targets packed in `key`, kept for the next model of `kc compare`."""
+def _dealt(key: bytes, shape: tuple[int, int], k: int, seed: int) -> tuple[tuple[np.ndarray, ...] | None, list[int]]:
+    """(k folds, read-only, that each hold both classes of every 0/1 target packed in `key`, or None; the targets
+    some fold still lacked a class of), kept for the next model of `kc compare`."""
     y = np.unpackbits(np.frombuffer(key, np.uint8), count=shape[0] * shape[1]).reshape(shape).astype(bool)
     labels = np.column_stack([y, ~y])  # both classes of every target
     rng = np.random.default_rng(seed)
     for _ in range(3):
         fold = deal(labels, k, rng)
         if repair(labels, fold, k, rng):
-            return tuple(np.flatnonzero(fold == f) for f in range(k))
-    return None
+            parts = tuple(np.flatnonzero(fold == f) for f in range(k))
+            for part in parts:
+                part.flags.writeable = False  # shared by every caller
+            return parts, []
+    empty = (np.stack([labels[fold == f].sum(axis=0) for f in range(k)]) == 0).any(axis=0)
+    return None, sorted({int(label) % shape[1] for label in np.flatnonzero(empty)})
 
 
 def dealt_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray] | None:
     """k folds of the rows of (rows, targets) 0/1 `y` that each hold both classes of every target, or None when kc
     finds none."""
-    found = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, k, seed)
-    return None if found is None else list(found)
+    parts, _ = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, k, seed)
+    return None if parts is None else list(parts)
 
 
 def repair(labels: np.ndarray, fold: np.ndarray, k: int, rng: np.random.Generator, steps: int = 500) -> bool:

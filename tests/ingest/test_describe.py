@@ -431,3 +431,9 @@ def test_a_binary_sample_of_probabilities_is_scored_by_auc_unless_told(tmp_path)
     assert (told.metric, told.submission) == ("accuracy", "labels")
     sample.write_text("\n".join([rows[0], *(f"{r.split(',')[0]},0" for r in rows[1:])]) + "\n")
     assert describe.infer("t", src).metric == "accuracy"  # 0s and 1s are labels
+
+
+def test_a_built_in_competition_takes_kaggles_name_of_its_own_metric(kc, workspace):
+    assert kc("fetch", "titanic", "--metric", "Categorization Accuracy", ws=workspace).exit_code == 0  # was refused
+    refused = kc("fetch", "titanic", "--metric", "rmse", ws=workspace)
+    assert refused.exit_code != 0 and "titanic is built in and scored by accuracy" in refused.stderr

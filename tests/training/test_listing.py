@@ -111,10 +111,12 @@ def test_a_narrow_terminal_shows_whole_run_ids_and_says_which_columns_it_left_ou
     ws = Workspace(tmp_path)
     _write_run(ws, "20260101-000000-knn", "accuracy", 0.8125, folds=2)
     _write_run(ws, "20260102-000000-sk-logistic", "f1", 0.5)
+    (ws.runs_dir("titanic") / "20260103-000000-knn").mkdir()  # damaged: its reason sat in the options column
     screen = io.StringIO()
     monkeypatch.setattr(live, "out", Console(file=screen, width=80, force_terminal=True, highlight=False,
                                              markup=False, soft_wrap=True, color_system=None))
-    assert kc("runs", "titanic", ws=tmp_path).exit_code == 0
+    listed = kc("runs", "titanic", ws=tmp_path)
+    assert listed.exit_code == 0 and "20260103-000000-knn is damaged: config.json cannot be read" in listed.stdout
     lines = screen.getvalue().splitlines()
     table = [line for line in lines if line[:1] in "┏┃┡│└"]
     assert max(map(len, table)) <= 80  # options of a dozen key=value pairs had folded every cell, ids cut to '2026…'

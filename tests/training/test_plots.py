@@ -113,9 +113,10 @@ def test_a_title_of_wide_letters_is_wrapped_until_it_fits_the_figure():
 
 def test_a_title_of_a_thousand_letters_is_cut_to_four_lines():
     two = np.array(["0", "1"])
-    fig = plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "word " * 200)
+    fig = plots.confusion_figure(np.repeat(two, 3), np.roll(np.repeat(two, 3), 1), two, "word " * 200 + "97.5%")
     lines = fig._suptitle.get_text().splitlines()  # it raised 'bottom cannot be >= top' in subplots_adjust
-    assert len(lines) == 5 and lines[3].endswith("…") and lines[4] == "most confused: true 0 predicted as 1 (1×)"
+    assert len(lines) == 5 and lines[2].endswith("…") and lines[3].endswith("97.5%")  # the score stays
+    assert lines[4] == "most confused: true 0 predicted as 1 (1×)"
 
 
 def test_the_title_of_many_classes_stays_above_the_matrix():

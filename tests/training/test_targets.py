@@ -12,7 +12,7 @@ import pytest
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, UsageError
 from pipeline.training import targets, trainer
-from pipeline.training.honesty import most_folds
+from pipeline.training.honesty import few_rows_note, most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
 
 SKIES = competitions.Competition(slug="skies", title="Skies", id_column="id", target_column="rain", task="binary",
@@ -66,10 +66,17 @@ def test_targets_whose_ones_no_two_folds_can_split_are_offered_no_folds_and_told
     triangle = _ones(60, [[0, 1], [0, 2], [1, 2]])  # each pair of rows must part, and three rows cannot in two folds
     three = dataclasses.replace(SKIES, target_column="x", targets=("x", "y", "z"))
     assert most_folds(three, triangle) == 0  # it offered 2, and `kc train` without --folds failed on them
+    split = RunMetrics("mean-auc", 0.9, valid_rows=6, train_rows=54, fit_seconds=0, predict_seconds=0, most_folds=0,
+                       target_scores={"x": 0.9, "y": 0.9, "z": 0.9})
+    assert few_rows_note(split).endswith("kc finds no two folds that each hold both classes of every target, so no "
+                                         "row is scored out-of-fold")  # not 'a class with a single row'
     with pytest.raises(DataError) as err:
         targets.shared_held_out(three, TrainConfig("knn", folds=2), triangle)
-    assert str(err.value) == ("--folds 2: kc found no 2 folds that each hold both classes of every target (their 1s "
-                              "share rows: x, y, z…); --folds 0 scores a split instead")
+    message = str(err.value)
+    assert message.startswith("--folds 2: kc found no 2 folds that each hold both classes of every target (a fold "
+                              "lacks a class of ") and message.endswith(", whose 1s share rows with other targets'); "
+                                                                        "--folds 0 scores a split instead")
+    assert message.split("lacks a class of ")[1].split(",")[0] in ("x", "y", "z")  # a target that clashes
     five = _ones(60, [[1, 3], [0, 2, 3], [0, 4], [2, 4], [0, 1, 3]])  # {0, 1, 2} and {3, 4} part every target's 1s
     names = dataclasses.replace(SKIES, target_column="t0", targets=tuple(f"t{j}" for j in range(5)))
     assert most_folds(names, five) == 2  # greedy dealing alone found no such folds for any seed
@@ -143,3 +150,10 @@ def test_a_columnwise_auc_leaves_out_the_columns_of_one_class():
     p = np.array([[0.1, 0.3], [0.9, 0.2], [0.2, 0.1], [0.8, 0.4]])
     assert auc.score(y, p) == 1.0  # the second column has no 1 to rank
     assert np.isnan(auc.score(y[:, [1, 1]], p))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's own answer varies: an error, 0.0, or NaN with a warning
+        assert np.isnan(metrics.get("roc-auc").score(y[:, 1], np.column_stack([1 - p[:, 1], p[:, 1]])))
+    values = np.array([[1.0, 2.0], [2.0, 3.0]])
+    assert np.isinf(metrics.get("mean-rmse").score(values, np.array([[1.0, np.inf], [2.0, 3.0]])))  # not left out
