@@ -112,6 +112,9 @@ def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
     assert comp.targets == tuple(nested) and comp.metric == "mean-auc"
     again = kc("fetch", "nested", "--from", folder, "--metric", "auc", ws=workspace)  # the same: its column-wise mean
     assert again.exit_code == 0 and "already fetched" in again.stdout
+    one = kc("fetch", "nested", "--from", folder, "--metric", "accuracy", ws=workspace)  # it said: set "accuracy"
+    assert one.exit_code == 1 and one.stderr == ("Error: --metric accuracy: it cannot score nested's several target "
+                                                 "columns; use one of: mean-auc, mean-log-loss\n")
     for model in ("sk-logistic", "knn"):  # a fold without a target's 1 to learn crashed one and fooled the other
         run, out = run_through(kc, workspace, "nested", "--model", model)  # as many folds as a 1 has rows: 2
         index, outputs, metrics = oof(run)

@@ -236,6 +236,10 @@ def _same_metric(current: Competition, metric: str | None, folder: Path, previou
     if metric is None:
         return
     asked = metrics.get(metric).name  # an unknown name is its own error
+    if current.targets and metrics.for_columns(asked) is None:
+        fits = ", ".join(n for n, m in metrics.METRICS.items() if m.columnwise and current.task in m.tasks)
+        raise UsageError(f"--metric {metric}: it cannot score {current.slug}'s several target columns; use one of: "
+                         f"{fits}")
     if current.targets:
         asked = metrics.for_columns(asked) or asked
     if asked != current.metric:
