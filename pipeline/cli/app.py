@@ -163,9 +163,9 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
     out.print(f"kc described {comp.slug} from its files -> {folder / competitions.DESCRIPTION}")
     for line in describe_lines(comp):
         out.print("  " + line)
-    other = next((name for name, m in metrics.METRICS.items() if comp.task in m.tasks and name != comp.metric
-                  and m.columnwise == bool(comp.targets) and not (m.log_target or m.log1p_target)  # any values
-                  and (m.needs == "proba") == bool(comp.proba_columns)), comp.metric)  # the sample's kind
+    other = next((name for name in metrics.fitting(comp.task, bool(comp.targets)) if name != comp.metric
+                  and not (metrics.METRICS[name].log_target or metrics.METRICS[name].log1p_target)  # any values
+                  and (metrics.METRICS[name].needs == "proba") == bool(comp.proba_columns)), comp.metric)
     out.print(f"  edit competition.json to correct any of it (e.g. \"metric\": \"{other}\")")
 
 

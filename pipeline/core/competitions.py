@@ -219,13 +219,13 @@ def _problems(c: Competition) -> list[str]:
         if not isinstance(getattr(c, name), bool):
             out.append(f"{name} must be true or false")
     metric = metrics.METRICS.get(c.metric)
-    fits = [n for n, m in metrics.METRICS.items() if c.task in m.tasks and m.columnwise == bool(c.targets)]
     if metric is None and isinstance(c.metric, str) and (known := metrics.canonical(c.metric)):
         out.append(f"metric {c.metric!r} is another name of kc's {known!r}: write that")
     elif metric is None:
         out.append(f"metric {c.metric!r} is unknown; kc knows: {', '.join(metrics.METRICS)}")
     elif c.task not in metric.tasks:
-        out.append(f"metric {c.metric!r} does not score {c.task} tasks; use one of: {', '.join(fits)}")
+        out.append(f"metric {c.metric!r} does not score {c.task} tasks; use one of: "
+                   f"{', '.join(metrics.fitting(c.task, bool(c.targets)))}")
     elif metric.columnwise != bool(c.targets):
         out.append(f"metric {c.metric!r} scores " + ("several target columns; list them in targets" if
                    metric.columnwise else "one target; several targets take a column-wise metric such as "

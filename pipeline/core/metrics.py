@@ -294,6 +294,11 @@ def _near(name: str) -> str:
     return f" (did you mean {_BY_KAGGLE_NAME[close[0]]}?)" if close else ""
 
 
+def fitting(task: str, several: bool = False) -> list[str]:
+    """The names of kc's metrics that score `task`: for one target, or (`several`) column-wise means."""
+    return [n for n, m in METRICS.items() if task in m.tasks and m.columnwise == several]
+
+
 def get(name: str, task: str | None = None) -> Metric:
     """A metric by name, checked against the task when given; unknown or unfitting names list the choices."""
     known = canonical(name) if isinstance(name, str) else None
@@ -301,8 +306,7 @@ def get(name: str, task: str | None = None) -> Metric:
     if metric is None:
         raise UsageError(f"unknown metric '{name}'{_near(name)}; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
-        fits = ", ".join(n for n, m in METRICS.items() if task in m.tasks and not m.columnwise)  # for one target
-        raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {fits}")
+        raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {', '.join(fitting(task))}")
     return metric
 
 

@@ -212,8 +212,8 @@ def _metric(metric: str | None, source: str, task: str, proba: bool, several: bo
     if several:  # one target's metric means its column-wise mean (rmsle: mean-rmsle)
         mean = metrics.for_columns(chosen)
         if mean is None:
-            fits = ", ".join(n for n, m in metrics.METRICS.items() if m.columnwise and task in m.tasks)
-            raise UsageError(f"metric '{metric}' cannot score several target columns; use one of: {fits}")
+            raise UsageError(f"metric '{metric}' cannot score several target columns; use one of: "
+                             f"{', '.join(metrics.fitting(task, several=True))}")
         return mean, source
     if metrics.METRICS[chosen].columnwise:
         raise UsageError(f"metric '{metric}' scores several target columns, and the sample submission has one; use "

@@ -237,9 +237,8 @@ def _same_metric(current: Competition, metric: str | None, folder: Path, previou
         return
     asked = metrics.get(metric).name  # an unknown name is its own error
     if current.targets and metrics.for_columns(asked) is None:
-        fits = ", ".join(n for n, m in metrics.METRICS.items() if m.columnwise and current.task in m.tasks)
         raise UsageError(f"--metric {metric}: it cannot score {current.slug}'s several target columns; use one of: "
-                         f"{fits}")
+                         f"{', '.join(metrics.fitting(current.task, several=True))}")
     if current.targets:
         asked = metrics.for_columns(asked) or asked
     if asked != current.metric:

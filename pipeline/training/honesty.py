@@ -30,13 +30,12 @@ def most_folds(comp: Competition, y: np.ndarray) -> int:
     if not comp.targets:
         smallest = int(np.unique(y, return_counts=True)[1].min())
         return min(AUTO_FOLDS, smallest) if smallest >= 2 else 0
-    from pipeline.training.targets import dealt_folds
+    from pipeline.training.targets import dealt_folds, rarer_counts
 
-    ones = y.sum(axis=0)
-    most = min(AUTO_FOLDS, int(min(ones.min(), (len(y) - ones).min())))
+    most = min(AUTO_FOLDS, int(rarer_counts(y).min()))
     if len(y) >= SMALL_TABLE_ROWS:  # dealing takes seconds there: the check is left to the fit
         return most if most >= 2 else 0
-    return next((k for k in range(most, 1, -1) if dealt_folds(y, k, 0) is not None), 0)
+    return next((k for k in range(most, 1, -1) if dealt_folds(y, k, 0)[0] is not None), 0)
 
 
 def few_rows_note(metrics: RunMetrics) -> str | None:

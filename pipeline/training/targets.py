@@ -55,8 +55,7 @@ def shared_strata(comp: Competition, y: np.ndarray, k: int = 0) -> np.ndarray:
     """What the split every target shares stratifies on. 0/1 targets: each row's group is the rarest target whose
     rarer class it holds, or one group more for rows holding none. Values: the first target's quantile bins."""
     if comp.is_classification:
-        holds = rarer_classes(y)
-        holds = holds[:, np.argsort(holds.sum(axis=0), kind="stable")]  # rarest target first
+        holds = rarer_classes(y)[:, np.argsort(rarer_counts(y), kind="stable")]  # rarest target first
         return np.where(holds.any(axis=1), holds.argmax(axis=1), holds.shape[1]).astype(np.int64)
     return strata(comp.for_target(comp.targets[0]), y[:, 0], k=k)
 
@@ -71,23 +70,28 @@ def rarer_classes(y: np.ndarray) -> np.ndarray:
     return y == (2 * y.sum(axis=0) < len(y)).astype(y.dtype)
 
 
+def rarer_counts(y: np.ndarray) -> np.ndarray:
+    """(targets,) the rows of each 0/1 target's rarer class."""
+    return np.minimum(y.sum(axis=0), len(y) - y.sum(axis=0))
+
+
 def shared_held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray) -> list[np.ndarray]:
     """The rows each fit holds out, the same for every target: K folds each holding both classes of every 0/1 target
     (nested targets too, where grouping rows by one target each left a group of one row), or one split."""
     if not (cfg.folds and comp.is_classification):
         return held_out(comp, cfg, y, shared_strata(comp, y, cfg.folds or 0))
     check_folds(cfg.folds, len(y))
-    counts = np.minimum(y.sum(axis=0), len(y) - y.sum(axis=0))
+    counts = rarer_counts(y)
     if cfg.folds > counts.min():
         j = int(counts.argmin())
         raise fewer_folds(cfg.folds, int(counts.min()), f"{comp.targets[j]}'s rarer class")
-    parts, lacking = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, cfg.folds, cfg.seed)
+    parts, lacking = dealt_folds(y, cfg.folds, cfg.seed)
     if parts is None:
         names = ", ".join(comp.targets[j] for j in lacking[:3]) + ("…" if len(lacking) > 3 else "")
         fix = "use fewer folds or another --seed" if cfg.folds > 2 else "--folds 0 scores a split instead"
         raise DataError(f"--folds {cfg.folds}: kc found no {cfg.folds} folds that each hold both classes of every "
                         f"target (a fold lacks a class of {names}, whose 1s share rows with other targets'); {fix}")
-    return list(parts)
+    return parts
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,11 +112,11 @@ def _dealt(key: bytes, shape: tuple[int, int], k: int, seed: int) -> tuple[tuple
     return None, sorted({int(label) % shape[1] for label in np.flatnonzero(empty)})
 
 
-def dealt_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray] | None:
-    """k folds of the rows of (rows, targets) 0/1 `y` that each hold both classes of every target, or None when kc
-    finds none."""
-    parts, _ = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, k, seed)
-    return None if parts is None else list(parts)
+def dealt_folds(y: np.ndarray, k: int, seed: int) -> tuple[list[np.ndarray] | None, list[int]]:
+    """(k folds of the rows of (rows, targets) 0/1 `y` that each hold both classes of every target, or None when kc
+    finds none; then the targets some fold lacked a class of)."""
+    parts, lacking = _dealt(np.packbits(y.astype(bool)).tobytes(), y.shape, k, seed)
+    return (None if parts is None else list(parts)), lacking
 
 
 def repair(labels: np.ndarray, fold: np.ndarray, k: int, rng: np.random.Generator, steps: int = 500) -> bool:
