@@ -166,6 +166,18 @@ def test_a_label_metric_for_a_probability_sample_is_a_usage_error(tmp_path):
     assert "use log-loss" in str(err.value)
 
 
+def test_a_test_file_holding_the_class_column_of_a_probability_sample_is_told_so(tmp_path):
+    folder = tmp_path / "otto"
+    shutil.copytree(LAYOUTS / "otto", folder)
+    test = pd.read_csv(folder / "test.csv")
+    labels = pd.read_csv(folder / "train.csv")["target"]
+    test.assign(target=labels[:len(test)].to_numpy()).to_csv(folder / "test.csv", index=False)
+    with pytest.raises(DataError) as err:  # it said the sample's columns were neither classes nor train columns
+        describe.infer("otto", folder)
+    assert str(err.value) == ("test.csv: it holds the target 'target', which a test set leaves for the model to "
+                              "predict: remove that column from test.csv")
+
+
 def test_unparseable_dates_are_missing_values_not_categories():
     from pipeline.tables.encoder import TableEncoder
 

@@ -195,6 +195,12 @@ def is_row_index(column: str, values: pd.Series | None = None) -> bool:
     return bool(cells.str.fullmatch(r"[0-9]{1,18}").all()) and bool(cells.astype("int64").is_unique)
 
 
+def holds_target(column: str) -> str:
+    """What is wrong with a test.csv that still holds the target column."""
+    return (f"it holds the target '{shown(column)}', which a test set leaves for the model to predict: remove that "
+            "column from test.csv")
+
+
 def check_headers(comp: Competition, folder: Path) -> None:
     """Fail unless train, test and sample submission have the columns the description says, naming the first gap."""
     sample = read_header(folder / comp.sample_file)
@@ -247,8 +253,7 @@ def check_headers(comp: Competition, folder: Path) -> None:
             what = (f"column '{shown(gone[0])}' is missing; test must have train's columns without the target "
                     f"(or list it in dropped_columns in competition.json)")
         elif targets := [c for c in extra if c in comp.target_columns]:
-            what = (f"it holds the target '{shown(targets[0])}', which a test set leaves for the model to predict: "
-                    "remove that column from test.csv")
+            what = holds_target(targets[0])
         elif extra:
             what = (f"column '{shown(extra[0])}' is not in train; test must have train's columns without the target: "
                     "remove it from test.csv (a column train lacks teaches nothing)")

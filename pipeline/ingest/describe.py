@@ -9,7 +9,15 @@ from pathlib import Path
 from pipeline.core import metrics
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
-from pipeline.ingest.csvfiles import WHOLE_NUMBER, is_row_index, is_sample_name, read_header, read_table, shown
+from pipeline.ingest.csvfiles import (
+    WHOLE_NUMBER,
+    holds_target,
+    is_row_index,
+    is_sample_name,
+    read_header,
+    read_table,
+    shown,
+)
 
 MAX_CLASSES = 20  # integer targets with at most this many distinct values are classes
 MAX_TEXT_CLASSES = 1000  # text targets with more distinct values are refused
@@ -144,8 +152,14 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
 
     assert isinstance(train, pd.DataFrame)
     wanted = set(values)
-    for column in (c for c in train_header if c not in test_header and c != id_column):
+    # train's columns absent from test first; then, unless the classes are train's columns, a test column holding
+    # them is the target left in test.csv
+    both = () if wanted <= set(train_header) else [c for c in train_header if c in test_header]
+    candidates = [c for c in train_header if c not in test_header] + list(both)
+    for column in (c for c in candidates if c != id_column):
         if set(train[column].str.strip().unique()) & wanted:
+            if column in test_header:
+                raise DataError(f"test.csv: {holds_target(column)}")
             return column, values
     if wanted <= set(train_header):
         return values[0], []  # several target columns, each one of train's
