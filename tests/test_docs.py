@@ -10,6 +10,7 @@ import pipeline
 
 README = Path(__file__).parents[1] / "README.md"
 RAISES = re.compile(r"#\s*(\w+Error): (.*?)(?:\.\.\.)?\s*$")  # `# UsageError: unknown model 'resnet'; ...`
+GIVES = re.compile(r"#\s*(\([-0-9., ]+\))")  # `# (0.8406, 0.0076): out-of-fold accuracy ...`
 
 
 def python_blocks(text: str) -> list[str]:
@@ -31,6 +32,12 @@ def test_readme_python_example_runs(block, tmp_path, monkeypatch):
     for statement in ast.parse(block).body:
         source = "\n".join(lines[statement.lineno - 1 : statement.end_lineno])
         code = ast.get_source_segment(block, statement)
+        if gives := GIVES.search(source):  # the values the comment shows, to the digits it shows them
+            shown = ast.literal_eval(gives.group(1))
+            value = eval(compile(code, str(README), "eval"), scope)
+            digits = [len(str(v).partition(".")[2]) for v in shown]
+            assert tuple(round(v, d) for v, d in zip(value, digits, strict=True)) == shown, (code, value)
+            continue
         if (said := RAISES.search(source)) is None:
             exec(compile(code, str(README), "exec"), scope)
             continue

@@ -58,3 +58,12 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
 def test_every_subpackage_has_a_layer() -> None:
     packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")} - {"data"}
     assert packages <= set(LAYERS)
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Layout", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    rows = {row.split("|")[1].strip().strip("`/"): row.split("|")[2] for row in table.splitlines()[2:]}
+    unnamed = [str(path.relative_to(PACKAGE)) for path in MODULES if not path.name.startswith("__")
+               and f"`{path.name}`" not in rows["top" if path.parent == PACKAGE else path.parent.name]]
+    assert not unnamed, f"README's Layout table does not name {unnamed}"
