@@ -104,16 +104,14 @@ def compute_note(dev: torch.device, bf16: bool, threads: int) -> str:
     """A short note on the path chosen: "fp32 channels-last, 1 thread (no native bfloat16 on this CPU)"."""
     if dev.type != "cpu":
         return f"{'bf16 autocast' if bf16 else 'fp32'} on {dev.type}"
-    native = bf16_ok(dev)
-    why = "" if bf16 == native else (" (no native bfloat16 on this CPU: emulated, slow)" if bf16 else " (asked for)")
-    if not bf16 and not native:
-        why = " (no native bfloat16 on this CPU)"
+    why = {(True, True): "", (True, False): " (no native bfloat16 on this CPU: emulated, slow)",
+           (False, True): " (asked for)", (False, False): " (no native bfloat16 on this CPU)"}[bf16, bf16_ok(dev)]
     kind = "bf16 autocast" if bf16 else "fp32"
     return f"{kind} channels-last, {threads} thread{'s' if threads > 1 else ''}{why}"
 
 
 class Autocast(nn.Module):
-    """Run the wrapped network under CPU bfloat16 autocast; outputs come back as float32."""
+    """Run the wrapped network under bfloat16 autocast on its input's device; outputs come back as float32."""
 
     def __init__(self, net: nn.Module, enabled: bool):
         super().__init__()
@@ -122,7 +120,7 @@ class Autocast(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward pass in channels-last memory layout, mixed precision when enabled."""
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.enabled):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.enabled):
             return self.net(x).float()
 
 
