@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipeline.core import threads as cores
 from pipeline.core.dataset import rows_except
 from pipeline.core.errors import DataError, UsageError
 from pipeline.models.base import EpochCallback, Model, saved_file
@@ -38,7 +39,7 @@ class Boosted(Model):
     # ... on fewer rows than this: on more, the held-out tenth adds little and the refit doubles the time (flights,
     # 245,502 rows: 91.36 % with the refit, 91.33 % without, in half the time; benchmarks/RESULTS.md, "Big tables")
     refit_rows: int = 200_000
-    threads: int = 0  # 0 = every core (used directly); kc's trainer fills in the run's --threads or the idle cores
+    threads: int = 0  # 0 = the idle cores (core.threads.resolve); kc's trainer fills in the run's --threads
     time_limit: float = 0.0  # seconds one fit may take (0 = no limit); kc's trainer shares out --time-limit
     bags: int = 0  # boosters averaged (seeds seed, seed+1, ...); 0 = one, or with a time limit as many as it allows
     seed: int = 0
@@ -46,6 +47,11 @@ class Boosted(Model):
     bags_: list[Any] = dataclasses.field(default_factory=list, init=False, repr=False)  # the boosters after the first
     best_rounds_: int = dataclasses.field(default=0, init=False, repr=False)
     stopped_by_: str = dataclasses.field(default="", init=False, repr=False)  # "patience", "time" or "rounds"
+
+    @property
+    def thread_count(self) -> int:
+        """The threads the library gets: `threads`, or for 0 what kc's other models take (the idle cores)."""
+        return cores.resolve(self.threads)
 
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None,
             y_valid: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> Any:

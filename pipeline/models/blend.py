@@ -62,7 +62,7 @@ class BlendModel(Model):
     # sk-ridge (as a robust lasso) + sk-gbm for regression, sk-logistic + sk-gbm + catboost for classes
     weights: str = ""  # comma-separated, one per member (the last also stands for any after it); empty = equal
     # (values: among the members not left out on held rows, see LEFT_OUT_ABOVE)
-    threads: int = 0  # handed to every member that takes it; 0 = every core
+    threads: int = 0  # handed to every member that takes it; 0 = the idle cores
     time_limit: float = 0.0  # seconds for the whole blend (0 = no limit), shared among the members that keep time
     seed: int = 0
 

@@ -52,7 +52,7 @@ class CatBoostModel(Boosted):
         clock = _Deadline(deadline)
         return cls(iterations=rounds, learning_rate=self.learning_rate, depth=self.depth,
                    l2_leaf_reg=self.l2_leaf_reg, loss_function=loss, random_seed=self.seed,
-                   thread_count=self.threads or -1, verbose=False, allow_writing_files=False), clock
+                   thread_count=self.thread_count, verbose=False, allow_writing_files=False), clock
 
     def _fit(self, X: np.ndarray, y: np.ndarray, deadline: float | None) -> None:
         """One booster on X, y, early-stopping on an inner split of these rows, ending by the deadline."""
@@ -92,13 +92,13 @@ class CatBoostModel(Boosted):
         """(n, classes) float32 probabilities."""
         self._check_fitted()
         x = images.flat_inputs(X).astype(np.float32, copy=False)
-        return self.model_.predict_proba(x, thread_count=self.threads or -1).astype(np.float32)
+        return self.model_.predict_proba(x, thread_count=self.thread_count).astype(np.float32)
 
     def _values(self, X: np.ndarray) -> np.ndarray:
         """(n,) float64 predicted values."""
         self._check_fitted()
         x = images.flat_inputs(X).astype(np.float32, copy=False)
-        return np.asarray(self.model_.predict(x, thread_count=self.threads or -1), np.float64)
+        return np.asarray(self.model_.predict(x, thread_count=self.thread_count), np.float64)
 
     def _save(self, folder: Path) -> None:
         """The model in CatBoost's format and what kc needs beside it, as JSON."""

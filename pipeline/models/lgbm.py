@@ -63,7 +63,7 @@ class LGBMModel(Boosted):
         return {**objective, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
                 "min_data_in_leaf": self.min_data_in_leaf, "feature_fraction": self.feature_fraction,
                 "bagging_fraction": self.bagging_fraction, "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
-                "lambda_l2": self.lambda_l2, "num_threads": self.threads, "seed": self.seed,
+                "lambda_l2": self.lambda_l2, "num_threads": self.thread_count, "seed": self.seed,
                 "deterministic": True, "force_row_wise": True, "verbosity": -1}
 
     def _rows(self, X: np.ndarray, y: np.ndarray) -> Any:
@@ -127,7 +127,7 @@ class LGBMModel(Boosted):
     def _raw(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()
         return self.booster_.predict(images.flat_inputs(X), num_iteration=self.best_rounds_,
-                                     num_threads=self.threads)
+                                     num_threads=self.thread_count)
 
     def _proba(self, X: np.ndarray) -> np.ndarray:
         """(n, classes) float32: the booster's probabilities (binary: [1 - p, p])."""

@@ -171,3 +171,10 @@ def test_a_big_tables_fit_keeps_its_best_trees_alone_and_predicts_the_same(monke
     kept = LGBMModel(patience=10, n_estimators=400, learning_rate=0.2, refit=False, threads=1).fit(X, y)
     assert kept.booster_.current_iteration() == kept.best_rounds_ == grown.best_rounds_
     assert np.array_equal(kept.predict_proba(X), grown.predict_proba(X))
+
+
+def test_threads_0_means_the_idle_cores_as_for_kcs_other_models(monkeypatch):
+    from pipeline.core import threads as cores
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # resolve's 0: $OMP_NUM_THREADS, else the idle cores
+    assert LGBMModel()._params(2)["num_threads"] == cores.resolve(0) == 1  # was 0: LightGBM's every core
