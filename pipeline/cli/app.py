@@ -59,8 +59,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 Slug = Annotated[str | None, typer.Argument(help="competition slug, e.g. titanic (optional with one competition)",
                                              metavar="SLUG", show_default=False)]
 # options `kc train` and `kc tune` share
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: the competition's own; "
-                                                                    "see `kc models`)", metavar="NAME")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="a model name (default: competition.json's "
+                                                                    "default_model; see `kc models`)", metavar="NAME")]
 ValidPct = Annotated[float, typer.Option(help="fraction held out for validation")]
 Seed = Annotated[int, typer.Option(help="seed for the split and the model")]
 Device = Annotated[str, typer.Option(help="auto, cpu or cuda")]

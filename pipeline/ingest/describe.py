@@ -116,7 +116,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         modality="tabular" if shape is None else "pixels",
         image_shape=shape,
         features="generic" if shape is None else "pixels",
-        default_model="lgbm" if several else _default_model(task, shape, len(train)),  # see _default_model
+        default_model=default_model(task, "tabular" if shape is None else "pixels", len(train), bool(several)),
         sample_file=sample,
         extra_files=tuple(n for n in names if n not in ("train.csv", "test.csv", sample)),
         test_has_ids=test_has_ids,
@@ -408,11 +408,13 @@ def shape_hint(comp: Competition, folder: Path) -> str:
 LARGE_TABLE = 40_000
 
 
-def _default_model(task: str, shape: tuple[int, int] | None, rows: int) -> str:
-    if shape is not None:
+def default_model(task: str, modality: str, rows: int, several: bool = False) -> str:
+    """The model `kc train` fits when not told (saved as competition.json's default_model): knn for pixels and
+    images, lgbm for classes, several targets or a large table, else blend."""
+    if modality != "tabular":
         return "knn"
     # several targets train one model each, so a model's cost is paid per target: lgbm (early-stopped) matched or
     # beat blend out-of-fold on tests/fixtures/layouts' sizes and skies at a fifteenth of blend's CPU seconds per fit
-    if task == "multiclass" or rows >= LARGE_TABLE:  # benchmarks/RESULTS.md, LightGBM: Otto's log loss
+    if several or task == "multiclass" or rows >= LARGE_TABLE:  # benchmarks/RESULTS.md, LightGBM: Otto's log loss
         return "lgbm"
     return "blend"

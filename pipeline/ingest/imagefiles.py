@@ -280,7 +280,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     comp = Competition(
         slug=slug, title=slug.replace("-", " ").title(), id_column=id_column, target_column=target, task=task,
         metric=chosen, id_type=id_type, labels=labels, classes=classes, modality="images", image_shape=(1, 1),
-        features="pixels", default_model="knn", default_options=("deskew=false",),  # photos are no slanted digits
+        features="pixels", default_model=describe.default_model(task, "images", len(train)),
+        default_options=("deskew=false",),  # photos are no slanted digits
         train_file=train_file, test_file=sample, sample_file=sample,
         extra_files=tuple(n for n in names if n not in (train_file, sample)),
         label_column="" if proba_columns or values[0] == target else values[0],
