@@ -148,7 +148,8 @@ def train(slug: CompetitionLike = None, model: str | None = None, *, folds: int 
           progress: bool | None = None) -> Run:
     """Fit a model (default: the competition's own), score it on a split or out-of-fold, and record the run.
 
-    `folds` None: 5 folds for a table under 5,000 rows, else one split. `progress` (default: in Jupyter) shows a
+    `folds` None: 5 folds for a table under 5,000 rows or images under 2,000 (fewer when a class has fewer rows;
+    `training.honesty.auto_folds`), else one split. `progress` (default: in Jupyter) shows a
     fastprogress bar. `threads`: threads every model may use (0 = the idle cores); `time_limit`: seconds the run may
     take (lgbm, catboost, blend, cnn, tabular)."""
     from pipeline.training.trainer import TrainConfig

@@ -812,8 +812,8 @@ def tune(
                                                             "PNGs")] = False,
     valid_pct: ValidPct = 0.1,
     seed: Seed = 0,
-    folds: Annotated[int | None, typer.Option(help="score each trial out-of-fold on K folds (0 = one split; "
-                                                   "default: 5 for tables under 5,000 rows, else 0)",
+    folds: Annotated[int | None, typer.Option(help="score each trial out-of-fold on K folds (0 = one split; default: "
+                                                   "5 for tables under 5,000 rows and images under 2,000, else 0)",
                                               show_default=False)] = None,
     device: Device = "auto",
     features: Annotated[str | None, typer.Option(help="feature builder for tables")] = None,

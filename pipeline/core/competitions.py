@@ -7,9 +7,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.core.errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from pipeline.core.metrics import Metric
 
 TASKS = ("binary", "multiclass", "regression")
 LABELS = ("int", "bool", "float", "str")  # how a submission writes its labels (str: exactly as train spells them)
@@ -123,8 +126,8 @@ class Competition:
         return self.task != "regression"
 
     @property
-    def scorer(self) -> Any:
-        """The competition's metric (a `pipeline.core.metrics.Metric`)."""
+    def scorer(self) -> Metric:
+        """The competition's metric."""
         from pipeline.core import metrics
 
         return metrics.get(self.metric, self.task)

@@ -1,4 +1,4 @@
-"""The one pixel convention, PNG files, contact sheets, and handwriting preprocessing.
+"""The one pixel convention, PNG files and contact sheets (handwriting preprocessing is in pipeline/handwriting.py).
 
 Convention everywhere in kc: images are `(n, rows, columns)` uint8, 0 is background, 255 is ink
 (digits: `(n, 28, 28)`).

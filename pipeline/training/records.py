@@ -44,7 +44,7 @@ class TrainConfig:
     params: dict[str, Any] = field(default_factory=dict)
     valid_pct: float = 0.1
     seed: int = 0
-    folds: int | None = 0  # K > 1: K models on K folds, scored out-of-fold; 0 = one split; None = 5 on small tables
+    folds: int | None = 0  # K > 1: K models on K folds, scored out-of-fold; 0 = one split; None = honesty.auto_folds
     full: bool = False  # after validating, refit on all rows (with the epochs validation chose) for submissions
     device: str = "auto"
     features: str | None = None  # the feature builder; None = the competition's own

@@ -1,4 +1,4 @@
-"""`kc train`: fit a model on a validation split, score it by the competition's metric, record the run."""
+"""`kc train`: fit on a split or K folds (refit with --full), score by the competition's metric, record the run."""
 
 from __future__ import annotations
 
@@ -449,7 +449,6 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         return train_targets(comp, ws, cfg, X, data, on_epoch, stage, events, deadline), None
     y = data.y
     for_fit = partial(data.for_fit, X) if data.fit_columns is not None else None
-    # --full and test: X, X_test as built
     fitted = validate(comp, cfg, X, y, on_epoch, stage, events, for_fit, deadline)
     full, full_epochs = refit(comp, cfg, X, y, fitted, on_epoch, stage, events, deadline)
     first = fitted.models[0]
