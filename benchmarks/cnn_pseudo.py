@@ -48,12 +48,12 @@ def run(data: Path, out: Path, split: int, threshold: float, epochs: int) -> str
     import torch
 
     from pipeline.models.cnn import CNNModel
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     torch.set_num_threads(1)
     X, y = digits(data / "digit-recognizer.zip")
     test = test_images(data, out)
-    train, valid = trainer.split(y, 0.1, split)
+    train, valid = splits.split(y, 0.1, split)
     first = out / f"first@{split}.npz"
     if not first.exists():
         model = CNNModel.from_params({"seed": split, "threads": 1})

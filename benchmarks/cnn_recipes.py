@@ -47,7 +47,7 @@ def main() -> None:
     from pipeline.models import cnn
     from pipeline.models.cnn import CNNModel, augment
     from pipeline.pixels import images
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", choices=("averaged", "resized"), required=True)
@@ -106,7 +106,7 @@ def main() -> None:
 
     CNNModel._learner = with_extra  # type: ignore[method-assign]
     X, y = digits(args.data / "digit-recognizer.zip")
-    train, valid = trainer.split(y, 0.1, args.split_seed)
+    train, valid = splits.split(y, 0.1, args.split_seed)
     train = train[: args.rows]
     times, last = [], [time.perf_counter()]
 

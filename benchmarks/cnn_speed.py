@@ -131,7 +131,7 @@ def main() -> None:
     import torch
 
     from pipeline.models.cnn import bf16_ok
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
@@ -175,7 +175,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     loops = {"kc": kc_loop, "plain": plain_loop}
     for seed, width in itertools.product(map(int, args.split_seeds.split(",")), map(int, args.widths.split(","))):
-        train, valid = trainer.split(y, 0.1, seed)
+        train, valid = splits.split(y, 0.1, seed)
         train = train[: args.rows]
         for full_res, pool in itertools.product((bool(int(f)) for f in args.full_res.split(",")),
                                                 args.pools.split(",")):

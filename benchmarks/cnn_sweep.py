@@ -72,11 +72,11 @@ def fit(data: Path, variant: str, split: int, precision: str, out: Path) -> tupl
     import torch
 
     from pipeline.models.cnn import CNNModel
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     torch.set_num_threads(1)
     X, y = digits(data / "digit-recognizer.zip")
-    train, valid = trainer.split(y, 0.1, split)
+    train, valid = splits.split(y, 0.1, split)
     params = options(variant)
     if params.pop("deskew", "0") not in ("0", "false"):
         X = deskewed(X)

@@ -44,7 +44,7 @@ def main() -> None:
     import pipeline as kc
     from pipeline.core import competitions, dataset
     from pipeline.core.workspace import Workspace
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "competitions")
@@ -61,7 +61,7 @@ def main() -> None:
         seconds = run.metrics.fit_seconds + run.metrics.predict_seconds  # as the peers: fit + predict, all folds
         rows.append((f"kc `{model}`", run.score, run.metrics.fold_std, seconds))
         print(rows[-1], flush=True)
-    parts = trainer.folds(trainer.strata(comp, data.y), args.folds, 0)
+    parts = splits.folds(splits.strata(comp, data.y), args.folds, 0)
     X = data.X.reshape(len(data.X), -1).astype(np.float32) / 255
     for name in filter(None, args.peers.split(",")):
         acc, spread, seconds = peer(name, X, data.y, parts)

@@ -137,11 +137,11 @@ def _digits(root: Path, limit: int) -> tuple:
     from pipeline.core import competitions
     from pipeline.core.dataset import load_dataset
     from pipeline.core.workspace import Workspace
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     data = load_dataset(competitions.get("digit-recognizer"), Workspace(root))
     X, y = data.X[:limit], data.y[:limit]
-    tr, va = trainer.split(y, 0.1, 0)
+    tr, va = splits.split(y, 0.1, 0)
     return X[tr], y[tr], X[va], y[va], data
 
 

@@ -40,7 +40,7 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
     from pipeline.core import competitions
     from pipeline.core.dataset import load_dataset
     from pipeline.core.workspace import Workspace
-    from pipeline.training import trainer
+    from pipeline.training import records, splits, trainer
 
     comp, ws = competitions.get("titanic"), Workspace(root)
     features = "titanic-plain" if kind.endswith("-plain") else "generic" if kind.endswith("-generic") else None
@@ -50,7 +50,7 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
     for seed in seeds:
         model = kind[3:].removesuffix("-plain").removesuffix("-leaky").removesuffix("-generic")
         model = model.removesuffix("-lgbm") if model.startswith("blend") else model
-        cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features,
+        cfg = records.TrainConfig(model=model, folds=5, seed=seed, features=features,
                                    params=comp.options_for(model))  # as `kc train` would
         if kind.startswith("kc-") and not kind.endswith("-leaky"):  # `kc train titanic --model M --folds 5`
             with lgbm_in_blend(kind):
@@ -62,7 +62,7 @@ def titanic_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2, 3, 4))
             accs.append(float(np.mean(np.argmax(fitted.out, axis=1) == y)))
             stds.append(float(np.std(fitted.fold_scores))), fits.append(fitted.fit_seconds)
             continue
-        parts = trainer.folds(trainer.strata(comp, y), 5, seed)
+        parts = splits.folds(splits.strata(comp, y), 5, seed)
         oof, fit_s = np.zeros(len(y), np.int64), 0.0
         for part in parts:
             rest = np.setdiff1d(np.arange(len(y)), part)
@@ -105,7 +105,7 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
     from pipeline.core.dataset import load_dataset
     from pipeline.core.workspace import Workspace
     from pipeline.models.blend import DEFAULTS
-    from pipeline.training import trainer
+    from pipeline.training import records, splits, trainer
 
     comp, ws = competitions.get("house-prices"), Workspace(root)
     train = pd.read_csv(ws.data_dir(comp.slug) / "train.csv")
@@ -118,7 +118,7 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
             model = kind[3:].removesuffix("-generic").removesuffix("-lasso").removesuffix("-blend")
             model = model.removesuffix("-lgbm") if model.startswith("blend") else model
             params = DEFAULTS["regression"][HOUSES_MEMBERS[kind]][1] if kind in HOUSES_MEMBERS else {}
-            cfg = trainer.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
+            cfg = records.TrainConfig(model=model, folds=5, seed=seed, features=features, params=params)
             with lgbm_in_blend(kind):
                 run = trainer.train(comp, ws, cfg)
             saved = np.load(run.folder / "valid.npz")
@@ -127,7 +127,7 @@ def houses_oof(kind: str, root: Path, seeds: tuple[int, ...] = (0, 1, 2)) -> dic
             scores.append(run.metrics.score), stds.append(run.metrics.fold_std), fits.append(run.metrics.fit_seconds)
         else:
             oof, std, fit_s = _houses_peer(kind, train.drop(columns=["Id", "SalePrice"]), y,
-                                           trainer.folds(trainer.strata(comp, load_dataset(comp, ws).y), 5, seed))
+                                           splits.folds(splits.strata(comp, load_dataset(comp, ws).y), 5, seed))
             scores.append(float(np.sqrt(np.mean((oof - y) ** 2)))), stds.append(std), fits.append(fit_s)
         usual_scores.append(float(np.sqrt(np.mean((oof[usual] - y[usual]) ** 2))))
     # seed 0's figures; the mean over fold seeds shows they were not picked on one split; median time
@@ -182,7 +182,7 @@ def otto_oof(kind: str, zip_path: Path = OTTO_ZIP, seed: int = 0, folds: int = 5
 
     from pipeline.models import model_by_name
     from pipeline.tables.encoder import TableEncoder
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     with zipfile.ZipFile(zip_path) as z, z.open("train.csv") as f:
         train = pd.read_csv(f)
@@ -194,7 +194,7 @@ def otto_oof(kind: str, zip_path: Path = OTTO_ZIP, seed: int = 0, folds: int = 5
     scaled, raw = encoder.transform(train, scaled=True), encoder.transform(train, scaled=False)
     oof = np.zeros((len(y), len(classes)), np.float32)
     wall, cpu, rounds = time.perf_counter(), time.process_time(), []
-    for part in trainer.folds(y, folds, seed):
+    for part in splits.folds(y, folds, seed):
         rest = np.setdiff1d(np.arange(len(y)), part)
         if kind == "sk-hgb":
             from sklearn.ensemble import HistGradientBoostingClassifier

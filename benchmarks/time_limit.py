@@ -30,7 +30,7 @@ def measure(limits: list[float], folds: int, threads: int) -> list[dict[str, flo
     from pipeline.core import competitions, dataset
     from pipeline.core.workspace import Workspace
     from pipeline.ingest.sources import fetch
-    from pipeline.training import trainer
+    from pipeline.training import records, trainer
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,9 +38,9 @@ def measure(limits: list[float], folds: int, threads: int) -> list[dict[str, flo
         fetch("titanic", ws, Path(pipeline.__file__).parent / "data" / "titanic.zip")
         comp = competitions.get("titanic")
         data = dataset.load_dataset(comp, ws)
-        trainer.train(comp, ws, trainer.TrainConfig(model="lgbm", params={"n_estimators": 2}), data=data)  # imports
+        trainer.train(comp, ws, records.TrainConfig(model="lgbm", params={"n_estimators": 2}), data=data)  # imports
         for limit in limits:
-            cfg = trainer.TrainConfig(model="lgbm", params=SLOW, folds=folds, time_limit=limit, threads=threads)
+            cfg = records.TrainConfig(model="lgbm", params=SLOW, folds=folds, time_limit=limit, threads=threads)
             wall, cpu = time.perf_counter(), time.process_time()
             run = trainer.train(comp, ws, cfg, data=data)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

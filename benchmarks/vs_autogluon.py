@@ -5,8 +5,8 @@
 
 AutoGluon is a benchmark peer, never a kc dependency: it lives in its own venv (`python -m venv agvenv &&
 agvenv/bin/pip install autogluon.tabular statsmodels`), and this script runs its side there (`--side ag`).
-For each table the driver (kc's venv) fetches the zip into a workspace, writes kc's own folds (`trainer.folds` on
-`trainer.strata`, seed 0; Otto: kc's 10 % split, seed 0) to folds.npy, then times each step as its own process under
+For each table the driver (kc's venv) fetches the zip into a workspace, writes kc's own folds (`splits.folds` on
+`splits.strata`, seed 0; Otto: kc's 10 % split, seed 0) to folds.npy, then times each step as its own process under
 `/usr/bin/time -v`, on one core: `kc train` (default model; again with `--time-limit` equal to AutoGluon's
 best_quality fit seconds), `kc submit`, and AutoGluon fitting one predictor per fold with the preset's per-fold
 time limit, scoring the held-out rows and predicting test.csv with every fold's predictor. Scores are out-of-fold
@@ -126,17 +126,17 @@ def write_folds(slug: str, ws: Path, kind: str) -> tuple[list[int], int]:
     from pipeline.core import competitions
     from pipeline.core.dataset import load_dataset
     from pipeline.core.workspace import Workspace
-    from pipeline.training import trainer
+    from pipeline.training import splits
 
     comp = competitions.get(slug, ws)
     y = load_dataset(comp, Workspace(ws), None).y
-    groups = trainer.strata(comp, y)
+    groups = splits.strata(comp, y)
     fold_of = np.full(len(y), -1, dtype=np.int64)
     if kind == "split":
-        train_idx, valid_idx = trainer.split(groups, 0.1, 0)
+        train_idx, valid_idx = splits.split(groups, 0.1, 0)
         fold_of[valid_idx], fold_of[train_idx], scored = 0, 1, [0]
     else:
-        for f, part in enumerate(trainer.folds(groups, 5, 0)):
+        for f, part in enumerate(splits.folds(groups, 5, 0)):
             fold_of[part] = f
         scored = list(range(5))
     np.save(ws / "folds.npy", fold_of)

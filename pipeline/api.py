@@ -152,7 +152,7 @@ def train(slug: CompetitionLike = None, model: str | None = None, *, folds: int 
     `training.honesty.auto_folds`), else one split. `progress` (default: in Jupyter) shows a
     fastprogress bar. `threads`: threads every model may use (0 = the idle cores); `time_limit`: seconds the run may
     take (lgbm, catboost, blend, cnn, tabular)."""
-    from pipeline.training.trainer import TrainConfig
+    from pipeline.training.records import TrainConfig
     from pipeline.training.trainer import train as do_train
 
     space = _space(workspace)
@@ -207,7 +207,7 @@ class RunList(list):
 
 def runs(slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> RunList:
     """The competition's recorded runs, best score first by its metric."""
-    from pipeline.training.trainer import scan
+    from pipeline.training.records import scan
 
     space = _space(workspace)
     found, damaged = scan(competition(slug, space), space)
@@ -218,7 +218,7 @@ def runs(slug: CompetitionLike = None, workspace: WorkspaceLike = None) -> RunLi
 
 def run(slug: CompetitionLike = None, run_id: str | None = None, workspace: WorkspaceLike = None) -> Run:
     """One recorded run by id (default: the best)."""
-    from pipeline.training.trainer import get_run
+    from pipeline.training.records import get_run
 
     space = _space(workspace)
     return get_run(competition(slug, space), space, run_id)
@@ -340,7 +340,7 @@ def tune(slug: CompetitionLike = None, model: str | None = None, *, trials: int,
          params: dict[str, Any] | None = None, threads: int = 0, workspace: WorkspaceLike = None,
          on_trial: Callable[[TrialResult], None] | None = None) -> TuneResult:
     """Search a model's options with Optuna; params hold ranges ("1e-3:1e-1:log"), choices ("a|b") or values."""
-    from pipeline.training.trainer import TrainConfig
+    from pipeline.training.records import TrainConfig
     from pipeline.tuning import search
 
     space = _space(workspace)

@@ -16,7 +16,7 @@ from pipeline.models import model_by_name
 from pipeline.models.base import EpochCallback
 from pipeline.pixels import arrays
 from pipeline.submitting import ledger
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 
 # (competition, model, params): short settings so the whole demo fits in a few minutes on 2 cores; the CNN is
 # narrow and brief: 98.0 % in 60 CPU s on a CPU without bfloat16, where 8 epochs at width 32 took 15-30 minutes
@@ -103,7 +103,7 @@ def _one(slug: str, ws: Workspace, watch: DemoWatch, result: DemoResult) -> None
         watch.on_model(f"{slug} {model}", _epochs(model, params))
         t0 = time.perf_counter()
         # the threads the table's title names (left at 0, small tables would train on one, and torch's cap not apply)
-        cfg = trainer.TrainConfig(model=model, params=dict(params), folds=folds, threads=result.threads)
+        cfg = records.TrainConfig(model=model, params=dict(params), folds=folds, threads=result.threads)
         run = trainer.train(comp, ws, cfg, data=data, on_epoch=watch.on_epoch, on_stage=watch.on_stage)
         cv = run.score if run.metrics.scored_on == "oof" else None
         seconds = time.perf_counter() - t0

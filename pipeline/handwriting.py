@@ -157,7 +157,7 @@ def predict_images(comp: Competition, ws: Workspace, paths: list[Path], run_id: 
                    out: Path | None = None) -> list[Prediction]:
     """Prepare each image, classify it with a digit run (default: the best), and draw a PNG beside it (or in out)."""
     from pipeline.core.dataset import load_dataset
-    from pipeline.training.trainer import get_run, load_model
+    from pipeline.training.records import get_run, load_model
 
     if comp.image_shape != (28, 28):
         raise UsageError(f"predict-image reads 28×28 digits; {comp.slug} is not such a competition")

@@ -69,7 +69,7 @@ def explain(comp: Competition, ws: Workspace, run_id: str | None = None, repeats
 def _permutation(comp: Competition, run: Run, data: Any, valid: dict[str, np.ndarray], repeats: int,
                  seed: int) -> Explanation:
     from pipeline.training.records import load_models, load_train_rows
-    from pipeline.training.trainer import outputs, score
+    from pipeline.training.scoring import outputs, score
 
     models = load_models(comp, run)
     if len(models) != int(valid["fold"].max()) + 1:
@@ -130,7 +130,7 @@ def _groups(data: Any, width: int) -> dict[str, list[int]]:
 
 def _images(comp: Competition, run: Run, X: np.ndarray, y: np.ndarray, valid: dict[str, np.ndarray]) -> Explanation:
     from pipeline.pixels import images
-    from pipeline.training.trainer import score
+    from pipeline.training.scoring import score
 
     index, proba = valid["index"], np.asarray(valid["outputs"], np.float64)
     truth = y[index]

@@ -62,12 +62,12 @@ def trained_template(factory: pytest.TempPathFactory, slug: str, model: str, **p
     test): (its root, the run's id)."""
     from pipeline.core.competitions import get
     from pipeline.core.workspace import Workspace
-    from pipeline.training import trainer
+    from pipeline.training import records, trainer
 
     root = factory.mktemp(f"{slug}-{model}") / "ws"
     root.mkdir()
     install(root, slug)
-    run = trainer.train(get(slug), Workspace(root), trainer.TrainConfig(model=model, params=dict(params)))
+    run = trainer.train(get(slug), Workspace(root), records.TrainConfig(model=model, params=dict(params)))
     return root, run.run_id
 
 

@@ -387,7 +387,7 @@ def test_demo_runs_offline_end_to_end(workspace, kc):
     from pipeline.core import competitions
     from pipeline.core.workspace import Workspace
     from pipeline.submitting.checks import validate_file
-    from pipeline.training.trainer import list_runs
+    from pipeline.training.records import list_runs
 
     for slug in ("titanic", "digit-recognizer"):
         comp, ws = competitions.get(slug), Workspace(workspace)

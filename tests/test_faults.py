@@ -152,7 +152,8 @@ def _tracebacks_in_tmp(monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """A workspace with both competitions fetched and a few quick runs trained; copied by `trained`."""
-    from pipeline.training.trainer import TrainConfig, train
+    from pipeline.training.records import TrainConfig
+    from pipeline.training.trainer import train
 
     root = tmp_path_factory.mktemp("template") / "ws"
     root.mkdir()
@@ -284,7 +285,7 @@ def test_two_trainings_at_once_both_succeed_with_distinct_run_ids(titanic_only):
     assert all(code == 0 for code, _, _ in results), results
     ids = [next(line.split()[1] for line in out.splitlines() if line.startswith("run ")) for _, out, _ in results]
     assert ids[0] != ids[1]
-    from pipeline.training.trainer import scan
+    from pipeline.training.records import scan
 
     good, damaged = scan(TITANIC, Workspace(titanic_only))
     assert sorted(r.run_id for r in good) == sorted(ids) and not damaged
@@ -795,7 +796,7 @@ def test_a_failing_kaggle_keeps_the_bundled_copy_and_says_so(workspace, kaggle_s
 @pytest.mark.parametrize("message", ["plain", "multi-line"])
 @pytest.mark.parametrize(("target", "args"), [
     ("pipeline.submitting.ledger.validate_file", ("validate", "titanic", "x.csv")),
-    ("pipeline.training.trainer.scan", ("runs", "titanic")),
+    ("pipeline.training.records.scan", ("runs", "titanic")),
     ("pipeline.ingest.sources.fetch", ("fetch", "titanic")),
     ("pipeline.training.trainer.train", ("train", "titanic")),
 ], ids=["validate", "runs", "fetch", "train"])

@@ -7,7 +7,7 @@ from pipeline.core import competitions, dataset
 from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.handwriting import load_grey, nearest_rows, predict_images, prepare
-from pipeline.training import records, trainer
+from pipeline.training import records, splits, trainer
 
 DIGITS = competitions.get("digit-recognizer")
 
@@ -73,7 +73,7 @@ def test_not_an_image_and_too_large(tmp_path, monkeypatch):
 @pytest.fixture
 def knn_run(fetched):
     ws = Workspace(fetched)
-    run = trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
+    run = trainer.train(DIGITS, ws, records.TrainConfig(model="knn", params={"pca": 0}, valid_pct=0.1))
     return fetched, run
 
 
@@ -81,7 +81,7 @@ def knn_run(fetched):
 def test_a_real_digit_upscaled_inverted_and_saved_as_jpeg_is_recognised(knn_run, tmp_path):
     fetched, _ = knn_run
     data = dataset.load_dataset(DIGITS, Workspace(fetched))
-    _, valid_idx = trainer.split(data.y, 0.1, 0)
+    _, valid_idx = splits.split(data.y, 0.1, 0)
     hits = 0
     for row in valid_idx[:10]:  # digits the model never saw
         photo = Image.fromarray(255 - data.X[row]).resize((280, 280), Image.Resampling.BICUBIC)
@@ -121,12 +121,12 @@ def test_cli_predict_image_errors(fetched, tmp_path, kc):
 @pytest.mark.parametrize("how", [{}, {"full": True}, {"folds": 3}], ids=["split", "full", "folds"])
 def test_drawn_nearest_digit_of_a_training_image_is_that_image(fetched, how):
     ws = Workspace(fetched)
-    run = trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}, **how))
+    run = trainer.train(DIGITS, ws, records.TrainConfig(model="knn", params={"pca": 0}, **how))
     data = dataset.load_dataset(DIGITS, ws)
     [fitted_on] = records.load_train_rows(run, len(data.y))[:1]
     n = len(data.y)
     assert len(fitted_on) == (n if how.get("full") else n - n // 3 if how.get("folds") else n - run.metrics.valid_rows)
-    model = trainer.load_model(DIGITS, run)
+    model = records.load_model(DIGITS, run)
     seen = fitted_on[:: len(fitted_on) // 8][:8]  # images the model was fitted on
     drawn = nearest_rows(model, run, data.X, data.y, data.X[seen])[:, 0]
     distance = np.abs(data.X[drawn].astype(int) - data.X[seen].astype(int)).sum(axis=(1, 2))

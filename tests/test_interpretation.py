@@ -12,7 +12,7 @@ from pipeline.core import competitions
 from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.interpretation import explain
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 from pipeline.training.records import read_valid
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -22,7 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_importance_is_judged_by_each_fold_model_on_its_own_held_out_rows(kc, titanic_only):
     comp = competitions.get("titanic", titanic_only)
     ws = Workspace(titanic_only)
-    run = trainer.train(comp, ws, trainer.TrainConfig(model="linear", folds=3))
+    run = trainer.train(comp, ws, records.TrainConfig(model="linear", folds=3))
     found = explain(comp, ws, run.run_id)
     # unshuffled, the fold models reproduce the run's out-of-fold score: each judged only the rows it never saw
     assert found.baseline == pytest.approx(run.score, abs=1e-9)
@@ -33,7 +33,7 @@ def test_importance_is_judged_by_each_fold_model_on_its_own_held_out_rows(kc, ti
     assert printed.exit_code == 0, printed.output
     assert "accuracy lost when shuffled" in printed.stdout and "points" in printed.stdout
 
-    full = trainer.train(comp, ws, trainer.TrainConfig(model="sk-logistic", full=True))
+    full = trainer.train(comp, ws, records.TrainConfig(model="sk-logistic", full=True))
     with pytest.raises(UsageError, match="explain a run trained without --full"):
         explain(comp, ws, full.run_id)
     with pytest.raises(UsageError, match="--repeats 0"):
@@ -45,7 +45,7 @@ def test_grouped_columns_of_a_generic_table_move_together(kc, workspace):
     assert kc("fetch", "penguins", "--from", layouts / "penguins", ws=workspace).exit_code == 0
     comp = competitions.get("penguins", workspace)
     ws = Workspace(workspace)
-    run = trainer.train(comp, ws, trainer.TrainConfig(model="sk-logistic", folds=3))
+    run = trainer.train(comp, ws, records.TrainConfig(model="sk-logistic", folds=3))
     found = explain(comp, ws, run.run_id, repeats=1)
     assert "Island" in found.importance and not any("=" in c for c in found.importance)  # one-hot parts as one
     assert found.baseline == pytest.approx(run.score, abs=1e-9)
@@ -54,7 +54,7 @@ def test_grouped_columns_of_a_generic_table_move_together(kc, workspace):
 def test_pixels_get_per_class_accuracy_and_their_most_confident_mistakes(fetched):
     comp = competitions.get("digit-recognizer", fetched)
     ws = Workspace(fetched)
-    run = trainer.train(comp, ws, trainer.TrainConfig(model="knn", folds=0, valid_pct=0.3))
+    run = trainer.train(comp, ws, records.TrainConfig(model="knn", folds=0, valid_pct=0.3))
     found = explain(comp, ws, run.run_id)
     valid = read_valid(run, comp, 300)
     labels = pd.read_csv(Path(__file__).parent / "fixtures/digit-recognizer/train.csv")["label"]

@@ -351,9 +351,9 @@ def test_pixels_of_0_to_16_are_stretched_to_bytes_and_the_convert_says_so(kc, wo
     assert data.from_cache and data.top == 16 and data.train_images.max() == 255 and data.clipped == 1 / (200 * 64)
     expected = np.clip(np.rint(test * (255 / 16)), 0, 255).reshape(-1, 8, 8)
     assert np.array_equal(data.test_images, expected) and data.test_images[0, 0, 0] == 255
-    from pipeline.training import trainer
+    from pipeline.training import records, trainer
 
-    run = trainer.train(comp, Workspace(workspace), trainer.TrainConfig(model="linear"))
+    run = trainer.train(comp, Workspace(workspace), records.TrainConfig(model="linear"))
     assert run.score > 0.9, run.score  # bytes of 0-16 left it near 0.8
     meta = workspace / "competitions/digits-8x8/derived/arrays.json"
     damaged = json.loads(meta.read_text()) | {"top": True, "clipped": True}  # bools pass for numbers in Python

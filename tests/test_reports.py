@@ -20,7 +20,7 @@ from pipeline import reports
 from pipeline.core import competitions
 from pipeline.core.workspace import Workspace
 from pipeline.submitting import ledger
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 
 TITANIC = competitions.get("titanic")
 HOUSES = competitions.get("house-prices")
@@ -86,7 +86,7 @@ def titanic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("report") / "ws"
     install(root, "titanic")
     ws = Workspace(root)
-    made = [trainer.train(TITANIC, ws, trainer.TrainConfig(**cfg)) for cfg in (
+    made = [trainer.train(TITANIC, ws, records.TrainConfig(**cfg)) for cfg in (
         {"model": "linear", "params": {"epochs": 3}}, {"model": "sk-logistic"},
         {"model": "linear", "params": {"epochs": 2}, "folds": 3})]
     copy = shutil.copytree(made[1].folder, ws.runs_dir("titanic") / HOSTILE_RUN)
@@ -132,7 +132,7 @@ def test_the_page_lists_every_run_best_first(titanic):
 def test_lower_is_better_puts_the_smallest_error_first(workspace):
     install(workspace, "house-prices")
     ws = Workspace(workspace)
-    runs = [trainer.train(HOUSES, ws, trainer.TrainConfig(**cfg))
+    runs = [trainer.train(HOUSES, ws, records.TrainConfig(**cfg))
             for cfg in ({"model": "sk-ridge"}, {"model": "linear", "params": {"epochs": 3}})]
     assert runs[0].score != runs[1].score
     text = reports.write_report(HOUSES, ws).read_text()
@@ -199,7 +199,7 @@ def test_the_submission_log_and_the_chart(titanic):
 @pytest.mark.slow
 def test_kc_report_after_a_real_upload(titanic_only, kaggle_server, kc, tmp_path):
     ws = Workspace(titanic_only)
-    trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 2}))
+    trainer.train(TITANIC, ws, records.TrainConfig(model="linear", params={"epochs": 2}))
     uploaded = kc("submit", "--upload", "-m", HOSTILE_MESSAGE, ws=titanic_only)
     assert uploaded.exit_code == 0, uploaded.output
     result = kc("report", ws=titanic_only)
@@ -328,7 +328,7 @@ def test_screenshot(chromium, titanic, tmp_path):
 
 def test_only_real_pngs_of_the_run_are_embedded(titanic_only, tmp_path):
     ws = Workspace(titanic_only)
-    run = trainer.train(competitions.get("titanic"), ws, trainer.TrainConfig(model="knn"))
+    run = trainer.train(competitions.get("titanic"), ws, records.TrainConfig(model="knn"))
     secret = tmp_path / "kaggle.json"
     secret.write_text('{"key": "hunter2"}')
     (run.folder / "zz_linked.png").symlink_to(secret)  # a shared run folder must not leak files into the page

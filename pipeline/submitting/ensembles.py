@@ -60,8 +60,8 @@ def ensemble(comp: Competition, ws: Workspace, run_ids: list[str], method: str =
     from pipeline.core.dataset import load_dataset
     from pipeline.submitting.ledger import check_same_data, write
     from pipeline.training import prepared
-    from pipeline.training.records import read_valid
-    from pipeline.training.trainer import get_run, score, submitted
+    from pipeline.training.records import get_run, read_valid
+    from pipeline.training.scoring import score, submitted
 
     if method not in METHODS:
         raise UsageError(f"--method {method}: expected one of {', '.join(METHODS)}")

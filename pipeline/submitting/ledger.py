@@ -203,8 +203,8 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
     from pipeline.core.dataset import load_test
     from pipeline.core.errors import DataError
     from pipeline.training import prepared
-    from pipeline.training.records import list_runs
-    from pipeline.training.trainer import get_run, submitted
+    from pipeline.training.records import get_run, list_runs
+    from pipeline.training.scoring import submitted
 
     best = get_run(comp, ws, run_id)
     # unnamed: the best finished run trained on the data as it is now (runs of data since changed are passed over)

@@ -12,7 +12,9 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.training.records import TrainConfig
-from pipeline.training.trainer import build_model, model_target, split, strata
+from pipeline.training.scoring import model_target
+from pipeline.training.splits import split, strata
+from pipeline.training.trainer import build_model
 
 if TYPE_CHECKING:
     from pipeline.models._fastai import LrFound

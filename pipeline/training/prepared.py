@@ -89,8 +89,8 @@ def test_outputs(comp: Competition, run: Any, data: Any, until: float | None = N
 
     `models`: the run's models still in memory after training (else loaded from its folder, as submit does). With
     `until` (a time.monotonic reading), raises _OutOfTime once it passes, between models and chunks of rows."""
-    from pipeline.training.records import check_fits
-    from pipeline.training.trainer import load_models, outputs
+    from pipeline.training.records import check_fits, load_models
+    from pipeline.training.scoring import outputs
 
     if comp.targets:  # each target's models from its own folder: (n, targets)
         from pipeline.training.targets import column, per_target

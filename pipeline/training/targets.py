@@ -26,22 +26,9 @@ from pipeline.core.workspace import Workspace
 from pipeline.models.base import EpochCallback, Model, for_inputs
 from pipeline.training.honesty import most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
-from pipeline.training.trainer import (
-    Fitted,
-    Stage,
-    check_folds,
-    close_run,
-    fewer_folds,
-    git_commit,
-    held_out,
-    open_run,
-    predictions,
-    refit,
-    save_models,
-    score,
-    strata,
-    validate,
-)
+from pipeline.training.scoring import predictions, score
+from pipeline.training.splits import check_folds, fewer_folds, held_out, strata
+from pipeline.training.trainer import Fitted, Stage, close_run, git_commit, open_run, refit, save_models, validate
 
 MAX_PLOTS = 6  # targets drawn, one picture each (MoA-like competitions have hundreds)
 

@@ -23,7 +23,7 @@ from pipeline.core import epochs, threads, tracking
 from pipeline.core.competitions import Competition
 from pipeline.core.dataset import Dataset, load_dataset, rows_except, take_rows
 from pipeline.core.epochs import Epoch
-from pipeline.core.errors import DataError, UsageError
+from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import model_class
 from pipeline.models.base import EpochCallback, Model, check_inputs, for_inputs
@@ -31,65 +31,15 @@ from pipeline.training import prepared
 from pipeline.training.honesty import auto_folds, most_folds
 from pipeline.training.records import (
     TRAIN_ROWS,
-    Damaged,
     Run,
     RunMetrics,
     TrainConfig,
-    get_run,
-    list_runs,
-    load_model,
-    load_models,
-    read_run,
     runs_folder,
-    scan,
 )
-
-__all__ = ["Damaged", "Run", "RunMetrics", "TrainConfig", "get_run", "list_runs", "load_model", "load_models",
-           "read_run", "scan", "train"]
+from pipeline.training.scoring import model_target, outputs, predictions, score
+from pipeline.training.splits import held_out
 
 Stage = Callable[[str, int | None], None]  # (what starts now, the epochs a fit starting now trains, if epochal)
-
-
-def strata(comp: Competition, y: np.ndarray, bins: int = 10, k: int = 0) -> np.ndarray:
-    """What a split stratifies on: the class codes, or the target's quantile bins for regression (for `k` folds,
-    fewer bins of equal size by rank when a bin would hold under k rows: a few rows, or values that repeat; a
-    single split, k 0, needs two a bin, one to hold out and one to learn)."""
-    if comp.is_classification:
-        return y
-    k = max(k, 2)
-    edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
-    groups = np.searchsorted(edges, y, side="right")
-    counts = np.bincount(groups)
-    if counts[counts > 0].min() < k:
-        fewer = max(1, min(bins, len(y) // k))
-        groups = np.argsort(np.argsort(y, kind="stable"), kind="stable") * fewer // len(y)
-    return groups
-
-
-def split(groups: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train indices, valid indices), reproducible from the seed."""
-    rng = np.random.default_rng(seed)
-    valid = []
-    for label in np.unique(groups):
-        members = rng.permutation(np.flatnonzero(groups == label))
-        take = min(len(members) - 1, max(1, round(valid_pct * len(members))))
-        valid.append(members[:take])
-    valid_idx = np.sort(np.concatenate(valid)).astype(np.int64)
-    train_idx = rows_except(len(groups), valid_idx)
-    if not len(valid_idx):  # every class (or stratum) has one row: holding one out would leave it unlearnt
-        raise DataError(f"train has {len(groups)} rows: too few to hold any out and score a model on (a class needs "
-                        "two rows, one learnt and one scored); add rows")
-    return train_idx, valid_idx
-
-
-def folds(groups: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """k stratified folds of indices."""
-    rng = np.random.default_rng(seed)
-    parts: list[list[int]] = [[] for _ in range(k)]
-    for label in np.unique(groups):
-        for i, index in enumerate(rng.permutation(np.flatnonzero(groups == label))):
-            parts[i % k].append(int(index))
-    return [np.sort(np.array(p, dtype=np.int64)) for p in parts]
 
 
 def build_model(comp: Competition, cfg: TrainConfig, time_limit: float = 0.0) -> Model:
@@ -147,59 +97,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def model_target(comp: Competition, y: np.ndarray) -> np.ndarray:
-    """What a model learns: class codes, or the values on the metric's scale (log prices for RMSE of logs)."""
-    return y if comp.is_classification else np.asarray(comp.scorer.to_model(y), dtype=np.float64)
-
-
-def outputs(comp: Competition, model: Model, X: np.ndarray) -> np.ndarray:
-    """A model's raw outputs: (n, classes) probabilities over all the competition's classes, or (n,) model values."""
-    if not comp.is_classification:
-        values = np.asarray(model.predict_values(X), dtype=np.float64)
-        _check_finite(model, values)
-        return values
-    proba = model.predict_proba(X)
-    _check_finite(model, proba)
-    full = np.zeros((len(proba), len(comp.classes)), np.float32)
-    full[:, np.asarray(model.classes_, dtype=np.int64)] = proba
-    return full
-
-
-def _check_finite(model: Model, out: np.ndarray) -> None:
-    if not np.isfinite(out).all():
-        raise DataError(f"the {model.name} model produced NaN or infinite outputs: training diverged; "
-                        "try a smaller --lr")
-
-
-def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
-    """Outputs as the submission wants them: class codes, or values on the target's scale."""
-    if comp.targets and comp.is_classification:  # (n, targets) probabilities of 1 -> (n, targets) codes
-        return (np.asarray(out) >= 0.5).astype(np.int64)
-    if comp.is_classification:
-        return np.argmax(out, axis=1).astype(np.int64)
-    return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
-
-
-PROBA_FLOOR = 1e-6  # written probabilities stay this far from 0 and 1: one confident miss costs log loss ~14, not 35
-
-
-def submitted(comp: Competition, out: np.ndarray) -> np.ndarray:
-    """Outputs as the submission writes them: labels or values, or clipped probabilities whose rows sum to 1."""
-    if not comp.writes_proba:
-        return predictions(comp, out)
-    if comp.targets:  # (n, targets) probabilities of 1, each column on its own
-        return np.clip(np.asarray(out, np.float64), PROBA_FLOOR, 1 - PROBA_FLOOR)
-    proba = np.clip(np.asarray(out, np.float64), PROBA_FLOOR, None)
-    proba /= proba.sum(axis=1, keepdims=True)
-    return np.clip(proba, PROBA_FLOOR, 1 - PROBA_FLOOR)
-
-
-def score(comp: Competition, y: np.ndarray, out: np.ndarray) -> float:
-    """The competition's metric of outputs against true targets (codes or values on the target's scale)."""
-    metric = comp.scorer
-    return metric.score(y, out if metric.needs == "proba" else predictions(comp, out))
-
-
 def chosen_epochs(models: list[Model]) -> int | None:
     """The epoch count validation chose: the median best-valid-loss epoch over the models (None if not epochal)."""
     best = [b.epoch for m in models if (b := epochs.best(m.history_)) is not None]
@@ -242,31 +139,6 @@ def _events(events: Path | None, name: str, model: Model,
             yield both
         finally:
             writer.close()
-
-
-def held_out(comp: Competition, cfg: TrainConfig, y: np.ndarray, groups: np.ndarray | None = None) -> list[np.ndarray]:
-    """The rows each fit holds out: K stratified folds, or one split. `groups`: what they stratify on, when not the
-    target's own strata."""
-    groups = strata(comp, y, k=cfg.folds or 0) if groups is None else groups
-    if not cfg.folds:
-        return [split(groups, cfg.valid_pct, cfg.seed)[1]]
-    check_folds(cfg.folds, len(y))
-    smallest = int(np.bincount(np.unique(groups, return_inverse=True)[1]).min())
-    if comp.is_classification and cfg.folds > smallest:
-        raise fewer_folds(cfg.folds, smallest)
-    return folds(groups, cfg.folds, cfg.seed)
-
-
-def check_folds(k: int, rows: int) -> None:
-    """Refuses more folds than rows."""
-    if rows < k:
-        raise UsageError(f"--folds {k}: more folds than the {rows} training rows; use fewer folds")
-
-
-def fewer_folds(k: int, smallest: int, which: str = "the smallest class") -> UsageError:
-    """The error for `k` folds where `which` has only `smallest` rows, each fold needing one of them to score."""
-    fix = f"use --folds {smallest}" if smallest >= 2 else "a class needs two rows to be both learnt and scored"
-    return UsageError(f"--folds {k}: more folds than the {smallest} row{'s' * (smallest > 1)} of {which}; {fix}")
 
 
 def validate(comp: Competition, cfg: TrainConfig, X: np.ndarray, y: np.ndarray, on_epoch: EpochCallback | None,

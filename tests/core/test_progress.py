@@ -9,7 +9,7 @@ from pipeline.core import competitions, dataset, progress
 from pipeline.core.epochs import Epoch
 from pipeline.core.workspace import Workspace
 from pipeline.pixels import images
-from pipeline.training import prepared, trainer
+from pipeline.training import prepared, records, trainer
 
 TITANIC = competitions.get("titanic")
 
@@ -22,7 +22,7 @@ def listen() -> tuple[list[tuple[str, int, int]], progress.Listener]:
 def test_each_batch_is_reported_with_the_epochs_batch_count(titanic_only):
     heard, listener = listen()
     with progress.listening(listener):
-        run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig(model="linear",
+        run = trainer.train(TITANIC, Workspace(titanic_only), records.TrainConfig(model="linear",
                                                                                       params={"epochs": 2, "bs": 16}))
     batches = [(done, total) for what, done, total in heard if what == "batch"]
     per_epoch = -(-run.metrics.train_rows // 16)  # ceil: the last batch may be short
@@ -33,13 +33,13 @@ def test_nobody_listening_is_fine_and_listeners_do_not_leak(titanic_only):
     heard, listener = listen()
     with progress.listening(listener):
         pass
-    trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig(model="linear", params={"epochs": 1}))
+    trainer.train(TITANIC, Workspace(titanic_only), records.TrainConfig(model="linear", params={"epochs": 1}))
     assert heard == []
 
 
 def test_test_predictions_report_rows_across_fold_models(titanic_only, monkeypatch):
     ws = Workspace(titanic_only)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", folds=3))
+    run = trainer.train(TITANIC, ws, records.TrainConfig(model="knn", folds=3))
     data = dataset.load_dataset(TITANIC, ws)
     monkeypatch.setattr(prepared, "PREDICT_CHUNK", 40)  # several chunks of the fixture's test rows
     heard, listener = listen()

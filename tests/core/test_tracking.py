@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.core import competitions, tracking
 from pipeline.core.workspace import Workspace
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 
 TITANIC = competitions.get("titanic")
 
@@ -24,7 +24,7 @@ def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.mark.slow
 def test_hand_written_models_log_their_epochs(titanic_only):
-    cfg = trainer.TrainConfig(model="linear", params={"epochs": 4}, folds=2, tensorboard=True)
+    cfg = records.TrainConfig(model="linear", params={"epochs": 4}, folds=2, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)
     events = run.folder / "tensorboard"
     assert sorted(p.name for p in events.iterdir()) == ["fold1", "fold2"]
@@ -39,7 +39,7 @@ def test_hand_written_models_log_their_epochs(titanic_only):
 
 @pytest.mark.slow
 def test_fastai_models_log_through_fastais_callback(titanic_only):
-    cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2, "bs": 32}, tensorboard=True)
+    cfg = records.TrainConfig(model="tabular", params={"epochs": 2, "bs": 32}, tensorboard=True)
     run = trainer.train(TITANIC, Workspace(titanic_only), cfg)
     logged = scalars(run.folder / "tensorboard" / "split")
     assert len(logged["train_loss"]) > 2  # fastai logs the smoothed loss every batch, not every epoch
@@ -50,7 +50,7 @@ def test_fastai_models_log_through_fastais_callback(titanic_only):
 
 def test_without_tensorboard_installed_it_says_how(monkeypatch, titanic_only):
     monkeypatch.setattr(tracking.importlib.util, "find_spec", lambda name: None)
-    cfg = trainer.TrainConfig(model="linear", params={"epochs": 1}, tensorboard=True)
+    cfg = records.TrainConfig(model="linear", params={"epochs": 1}, tensorboard=True)
     with pytest.raises(tracking.UsageError, match=r"pip install tensorboard"):
         trainer.train(TITANIC, Workspace(titanic_only), cfg)
     assert not (titanic_only / "competitions/titanic/runs").exists() or not list(

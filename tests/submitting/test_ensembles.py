@@ -17,8 +17,8 @@ TITANIC = competitions.get("titanic")
 def three(fetched):
     """Three different models on one validation split of Titanic."""
     ws = Workspace(fetched)
-    cfgs = [trainer.TrainConfig(model="linear", params={"epochs": 3}), trainer.TrainConfig(model="knn"),
-            trainer.TrainConfig(model="sk-logistic")]
+    cfgs = [records.TrainConfig(model="linear", params={"epochs": 3}), records.TrainConfig(model="knn"),
+            records.TrainConfig(model="sk-logistic")]
     return ws, [trainer.train(TITANIC, ws, cfg) for cfg in cfgs]
 
 
@@ -55,7 +55,7 @@ def test_weighted_is_at_least_as_good_as_its_best_member(three):
 @pytest.mark.slow
 def test_a_blend_no_better_than_a_member_names_the_command_for_that_members_file(fetched, kc):
     ws = Workspace(fetched)
-    a, b = (trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": k})) for k in (5, 5))
+    a, b = (trainer.train(TITANIC, ws, records.TrainConfig(model="knn", params={"k": k})) for k in (5, 5))
     shown = kc("ensemble", "titanic", a.run_id, b.run_id, "--method", "mean", ws=fetched)
     assert shown.exit_code == 0
     lines = shown.stdout.splitlines()
@@ -103,10 +103,10 @@ def test_an_ensemble_logged_before_kc_recorded_its_runs_is_not_written_twice(thr
 @pytest.mark.slow
 def test_the_same_model_twice_scores_as_that_model(fetched):
     ws = Workspace(fetched)
-    a = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
-    b = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}))
+    a = trainer.train(TITANIC, ws, records.TrainConfig(model="knn", params={"k": 5}))
+    b = trainer.train(TITANIC, ws, records.TrainConfig(model="knn", params={"k": 5}))
     assert ensembles.ensemble(TITANIC, ws, [a.run_id, b.run_id], "mean").score == pytest.approx(a.score)
-    c = trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn", params={"k": 5}, seed=1))  # another split
+    c = trainer.train(TITANIC, ws, records.TrainConfig(model="knn", params={"k": 5}, seed=1))  # another split
     other = ensembles.ensemble(TITANIC, ws, [a.run_id, c.run_id], "mean")
     assert other.score is None and other.scored_on == "" and other.written.path.is_file()
     with pytest.raises(UsageError) as err:

@@ -12,7 +12,7 @@ from pipeline.core.errors import KcError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.sources import bundled_zip, fetch
 from pipeline.submitting import checks, ledger
-from pipeline.training import prepared, records, trainer
+from pipeline.training import prepared, records, scoring, trainer
 
 TITANIC = competitions.get("titanic")
 DIGITS = competitions.get("digit-recognizer")
@@ -28,7 +28,7 @@ def trained_once(tmp_path_factory):
     for slug in SLUGS:
         install(root, slug)
     # kept without test outputs: these tests check submit's own prediction (tests/training/test_prepared.py the other)
-    return root, trainer.train(TITANIC, Workspace(root), trainer.TrainConfig(model="linear", params={"epochs": 3}),
+    return root, trainer.train(TITANIC, Workspace(root), records.TrainConfig(model="linear", params={"epochs": 3}),
                                predict_test=False)
 
 
@@ -91,7 +91,7 @@ def test_an_identical_submission_is_not_written_again(trained, kc):
 @pytest.mark.slow
 def test_submit_digits_uses_image_ids(fetched):
     ws = Workspace(fetched)
-    trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
+    trainer.train(DIGITS, ws, records.TrainConfig(model="knn", params={"pca": 0}))
     written = ledger.predict_run(DIGITS, ws, None)
     df = pd.read_csv(written.path)
     assert list(df.columns) == ["ImageId", "Label"] and df["ImageId"].tolist() == list(range(1, 101))
@@ -103,7 +103,7 @@ def test_submit_house_prices_writes_positive_prices(workspace):
     install(workspace, "house-prices")
     houses = competitions.get("house-prices")
     ws = Workspace(workspace)
-    trainer.train(houses, ws, trainer.TrainConfig(model="sk-ridge"))
+    trainer.train(houses, ws, records.TrainConfig(model="sk-ridge"))
     written = ledger.predict_run(houses, ws, None)
     df = pd.read_csv(written.path)
     sample = pd.read_csv(FIXTURES / houses.slug / "sample_submission.csv")
@@ -119,10 +119,10 @@ def test_submit_applies_the_encoder_saved_with_the_run_without_refitting(workspa
 
     install(workspace, "house-prices")
     houses, ws = competitions.get("house-prices"), Workspace(workspace)
-    run = trainer.train(houses, ws, trainer.TrainConfig(model="blend", features=features, params={
+    run = trainer.train(houses, ws, records.TrainConfig(model="blend", features=features, params={
         "members": "sk-ridge,lgbm"}, threads=1))
     data = load_dataset(houses, ws, features)
-    expected = trainer.submitted(houses, prepared.test_outputs(houses, run, data))  # re-derived, as before
+    expected = scoring.submitted(houses, prepared.test_outputs(houses, run, data))  # re-derived, as before
 
     def refit(*args, **kwargs):
         raise AssertionError("submit refitted the encoder")
@@ -324,7 +324,7 @@ def test_predictions_from_the_bundled_sample_are_not_uploaded(workspace, kaggle_
         m.delenv("KAGGLE_USERNAME")
         m.delenv("KAGGLE_KEY")  # one without the other is a credential problem, named
         assert fetch("digit-recognizer", ws).sample
-    trainer.train(DIGITS, ws, trainer.TrainConfig(model="knn", params={"pca": 0}))
+    trainer.train(DIGITS, ws, records.TrainConfig(model="knn", params={"pca": 0}))
     written = ledger.predict_run(DIGITS, ws, None)
     assert written.entry.sample
     with pytest.raises(UsageError, match=f"^{written.path.name} was predicted from kc's bundled SAMPLE of "
@@ -524,13 +524,13 @@ def test_submit_passes_over_runs_of_data_that_has_since_changed(kc, titanic_only
     from pipeline.core.errors import DataError
     from pipeline.core.workspace import Workspace
     from pipeline.interpretation import explain
-    from pipeline.training import trainer
+    from pipeline.training import records, trainer
 
     comp, ws = competitions.get("titanic", titanic_only), Workspace(titanic_only)
-    stale = trainer.train(comp, ws, trainer.TrainConfig(model="linear", folds=2))
+    stale = trainer.train(comp, ws, records.TrainConfig(model="linear", folds=2))
     train_csv = titanic_only / "competitions/titanic/train.csv"
     os.utime(train_csv, ns=(train_csv.stat().st_atime_ns, train_csv.stat().st_mtime_ns + 10**9))  # the data changed
-    fresh = trainer.train(comp, ws, trainer.TrainConfig(model="knn", folds=2))
+    fresh = trainer.train(comp, ws, records.TrainConfig(model="knn", folds=2))
     assert stale.score > fresh.score  # the stale run is the best on paper
     submitted = kc("submit", "titanic", ws=titanic_only)
     assert submitted.exit_code == 0, submitted.output

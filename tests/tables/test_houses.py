@@ -8,7 +8,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.models import blend
 from pipeline.tables import houses
-from pipeline.training import trainer
+from pipeline.training import records, scoring, splits, trainer
 
 HOUSES = competitions.get("house-prices")
 FIXTURE = "tests/fixtures/house-prices-advanced-regression-techniques"
@@ -89,15 +89,15 @@ def test_the_default_blend_never_sees_the_labels_it_is_scored_on(workspace, monk
     monkeypatch.setitem(blend.DEFAULTS, "regression", (blend.DEFAULTS["regression"][0], ("sk-gbm", fast)))
     install(workspace, "house-prices")
     data = dataset.load_dataset(HOUSES, Workspace(workspace))
-    parts = trainer.folds(trainer.strata(HOUSES, data.y), 5, 0)
+    parts = splits.folds(splits.strata(HOUSES, data.y), 5, 0)
     held = parts[2]
 
     def out_of_fold(prices: np.ndarray) -> np.ndarray:
         """Predictions for every row from the model fitted on the other folds, as `kc train --folds 5` makes them."""
-        target, out = trainer.model_target(HOUSES, prices), np.zeros(len(prices))
+        target, out = scoring.model_target(HOUSES, prices), np.zeros(len(prices))
         for part in parts:
             rest = np.setdiff1d(np.arange(len(prices)), part)
-            model = trainer.build_model(HOUSES, trainer.TrainConfig(model="blend"))
+            model = trainer.build_model(HOUSES, records.TrainConfig(model="blend"))
             out[part] = model.fit(data.X[rest], target[rest]).predict(data.X[part])
         return out
 

@@ -12,7 +12,7 @@ from pipeline.core import competitions, dataset, threads
 from pipeline.core.errors import UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.models import _boosting, _torch, blend, sklearn_models
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 
 TITANIC = competitions.get("titanic")
 TWO = pytest.mark.skipif(threads.available() < 2, reason="needs two cores to tell one thread from all")
@@ -39,26 +39,26 @@ def test_every_model_runs_on_the_threads_it_is_given(fetched, monkeypatch, n):
         return fit(self, *args)
 
     monkeypatch.setattr(sklearn_models.SkGBM, "_fit", watched)
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="sk-gbm", params={"max_iter": 5}, threads=n))
+    run = trainer.train(TITANIC, ws, records.TrainConfig(model="sk-gbm", params={"max_iter": 5}, threads=n))
     assert seen["sk-gbm"] == {n} and run.config.threads == n
     assert json.loads((run.folder / "config.json").read_text())["threads"] == n
     assert openmp_threads() == before  # given back after the run
 
-    run = trainer.train(TITANIC, ws, trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}, threads=n))
+    run = trainer.train(TITANIC, ws, records.TrainConfig(model="lgbm", params={"n_estimators": 5}, threads=n))
     assert f"[num_threads: {n}]" in (run.folder / "lgbm.txt").read_text()  # LightGBM's own record of its threads
 
     import torch
 
     monkeypatch.setattr(_torch, "SMALL_TABLE", 0)  # fixtures are small tables, which always train on one thread
     torch_threads = []
-    trainer.train(TITANIC, ws, trainer.TrainConfig(model="linear", params={"epochs": 2}, threads=n),
+    trainer.train(TITANIC, ws, records.TrainConfig(model="linear", params={"epochs": 2}, threads=n),
                   on_epoch=lambda _: torch_threads.append(torch.get_num_threads()))
     assert torch_threads == [n, n]
 
 
 def test_threads_default_to_omp_num_threads_else_the_idle_cores_and_refuse_negatives(fetched, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    lgbm = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5})
+    lgbm = records.TrainConfig(model="lgbm", params={"n_estimators": 5})
     run = trainer.train(TITANIC, Workspace(fetched), lgbm)  # a small table: one thread unless told otherwise
     assert run.config.threads == 1 and run.config.params["threads"] == 1
     run = trainer.train(TITANIC, Workspace(fetched), dataclasses.replace(lgbm, threads=2))
@@ -72,7 +72,7 @@ def test_threads_default_to_omp_num_threads_else_the_idle_cores_and_refuse_negat
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert threads.resolve(0) == 3 and threads.resolve(2) == 2
     with pytest.raises(UsageError, match=r"--threads -1: expected a whole number of threads, or 0 for the idle cores"):
-        trainer.TrainConfig(model="lgbm", threads=-1).check()
+        records.TrainConfig(model="lgbm", threads=-1).check()
 
 
 def lgbm_rounds(run):
@@ -91,7 +91,7 @@ def test_a_time_limit_is_kept_with_fewer_rounds_when_short(fetched, monkeypatch)
         clock = Clock(0.05)  # each LightGBM round reads the clock once: 0.05 s a round
         monkeypatch.setattr(trainer, "time", clock)
         monkeypatch.setattr(_boosting, "time", clock)  # the round clock of lgbm's deadline
-        cfg = trainer.TrainConfig(model="lgbm", params=slow, folds=3, time_limit=limit, threads=1)
+        cfg = records.TrainConfig(model="lgbm", params=slow, folds=3, time_limit=limit, threads=1)
         run = trainer.train(TITANIC, ws, cfg, data=data)
         rounds[limit] = sum(lgbm_rounds(run))
         assert run.config.time_limit == limit
@@ -120,18 +120,18 @@ def test_a_blend_shares_its_time_among_the_members_that_keep_time(monkeypatch):
 
 
 def test_a_time_limit_needs_a_model_that_keeps_time(fetched):
-    cfg = trainer.TrainConfig(model="linear", time_limit=5)
+    cfg = records.TrainConfig(model="linear", time_limit=5)
     with pytest.raises(UsageError, match=r"--time-limit: model 'linear' cannot keep to a time budget; use lgbm, "
                                          r"catboost, blend, cnn or tabular, or train without --time-limit"):
         trainer.train(TITANIC, Workspace(fetched), cfg)
     with pytest.raises(UsageError, match=r"--time-limit -1: expected seconds"):
-        trainer.TrainConfig(model="lgbm", time_limit=-1).check()
+        records.TrainConfig(model="lgbm", time_limit=-1).check()
 
 
 @pytest.mark.slow
 def test_a_cnn_run_shares_its_time_limit_with_its_fit_and_records_it(fetched):
     digits = competitions.get("digit-recognizer")
-    cfg = trainer.TrainConfig(model="cnn", params={"epochs": 2, "width": 4, "bs": 32}, time_limit=600, threads=1)
+    cfg = records.TrainConfig(model="cnn", params={"epochs": 2, "width": 4, "bs": 32}, time_limit=600, threads=1)
     seen = []
     run = trainer.train(digits, Workspace(fetched), cfg, on_epoch=seen.append)
     assert run.config.time_limit == 600 and len(seen) == 2  # two epochs of a tiny network fit in ten minutes
@@ -148,7 +148,7 @@ def test_a_fit_cut_by_its_deadline_is_recorded_and_a_cut_refit_does_not_submit(f
     from pipeline.training.records import read_run
 
     cut_tabular_fits(monkeypatch, lambda valid: valid is None or cut == "both")  # the refit has no validation rows
-    cfg = trainer.TrainConfig(model="tabular", params={"epochs": 2}, folds=0, full=True, time_limit=600, threads=1)
+    cfg = records.TrainConfig(model="tabular", params={"epochs": 2}, folds=0, full=True, time_limit=600, threads=1)
     run = trainer.train(TITANIC, Workspace(fetched), cfg)
     assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
     saved = read_run(run.folder)
@@ -202,7 +202,7 @@ def test_no_time_left_after_the_folds_keeps_the_validated_run_without_a_refit(fe
 
     monkeypatch.setattr(trainer, "validate", then_sleep)
     said = []
-    cfg = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5}, folds=0, full=True, time_limit=600, threads=1)
+    cfg = records.TrainConfig(model="lgbm", params={"n_estimators": 5}, folds=0, full=True, time_limit=600, threads=1)
     run = trainer.train(TITANIC, Workspace(fetched), cfg, on_stage=lambda text, _epochs: said.append(text))
     assert run.metrics.submits_with == "model" and run.metrics.full_epochs is None
     assert "no time left to refit: submissions use the validated model" in said
@@ -249,7 +249,7 @@ def test_a_models_thread_option_is_recorded_as_used_and_never_searched(fetched, 
     from pipeline.tuning.space import parse_dimension
 
     monkeypatch.setattr(threads, "available", lambda: 2)
-    cfg = trainer.TrainConfig(model="lgbm", params={"n_estimators": 5, "threads": "1000000000000"})
+    cfg = records.TrainConfig(model="lgbm", params={"n_estimators": 5, "threads": "1000000000000"})
     run = trainer.train(TITANIC, Workspace(fetched), cfg)  # 64 on 2 cores ran 64; 10**12 crashed catboost
     assert run.config.params["threads"] == 2
     assert json.loads((run.folder / "config.json").read_text())["params"]["threads"] == 2

@@ -6,7 +6,7 @@ import numpy as np
 
 from pipeline.core import competitions
 from pipeline.core.workspace import Workspace
-from pipeline.training import trainer
+from pipeline.training import records, trainer
 from pipeline.training.honesty import auto_folds, few_rows_note
 from pipeline.training.records import RunMetrics
 
@@ -28,7 +28,7 @@ def test_small_tables_and_image_sets_get_five_folds_and_others_one_split():
 
 
 def test_a_run_without_folds_on_a_small_table_is_scored_out_of_fold(titanic_only):
-    run = trainer.train(TITANIC, Workspace(titanic_only), trainer.TrainConfig("knn", folds=None))
+    run = trainer.train(TITANIC, Workspace(titanic_only), records.TrainConfig("knn", folds=None))
     assert run.config.folds == 5 and run.metrics.scored_on == "oof" and len(run.metrics.fold_scores) == 5
     assert run.metrics.valid_rows == 300  # every fixture row
 

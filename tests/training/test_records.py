@@ -80,7 +80,7 @@ def test_a_planted_runs_symlink_is_refused(titanic_only, tmp_path):
     elsewhere.mkdir()
     os.symlink(elsewhere, ws.runs_dir("titanic"))
     with pytest.raises(DataError) as err:
-        trainer.train(TITANIC, ws, trainer.TrainConfig(model="knn"))
+        trainer.train(TITANIC, ws, records.TrainConfig(model="knn"))
     assert str(err.value) == (f"{ws.runs_dir('titanic')} is a symbolic link, not kc's own folder of runs: move it "
                               "away, then train again")
     assert list(elsewhere.iterdir()) == []

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.core import competitions
 from pipeline.core.errors import DataError, UsageError
-from pipeline.training import targets, trainer
+from pipeline.training import splits, targets
 from pipeline.training.honesty import few_rows_note, most_folds
 from pipeline.training.records import Run, RunMetrics, TrainConfig
 
@@ -100,23 +100,23 @@ def test_folds_hold_both_classes_of_every_target_on_random_tables():
 
 def test_value_targets_share_the_first_targets_quantile_bins():
     y = np.random.default_rng(1).lognormal(size=(50, 2))
-    assert np.array_equal(targets.shared_strata(SIZES, y), trainer.strata(SIZES.for_target("a"), y[:, 0]))
+    assert np.array_equal(targets.shared_strata(SIZES, y), splits.strata(SIZES.for_target("a"), y[:, 0]))
 
 
 @pytest.mark.parametrize("values", [np.arange(45.0), np.r_[np.full(3, 11.0), np.full(60, 12.0), np.arange(13.0, 80)]])
 def test_value_bins_for_k_folds_hold_k_rows_each_on_few_or_repeated_values(values):
     y = np.random.default_rng(2).permutation(values)
     one = SIZES.for_target("a")
-    assert np.bincount(trainer.strata(one, y))[np.bincount(trainer.strata(one, y)) > 0].min() < 5  # the plain bins
-    groups = trainer.strata(one, y, k=5)
+    assert np.bincount(splits.strata(one, y))[np.bincount(splits.strata(one, y)) > 0].min() < 5  # the plain bins
+    groups = splits.strata(one, y, k=5)
     assert np.bincount(groups).min() >= 5 and len(np.unique(groups)) == min(10, len(y) // 5)
     bins = [y[groups == g] for g in np.unique(groups)]
     assert all(low.max() <= high.min() for low, high in itertools.pairwise(bins))  # bins of value ranges
-    parts = trainer.folds(groups, 5, 0)
+    parts = splits.folds(groups, 5, 0)
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(y)))
     assert max(map(len, parts)) - min(map(len, parts)) <= len(np.unique(groups))
     many = np.random.default_rng(3).lognormal(size=500)
-    assert np.array_equal(trainer.strata(one, many, k=5), trainer.strata(one, many))  # bins of 50: unchanged
+    assert np.array_equal(splits.strata(one, many, k=5), splits.strata(one, many))  # bins of 50: unchanged
 
 
 def test_a_run_of_other_targets_is_refused(tmp_path):
