@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv as csv_module
 import errno
+import io
 import os
 import shutil
 import zipfile
@@ -15,7 +17,7 @@ from pipeline.core import competitions
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError
 from pipeline.ingest import imagefiles
-from pipeline.ingest.csvfiles import is_sample_name, shown
+from pipeline.ingest.csvfiles import is_sample_name, shown, text_encoding
 
 MARKER = ".kc-fetch.json"  # the record of a finished fetch, written last
 # names kc keeps in a competition folder itself: a file of the competition's so named is never installed
@@ -67,9 +69,14 @@ def _members(zf: zipfile.ZipFile, comp: Competition | None, origin: str) -> tupl
     if comp is None:
         # image competitions may have no train.csv (labels.csv, or class folders): their sample marks the folder
         # Kaggle often zips each CSV again inside the download: train.csv.zip marks the folder as train.csv does
-        anchor = next((n for n in ("train.csv", "train.csv.zip") if n in names), None) or _image_sample(entries)
+        # and some ship tab-separated tables (train.tsv.zip: Movie Review Sentiment, Mercari)
+        anchor = next((n for n in ("train.csv", "train.csv.zip", "train.tsv", "train.tsv.zip") if n in names), None) \
+            or _image_sample(entries)
         if anchor is None:
-            raise DataError(f"{origin}: no train.csv in the zip; is it a Kaggle competition's data?")
+            found = sorted(names)
+            listed = ", ".join(shown(n) for n in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            raise DataError(f"{origin}: no train.csv in the zip (found: {listed or 'no files'}); is it a Kaggle "
+                            "competition's data?")
         home = PurePosixPath(*_safe_path(_choose(entries, anchor, origin), origin).parts[:-1])
         wanted = sorted({p.name for p, _ in entries if p.parent == home})
         images = imagefiles.zip_images(entries, home, origin)
@@ -181,25 +188,54 @@ def _unpack_nested(dest: Path, progress: Progress | None) -> None:
 
 
 def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
-    """Unpack each X.csv.zip shipped inside the zip (one CSV per archive, as Kaggle zips them) into X.csv; an extra
-    archive kc does not read that fails to unpack is left as it is, an ignored extra file."""
-    for inner in sorted(dest.glob("*.csv.zip")):
+    """Unpack each X.csv.zip (or X.tsv.zip) shipped inside the zip (one table per archive, as Kaggle zips them) into
+    X.csv (X.tsv); an extra archive kc does not read that fails to unpack is left as it is, an ignored extra file.
+    Then train.tsv and test.tsv become train.csv and test.csv (`_tsv_to_csv`)."""
+    for inner in sorted([*dest.glob("*.csv.zip"), *dest.glob("*.tsv.zip")]):
         name = inner.name.removesuffix(".zip")
+        suffix, kind = Path(name).suffix.lower(), Path(name).suffix[1:].upper()
         if os.path.lexists(dest / name):  # before the archive is read: unzipped by hand beside it, say
             raise DataError(f"{inner.name}: {name} is also beside it; keep one copy")  # zip or folder
         try:
             with _inner_zip(inner) as zf:
-                csvs = [i for p, i in _files(zf, inner.name) if p.suffix.lower() == ".csv"]
+                csvs = [i for p, i in _files(zf, inner.name) if p.suffix.lower() == suffix]
                 if len(csvs) != 1:
-                    raise DataError(f"{inner.name}: expected one CSV inside, found {len(csvs)}; unzip it yourself, "
+                    raise DataError(f"{inner.name}: expected one {kind} inside, found {len(csvs)}; unzip it yourself, "
                                     f"keep the one that is {name} and remove {inner.name}")  # --from re-reads it
                 _unpack(zf, [(dest / name, csvs[0])], dest, inner.name, progress)
         except (DataError, RuntimeError, NotImplementedError):
-            if name.lower() in ("train.csv", "test.csv") or is_sample_name(name):
+            if name.lower() in ("train.csv", "test.csv", "train.tsv", "test.tsv") or is_sample_name(name):
                 raise
             (dest / name).unlink(missing_ok=True)  # what was written of it
             continue
         inner.unlink()
+    _tsv_to_csv(dest)
+
+
+def _tsv_to_csv(dest: Path) -> None:
+    """Save train.tsv and test.tsv as train.csv and test.csv, every cell as written (pandas' tab-separated reading, as
+    Kaggle's notebooks read them), so that every later step reads the CSVs it knows; the .tsv files go."""
+    import pandas as pd
+
+    for stem in ("train", "test"):
+        tsv, csv = dest / f"{stem}.tsv", dest / f"{stem}.csv"
+        if not tsv.is_file():
+            continue
+        if os.path.lexists(csv):
+            raise DataError(f"{tsv.name}: {csv.name} is also beside it; keep one copy")
+        data = tsv.read_bytes()
+        try:
+            frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False,
+                                encoding=text_encoding(data, tsv.name))
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{tsv.name}: the file is empty") from None
+        except (pd.errors.ParserError, ValueError, csv_module.Error) as exc:
+            raise DataError(f"{tsv.name}: not a readable tab-separated file ({shown(str(exc).splitlines()[0])})") \
+                from None
+        written = csv.with_name(csv.name + ".part")
+        frame.to_csv(written, index=False)
+        written.replace(csv)
+        tsv.unlink()
 
 
 def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:

@@ -416,6 +416,41 @@ def zipped(name: str, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
+def test_tab_separated_tables_zipped_again_or_not_are_read_as_their_csvs(workspace, tmp_path):
+    import pandas as pd
+
+    ws, files = Workspace(workspace), other_files(tmp_path)
+    tables = {n: pd.read_csv(FIXTURES / "titanic" / n, dtype=str, keep_default_na=False) for n in ("train.csv",
+                                                                                                    "test.csv")}
+    tables["train.csv"].loc[0, "Name"] = 'Braund, Mr. "Owen" Harris'  # quotes and commas survive the move
+    tsv = {n.replace(".csv", ".tsv"): t.to_csv(sep="\t", index=False).encode() for n, t in tables.items()}
+    nested = zip_of(tmp_path / "tsv.zip", {"sample_submission.csv": files["sample_submission.csv"],
+                                           **{f"{n}.zip": zipped(n, data) for n, data in tsv.items()}})
+    comp = sources.fetch("other", ws, nested).competition  # Movie Review Sentiment's layout: train.tsv.zip
+    folder = workspace / "competitions/other"
+    assert files_in(folder) == [".kc-fetch.json", "competition.json", "sample_submission.csv", "test.csv", "train.csv"]
+    for name, table in tables.items():
+        assert pd.read_csv(folder / name, dtype=str, keep_default_na=False).equals(table)
+    assert (comp.target_column, comp.id_column, comp.task) == ("Survived", "PassengerId", "binary")
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in {**tsv, "sample_submission.csv": files["sample_submission.csv"]}.items():
+        (src / name).write_bytes(data)
+    sources.fetch("other", ws, src, force=True)  # train.tsv and test.tsv in a folder
+    assert pd.read_csv(folder / "test.csv", dtype=str, keep_default_na=False).equals(tables["test.csv"])
+    (src / "test.csv").write_bytes(files["test.csv"])
+    with pytest.raises(DataError, match=r"^test.tsv: test.csv is also beside it; keep one copy$"):
+        sources.fetch("other", ws, src, force=True)
+
+
+def test_a_zip_without_train_csv_says_what_it_holds(workspace, tmp_path):
+    odd = zip_of(tmp_path / "odd.zip", {f"part{i}.txt": b"x" for i in range(7)})
+    with pytest.raises(DataError) as err:
+        sources.fetch("other", Workspace(workspace), odd)
+    assert str(err.value) == (f"{odd}: no train.csv in the zip (found: part0.txt, part1.txt, part2.txt, part3.txt, "
+                              "part4.txt and 2 more); is it a Kaggle competition's data?")
+
+
 def test_csvs_zipped_again_inside_the_zip_or_folder_are_unpacked(workspace, tmp_path):
     ws, files = Workspace(workspace), other_files(tmp_path)
     nested = zip_of(tmp_path / "nested.zip", {f"{n}.zip": zipped(n, data) for n, data in files.items()})
