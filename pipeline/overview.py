@@ -132,6 +132,10 @@ def _table(comp: Competition, folder: Path, out: Path) -> Overview:
         features.insert(0, comp.id_column)
     missing = {c: (float(train[c].isna().mean()), float(test[c].isna().mean())) for c in features}
     missing = dict(sorted(((c, s) for c, s in missing.items() if max(s) > 0), key=lambda kv: -max(kv[1])))
+    if not features:
+        from pipeline.tables.frames import nothing_to_learn
+
+        raise nothing_to_learn(comp)
     encoder = TableEncoder().fit(train[features], dates=comp.date_columns)
     association = _association(encoder, train[features], y, not comp.is_classification)
     formats = _date_formats(encoder)

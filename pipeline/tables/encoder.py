@@ -234,7 +234,10 @@ class TableEncoder:
                 encodings.append(encoding)
         if not encodings:
             why = "; ".join(f"{name}: {reason}" for name, reason in dropped.items()) or "all were dropped by request"
-            raise DataError(f"the train table has no usable feature columns ({why})")
+            text = any(reason.startswith("nearly unique") for reason in dropped.values())
+            fix = (": kc learns from numbers, categories and dates, not free text; add columns computed from it "
+                   "(its length, a word's presence) to train.csv and test.csv") if text else ""
+            raise DataError(f"the train table has no usable feature columns ({why}){fix}")
         self.encodings_, self.dropped_ = encodings, dropped
         return self
 

@@ -130,6 +130,8 @@ def load(comp: Competition, ws: Workspace, features: str | None = None, cached: 
     drop = [*comp.target_columns, *comp.dropped_columns, *([] if id_is_feature else [comp.id_column])]
     # the description found the date columns once (kc fetch); hand edits to competition.json are honoured here
     dates = comp.date_columns if builder == "generic" else None
+    if not [c for c in train.columns if c not in drop]:
+        raise nothing_to_learn(comp)
     encoder = TableEncoder().fit(train, drop=[c for c in drop if c in train.columns], dates=dates)
     record: dict[str, Any] = {"builder": builder, "report": encoder.report(), "state": encoder.to_json()}
     rows = _handed_once(train, functools.partial(_unchanged, comp, folder, builder, key, _train_table))
@@ -138,6 +140,17 @@ def load(comp: Competition, ws: Workspace, features: str | None = None, cached: 
                       _encoded(encoder, test, comp.test_file, True), test_ids, key, encoder.names(scaled=True),
                       _encoded(encoder, rows, comp.train_file, False),
                       _encoded(encoder, test, comp.test_file, False), record)
+
+
+def nothing_to_learn(comp: Competition) -> DataError:
+    """The error for a train.csv that holds no column to learn from: only the id, the target and train-only columns."""
+    held = [f"the id '{shown(comp.id_column)}'",
+            f"the targets {shown(', '.join(comp.targets))}" if comp.targets else
+            f"the target '{shown(comp.target_column)}'",
+            *([f"columns test.csv lacks ({shown(', '.join(comp.dropped_columns))})"] if comp.dropped_columns else [])]
+    return DataError(f"{comp.train_file} holds nothing to learn from, only {', '.join(held[:-1])} and {held[-1]}: kc "
+                     "learns from the columns train.csv and test.csv share, so add some to both (an id that packs "
+                     "several fields, such as store_item_date, can be split into columns)")
 
 
 def _handed_once(frame: pd.DataFrame, again: Callable[[], pd.DataFrame]) -> Callable[[], pd.DataFrame]:

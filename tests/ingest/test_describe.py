@@ -437,3 +437,36 @@ def test_a_built_in_competition_takes_kaggles_name_of_its_own_metric(kc, workspa
     assert kc("fetch", "titanic", "--metric", "Categorization Accuracy", ws=workspace).exit_code == 0  # was refused
     refused = kc("fetch", "titanic", "--metric", "rmse", ws=workspace)
     assert refused.exit_code != 0 and "titanic is built in and scored by accuracy" in refused.stderr
+
+
+@pytest.mark.parametrize("command", ["explore", "convert", "train"])
+def test_a_train_file_of_ids_and_targets_alone_is_told_so(kc, workspace, tmp_path, command):
+    rng = np.random.default_rng(3)
+    ids = [f"S{s}_{item}_2015-11-{day:02d}" for s in (1, 2) for item in ("veggie", "chicken") for day in range(1, 31)]
+    train = pd.DataFrame({"id": ids, "sales": rng.integers(0, 50, len(ids))})  # Web-Traffic-like: the id is it all
+    zipped = _zip(tmp_path, "ids-only", train, pd.DataFrame({"id": [i.replace("-11-", "-12-") for i in ids]}),
+                  "id", "sales", "0")
+    assert kc("fetch", "ids-only", "--from", zipped, ws=workspace).exit_code == 0
+    result = kc(command, "ids-only", ws=workspace)  # it said the table had 'no rows or no columns', or 'all were
+    assert result.exit_code == 1 and result.stderr == (  # dropped by request'
+        "Error: train.csv holds nothing to learn from, only the id 'id' and the target 'sales': kc learns from the "
+        "columns train.csv and test.csv share, so add some to both (an id that packs several fields, such as "
+        "store_item_date, can be split into columns)\n")
+
+
+def test_a_table_of_free_text_alone_says_kc_reads_no_free_text(kc, workspace, tmp_path):
+    rng = np.random.default_rng(4)
+    words = np.array("the a cat dog sat ran on under mat log fast slow red blue".split())
+
+    def rows(count: int, start: int) -> pd.DataFrame:
+        return pd.DataFrame({"id": np.arange(start, start + count),
+                             "text": [" ".join(rng.choice(words, 8)) + f" {i}" for i in range(count)]})
+
+    train, test = rows(60, 1), rows(20, 100)
+    train["author"] = rng.choice(["EAP", "HPL"], 60)
+    assert kc("fetch", "text-only", "--from", _zip(tmp_path, "text-only", train, test, "id", "author", "EAP"),
+              ws=workspace).exit_code == 0
+    result = kc("train", "text-only", ws=workspace)
+    assert result.exit_code == 1 and result.stderr.endswith(
+        "kc learns from numbers, categories and dates, not free text; add columns computed from it (its length, a "
+        "word's presence) to train.csv and test.csv\n")
