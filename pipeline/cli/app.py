@@ -464,6 +464,7 @@ def train(
                       "leaves them out" + (f" (--folds {m.most_folds} scores every row)" if m.most_folds else ""))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
+    _forecast_warning(comp, ws)
     if folds is None and m.fold_scores:
         _fewer_folds(comp, len(m.fold_scores))
     if m.submits_with == "full":
@@ -484,6 +485,14 @@ def train(
         out.print(f"  {png}")
     if tensorboard:
         out.print(f"TensorBoard: tensorboard --logdir {ws.runs_dir(comp.slug)}")
+
+
+def _forecast_warning(comp: competitions.Competition, ws: Workspace) -> None:
+    """Warn when test's dates all come after train's, so that random folds flatter a forecast."""
+    from pipeline.overview import forecast_columns, forecast_note
+
+    if (note := forecast_note(forecast_columns(comp, ws))) is not None:
+        typer.echo(f"WARNING: {note}", err=True)
 
 
 def _fewer_folds(comp: competitions.Competition, folds: int) -> None:
@@ -540,6 +549,8 @@ def compare(
     scored = [e.run for e in result.entries if e.run is not None]
     if scored and (note := few_rows_note(scored[0].metrics)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
+    if scored:
+        _forecast_warning(comp, ws)
     best = next((e.run for e in result.entries if e.run is not None), None)
     if best is not None:
         out.print(f"submit the best with `kc submit {comp.slug} --run {best.run_id}`, or blend several with "

@@ -44,8 +44,8 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
     if n >= FEW_ROWS:
         return None
     if metrics.scored_on == "oof":
-        return (f"scored on only {n} rows in all: any score on so few rows is rough, and runs a point or two apart "
-                "may differ by chance alone")
+        return (f"scored on only {n} rows in all: any score on so few rows is rough, and runs whose scores lie "
+                "close may differ by chance alone")
     rough = f"scored on only {n} held-out row{'s' * (n != 1)}: another split could move it by several points; "
     if metrics.most_folds == 0 and metrics.target_scores:  # several 0/1 targets: their 1s may share rows
         return rough + ("kc finds no two folds that each hold both classes of every target, so no row is scored "

@@ -470,3 +470,21 @@ def test_a_table_of_free_text_alone_says_kc_reads_no_free_text(kc, workspace, tm
     assert result.exit_code == 1 and result.stderr.endswith(
         "kc learns from numbers, categories and dates, not free text; add columns computed from it (its length, a "
         "word's presence) to train.csv and test.csv\n")
+
+
+@pytest.mark.parametrize("later", [True, False])
+def test_train_warns_when_tests_dates_all_come_after_trains(kc, workspace, tmp_path, later):
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2015-01-01", periods=120, freq="D").strftime("%Y-%m-%d").to_numpy()
+    order = np.arange(120) if later else rng.permutation(120)  # test the last 30 days, or 30 days drawn anywhere
+    frame = pd.DataFrame({"id": np.arange(120), "date": days[order], "store": rng.choice(["a", "b"], 120)})
+    frame["sales"] = rng.integers(0, 40, 120)
+    train, test = frame.iloc[:90], frame.iloc[90:].drop(columns="sales")
+    assert kc("fetch", "dated", "--from", _zip(tmp_path, "dated", train, test, "id", "sales", "0"),
+              ws=workspace).exit_code == 0
+    for command in (("train", "dated", "--model", "sk-ridge"), ("compare", "dated", "--models", "sk-ridge")):
+        result = kc(*command, ws=workspace)
+        assert result.exit_code == 0, result.output
+        warned = ("WARNING: test's date values all come after train's, and kc's folds are random: they mix past and "
+                  "future rows, so this score may flatter a model that must forecast (kc explore shows the dates)")
+        assert (warned in result.stderr) == later, result.stderr
