@@ -150,6 +150,15 @@ class Competition:
         """Class names for pictures: the readable names when given, else the labels as written."""
         return self.class_names or self.classes
 
+    @property
+    def learning_key(self) -> str:
+        """A short key of what a model learns and how its outputs are read (target, task, classes in order, metric):
+        a run trained under another is stale, like one trained on other files."""
+        import hashlib
+
+        learnt = [self.task, self.target_column, self.targets, self.classes, self.labels, self.metric]
+        return hashlib.sha256(json.dumps(learnt).encode()).hexdigest()[:12]
+
     def to_json(self) -> dict[str, Any]:
         """The description as JSON-ready data."""
         return dataclasses.asdict(self)

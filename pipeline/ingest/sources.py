@@ -95,6 +95,8 @@ def _install(names: tuple[str, ...], staged: Path, folder: Path, record: dict) -
            or (folder / n).is_symlink() or ((folder / n).exists() and (folder / n).is_dir() != (staged / n).is_dir())]
     if bad or len(set(names)) != len(names):
         raise DataError(f"{folder}: cannot install {', '.join(bad) or 'a file named twice'}; the previous copy is kept")
+    for name in names:  # a file fetched again byte for byte keeps its time, so runs trained on it still hold
+        _keep_time_if_same(folder / name, staged / name)
     (folder / MARKER).unlink(missing_ok=True)  # from here a kill leaves "not fetched", never a mixed set
     for name in names:
         if (staged / name).is_dir() and (folder / name).is_dir():  # an image folder: the old one goes to staging
@@ -102,6 +104,16 @@ def _install(names: tuple[str, ...], staged: Path, folder: Path, record: dict) -
         os.replace(staged / name, folder / name)
     (staged / MARKER).write_text(json.dumps(record, indent=2))
     os.replace(staged / MARKER, folder / MARKER)
+
+
+def _keep_time_if_same(old: Path, new: Path) -> None:
+    """Give `new` the modification time of `old` when both are files of the same bytes (kc's data fingerprints read
+    sizes and times, not bytes)."""
+    import filecmp
+
+    if old.is_file() and new.is_file() and not old.is_symlink() and filecmp.cmp(old, new, shallow=False):
+        st = old.stat()
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def clean_leftovers(folder: Path) -> None:

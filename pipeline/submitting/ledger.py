@@ -221,7 +221,8 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
         out = prepared.outputs(comp, ws, run, data)
         return write(comp, ws, data.test_ids, submitted(comp, out), run.run_id, run.model, run.score)
     raise DataError(f"every run of {comp.slug} was trained on other data or features than the current ones (the "
-                    f"files or `kc convert --size` changed since): train again with `kc train {comp.slug}`")
+                    "files, `kc convert --size`, or competition.json's target, classes or metric changed since): "
+                    f"train again with `kc train {comp.slug}`")
 
 
 def _features_record(run: Any) -> dict[str, Any]:
@@ -236,10 +237,12 @@ def _features_record(run: Any) -> dict[str, Any]:
 def check_same_data(comp: Competition, run: Any, data: Any) -> None:
     """Refuse a run trained on other data or features than the current ones (its inputs would not fit)."""
     from pipeline.core.errors import DataError
+    from pipeline.training.records import same_training
 
-    if run.metrics.data_fingerprint and run.metrics.data_fingerprint != data.fingerprint:
-        raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones: "
-                        f"train again with `kc train {comp.slug} --model {run.model}`")
+    if not same_training(comp, run.metrics.data_fingerprint, data.fingerprint):
+        raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones, or "
+                        "under another target, classes or metric in competition.json: train again with "
+                        f"`kc train {comp.slug} --model {run.model}`")
 
 
 def upload(comp: Competition, ws: Workspace, written: Path, message: str, wait: bool = True,

@@ -93,7 +93,7 @@ class RunMetrics:
     compute: str = ""  # how the model ran here, when it chose ("fp32 channels-last, 1 thread (no native bfloat16…)")
     full_epochs: int | None = None  # the refit on all rows (--full) trained this many epochs
     submits_with: str = "model"  # "model", "fold-mean" (the K fold models averaged) or "full" (the refit)
-    data_fingerprint: str = ""
+    data_fingerprint: str = ""  # `trained_on`: the data's fingerprint + the description's learning_key
     kc_version: str = ""
     git_commit: str | None = None
     created: str = ""
@@ -229,6 +229,17 @@ def read_run(folder: Path) -> Run:
     if not isinstance(metrics.score, int | float) or not math.isfinite(metrics.score) or not bounded:
         raise DataError(f"run {folder.name}: metrics.json has no usable score")
     return Run(folder.name, folder, config, metrics)
+
+
+def trained_on(comp: Competition, fingerprint: str) -> str:
+    """What a run records it was trained on: the data's fingerprint and what the description says to learn."""
+    return f"{fingerprint}+{comp.learning_key}"
+
+
+def same_training(comp: Competition, recorded: str, fingerprint: str) -> bool:
+    """Whether a run's record (`trained_on`) fits the data and description now; a run saved before kc recorded the
+    description (no '+') is judged by the data alone."""
+    return not recorded or recorded == (trained_on(comp, fingerprint) if "+" in recorded else fingerprint)
 
 
 def runs_folder(comp: Competition, ws: Workspace) -> Path:

@@ -539,3 +539,28 @@ def test_submit_passes_over_runs_of_data_that_has_since_changed(kc, titanic_only
     assert named.exit_code == 1 and "trained on other data" in named.stderr
     with pytest.raises(DataError, match="trained on other data"):
         explain(comp, ws, stale.run_id)
+
+
+@pytest.mark.parametrize("edit", [{"classes": ["1", "0"]}, {"metric": "log-loss"}])
+def test_a_run_trained_under_another_description_is_not_submitted(kc, workspace, edit):
+    layouts = FIXTURES / "layouts"
+    assert kc("fetch", "santander", "--from", layouts / "santander", "--metric", "AUC", ws=workspace).exit_code == 0
+    path = workspace / "competitions/santander/competition.json"
+    original = json.loads(path.read_text())
+    path.write_text(json.dumps({**original, **edit}))
+    assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    path.write_text(json.dumps(original))  # trained with the classes flipped or scored by log loss; now put back
+    refused = kc("submit", "santander", ws=workspace)  # it wrote the flipped probabilities, or the log loss as AUC
+    assert refused.exit_code == 1 and "competition.json's target, classes or metric changed since" in refused.stderr
+    assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    written = kc("submit", "santander", ws=workspace)
+    assert written.exit_code == 0 and "ROC AUC" in written.stdout
+
+
+def test_fetching_the_same_files_again_keeps_the_runs(kc, workspace, fixture_zips):
+    assert kc("fetch", "titanic", "--from", fixture_zips["titanic"], ws=workspace).exit_code == 0
+    assert kc("train", "titanic", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    again = kc("fetch", "titanic", "--from", fixture_zips["titanic"], "--force", ws=workspace)
+    assert again.exit_code == 0
+    written = kc("submit", "titanic", ws=workspace)  # it said every run was trained on other data
+    assert written.exit_code == 0, written.output

@@ -45,8 +45,8 @@ def test_a_score_on_few_rows_warns_with_the_fix():
     assert few_rows_note(RunMetrics("accuracy", 0.9, 200, 800, 0, 0)) is None
     oof = RunMetrics("accuracy", 0.9, valid_rows=130, train_rows=104, fit_seconds=0, predict_seconds=0,
                      scored_on="oof")
-    assert few_rows_note(oof) == ("scored on only 130 rows in all: any score on so few rows is rough, and runs a point "
-                                  "or two apart may differ by chance alone")  # not "more rows": Kaggle gives no more
+    assert few_rows_note(oof) == ("scored on only 130 rows in all: any score on so few rows is rough, and runs whose "
+                                  "scores lie close may differ by chance alone")  # not "more rows": Kaggle has no more
     one = RunMetrics("rmse", 1.0, valid_rows=1, train_rows=3, fit_seconds=0, predict_seconds=0, most_folds=4)
     assert few_rows_note(one).startswith("scored on only 1 held-out row: another split")
 

@@ -43,7 +43,8 @@ def test_train_records_a_complete_run(fetched):
     assert config["params"]["epochs"] == 4 and config["params"]["lr"] == 0.08 and config["seed"] == 0  # titanic's
     assert config["model"] == "linear" and "competition" not in config  # the run's folder says which
     metrics = json.loads((run.folder / "metrics.json").read_text())
-    assert metrics["data_fingerprint"] == dataset.load_dataset(TITANIC, ws).fingerprint and metrics["kc_version"]
+    fingerprint = dataset.load_dataset(TITANIC, ws).fingerprint
+    assert metrics["data_fingerprint"] == records.trained_on(TITANIC, fingerprint) and metrics["kc_version"]
     assert metrics["metric"] == "accuracy" and metrics["score"] == run.score
     assert len(metrics["history"]) == 4 and metrics["fold_scores"] == []
     assert metrics["valid_rows"] == 30 and metrics["train_rows"] == 270
