@@ -10,7 +10,7 @@ import numpy as np
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError
-from pipeline.ingest.csvfiles import read_table, shown
+from pipeline.ingest.csvfiles import read_header, read_table, shown
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,13 +19,22 @@ _INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: full-width or Arabic-I
 
 
 def sample_ids_in_test(comp: Competition, folder: Path) -> None:
-    """Fail unless the test file in `folder` has a row for each id the sample submission lists: told at fetch, not
-    at the first submit."""
-    if not comp.test_has_ids or comp.modality == "images":  # ids implied by row order, or image files' names
+    """Fail unless the test file in `folder` has a row for each id the sample submission lists, each id once (or, with
+    test rows numbered 1..n, as many rows as the sample): told at fetch, not at the first submit."""
+    if comp.modality == "images":  # image files' names: the sample lists the test images
         return
     ids = (comp.id_column,)
-    sample, test = (keys_or_text(comp, read_table(folder / name, strings=True, columns=ids)[comp.id_column])
-                    for name in (comp.sample_file, comp.test_file))
+    sample = keys_or_text(comp, read_table(folder / comp.sample_file, strings=True, columns=ids)[comp.id_column])
+    _once(sample, comp.sample_file, comp.id_column)
+    if not comp.test_has_ids:  # ids implied by row order: one a test row
+        first = (read_header(folder / comp.test_file)[0],)
+        rows = len(read_table(folder / comp.test_file, strings=True, columns=first))
+        if rows != len(sample):
+            raise DataError(f"{comp.sample_file} lists {len(sample):,} ids and {comp.test_file} holds {rows:,} rows, "
+                            f"which kc numbers 1 to {rows:,}: is the sample submission from this competition?")
+        return
+    test = keys_or_text(comp, read_table(folder / comp.test_file, strings=True, columns=ids)[comp.id_column])
+    _once(test, comp.test_file, comp.id_column)
     found = set(test)
     missing = [key for key in sample if key not in found]
     if not missing:
@@ -35,6 +44,18 @@ def sample_ids_in_test(comp: Competition, folder: Path) -> None:
            "as the sample does") if floats else "is the sample submission from this competition's test set?"
     raise DataError(f"{comp.sample_file} lists {ids_text([str(m) for m in missing], comp.id_column)} that "
                     f"{comp.test_file} has no row for; {why}")
+
+
+def _once(keys: np.ndarray, name: str, id_column: str) -> None:
+    """Fail when an id appears twice: a submission holds each test row's id once."""
+    import pandas as pd
+
+    twice = pd.Series(keys).duplicated(keep=False).to_numpy()
+    if twice.any():
+        rows = np.flatnonzero(twice)
+        raise DataError(f"{name} lists {id_column} {shown(str(keys[rows[0]]))} twice (rows {rows[0] + 1} and "
+                        f"{rows[np.flatnonzero(keys[rows] == keys[rows[0]])[1]] + 1}): a submission holds each id "
+                        "once; is the file damaged?")
 
 
 def id_keys(comp: Competition, text: pd.Series) -> np.ndarray:

@@ -218,7 +218,7 @@ def fetch(
             except ValueError as exc:  # a description outside kc's bounds (e.g. images too large)
                 raise DataError(f"{origin}: kc cannot describe {slug} from these files ({shown(exc)})") from None
             check_headers(comp, unpacked)
-            for name in (comp.train_file, comp.test_file):
+            for name in dict.fromkeys((comp.train_file, comp.test_file, comp.sample_file)):
                 if not has_rows(unpacked / name):
                     raise DataError(f"{origin}: {name} has a header but no rows; is it the competition's data?")
             sample_ids_in_test(comp, unpacked)

@@ -488,3 +488,40 @@ def test_train_warns_when_tests_dates_all_come_after_trains(kc, workspace, tmp_p
         warned = ("WARNING: test's date values all come after train's, and kc's folds are random: they mix past and "
                   "future rows, so this score may flatter a model that must forecast (kc explore shows the dates)")
         assert (warned in result.stderr) == later, result.stderr
+
+
+def _prices_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    return folder
+
+
+@pytest.mark.parametrize(("damage", "error"), [
+    (lambda f: f["sample"].iloc[:0], "sample_submission.csv has a header but no rows; is it the competition's data?"),
+    (lambda f: pd.concat([f["sample"], f["sample"].iloc[[3]]]),
+     "sample_submission.csv lists Id 1003 twice (rows 4 and 31): a submission holds each id once; is the file "
+     "damaged?"),
+    (lambda f: f["test"].assign(Id=f["test"]["Id"].where(f["test"].index != 7, 1002)),
+     "test.csv lists Id 1002 twice (rows 3 and 8): a submission holds each id once; is the file damaged?"),
+])
+def test_a_damaged_sample_or_test_id_column_is_refused_at_fetch(kc, workspace, tmp_path, damage, error):
+    folder = _prices_folder(tmp_path)
+    files = {"sample": pd.read_csv(folder / "sample_submission.csv"), "test": pd.read_csv(folder / "test.csv")}
+    changed = damage(files)
+    changed.to_csv(folder / ("test.csv" if "Rooms" in changed else "sample_submission.csv"), index=False)
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)  # each passed fetch, to fail or write an
+    assert result.exit_code == 1 and result.stderr.endswith(error + "\n")  # empty 'valid' file later
+
+
+def test_a_sample_of_other_length_than_numbered_test_rows_is_refused_at_fetch(kc, workspace, tmp_path):
+    folder = _prices_folder(tmp_path)
+    for name in ("train.csv", "test.csv"):  # ids nowhere but in the sample: test's rows 1..n, as Digit Recognizer's
+        pd.read_csv(folder / name).drop(columns="Id").to_csv(folder / name, index=False)
+    sample = pd.read_csv(folder / "sample_submission.csv")
+    sample.assign(Id=range(1, 31)).iloc[:25].to_csv(folder / "sample_submission.csv", index=False)
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)  # it predicted the first 25 test rows
+    assert result.exit_code == 1 and result.stderr == (
+        "Error: sample_submission.csv lists 25 ids and test.csv holds 30 rows, which kc numbers 1 to 30: is the "
+        "sample submission from this competition?\n")
+    sample.assign(Id=range(1, 31)).to_csv(folder / "sample_submission.csv", index=False)
+    assert kc("fetch", "prices-mini", "--from", folder, ws=workspace).exit_code == 0
