@@ -241,3 +241,12 @@ def test_several_targets_refit_for_the_epochs_validation_chose(kc, workspace):
     trained = kc("train", "skies", "--model", "linear", "--full", "--threads", "1", ws=workspace)
     assert trained.exit_code == 0, trained.output  # the epoch table met refit epochs without validation figures
     assert "refit on all rows for" in trained.stdout
+
+
+@pytest.mark.parametrize("name", ["sizes", "skies"])
+def test_lr_find_says_it_takes_one_target(kc, workspace, name):
+    comp, _ = fetch(kc, workspace, name)
+    result = kc("lr-find", name, "--model", "tabular", ws=workspace)  # an IndexError, or 'object too deep'
+    assert result.exit_code == 1 and result.stderr == (
+        f"Error: kc lr-find handles one target; {name} has {len(comp.targets)}: kc train fits each target with the "
+        "model's default rate, or the one -p lr=RATE gives\n")
