@@ -317,6 +317,9 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         raise DataError(f"{path.name}: not a readable CSV ({shown(str(exc).splitlines()[0])})") from None
     # as read_header names them (a blank cell of spaces too)
     df.columns = named(str(c).strip() for c in df.columns)
+    if df.columns.has_duplicates:  # 'x' and 'x ' (pandas tells 'x' twice apart as 'x' and 'x.1', refused elsewhere)
+        raise DataError(f"{path.name}: column '{shown(df.columns[df.columns.duplicated()][0])}' appears twice in the "
+                        "header (once with spaces around it)")
     return drop_empty_trailing_columns(df)
 
 

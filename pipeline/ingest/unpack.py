@@ -38,7 +38,7 @@ def _safe_path(info: zipfile.ZipInfo, origin: str) -> PurePosixPath:
 
 def _choose(entries: list[tuple[PurePosixPath, zipfile.ZipInfo]], name: str, origin: str) -> zipfile.ZipInfo:
     """The entry for file `name`: the top-level one, else the only one; several at one depth is ambiguous."""
-    found = sorted((len(p.parts), str(p), info) for p, info in entries if p.name == name)
+    found = sorted(((len(p.parts), str(p), info) for p, info in entries if p.name == name), key=lambda f: f[:2])
     if len(found) > 1 and found[0][0] == found[1][0]:
         raise DataError(f"{origin}: two entries named {name} ({found[0][1]}, {found[1][1]}); keep one and try again")
     return found[0][2]

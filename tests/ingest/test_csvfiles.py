@@ -40,3 +40,14 @@ def test_comma_files_with_other_separators_in_their_cells_are_read_as_csv(tmp_pa
     path = tmp_path / "train.csv"
     path.write_text(text)
     assert header_cells(path)[:2] == [text.split(",")[0] if second else "", second]
+
+
+def test_a_column_named_twice_but_for_spaces_is_refused(tmp_path):
+    from pipeline.core.errors import DataError
+    from pipeline.ingest.csvfiles import read_table
+
+    path = tmp_path / "train.csv"
+    path.write_text("id,x,x ,y\n1,2,3,4\n")
+    with pytest.raises(DataError) as err:  # pandas kept both, and kc's stripped names then clashed: AttributeError
+        read_table(path, strings=True)
+    assert str(err.value) == "train.csv: column 'x' appears twice in the header (once with spaces around it)"

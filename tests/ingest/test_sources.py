@@ -137,6 +137,13 @@ def test_top_level_entries_are_preferred_and_same_depth_duplicates_refused(works
     with pytest.raises(DataError) as err:
         sources.fetch("titanic", ws, twice, force=True)
     assert str(err.value) == f"{twice}: two entries named train.csv (a/train.csv, b/train.csv); keep one and try again"
+    same = tmp_path / "same.zip"  # one name written twice at the same path: zipfile warns and keeps both
+    with zipfile.ZipFile(same, "w") as zf:
+        for name, data in [*files.items(), ("train.csv", b"x")]:
+            zf.writestr(name, data)
+    with pytest.raises(DataError) as err:  # it raised an unexpected TypeError comparing the two entries
+        sources.fetch("other", ws, same)
+    assert str(err.value) == f"{same}: two entries named train.csv (train.csv, train.csv); keep one and try again"
 
 
 def test_a_zip_bomb_is_refused_before_unpacking(workspace, tmp_path, monkeypatch):
