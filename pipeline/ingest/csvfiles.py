@@ -281,6 +281,9 @@ def system_memory_pool() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+BLANK_ROWS = re.compile(rb"(?<=\n),+[ \t]*\r?(?:\n|\Z)")  # `,,` lines after the header: every cell blank
+
+
 def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = (),
                columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
@@ -299,6 +302,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         raise DataError(f"{path}: is a directory, not a CSV file") from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    if b"\n," in data:  # rows of commas alone (a spreadsheet export's leftovers) would turn int columns into floats
+        data = BLANK_ROWS.sub(b"", data)
     encoding = text_encoding(data, path.name)
     options: dict = {"dtype": str, "keep_default_na": False} if strings else {}
     if as_written and not strings:

@@ -51,3 +51,13 @@ def test_a_column_named_twice_but_for_spaces_is_refused(tmp_path):
     with pytest.raises(DataError) as err:  # pandas kept both, and kc's stripped names then clashed: AttributeError
         read_table(path, strings=True)
     assert str(err.value) == "train.csv: column 'x' appears twice in the header (once with spaces around it)"
+
+
+def test_rows_of_commas_alone_are_no_rows(tmp_path):
+    from pipeline.ingest.csvfiles import read_table
+
+    path = tmp_path / "test.csv"
+    path.write_bytes(b"id,x,y\n401,1.5,a\n402,2.5,b\n,,\r\n,,")  # a spreadsheet's leftovers, the last unended
+    table = read_table(path)
+    assert table["id"].tolist() == [401, 402] and table["id"].dtype.kind == "i"  # they made ids 401.0: 'not an id'
+    assert read_table(path, strings=True)["y"].tolist() == ["a", "b"]
