@@ -114,7 +114,8 @@ def test_nested_binary_targets_are_scored_out_of_fold(kc, workspace, tmp_path):
     assert again.exit_code == 0 and "already fetched" in again.stdout
     one = kc("fetch", "nested", "--from", folder, "--metric", "accuracy", ws=workspace)  # it said: set "accuracy"
     assert one.exit_code == 1 and one.stderr == ("Error: --metric accuracy: it cannot score nested's several target "
-                                                 "columns; use one of: mean-auc, mean-log-loss\n")
+                                                 "columns; use one of: roc-auc, log-loss, mean-auc, "
+                                                 "mean-log-loss\n")
     for model in ("sk-logistic", "knn"):  # a fold without a target's 1 to learn crashed one and fooled the other
         run, out = run_through(kc, workspace, "nested", "--model", model)  # as many folds as a 1 has rows: 2
         index, outputs, metrics = oof(run)
@@ -191,8 +192,8 @@ def test_numbers_beside_values_are_regressed_and_the_metric_defaults_to_the_colu
 
 
 @pytest.mark.parametrize(("name", "metric", "error"), [
-    ("skies", "accuracy", "metric 'accuracy' cannot score several target columns; use one of: mean-auc, "
-                          "mean-log-loss"),
+    ("skies", "accuracy", "metric 'accuracy' cannot score several target columns; use one of: roc-auc, log-loss, "
+                          "mean-auc, mean-log-loss"),
     ("weather", "mean-rmse", "metric 'mean-rmse' scores several target columns, and the sample submission has one; "
                              "use rmse"),
 ])
@@ -250,3 +251,9 @@ def test_lr_find_says_it_takes_one_target(kc, workspace, name):
     assert result.exit_code == 1 and result.stderr == (
         f"Error: kc lr-find handles one target; {name} has {len(comp.targets)}: kc train fits each target with the "
         "model's default rate, or the one -p lr=RATE gives\n")
+
+
+def test_a_metric_that_cannot_score_several_0_1_targets_lists_those_that_can(kc, workspace):
+    result = kc("fetch", "skies", "--from", LAYOUTS / "skies", "--metric", "rmse", ws=workspace)
+    assert result.exit_code == 1 and result.stderr == (  # it listed accuracy, f1, qwk: each refused for several
+        "Error: metric 'rmse' does not score binary tasks; use one of: roc-auc, log-loss, mean-auc, mean-log-loss\n")

@@ -229,20 +229,20 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            kaggle=("CategorizationAccuracy", "Categorization Accuracy", "Accuracy Score", "Multiclass Accuracy")),
     Metric("f1", "F1 score", True, "labels", ("binary",), _f1, kaggle=("F1 Score", "F-Score", "FScore", "F1Score")),
     Metric("f1-macro", "macro F1", True, "labels", _CLASSES, _sk("f1_score", average="macro"),
-           kaggle=("Macro F1", "MacroFScore", "F1 Macro", "Mean F1", "Macro F1 Score")),
+           kaggle=("Macro F1", "MacroFScore", "F1 Macro", "Macro F1 Score")),
     Metric("f1-micro", "micro F1", True, "labels", _CLASSES, _sk("f1_score", average="micro"),
            kaggle=("Micro F1", "MicroFScore", "F1 Micro", "Micro F1 Score")),
     Metric("mcc", "Matthews correlation", True, "labels", _CLASSES, _sk("matthews_corrcoef"),
            kaggle=("Matthews Correlation Coefficient", "MatthewsCorrelationCoefficient", "MCC")),
     Metric("qwk", "quadratic weighted kappa", True, "labels", _CLASSES, _sk("cohen_kappa_score", weights="quadratic"),
-           kaggle=("Quadratic Weighted Kappa", "QuadraticWeightedKappa", "Kappa", "QWK")),
+           kaggle=("Quadratic Weighted Kappa", "QuadraticWeightedKappa", "QWK")),
     Metric("roc-auc", "ROC AUC", True, "proba", ("binary",), _roc_auc,
            kaggle=("AUC", "ROC AUC", "AUCROC", "Area Under Receiver Operating Characteristic Curve", "RocAuc")),
     Metric("log-loss", "log loss", False, "proba", _CLASSES, _log_loss,
            kaggle=("LogLoss", "Log Loss", "Binary Log Loss", "MulticlassLoss", "Multi Class Log Loss",
                    "Multiclass Logarithmic Loss", "Multi-class logarithmic loss", "MultiLogLoss", "mlogloss")),
     Metric("map@3", "MAP@3", True, "proba", ("multiclass",), _map_at_3,
-           kaggle=("MAP@3", "Mean Average Precision @ 3", "MeanAveragePrecisionAt3", "MAP@K")),
+           kaggle=("MAP@3", "Mean Average Precision @ 3", "MeanAveragePrecisionAt3")),
     Metric("rmse", "RMSE", False, "values", _VALUES, _rmse, kaggle=("Root Mean Squared Error", "RootMeanSquaredError")),
     Metric("rmse-log", "RMSE of logs", False, "values", _VALUES, _rmse_log, log_target=True,
            kaggle=("RMSE of logs", "Root Mean Squared Error of logs")),
@@ -299,14 +299,23 @@ def fitting(task: str, several: bool = False) -> list[str]:
     return [n for n, m in METRICS.items() if task in m.tasks and m.columnwise == several]
 
 
-def get(name: str, task: str | None = None) -> Metric:
+def choices(task: str, several: bool = False) -> list[str]:
+    """What `--metric` may name for `task`: its metrics, or for several targets those with a column-wise mean (which
+    they then mean) and the column-wise means themselves."""
+    if not several:
+        return fitting(task)
+    return [*(n for n in fitting(task) if for_columns(n) is not None), *fitting(task, several=True)]
+
+
+def get(name: str, task: str | None = None, several: bool = False) -> Metric:
     """A metric by name, checked against the task when given; unknown or unfitting names list the choices."""
     known = canonical(name) if isinstance(name, str) else None
     metric = METRICS.get(known) if known else None
     if metric is None:
         raise UsageError(f"unknown metric '{name}'{_near(name)}; kc knows: {', '.join(METRICS)}")
     if task is not None and task not in metric.tasks:
-        raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: {', '.join(fitting(task))}")
+        raise UsageError(f"metric '{name}' does not score {task} tasks; use one of: "
+                         f"{', '.join(choices(task, several))}")
     return metric
 
 

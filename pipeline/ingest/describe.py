@@ -222,12 +222,12 @@ def _metric(metric: str | None, source: str, task: str, proba: bool, several: bo
                 (several and metrics.for_columns(known.name) is None) or (known.columnwise and not several) or \
                 _labels_for_log_loss(known.name, task, proba):
             return metrics.default_for(task, proba, several), "default"
-    chosen = metrics.get(metric, task).name  # unknown or unfitting names are usage errors listing the choices
+    chosen = metrics.get(metric, task, several).name  # unknown or unfitting names are usage errors listing the choices
     if several:  # one target's metric means its column-wise mean (rmsle: mean-rmsle)
         mean = metrics.for_columns(chosen)
         if mean is None:
             raise UsageError(f"metric '{metric}' cannot score several target columns; use one of: "
-                             f"{', '.join(metrics.fitting(task, several=True))}")
+                             f"{', '.join(metrics.choices(task, several=True))}")
         return mean, source
     if metrics.METRICS[chosen].columnwise:
         raise UsageError(f"metric '{metric}' scores several target columns, and the sample submission has one; use "

@@ -250,7 +250,7 @@ def _same_metric(current: Competition, metric: str | None, folder: Path, previou
     asked = metrics.get(metric).name  # an unknown name is its own error
     if current.targets and metrics.for_columns(asked) is None:
         raise UsageError(f"--metric {metric}: it cannot score {current.slug}'s several target columns; use one of: "
-                         f"{', '.join(metrics.fitting(current.task, several=True))}")
+                         f"{', '.join(metrics.choices(current.task, several=True))}")
     if current.targets:
         asked = metrics.for_columns(asked) or asked
     if asked != current.metric:

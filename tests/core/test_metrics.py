@@ -133,3 +133,8 @@ def test_kaggle_names_of_more_metrics_and_a_near_miss_is_named():
         metrics.get("acuracy")
     with pytest.raises(UsageError, match=r"^unknown metric 'Mean Squared Error' \(did you mean rmse\?\)"):
         metrics.get("Mean Squared Error")
+
+
+@pytest.mark.parametrize("name", ["MAP@K", "Kappa", "Mean F1"])
+def test_names_of_other_metrics_are_no_aliases(name):
+    assert metrics.canonical(name) is None  # MAP@5 is no map@3, Cohen's kappa no quadratic weighted one
