@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +72,9 @@ class Competition:
     # several target columns (train.csv's, in the sample's order; target_column is the first), all values or all
     # 0/1 classes, each learned by its own model and scored by a column-wise metric; empty for one target
     targets: tuple[str, ...] = ()
+    # values (regression): predictions are raised to at least this (0 when train's targets are never negative: no
+    # negative counts or prices are written or scored); None leaves them as the model gives them
+    value_floor: float | None = None
     # images: the folders holding the train and test images (train/ and test/), each image named by its id plus
     # image_suffix (".jpg" when the ids have no extension), read as image_channels (1 grey, 3 RGB) and resized
     # to image_shape; the test ids are the sample's (test_file is the sample submission)
@@ -242,6 +246,9 @@ def _problems(c: Competition) -> list[str]:
         out.append(f"metric {c.metric!r} scores " + ("several target columns; list them in targets" if
                    metric.columnwise else "one target; several targets take a column-wise metric such as "
                    + ("mean-rmse" if c.task == "regression" else "mean-auc")))
+    floor = c.value_floor
+    if floor is not None and (type(floor) not in (int, float) or not math.isfinite(floor) or c.task != "regression"):
+        out.append("value_floor must be a finite number for a regression task, or null")
     if c.task == "regression":
         if c.labels != "float" or c.classes:
             out.append("a regression task writes float labels and has no classes")

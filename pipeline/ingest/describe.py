@@ -128,6 +128,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         date_columns=() if shape is not None else _dates(train, [c for c in train_header if c not in dropped]),
         metric_source=source,
         targets=several,
+        value_floor=_floor(train, several or (target,)) if task == "regression" else None,
     )
 
 
@@ -191,6 +192,16 @@ def _fits_metric(train: object, targets: tuple[str, ...], name: str, source: str
                              f"{shown(target)}: '{shown(train[target].iloc[row - 1])}' is not {metric.value_rule}; "
                              "choose another with --metric, e.g. rmse")
     return True
+
+
+def _floor(train: object, targets: tuple[str, ...]) -> float | None:
+    """0 when no target value in train is negative (counts, prices, sales: a negative prediction is never right),
+    else None."""
+    import pandas as pd
+
+    assert isinstance(train, pd.DataFrame)
+    lowest = min(float(pd.to_numeric(train[t].str.strip(), errors="coerce").min()) for t in targets)
+    return 0.0 if lowest >= 0 else None
 
 
 def _values_metric(metric: str | None) -> bool:

@@ -39,7 +39,8 @@ def predictions(comp: Competition, out: np.ndarray) -> np.ndarray:
         return (np.asarray(out) >= 0.5).astype(np.int64)
     if comp.is_classification:
         return np.argmax(out, axis=1).astype(np.int64)
-    return np.asarray(comp.scorer.from_model(out), dtype=np.float64)
+    values = np.asarray(comp.scorer.from_model(out), dtype=np.float64)
+    return values if comp.value_floor is None else np.maximum(values, comp.value_floor)
 
 
 PROBA_FLOOR = 1e-6  # written probabilities stay this far from 0 and 1: one confident miss costs log loss ~14, not 35

@@ -525,3 +525,29 @@ def test_a_sample_of_other_length_than_numbered_test_rows_is_refused_at_fetch(kc
         "sample submission from this competition?\n")
     sample.assign(Id=range(1, 31)).to_csv(folder / "sample_submission.csv", index=False)
     assert kc("fetch", "prices-mini", "--from", folder, ws=workspace).exit_code == 0
+
+
+def test_values_never_negative_in_train_are_never_predicted_negative(kc, workspace, tmp_path):
+    rng = np.random.default_rng(6)
+
+    def rows(count: int, start: int) -> pd.DataFrame:
+        return pd.DataFrame({"id": np.arange(start, start + count), "x": rng.uniform(-3, 3, count).round(3)})
+
+    train, test = rows(200, 1), rows(60, 1000)
+    train["sales"] = np.maximum(0, 5 * train["x"]).round(2)  # counts: half of them 0; a line fit goes below
+    assert kc("fetch", "counts", "--from", _zip(tmp_path, "counts", train, test, "id", "sales", "0"),
+              ws=workspace).exit_code == 0
+    path = workspace / "competitions/counts/competition.json"
+    assert json.loads(path.read_text())["value_floor"] == 0.0
+    written = []
+    for floor in (0.0, None):  # as described, then with the floor taken out by hand
+        path.write_text(json.dumps({**json.loads(path.read_text()), "value_floor": floor}))
+        assert kc("train", "counts", "--model", "sk-ridge", ws=workspace).exit_code == 0
+        submitted = kc("submit", "counts", ws=workspace)
+        assert submitted.exit_code == 0, submitted.output
+        written.append(pd.read_csv(submitted.stdout.split("wrote ", 1)[1].split(" (", 1)[0])["sales"])
+    assert written[0].min() == 0 and written[1].min() < 0  # the floor is what keeps them at 0 or above
+    path.write_text(json.dumps({**json.loads(path.read_text()), "value_floor": "zero"}))
+    refused = kc("train", "counts", ws=workspace)
+    assert refused.exit_code == 1 and "value_floor must be a finite number for a regression task, or null" in \
+        refused.stderr
