@@ -529,6 +529,7 @@ def compare(
 
     def starting(name: str, i: int, n: int) -> None:
         display.stage(f"model {i + 1}/{n}: {name}", None)
+        display.model_name = name  # "tabular fold 1/5: valid_loss ... after 30 epochs", not "fold 1/5: ..."
 
     _more_threads_than_cores(threads)
     with display.running():

@@ -92,6 +92,7 @@ class TrainDisplay:
     metric_key: str = ""
     rows: list[EpochRow] = field(default_factory=list)
     fit: str = ""
+    model_name: str = ""  # kc compare: the model whose folds these are, named on each fit's line
     status: Status = field(default_factory=Status)
     _last: float = field(default_factory=time.perf_counter)
     _told: bool = False
@@ -114,7 +115,7 @@ class TrainDisplay:
     def _finish(self) -> None:
         """Say how the fit that just ended scored, when it had epochs."""
         if self.status.epoch and self.status.figures:
-            what = self.status.label.split(":")[0]
+            what = " ".join(filter(None, (self.model_name, self.status.label.split(":")[0])))
             epochs = f"{self.status.epoch} epoch{'s' if self.status.epoch != 1 else ''}"
             self.ticker.say(f"{what}: {self.status.figures} after {epochs} "
                             f"({clock(time.perf_counter() - self.status.fit_start)})")
@@ -130,7 +131,8 @@ class TrainDisplay:
         self.status.figures = headline(record)
         if row.seconds >= SLOW_EPOCH:
             of = f"/{self.epochs}" if self.epochs else ""
-            self.ticker.say(f"{self.fit + ' · ' if self.fit else ''}epoch {record.epoch}{of}: "
+            fit = " ".join(filter(None, (self.model_name, self.fit)))
+            self.ticker.say(f"{fit + ' · ' if fit else ''}epoch {record.epoch}{of}: "
                             f"{epoch_figures(record)} ({row.seconds:.0f}s)")
 
     def batch(self, what: str, done: int, total: int) -> None:

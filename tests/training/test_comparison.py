@@ -14,6 +14,7 @@ from pipeline.training.records import list_runs
 def test_models_are_ranked_by_their_out_of_fold_scores_on_the_same_folds(kc, titanic_only):
     result = kc("compare", "titanic", "--models", "linear,knn,sk-logistic", "--folds", "3", ws=titanic_only)
     assert result.exit_code == 0, result.output
+    assert "linear fold 1/3: " in result.stderr and "\nfold 1/3: " not in result.stderr  # which model's fold it was
     comp = competitions.get("titanic", titanic_only)
     from pipeline.core.workspace import Workspace
 
