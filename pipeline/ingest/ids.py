@@ -39,9 +39,12 @@ def sample_ids_in_test(comp: Competition, folder: Path) -> None:
     missing = [key for key in sample if key not in found]
     if not missing:
         return
-    floats = next((key for key in test if re.fullmatch(r"-?[0-9]+\.0+", str(key))), None)
-    why = (f"{comp.test_file} writes its ids as numbers with decimals ({shown(floats)}): save them as whole numbers, "
-           "as the sample does") if floats else "is the sample submission from this competition's test set?"
+    why = "is the sample submission from this competition's test set?"
+    for name, keys, other in ((comp.test_file, test, "the sample"), (comp.sample_file, missing, comp.test_file)):
+        if (floats := next((key for key in keys if re.fullmatch(r"-?[0-9]+\.0+", str(key))), None)) is not None:
+            why = (f"{name} writes its ids as numbers with decimals ({shown(floats)}): save them as whole numbers, "
+                   f"as {other} does")
+            break
     raise DataError(f"{comp.sample_file} lists {ids_text([str(m) for m in missing], comp.id_column)} that "
                     f"{comp.test_file} has no row for; {why}")
 

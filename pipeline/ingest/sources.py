@@ -167,7 +167,7 @@ def fetch(
     with locked(folder):
         clean_leftovers(folder)
         previous = read_marker(folder)
-        current = builtin or _described(ws, slug)
+        current = builtin or _described(ws, slug, force)
         kept = previous is not None and previous.get("source") != "bundled"
         if not force and from_path is None and kept and current is not None and _is_complete(current, folder):
             assert previous is not None  # a real copy is kept without asking for a source (none may be left)
@@ -270,9 +270,17 @@ def _kaggle_metric(slug: str) -> str | None:
     return metrics.canonical(named) if named else None
 
 
-def _described(ws: Workspace, slug: str) -> Competition | None:
+def _described(ws: Workspace, slug: str, force: bool = False) -> Competition | None:
+    """The competition.json a fetch left, if any; a damaged one is no description to --force, which writes anew."""
     path = competitions.description_path(ws.root, slug)
-    return competitions.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return competitions.load(path)
+    except DataError as exc:
+        if force:
+            return None
+        raise DataError(f"{exc}; fix it, or fetch again with --force (and --from) to describe {slug} anew") from None
 
 
 def require_fetched(comp: Competition, ws: Workspace) -> Path:

@@ -254,6 +254,9 @@ def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Prog
         raise DataError(f"{origin}: compressed with a method Python cannot read ({exc}); unzip it yourself and "
                         "fetch the folder with --from") from None
     except (zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        if zip_path.suffix.lower() in (".csv", ".tsv", ".txt", ".json", ".parquet"):  # one of the files, not the zip
+            raise DataError(f"{origin}: is one file, not a zip; --from takes the competition's zip as Kaggle serves "
+                            f"it, or the folder holding its files ({zip_path.parent})") from None
         raise DataError(f"{origin}: corrupt or truncated zip ({exc}); download it again") from None
     except RuntimeError as exc:  # zipfile's "encrypted, password required"
         raise DataError(f"{origin}: cannot be unpacked ({exc}); unzip it yourself and fetch the folder "

@@ -285,6 +285,17 @@ def test_sample_ids_without_test_rows_are_told_at_fetch(kc, workspace, tmp_path)
         "as numbers with decimals (1000.0): save them as whole numbers, as the sample does\n")
 
 
+def test_sample_ids_written_with_decimals_are_told_so(kc, workspace, tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    sample = pd.read_csv(folder / "sample_submission.csv")
+    sample.assign(Id=sample["Id"].astype(float)).to_csv(folder / "sample_submission.csv", index=False)
+    result = kc("fetch", "prices-mini", "--from", folder, ws=workspace)
+    assert result.exit_code == 1 and result.stderr == (  # it asked whether the sample was from this competition
+        "Error: sample_submission.csv lists Id 1000.0 and 29 more that test.csv has no row for; sample_submission.csv "
+        "writes its ids as numbers with decimals (1000.0): save them as whole numbers, as test.csv does\n")
+
+
 def test_files_one_folder_down_are_pointed_to(tmp_path):
     folder = tmp_path / "download"
     zipfile.ZipFile(prices(tmp_path)).extractall(folder / "prices-mini")

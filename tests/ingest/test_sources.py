@@ -527,3 +527,26 @@ def test_a_semicolon_train_whose_cells_hold_commas_is_told_by_its_separator(tmp_
         check_headers(TITANIC, folder)
     assert str(err.value) == ("train.csv: its columns are separated by ';', not commas; kc reads CSVs as Kaggle "
                               "ships them: save it with commas")
+
+
+def test_from_one_csv_says_it_takes_the_zip_or_its_folder(workspace, tmp_path):
+    csv = tmp_path / "train.csv"
+    csv.write_bytes(fixture_bytes("titanic")["train.csv"])
+    with pytest.raises(DataError) as err:  # it said 'corrupt or truncated zip; download it again'
+        sources.fetch("other", Workspace(workspace), csv)
+    assert str(err.value) == (f"{csv}: is one file, not a zip; --from takes the competition's zip as Kaggle serves it, "
+                              f"or the folder holding its files ({tmp_path})")
+
+
+def test_a_damaged_description_is_written_anew_by_force_and_named_otherwise(workspace, tmp_path):
+    ws, files = Workspace(workspace), other_files(tmp_path)
+    source = zip_of(tmp_path / "other.zip", files)
+    sources.fetch("other", ws, source)
+    path = workspace / "competitions/other/competition.json"
+    path.write_text('{"broken":')
+    with pytest.raises(DataError) as err:
+        sources.fetch("other", ws, source)
+    assert str(err.value) == (f"{path}: not valid JSON (Expecting value at line 1); fix it, or fetch again with "
+                              "--force (and --from) to describe other anew")
+    assert sources.fetch("other", ws, source, force=True).competition.target_column == "Survived"  # it kept failing
+    assert json.loads(path.read_text())["slug"] == "other"
