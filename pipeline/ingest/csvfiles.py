@@ -281,16 +281,28 @@ def system_memory_pool() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
-BLANK_ROWS = re.compile(rb"(?<=\n),+[ \t]*\r?(?:\n|\Z)")  # `,,` lines after the header: every cell blank
+def without_blank_tail(data: bytes) -> bytes:
+    """The CSV's bytes without the rows of commas alone at its end (`,,`: every cell blank, the leftovers of a
+    spreadsheet export), which turned int columns into floats; looks at the last lines only, never the header."""
+    end = len(data)
+    while True:
+        stop = end
+        while stop and data[stop - 1] in b"\r\n":
+            stop -= 1
+        start = data.rfind(b"\n", 0, stop) + 1
+        if not start or not data.startswith(b",", start) or data[start:stop].strip(b" \t,"):
+            return data if end == len(data) else data[:end]
+        end = start
 
 
 def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = (),
-               columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+               columns: tuple[str, ...] | None = None, blank_tail: bool = False) -> pd.DataFrame:
     """A CSV as a DataFrame (types inferred, or every cell a string), naming the file and row when it is malformed.
 
     Columns named in `as_written` are read as written: ids like 0061 keep their zeros, and NA or null are ids, not gaps.
     `columns`: only these are kept (pandas then passes over a row with more fields than the header; reading the
-    whole file, as submitting does, refuses it).
+    whole file, as submitting does, refuses it). Rows of commas alone at the end are dropped (`without_blank_tail`)
+    unless `blank_tail` keeps them (a submission's are its own to fix).
     """
     import pandas as pd
 
@@ -302,8 +314,8 @@ def read_table(path: Path, strings: bool = False, as_written: tuple[str, ...] = 
         raise DataError(f"{path}: is a directory, not a CSV file") from None
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    if b"\n," in data:  # rows of commas alone (a spreadsheet export's leftovers) would turn int columns into floats
-        data = BLANK_ROWS.sub(b"", data)
+    if not blank_tail:  # a competition's files; a submission keeps them, to be refused as Kaggle would
+        data = without_blank_tail(data)
     encoding = text_encoding(data, path.name)
     options: dict = {"dtype": str, "keep_default_na": False} if strings else {}
     if as_written and not strings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv as csv_module
 import errno
-import io
 import os
 import shutil
 import zipfile
@@ -12,6 +11,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline.core import competitions
 from pipeline.core.competitions import Competition
@@ -213,29 +213,55 @@ def _unpack_csvs(dest: Path, progress: Progress | None) -> None:
 
 
 def _tsv_to_csv(dest: Path) -> None:
-    """Save train.tsv and test.tsv as train.csv and test.csv, every cell as written (pandas' tab-separated reading, as
-    Kaggle's notebooks read them), so that every later step reads the CSVs it knows; the .tsv files go."""
-    import pandas as pd
-
+    """Save train.tsv and test.tsv as train.csv and test.csv, cell for cell: tab-separated as the format has it (no
+    quoting: a quote is part of its cell), each row as wide as the header, streamed; the .tsv files go."""
     for stem in ("train", "test"):
         tsv, csv = dest / f"{stem}.tsv", dest / f"{stem}.csv"
         if not tsv.is_file():
             continue
         if os.path.lexists(csv):
             raise DataError(f"{tsv.name}: {csv.name} is also beside it; keep one copy")
-        data = tsv.read_bytes()
-        try:
-            frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False,
-                                encoding=text_encoding(data, tsv.name))
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{tsv.name}: the file is empty") from None
-        except (pd.errors.ParserError, ValueError, csv_module.Error) as exc:
-            raise DataError(f"{tsv.name}: not a readable tab-separated file ({shown(str(exc).splitlines()[0])})") \
-                from None
         written = csv.with_name(csv.name + ".part")
-        frame.to_csv(written, index=False)
+        with tsv.open("rb") as raw:
+            head = raw.read(1 << 20)
+        try:  # a character the first MB cuts in two is no sign of another encoding
+            head.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            head = head[:exc.start] if exc.reason == "unexpected end of data" else head
+        encoding = text_encoding(head, tsv.name)  # a BOM, or no UTF-8 in the first MB
+        try:
+            with tsv.open(encoding=encoding, newline="") as source, written.open("w", encoding="utf-8",
+                                                                                    newline="") as out:
+                _copy_rows(csv_module.reader(source, delimiter="\t", quoting=csv_module.QUOTE_NONE),
+                           csv_module.writer(out, lineterminator="\n"), tsv.name)
+        except UnicodeDecodeError as exc:
+            written.unlink(missing_ok=True)
+            raise DataError(f"{tsv.name}: not {encoding} text past its first MB ({exc.reason}); save it as UTF-8") \
+                from None
+        except DataError:
+            written.unlink(missing_ok=True)
+            raise
         written.replace(csv)
         tsv.unlink()
+
+
+def _copy_rows(reader: Iterator[list[str]], writer: Any, name: str) -> None:
+    """Write each row of a tab-separated file as CSV, refusing an empty file, a column named twice and a row wider
+    or narrower than the header (a stray tab would move every later cell)."""
+    header = next(reader, None)
+    if not header:
+        raise DataError(f"{name}: the file is empty")
+    names = [cell.strip() for cell in header]
+    if twice := next((n for n in names if names.count(n) > 1), None):
+        raise DataError(f"{name}: column '{shown(twice)}' appears twice in the header")
+    writer.writerow(header)
+    for row_number, row in enumerate(reader, start=1):
+        if not row:  # a blank line
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{name}: row {row_number} has {len(row)} tab-separated cells and the header "
+                            f"{len(header)}; is a tab missing, or one too many?")
+        writer.writerow(row)
 
 
 def extract(zip_path: Path, comp: Competition | None, dest: Path, progress: Progress | None) -> None:

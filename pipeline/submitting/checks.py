@@ -156,7 +156,7 @@ def validate_file(comp: Competition, ws: Workspace, path: Path) -> int:
         if len(cells) > len(comp.submission_columns) + EXTRA_COLUMNS or width > MAX_COLUMNS:
             raise SubmissionError(f"{path.name}: {width:,} columns in the header, expected "
                                   f"{len(comp.submission_columns)} ({','.join(comp.submission_columns)})")
-        df = read_table(path, strings=True)
+        df = read_table(path, strings=True, blank_tail=True)
     except DataError as exc:
         raise SubmissionError(str(exc)) from None
     try:

@@ -239,7 +239,7 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
     from pipeline.core.errors import DataError
     from pipeline.training.records import same_training
 
-    if not same_training(comp, run.metrics.data_fingerprint, data.fingerprint):
+    if not same_training(comp, run.metrics, data.fingerprint):
         raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones, or "
                         "under another target, classes or metric in competition.json: train again with "
                         f"`kc train {comp.slug} --model {run.model}`")

@@ -31,6 +31,7 @@ _METRIC_TYPES: dict[str, tuple[type, ...]] = {
     "metric": (str,), "score": _NUMBER, "valid_rows": (int,), "train_rows": (int,), "fit_seconds": _NUMBER,
     "predict_seconds": _NUMBER, "scored_on": (str,), "interrupted": (bool,), "out_of_time": (bool,), "history": (list,),
     "fold_scores": (list,), "full_epochs": (int, type(None)), "submits_with": (str,), "data_fingerprint": (str,),
+    "learning_key": (str,),
     "kc_version": (str,), "git_commit": (str, type(None)), "created": (str,), "target_scores": (dict,),
     "most_folds": (int, type(None)),
 }
@@ -93,7 +94,8 @@ class RunMetrics:
     compute: str = ""  # how the model ran here, when it chose ("fp32 channels-last, 1 thread (no native bfloat16…)")
     full_epochs: int | None = None  # the refit on all rows (--full) trained this many epochs
     submits_with: str = "model"  # "model", "fold-mean" (the K fold models averaged) or "full" (the refit)
-    data_fingerprint: str = ""  # `trained_on`: the data's fingerprint + the description's learning_key
+    data_fingerprint: str = ""
+    learning_key: str = ""  # the description's Competition.learning_key when trained ("": saved before kc kept it)
     kc_version: str = ""
     git_commit: str | None = None
     created: str = ""
@@ -231,15 +233,11 @@ def read_run(folder: Path) -> Run:
     return Run(folder.name, folder, config, metrics)
 
 
-def trained_on(comp: Competition, fingerprint: str) -> str:
-    """What a run records it was trained on: the data's fingerprint and what the description says to learn."""
-    return f"{fingerprint}+{comp.learning_key}"
-
-
-def same_training(comp: Competition, recorded: str, fingerprint: str) -> bool:
-    """Whether a run's record (`trained_on`) fits the data and description now; a run saved before kc recorded the
-    description (no '+') is judged by the data alone."""
-    return not recorded or recorded == (trained_on(comp, fingerprint) if "+" in recorded else fingerprint)
+def same_training(comp: Competition, metrics: RunMetrics, fingerprint: str) -> bool:
+    """Whether a run was trained on the data (`fingerprint`) and under the description (target, classes, metric) as
+    they are now; what a run did not record (saved before kc kept it) is not held against it."""
+    return (not metrics.data_fingerprint or metrics.data_fingerprint == fingerprint) and \
+        (not metrics.learning_key or metrics.learning_key == comp.learning_key)
 
 
 def runs_folder(comp: Competition, ws: Workspace) -> Path:

@@ -25,7 +25,7 @@ from pipeline.core.errors import DataError
 from pipeline.core.workspace import Workspace
 from pipeline.models.base import EpochCallback, Model, for_inputs
 from pipeline.training.honesty import most_folds
-from pipeline.training.records import Run, RunMetrics, TrainConfig, trained_on
+from pipeline.training.records import Run, RunMetrics, TrainConfig
 from pipeline.training.scoring import predictions, score
 from pipeline.training.splits import check_folds, fewer_folds, held_out, strata
 from pipeline.training.trainer import Fitted, Stage, close_run, git_commit, open_run, refit, save_models, validate
@@ -210,7 +210,8 @@ def train_targets(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndar
         scored_on="oof" if cfg.folds else "split", history=first.history_, fold_scores=fold_scores,
         compute=first.compute_, full_epochs=full_epochs if refits else None,
         submits_with="full" if refits else ("fold-mean" if cfg.folds else "model"),
-        data_fingerprint=trained_on(comp, data.fingerprint), kc_version=pipeline.__version__, git_commit=git_commit(),
+        data_fingerprint=data.fingerprint, learning_key=comp.learning_key, kc_version=pipeline.__version__,
+        git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"), most_folds=None if cfg.folds else most_folds(comp, y),
         target_scores={name: score(comp.for_target(name), scored[:, j], fits[j][0].out)
                        for j, name in enumerate(comp.targets)})

@@ -35,7 +35,6 @@ from pipeline.training.records import (
     RunMetrics,
     TrainConfig,
     runs_folder,
-    trained_on,
 )
 from pipeline.training.scoring import model_target, outputs, predictions, score
 from pipeline.training.splits import held_out
@@ -334,7 +333,8 @@ def _train(comp: Competition, ws: Workspace, cfg: TrainConfig, X: np.ndarray, da
         out_of_time=any(m.out_of_time_ for m in fitted.models),
         fold_scores=fitted.fold_scores, compute=first.compute_, full_epochs=full_epochs if full is not None else None,
         submits_with="full" if full is not None else ("fold-mean" if cfg.folds else "model"),
-        data_fingerprint=trained_on(comp, data.fingerprint), kc_version=pipeline.__version__, git_commit=git_commit(),
+        data_fingerprint=data.fingerprint, learning_key=comp.learning_key, kc_version=pipeline.__version__,
+        git_commit=git_commit(),
         created=datetime.now().isoformat(timespec="seconds"), most_folds=None if cfg.folds else most_folds(comp, y))
     cfg = dataclasses.replace(cfg, params=for_inputs(type(first), first.params(), comp.modality))
     run = _record(comp, ws, cfg, metrics, fitted, full, data, events)

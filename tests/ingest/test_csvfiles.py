@@ -53,7 +53,7 @@ def test_a_column_named_twice_but_for_spaces_is_refused(tmp_path):
     assert str(err.value) == "train.csv: column 'x' appears twice in the header (once with spaces around it)"
 
 
-def test_rows_of_commas_alone_are_no_rows(tmp_path):
+def test_rows_of_commas_alone_at_the_end_are_no_rows(tmp_path):
     from pipeline.ingest.csvfiles import read_table
 
     path = tmp_path / "test.csv"
@@ -61,3 +61,6 @@ def test_rows_of_commas_alone_are_no_rows(tmp_path):
     table = read_table(path)
     assert table["id"].tolist() == [401, 402] and table["id"].dtype.kind == "i"  # they made ids 401.0: 'not an id'
     assert read_table(path, strings=True)["y"].tolist() == ["a", "b"]
+    assert len(read_table(path, strings=True, blank_tail=True)) == 4  # a submission's, kept to be refused
+    path.write_bytes(b"id,x,y\n401,1.5,a\n,,\n402,2.5,b\n")  # inside the table: a row, its gaps told by row
+    assert len(read_table(path, strings=True)) == 3

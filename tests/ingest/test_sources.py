@@ -429,14 +429,19 @@ def test_tab_separated_tables_zipped_again_or_not_are_read_as_their_csvs(workspa
     ws, files = Workspace(workspace), other_files(tmp_path)
     tables = {n: pd.read_csv(FIXTURES / "titanic" / n, dtype=str, keep_default_na=False) for n in ("train.csv",
                                                                                                     "test.csv")}
-    tables["train.csv"].loc[0, "Name"] = 'Braund, Mr. "Owen" Harris'  # quotes and commas survive the move
-    tsv = {n.replace(".csv", ".tsv"): t.to_csv(sep="\t", index=False).encode() for n, t in tables.items()}
+    tables["train.csv"].loc[0, "Name"] = '"Owen Harris'  # a quote is part of a TSV cell: no row merges with the next
+    tables["train.csv"].loc[1, "Name"] = 'Cumings, Mrs. "Florence" Thayer'
+
+    def tsv_of(table: pd.DataFrame) -> bytes:  # as a plain TSV writer writes it: cells joined by tabs, no quoting
+        return "".join("\t".join(row) + "\r\n" for row in [list(table.columns), *table.to_numpy().tolist()]).encode()
+
+    tsv = {n.replace(".csv", ".tsv"): tsv_of(t) for n, t in tables.items()}
     nested = zip_of(tmp_path / "tsv.zip", {"sample_submission.csv": files["sample_submission.csv"],
                                            **{f"{n}.zip": zipped(n, data) for n, data in tsv.items()}})
     comp = sources.fetch("other", ws, nested).competition  # Movie Review Sentiment's layout: train.tsv.zip
     folder = workspace / "competitions/other"
     assert files_in(folder) == [".kc-fetch.json", "competition.json", "sample_submission.csv", "test.csv", "train.csv"]
-    for name, table in tables.items():
+    for name, table in tables.items():  # cell for cell
         assert pd.read_csv(folder / name, dtype=str, keep_default_na=False).equals(table)
     assert (comp.target_column, comp.id_column, comp.task) == ("Survived", "PassengerId", "binary")
     src = tmp_path / "src"
@@ -448,6 +453,16 @@ def test_tab_separated_tables_zipped_again_or_not_are_read_as_their_csvs(workspa
     (src / "test.csv").write_bytes(files["test.csv"])
     with pytest.raises(DataError, match=r"^test.tsv: test.csv is also beside it; keep one copy$"):
         sources.fetch("other", ws, src, force=True)
+    (src / "test.csv").unlink()
+    lines = tsv["test.tsv"].split(b"\r\n")
+    for broken, error in ((lines[0] + b"\tFare", "column 'Fare' appears twice in the header"),
+                          (None, "row 2 has 12 tab-separated cells and the header 11; is a tab missing, or one too "
+                                 "many?")):
+        changed = [broken, *lines[1:]] if broken else [lines[0], lines[1], lines[2] + b"\t", *lines[3:]]
+        (src / "test.tsv").write_bytes(b"\r\n".join(changed))  # pandas renamed Fare.1, or moved every later cell
+        with pytest.raises(DataError) as err:
+            sources.fetch("other", ws, src, force=True)
+        assert str(err.value) == f"test.tsv: {error}"
 
 
 def test_a_zip_without_train_csv_says_what_it_holds(workspace, tmp_path):

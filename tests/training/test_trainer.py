@@ -44,7 +44,8 @@ def test_train_records_a_complete_run(fetched):
     assert config["model"] == "linear" and "competition" not in config  # the run's folder says which
     metrics = json.loads((run.folder / "metrics.json").read_text())
     fingerprint = dataset.load_dataset(TITANIC, ws).fingerprint
-    assert metrics["data_fingerprint"] == records.trained_on(TITANIC, fingerprint) and metrics["kc_version"]
+    assert metrics["data_fingerprint"] == fingerprint and metrics["learning_key"] == TITANIC.learning_key
+    assert metrics["kc_version"]
     assert metrics["metric"] == "accuracy" and metrics["score"] == run.score
     assert len(metrics["history"]) == 4 and metrics["fold_scores"] == []
     assert metrics["valid_rows"] == 30 and metrics["train_rows"] == 270
