@@ -179,34 +179,6 @@ def _association(encoder: Any, frame: pd.DataFrame, y: np.ndarray, regression: b
     return dict(sorted(found.items(), key=lambda kv: -kv[1]))
 
 
-def forecast_columns(comp: Competition, ws: Workspace) -> tuple[str, ...]:
-    """The date columns of a table whose test values all come after train's: kc's random folds then mix past and
-    future rows. Reads those columns alone; () for a competition without dates."""
-    from pipeline.core.dates import date_format
-    from pipeline.ingest.csvfiles import read_table
-    from pipeline.ingest.sources import require_fetched
-
-    if comp.modality != "tabular" or not comp.date_columns:
-        return ()
-    folder = require_fetched(comp, ws)
-    train, test = (read_table(folder / name, strings=True, columns=comp.date_columns)
-                   for name in (comp.train_file, comp.test_file))
-    found = []
-    for column in (c for c in comp.date_columns if c in train and c in test):
-        fmt = date_format(train[column].replace("", None).dropna().head(5000))
-        if fmt is not None and _span(train[column], test[column], fmt)[1]:
-            found.append(column)
-    return tuple(found)
-
-
-def forecast_note(columns: tuple[str, ...]) -> str | None:
-    """The warning for scores on random folds when test's dates all come after train's, else None."""
-    if not columns:
-        return None
-    return (f"test's {', '.join(columns)} values all come after train's, and kc's folds are random: they mix past "
-            "and future rows, so this score may flatter a model that must forecast (kc explore shows the dates)")
-
-
 def _date_formats(encoder: Any) -> dict[str, str]:
     return {e.column: e.format for e in encoder.encodings_ if e.kind == "date"}
 

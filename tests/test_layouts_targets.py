@@ -250,7 +250,7 @@ def test_lr_find_says_it_takes_one_target(kc, workspace, name):
     result = kc("lr-find", name, "--model", "tabular", ws=workspace)  # an IndexError, or 'object too deep'
     assert result.exit_code == 1 and result.stderr == (
         f"Error: kc lr-find handles one target; {name} has {len(comp.targets)}: kc train fits each target with the "
-        "model's default rate, or the one -p lr=RATE gives\n")
+        "model's default rate, or the one --lr gives\n")
 
 
 def test_a_metric_that_cannot_score_several_0_1_targets_lists_those_that_can(kc, workspace):

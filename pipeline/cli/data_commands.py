@@ -9,7 +9,6 @@ import typer
 
 from pipeline import api
 from pipeline.cli.common import (
-    ModelOpt,
     Seed,
     Slug,
     WorkspaceOpt,
@@ -80,6 +79,9 @@ def describe_lines(comp: competitions.Competition) -> list[str]:
         lines.append(f"left out, row numbers pandas wrote (to_csv's index): {listed(index)}")
     if comp.date_columns:
         lines.append(f"dates, turned into year, month, day, weekday, hour...: {listed(comp.date_columns)}")
+    if comp.value_floor is not None:
+        lines.append(f"predictions kept at {comp.value_floor:g} or above, as train's targets are (value_floor; null "
+                     "writes what the model gives)")
     if comp.extra_files:
         lines.append(f"other files, ignored: {listed(comp.extra_files)}")
     return lines
@@ -228,9 +230,13 @@ def explain(
         out.print(str(found.picture))
 
 
+LrModel = Annotated[str | None, typer.Option("--model", "-m", help="cnn or tabular (default: cnn for images, tabular "
+                                                                   "for tables)", metavar="NAME")]
+
+
 @app.command("lr-find")
 @handled
-def lr_find(ctx: typer.Context, slug: Slug = None, model: ModelOpt = None, seed: Seed = 0,
+def lr_find(ctx: typer.Context, slug: Slug = None, model: LrModel = None, seed: Seed = 0,
             workspace: WorkspaceOpt = None) -> None:
     """fastai's learning-rate finder for cnn or tabular: the loss at each rate, drawn, and the rate to try."""
     with working("finding a learning rate"):

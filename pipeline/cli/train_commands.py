@@ -24,7 +24,6 @@ from pipeline.cli.common import (
 from pipeline.cli.live import out, show_table
 from pipeline.core import competitions
 from pipeline.core.errors import UsageError
-from pipeline.core.workspace import Workspace
 
 
 def _parse_params(pairs: list[str]) -> dict[str, str]:
@@ -114,7 +113,7 @@ def train(
                       "leaves them out" + (f" (--folds {m.most_folds} scores every row)" if m.most_folds else ""))
     if (note := few_rows_note(m)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
-    _forecast_warning(comp, ws)
+    _forecast_warning(comp)
     if folds is None and m.fold_scores:
         _fewer_folds(comp, len(m.fold_scores))
     if m.submits_with == "full":
@@ -137,11 +136,11 @@ def train(
         out.print(f"TensorBoard: tensorboard --logdir {ws.runs_dir(comp.slug)}")
 
 
-def _forecast_warning(comp: competitions.Competition, ws: Workspace) -> None:
+def _forecast_warning(comp: competitions.Competition) -> None:
     """Warn when test's dates all come after train's, so that random folds flatter a forecast."""
-    from pipeline.overview import forecast_columns, forecast_note
+    from pipeline.training.honesty import forecast_note
 
-    if (note := forecast_note(forecast_columns(comp, ws))) is not None:
+    if (note := forecast_note(comp)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
 
 
@@ -201,7 +200,7 @@ def compare(
     if scored and (note := few_rows_note(scored[0].metrics)) is not None:
         typer.echo(f"WARNING: {note}", err=True)
     if scored:
-        _forecast_warning(comp, ws)
+        _forecast_warning(comp)
     best = next((e.run for e in result.entries if e.run is not None), None)
     if best is not None:
         out.print(f"submit the best with `kc submit {comp.slug} --run {best.run_id}`, or blend several with "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +67,9 @@ class Competition:
     id_in_train: bool = True  # False: train has no id column (Kannada-MNIST: only test and the sample have ids)
     dropped_columns: tuple[str, ...] = ()  # in train, not in test and not the target: left out of the features
     date_columns: tuple[str, ...] = ()  # text columns holding dates, turned into year, month, ... (as described)
+    # the date columns whose test values all come after train's (found at fetch): kc train warns that its random
+    # folds then flatter a model that must forecast
+    forecast_columns: tuple[str, ...] = ()
     metric_source: str = "built in"  # one of METRIC_SOURCES: where the metric came from
     # several target columns (train.csv's, in the sample's order; target_column is the first), all values or all
     # 0/1 classes, each learned by its own model and scored by a column-wise metric; empty for one target
@@ -156,11 +158,13 @@ class Competition:
 
     @property
     def learning_key(self) -> str:
-        """A short key of what a model learns and how its outputs are read (target, task, classes in order, metric):
-        a run trained under another is stale, like one trained on other files."""
+        """A short key of what a model learns and how its outputs are read and scored (target, task, classes in order,
+        metric, value floor): a run trained under another is stale, like one trained on other files."""
         import hashlib
 
-        learnt = [self.task, self.target_column, self.targets, self.classes, self.labels, self.metric]
+        learnt: list[object] = [self.task, self.target_column, self.targets, self.classes, self.labels, self.metric]
+        if self.value_floor is not None:  # a description from before the floor keeps its key
+            learnt.append(self.value_floor)
         return hashlib.sha256(json.dumps(learnt).encode()).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
@@ -182,7 +186,7 @@ class Competition:
         values = dict(data)
         try:
             for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                         "dropped_columns", "date_columns", "targets", "image_folders"):
+                         "dropped_columns", "date_columns", "forecast_columns", "targets", "image_folders"):
                 if name in values:
                     values[name] = tuple(_strings(name, values[name]))
             if values.get("image_shape") is not None:
@@ -214,10 +218,10 @@ def _problems(c: Competition) -> list[str]:
     if not isinstance(c.label_column, str) or len(c.label_column) > MAX_TEXT:
         out.append(f"label_column must be a string of at most {MAX_TEXT} characters")
     for name in ("classes", "extra_files", "aliases", "class_names", "default_options", "proba_columns",
-                 "dropped_columns", "date_columns", "targets", "image_folders"):
+                 "dropped_columns", "date_columns", "forecast_columns", "targets", "image_folders"):
         values = getattr(c, name)
         limit = MAX_CLASSES if name in ("classes", "class_names", "proba_columns", "targets") else \
-            MAX_PIXELS if name in ("dropped_columns", "date_columns") else MAX_ITEMS
+            MAX_PIXELS if name in ("dropped_columns", "date_columns", "forecast_columns") else MAX_ITEMS
         if not isinstance(values, tuple) or len(values) > limit:
             out.append(f"{name} must be a list of at most {limit} entries")
         elif not all(isinstance(v, str) and len(v) <= MAX_TEXT for v in values):
@@ -247,7 +251,8 @@ def _problems(c: Competition) -> list[str]:
                    metric.columnwise else "one target; several targets take a column-wise metric such as "
                    + ("mean-rmse" if c.task == "regression" else "mean-auc")))
     floor = c.value_floor
-    if floor is not None and (type(floor) not in (int, float) or not math.isfinite(floor) or c.task != "regression"):
+    # abs(...) < 1e300 is False for NaN and infinities, and compares a 400-digit int without overflowing
+    if floor is not None and (type(floor) not in (int, float) or not abs(floor) < 1e300 or c.task != "regression"):
         out.append("value_floor must be a finite number for a regression task, or null")
     if c.task == "regression":
         if c.labels != "float" or c.classes:

@@ -52,3 +52,10 @@ def parse(values: pd.Series, fmt: str) -> pd.Series:
     parsed = pd.to_datetime(pd.Series(cells, index=values.index).astype(str).str.strip(), format=fmt, errors="coerce",
                             utc=True)
     return parsed.dt.tz_localize(None)  # times with offsets compare in UTC; naive ones are taken as UTC
+
+
+def all_later(train: pd.Series, test: pd.Series, fmt: str) -> bool:
+    """Whether every date of `test` comes after every date of `train` (both in `fmt`; cells that are no dates left
+    out), so that random folds mix past and future rows where the competition asks for a forecast."""
+    first, last = parse(test, fmt).min(), parse(train, fmt).max()
+    return bool(first == first and last == last and first > last)  # NaT (no dates in a file) compares False

@@ -103,6 +103,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     # target's order when train was sorted by it
     dropped = tuple(c for c in train_header if (c not in test_header or is_row_index(c, train[c]))
                     and c not in (target, *several, id_column))
+    dates = () if shape is not None else _dates(train, [c for c in train_header if c not in dropped])
     return Competition(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -125,7 +126,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         proba_columns=tuple(proba_columns),
         id_in_train=id_column in train_header,
         dropped_columns=dropped,
-        date_columns=() if shape is not None else _dates(train, [c for c in train_header if c not in dropped]),
+        date_columns=dates,
+        forecast_columns=_forecast(folder, train, dates),
         metric_source=source,
         targets=several,
         value_floor=_floor(train, several or (target,)) if task == "regression" else None,
@@ -158,9 +160,10 @@ def _target(values: list[str], train: object, train_header: tuple[str, ...], tes
     both = () if wanted <= set(train_header) else [c for c in train_header if c in test_header]
     candidates = [c for c in train_header if c not in test_header] + list(both)
     for column in (c for c in candidates if c != id_column):
-        if set(train[column].str.strip().unique()) & wanted:
-            if column in test_header:
-                raise DataError(f"test.csv: {holds_target(column)}")
+        held = set(train[column].str.strip().unique())
+        if column in test_header and held and held <= wanted:  # every value a class: the target, left in test
+            raise DataError(f"test.csv: {holds_target(column)}")
+        if column not in test_header and held & wanted:
             return column, values
     if wanted <= set(train_header):
         return values[0], []  # several target columns, each one of train's
@@ -287,6 +290,24 @@ def _dates(train: object, columns: list[str]) -> tuple[str, ...]:
 
     assert isinstance(train, pd.DataFrame)
     return tuple(c for c in columns if date_format(train[c].head(5000)) is not None)
+
+
+def _forecast(folder: Path, train: object, dates: tuple[str, ...]) -> tuple[str, ...]:
+    """The date columns whose test values all come after train's; () when test cannot be read for them (its own
+    checks say why later)."""
+    import pandas as pd
+
+    from pipeline.core.dates import all_later, date_format
+
+    assert isinstance(train, pd.DataFrame)
+    if not dates:
+        return ()
+    try:
+        test = read_table(folder / "test.csv", strings=True, columns=dates)
+    except DataError:
+        return ()
+    return tuple(c for c in dates if c in test and (fmt := date_format(train[c].head(5000))) is not None
+                 and all_later(train[c], test[c], fmt))
 
 
 def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]]:
@@ -421,7 +442,7 @@ LARGE_TABLE = 40_000
 
 def default_model(task: str, modality: str, rows: int, several: bool = False) -> str:
     """The model `kc train` fits when not told (saved as competition.json's default_model): knn for pixels and
-    images, lgbm for classes, several targets or a large table, else blend."""
+    images, lgbm for several classes, several targets or a large table, else blend."""
     if modality != "tabular":
         return "knn"
     # several targets train one model each, so a model's cost is paid per target: lgbm (early-stopped) matched or

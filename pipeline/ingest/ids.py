@@ -56,9 +56,11 @@ def _once(keys: np.ndarray, name: str, id_column: str) -> None:
     twice = pd.Series(keys).duplicated(keep=False).to_numpy()
     if twice.any():
         rows = np.flatnonzero(twice)
-        raise DataError(f"{name} lists {id_column} {shown(str(keys[rows[0]]))} twice (rows {rows[0] + 1} and "
-                        f"{rows[np.flatnonzero(keys[rows] == keys[rows[0]])[1]] + 1}): a submission holds each id "
-                        "once; is the file damaged?")
+        first = str(keys[rows[0]])
+        which = f"{id_column} {shown(first)}" if first.strip() else f"a blank {id_column}"
+        why = "a submission holds each id once" if name != "test.csv" else "each test row needs an id of its own"
+        raise DataError(f"{name} lists {which} twice (rows {rows[0] + 1} and "
+                        f"{rows[np.flatnonzero(keys[rows] == keys[rows[0]])[1]] + 1}): {why}; is the file damaged?")
 
 
 def id_keys(comp: Competition, text: pd.Series) -> np.ndarray:

@@ -280,7 +280,8 @@ def _described(ws: Workspace, slug: str, force: bool = False) -> Competition | N
     except DataError as exc:
         if force:
             return None
-        raise DataError(f"{exc}; fix it, or fetch again with --force (and --from) to describe {slug} anew") from None
+        raise DataError(f"{exc}; fix it, or fetch again with --force (and --from, and --metric if you gave one) to "
+                        f"describe {slug} anew") from None
 
 
 def require_fetched(comp: Competition, ws: Workspace) -> Path:

@@ -221,7 +221,8 @@ def predict_run(comp: Competition, ws: Workspace, run_id: str | None) -> Written
         out = prepared.outputs(comp, ws, run, data)
         return write(comp, ws, data.test_ids, submitted(comp, out), run.run_id, run.model, run.score)
     raise DataError(f"every run of {comp.slug} was trained on other data or features than the current ones (the "
-                    "files, `kc convert --size`, or competition.json's target, classes or metric changed since): "
+                    "files, `kc convert --size`, kc's feature code, or competition.json's target, classes, metric or "
+                    "value_floor changed since): "
                     f"train again with `kc train {comp.slug}`")
 
 
@@ -241,7 +242,7 @@ def check_same_data(comp: Competition, run: Any, data: Any) -> None:
 
     if not same_training(comp, run.metrics, data.fingerprint):
         raise DataError(f"run {run.run_id} was trained on other data or features than {comp.slug}'s current ones, or "
-                        "under another target, classes or metric in competition.json: train again with "
+                        "under another target, classes, metric or value_floor in competition.json: train again with "
                         f"`kc train {comp.slug} --model {run.model}`")
 
 

@@ -144,11 +144,12 @@ def load(comp: Competition, ws: Workspace, features: str | None = None, cached: 
 
 def nothing_to_learn(comp: Competition) -> DataError:
     """The error for a train.csv that holds no column to learn from: only the id, the target and train-only columns."""
-    held = [f"the id '{shown(comp.id_column)}'",
+    held = [*([f"the id '{shown(comp.id_column)}'"] if comp.id_in_train else []),
             f"the targets {shown(', '.join(comp.targets))}" if comp.targets else
             f"the target '{shown(comp.target_column)}'",
             *([f"columns test.csv lacks ({shown(', '.join(comp.dropped_columns))})"] if comp.dropped_columns else [])]
-    return DataError(f"{comp.train_file} holds nothing to learn from, only {', '.join(held[:-1])} and {held[-1]}: kc "
+    only = f"{', '.join(held[:-1])} and {held[-1]}" if len(held) > 1 else held[0]
+    return DataError(f"{comp.train_file} holds nothing to learn from, only {only}: kc "
                      "learns from the columns train.csv and test.csv share, so add some to both (an id that packs "
                      "several fields, such as store_item_date, can be split into columns)")
 

@@ -54,3 +54,12 @@ def few_rows_note(metrics: RunMetrics) -> str | None:
         return rough + "a class with a single row keeps every row from being scored out-of-fold; more rows are the fix"
     folds = metrics.most_folds or AUTO_FOLDS  # None: a run saved before kc recorded it
     return rough + f"score every row out-of-fold with --folds {folds}"
+
+
+def forecast_note(comp: Competition) -> str | None:
+    """The warning for scores on random folds when test's dates all come after train's, else None."""
+    if not comp.forecast_columns:
+        return None
+    return (f"test's {', '.join(comp.forecast_columns)} values all come after train's, and kc's folds are random: they "
+            "mix past and future rows, so this score may flatter a model that must forecast (kc explore shows the "
+            "dates)")

@@ -39,7 +39,7 @@ def find(comp: Competition, ws: Workspace, model: str, seed: int = 0, valid_pct:
 
     if comp.targets:  # one model a target: which target's rate would it be?
         raise UsageError(f"kc lr-find handles one target; {comp.slug} has {len(comp.targets)}: kc train fits each "
-                         "target with the model's default rate, or the one -p lr=RATE gives")
+                         "target with the model's default rate, or the one --lr gives")
     cfg = TrainConfig(model=model.lower(), seed=seed, valid_pct=valid_pct).check()
     cfg = dataclasses.replace(cfg, params=comp.options_for(cfg.model))
     learner = build_model(comp, cfg)

@@ -235,9 +235,9 @@ def read_run(folder: Path) -> Run:
 
 def same_training(comp: Competition, metrics: RunMetrics, fingerprint: str) -> bool:
     """Whether a run was trained on the data (`fingerprint`) and under the description (target, classes, metric) as
-    they are now; what a run did not record (saved before kc kept it) is not held against it."""
-    return (not metrics.data_fingerprint or metrics.data_fingerprint == fingerprint) and \
-        (not metrics.learning_key or metrics.learning_key == comp.learning_key)
+    they are now; a run saved before kc kept the description's key is judged by its metric, the one part it kept."""
+    described = metrics.learning_key == comp.learning_key if metrics.learning_key else metrics.metric == comp.metric
+    return (not metrics.data_fingerprint or metrics.data_fingerprint == fingerprint) and described
 
 
 def runs_folder(comp: Competition, ws: Workspace) -> Path:

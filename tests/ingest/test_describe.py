@@ -513,7 +513,7 @@ def _prices_folder(tmp_path: Path) -> Path:
      "sample_submission.csv lists Id 1003 twice (rows 4 and 31): a submission holds each id once; is the file "
      "damaged?"),
     (lambda f: f["test"].assign(Id=f["test"]["Id"].where(f["test"].index != 7, 1002)),
-     "test.csv lists Id 1002 twice (rows 3 and 8): a submission holds each id once; is the file damaged?"),
+     "test.csv lists Id 1002 twice (rows 3 and 8): each test row needs an id of its own; is the file damaged?"),
 ])
 def test_a_damaged_sample_or_test_id_column_is_refused_at_fetch(kc, workspace, tmp_path, damage, error):
     folder = _prices_folder(tmp_path)
@@ -553,6 +553,8 @@ def test_values_never_negative_in_train_are_never_predicted_negative(kc, workspa
     written = []
     for floor in (0.0, None):  # as described, then with the floor taken out by hand
         path.write_text(json.dumps({**json.loads(path.read_text()), "value_floor": floor}))
+        if floor is None:  # the run scored with the floor no longer says what its file would score
+            assert kc("submit", "counts", ws=workspace).exit_code == 1
         assert kc("train", "counts", "--model", "sk-ridge", ws=workspace).exit_code == 0
         submitted = kc("submit", "counts", ws=workspace)
         assert submitted.exit_code == 0, submitted.output

@@ -562,6 +562,6 @@ def test_a_damaged_description_is_written_anew_by_force_and_named_otherwise(work
     with pytest.raises(DataError) as err:
         sources.fetch("other", ws, source)
     assert str(err.value) == (f"{path}: not valid JSON (Expecting value at line 1); fix it, or fetch again with "
-                              "--force (and --from) to describe other anew")
+                              "--force (and --from, and --metric if you gave one) to describe other anew")
     assert sources.fetch("other", ws, source, force=True).competition.target_column == "Survived"  # it kept failing
     assert json.loads(path.read_text())["slug"] == "other"

@@ -551,7 +551,8 @@ def test_a_run_trained_under_another_description_is_not_submitted(kc, workspace,
     assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
     path.write_text(json.dumps(original))  # trained with the classes flipped or scored by log loss; now put back
     refused = kc("submit", "santander", ws=workspace)  # it wrote the flipped probabilities, or the log loss as AUC
-    assert refused.exit_code == 1 and "competition.json's target, classes or metric changed since" in refused.stderr
+    assert refused.exit_code == 1 and "competition.json's target, classes, metric or value_floor changed since" in \
+        refused.stderr
     assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
     written = kc("submit", "santander", ws=workspace)
     assert written.exit_code == 0 and "ROC AUC" in written.stdout
@@ -564,3 +565,19 @@ def test_fetching_the_same_files_again_keeps_the_runs(kc, workspace, fixture_zip
     assert again.exit_code == 0
     written = kc("submit", "titanic", ws=workspace)  # it said every run was trained on other data
     assert written.exit_code == 0, written.output
+
+
+def test_a_run_saved_before_the_description_key_is_judged_by_its_metric(kc, workspace):
+    layouts = FIXTURES / "layouts"
+    assert kc("fetch", "santander", "--from", layouts / "santander", "--metric", "AUC", ws=workspace).exit_code == 0
+    assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    run = next((workspace / "competitions/santander/runs").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    del metrics["learning_key"]  # as kc wrote runs before it kept the key
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    path = workspace / "competitions/santander/competition.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metric": "log-loss"}))
+    refused = kc("submit", "santander", ws=workspace)  # its AUC was written under log loss's name
+    assert refused.exit_code == 1 and "train again" in refused.stderr
+    path.write_text(json.dumps({**json.loads(path.read_text()), "metric": "roc-auc"}))
+    assert kc("submit", "santander", ws=workspace).exit_code == 0
