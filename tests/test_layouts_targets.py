@@ -257,3 +257,8 @@ def test_a_metric_that_cannot_score_several_0_1_targets_lists_those_that_can(kc,
     result = kc("fetch", "skies", "--from", LAYOUTS / "skies", "--metric", "rmse", ws=workspace)
     assert result.exit_code == 1 and result.stderr == (  # it listed accuracy, f1, qwk: each refused for several
         "Error: metric 'rmse' does not score binary tasks; use one of: roc-auc, log-loss, mean-auc, mean-log-loss\n")
+
+
+def test_the_fetch_hint_for_several_0_1_targets_suggests_another_metric(kc, workspace):
+    comp, printed = fetch(kc, workspace, "skies")  # it suggested "mean-log-loss", the metric already set
+    assert comp.metric == "mean-log-loss" and '(e.g. "metric": "mean-auc")' in printed

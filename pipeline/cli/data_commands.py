@@ -28,7 +28,7 @@ def _describe(comp: competitions.Competition, folder: Path) -> None:
         out.print("  " + line)
     other = next((name for name in metrics.fitting(comp.task, bool(comp.targets)) if name != comp.metric
                   and not (metrics.METRICS[name].log_target or metrics.METRICS[name].log1p_target)  # any values
-                  and (metrics.METRICS[name].needs == "proba") == bool(comp.proba_columns)), comp.metric)
+                  and (metrics.METRICS[name].needs == "proba") == comp.writes_proba), comp.metric)
     out.print(f"  edit competition.json to correct any of it (e.g. \"metric\": \"{other}\")")
 
 
