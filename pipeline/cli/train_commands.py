@@ -225,6 +225,7 @@ def models(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None
 def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) -> None:
     """List the competition's runs, best validation score first (by its metric)."""
     from pipeline.training import listing
+    from pipeline.training.records import same_description
 
     ws = workspace_of(ctx, workspace)
     comp = api.competition(slug, ws)
@@ -244,6 +245,9 @@ def runs(ctx: typer.Context, slug: Slug = None, workspace: WorkspaceOpt = None) 
     if labels["options"] in left_out:  # a damaged run says why in that column
         for damaged in found.damaged:
             out.print(f"{damaged.run_id} is damaged: {damaged.reason}")
+    if stale := [r.run_id for r in found if not same_description(comp, r.metrics) and r.metrics.metric == comp.metric]:
+        out.print(f"(stale): {', '.join(stale)} trained under another target, classes order or value_floor in "
+                  "competition.json; kc submit passes over them, `kc train` again to compare")
     for again, first in listing.repeats(list(found), comp).items():
         out.print(f"{again} repeats {first} (same model, options, folds, seed and data): one result, not two")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, KcError
-from pipeline.training.records import Damaged, Run
+from pipeline.training.records import Damaged, Run, same_description
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,12 @@ def columns(comp: Competition) -> list[Column]:
 def run_cells(comp: Competition, run: Run) -> list[Cell]:
     """One run's row, in the order of `columns`."""
     m, metric = run.metrics, comp.scorer
-    own = m.metric == comp.metric  # a run scored by another metric (the description changed) sorts last
+    own = same_description(comp, m)  # trained under another competition.json (another metric, say): sorts last
     where = "OOF" if m.scored_on == "oof" else "split"
     options = options_text(run, comp)
+    other = m.metric if m.metric != comp.metric else "stale"
     return [Cell(run.run_id), Cell(model_text(run)),
-            Cell(metric.format(run.score) if own else f"{run.score:.4f} ({m.metric})", run.score if own else ""),
+            Cell(metric.format(run.score) if own else f"{run.score:.4f} ({other})", run.score if own else ""),
             Cell(f"{where}, {m.valid_rows:,} row{'s' * (m.valid_rows != 1)}", f"{where} {m.valid_rows:09d}"),
             Cell(f"± {metric.format(m.fold_std)}" if m.fold_scores else "-", m.fold_std if m.fold_scores else ""),
             Cell(m.submits_with), Cell(f"{m.fit_seconds:.1f}", m.fit_seconds), Cell(options)]

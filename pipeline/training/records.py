@@ -234,10 +234,15 @@ def read_run(folder: Path) -> Run:
 
 
 def same_training(comp: Competition, metrics: RunMetrics, fingerprint: str) -> bool:
-    """Whether a run was trained on the data (`fingerprint`) and under the description (target, classes, metric) as
-    they are now; a run saved before kc kept the description's key is judged by its metric, the one part it kept."""
-    described = metrics.learning_key == comp.learning_key if metrics.learning_key else metrics.metric == comp.metric
-    return (not metrics.data_fingerprint or metrics.data_fingerprint == fingerprint) and described
+    """Whether a run was trained on the data (`fingerprint`) and under the description (`same_description`) as they
+    are now."""
+    return (not metrics.data_fingerprint or metrics.data_fingerprint == fingerprint) and same_description(comp, metrics)
+
+
+def same_description(comp: Competition, metrics: RunMetrics) -> bool:
+    """Whether a run was trained under competition.json's target, classes, metric and value floor as they are now; a
+    run saved before kc kept the description's key is judged by its metric."""
+    return metrics.learning_key == comp.learning_key if metrics.learning_key else metrics.metric == comp.metric
 
 
 def runs_folder(comp: Competition, ws: Workspace) -> Path:
@@ -260,7 +265,8 @@ def scan(comp: Competition, ws: Workspace) -> tuple[list[Run], list[Damaged]]:
         except DataError as exc:
             damaged.append(Damaged(d.name, str(exc).removeprefix(f"run {d.name}: ")))
     metric = comp.scorer
-    good.sort(key=lambda r: (r.metrics.metric != comp.metric, metric.sort_key(r.score), r.run_id))
+    # runs trained under another description (scored by another metric, say) after the others, whatever their score
+    good.sort(key=lambda r: (not same_description(comp, r.metrics), metric.sort_key(r.score), r.run_id))
     return good, damaged
 
 

@@ -553,7 +553,13 @@ def test_a_run_trained_under_another_description_is_not_submitted(kc, workspace,
     refused = kc("submit", "santander", ws=workspace)  # it wrote the flipped probabilities, or the log loss as AUC
     assert refused.exit_code == 1 and "competition.json's target, classes, metric or value_floor changed since" in \
         refused.stderr
+    listed = kc("runs", "santander", ws=workspace).stdout  # it ranked the stale run by its score, unmarked
+    assert ("(stale)" in listed and "kc submit passes over them" in listed) == ("classes" in edit)
+    assert ("(log-loss)" in listed) == ("metric" in edit)
     assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    runs = kc("runs", "santander", ws=workspace).stdout.splitlines()
+    fresh = next(line for line in runs if "sk-logistic" in line and "(" not in line.split("│")[3])
+    assert runs.index(fresh) < next(i for i, line in enumerate(runs) if "(stale)" in line or "(log-loss)" in line)
     written = kc("submit", "santander", ws=workspace)
     assert written.exit_code == 0 and "ROC AUC" in written.stdout
 
