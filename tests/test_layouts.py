@@ -371,3 +371,18 @@ def test_a_pixel_csv_written_with_its_row_index_reads_its_pixels(kc, workspace, 
 
     data = arrays.convert(comp, Workspace(workspace))
     assert data.train_images.shape == (1000, 8, 8) and data.test_images.shape == (200, 8, 8)
+
+
+def test_rows_of_commas_at_the_end_of_a_pixel_csv_are_no_rows(kc, workspace, tmp_path):
+    folder = tmp_path / "kannada"
+    shutil.copytree(LAYOUTS / "kannada", folder)
+    train = folder / "train.csv"
+    rows = len(pd.read_csv(train))
+    width = len(pd.read_csv(train, nrows=0).columns)
+    train.write_bytes(train.read_bytes() + ("," * (width - 1) + "\r\n").encode() * 2)  # a spreadsheet's leftovers
+    assert kc("fetch", "kannada", "--from", folder, ws=workspace).exit_code == 0
+    converted = kc("convert", "kannada", ws=workspace)  # fetch took them for no rows, convert for a missing label
+    assert converted.exit_code == 0, converted.output
+    from pipeline.core.dataset import load_dataset
+
+    assert len(load_dataset(competitions.get("kannada", workspace), Workspace(workspace)).y) == rows

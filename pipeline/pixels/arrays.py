@@ -15,7 +15,17 @@ import numpy as np
 from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, UsageError
 from pipeline.core.workspace import Workspace, atomic_path
-from pipeline.ingest.csvfiles import MAX_HEADER, WHOLE_NUMBER, decode, file_key, header_cells, named, read_header, shown
+from pipeline.ingest.csvfiles import (
+    MAX_HEADER,
+    WHOLE_NUMBER,
+    decode,
+    file_key,
+    header_cells,
+    named,
+    read_header,
+    shown,
+    without_blank_tail,
+)
 from pipeline.ingest.sources import locked, require_fetched
 from pipeline.pixels import images
 
@@ -95,7 +105,7 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
 
     try:
         table = pacsv.read_csv(
-            path,  # named as read_header names them (pyarrow would name a blank cell '')
+            _without_blank_tail(path),  # named as read_header names them (pyarrow would name a blank cell '')
             read_options=pacsv.ReadOptions(block_size=8 << 20, skip_rows=1, column_names=_names(path, columns)),
             convert_options=pacsv.ConvertOptions(column_types=pixel_types | text_types, include_columns=list(columns),
                                                  strings_can_be_null=True),
@@ -124,6 +134,19 @@ def read_pixel_csv(path: Path, comp: Competition, label: bool) -> tuple[np.ndarr
         out[start : start + batch.num_rows] = block.T
         start += batch.num_rows
     return images.to_images(np.ascontiguousarray(out), comp.image_shape), codes
+
+
+def _without_blank_tail(path: Path) -> Any:
+    """The file to parse: the path itself, or its bytes without the rows of commas at its end (a spreadsheet's
+    leftovers, which kc's table reading drops too); only the last 64 KB are read to tell."""
+    import pyarrow as pa
+
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - (64 << 10)))
+        tail = b"\n" + f.read()  # the chunk's first line is cut: never taken for blank
+    if without_blank_tail(tail) == tail:
+        return path
+    return pa.BufferReader(without_blank_tail(path.read_bytes()))
 
 
 def _names(path: Path, columns: tuple[str, ...]) -> list[str]:
