@@ -164,7 +164,7 @@ class Competition:
 
         learnt: list[object] = [self.task, self.target_column, self.targets, self.classes, self.labels, self.metric]
         if self.value_floor is not None:  # a description from before the floor keeps its key
-            learnt.append(self.value_floor)
+            learnt.append(float(self.value_floor))  # 0 and 0.0 are one floor
         return hashlib.sha256(json.dumps(learnt).encode()).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
@@ -251,9 +251,12 @@ def _problems(c: Competition) -> list[str]:
                    metric.columnwise else "one target; several targets take a column-wise metric such as "
                    + ("mean-rmse" if c.task == "regression" else "mean-auc")))
     floor = c.value_floor
-    # abs(...) < 1e300 is False for NaN and infinities, and compares a 400-digit int without overflowing
-    if floor is not None and (type(floor) not in (int, float) or not abs(floor) < 1e300 or c.task != "regression"):
-        out.append("value_floor must be a finite number for a regression task, or null")
+    # abs(...) < 1e30 is False for NaN and infinities, and compares a 400-digit int without overflowing; past 1e30 the
+    # metrics overflow (kc refuses such targets in train too)
+    if floor is not None and (type(floor) not in (int, float) or not abs(floor) < 1e30 or c.task != "regression"):
+        out.append("value_floor must be a number between -1e30 and 1e30 for a regression task, or null")
+    if unknown := [name for name in c.forecast_columns if name not in c.date_columns]:
+        out.append(f"forecast_columns names '{unknown[0]}', which is not one of date_columns")
     if c.task == "regression":
         if c.labels != "float" or c.classes:
             out.append("a regression task writes float labels and has no classes")

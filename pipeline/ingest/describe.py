@@ -58,6 +58,8 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     id_column, values = columns[0], list(columns[1:])
     train_header, test_header = (read_header(folder / name, columns) for name in ("train.csv", "test.csv"))
     train = read_table(folder / "train.csv", strings=True)
+    if train.empty:  # before the target's values are judged: it has none
+        raise DataError("train.csv has a header but no rows; is it the competition's data?")
     target, proba_columns = _target(values, train, train_header, test_header, id_column, sample)
     several = tuple(values) if target in values and len(values) > 1 else ()  # several target columns
     if several:

@@ -238,6 +238,9 @@ def _tsv_to_csv(dest: Path) -> None:
             written.unlink(missing_ok=True)
             raise DataError(f"{tsv.name}: not {encoding} text past its first MB ({exc.reason}); save it as UTF-8") \
                 from None
+        except csv_module.Error as exc:  # a cell past the csv module's field limit, say
+            written.unlink(missing_ok=True)
+            raise DataError(f"{tsv.name}: not a readable tab-separated file ({shown(str(exc))})") from None
         except DataError:
             written.unlink(missing_ok=True)
             raise
@@ -248,6 +251,7 @@ def _tsv_to_csv(dest: Path) -> None:
 def _copy_rows(reader: Iterator[list[str]], writer: Any, name: str) -> None:
     """Write each row of a tab-separated file as CSV, refusing an empty file, a column named twice and a row wider
     or narrower than the header (a stray tab would move every later cell)."""
+    csv_module.field_size_limit(1 << 30)  # free text runs long (the default stops at 131,072 characters)
     header = next(reader, None)
     if not header:
         raise DataError(f"{name}: the file is empty")

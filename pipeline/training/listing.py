@@ -133,7 +133,7 @@ def repeats(runs: list[Run], comp: Competition) -> dict[str, str]:
         if c.model == "blend":  # default members carry options of their own: named ones are another blend
             params["members given"] = c.params.get("members", "")
         key = repr((c.model, params, c.valid_pct if not c.folds else None, c.folds, c.seed, c.full, c.features,
-                    c.time_limit, m.data_fingerprint, m.interrupted))
+                    c.time_limit, m.data_fingerprint, m.learning_key or m.metric, m.interrupted))
         if key in first:
             found[run.run_id] = first[key]
         else:

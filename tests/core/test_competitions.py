@@ -166,3 +166,28 @@ def test_a_damaged_several_targets_description_is_one_line(change, problem):
     with pytest.raises(DataError) as err:
         competitions.Competition.from_json({**SKIES, **change}, "skies.json")
     assert str(err.value).startswith(f"skies.json: {problem}")
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"value_floor": 1e299}, "value_floor must be a number between -1e30 and 1e30"),  # the metrics overflowed
+    ({"value_floor": 10 ** 400}, "value_floor must be a number between -1e30 and 1e30"),
+    ({"value_floor": True}, "value_floor must be a number between -1e30 and 1e30"),
+    ({"forecast_columns": ["nope"]}, "forecast_columns names 'nope', which is not one of date_columns"),
+])
+def test_value_floor_and_forecast_columns_are_checked(tmp_path, change, problem):
+    data = {**competitions.TITANIC.to_json(), "task": "regression", "labels": "float", "classes": [],
+            "class_names": [], "metric": "rmse", **change}
+    path = tmp_path / "competitions/titanic/competition.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError) as err:
+        competitions.load(path)
+    assert str(err.value).startswith(f"{path}: {problem}")
+
+
+def test_a_floor_of_0_is_the_floor_0_0():
+    import dataclasses
+
+    base = dataclasses.replace(competitions.TITANIC, task="regression", labels="float", classes=(), metric="rmse")
+    zero, point = (dataclasses.replace(base, value_floor=v).learning_key for v in (0, 0.0))
+    assert zero == point != base.learning_key  # '0' in competition.json made every run stale

@@ -562,5 +562,15 @@ def test_values_never_negative_in_train_are_never_predicted_negative(kc, workspa
     assert written[0].min() == 0 and written[1].min() < 0  # the floor is what keeps them at 0 or above
     path.write_text(json.dumps({**json.loads(path.read_text()), "value_floor": "zero"}))
     refused = kc("train", "counts", ws=workspace)
-    assert refused.exit_code == 1 and "value_floor must be a finite number for a regression task, or null" in \
+    assert refused.exit_code == 1 and "value_floor must be a number between -1e30 and 1e30 for a regression task" in \
         refused.stderr
+
+
+def test_a_train_file_of_a_header_alone_is_told_so(tmp_path):
+    folder = tmp_path / "files"
+    zipfile.ZipFile(prices(tmp_path)).extractall(folder)
+    (folder / "train.csv").write_text((folder / "train.csv").read_text().splitlines()[0] + "\n")
+    with pytest.raises(DataError) as err:  # it said the target had one value only
+        describe.infer("prices-mini", folder)
+    assert str(err.value) == "train.csv has a header but no rows; is it the competition's data?"
+

@@ -565,3 +565,21 @@ def test_a_damaged_description_is_written_anew_by_force_and_named_otherwise(work
                               "--force (and --from, and --metric if you gave one) to describe other anew")
     assert sources.fetch("other", ws, source, force=True).competition.target_column == "Survived"  # it kept failing
     assert json.loads(path.read_text())["slug"] == "other"
+
+
+def test_a_tab_separated_cell_longer_than_the_csv_modules_limit_is_kept(workspace, tmp_path):
+    import pandas as pd
+
+    files = other_files(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("train.csv", "test.csv"):
+        table = pd.read_csv(FIXTURES / "titanic" / name, dtype=str, keep_default_na=False)
+        if name == "train.csv":
+            table.loc[0, "Name"] = "x" * 200_000  # free text runs long; the csv module stopped at 131,072
+        text = "".join("\t".join(row) + "\n" for row in [list(table.columns), *table.to_numpy().tolist()])
+        (src / name.replace(".csv", ".tsv")).write_text(text)
+    (src / "sample_submission.csv").write_bytes(files["sample_submission.csv"])
+    sources.fetch("other", Workspace(workspace), src)  # it raised an unexpected csv.Error
+    train = pd.read_csv(workspace / "competitions/other/train.csv", dtype=str, keep_default_na=False)
+    assert train.loc[0, "Name"] == "x" * 200_000

@@ -557,6 +557,7 @@ def test_a_run_trained_under_another_description_is_not_submitted(kc, workspace,
     assert ("(stale)" in listed and "kc submit passes over them" in listed) == ("classes" in edit)
     assert ("(log-loss)" in listed) == ("metric" in edit)
     assert kc("train", "santander", "--model", "sk-logistic", ws=workspace).exit_code == 0
+    assert "repeats" not in kc("runs", "santander", ws=workspace).stdout  # one run per description: two results
     runs = kc("runs", "santander", ws=workspace).stdout.splitlines()
     fresh = next(line for line in runs if "sk-logistic" in line and "(" not in line.split("│")[3])
     assert runs.index(fresh) < next(i for i, line in enumerate(runs) if "(stale)" in line or "(log-loss)" in line)
