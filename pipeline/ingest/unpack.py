@@ -229,6 +229,7 @@ def _tsv_to_csv(dest: Path) -> None:
         except UnicodeDecodeError as exc:
             head = head[:exc.start] if exc.reason == "unexpected end of data" else head
         encoding = text_encoding(head, tsv.name)  # a BOM, or no UTF-8 in the first MB
+        limit = csv_module.field_size_limit(1 << 30)  # free text runs long (the default stops at 131,072 characters)
         try:
             with tsv.open(encoding=encoding, newline="") as source, written.open("w", encoding="utf-8",
                                                                                     newline="") as out:
@@ -244,6 +245,8 @@ def _tsv_to_csv(dest: Path) -> None:
         except DataError:
             written.unlink(missing_ok=True)
             raise
+        finally:  # the limit is the whole process's: kc's other readers keep theirs
+            csv_module.field_size_limit(limit)
         written.replace(csv)
         tsv.unlink()
 
@@ -251,7 +254,6 @@ def _tsv_to_csv(dest: Path) -> None:
 def _copy_rows(reader: Iterator[list[str]], writer: Any, name: str) -> None:
     """Write each row of a tab-separated file as CSV, refusing an empty file, a column named twice and a row wider
     or narrower than the header (a stray tab would move every later cell)."""
-    csv_module.field_size_limit(1 << 30)  # free text runs long (the default stops at 131,072 characters)
     header = next(reader, None)
     if not header:
         raise DataError(f"{name}: the file is empty")

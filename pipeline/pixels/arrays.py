@@ -80,7 +80,7 @@ def _scan_cells(path: Path, columns: tuple[str, ...], width: int, reader: Any, l
             if name == label:
                 if label_text(cell) not in classes:
                     return f"{path.name}: row {row}, column {name}: '{shown(value)}' is not one of {', '.join(classes)}"
-            elif name in pixels and (not (cell.isascii() and cell.isdigit()) or int(cell) > 255):
+            elif name in pixels and (not (cell.isascii() and cell.isdigit()) or len(cell) > 3 or int(cell) > 255):
                 fraction = re.fullmatch(r"[01]?\.[0-9]+(e-?[0-9]+)?|[01]\.?", cell) is not None
                 return (f"{path.name}: row {row}, column {name}: '{shown(value)}' is not an integer 0-255"
                         + ("; kc reads pixels as whole numbers: for fractions of 0-1, write round(x * 255)"

@@ -580,6 +580,10 @@ def test_a_tab_separated_cell_longer_than_the_csv_modules_limit_is_kept(workspac
         text = "".join("\t".join(row) + "\n" for row in [list(table.columns), *table.to_numpy().tolist()])
         (src / name.replace(".csv", ".tsv")).write_text(text)
     (src / "sample_submission.csv").write_bytes(files["sample_submission.csv"])
+    import csv
+
+    limit = csv.field_size_limit()
     sources.fetch("other", Workspace(workspace), src)  # it raised an unexpected csv.Error
+    assert csv.field_size_limit() == limit  # the process's limit: raised for good, a 64 MB digit cell went to int()
     train = pd.read_csv(workspace / "competitions/other/train.csv", dtype=str, keep_default_na=False)
     assert train.loc[0, "Name"] == "x" * 200_000
