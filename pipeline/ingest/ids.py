@@ -49,18 +49,23 @@ def sample_ids_in_test(comp: Competition, folder: Path) -> None:
                     f"{comp.test_file} has no row for; {why}")
 
 
-def _once(keys: np.ndarray, name: str, id_column: str) -> None:
-    """Fail when an id appears twice: a submission holds each test row's id once."""
+def first_repeat(keys: np.ndarray) -> int | None:
+    """The first row whose key an earlier row holds, or None."""
     import pandas as pd
 
-    twice = pd.Series(keys).duplicated(keep=False).to_numpy()
-    if twice.any():
-        rows = np.flatnonzero(twice)
-        first = str(keys[rows[0]])
-        which = f"{id_column} {shown(first)}" if first.strip() else f"a blank {id_column}"
+    twice = pd.Series(keys, dtype=object).duplicated().to_numpy()
+    return int(twice.argmax()) if twice.any() else None
+
+
+def _once(keys: np.ndarray, name: str, id_column: str) -> None:
+    """Fail when an id appears twice: a submission holds each test row's id once."""
+    row = first_repeat(keys)
+    if row is not None:
+        key = str(keys[row])
+        which = f"{id_column} {shown(key)}" if key.strip() else f"a blank {id_column}"
         why = "a submission holds each id once" if name != "test.csv" else "each test row needs an id of its own"
-        raise DataError(f"{name} lists {which} twice (rows {rows[0] + 1} and "
-                        f"{rows[np.flatnonzero(keys[rows] == keys[rows[0]])[1]] + 1}): {why}; is the file damaged?")
+        earlier = int(np.flatnonzero(keys[:row] == keys[row])[0])
+        raise DataError(f"{name} lists {which} twice (rows {earlier + 1} and {row + 1}): {why}; is the file damaged?")
 
 
 def id_keys(comp: Competition, text: pd.Series) -> np.ndarray:

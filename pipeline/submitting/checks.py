@@ -12,7 +12,7 @@ from pipeline.core.competitions import Competition
 from pipeline.core.errors import DataError, SubmissionError, UsageError
 from pipeline.core.workspace import Workspace
 from pipeline.ingest.csvfiles import header_cells, read_table, shown
-from pipeline.ingest.ids import id_keys, ids_text, keys_or_text
+from pipeline.ingest.ids import first_repeat, id_keys, ids_text, keys_or_text
 from pipeline.ingest.sources import require_fetched
 
 if TYPE_CHECKING:
@@ -28,19 +28,11 @@ def sample_ids(comp: Competition, ws: Workspace) -> list[str]:
     """The sample submission's ids, as normalised text, in Kaggle's order."""
     path = require_fetched(comp, ws) / comp.sample_file
     keys = keys_or_text(comp, read_table(path, strings=True)[comp.id_column])
-    row = _first_repeat(keys)
+    row = first_repeat(keys)
     if row is not None:
         raise DataError(f"{comp.sample_file}: row {row + 1}, column {comp.id_column}: id {shown(keys[row])} appears "
                         f"twice in the sample submission; fetch {comp.slug} again with --force")
     return keys.tolist()
-
-
-def _first_repeat(keys: np.ndarray) -> int | None:
-    """The first row whose key an earlier row holds, or None."""
-    import pandas as pd
-
-    twice = pd.Series(keys, dtype=object).duplicated().to_numpy()
-    return int(twice.argmax()) if twice.any() else None
 
 
 def _labels_ok(comp: Competition, cells: pd.Series) -> np.ndarray:
@@ -85,7 +77,7 @@ def check(comp: Competition, want: list[str], df: pd.DataFrame) -> None:
     if invalid.any():
         bad = int(invalid.argmax())
         raise SubmissionError(f"row {bad + 1}: {id_col} '{shown(cells[id_col].iloc[bad])}' is not an integer id")
-    twice = _first_repeat(got)
+    twice = first_repeat(got)
     if twice is not None:
         raise SubmissionError(f"row {twice + 1}: {id_col} {shown(got[twice])} appears twice")
     wanted = np.asarray(want, dtype=object)
@@ -179,7 +171,7 @@ def frame(comp: Competition, ws: Workspace, ids: np.ndarray, predictions: np.nda
         raise SubmissionError(f"the model returned {len(predictions)} predictions for {len(ids)} test rows")
     columns = _value_cells(comp, np.asarray(predictions))  # one (n,) object array per value column
     keys = keys_or_text(comp, pd.Series(ids).astype(str))
-    twice = _first_repeat(keys)
+    twice = first_repeat(keys)
     if twice is not None:  # two test rows with one id: refuse rather than submit one of them
         raise SubmissionError(f"{comp.test_file}: {comp.id_column} {shown(keys[twice])} appears twice among the test "
                               "rows; each test row needs its own id")
