@@ -105,7 +105,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
     # target's order when train was sorted by it
     dropped = tuple(c for c in train_header if (c not in test_header or is_row_index(c, train[c]))
                     and c not in (target, *several, id_column))
-    dates = () if shape is not None else _dates(train, [c for c in train_header if c not in dropped])
+    dates = {} if shape is not None else _dates(train, [c for c in train_header if c not in dropped])
     return Competition(
         slug=slug,
         title=slug.replace("-", " ").title(),
@@ -128,7 +128,7 @@ def infer(slug: str, folder: Path, metric: str | None = None, metric_source: str
         proba_columns=tuple(proba_columns),
         id_in_train=id_column in train_header,
         dropped_columns=dropped,
-        date_columns=dates,
+        date_columns=tuple(dates),
         forecast_columns=_forecast(folder, train, dates),
         metric_source=source,
         targets=several,
@@ -284,32 +284,32 @@ def _kind_text(kind: tuple[str, str, tuple[str, ...]]) -> str:
     return "values" if task == "regression" else f"{len(classes)} {'text ' if labels == 'str' else ''}classes"
 
 
-def _dates(train: object, columns: list[str]) -> tuple[str, ...]:
-    """The text columns of train whose values are dates."""
+def _dates(train: object, columns: list[str]) -> dict[str, str]:
+    """The text columns of train whose values are dates, each with its format."""
     import pandas as pd
 
     from pipeline.core.dates import date_format
 
     assert isinstance(train, pd.DataFrame)
-    return tuple(c for c in columns if date_format(train[c].head(5000)) is not None)
+    formats = {c: date_format(train[c].head(5000)) for c in columns}
+    return {c: fmt for c, fmt in formats.items() if fmt is not None}
 
 
-def _forecast(folder: Path, train: object, dates: tuple[str, ...]) -> tuple[str, ...]:
-    """The date columns whose test values all come after train's; () when test cannot be read for them (its own
-    checks say why later)."""
+def _forecast(folder: Path, train: object, dates: dict[str, str]) -> tuple[str, ...]:
+    """The date columns (with their formats, `_dates`) whose test values all come after train's; () when test
+    cannot be read for them (its own checks say why later)."""
     import pandas as pd
 
-    from pipeline.core.dates import all_later, date_format
+    from pipeline.core.dates import all_later
 
     assert isinstance(train, pd.DataFrame)
     if not dates:
         return ()
     try:
-        test = read_table(folder / "test.csv", strings=True, columns=dates)
+        test = read_table(folder / "test.csv", strings=True, columns=tuple(dates))
     except DataError:
         return ()
-    return tuple(c for c in dates if c in test and (fmt := date_format(train[c].head(5000))) is not None
-                 and all_later(train[c], test[c], fmt))
+    return tuple(c for c, fmt in dates.items() if c in test and all_later(train[c], test[c], fmt))
 
 
 def _target_kind(values: object, target: str) -> tuple[str, str, tuple[str, ...]]:
